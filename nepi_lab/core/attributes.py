@@ -1,0 +1,154 @@
+"""Declared, typed resource attributes.
+
+A resource type declares its attributes as a tuple of :class:`Attribute` in its class
+body; subclasses inherit them and may redeclare one by name to change its default.
+Values are checked and normalised when set: ``Integer`` takes ``3`` or ``"3"`` (NEPI
+scripts often pass strings) but refuses ``"three"``, ``3.5`` and ``True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import AttributeValueError
+
+
+class Types(str, enum.Enum):
+    """Value types of attributes, with NEPI's names."""
+
+    String = "STRING"
+    Bool = "BOOL"
+    Enumerate = "ENUM"
+    Double = "DOUBLE"
+    Integer = "INTEGER"
+
+
+class Flags(enum.IntFlag):
+    """Attribute flags, with NEPI's values; they may be combined with ``|``."""
+
+    NoFlags = 0
+    NoRead = 1  # value is secret: shown masked
+    NoWrite = 2  # set by the resource itself, never by the user
+    Design = 4  # may be set only before the resource is deployed
+    Construct = 8  # passed to the back end's constructor (ns-3)
+    Credential = 16 | 4  # a secret such as a password or key; design-only
+    Filter = 32 | 4  # a discovery filter; design-only
+    Reserved = 64  # maps to a live back-end attribute
+    Global = 128  # class-wide value
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Attribute:
+    """The declaration of one attribute, and (in copies) its current value.
+
+    Parameters
+    ----------
+    name : str
+        Name used with ``ec.set(guid, name, value)``.
+    help : str
+        One line shown in errors, reprs and as the widget tooltip.
+    type : Types
+        Value type; values are checked and normalised to it.
+    flags : Flags
+        See :class:`Flags`.
+    default : object
+        Value before any ``set``.
+    allowed : sequence, optional
+        For ``Types.Enumerate``: the allowed values.
+    range : (low, high), optional
+        For numbers: inclusive bounds (either may be None).
+    set_hook : callable, optional
+        ``hook(resource, old, new) -> new`` called on every set, for runtime effects.
+
+    Example
+    -------
+    >>> a = Attribute("count", "packets to send", type=Types.Integer, default=3, range=(1, None))
+    >>> a.check("5")
+    5
+    """
+
+    name: str
+    help: str = ""
+    type: Types = Types.String
+    flags: Flags = Flags.NoFlags
+    default: Any = None
+    allowed: Sequence[Any] | None = None
+    range: tuple[float | None, float | None] | None = None
+    set_hook: Callable[[Any, Any, Any], Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+    value: Any = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.type is Types.Enumerate and not self.allowed:
+            raise TypeError(f"attribute {self.name!r}: an Enumerate needs allowed values")
+        if self.allowed is not None:
+            object.__setattr__(self, "allowed", tuple(self.allowed))
+
+    def has_flag(self, flag: Flags) -> bool:
+        """True when every bit of ``flag`` is set on this attribute."""
+        return (self.flags & flag) == flag
+
+    def with_value(self, value: Any) -> Attribute:
+        """A copy of this declaration carrying ``value``."""
+        return dataclasses.replace(self, value=value)
+
+    def check(self, value: Any, guid: int | None = None, rtype: str = "") -> Any:
+        """Return ``value`` normalised to this attribute's type, or raise.
+
+        ``None`` is always accepted: it means "unset" (the attribute's default).
+
+        Raises
+        ------
+        AttributeValueError
+            Wrong type, not among the allowed values, or outside the range.
+        """
+        if value is None:
+            return None
+
+        def bad(reason: str) -> AttributeValueError:
+            return AttributeValueError(guid, rtype, self.name, value, reason, self.allowed)
+
+        t = self.type
+        if t is Types.String:
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                value = str(value)
+            elif not isinstance(value, str):
+                raise bad(f"expected a string, got {type(value).__name__}")
+        elif t is Types.Bool:
+            if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+                value = value.strip().lower() in _TRUE
+            elif not isinstance(value, bool):
+                raise bad("expected True or False")
+        elif t is Types.Integer:
+            if isinstance(value, str):
+                try:
+                    value = int(value.strip())
+                except ValueError:
+                    raise bad("expected an integer") from None
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise bad(f"expected an integer, got {type(value).__name__}")
+        elif t is Types.Double:
+            if isinstance(value, str):
+                try:
+                    value = float(value.strip())
+                except ValueError:
+                    raise bad("expected a number") from None
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad(f"expected a number, got {type(value).__name__}")
+            else:
+                value = float(value)
+        if self.allowed is not None and value not in self.allowed:
+            raise bad("allowed values are " + ", ".join(repr(a) for a in self.allowed))
+        if self.range is not None and t in (Types.Integer, Types.Double):
+            low, high = self.range
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise bad(f"must lie in [{'-inf' if low is None else low}, {'inf' if high is None else high}]")
+        return value

@@ -1,0 +1,1271 @@
+"""The ExperimentController: NEPI's public API on one asyncio event loop.
+
+A NEPI script ports by changing its imports::
+
+    from nepi_lab import ExperimentController, ResourceState, ResourceAction
+
+    with ExperimentController(exp_id="ping-test") as ec:
+        node = ec.register_resource("linux::Node", hostname="localhost")
+        app = ec.register_resource("linux::Application", command="echo hello")
+        ec.register_connection(app, node)
+        ec.deploy()
+        ec.wait_finished(app, timeout=30)
+        print(ec.trace(app, "stdout"))
+
+Every blocking call takes ``timeout=`` (seconds) and has an ``*_async`` twin for
+``await``; ``register_resource``, ``set``, ``get``, ``state`` and the other
+bookkeeping calls never block.  Leaving the ``with`` block releases everything, also
+on an exception.
+
+Semantics the user can rely on (see also DESIGN.md):
+
+- ``deploy()`` returns at once; resources deploy concurrently.  With
+  ``wait_all_ready=True`` no member of the deployment group starts before every
+  member is READY (members that fail non-critically are left out).
+- Conditions are awaited on state changes, never polled; their delays count from the
+  time the awaited state was reached.
+- A critical failure fails the experiment: pending actions are cancelled, everything
+  is stopped and released, and ``wait_deployed/started/finished`` raise
+  :class:`ExperimentFailedError`.  A non-critical failure is recorded and the rest goes
+  on; resources whose conditions can no longer hold fail at once, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import dataclasses
+import datetime as _dt
+import enum
+import logging
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+from .attributes import Attribute, Flags
+from .conditions import Condition, DependencyGraph
+from .errors import (
+    ControllerClosedError,
+    DuplicateGuidError,
+    ExperimentFailedError,
+    InvalidConnectionError,
+    InvalidInputError,
+    InvalidTransitionError,
+    ReadOnlyAttributeError,
+    ResourceFailedError,
+    UnknownGuidError,
+    UnreachableStateError,
+    WaitTimeoutError,
+)
+from .events import EventLog
+from .loop import LoopRunner
+from .registry import get_resource_type
+from .resource import Failure, ResourceManager
+from .results import DESCRIPTION, EVENTS, RUN_FORMAT, default_local_dir, make_run_dir, write_json_atomic
+from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
+from .times import format_delay, parse_date, parse_delay
+from .traces import TraceAttr, check_name
+
+log = logging.getLogger("nepi_lab")
+
+S = ResourceState
+A = ResourceAction
+T = TypeVar("T")
+Guids = int | Iterable[int] | None
+
+_live_controllers: weakref.WeakSet[ExperimentController] = weakref.WeakSet()
+
+
+class TaskStatus(enum.Enum):
+    """Status of a task made by :meth:`ExperimentController.schedule`."""
+
+    NEW = "new"
+    DONE = "done"
+    ERROR = "error"
+
+
+@dataclasses.dataclass
+class ScheduledTask:
+    """A callback scheduled with :meth:`ExperimentController.schedule` (NEPI's ``Task``)."""
+
+    id: int
+    timestamp: _dt.datetime
+    callback: Callable[[], Any]
+    result: Any = None
+    status: TaskStatus = TaskStatus.NEW
+
+
+class _Group:
+    """A deployment group: with ``wait_all_ready`` its members start together."""
+
+    def __init__(self, group_id: int) -> None:
+        self.id = group_id
+        self.members: list[ResourceManager] = []
+        self.pending = 0
+        self.ready = asyncio.Event()
+
+    def add(self, rms: list[ResourceManager]) -> None:
+        for rm in rms:
+            self.members.append(rm)
+            if rm._status(S.READY) == 0:
+                self.pending += 1
+                rm._watchers.append((S.READY, self._member_settled))
+        if self.pending:
+            self.ready.clear()
+        else:
+            self.ready.set()
+
+    def _member_settled(self, rm: ResourceManager, reached: bool) -> None:
+        # a member that can no longer become READY (failed non-critically) is left out
+        self.pending -= 1
+        if self.pending == 0:
+            self.ready.set()
+
+    def describe(self) -> str:
+        late = [rm for rm in self.members if rm._status(S.READY) == 0]
+        shown = ", ".join(f"{rm.guid} ({rm._state.name})" for rm in late[:10])
+        more = f" and {len(late) - 10} more" if len(late) > 10 else ""
+        return f"waits for deployment group {self.id} to be READY; not yet: {shown}{more}"
+
+
+class ExperimentController:
+    """Builds, runs and records one experiment run (NEPI's ``ExperimentController``).
+
+    Parameters
+    ----------
+    exp_id : str, optional
+        Scenario name, reused across runs; names the results folder.  Letters,
+        digits, ``_ . + -`` only.  Default: ``exp-<16 hex digits>``.
+    local_dir : str, optional
+        Results root; the run directory is ``<local_dir>/<exp_id>/<run_id>/``.
+        Default: ``$NEPI_LAB_RESULTS``, else ``<temp dir>/nepi_lab``.
+
+    Example
+    -------
+    >>> from nepi_lab import ExperimentController
+    >>> with ExperimentController(exp_id="doc") as ec:   # doctest: +SKIP
+    ...     ec.exp_id
+    'doc'
+    """
+
+    def __init__(self, exp_id: str | None = None, local_dir: str | None = None) -> None:
+        self._exp_id = check_name(exp_id if exp_id is not None else f"exp-{secrets.token_hex(8)}", "exp_id")
+        self._local_dir = os.path.abspath(local_dir if local_dir is not None else default_local_dir())
+        self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id)
+        self._wall_offset = time.time() - time.monotonic()
+        self._resources: dict[int, ResourceManager] = {}
+        self._rtypes: dict[int, str] = {}  # kept after hardRelease, for the event log
+        self._next_guid = 1
+        self._groups: dict[int, _Group] = {}
+        self._next_group = 1
+        self._conditions: list[Condition] = []
+        self._dependencies = DependencyGraph()
+        self._failures: list[Failure] = []
+        self._ecstate = ECState.RUNNING
+        self._failure_level = FailureLevel.OK
+        self._aborted = False
+        self._closed = False
+        self._scheduled: dict[int, ScheduledTask] = {}
+        self._next_task_id = 1
+        self._background: set[asyncio.Task[Any]] = set()
+        self._lock = threading.RLock()
+        self.events = EventLog(self._rtypes.__getitem__)
+        self._runner = LoopRunner()
+        self._failed = asyncio.Event()
+        self.events.attach_file(
+            os.path.join(self._run_dir, EVENTS), lambda: self._runner.call_soon(self.events.flush)
+        )
+        self._save_description()
+        _live_controllers.add(self)
+
+    # == identity and state ======================================================
+
+    @property
+    def exp_id(self) -> str:
+        """The scenario name."""
+        return self._exp_id
+
+    @property
+    def run_id(self) -> str:
+        """This run's id: its creation time, ``YYYYmmddHHMMSSffffff``."""
+        return self._run_id
+
+    @property
+    def local_dir(self) -> str:
+        """The results root."""
+        return self._local_dir
+
+    @property
+    def exp_dir(self) -> str:
+        """``<local_dir>/<exp_id>``: every run of this scenario."""
+        return os.path.dirname(self._run_dir)
+
+    @property
+    def run_dir(self) -> str:
+        """``<local_dir>/<exp_id>/<run_id>``: this run's results."""
+        return self._run_dir
+
+    @property
+    def ecstate(self) -> ECState:
+        """RUNNING, FAILED (a critical resource failed), RELEASED or TERMINATED."""
+        return self._ecstate
+
+    @property
+    def finished(self) -> bool:
+        """True once the controller is FAILED, RELEASED or TERMINATED (as in NEPI)."""
+        return self._ecstate in (ECState.FAILED, ECState.RELEASED, ECState.TERMINATED)
+
+    @property
+    def abort(self) -> bool:
+        """True once a critical resource failed."""
+        return self._aborted
+
+    @property
+    def failure_level(self) -> FailureLevel:
+        """OK, or RM_FAILURE once a critical resource failed."""
+        return self._failure_level
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Every failure recorded so far, critical or not, in order."""
+        return list(self._failures)
+
+    @property
+    def loop_mode(self) -> str:
+        """``"thread"`` (own loop in a background thread) or ``"running-loop"`` (Jupyter)."""
+        return self._runner.mode
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop that drives this experiment."""
+        return self._runner.loop
+
+    def __repr__(self) -> str:
+        counts = Counter(rm._state.name for rm in list(self._resources.values()))
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: S[kv[0]]))
+        return (f"<ExperimentController {self._exp_id}/{self._run_id} {self._ecstate.name}: "
+                f"{len(self._resources)} resources{': ' + states if states else ''}>")
+
+    def __enter__(self) -> ExperimentController:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    async def __aenter__(self) -> ExperimentController:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown_async()
+
+    # == helpers =================================================================
+
+    def _check_open(self, call: str) -> None:
+        if self._closed:
+            raise ControllerClosedError(self._exp_id, call)
+
+    def _rm(self, guid: Any) -> ResourceManager:
+        try:
+            return self._resources[guid]
+        except (KeyError, TypeError):
+            raise UnknownGuidError(guid, self._resources) from None
+
+    def _select(self, guids: Guids) -> list[ResourceManager]:
+        """Resources for a guid, a list of guids, or None (all), as in NEPI."""
+        if guids is None:
+            return list(self._resources.values())
+        if isinstance(guids, int) and not isinstance(guids, bool):
+            return [self._rm(guids)]
+        if isinstance(guids, (str, bytes)) or not isinstance(guids, Iterable):
+            raise UnknownGuidError(guids, self._resources)
+        return [self._rm(g) for g in guids]
+
+    def _guid_list(self, guids: Guids, what: str) -> list[int]:
+        if guids is None:
+            raise InvalidInputError(f"{what}: give a guid or a list of guids")
+        rms = self._select(guids)
+        if not rms:
+            raise InvalidInputError(f"{what}: the list of guids is empty")
+        return [rm.guid for rm in rms]
+
+    def _to_wall(self, monotonic: float) -> float:
+        return monotonic + self._wall_offset
+
+    def _record(self, rm: ResourceManager, old: int, new: int, now: float, detail: str | None) -> None:
+        self.events.append(now + self._wall_offset, rm.guid, rm._rtype, old, new, detail)
+
+    def _sync(self, coro: Coroutine[Any, Any, T], name: str) -> T:
+        return self._runner.run(coro, name)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Start a background task on the loop (from the loop thread)."""
+        task = self._runner.loop.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _with_timeout(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str,
+                            rms: list[ResourceManager], target: ResourceState | None,
+                            abort_raises: bool) -> T:
+        """Run ``coro``; on timeout say who is where; on a critical failure raise it."""
+        if abort_raises and self._aborted:
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            raise ExperimentFailedError(self._failures)
+        work = asyncio.ensure_future(coro)
+        waiters: set[asyncio.Future[Any]] = {work}
+        failed = None
+        if abort_raises:
+            failed = asyncio.ensure_future(self._failed.wait())
+            waiters.add(failed)
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                if not w.done():
+                    w.cancel()
+        if failed is not None and failed in done:
+            if work.done() and not work.cancelled() and work.exception() is None:
+                return work.result()
+            raise ExperimentFailedError(self._failures)
+        if work in done:
+            return work.result()
+        pending = [rm for rm in rms if target is None or rm._status(target) <= 0] or rms
+        raise WaitTimeoutError(what, timeout or 0.0, [self.explain(rm.guid) for rm in pending[:50]])
+
+    # == building the experiment (never blocks) ==================================
+
+    def register_resource(self, rtype: str | type[ResourceManager], guid: int | None = None,
+                          **attributes: Any) -> int:
+        """Create a resource of type ``rtype``; returns its guid.
+
+        Keyword arguments set attributes.  As in NEPI, ``connectedTo=<guid>``
+        connects it and ``autoDeploy=True`` deploys it at once (after connecting).
+        Everything is checked before anything changes.
+        """
+        self._check_open("register_resource")
+        cls = get_resource_type(rtype)
+        auto_deploy = attributes.pop("autoDeploy", False)
+        connected_to = attributes.pop("connectedTo", None)
+        with self._lock:
+            if guid is None:
+                guid = self._next_guid
+                while guid in self._resources:
+                    guid += 1
+            elif isinstance(guid, bool) or not isinstance(guid, int) or guid < 0:
+                raise InvalidInputError(f"guid must be an integer >= 0, not {guid!r}")
+            elif guid in self._resources:
+                raise DuplicateGuidError(guid, self._resources[guid]._rtype)
+            rm = cls(self, guid)
+            for name, value in attributes.items():
+                rm.set(name, value)
+            if connected_to is not None:
+                other = self._rm(connected_to)
+                self._check_connection(rm, other)
+            self._resources[guid] = rm
+            self._rtypes[guid] = cls._rtype
+            self._next_guid = max(self._next_guid, guid + 1)
+            self.events.append(self._to_wall(rm._times[S.NEW]), guid, cls._rtype, -1, S.NEW)  # type: ignore[arg-type]
+        if connected_to is not None:
+            self.register_connection(guid, connected_to)
+        if auto_deploy:
+            self.deploy(guid)
+        return guid
+
+    def get_resource(self, guid: int) -> ResourceManager:
+        """The resource object of ``guid``."""
+        return self._rm(guid)
+
+    @property
+    def resources(self) -> list[int]:
+        """Every guid, in registration order."""
+        return list(self._resources)
+
+    def get_resources_by_type(self, rtype: str) -> list[int]:
+        """Guids of the resources whose type name is exactly ``rtype`` (as in NEPI)."""
+        return [g for g, rm in list(self._resources.items()) if rm._rtype == rtype]
+
+    filter_resources = get_resources_by_type
+
+    def set(self, guid: int, name: str, value: Any) -> Any:
+        """Set attribute ``name`` of ``guid``; returns the value as stored (normalised)."""
+        self._check_open("set")
+        return self._rm(guid).set(name, value)
+
+    def get(self, guid: int, name: str) -> Any:
+        """The value of attribute ``name`` of ``guid``."""
+        return self._rm(guid).get(name)
+
+    def get_attributes(self, guid: int) -> list[Attribute]:
+        """Copies of the attribute declarations of ``guid``, each with its current ``value``."""
+        rm = self._rm(guid)
+        return [a.with_value(rm.get(a.name)) for a in rm._attribute_table.values()]
+
+    def get_attribute(self, guid: int, name: str) -> Attribute:
+        """A copy of one attribute declaration of ``guid``, with its current ``value``."""
+        rm = self._rm(guid)
+        return rm._declaration(name).with_value(rm.get(name))
+
+    def _check_connection(self, rm: ResourceManager, other: ResourceManager) -> None:
+        if rm is other:
+            raise InvalidConnectionError(rm.guid, other.guid, "a resource cannot be connected to itself")
+        for a, b in ((rm, other), (other, rm)):
+            verdict = a.valid_connection(b)
+            if verdict is not True:
+                reason = verdict if isinstance(verdict, str) else f"{a._rtype} does not accept a {b._rtype}"
+                raise InvalidConnectionError(rm.guid, other.guid, reason)
+
+    def register_connection(self, guid1: int, guid2: int) -> None:
+        """Connect two resources (symmetric), after asking both types whether they accept it."""
+        self._check_open("register_connection")
+        rm1, rm2 = self._rm(guid1), self._rm(guid2)
+        self._check_connection(rm1, rm2)
+        with self._lock:
+            rm1.connections.add(rm2.guid)
+            rm2.connections.add(rm1.guid)
+
+    def register_condition(self, guids1: Guids, action: ResourceAction | str, guids2: Guids,
+                           state: ResourceState | str, time: str | float | None = None) -> None:
+        """Do ``action`` on ``guids1`` only once all ``guids2`` reached ``state``, plus ``time``.
+
+        ``time`` is a delay such as ``"2s"`` or ``"500ms"``, counted from the moment
+        the last of ``guids2`` reached ``state``.  Refused at once (and nothing
+        recorded) when a guid is unknown, a resource of ``guids2`` can no longer reach
+        ``state``, or the conditions would wait on each other in a cycle.
+        """
+        self._check_open("register_condition")
+        g1 = self._guid_list(guids1, "register_condition")
+        g2 = self._guid_list(guids2, "register_condition")
+        action = as_action(action)
+        state = as_state(state)
+        delay = parse_delay(time) if time is not None else 0.0
+        new = [Condition(g, action, tuple(g2), state, delay) for g in g1]
+        self._check_reachable(new[0].describe(), g2, state)
+        with self._lock:
+            self._dependencies.add_conditions(new)
+            for c in new:
+                rm = self._resources[c.guid]
+                rm.conditions.setdefault(action, []).append(c)
+                self._conditions.append(c)
+                if action is A.STOP and rm._deploying and getattr(rm, "_stop_task", None) is None:
+                    self._runner.call_soon(self._watch_stop, rm)
+
+    def _check_reachable(self, what: str, guids: list[int], state: ResourceState) -> None:
+        for g in guids:
+            other = self._resources[g]
+            if other._status(state) < 0:
+                raise InvalidInputError(f"condition '{what}' can never hold: {other._unreachable(state)}")
+
+    def set_with_conditions(self, name: str, value: Any, guids1: Guids, guids2: Guids,
+                            state: ResourceState | str, time: str | float | None = None) -> None:
+        """Set attribute ``name`` to ``value`` on ``guids1`` once all ``guids2`` reached ``state`` + ``time``.
+
+        The name and value are checked now; the set happens when the condition holds.
+        """
+        self._check_open("set_with_conditions")
+        g1 = self._guid_list(guids1, "set_with_conditions")
+        g2 = self._guid_list(guids2, "set_with_conditions")
+        state = as_state(state)
+        delay = parse_delay(time) if time is not None else 0.0
+        for g in g1:
+            rm = self._resources[g]
+            declaration = rm._declaration(name)
+            declaration.check(value, g, rm._rtype)
+            if declaration.flags & Flags.NoWrite:
+                raise ReadOnlyAttributeError(g, rm._rtype, name, rm._state, "it is read-only")
+        what = f"set {name}={value!r} on {g1} once {g2} reached {state.name}"
+        self._check_reachable(what, g2, state)
+        condition = Condition(g1[0], A.START, tuple(g2), state, delay)
+        self._runner.call_soon(lambda: self._spawn(self._set_later(name, value, g1, condition)))
+
+    async def _set_later(self, name: str, value: Any, guids: list[int], condition: Condition) -> None:
+        try:
+            await self._await_condition(None, condition)
+        except ResourceFailedError as exc:
+            log.warning("set_with_conditions(%s) abandoned: %s", name, exc)
+            return
+        for g in guids:
+            rm = self._resources.get(g)
+            if rm is None:
+                continue
+            try:
+                rm.set(name, value, internal=True)
+            except Exception as exc:
+                log.warning("set_with_conditions could not set %s on %s: %s", name, g, exc)
+
+    # == running it ==============================================================
+
+    def deploy(self, guids: Guids = None, wait_all_ready: bool = True, group: int | None = None) -> None:
+        """Deploy resources, then start them; returns at once.
+
+        Parameters
+        ----------
+        guids : int or list of int, optional
+            What to deploy; default: every resource not deployed yet (so calling
+            ``deploy()`` again after registering more resources deploys those).
+        wait_all_ready : bool
+            Start the resources of this deployment group only once all are READY.
+        group : int, optional
+            Add to an existing deployment group (or create one with this id).
+        """
+        self._check_open("deploy")
+        if self._aborted:
+            raise ExperimentFailedError(self._failures)
+        with self._lock:
+            if guids is None:
+                rms = [rm for rm in self._resources.values() if not rm._deploying and rm._state == S.NEW]
+            else:
+                rms = self._select(guids)
+                for rm in rms:
+                    if rm._deploying or rm._state != S.NEW:
+                        raise InvalidTransitionError(
+                            rm.guid, rm._rtype, rm._state, "DEPLOY",
+                            "it was already deployed" if rm._deploying else "DEPLOY needs NEW",
+                        )
+            if not rms:
+                return
+            if group is None:
+                group = self._next_group
+            elif isinstance(group, bool) or not isinstance(group, int):
+                raise InvalidInputError(f"group must be an integer, not {group!r}")
+            grp = self._groups.get(group) or _Group(group)
+            if wait_all_ready:
+                self._dependencies.add_group(group, [rm.guid for rm in (*grp.members, *rms)])
+            self._groups[group] = grp
+            self._next_group = max(self._next_group, group + 1)
+            for rm in rms:
+                rm._deploying = True
+                rm._group = grp
+        self._runner.call_soon(self._launch, grp, rms, wait_all_ready)
+
+    def _launch(self, grp: _Group, rms: list[ResourceManager], wait_all_ready: bool) -> None:
+        grp.add(rms)
+        create_task = self._runner.loop.create_task
+        for rm in rms:
+            rm._task = create_task(self._lifecycle(rm, grp, wait_all_ready))
+            if A.STOP in rm.conditions:
+                self._watch_stop(rm)
+        self._save_description()
+
+    async def _lifecycle(self, rm: ResourceManager, grp: _Group, wait_all_ready: bool) -> None:
+        """Deploy ``rm``, wait for its group and its conditions, start and run it."""
+        try:
+            if A.DEPLOY in rm.conditions:
+                await self._await_conditions(rm, A.DEPLOY)
+            await self._deploy_steps(rm)
+            if wait_all_ready and grp.pending:
+                rm._waiting = grp.describe
+                await grp.ready.wait()
+                rm._waiting = None
+            if A.START in rm.conditions and rm._state == S.READY:
+                await self._await_conditions(rm, A.START)
+            if rm._state == S.READY:
+                await self._start_steps(rm)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(rm, rm._step or "condition", exc)
+
+    async def _deploy_steps(self, rm: ResourceManager) -> None:
+        hooks = rm._hooks
+        rm._step = "discover"
+        if "do_discover" in hooks:
+            await rm.do_discover()
+        rm._set_state(S.DISCOVERED)
+        if "do_reserve" in hooks:
+            rm._step = "reserve"
+            await rm.do_reserve()
+            rm._set_state(S.RESERVED)
+        rm._step = "provision"
+        if "do_provision" in hooks:
+            await rm.do_provision()
+        rm._set_state(S.PROVISIONED)
+        rm._step = "configure"
+        if "do_configure" in hooks:
+            await rm.do_configure()
+        rm._set_state(S.READY)
+        rm._step = None
+
+    async def _start_steps(self, rm: ResourceManager) -> None:
+        rm._step = "start"
+        if "do_start" in rm._hooks:
+            await rm.do_start()
+        rm._set_state(S.STARTED)
+        rm._step = None
+        if "do_run" in rm._hooks:
+            await self._run(rm)
+
+    async def _run(self, rm: ResourceManager) -> None:
+        """Run ``do_run``: return -> FINISHED, raise -> FAILED, stopped -> outcome ignored."""
+        rm._step = "run"
+        rm._running = asyncio.current_task()
+        try:
+            await rm.do_run()
+        except asyncio.CancelledError:
+            if rm._stopping or rm._state != S.STARTED:
+                return
+            raise
+        except Exception as exc:
+            if rm._stopping or rm._state != S.STARTED:
+                log.debug("resource %s: run ended with %r while stopping", rm.guid, exc)
+                return
+            self._fail(rm, "run", exc)
+            return
+        finally:
+            rm._running = None
+            rm._step = None
+        if rm._state == S.STARTED and not rm._stopping:
+            rm._set_state(S.FINISHED)
+
+    async def _stop_one(self, rm: ResourceManager) -> None:
+        rm._stopping = True
+        try:
+            rm._step = "stop"
+            if "do_stop" in rm._hooks:
+                await rm.do_stop()
+            if rm._state == S.STARTED:
+                rm._set_state(S.STOPPED)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(rm, "stop", exc)
+        finally:
+            rm._stopping = False
+            rm._step = None
+            running = rm._running
+            if running is not None and running is not asyncio.current_task():
+                running.cancel()
+
+    def _watch_stop(self, rm: ResourceManager) -> None:
+        if getattr(rm, "_stop_task", None) is None and rm._state != S.RELEASED:
+            rm._stop_task = self._spawn(self._stop_when(rm))  # type: ignore[attr-defined]
+
+    async def _stop_when(self, rm: ResourceManager) -> None:
+        """Stop ``rm`` once its STOP conditions hold and it is started."""
+        try:
+            await self._await_conditions(rm, A.STOP, slot="_stop_waiting")
+            if rm._status(S.STARTED) == 0:
+                rm._stop_waiting = lambda: "its STOP conditions hold; it will stop once STARTED"  # type: ignore[attr-defined]
+                await self._await_states([rm], S.STARTED)
+            rm._stop_waiting = None  # type: ignore[attr-defined]
+            if rm._state == S.STARTED:
+                await self._stop_one(rm)
+        except asyncio.CancelledError:
+            raise
+        except UnreachableStateError as exc:
+            if exc.guid != rm.guid:  # a STOP condition can never hold
+                self._fail(rm, "condition", exc)
+        except ResourceFailedError as exc:
+            self._fail(rm, "condition", exc)
+
+    async def _await_states(self, rms: Iterable[ResourceManager], target: ResourceState) -> None:
+        """Return once every resource reached ``target``; raise once one no longer can."""
+        loop = self._runner.loop
+        future = loop.create_future()
+        pending = 0
+
+        def settled(rm: ResourceManager, reached: bool) -> None:
+            nonlocal pending
+            if future.done():
+                return
+            if not reached:
+                future.set_exception(rm._unreachable(target))
+                return
+            pending -= 1
+            if pending == 0:
+                future.set_result(None)
+
+        for rm in rms:
+            status = rm._status(target)
+            if status > 0:
+                continue
+            if status < 0:
+                future.cancel()
+                raise rm._unreachable(target)
+            pending += 1
+            rm._watchers.append((target, settled))
+        if pending:
+            await future
+
+    async def _await_condition(self, rm: ResourceManager | None, condition: Condition,
+                               slot: str = "_waiting") -> None:
+        """Wait until ``condition`` holds; explain the wait on ``rm``'s ``slot``."""
+        others = [self._resources[g] for g in condition.after if g in self._resources]
+        target = condition.state
+        if any(o._status(target) <= 0 for o in others):
+            if rm is not None:
+                setattr(rm, slot, lambda: self._describe_wait(condition, others))
+            try:
+                await self._await_states(others, target)
+            except UnreachableStateError as exc:
+                guid, rtype = (rm.guid, rm._rtype) if rm is not None else (condition.guid, "")
+                raise ResourceFailedError(
+                    f"condition '{condition.describe()}' can never hold: {exc}", guid, rtype,
+                    rm._state if rm is not None else None, exc.failure,
+                ) from exc
+        if condition.delay:
+            until = max(o._reach_time(target) for o in others) + condition.delay
+            if until > time.monotonic():
+                if rm is not None:
+                    setattr(rm, slot, lambda: (
+                        f"waits {format_delay(max(0.0, until - time.monotonic()))} more "
+                        f"(condition: {condition.describe()})"))
+                await asyncio.sleep(until - time.monotonic())
+        if rm is not None:
+            setattr(rm, slot, None)
+
+    async def _await_conditions(self, rm: ResourceManager, action: ResourceAction,
+                                slot: str = "_waiting") -> None:
+        for condition in list(rm.conditions.get(action, ())):
+            await self._await_condition(rm, condition, slot)
+
+    def _describe_wait(self, condition: Condition, others: list[ResourceManager]) -> str:
+        late = [o for o in others if o._status(condition.state) <= 0]
+        who = ", ".join(f"{o.guid} ({o._rtype}, now {o._state.name})" for o in late[:10])
+        delay = f", then {format_delay(condition.delay)}" if condition.delay else ""
+        plural = "s" if len(late) > 1 else ""
+        return (f"waits to {condition.action.name} until resource{plural} {who} reach{'' if plural else 'es'} "
+                f"{condition.state.name}{delay} (condition: {condition.describe()})")
+
+    def _fail(self, rm: ResourceManager, step: str, exc: BaseException) -> None:
+        """Record a failure of ``rm`` and apply the failure policy."""
+        if rm._state == S.RELEASED:
+            log.warning("resource %s failed in %s after release: %s", rm.guid, step, exc)
+            return
+        failure = Failure(
+            rm.guid, rm._rtype, step, rm._state, type(exc).__name__, str(exc), time.time(), rm.critical,
+            getattr(exc, "command", None), getattr(exc, "returncode", None), getattr(exc, "stderr_tail", None),
+        )
+        rm.failure = failure
+        self._failures.append(failure)
+        log.info("%s", failure)
+        if rm._state != S.FAILED:
+            rm._set_state(S.FAILED, str(failure))
+        if rm.critical:
+            self._abort()
+
+    def _abort(self) -> None:
+        """A critical failure: fail the experiment, stop and release everything."""
+        if self._aborted:
+            return
+        self._aborted = True
+        self._ecstate = ECState.FAILED
+        self._failure_level = FailureLevel.RM_FAILURE
+        self._failed.set()
+        self._spawn(self._release(list(self._resources.values())))
+
+    # -- the actions, on demand ---------------------------------------------------
+
+    def _check_action(self, rms: list[ResourceManager], action: ResourceAction) -> None:
+        allowed = ACTION_FROM[action]
+        for rm in rms:
+            if rm._state not in allowed:
+                names = " or ".join(s.name for s in sorted(allowed))
+                raise InvalidTransitionError(rm.guid, rm._rtype, rm._state, action.name, f"{action.name} needs {names}")
+
+    async def start_async(self, guids: Guids, timeout: float | None = None) -> None:
+        """Start resources now, ignoring their START conditions; returns once STARTED."""
+        self._check_open("start")
+        rms = self._select(guids)
+        self._check_action(rms, A.START)
+        for rm in rms:
+            pending = rm._task
+            if pending is not None and not pending.done():
+                pending.cancel()  # it was waiting for its group or conditions
+            rm._deploying = True
+            rm._task = self._runner.loop.create_task(self._start_action(rm))
+        await self._with_timeout(self._await_states(rms, S.STARTED), timeout, "start", rms, S.STARTED, False)
+
+    async def _start_action(self, rm: ResourceManager) -> None:
+        try:
+            await self._start_steps(rm)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(rm, rm._step or "start", exc)
+
+    def start(self, guids: Guids, timeout: float | None = None) -> None:
+        """Start resources now (see :meth:`start_async`)."""
+        self._check_open("start")
+        self._sync(self.start_async(guids, timeout), "start")
+
+    async def stop_async(self, guids: Guids, timeout: float | None = None) -> None:
+        """Stop STARTED resources now; returns once they are STOPPED."""
+        self._check_open("stop")
+        rms = self._select(guids)
+        self._check_action(rms, A.STOP)
+        await self._with_timeout(asyncio.gather(*(self._stop_one(rm) for rm in rms)), timeout, "stop",
+                                 rms, S.STOPPED, False)
+
+    def stop(self, guids: Guids, timeout: float | None = None) -> None:
+        """Stop STARTED resources now (see :meth:`stop_async`)."""
+        self._check_open("stop")
+        self._sync(self.stop_async(guids, timeout), "stop")
+
+    def start_with_conditions(self, guids: Guids) -> None:
+        """Start resources once their START conditions hold; returns at once."""
+        self._check_open("start_with_conditions")
+        rms = self._select(guids)
+        self._check_action(rms, A.START)
+
+        async def start_later(rm: ResourceManager) -> None:
+            try:
+                await self._await_conditions(rm, A.START)
+                if rm._state in ACTION_FROM[A.START]:
+                    await self._start_steps(rm)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fail(rm, rm._step or "condition", exc)
+
+        def launch() -> None:
+            for rm in rms:
+                rm._task = self._spawn(start_later(rm))
+
+        self._runner.call_soon(launch)
+
+    def stop_with_conditions(self, guids: Guids) -> None:
+        """Stop resources once their STOP conditions hold; returns at once."""
+        self._check_open("stop_with_conditions")
+        for rm in self._select(guids):
+            self._runner.call_soon(self._watch_stop, rm)
+
+    async def _step_async(self, guids: Guids, step: str, timeout: float | None) -> None:
+        rms = self._select(guids)
+        need, hook, new = {
+            "discover": (S.NEW, "do_discover", S.DISCOVERED),
+            "provision": (S.DISCOVERED, "do_provision", S.PROVISIONED),
+        }[step]
+        for rm in rms:
+            if rm._state != need or (step == "discover" and rm._deploying):
+                raise InvalidTransitionError(rm.guid, rm._rtype, rm._state, step, f"{step} needs {need.name}")
+
+        async def one(rm: ResourceManager) -> None:
+            rm._step = step
+            try:
+                if hook in rm._hooks:
+                    await getattr(rm, hook)()
+                rm._set_state(new)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fail(rm, step, exc)
+            finally:
+                rm._step = None
+
+        await self._with_timeout(asyncio.gather(*(one(rm) for rm in rms)), timeout, step, rms, new, False)
+
+    async def discover_async(self, guids: Guids, timeout: float | None = None) -> None:
+        """Run only the discover step of NEW resources."""
+        self._check_open("discover")
+        await self._step_async(guids, "discover", timeout)
+
+    def discover(self, guids: Guids, timeout: float | None = None) -> None:
+        """Run only the discover step of NEW resources."""
+        self._check_open("discover")
+        self._sync(self.discover_async(guids, timeout), "discover")
+
+    async def provision_async(self, guids: Guids, timeout: float | None = None) -> None:
+        """Run only the provision step of DISCOVERED resources."""
+        self._check_open("provision")
+        await self._step_async(guids, "provision", timeout)
+
+    def provision(self, guids: Guids, timeout: float | None = None) -> None:
+        """Run only the provision step of DISCOVERED resources."""
+        self._check_open("provision")
+        self._sync(self.provision_async(guids, timeout), "provision")
+
+    # == waiting =================================================================
+
+    async def wait_async(self, guids: Guids, state: ResourceState | str, timeout: float | None = None,
+                         *, _what: str = "wait") -> None:
+        """Return once every resource of ``guids`` (None: all) has reached ``state``.
+
+        Raises
+        ------
+        ExperimentFailedError
+            A critical resource failed (not raised when waiting for RELEASED).
+        UnreachableStateError
+            A resource can no longer reach ``state`` (it failed non-critically).
+        WaitTimeoutError
+            ``timeout`` seconds passed; the message lists who is where, waiting for what.
+        """
+        self._check_open(_what)
+        state = as_state(state)
+        rms = self._select(guids)
+        await self._runner.run_async(self._with_timeout(
+            self._await_states(rms, state), timeout, _what, rms, state, state != S.RELEASED))
+
+    def wait(self, guids: Guids, state: ResourceState | str, timeout: float | None = None) -> None:
+        """Block until every resource of ``guids`` has reached ``state`` (see :meth:`wait_async`)."""
+        self._check_open("wait")
+        self._sync(self.wait_async(guids, state, timeout), "wait")
+
+    async def wait_deployed_async(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Return once the resources are READY (or further)."""
+        await self.wait_async(guids, S.READY, timeout, _what="wait_deployed")
+
+    def wait_deployed(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Block until the resources are READY (or further)."""
+        self._check_open("wait_deployed")
+        self._sync(self.wait_deployed_async(guids, timeout), "wait_deployed")
+
+    async def wait_started_async(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Return once the resources are STARTED (or further)."""
+        await self.wait_async(guids, S.STARTED, timeout, _what="wait_started")
+
+    def wait_started(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Block until the resources are STARTED (or further)."""
+        self._check_open("wait_started")
+        self._sync(self.wait_started_async(guids, timeout), "wait_started")
+
+    async def wait_finished_async(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Return once the resources' work is over.
+
+        Over means STOPPED, FINISHED, FAILED (non-critical) or RELEASED; for
+        long-lived resources (nodes, links) it means STARTED.
+        """
+        self._check_open("wait_finished")
+        rms = self._select(guids)
+        long_lived = [rm for rm in rms if rm._long_lived]
+        others = [rm for rm in rms if not rm._long_lived]
+
+        async def both() -> None:
+            await self._await_states(long_lived, S.STARTED)
+            await self._await_states(others, S.STOPPED)
+
+        def pending() -> list[ResourceManager]:
+            return [rm for rm in rms if rm._status(S.STARTED if rm._long_lived else S.STOPPED) <= 0]
+
+        try:
+            await self._runner.run_async(self._with_timeout(both(), timeout, "wait_finished", rms, None, True))
+        except WaitTimeoutError as exc:
+            raise WaitTimeoutError("wait_finished", exc.timeout,
+                                   [self.explain(rm.guid) for rm in pending()[:50]]) from None
+
+    def wait_finished(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Block until the resources' work is over (see :meth:`wait_finished_async`)."""
+        self._check_open("wait_finished")
+        self._sync(self.wait_finished_async(guids, timeout), "wait_finished")
+
+    async def wait_released_async(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Return once the resources are RELEASED."""
+        await self.wait_async(guids, S.RELEASED, timeout, _what="wait_released")
+
+    def wait_released(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Block until the resources are RELEASED."""
+        self._check_open("wait_released")
+        self._sync(self.wait_released_async(guids, timeout), "wait_released")
+
+    # == releasing ===============================================================
+
+    async def _release(self, rms: list[ResourceManager]) -> None:
+        releasing = {rm.guid for rm in rms if rm._state != S.RELEASED}
+        slow = []
+        for rm in rms:
+            if rm._state == S.RELEASED:
+                continue
+            task = getattr(rm, "_release_task", None)
+            if task is not None:
+                slow.append(task)
+                continue
+            busy = (rm._task is not None and not rm._task.done()) or getattr(rm, "_stop_task", None) is not None
+            if (not busy and rm._state != S.STARTED and "do_release" not in rm._hooks
+                    and not (rm._dependents & releasing)):
+                rm._set_state(S.RELEASED)  # nothing to undo: no task needed
+                continue
+            rm._release_task = self._runner.loop.create_task(self._release_one(rm, releasing))  # type: ignore[attr-defined]
+            slow.append(rm._release_task)  # type: ignore[attr-defined]
+        if slow:
+            await asyncio.gather(*slow)
+
+    async def _release_one(self, rm: ResourceManager, releasing: set[int]) -> None:
+        # what needed this resource goes first (an application before its node)
+        needing = [self._resources[g] for g in rm._dependents
+                   if g in releasing and g in self._resources and rm.guid not in self._resources[g]._dependents]
+        if needing:
+            rm._waiting = lambda: "waits for the resources that need it to be released first"
+            await self._await_states(needing, S.RELEASED)
+        current = asyncio.current_task()
+        if rm._state == S.STARTED:
+            await self._stop_one(rm)
+        for name in ("_task", "_stop_task"):
+            task = getattr(rm, name, None)
+            if task is not None and task is not current and not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        rm._step = "release"
+        detail = None
+        try:
+            if "do_release" in rm._hooks:
+                await rm.do_release()
+        except Exception as exc:  # release always ends RELEASED; the error is kept
+            detail = f"release error: {type(exc).__name__}: {exc}"
+            log.warning("resource %s: %s", rm.guid, detail)
+        rm._step = None
+        rm._waiting = None
+        if rm._state != S.RELEASED:
+            rm._set_state(S.RELEASED, detail)
+
+    async def release_async(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Stop and release resources (None: all); returns once they are RELEASED."""
+        self._check_open("release")
+        rms = self._select(guids)
+        await self._runner.run_async(
+            self._with_timeout(self._release(rms), timeout, "release", rms, S.RELEASED, False))
+        with self._lock:
+            for rm in rms:
+                if rm.get("hardRelease"):
+                    self._resources.pop(rm.guid, None)
+            if self._ecstate == ECState.RUNNING and all(
+                    rm._state == S.RELEASED for rm in self._resources.values()):
+                self._ecstate = ECState.RELEASED
+        self._save_description()
+
+    def release(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Stop and release resources (None: all); blocks until they are RELEASED."""
+        self._check_open("release")
+        self._sync(self.release_async(guids, timeout), "release")
+
+    async def shutdown_async(self, timeout: float | None = None) -> None:
+        """Release everything and close the controller; further calls raise."""
+        if self._closed:
+            return
+        try:
+            await self.release_async(None, timeout)
+        finally:
+            if self._ecstate != ECState.FAILED:
+                self._ecstate = ECState.TERMINATED
+            self._closed = True
+            self._save_description()
+            self.events.close()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Release everything, close the controller and stop its loop thread.
+
+        Idempotent; after it, only queries of recorded data are allowed.
+        """
+        if self._closed:
+            self._runner.close()
+            return
+        try:
+            self._sync(self.shutdown_async(timeout), "shutdown")
+        finally:
+            self._runner.close()
+            _live_controllers.discard(self)
+
+    # == traces ==================================================================
+
+    def enable_trace(self, guid: int, name: str) -> None:
+        """Collect trace ``name`` of ``guid``."""
+        self._check_open("enable_trace")
+        rm = self._rm(guid)
+        rm._check_trace(name)
+        rm._enabled_traces.add(name)
+
+    def trace_enabled(self, guid: int, name: str) -> bool:
+        """Whether trace ``name`` of ``guid`` is collected."""
+        return self._rm(guid).trace_enabled(name)
+
+    def get_traces(self, guid: int) -> list[str]:
+        """Names of the traces ``guid`` declares."""
+        return sorted(self._rm(guid)._trace_table)
+
+    async def trace_async(self, guid: int, name: str, attr: TraceAttr | str = TraceAttr.ALL,
+                          block: int = 512, offset: int = 0) -> str | bytes | int:
+        """Read a trace: ALL (content), STREAM (``block`` bytes at block ``offset``), PATH, SIZE."""
+        rm = self._rm(guid)
+        rm._check_trace(name)
+        attr = TraceAttr(attr)
+        return await self._runner.run_async(rm.read_trace(name, attr, block, offset))
+
+    def trace(self, guid: int, name: str, attr: TraceAttr | str = TraceAttr.ALL,
+              block: int = 512, offset: int = 0) -> str | bytes | int:
+        """Read a trace (see :meth:`trace_async`)."""
+        rm = self._rm(guid)
+        rm._check_trace(name)
+        if self._closed:  # collected traces stay readable from the run directory
+            return asyncio.run(rm.read_trace(name, TraceAttr(attr), block, offset))
+        return self._sync(self.trace_async(guid, name, attr, block, offset), "trace")
+
+    # == scheduling ==============================================================
+
+    def schedule(self, date: str | float | _dt.datetime, callback: Callable[[], Any],
+                 track: bool = False) -> int:
+        """Call ``callback()`` in the controller's loop at ``date``; returns a task id.
+
+        ``date`` is relative (``"2s"``) or absolute (a datetime or a 20-digit stamp).
+        ``callback`` may be a plain function or a coroutine function.  With
+        ``track=True`` the task stays available through :meth:`get_task`.
+        """
+        self._check_open("schedule")
+        if not callable(callback):
+            raise InvalidInputError(f"callback must be callable, not {callback!r}")
+        when = parse_date(date, time.time())
+        with self._lock:
+            task_id = self._next_task_id
+            self._next_task_id += 1
+        task = ScheduledTask(task_id, _dt.datetime.fromtimestamp(when), callback)
+        if track:
+            self._scheduled[task_id] = task
+
+        def arm() -> None:
+            self._runner.loop.call_later(max(0.0, when - time.time()), fire)
+
+        def fire() -> None:
+            try:
+                result = callback()
+            except Exception as exc:
+                task.result, task.status = exc, TaskStatus.ERROR
+                log.warning("scheduled task %s raised: %r", task_id, exc)
+                return
+            if asyncio.iscoroutine(result):
+                async def finish() -> None:
+                    try:
+                        task.result, task.status = await result, TaskStatus.DONE
+                    except Exception as exc:
+                        task.result, task.status = exc, TaskStatus.ERROR
+                        log.warning("scheduled task %s raised: %r", task_id, exc)
+                self._spawn(finish())
+            else:
+                task.result, task.status = result, TaskStatus.DONE
+
+        self._runner.call_soon(arm)
+        return task_id
+
+    def get_task(self, tid: int) -> ScheduledTask:
+        """A task made by ``schedule(..., track=True)``."""
+        try:
+            return self._scheduled[tid]
+        except (KeyError, TypeError):
+            raise InvalidInputError(f"no tracked task {tid!r} (schedule it with track=True)") from None
+
+    # == looking at it ===========================================================
+
+    def state(self, guid: int, hr: bool = False) -> ResourceState | str:
+        """The state of ``guid``; its name when ``hr`` is True."""
+        state = self._rm(guid)._state
+        return state.name if hr else state
+
+    def get_state_time(self, guid: int, state: ResourceState | str) -> _dt.datetime | None:
+        """When ``guid`` last entered ``state`` (None if never)."""
+        return self._rm(guid).state_time(as_state(state))
+
+    def explain(self, guid: int) -> str:
+        """In words: where the resource is and, if it has not started, what it waits for."""
+        rm = self._rm(guid)
+        state = rm._state
+        head = f"resource {guid} ({rm._rtype}) is {state.name}"
+        parts = []
+        if rm.failure is not None:
+            parts.append(str(rm.failure))
+        if state == S.NEW and not rm._deploying:
+            parts.append("not deployed yet: call ec.deploy()")
+        if rm._step is not None:
+            since = rm._times[state]
+            parts.append(f"running its {rm._step} step (in {state.name} for "
+                         f"{format_delay(time.monotonic() - (since or time.monotonic()))})")
+        if rm._waiting is not None:
+            parts.append(rm._waiting())
+        stop_waiting = getattr(rm, "_stop_waiting", None)
+        if stop_waiting is not None:
+            parts.append("to STOP: " + stop_waiting())
+        if state in (S.STARTED, S.STOPPED, S.FINISHED) and not parts:
+            parts.append(f"started at {rm.state_time(S.STARTED):%H:%M:%S.%f}"[:-3])
+        if state == S.READY and not parts:
+            parts.append("deployed; not started (start it with ec.start)")
+        return head + (": " + "; ".join(parts) if parts else "")
+
+    def graph(self) -> Any:
+        """The experiment as a networkx ``MultiDiGraph``.
+
+        Nodes are guids with attributes ``type``, ``state`` (ResourceState),
+        ``state_name``, ``critical``, ``attributes`` (every value) and ``label``.
+        A connection is one edge with ``kind="connection"``; a condition "B START
+        after A STARTED + 2 s" is an edge A -> B with ``kind="condition"``,
+        ``action``, ``state``, ``delay`` (seconds) and ``label``.
+        """
+        import networkx as nx
+
+        g = nx.MultiDiGraph(exp_id=self._exp_id, run_id=self._run_id)
+        rms = list(self._resources.values())
+        for rm in rms:
+            g.add_node(rm.guid, type=rm._rtype, state=rm._state, state_name=rm._state.name,
+                       critical=rm.critical, attributes=rm.get_attribute_values(),
+                       label=f"{rm.guid} {rm._rtype.rsplit('::', 1)[-1]}")
+        for rm in rms:
+            for other in sorted(rm.connections):
+                if rm.guid < other and other in self._resources:
+                    g.add_edge(rm.guid, other, kind="connection")
+        for c in self._conditions:
+            delay = f" +{format_delay(c.delay)}" if c.delay else ""
+            for other in c.after:
+                if other in self._resources and c.guid in self._resources:
+                    g.add_edge(other, c.guid, kind="condition", action=c.action.name, state=c.state.name,
+                               delay=c.delay, label=f"{c.action.name} after {c.state.name}{delay}")
+        return g
+
+    def _description(self) -> dict[str, Any]:
+        wall = self._to_wall
+        resources = []
+        for rm in list(self._resources.values()):
+            resources.append({
+                "guid": rm.guid,
+                "type": rm._rtype,
+                "attributes": rm.get_attribute_values(),
+                "connections": sorted(rm.connections),
+                "traces": sorted(rm._enabled_traces),
+                "state": rm._state.name,
+                "times": {S(i).name: wall(t) for i, t in enumerate(rm._times) if t is not None},
+                "failure": rm.failure.to_dict() if rm.failure else None,
+            })
+        return {
+            "format": "nepi_lab.run",
+            "version": RUN_FORMAT,
+            "exp_id": self._exp_id,
+            "run_id": self._run_id,
+            "ecstate": self._ecstate.name,
+            "saved": time.time(),
+            "resources": resources,
+            "conditions": [c.to_dict() for c in self._conditions],
+            "failures": [f.to_dict() for f in self._failures],
+        }
+
+    def _save_description(self) -> None:
+        try:
+            write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self._description())
+        except OSError as exc:  # a full disk must not take the experiment down
+            log.warning("could not save the experiment description: %s", exc)
+
+
+def _time_getter(state: ResourceState, verb: str) -> Callable[[ExperimentController, int], _dt.datetime | None]:
+    def getter(self: ExperimentController, guid: int) -> _dt.datetime | None:
+        return self._rm(guid).state_time(state)
+
+    getter.__name__ = f"get_{verb}_time"
+    getter.__doc__ = f"When ``guid`` last became {state.name} (a datetime, or None if never)."
+    return getter
+
+
+for _state, _verb in (
+    (S.NEW, "register"), (S.DISCOVERED, "discover"), (S.RESERVED, "reserve"),
+    (S.PROVISIONED, "provision"), (S.READY, "ready"), (S.STARTED, "start"), (S.STOPPED, "stop"),
+    (S.FINISHED, "finish"), (S.FAILED, "failed"), (S.RELEASED, "release"),
+):
+    setattr(ExperimentController, f"get_{_verb}_time", _time_getter(_state, _verb))
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    """Nothing a run started outlives the interpreter."""
+    for ec in list(_live_controllers):
+        try:
+            if ec.loop_mode == "thread":
+                ec.shutdown(timeout=30)
+        except Exception as exc:  # pragma: no cover - best effort at exit
+            log.warning("could not shut down experiment %s at exit: %s", ec.exp_id, exc)

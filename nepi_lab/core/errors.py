@@ -1,0 +1,238 @@
+"""Every error nepi_lab raises, in one tree rooted at :class:`NepiError`.
+
+::
+
+    NepiError
+    ├── InvalidInputError (also ValueError)      bad input, refused; nothing changed
+    │   ├── UnknownResourceTypeError             .rtype, .suggestions
+    │   ├── UnknownGuidError (also KeyError)     .guid
+    │   ├── DuplicateGuidError                   .guid
+    │   ├── UnknownAttributeError                .guid, .rtype, .attribute, .allowed
+    │   ├── AttributeValueError                  .guid, .rtype, .attribute, .value, .allowed
+    │   ├── ReadOnlyAttributeError               .guid, .rtype, .attribute, .state
+    │   ├── InvalidConnectionError               .guid, .other
+    │   ├── TimeFormatError                      .value
+    │   ├── UnsafeNameError                      .name, .what
+    │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
+    │   └── ConditionError                       .guid, .action, .others, .state
+    │       └── ConditionCycleError              .cycle
+    ├── InvalidTransitionError                   .guid, .rtype, .state, .action
+    ├── ResourceFailedError                      .guid, .rtype, .state, .failure
+    │   └── UnreachableStateError                .guid, .rtype, .state, .target
+    ├── ExperimentFailedError                    .failures
+    ├── WaitTimeoutError (also TimeoutError)     .timeout, .pending
+    ├── ControllerClosedError                    .exp_id
+    └── CommandError                             .command, .returncode, .stderr_tail
+
+Every error keeps the data a user needs to act on it as attributes, and its message
+says it in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+class NepiError(Exception):
+    """Root of every error raised by nepi_lab."""
+
+
+class InvalidInputError(NepiError, ValueError):
+    """Bad input: refused at the call that made it, leaving the experiment unchanged."""
+
+
+class UnknownResourceTypeError(InvalidInputError):
+    """A resource type name that is not registered."""
+
+    def __init__(self, rtype: str, suggestions: Sequence[str] = ()) -> None:
+        self.rtype = rtype
+        self.suggestions = list(suggestions)
+        msg = f"unknown resource type {rtype!r}"
+        if self.suggestions:
+            msg += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        super().__init__(msg)
+
+
+class UnknownGuidError(InvalidInputError, KeyError):
+    """A guid that names no resource of this experiment."""
+
+    def __init__(self, guid: Any, known: Iterable[int] = ()) -> None:
+        self.guid = guid
+        known = sorted(known)
+        msg = f"no resource with guid {guid!r} in this experiment"
+        if known:
+            shown = ", ".join(map(str, known[:10])) + (", ..." if len(known) > 10 else "")
+            msg += f" (guids: {shown})"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DuplicateGuidError(InvalidInputError):
+    """An explicit guid that is already taken."""
+
+    def __init__(self, guid: int, rtype: str) -> None:
+        self.guid = guid
+        super().__init__(f"guid {guid} is already used by a {rtype} resource")
+
+
+class UnknownAttributeError(InvalidInputError):
+    """An attribute name the resource type does not declare."""
+
+    def __init__(self, guid: int | None, rtype: str, attribute: str, allowed: Iterable[str]) -> None:
+        self.guid, self.rtype, self.attribute = guid, rtype, attribute
+        self.allowed = sorted(allowed)
+        who = f"resource {guid} ({rtype})" if guid is not None else rtype
+        super().__init__(
+            f"{who} has no attribute {attribute!r}; its attributes are: {', '.join(self.allowed)}"
+        )
+
+
+class AttributeValueError(InvalidInputError):
+    """A value of the wrong type, or outside the allowed values or range."""
+
+    def __init__(
+        self, guid: int | None, rtype: str, attribute: str, value: Any, reason: str,
+        allowed: Sequence[Any] | None = None,
+    ) -> None:
+        self.guid, self.rtype, self.attribute, self.value = guid, rtype, attribute, value
+        self.allowed = list(allowed) if allowed is not None else None
+        who = f"resource {guid} ({rtype})" if guid is not None else rtype
+        super().__init__(f"bad value {value!r} for attribute {attribute!r} of {who}: {reason}")
+
+
+class ReadOnlyAttributeError(InvalidInputError):
+    """An attribute that may not be set now (design-only after deploy, or read-only)."""
+
+    def __init__(self, guid: int, rtype: str, attribute: str, state: Any, reason: str) -> None:
+        self.guid, self.rtype, self.attribute, self.state = guid, rtype, attribute, state
+        super().__init__(f"cannot set {attribute!r} of resource {guid} ({rtype}): {reason}")
+
+
+class InvalidConnectionError(InvalidInputError):
+    """Two resources that cannot be connected."""
+
+    def __init__(self, guid: int, other: int, reason: str) -> None:
+        self.guid, self.other = guid, other
+        super().__init__(f"cannot connect resource {guid} to {other}: {reason}")
+
+
+class TimeFormatError(InvalidInputError):
+    """A time or delay that cannot be read."""
+
+    def __init__(self, value: Any, expected: str) -> None:
+        self.value = value
+        super().__init__(f"cannot read time {value!r}: expected {expected}")
+
+
+class UnsafeNameError(InvalidInputError):
+    """A name that would reach the file system unsafely (path separators, ``..``)."""
+
+    def __init__(self, name: Any, what: str, rule: str) -> None:
+        self.name, self.what = name, what
+        super().__init__(f"unsafe {what} {name!r}: {rule}")
+
+
+class UnknownTraceError(InvalidInputError):
+    """A trace name the resource type does not declare."""
+
+    def __init__(self, guid: int, rtype: str, trace: str, allowed: Iterable[str]) -> None:
+        self.guid, self.rtype, self.trace = guid, rtype, trace
+        self.allowed = sorted(allowed)
+        names = ", ".join(self.allowed) or "none"
+        super().__init__(f"resource {guid} ({rtype}) has no trace {trace!r}; its traces are: {names}")
+
+
+class ConditionError(InvalidInputError):
+    """A condition that can never hold."""
+
+    def __init__(self, message: str, guid: Any = None, action: Any = None,
+                 others: Sequence[int] = (), state: Any = None) -> None:
+        self.guid, self.action, self.others, self.state = guid, action, list(others), state
+        super().__init__(message)
+
+
+class ConditionCycleError(ConditionError):
+    """Conditions that wait on each other: the experiment would hang."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__(
+            "conditions form a cycle and would never all hold: " + " -> ".join(self.cycle)
+        )
+
+
+class InvalidTransitionError(NepiError):
+    """An action that the resource's current state does not allow."""
+
+    def __init__(self, guid: int, rtype: str, state: Any, action: str, reason: str) -> None:
+        self.guid, self.rtype, self.state, self.action = guid, rtype, state, action
+        super().__init__(
+            f"cannot {action} resource {guid} ({rtype}) while it is {getattr(state, 'name', state)}: {reason}"
+        )
+
+
+class ResourceFailedError(NepiError):
+    """A resource failed, or one it needs failed."""
+
+    def __init__(self, message: str, guid: int, rtype: str, state: Any, failure: Any = None) -> None:
+        self.guid, self.rtype, self.state, self.failure = guid, rtype, state, failure
+        super().__init__(message)
+
+
+class UnreachableStateError(ResourceFailedError):
+    """A resource can no longer reach the state something waits for."""
+
+    def __init__(self, guid: int, rtype: str, state: Any, target: Any, failure: Any = None) -> None:
+        self.target = target
+        why = f": {failure.message}" if failure is not None else ""
+        super().__init__(
+            f"resource {guid} ({rtype}) is {state.name} and can no longer reach {target.name}{why}",
+            guid, rtype, state, failure,
+        )
+
+
+class ExperimentFailedError(NepiError):
+    """A critical resource failed, so the experiment was stopped and released."""
+
+    def __init__(self, failures: Sequence[Any]) -> None:
+        self.failures = list(failures)
+        lines = [f"  - {f}" for f in self.failures] or ["  (no failure recorded)"]
+        super().__init__("the experiment failed:\n" + "\n".join(lines))
+
+
+class WaitTimeoutError(NepiError, TimeoutError):
+    """A blocking call ran out of time; says who was where, waiting for what."""
+
+    def __init__(self, what: str, timeout: float, pending: Sequence[str]) -> None:
+        self.timeout = timeout
+        self.pending = list(pending)
+        body = "\n".join(f"  - {p}" for p in self.pending)
+        super().__init__(f"{what} timed out after {timeout:g} s; still waiting on:\n{body}")
+
+
+class ControllerClosedError(NepiError):
+    """The controller was shut down; start a new one."""
+
+    def __init__(self, exp_id: str, call: str) -> None:
+        self.exp_id = exp_id
+        super().__init__(
+            f"{call}() called after shutdown() of experiment {exp_id!r}; create a new ExperimentController"
+        )
+
+
+class CommandError(NepiError):
+    """A command exited with an error status."""
+
+    def __init__(self, command: str, returncode: int | None, stderr_tail: str = "",
+                 where: str = "") -> None:
+        self.command, self.returncode, self.stderr_tail = command, returncode, stderr_tail
+        msg = f"command {command!r}"
+        if where:
+            msg += f" on {where}"
+        msg += " timed out" if returncode is None else f" exited with status {returncode}"
+        if stderr_tail:
+            msg += f"; stderr ends with: {stderr_tail.strip()[-500:]}"
+        super().__init__(msg)

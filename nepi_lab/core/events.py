@@ -1,0 +1,211 @@
+"""The append-only log of state changes, and the hook observers subscribe to.
+
+Every transition of every resource (and its registration) becomes one
+:class:`Event`.  The log keeps them in compact columns (an experiment of 100,000
+resources makes over half a million events), writes each as a JSON line to the run
+directory as it happens, and calls subscribers, which is how the live graph, the
+progress bars and anything else a user writes observe the experiment.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import threading
+from array import array
+from collections.abc import Callable, Iterator
+from typing import IO, Any, NamedTuple, overload
+
+from .states import ResourceState
+
+log = logging.getLogger("nepi_lab")
+
+Subscriber = Callable[["Event"], Any]
+
+#: Version of the event-log line format (``events.jsonl``).
+EVENT_FORMAT = 1
+
+
+class Event(NamedTuple):
+    """One state change: frozen, cheap, and convertible with :meth:`to_dict`."""
+
+    time: float  #: wall-clock time, seconds since the epoch
+    guid: int  #: the resource
+    rtype: str  #: its type name
+    old: ResourceState | None  #: state before (None for the registration)
+    new: ResourceState  #: state after
+    detail: str | None  #: why, when there is something to say (failure reason ...)
+
+    @property
+    def datetime(self) -> _dt.datetime:
+        """The time as a local ``datetime``."""
+        return _dt.datetime.fromtimestamp(self.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict, with state names."""
+        return {
+            "time": self.time,
+            "guid": self.guid,
+            "type": self.rtype,
+            "from": None if self.old is None else self.old.name,
+            "to": self.new.name,
+            "detail": self.detail,
+        }
+
+
+_STATES = list(ResourceState)
+_NAMES = [json.dumps(s.name) for s in ResourceState]
+
+
+class EventLog:
+    """Append-only sequence of :class:`Event`, with subscription.
+
+    Subscribers are called synchronously, in the thread that made the change (the
+    controller's event-loop thread for every lifecycle change), right after the
+    event is recorded.  A subscriber that raises is logged and otherwise ignored:
+    an observer never breaks the experiment.
+
+    Example
+    -------
+    >>> seen = []
+    >>> unsubscribe = ec.events.subscribe(seen.append)   # doctest: +SKIP
+    """
+
+    def __init__(self, rtype_of: Callable[[int], str]) -> None:
+        self._rtype_of = rtype_of
+        self._time = array("d")
+        self._guid = array("q")
+        self._old = array("b")
+        self._new = array("b")
+        self._detail: dict[int, str] = {}
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        self._request_flush: Callable[[], None] | None = None
+        self._flush_pending = False
+
+    # -- writing ---------------------------------------------------------------
+
+    def attach_file(self, path: str, request_flush: Callable[[], None]) -> None:
+        """Write every event, past and future, as a JSON line to ``path``.
+
+        ``request_flush`` is called once per batch of events; it must arrange for
+        :meth:`flush` to run soon (the controller schedules it on its loop), so a
+        dying process loses at most the events of one loop iteration.
+        """
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._request_flush = request_flush
+        for i in range(len(self._time)):
+            self._write(i)
+        self.flush()
+
+    def append(self, time: float, guid: int, rtype: str, old: int, new: int,
+               detail: str | None = None) -> None:
+        """Record one change (``old`` is -1 for a registration)."""
+        with self._lock:
+            index = len(self._time)
+            self._time.append(time)
+            self._guid.append(guid)
+            self._old.append(old)
+            self._new.append(new)
+            if detail is not None:
+                self._detail[index] = detail
+            if self._file is not None:
+                self._write(index, rtype)
+                if not self._flush_pending:
+                    self._flush_pending = True
+                    self._request_flush()  # type: ignore[misc]
+        if self._subscribers:
+            event = Event(time, guid, rtype, None if old < 0 else _STATES[old], _STATES[new], detail)
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(event)
+                except Exception:  # an observer must not break the run
+                    log.exception("event subscriber %r raised", subscriber)
+
+    def _write(self, i: int, rtype: str | None = None) -> None:
+        old = self._old[i]
+        detail = self._detail.get(i)
+        self._file.write(  # type: ignore[union-attr]
+            f'{{"time": {self._time[i]:.6f}, "guid": {self._guid[i]}, '
+            f'"type": {json.dumps(rtype or self._rtype_of(self._guid[i]))}, '
+            f'"from": {"null" if old < 0 else _NAMES[old]}, "to": {_NAMES[self._new[i]]}, '
+            f'"detail": {"null" if detail is None else json.dumps(detail)}}}\n'
+        )
+
+    def flush(self) -> None:
+        """Push buffered lines to the file."""
+        with self._lock:
+            self._flush_pending = False
+            if self._file is not None:
+                self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file; the in-memory log stays readable."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    # -- observing -------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` on every future event; returns an unsubscribe function."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    # -- reading ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._time)
+
+    def _event(self, i: int) -> Event:
+        old = self._old[i]
+        guid = self._guid[i]
+        return Event(self._time[i], guid, self._rtype_of(guid),
+                     None if old < 0 else _STATES[old], _STATES[self._new[i]], self._detail.get(i))
+
+    @overload
+    def __getitem__(self, i: int) -> Event: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Event]: ...
+    def __getitem__(self, i: int | slice) -> Event | list[Event]:
+        if isinstance(i, slice):
+            return [self._event(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("event index out of range")
+        return self._event(i)
+
+    def __iter__(self) -> Iterator[Event]:
+        for i in range(len(self)):
+            yield self._event(i)
+
+    def for_guid(self, guid: int) -> list[Event]:
+        """The events of one resource, in order."""
+        return [self._event(i) for i, g in enumerate(self._guid) if g == guid]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """Every event as a dict (see :meth:`Event.to_dict`)."""
+        return [e.to_dict() for e in self]
+
+    def to_dataframe(self):  # -> pandas.DataFrame
+        """Every event as a pandas DataFrame: time, guid, type, from, to, detail."""
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records(
+            self.to_dicts(), columns=["time", "guid", "type", "from", "to", "detail"]
+        )
+        frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        return frame
+
+    def __repr__(self) -> str:
+        return f"<EventLog of {len(self)} events>"

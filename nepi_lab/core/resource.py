@@ -1,0 +1,401 @@
+"""The base class of every resource type, and how to write a new one.
+
+Writing a resource type
+-----------------------
+Subclass :class:`ResourceManager`, give it a type name, declare attributes and
+traces in the class body, and override the lifecycle hooks you need; every hook is
+a coroutine and every hook is optional::
+
+    class Sleeper(ResourceManager):
+        _rtype = "demo::Sleeper"                      # registers the type by name
+        _help = "Sleeps, then finishes."
+        _attributes = (Attribute("seconds", "how long", type=Types.Double, default=1.0),)
+        _traces = (Trace("log", "what it did", enabled=True),)
+
+        async def do_provision(self):                 # deploy: discover, provision, READY
+            node = self.get_connected("demo::Node")[0]
+            await self.wait_for(node, ResourceState.READY)   # shown by ec.explain()
+
+        async def do_run(self):                       # after STARTED; return -> FINISHED,
+            await asyncio.sleep(self.get("seconds"))  # raise -> FAILED, stop -> STOPPED
+            with open(self.trace_path("log"), "w") as f:
+                f.write("slept\\n")
+
+Attribute and trace declarations are inherited: a subclass lists only what it adds
+or redeclares (by name).  A type with no ``do_run`` is long-lived (a node, a link):
+it stays STARTED until stopped, and counts as done for ``wait_finished`` once started.
+
+Hooks, in lifecycle order: ``do_discover``, ``do_reserve``, ``do_provision``,
+``do_configure`` (then READY), ``do_start`` (then STARTED), ``do_run``, ``do_stop``
+(then STOPPED), ``do_release`` (then RELEASED).  An exception in any hook fails the
+resource, with the exception's data in its :class:`Failure` record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .attributes import Attribute, Flags, Types
+from .errors import (
+    ReadOnlyAttributeError,
+    UnknownAttributeError,
+    UnknownTraceError,
+    UnreachableStateError,
+)
+from .registry import get_resource_type, register_type
+from .states import TRANSITIONS, ResourceState
+from .traces import Trace, TraceAttr, check_name, read_trace_file
+
+if TYPE_CHECKING:
+    from .controller import ExperimentController
+
+S = ResourceState
+_PROGRESS_MAX = S.FINISHED
+
+
+class Failure(NamedTuple):
+    """Why a resource failed: frozen, with everything needed to act on it."""
+
+    guid: int
+    rtype: str
+    step: str  #: the lifecycle step that failed: discover, provision, start, run, ...
+    state: ResourceState  #: the state the resource was in when it failed
+    error: str  #: the exception's type name
+    message: str  #: the exception's message
+    time: float  #: wall-clock time, seconds since the epoch
+    critical: bool  #: whether it failed the experiment
+    command: str | None = None  #: the failing command, when a command failed
+    returncode: int | None = None  #: its exit status
+    stderr_tail: str | None = None  #: the end of its standard error
+
+    def __str__(self) -> str:
+        text = f"resource {self.guid} ({self.rtype}) failed in {self.step}: {self.error}: {self.message}"
+        return text if self.critical else text + " (non-critical)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        d = self._asdict()
+        d["state"] = self.state.name
+        return d
+
+
+class ResourceManager:
+    """Base class of every resource type (NEPI's ``ResourceManager``).
+
+    A resource is created by ``ec.register_resource(type_name)``, never directly.
+    Subclasses declare ``_rtype``, ``_help``, ``_platform``, ``_attributes`` and
+    ``_traces`` and override the ``do_*`` hooks; see the module docstring.
+    """
+
+    _rtype: str = ""
+    _help: str = ""
+    _platform: str = ""
+    _attributes: tuple[Attribute, ...] = (
+        Attribute("critical", "a failure of this resource fails the whole experiment",
+                  type=Types.Bool, default=True, flags=Flags.Design),
+        Attribute("hardRelease", "on release, remove the resource from the controller",
+                  type=Types.Bool, default=False, flags=Flags.Design),
+    )
+    _traces: tuple[Trace, ...] = ()
+
+    #: Filled by ``__init_subclass__``: every attribute / trace, inherited included.
+    _attribute_table: dict[str, Attribute] = {a.name: a for a in _attributes}
+    _trace_table: dict[str, Trace] = {}
+    #: Long-lived resources (no ``do_run``) stay STARTED until stopped.
+    _long_lived: bool = True
+    _hooks: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        attributes: dict[str, Attribute] = {}
+        traces: dict[str, Trace] = {}
+        for base in reversed(cls.__mro__):
+            for a in base.__dict__.get("_attributes", ()):
+                attributes[a.name] = a
+            for t in base.__dict__.get("_traces", ()):
+                traces[t.name] = t
+        cls._attribute_table = attributes
+        cls._trace_table = traces
+        cls._hooks = frozenset(
+            name for name in _HOOKS if getattr(cls, name) is not getattr(ResourceManager, name)
+        )
+        if "_long_lived" not in cls.__dict__:
+            cls._long_lived = "do_run" not in cls._hooks
+        if cls.__dict__.get("_rtype"):
+            register_type(cls)
+
+    def __init__(self, ec: ExperimentController, guid: int) -> None:
+        self.ec = ec
+        self.guid = guid
+        self._values: dict[str, Any] = {}
+        self._state = S.NEW
+        self._times: list[float | None] = [None] * len(S)
+        self._times[S.NEW] = time.monotonic()
+        self._progress = S.NEW
+        self._ended_at: float | None = None
+        self._watchers: list[tuple[ResourceState, Callable[[ResourceManager, bool], None]]] = []
+        self.conditions: dict[Any, list[Any]] = {}
+        self.connections: set[int] = set()
+        self._enabled_traces: set[str] = {t.name for t in self._trace_table.values() if t.enabled}
+        self.failure: Failure | None = None
+        self._deploying = False
+        self._task: asyncio.Task[Any] | None = None
+        self._running: asyncio.Task[Any] | None = None
+        self._stopping = False
+        self._step: str | None = None
+        self._waiting: Callable[[], str] | None = None
+        self._dependents: set[int] = set()
+        self._group: Any = None
+
+    # -- identity ---------------------------------------------------------------
+
+    @classmethod
+    def get_rtype(cls) -> str:
+        """The type name, e.g. ``"linux::Application"``."""
+        return cls._rtype
+
+    @classmethod
+    def get_help(cls) -> str:
+        """The type's help text."""
+        return cls._help
+
+    @classmethod
+    def get_attribute_declarations(cls) -> dict[str, Attribute]:
+        """Every declared attribute (inherited included), by name."""
+        return dict(cls._attribute_table)
+
+    @classmethod
+    def get_trace_declarations(cls) -> dict[str, Trace]:
+        """Every declared trace (inherited included), by name."""
+        return dict(cls._trace_table)
+
+    @property
+    def state(self) -> ResourceState:
+        """The current state; reading it never blocks or polls."""
+        return self._state
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._rtype} guid={self.guid} {self._state.name}>"
+
+    # -- attributes -------------------------------------------------------------
+
+    def _declaration(self, name: str) -> Attribute:
+        try:
+            return self._attribute_table[name]
+        except (KeyError, TypeError):
+            raise UnknownAttributeError(self.guid, self._rtype, name, self._attribute_table) from None
+
+    def get(self, name: str) -> Any:
+        """The value of attribute ``name`` (its default when never set)."""
+        declaration = self._declaration(name)
+        return self._values.get(name, declaration.default)
+
+    def set(self, name: str, value: Any, *, internal: bool = False) -> Any:
+        """Check, normalise and store an attribute value; returns the stored value.
+
+        ``internal=True`` is for the resource's own code: it bypasses the NoWrite
+        and Design flags (a resource may record what it discovered).
+        """
+        declaration = self._declaration(name)
+        if not internal:
+            if declaration.flags & Flags.NoWrite:
+                raise ReadOnlyAttributeError(
+                    self.guid, self._rtype, name, self._state, "it is read-only (set by the resource itself)"
+                )
+            if declaration.flags & Flags.Design and (self._deploying or self._state > S.NEW):
+                raise ReadOnlyAttributeError(
+                    self.guid, self._rtype, name, self._state,
+                    f"it is a design attribute and the resource is already deployed ({self._state.name})",
+                )
+        value = declaration.check(value, self.guid, self._rtype)
+        if declaration.set_hook is not None:
+            value = declaration.set_hook(self, self.get(name), value)
+        if value is None:
+            self._values.pop(name, None)
+        else:
+            self._values[name] = value
+        return value
+
+    def get_attribute_values(self) -> dict[str, Any]:
+        """Every attribute's current value, defaults included."""
+        return {name: self._values.get(name, a.default) for name, a in self._attribute_table.items()}
+
+    @property
+    def critical(self) -> bool:
+        """Whether a failure of this resource fails the experiment."""
+        return bool(self._values.get("critical", True))
+
+    # -- connections ------------------------------------------------------------
+
+    def valid_connection(self, other: ResourceManager) -> bool | str:
+        """Whether this resource may be connected to ``other``.
+
+        Return True, or False / a string saying why not.  The default accepts any.
+        """
+        return True
+
+    def get_connected(self, rtype: str | type[ResourceManager] | None = None) -> list[ResourceManager]:
+        """Connected resources, optionally only those that are (subclasses of) ``rtype``."""
+        resources = self.ec._resources
+        connected = [resources[g] for g in sorted(self.connections) if g in resources]
+        if rtype is None:
+            return connected
+        cls = get_resource_type(rtype)
+        return [rm for rm in connected if isinstance(rm, cls)]
+
+    async def wait_for(self, other: ResourceManager, state: ResourceState = S.READY) -> None:
+        """Wait until ``other`` has reached ``state``; for use inside hooks.
+
+        ``ec.explain`` shows the wait.  ``other`` is released after this resource.
+        Raises :class:`UnreachableStateError` at once if ``other`` failed or can no
+        longer reach ``state``, which fails this resource with that reason.
+        """
+        other._dependents.add(self.guid)
+        if other._status(state) > 0:
+            return
+        state = ResourceState(state)
+        self._waiting = lambda: (
+            f"waits for resource {other.guid} ({other._rtype}, now {other._state.name}) to reach {state.name}"
+        )
+        try:
+            await self.ec._await_states([other], state)
+        finally:
+            self._waiting = None
+
+    # -- traces ------------------------------------------------------------------
+
+    def _check_trace(self, name: str) -> Trace:
+        check_name(name, "trace name")
+        try:
+            return self._trace_table[name]
+        except KeyError:
+            raise UnknownTraceError(self.guid, self._rtype, name, self._trace_table) from None
+
+    @property
+    def results_dir(self) -> str:
+        """This resource's folder in the run directory (created on first use)."""
+        folder = os.path.join(self.ec.run_dir, f"{self.guid}-{self._rtype.replace('::', '.')}")
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def trace_path(self, name: str) -> str:
+        """Where trace ``name`` is kept locally, in :attr:`results_dir`."""
+        self._check_trace(name)
+        return os.path.join(self.results_dir, name)
+
+    def trace_enabled(self, name: str) -> bool:
+        """Whether trace ``name`` is collected."""
+        self._check_trace(name)
+        return name in self._enabled_traces
+
+    async def read_trace(self, name: str, attr: TraceAttr = TraceAttr.ALL,
+                         block: int = 512, offset: int = 0) -> str | bytes | int:
+        """Read a trace; the default reads the local file :meth:`trace_path`.
+
+        Types whose traces live elsewhere (a remote host) override this.
+        """
+        return read_trace_file(self.trace_path(name), attr, block, offset)
+
+    # -- the hooks (all optional) ------------------------------------------------
+
+    async def do_discover(self) -> None:
+        """Find the real thing behind the resource."""
+
+    async def do_reserve(self) -> None:
+        """Hold it for this experiment (only types that override it pass RESERVED)."""
+
+    async def do_provision(self) -> None:
+        """Put files, directories and builds in place."""
+
+    async def do_configure(self) -> None:
+        """Last step before READY."""
+
+    async def do_start(self) -> None:
+        """Start the work; return once it is started."""
+
+    async def do_run(self) -> None:
+        """The work itself, after STARTED: returning means FINISHED, raising FAILED."""
+
+    async def do_stop(self) -> None:
+        """Stop the work (``do_run`` is cancelled afterwards if still running)."""
+
+    async def do_release(self) -> None:
+        """Remove everything the resource made."""
+
+    # -- state machine (driven by the controller) ---------------------------------
+
+    def _set_state(self, new: ResourceState, detail: str | None = None) -> None:
+        old = self._state
+        if new not in TRANSITIONS[old]:
+            raise RuntimeError(
+                f"bug: resource {self.guid} ({self._rtype}) cannot go from {old.name} to {new.name}"
+            )
+        now = time.monotonic()
+        self._state = new
+        self._times[new] = now
+        if new <= _PROGRESS_MAX and new > self._progress:
+            self._progress = new
+        if new >= S.STOPPED and self._ended_at is None:
+            self._ended_at = now
+        self.ec._record(self, old, new, now, detail)
+        if self._watchers:
+            self._notify()
+
+    def _status(self, target: ResourceState) -> int:
+        """1 if ``target`` was reached (one-shot: it cannot un-happen), -1 if it can
+        no longer be, 0 if it may still be.
+
+        Reaching a state means passing through it on the normal path.  STOPPED is
+        reached by any end (stopped, finished, failed, released), as ``>= STOPPED``
+        meant in NEPI; FINISHED, FAILED and RELEASED only by themselves.
+        """
+        if target <= S.STARTED:
+            if self._progress >= target:
+                return 1
+        elif target == S.STOPPED:
+            if self._ended_at is not None:
+                return 1
+        elif self._times[target] is not None:
+            return 1
+        state = self._state
+        if state == S.RELEASED or (state == S.FAILED and target != S.RELEASED):
+            return -1
+        return 0
+
+    def _reach_time(self, target: ResourceState) -> float:
+        """Monotonic time at which ``target`` was reached (see :meth:`_status`)."""
+        if target == S.STOPPED:
+            return self._ended_at  # type: ignore[return-value]
+        t = self._times[target]
+        if t is None:  # passed over (RESERVED) : the next state reached stands for it
+            t = min(x for x in self._times[target:] if x is not None)
+        return t
+
+    def _notify(self) -> None:
+        keep = []
+        for target, callback in self._watchers:
+            status = self._status(target)
+            if status:
+                callback(self, status > 0)
+            else:
+                keep.append((target, callback))
+        self._watchers = keep
+
+    def _unreachable(self, target: ResourceState) -> UnreachableStateError:
+        return UnreachableStateError(self.guid, self._rtype, self._state, ResourceState(target), self.failure)
+
+    def state_time(self, state: ResourceState) -> _dt.datetime | None:
+        """When the resource last entered ``state`` (None if never)."""
+        t = self._times[state]
+        return None if t is None else _dt.datetime.fromtimestamp(self.ec._to_wall(t))
+
+
+_HOOKS = (
+    "do_discover", "do_reserve", "do_provision", "do_configure",
+    "do_start", "do_run", "do_stop", "do_release",
+)

@@ -1,0 +1,68 @@
+"""Reading NEPI time strings.
+
+Relative times are a number and one unit: ``"0s"``, ``"1.5s"``, ``"500ms"``,
+``"10us"``, ``"2m"``, ``"1h"``; a bare int or float means seconds.  Absolute times
+are a :class:`datetime.datetime` or NEPI's 20-digit stamp ``YYYYmmddHHMMSSffffff``.
+Anything else (``"2m30s"``, ``"-1s"``, ``"soon"``) raises :class:`TimeFormatError`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+
+from .errors import TimeFormatError
+
+_RELATIVE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(h|m|s|ms|us)\s*")
+_STAMP = re.compile(r"\d{20}")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+_RELATIVE_HELP = "a number and a unit such as '0s', '1.5s', '500ms', '10us', '2m', '1h'"
+
+
+def parse_delay(value: object) -> float:
+    """Return a relative time in seconds.
+
+    Example
+    -------
+    >>> parse_delay("500ms"), parse_delay("2m"), parse_delay(1.5)
+    (0.5, 120.0, 1.5)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise TimeFormatError(value, "a finite number of seconds >= 0")
+        return seconds
+    if isinstance(value, str):
+        match = _RELATIVE.fullmatch(value)
+        if match:
+            return float(match.group(1)) * _UNIT[match.group(2)]
+    raise TimeFormatError(value, _RELATIVE_HELP)
+
+
+def parse_date(value: object, now: float) -> float:
+    """Return the wall-clock time (epoch seconds) a schedule ``date`` designates.
+
+    ``value`` is relative to ``now`` (see :func:`parse_delay`) or absolute: a
+    datetime (naive means local time) or a 20-digit ``YYYYmmddHHMMSSffffff`` stamp.
+    """
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    if isinstance(value, str) and _STAMP.fullmatch(value.strip()):
+        try:
+            return _dt.datetime.strptime(value.strip(), "%Y%m%d%H%M%S%f").timestamp()
+        except ValueError:
+            raise TimeFormatError(value, "a valid YYYYmmddHHMMSSffffff date") from None
+    try:
+        return now + parse_delay(value)
+    except TimeFormatError:
+        raise TimeFormatError(
+            value, _RELATIVE_HELP + ", a datetime, or a 20-digit YYYYmmddHHMMSSffffff stamp"
+        ) from None
+
+
+def format_delay(seconds: float) -> str:
+    """A short human form of a delay: ``1.5 s``, ``250 ms``."""
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.3g} s"
+    return f"{seconds * 1000:.3g} ms"

@@ -1,0 +1,90 @@
+"""Trace declarations, the four ways to read a trace, and safe file-system names."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import re
+
+from .errors import UnsafeNameError
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+def check_name(name: object, what: str) -> str:
+    """Return ``name`` if it is safe as one path component, else raise.
+
+    A safe name is 1 to 128 characters of letters, digits, ``_ . + -``, does not
+    start with a dot or dash, and is never ``..``: it cannot climb out of the
+    directory it is joined to.
+    """
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise UnsafeNameError(
+            name, what,
+            "use 1-128 letters, digits, '_', '.', '+' or '-', not starting with '.' or '-', "
+            "without '..' or path separators",
+        )
+    return name
+
+
+class TraceAttr(str, enum.Enum):
+    """What ``ec.trace(guid, name, attr=...)`` returns, as in NEPI."""
+
+    ALL = "all"  # the whole content, as str (bytes if not valid UTF-8)
+    STREAM = "stream"  # ``block`` bytes at block index ``offset``
+    PATH = "path"  # where the trace file is
+    SIZE = "size"  # its size in bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """The declaration of one trace a resource can produce.
+
+    Parameters
+    ----------
+    name : str
+        Trace name, also its file name in the run directory.
+    help : str
+        What it contains.
+    enabled : bool
+        Collected without ``enable_trace``.
+    """
+
+    name: str
+    help: str = ""
+    enabled: bool = False
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "trace name")
+
+
+def read_trace_file(path: str, attr: TraceAttr, block: int, offset: int) -> str | bytes | int:
+    """Read a local trace file in one of the :class:`TraceAttr` modes.
+
+    A missing file reads as empty (size 0): a trace that produced nothing yet is
+    not an error.
+    """
+    attr = TraceAttr(attr)
+    if attr is TraceAttr.PATH:
+        return path
+    if attr is TraceAttr.SIZE:
+        try:
+            return os.path.getsize(path)
+        except FileNotFoundError:
+            return 0
+    try:
+        with open(path, "rb") as f:
+            if attr is TraceAttr.STREAM:
+                if block <= 0 or offset < 0:
+                    raise ValueError("block must be > 0 and offset >= 0")
+                f.seek(block * offset)
+                data = f.read(block)
+            else:
+                data = f.read()
+    except FileNotFoundError:
+        data = b""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
