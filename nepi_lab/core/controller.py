@@ -65,7 +65,7 @@ from .errors import (
 from .events import EventLog
 from .loop import LoopRunner
 from .registry import get_resource_type
-from .resource import Failure, ResourceManager
+from .resource import DONE, Failure, ResourceManager
 from .results import DESCRIPTION, EVENTS, RUN_FORMAT, default_local_dir, make_run_dir, write_json_atomic
 from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
 from .times import format_delay, parse_date, parse_delay
@@ -310,7 +310,7 @@ class ExperimentController:
         return task
 
     async def _with_timeout(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str,
-                            rms: list[ResourceManager], target: ResourceState | None,
+                            rms: list[ResourceManager], target: int,
                             abort_raises: bool) -> T:
         """Run ``coro``; on timeout say who is where; on a critical failure raise it."""
         if abort_raises and self._aborted:
@@ -932,21 +932,8 @@ class ExperimentController:
         """
         self._check_open("wait_finished")
         rms = self._select(guids)
-        long_lived = [rm for rm in rms if rm._long_lived]
-        others = [rm for rm in rms if not rm._long_lived]
-
-        async def both() -> None:
-            await self._await_states(long_lived, S.STARTED)
-            await self._await_states(others, S.STOPPED)
-
-        def pending() -> list[ResourceManager]:
-            return [rm for rm in rms if rm._status(S.STARTED if rm._long_lived else S.STOPPED) <= 0]
-
-        try:
-            await self._runner.run_async(self._with_timeout(both(), timeout, "wait_finished", rms, None, True))
-        except WaitTimeoutError as exc:
-            raise WaitTimeoutError("wait_finished", exc.timeout,
-                                   [self.explain(rm.guid) for rm in pending()[:50]]) from None
+        await self._runner.run_async(
+            self._with_timeout(self._await_states(rms, DONE), timeout, "wait_finished", rms, DONE, True))
 
     def wait_finished(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Block until the resources' work is over (see :meth:`wait_finished_async`)."""

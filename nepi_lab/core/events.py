@@ -128,7 +128,7 @@ class EventLog:
         old = self._old[i]
         detail = self._detail.get(i)
         self._file.write(  # type: ignore[union-attr]
-            f'{{"time": {self._time[i]:.6f}, "guid": {self._guid[i]}, '
+            f'{{"time": {self._time[i]!r}, "guid": {self._guid[i]}, '
             f'"type": {json.dumps(rtype or self._rtype_of(self._guid[i]))}, '
             f'"from": {"null" if old < 0 else _NAMES[old]}, "to": {_NAMES[self._new[i]]}, '
             f'"detail": {"null" if detail is None else json.dumps(detail)}}}\n'

@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 S = ResourceState
 _PROGRESS_MAX = S.FINISHED
 
+#: Pseudo-state for ``wait_finished``: the work is over (any end), or, for a
+#: long-lived resource (a node), it has started.
+DONE = -1
+
 
 class Failure(NamedTuple):
     """Why a resource failed: frozen, with everything needed to act on it."""
@@ -354,6 +358,8 @@ class ResourceManager:
         reached by any end (stopped, finished, failed, released), as ``>= STOPPED``
         meant in NEPI; FINISHED, FAILED and RELEASED only by themselves.
         """
+        if target == DONE:
+            return 1 if self._ended_at is not None or (self._long_lived and self._progress >= S.STARTED) else 0
         if target <= S.STARTED:
             if self._progress >= target:
                 return 1

@@ -1,0 +1,227 @@
+"""The controller around the lifecycle: loop modes, threads, events, graph, run directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from nepi_lab import (
+    ECState,
+    ExperimentController,
+    ResourceAction,
+    ResourceState,
+    TaskStatus,
+)
+
+S = ResourceState
+
+
+def test_script_mode_runs_in_one_background_thread(ec):
+    assert ec.loop_mode == "thread"
+    node = ec.register_resource("test::Node", deploy_delay=0.2)
+    app = ec.register_resource("test::Application", connectedTo=node)
+    before = time.monotonic()
+    ec.deploy()
+    assert time.monotonic() - before < 0.1  # returns at once
+    assert ec.state(app) < S.READY
+    time.sleep(0.6)  # the caller does something else; the experiment goes on
+    assert ec.state(app) == S.FINISHED
+
+
+def test_thread_count_is_constant_at_10000_resources(ec):
+    threads = []
+    baseline = threading.active_count()
+    ec.events.subscribe(lambda event: threads.append(threading.active_count()))
+    for _ in range(10_000):
+        ec.register_resource("test::Instant")
+    ec.deploy()
+    ec.wait_finished(timeout=60)
+    ec.release(timeout=60)
+    assert len(threads) >= 60_000
+    assert max(threads) == baseline  # the loop thread existed before; nothing was added
+    assert {ec.state(g) for g in ec.resources} == {S.RELEASED}
+
+
+def test_running_loop_mode_as_in_jupyter(tmp_path):
+    """Inside a running loop the controller uses it; sync calls re-enter it (nest_asyncio)."""
+    threads_before = threading.active_count()
+    seen_threads = set()
+
+    async def cell_by_cell():
+        ec = ExperimentController(exp_id="kernel", local_dir=str(tmp_path))
+        assert ec.loop_mode == "running-loop" and ec.loop is asyncio.get_running_loop()
+        ec.events.subscribe(lambda e: seen_threads.add(threading.get_ident()))
+        node = ec.register_resource("test::Node", deploy_delay=0.1)
+        app = ec.register_resource("test::Application", duration=0.1, connectedTo=node)
+        ec.deploy()  # returns at once
+        assert ec.state(app) == S.NEW
+        await asyncio.sleep(0.5)  # the kernel is idle between cells: changes still arrive
+        assert ec.state(app) == S.FINISHED
+        late = ec.register_resource("test::Application", duration=0.2, connectedTo=node)
+        ec.deploy()
+        ec.wait_finished(late, timeout=5)  # a sync call in a running loop
+        assert ec.state(late) == S.FINISHED
+        other = ec.register_resource("test::Application", duration=0.1)
+        ec.deploy()
+        await ec.wait_finished_async(other, timeout=5)  # the async twin
+        assert threading.active_count() == threads_before
+        await ec.shutdown_async()
+        return ec
+
+    ec = asyncio.run(cell_by_cell())
+    assert seen_threads == {threading.get_ident()}  # every change arrived in the "kernel" thread
+    assert ec.ecstate == ECState.TERMINATED
+
+
+def test_async_twins_from_another_loop(ec):
+    app = ec.register_resource("test::Application", duration=0.1)
+
+    async def elsewhere():
+        ec.deploy()
+        await ec.wait_finished_async(app, timeout=5)
+        return await ec.trace_async(app, "log")
+
+    assert asyncio.run(elsewhere()) == f"ran {app}\n"
+
+
+def test_blocking_call_from_the_loop_thread_is_refused(ec):
+    app = ec.register_resource("test::Application")
+    tid = ec.schedule("0s", lambda: ec.wait_finished(app), track=True)
+    deadline = time.monotonic() + 5
+    while ec.get_task(tid).status == TaskStatus.NEW and time.monotonic() < deadline:
+        time.sleep(0.01)
+    task = ec.get_task(tid)
+    assert task.status == TaskStatus.ERROR
+    assert "use 'await ec.wait_finished_async" in str(task.result)
+
+
+def test_schedule_runs_callbacks_and_coroutines_on_time(ec):
+    calls = []
+    start = time.time()
+    t1 = ec.schedule("100ms", lambda: calls.append(time.time()) or "done", track=True)
+
+    async def later():
+        await asyncio.sleep(0.01)
+        return 42
+
+    t2 = ec.schedule(0.05, later, track=True)
+    deadline = time.monotonic() + 5
+    while (ec.get_task(t1).status, ec.get_task(t2).status) != (TaskStatus.DONE,) * 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert ec.get_task(t1).result == "done" and ec.get_task(t2).result == 42
+    assert 0.1 <= calls[0] - start <= 0.12
+
+
+def test_events_are_logged_to_memory_file_and_subscribers(ec):
+    received = []
+    unsubscribe = ec.events.subscribe(received.append)
+    app = ec.register_resource("test::Application")
+    ec.deploy()
+    ec.wait_finished(app, timeout=5)
+    unsubscribe()
+    ec.release()
+    assert [e.new for e in received] == [S.NEW, S.DISCOVERED, S.PROVISIONED, S.READY, S.STARTED, S.FINISHED]
+    assert received[0].old is None and received[1].old == S.NEW
+    assert received[-1].to_dict() == {
+        "time": received[-1].time, "guid": app, "type": "test::Application",
+        "from": "STARTED", "to": "FINISHED", "detail": None,
+    }
+    assert len(ec.events) == 7  # the release came after unsubscribing
+    ec.events.flush()
+    with open(os.path.join(ec.run_dir, "events.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    assert lines == [e.to_dict() for e in ec.events]
+
+
+def test_a_failing_subscriber_does_not_break_the_run(ec, caplog):
+    ec.events.subscribe(lambda e: 1 / 0)
+    app = ec.register_resource("test::Application")
+    ec.deploy()
+    ec.wait_finished(app, timeout=5)
+    assert ec.state(app) == S.FINISHED
+    assert "event subscriber" in caplog.text
+
+
+def test_events_frame(ec):
+    app = ec.register_resource("test::Application")
+    ec.deploy()
+    ec.wait_finished(app, timeout=5)
+    frame = ec.events.to_dataframe()
+    assert list(frame.columns) == ["time", "guid", "type", "from", "to", "detail"]
+    assert list(frame["to"]) == ["NEW", "DISCOVERED", "PROVISIONED", "READY", "STARTED", "FINISHED"]
+
+
+def test_graph_has_resources_connections_and_conditions(ec):
+    node = ec.register_resource("test::Node")
+    a = ec.register_resource("test::Application", connectedTo=node, label="server")
+    b = ec.register_resource("test::Application", connectedTo=node)
+    ec.register_condition(b, ResourceAction.START, a, S.STARTED, "2s")
+    g = ec.graph()
+    assert set(g.nodes) == {node, a, b}
+    assert g.nodes[a]["type"] == "test::Application" and g.nodes[a]["state"] == S.NEW
+    assert g.nodes[a]["attributes"]["label"] == "server"
+    kinds = sorted((u, v, d["kind"]) for u, v, d in g.edges(data=True))
+    assert kinds == sorted([(node, a, "connection"), (node, b, "connection"), (a, b, "condition")])
+    (cond,) = [d for _, _, d in g.edges(data=True) if d["kind"] == "condition"]
+    assert (cond["action"], cond["state"], cond["delay"]) == ("START", "STARTED", 2.0)
+    assert cond["label"] == "START after STARTED +2 s"
+
+
+def test_run_directory_describes_the_run(tmp_path):
+    with ExperimentController(exp_id="described", local_dir=str(tmp_path)) as ec:
+        node = ec.register_resource("test::Node")
+        app = ec.register_resource("test::Application", connectedTo=node, fail_in="run", critical=False)
+        ec.register_condition(app, ResourceAction.START, node, S.STARTED, "10ms")
+        ec.deploy()
+        ec.wait_finished(timeout=5)
+        assert ec.run_dir == os.path.join(str(tmp_path), "described", ec.run_id)
+        assert len(ec.run_id) == 20 and ec.run_id.isdigit()
+    with open(os.path.join(ec.run_dir, "experiment.json")) as f:
+        description = json.load(f)
+    assert description["format"] == "nepi_lab.run" and description["version"] == 1
+    assert (description["exp_id"], description["run_id"]) == ("described", ec.run_id)
+    assert description["ecstate"] == "TERMINATED"
+    by_guid = {r["guid"]: r for r in description["resources"]}
+    assert by_guid[app]["type"] == "test::Application"
+    assert by_guid[app]["attributes"]["critical"] is False
+    assert by_guid[app]["connections"] == [node]
+    assert by_guid[app]["state"] == "RELEASED" and "FAILED" in by_guid[app]["times"]
+    assert by_guid[app]["failure"]["step"] == "run"
+    assert description["conditions"] == [
+        {"guid": app, "action": "START", "after": [node], "state": "STARTED", "delay": 0.01}]
+
+
+def test_two_controllers_never_share_a_run_directory(tmp_path):
+    a = ExperimentController(exp_id="same", local_dir=str(tmp_path))
+    b = ExperimentController(exp_id="same", local_dir=str(tmp_path))
+    try:
+        assert a.run_dir != b.run_dir and os.path.isdir(a.run_dir) and os.path.isdir(b.run_dir)
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+def test_shutdown_is_idempotent_and_keeps_recorded_data(tmp_path):
+    ec = ExperimentController(local_dir=str(tmp_path))
+    assert ec.exp_id.startswith("exp-") and len(ec.exp_id) == 20
+    app = ec.register_resource("test::Application")
+    ec.deploy()
+    ec.wait_finished(timeout=5)
+    ec.shutdown()
+    ec.shutdown()
+    assert ec.finished and ec.ecstate == ECState.TERMINATED
+    assert ec.state(app) == S.RELEASED and ec.trace(app, "log") == f"ran {app}\n"
+
+
+@pytest.mark.parametrize("value", ["1.5s", "500ms", "10us", "2m", "1h", "0s", 3, 0.25])
+def test_time_strings(value):
+    from nepi_lab import parse_delay
+
+    expected = {"1.5s": 1.5, "500ms": 0.5, "10us": 1e-5, "2m": 120, "1h": 3600, "0s": 0, 3: 3, 0.25: 0.25}
+    assert parse_delay(value) == pytest.approx(expected[value])
