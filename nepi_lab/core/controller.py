@@ -101,36 +101,29 @@ class ScheduledTask:
 
 
 class _Group:
-    """A deployment group: with ``wait_all_ready`` its members start together."""
+    """A deployment group: with ``wait_all_ready`` its members start together.
+
+    Members that reach READY wait in ``held`` (no task is kept per member); when the
+    last deploying member is READY or lost, the controller starts the held ones.
+    """
 
     def __init__(self, group_id: int) -> None:
         self.id = group_id
         self.members: list[ResourceManager] = []
-        self.pending = 0
-        self.ready = asyncio.Event()
-
-    def add(self, rms: list[ResourceManager]) -> None:
-        for rm in rms:
-            self.members.append(rm)
-            if rm._status(S.READY) == 0:
-                self.pending += 1
-                rm._watchers.append((S.READY, self._member_settled))
-        if self.pending:
-            self.ready.clear()
-        else:
-            self.ready.set()
-
-    def _member_settled(self, rm: ResourceManager, reached: bool) -> None:
-        # a member that can no longer become READY (failed non-critically) is left out
-        self.pending -= 1
-        if self.pending == 0:
-            self.ready.set()
+        self.deploying = 0  # members (of wait_all_ready deploys) not yet READY nor lost
+        self.held: list[ResourceManager] = []
 
     def describe(self) -> str:
         late = [rm for rm in self.members if rm._status(S.READY) == 0]
         shown = ", ".join(f"{rm.guid} ({rm._state.name})" for rm in late[:10])
         more = f" and {len(late) - 10} more" if len(late) > 10 else ""
         return f"waits for deployment group {self.id} to be READY; not yet: {shown}{more}"
+
+
+_DEPLOY_HOOKS = frozenset({"do_discover", "do_reserve", "do_provision", "do_configure"})
+#: Resources launched per loop iteration, so that a huge deploy keeps memory and
+#: latency flat (finished tasks are freed before the next chunk is made).
+_CHUNK = 1000
 
 
 class ExperimentController:
@@ -426,8 +419,8 @@ class ExperimentController:
         rm1, rm2 = self._rm(guid1), self._rm(guid2)
         self._check_connection(rm1, rm2)
         with self._lock:
-            rm1.connections.add(rm2.guid)
-            rm2.connections.add(rm1.guid)
+            rm1._connect(rm2.guid)
+            rm2._connect(rm1.guid)
 
     def register_condition(self, guids1: Guids, action: ResourceAction | str, guids2: Guids,
                            state: ResourceState | str, time: str | float | None = None) -> None:
@@ -450,9 +443,9 @@ class ExperimentController:
             self._dependencies.add_conditions(new)
             for c in new:
                 rm = self._resources[c.guid]
-                rm.conditions.setdefault(action, []).append(c)
+                rm._add_condition(c)
                 self._conditions.append(c)
-                if action is A.STOP and rm._deploying and getattr(rm, "_stop_task", None) is None:
+                if action is A.STOP and rm._deploying and rm._stop_task is None:
                     self._runner.call_soon(self._watch_stop, rm)
 
     def _check_reachable(self, what: str, guids: list[int], state: ResourceState) -> None:
@@ -543,26 +536,83 @@ class ExperimentController:
                 rm._group = grp
         self._runner.call_soon(self._launch, grp, rms, wait_all_ready)
 
+    def _in_chunks(self, rms: list[ResourceManager], action: Callable[[ResourceManager], None],
+                   offset: int = 0) -> None:
+        for rm in rms[offset:offset + _CHUNK]:
+            action(rm)
+        if offset + _CHUNK < len(rms):
+            self._runner.loop.call_soon(self._in_chunks, rms, action, offset + _CHUNK)
+
     def _launch(self, grp: _Group, rms: list[ResourceManager], wait_all_ready: bool) -> None:
-        grp.add(rms)
-        create_task = self._runner.loop.create_task
-        for rm in rms:
-            rm._task = create_task(self._lifecycle(rm, grp, wait_all_ready))
-            if A.STOP in rm.conditions:
-                self._watch_stop(rm)
+        grp.members.extend(rms)
+        if wait_all_ready:
+            grp.deploying += len(rms)
+        self._in_chunks(rms, lambda rm: self._deploy_one(rm, grp, wait_all_ready))
         self._save_description()
 
-    async def _lifecycle(self, rm: ResourceManager, grp: _Group, wait_all_ready: bool) -> None:
-        """Deploy ``rm``, wait for its group and its conditions, start and run it."""
+    def _deploy_one(self, rm: ResourceManager, grp: _Group, wait_all_ready: bool) -> None:
+        if rm._conditions and A.STOP in rm._conditions:
+            self._watch_stop(rm)
+        if rm._state != S.NEW or self._aborted:
+            self._member_lost(grp, wait_all_ready)
+        elif rm._hooks & _DEPLOY_HOOKS or (rm._conditions and A.DEPLOY in rm._conditions):
+            rm._task = self._runner.loop.create_task(self._deploy_phase(rm, grp, wait_all_ready))
+        else:  # nothing to await: no task needed
+            rm._set_state(S.DISCOVERED)
+            rm._set_state(S.PROVISIONED)
+            rm._set_state(S.READY)
+            self._deployed(rm, grp, wait_all_ready)
+
+    async def _deploy_phase(self, rm: ResourceManager, grp: _Group, wait_all_ready: bool) -> None:
+        ready = False
         try:
-            if A.DEPLOY in rm.conditions:
+            if A.DEPLOY in rm._conditions:
                 await self._await_conditions(rm, A.DEPLOY)
             await self._deploy_steps(rm)
-            if wait_all_ready and grp.pending:
-                rm._waiting = grp.describe
-                await grp.ready.wait()
-                rm._waiting = None
-            if A.START in rm.conditions and rm._state == S.READY:
+            ready = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(rm, rm._step or "condition", exc)
+        finally:
+            if ready:
+                self._deployed(rm, grp, wait_all_ready)
+            else:
+                self._member_lost(grp, wait_all_ready)
+
+    def _deployed(self, rm: ResourceManager, grp: _Group, wait_all_ready: bool) -> None:
+        """``rm`` is READY: start it, or hold it until its whole group is READY."""
+        if not wait_all_ready:
+            self._begin_start(rm)
+            return
+        grp.held.append(rm)
+        rm._waiting = grp.describe
+        self._member_lost(grp, True)
+
+    def _member_lost(self, grp: _Group, wait_all_ready: bool) -> None:
+        """One member less to wait for (it is READY, or it never will be)."""
+        if not wait_all_ready:
+            return
+        grp.deploying -= 1
+        if grp.deploying == 0 and grp.held:
+            held, grp.held = grp.held, []
+            self._in_chunks(held, self._begin_start)
+
+    def _begin_start(self, rm: ResourceManager) -> None:
+        rm._waiting = None
+        if rm._state != S.READY or self._aborted:
+            return
+        if "do_start" in rm._hooks or (rm._conditions and A.START in rm._conditions):
+            rm._task = self._runner.loop.create_task(self._start_phase(rm))
+            return
+        rm._set_state(S.STARTED)
+        if "do_run" in rm._hooks:
+            rm._task = self._runner.loop.create_task(self._run(rm))
+
+    async def _start_phase(self, rm: ResourceManager) -> None:
+        """Wait for ``rm``'s START conditions, then start and run it."""
+        try:
+            if A.START in rm._conditions:
                 await self._await_conditions(rm, A.START)
             if rm._state == S.READY:
                 await self._start_steps(rm)
@@ -642,17 +692,17 @@ class ExperimentController:
                 running.cancel()
 
     def _watch_stop(self, rm: ResourceManager) -> None:
-        if getattr(rm, "_stop_task", None) is None and rm._state != S.RELEASED:
-            rm._stop_task = self._spawn(self._stop_when(rm))  # type: ignore[attr-defined]
+        if rm._stop_task is None and rm._state != S.RELEASED:
+            rm._stop_task = self._spawn(self._stop_when(rm))
 
     async def _stop_when(self, rm: ResourceManager) -> None:
         """Stop ``rm`` once its STOP conditions hold and it is started."""
         try:
             await self._await_conditions(rm, A.STOP, slot="_stop_waiting")
             if rm._status(S.STARTED) == 0:
-                rm._stop_waiting = lambda: "its STOP conditions hold; it will stop once STARTED"  # type: ignore[attr-defined]
+                rm._stop_waiting = lambda: "its STOP conditions hold; it will stop once STARTED"
                 await self._await_states([rm], S.STARTED)
-            rm._stop_waiting = None  # type: ignore[attr-defined]
+            rm._stop_waiting = None
             if rm._state == S.STARTED:
                 await self._stop_one(rm)
         except asyncio.CancelledError:
@@ -688,7 +738,7 @@ class ExperimentController:
                 future.cancel()
                 raise rm._unreachable(target)
             pending += 1
-            rm._watchers.append((target, settled))
+            rm._watch(target, settled)
         if pending:
             await future
 
@@ -721,7 +771,7 @@ class ExperimentController:
 
     async def _await_conditions(self, rm: ResourceManager, action: ResourceAction,
                                 slot: str = "_waiting") -> None:
-        for condition in list(rm.conditions.get(action, ())):
+        for condition in list(rm._conditions.get(action, ())):
             await self._await_condition(rm, condition, slot)
 
     def _describe_wait(self, condition: Condition, others: list[ResourceManager]) -> str:
@@ -957,17 +1007,17 @@ class ExperimentController:
         for rm in rms:
             if rm._state == S.RELEASED:
                 continue
-            task = getattr(rm, "_release_task", None)
+            task = rm._release_task
             if task is not None:
                 slow.append(task)
                 continue
-            busy = (rm._task is not None and not rm._task.done()) or getattr(rm, "_stop_task", None) is not None
+            busy = (rm._task is not None and not rm._task.done()) or rm._stop_task is not None
             if (not busy and rm._state != S.STARTED and "do_release" not in rm._hooks
                     and not (rm._dependents & releasing)):
                 rm._set_state(S.RELEASED)  # nothing to undo: no task needed
                 continue
-            rm._release_task = self._runner.loop.create_task(self._release_one(rm, releasing))  # type: ignore[attr-defined]
-            slow.append(rm._release_task)  # type: ignore[attr-defined]
+            rm._release_task = self._runner.loop.create_task(self._release_one(rm, releasing))
+            slow.append(rm._release_task)
         if slow:
             await asyncio.gather(*slow)
 
@@ -999,19 +1049,21 @@ class ExperimentController:
         if rm._state != S.RELEASED:
             rm._set_state(S.RELEASED, detail)
 
-    async def release_async(self, guids: Guids = None, timeout: float | None = None) -> None:
-        """Stop and release resources (None: all); returns once they are RELEASED."""
-        self._check_open("release")
-        rms = self._select(guids)
+    async def _release_and_record(self, rms: list[ResourceManager], timeout: float | None) -> None:
         await self._runner.run_async(
             self._with_timeout(self._release(rms), timeout, "release", rms, S.RELEASED, False))
         with self._lock:
             for rm in rms:
-                if rm.get("hardRelease"):
+                if rm._values.get("hardRelease"):
                     self._resources.pop(rm.guid, None)
             if self._ecstate == ECState.RUNNING and all(
                     rm._state == S.RELEASED for rm in self._resources.values()):
                 self._ecstate = ECState.RELEASED
+
+    async def release_async(self, guids: Guids = None, timeout: float | None = None) -> None:
+        """Stop and release resources (None: all); returns once they are RELEASED."""
+        self._check_open("release")
+        await self._release_and_record(self._select(guids), timeout)
         self._save_description()
 
     def release(self, guids: Guids = None, timeout: float | None = None) -> None:
@@ -1024,7 +1076,7 @@ class ExperimentController:
         if self._closed:
             return
         try:
-            await self.release_async(None, timeout)
+            await self._release_and_record(self._select(None), timeout)
         finally:
             if self._ecstate != ECState.FAILED:
                 self._ecstate = ECState.TERMINATED
@@ -1053,7 +1105,7 @@ class ExperimentController:
         self._check_open("enable_trace")
         rm = self._rm(guid)
         rm._check_trace(name)
-        rm._enabled_traces.add(name)
+        rm._enable_trace(name)
 
     def trace_enabled(self, guid: int, name: str) -> bool:
         """Whether trace ``name`` of ``guid`` is collected."""
@@ -1159,9 +1211,8 @@ class ExperimentController:
                          f"{format_delay(time.monotonic() - (since or time.monotonic()))})")
         if rm._waiting is not None:
             parts.append(rm._waiting())
-        stop_waiting = getattr(rm, "_stop_waiting", None)
-        if stop_waiting is not None:
-            parts.append("to STOP: " + stop_waiting())
+        if rm._stop_waiting is not None:
+            parts.append("to STOP: " + rm._stop_waiting())
         if state in (S.STARTED, S.STOPPED, S.FINISHED) and not parts:
             parts.append(f"started at {rm.state_time(S.STARTED):%H:%M:%S.%f}"[:-3])
         if state == S.READY and not parts:
@@ -1186,7 +1237,7 @@ class ExperimentController:
                        critical=rm.critical, attributes=rm.get_attribute_values(),
                        label=f"{rm.guid} {rm._rtype.rsplit('::', 1)[-1]}")
         for rm in rms:
-            for other in sorted(rm.connections):
+            for other in sorted(rm._connections):
                 if rm.guid < other and other in self._resources:
                     g.add_edge(rm.guid, other, kind="connection")
         for c in self._conditions:
@@ -1198,19 +1249,24 @@ class ExperimentController:
         return g
 
     def _description(self) -> dict[str, Any]:
-        wall = self._to_wall
-        resources = []
-        for rm in list(self._resources.values()):
-            resources.append({
-                "guid": rm.guid,
-                "type": rm._rtype,
-                "attributes": rm.get_attribute_values(),
-                "connections": sorted(rm.connections),
-                "traces": sorted(rm._enabled_traces),
-                "state": rm._state.name,
-                "times": {S(i).name: wall(t) for i, t in enumerate(rm._times) if t is not None},
-                "failure": rm.failure.to_dict() if rm.failure else None,
-            })
+        """What was built: types (declared attributes with defaults, traces), resources
+        (set attribute values, connections, enabled traces), conditions, failures.
+
+        States and their times are not repeated here: ``events.jsonl`` has them.
+        """
+        rms = list(self._resources.values())
+        types = {}
+        for cls in {type(rm) for rm in rms}:
+            types[cls._rtype] = {
+                "help": cls._help,
+                "long_lived": cls._long_lived,
+                "attributes": {
+                    name: {"type": a.type.value, "default": a.default, "flags": int(a.flags),
+                           "allowed": list(a.allowed) if a.allowed else None, "help": a.help}
+                    for name, a in cls._attribute_table.items()
+                },
+                "traces": {name: {"help": t.help, "enabled": t.enabled} for name, t in cls._trace_table.items()},
+            }
         return {
             "format": "nepi_lab.run",
             "version": RUN_FORMAT,
@@ -1218,7 +1274,12 @@ class ExperimentController:
             "run_id": self._run_id,
             "ecstate": self._ecstate.name,
             "saved": time.time(),
-            "resources": resources,
+            "types": dict(sorted(types.items())),
+            "resources": [
+                {"guid": rm.guid, "type": rm._rtype, "attributes": rm._values,
+                 "connections": sorted(rm._connections), "traces": sorted(rm._enabled_traces)}
+                for rm in rms
+            ],
             "conditions": [c.to_dict() for c in self._conditions],
             "failures": [f.to_dict() for f in self._failures],
         }

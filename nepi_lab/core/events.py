@@ -84,6 +84,8 @@ class EventLog:
         self._file: IO[str] | None = None
         self._request_flush: Callable[[], None] | None = None
         self._flush_pending = False
+        self._written = 0  # events already in the file
+        self._json_types: dict[int, str] = {}
 
     # -- writing ---------------------------------------------------------------
 
@@ -91,31 +93,27 @@ class EventLog:
         """Write every event, past and future, as a JSON line to ``path``.
 
         ``request_flush`` is called once per batch of events; it must arrange for
-        :meth:`flush` to run soon (the controller schedules it on its loop), so a
-        dying process loses at most the events of one loop iteration.
+        :meth:`flush` to run soon (the controller schedules it on its loop, so the
+        file is written once per loop iteration and a dying process loses at most
+        the events of that iteration).
         """
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._request_flush = request_flush
-        for i in range(len(self._time)):
-            self._write(i)
         self.flush()
 
     def append(self, time: float, guid: int, rtype: str, old: int, new: int,
                detail: str | None = None) -> None:
         """Record one change (``old`` is -1 for a registration)."""
         with self._lock:
-            index = len(self._time)
+            if detail is not None:
+                self._detail[len(self._time)] = detail
             self._time.append(time)
             self._guid.append(guid)
             self._old.append(old)
             self._new.append(new)
-            if detail is not None:
-                self._detail[index] = detail
-            if self._file is not None:
-                self._write(index, rtype)
-                if not self._flush_pending:
-                    self._flush_pending = True
-                    self._request_flush()  # type: ignore[misc]
+            if not self._flush_pending and self._request_flush is not None:
+                self._flush_pending = True
+                self._request_flush()
         if self._subscribers:
             event = Event(time, guid, rtype, None if old < 0 else _STATES[old], _STATES[new], detail)
             for subscriber in list(self._subscribers):
@@ -124,25 +122,37 @@ class EventLog:
                 except Exception:  # an observer must not break the run
                     log.exception("event subscriber %r raised", subscriber)
 
-    def _write(self, i: int, rtype: str | None = None) -> None:
-        old = self._old[i]
-        detail = self._detail.get(i)
-        self._file.write(  # type: ignore[union-attr]
-            f'{{"time": {self._time[i]!r}, "guid": {self._guid[i]}, '
-            f'"type": {json.dumps(rtype or self._rtype_of(self._guid[i]))}, '
-            f'"from": {"null" if old < 0 else _NAMES[old]}, "to": {_NAMES[self._new[i]]}, '
-            f'"detail": {"null" if detail is None else json.dumps(detail)}}}\n'
-        )
-
     def flush(self) -> None:
-        """Push buffered lines to the file."""
+        """Write the events recorded since the last flush to the file."""
         with self._lock:
             self._flush_pending = False
-            if self._file is not None:
-                self._file.flush()
+            if self._file is None:
+                return
+            start, end = self._written, len(self._time)
+            if start == end:
+                return
+            rtype_of, types, details = self._rtype_of, self._json_types, self._detail
+            times, guids, olds, news = self._time, self._guid, self._old, self._new
+            lines = []
+            for i in range(start, end):
+                guid = guids[i]
+                rtype = types.get(guid)
+                if rtype is None:
+                    rtype = types[guid] = json.dumps(rtype_of(guid))
+                old = olds[i]
+                detail = details.get(i)
+                lines.append(
+                    f'{{"time": {times[i]!r}, "guid": {guid}, "type": {rtype}, '
+                    f'"from": {"null" if old < 0 else _NAMES[old]}, "to": {_NAMES[news[i]]}, '
+                    f'"detail": {"null" if detail is None else json.dumps(detail)}}}\n'
+                )
+            self._file.write("".join(lines))
+            self._file.flush()
+            self._written = end
 
     def close(self) -> None:
         """Flush and close the file; the in-memory log stays readable."""
+        self.flush()
         with self._lock:
             if self._file is not None:
                 self._file.close()

@@ -113,6 +113,7 @@ class ResourceManager:
     #: Long-lived resources (no ``do_run``) stay STARTED until stopped.
     _long_lived: bool = True
     _hooks: frozenset[str] = frozenset()
+    _default_traces: frozenset[str] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -125,6 +126,7 @@ class ResourceManager:
                 traces[t.name] = t
         cls._attribute_table = attributes
         cls._trace_table = traces
+        cls._default_traces = frozenset(t.name for t in traces.values() if t.enabled)
         cls._hooks = frozenset(
             name for name in _HOOKS if getattr(cls, name) is not getattr(ResourceManager, name)
         )
@@ -133,19 +135,28 @@ class ResourceManager:
         if cls.__dict__.get("_rtype"):
             register_type(cls)
 
+    __slots__ = (
+        "ec", "guid", "_values", "_state", "_times", "_progress", "_ended_at", "_watchers",
+        "_conditions", "_connections", "_enabled_traces", "failure", "_deploying", "_task",
+        "_running", "_stopping", "_step", "_waiting", "_stop_waiting", "_stop_task",
+        "_release_task", "_dependents", "_group", "__weakref__",
+    )
+
     def __init__(self, ec: ExperimentController, guid: int) -> None:
+        # Containers start as shared empty constants and are made per resource on
+        # first write: an experiment may hold 100,000 resources.
         self.ec = ec
         self.guid = guid
-        self._values: dict[str, Any] = {}
+        self._values: dict[str, Any] = _EMPTY_DICT
         self._state = S.NEW
-        self._times: list[float | None] = [None] * len(S)
-        self._times[S.NEW] = time.monotonic()
+        self._times: list[float | None] = [None] * _NSTATES
+        self._times[0] = time.monotonic()
         self._progress = S.NEW
         self._ended_at: float | None = None
-        self._watchers: list[tuple[ResourceState, Callable[[ResourceManager, bool], None]]] = []
-        self.conditions: dict[Any, list[Any]] = {}
-        self.connections: set[int] = set()
-        self._enabled_traces: set[str] = {t.name for t in self._trace_table.values() if t.enabled}
+        self._watchers: list[tuple[int, Callable[[ResourceManager, bool], None]]] | None = None
+        self._conditions: dict[Any, list[Any]] = _EMPTY_DICT
+        self._connections: set[int] | frozenset[int] = _EMPTY_SET
+        self._enabled_traces: frozenset[str] | set[str] = self._default_traces
         self.failure: Failure | None = None
         self._deploying = False
         self._task: asyncio.Task[Any] | None = None
@@ -153,8 +164,47 @@ class ResourceManager:
         self._stopping = False
         self._step: str | None = None
         self._waiting: Callable[[], str] | None = None
-        self._dependents: set[int] = set()
+        self._stop_waiting: Callable[[], str] | None = None
+        self._stop_task: asyncio.Task[Any] | None = None
+        self._release_task: asyncio.Task[Any] | None = None
+        self._dependents: set[int] | frozenset[int] = _EMPTY_SET
         self._group: Any = None
+
+    @property
+    def connections(self) -> frozenset[int]:
+        """Guids of the connected resources."""
+        return frozenset(self._connections)
+
+    @property
+    def conditions(self) -> dict[Any, list[Any]]:
+        """This resource's conditions, by action (a copy)."""
+        return {action: list(conds) for action, conds in self._conditions.items()}
+
+    def _connect(self, guid: int) -> None:
+        if self._connections is _EMPTY_SET:
+            self._connections = set()
+        self._connections.add(guid)  # type: ignore[union-attr]
+
+    def _add_condition(self, condition: Any) -> None:
+        if self._conditions is _EMPTY_DICT:
+            self._conditions = {}
+        self._conditions.setdefault(condition.action, []).append(condition)
+
+    def _add_dependent(self, guid: int) -> None:
+        if self._dependents is _EMPTY_SET:
+            self._dependents = set()
+        self._dependents.add(guid)  # type: ignore[union-attr]
+
+    def _enable_trace(self, name: str) -> None:
+        if not isinstance(self._enabled_traces, set):
+            self._enabled_traces = set(self._enabled_traces)
+        self._enabled_traces.add(name)
+
+    def _watch(self, target: int, callback: Callable[[ResourceManager, bool], None]) -> None:
+        """Call ``callback(self, reached)`` once ``target`` is reached or unreachable."""
+        if self._watchers is None:
+            self._watchers = []
+        self._watchers.append((target, callback))
 
     # -- identity ---------------------------------------------------------------
 
@@ -219,6 +269,8 @@ class ResourceManager:
         value = declaration.check(value, self.guid, self._rtype)
         if declaration.set_hook is not None:
             value = declaration.set_hook(self, self.get(name), value)
+        if self._values is _EMPTY_DICT:
+            self._values = {}
         if value is None:
             self._values.pop(name, None)
         else:
@@ -246,7 +298,7 @@ class ResourceManager:
     def get_connected(self, rtype: str | type[ResourceManager] | None = None) -> list[ResourceManager]:
         """Connected resources, optionally only those that are (subclasses of) ``rtype``."""
         resources = self.ec._resources
-        connected = [resources[g] for g in sorted(self.connections) if g in resources]
+        connected = [resources[g] for g in sorted(self._connections) if g in resources]
         if rtype is None:
             return connected
         cls = get_resource_type(rtype)
@@ -259,7 +311,7 @@ class ResourceManager:
         Raises :class:`UnreachableStateError` at once if ``other`` failed or can no
         longer reach ``state``, which fails this resource with that reason.
         """
-        other._dependents.add(self.guid)
+        other._add_dependent(self.guid)
         if other._status(state) > 0:
             return
         state = ResourceState(state)
@@ -384,13 +436,13 @@ class ResourceManager:
 
     def _notify(self) -> None:
         keep = []
-        for target, callback in self._watchers:
+        for target, callback in self._watchers:  # type: ignore[union-attr]
             status = self._status(target)
             if status:
                 callback(self, status > 0)
             else:
                 keep.append((target, callback))
-        self._watchers = keep
+        self._watchers = keep or None
 
     def _unreachable(self, target: ResourceState) -> UnreachableStateError:
         return UnreachableStateError(self.guid, self._rtype, self._state, ResourceState(target), self.failure)
@@ -400,6 +452,10 @@ class ResourceManager:
         t = self._times[state]
         return None if t is None else _dt.datetime.fromtimestamp(self.ec._to_wall(t))
 
+
+_EMPTY_DICT: dict[Any, Any] = {}  # shared; never written (see ResourceManager.__init__)
+_EMPTY_SET: frozenset[Any] = frozenset()
+_NSTATES = len(ResourceState)
 
 _HOOKS = (
     "do_discover", "do_reserve", "do_provision", "do_configure",

@@ -3,10 +3,11 @@
 Layout (format version :data:`RUN_FORMAT`)::
 
     <run_id>/
-        experiment.json      the description: format, ids, resources (type, every
-                             attribute, connections, enabled traces, state, state
-                             times, failure), conditions, failures; rewritten
-                             atomically at each deploy, release and shutdown
+        experiment.json      the description: format, ids, controller state, types
+                             (declared attributes with defaults, traces), resources
+                             (set attribute values, connections, enabled traces),
+                             conditions, failures; rewritten atomically at creation,
+                             each deploy, release and shutdown
         events.jsonl         one JSON object per state change, appended as it happens:
                              {"time", "guid", "type", "from", "to", "detail"}
         <guid>-<type>/       one folder per resource that produced traces
@@ -57,19 +58,10 @@ def make_run_dir(local_dir: str, exp_id: str) -> tuple[str, str]:
             continue
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
-
-
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` so that a reader never sees half a file."""
     tmp = f"{path}.tmp"
+    text = json.dumps(data, separators=(",", ":"), default=str)  # one C-encoder pass
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(data), f, separators=(",", ":"))
+        f.write(text)
     os.replace(tmp, path)

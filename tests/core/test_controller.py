@@ -191,8 +191,18 @@ def test_run_directory_describes_the_run(tmp_path):
     assert by_guid[app]["type"] == "test::Application"
     assert by_guid[app]["attributes"]["critical"] is False
     assert by_guid[app]["connections"] == [node]
-    assert by_guid[app]["state"] == "RELEASED" and "FAILED" in by_guid[app]["times"]
-    assert by_guid[app]["failure"]["step"] == "run"
+    assert by_guid[app]["traces"] == ["log"]
+    # every attribute is recoverable: set values here, defaults in the type's declaration
+    declared = description["types"]["test::Application"]["attributes"]
+    assert declared["duration"] == {"type": "DOUBLE", "default": 0.0, "flags": 0, "allowed": None,
+                                    "help": "seconds do_run takes"}
+    assert description["types"]["test::Node"]["long_lived"] is True
+    (failure,) = description["failures"]
+    assert (failure["guid"], failure["step"], failure["critical"]) == (app, "run", False)
+    # states and their times are in the event log
+    with open(os.path.join(ec.run_dir, "events.jsonl")) as f:
+        states = [e["to"] for e in map(json.loads, f) if e["guid"] == app]
+    assert states == ["NEW", "DISCOVERED", "PROVISIONED", "READY", "STARTED", "FAILED", "RELEASED"]
     assert description["conditions"] == [
         {"guid": app, "action": "START", "after": [node], "state": "STARTED", "delay": 0.01}]
 
