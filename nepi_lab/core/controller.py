@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 from .attributes import Attribute, Flags
 from .conditions import Condition, DependencyGraph
 from .errors import (
+    ConditionError,
     ControllerClosedError,
     DuplicateGuidError,
     ExperimentFailedError,
@@ -69,7 +70,7 @@ from .resource import DONE, Failure, ResourceManager
 from .results import DESCRIPTION, EVENTS, RUN_FORMAT, default_local_dir, make_run_dir, write_json_atomic
 from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
 from .times import format_delay, parse_date, parse_delay
-from .traces import TraceAttr, check_name
+from .traces import TraceAttr, as_trace_attr, check_name
 
 log = logging.getLogger("nepi_lab")
 
@@ -120,6 +121,9 @@ class _Group:
         return f"waits for deployment group {self.id} to be READY; not yet: {shown}{more}"
 
 
+#: The event log is written at most this many seconds after a change: late enough
+#: to batch a burst into one write, early enough that a dying process loses little.
+_FLUSH_DELAY = 0.005
 _DEPLOY_HOOKS = frozenset({"do_discover", "do_reserve", "do_provision", "do_configure"})
 #: Resources launched per loop iteration, so that a huge deploy keeps memory and
 #: latency flat (finished tasks are freed before the next chunk is made).
@@ -171,7 +175,8 @@ class ExperimentController:
         self._runner = LoopRunner()
         self._failed = asyncio.Event()
         self.events.attach_file(
-            os.path.join(self._run_dir, EVENTS), lambda: self._runner.call_soon(self.events.flush)
+            os.path.join(self._run_dir, EVENTS),
+            lambda: self._runner.call_later(_FLUSH_DELAY, self.events.flush),
         )
         self._save_description()
         _live_controllers.add(self)
@@ -263,16 +268,16 @@ class ExperimentController:
             raise ControllerClosedError(self._exp_id, call)
 
     def _rm(self, guid: Any) -> ResourceManager:
-        try:
-            return self._resources[guid]
-        except (KeyError, TypeError):
-            raise UnknownGuidError(guid, self._resources) from None
+        rm = self._resources.get(guid) if type(guid) is int else None  # not True, not 1.0
+        if rm is None:
+            raise UnknownGuidError(guid, self._resources)
+        return rm
 
     def _select(self, guids: Guids) -> list[ResourceManager]:
         """Resources for a guid, a list of guids, or None (all), as in NEPI."""
         if guids is None:
             return list(self._resources.values())
-        if isinstance(guids, int) and not isinstance(guids, bool):
+        if type(guids) is int:
             return [self._rm(guids)]
         if isinstance(guids, (str, bytes)) or not isinstance(guids, Iterable):
             raise UnknownGuidError(guids, self._resources)
@@ -288,9 +293,6 @@ class ExperimentController:
 
     def _to_wall(self, monotonic: float) -> float:
         return monotonic + self._wall_offset
-
-    def _record(self, rm: ResourceManager, old: int, new: int, now: float, detail: str | None) -> None:
-        self.events.append(now + self._wall_offset, rm.guid, rm._rtype, old, new, detail)
 
     def _sync(self, coro: Coroutine[Any, Any, T], name: str) -> T:
         return self._runner.run(coro, name)
@@ -343,27 +345,28 @@ class ExperimentController:
         """
         self._check_open("register_resource")
         cls = get_resource_type(rtype)
-        auto_deploy = attributes.pop("autoDeploy", False)
-        connected_to = attributes.pop("connectedTo", None)
+        auto_deploy = attributes.pop("autoDeploy", False) if attributes else False
+        connected_to = attributes.pop("connectedTo", None) if attributes else None
         with self._lock:
+            resources = self._resources
             if guid is None:
                 guid = self._next_guid
-                while guid in self._resources:
+                while guid in resources:
                     guid += 1
             elif isinstance(guid, bool) or not isinstance(guid, int) or guid < 0:
                 raise InvalidInputError(f"guid must be an integer >= 0, not {guid!r}")
-            elif guid in self._resources:
-                raise DuplicateGuidError(guid, self._resources[guid]._rtype)
+            elif guid in resources:
+                raise DuplicateGuidError(guid, resources[guid]._rtype)
             rm = cls(self, guid)
             for name, value in attributes.items():
                 rm.set(name, value)
             if connected_to is not None:
-                other = self._rm(connected_to)
-                self._check_connection(rm, other)
-            self._resources[guid] = rm
+                self._check_connection(rm, self._rm(connected_to))
+            resources[guid] = rm
             self._rtypes[guid] = cls._rtype
-            self._next_guid = max(self._next_guid, guid + 1)
-            self.events.append(self._to_wall(rm._times[S.NEW]), guid, cls._rtype, -1, S.NEW)  # type: ignore[arg-type]
+            if guid >= self._next_guid:
+                self._next_guid = guid + 1
+            self.events.append(rm._times[0] + self._wall_offset, guid, cls._rtype, -1, 0)
         if connected_to is not None:
             self.register_connection(guid, connected_to)
         if auto_deploy:
@@ -452,7 +455,8 @@ class ExperimentController:
         for g in guids:
             other = self._resources[g]
             if other._status(state) < 0:
-                raise InvalidInputError(f"condition '{what}' can never hold: {other._unreachable(state)}")
+                raise ConditionError(f"condition '{what}' can never hold: {other._unreachable(state)}",
+                                     others=guids, state=state)
 
     def set_with_conditions(self, name: str, value: Any, guids1: Guids, guids2: Guids,
                             state: ResourceState | str, time: str | float | None = None) -> None:
@@ -471,6 +475,10 @@ class ExperimentController:
             declaration.check(value, g, rm._rtype)
             if declaration.flags & Flags.NoWrite:
                 raise ReadOnlyAttributeError(g, rm._rtype, name, rm._state, "it is read-only")
+            if declaration.flags & Flags.Design and (rm._deploying or rm._state > S.NEW):
+                raise ReadOnlyAttributeError(
+                    g, rm._rtype, name, rm._state,
+                    f"it is a design attribute and the resource is already deployed ({rm._state.name})")
         what = f"set {name}={value!r} on {g1} once {g2} reached {state.name}"
         self._check_reachable(what, g2, state)
         condition = Condition(g1[0], A.START, tuple(g2), state, delay)
@@ -534,6 +542,9 @@ class ExperimentController:
             for rm in rms:
                 rm._deploying = True
                 rm._group = grp
+            # saved here, in the caller's thread, so the loop spends nothing on it
+            # between the first state changes and the conditions they trigger
+            self._save_description()
         self._runner.call_soon(self._launch, grp, rms, wait_all_ready)
 
     def _in_chunks(self, rms: list[ResourceManager], action: Callable[[ResourceManager], None],
@@ -548,7 +559,6 @@ class ExperimentController:
         if wait_all_ready:
             grp.deploying += len(rms)
         self._in_chunks(rms, lambda rm: self._deploy_one(rm, grp, wait_all_ready))
-        self._save_description()
 
     def _deploy_one(self, rm: ResourceManager, grp: _Group, wait_all_ready: bool) -> None:
         if rm._conditions and A.STOP in rm._conditions:
@@ -575,6 +585,7 @@ class ExperimentController:
         except Exception as exc:
             self._fail(rm, rm._step or "condition", exc)
         finally:
+            _forget_task(rm)
             if ready:
                 self._deployed(rm, grp, wait_all_ready)
             else:
@@ -620,6 +631,8 @@ class ExperimentController:
             raise
         except Exception as exc:
             self._fail(rm, rm._step or "condition", exc)
+        finally:
+            _forget_task(rm)
 
     async def _deploy_steps(self, rm: ResourceManager) -> None:
         hooks = rm._hooks
@@ -669,6 +682,7 @@ class ExperimentController:
         finally:
             rm._running = None
             rm._step = None
+            _forget_task(rm)
         if rm._state == S.STARTED and not rm._stopping:
             rm._set_state(S.FINISHED)
 
@@ -792,6 +806,7 @@ class ExperimentController:
             getattr(exc, "command", None), getattr(exc, "returncode", None), getattr(exc, "stderr_tail", None),
         )
         rm.failure = failure
+        rm._step = None
         self._failures.append(failure)
         log.info("%s", failure)
         if rm._state != S.FAILED:
@@ -1120,7 +1135,7 @@ class ExperimentController:
         """Read a trace: ALL (content), STREAM (``block`` bytes at block ``offset``), PATH, SIZE."""
         rm = self._rm(guid)
         rm._check_trace(name)
-        attr = TraceAttr(attr)
+        attr = as_trace_attr(attr)
         return await self._runner.run_async(rm.read_trace(name, attr, block, offset))
 
     def trace(self, guid: int, name: str, attr: TraceAttr | str = TraceAttr.ALL,
@@ -1128,8 +1143,9 @@ class ExperimentController:
         """Read a trace (see :meth:`trace_async`)."""
         rm = self._rm(guid)
         rm._check_trace(name)
+        attr = as_trace_attr(attr)
         if self._closed:  # collected traces stay readable from the run directory
-            return asyncio.run(rm.read_trace(name, TraceAttr(attr), block, offset))
+            return asyncio.run(rm.read_trace(name, attr, block, offset))
         return self._sync(self.trace_async(guid, name, attr, block, offset), "trace")
 
     # == scheduling ==============================================================
@@ -1275,20 +1291,34 @@ class ExperimentController:
             "ecstate": self._ecstate.name,
             "saved": time.time(),
             "types": dict(sorted(types.items())),
-            "resources": [
-                {"guid": rm.guid, "type": rm._rtype, "attributes": rm._values,
-                 "connections": sorted(rm._connections), "traces": sorted(rm._enabled_traces)}
-                for rm in rms
-            ],
+            "resources": [self._describe_resource(rm) for rm in rms],
             "conditions": [c.to_dict() for c in self._conditions],
             "failures": [f.to_dict() for f in self._failures],
         }
+
+    @staticmethod
+    def _describe_resource(rm: ResourceManager) -> dict[str, Any]:
+        # keys are left out when empty or as declared (traces): a run may hold 100,000
+        entry: dict[str, Any] = {"guid": rm.guid, "type": rm._rtype}
+        if rm._values:
+            entry["attributes"] = rm._values
+        if rm._connections:
+            entry["connections"] = sorted(rm._connections)
+        if rm._enabled_traces is not rm._default_traces:
+            entry["traces"] = sorted(rm._enabled_traces)
+        return entry
 
     def _save_description(self) -> None:
         try:
             write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self._description())
         except OSError as exc:  # a full disk must not take the experiment down
             log.warning("could not save the experiment description: %s", exc)
+
+
+def _forget_task(rm: ResourceManager) -> None:
+    """Drop ``rm``'s reference to the running task (a done task keeps its coroutine)."""
+    if rm._task is asyncio.current_task():
+        rm._task = None
 
 
 def _time_getter(state: ResourceState, verb: str) -> Callable[[ExperimentController, int], _dt.datetime | None]:

@@ -56,6 +56,11 @@ class Event(NamedTuple):
 
 _STATES = list(ResourceState)
 _NAMES = [json.dumps(s.name) for s in ResourceState]
+# '"from": "READY", "to": "STARTED"' for every (old, new); old -1 is a registration
+_FROM_TO = {
+    (old, new): f'"from": {"null" if old < 0 else _NAMES[old]}, "to": {_NAMES[new]}'
+    for old in range(-1, len(_STATES)) for new in range(len(_STATES))
+}
 
 
 class EventLog:
@@ -85,7 +90,7 @@ class EventLog:
         self._request_flush: Callable[[], None] | None = None
         self._flush_pending = False
         self._written = 0  # events already in the file
-        self._json_types: dict[int, str] = {}
+        self._json_types: dict[str, str] = {}  # type name -> its JSON text
 
     # -- writing ---------------------------------------------------------------
 
@@ -93,9 +98,9 @@ class EventLog:
         """Write every event, past and future, as a JSON line to ``path``.
 
         ``request_flush`` is called once per batch of events; it must arrange for
-        :meth:`flush` to run soon (the controller schedules it on its loop, so the
-        file is written once per loop iteration and a dying process loses at most
-        the events of that iteration).
+        :meth:`flush` to run soon (the controller schedules it on its loop a few
+        milliseconds later, so a burst is written at once and a dying process loses
+        at most those milliseconds).
         """
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._request_flush = request_flush
@@ -132,18 +137,16 @@ class EventLog:
             if start == end:
                 return
             rtype_of, types, details = self._rtype_of, self._json_types, self._detail
-            times, guids, olds, news = self._time, self._guid, self._old, self._new
             lines = []
-            for i in range(start, end):
-                guid = guids[i]
-                rtype = types.get(guid)
+            for i, (t, guid, old, new) in enumerate(
+                    zip(self._time[start:end], self._guid[start:end], self._old[start:end],
+                        self._new[start:end]), start):
+                rtype = types.get(rtype_of(guid))
                 if rtype is None:
-                    rtype = types[guid] = json.dumps(rtype_of(guid))
-                old = olds[i]
-                detail = details.get(i)
+                    rtype = types[rtype_of(guid)] = json.dumps(rtype_of(guid))
+                detail = details.get(i) if details else None
                 lines.append(
-                    f'{{"time": {times[i]!r}, "guid": {guid}, "type": {rtype}, '
-                    f'"from": {"null" if old < 0 else _NAMES[old]}, "to": {_NAMES[news[i]]}, '
+                    f'{{"time": {t!r}, "guid": {guid}, "type": {rtype}, {_FROM_TO[old, new]}, '
                     f'"detail": {"null" if detail is None else json.dumps(detail)}}}\n'
                 )
             self._file.write("".join(lines))

@@ -77,6 +77,13 @@ class LoopRunner:
         else:
             self.loop.call_soon_threadsafe(callback, *args)
 
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` in the loop thread after ``delay`` seconds (from any thread)."""
+        if self.in_loop_thread():
+            self.loop.call_later(delay, callback, *args)
+        else:
+            self.loop.call_soon_threadsafe(self.loop.call_later, delay, callback, *args)
+
     def run(self, coro: Coroutine[Any, Any, T], name: str) -> T:
         """Run ``coro`` on the loop and return its result, blocking the caller."""
         if self.mode == "running-loop":

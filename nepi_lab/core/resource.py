@@ -386,19 +386,21 @@ class ResourceManager:
     # -- state machine (driven by the controller) ---------------------------------
 
     def _set_state(self, new: ResourceState, detail: str | None = None) -> None:
+        # hot path: 100,000 resources make 700,000 transitions; plain ints, no calls
         old = self._state
         if new not in TRANSITIONS[old]:
             raise RuntimeError(
                 f"bug: resource {self.guid} ({self._rtype}) cannot go from {old.name} to {new.name}"
             )
-        now = time.monotonic()
+        now = _monotonic()
         self._state = new
         self._times[new] = now
-        if new <= _PROGRESS_MAX and new > self._progress:
+        if new <= _FINISHED and new > self._progress:
             self._progress = new
-        if new >= S.STOPPED and self._ended_at is None:
+        if new >= _STOPPED and self._ended_at is None:
             self._ended_at = now
-        self.ec._record(self, old, new, now, detail)
+        ec = self.ec
+        ec.events.append(now + ec._wall_offset, self.guid, self._rtype, old, new, detail)
         if self._watchers:
             self._notify()
 
@@ -435,14 +437,17 @@ class ResourceManager:
         return t
 
     def _notify(self) -> None:
-        keep = []
-        for target, callback in self._watchers:  # type: ignore[union-attr]
+        watchers = self._watchers
+        if len(watchers) == 1 and not self._status(watchers[0][0]):  # type: ignore[arg-type]
+            return  # the common case: one wait, still pending
+        # callbacks may add watchers to this very resource: start from a fresh list
+        self._watchers = None
+        for target, callback in watchers:  # type: ignore[union-attr]
             status = self._status(target)
             if status:
                 callback(self, status > 0)
             else:
-                keep.append((target, callback))
-        self._watchers = keep or None
+                self._watch(target, callback)
 
     def _unreachable(self, target: ResourceState) -> UnreachableStateError:
         return UnreachableStateError(self.guid, self._rtype, self._state, ResourceState(target), self.failure)
@@ -453,6 +458,8 @@ class ResourceManager:
         return None if t is None else _dt.datetime.fromtimestamp(self.ec._to_wall(t))
 
 
+_monotonic = time.monotonic
+_STOPPED, _FINISHED = int(S.STOPPED), int(S.FINISHED)
 _EMPTY_DICT: dict[Any, Any] = {}  # shared; never written (see ResourceManager.__init__)
 _EMPTY_SET: frozenset[Any] = frozenset()
 _NSTATES = len(ResourceState)

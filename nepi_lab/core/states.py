@@ -8,6 +8,7 @@ they did in NEPI scripts.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from .errors import InvalidInputError
 
@@ -88,21 +89,21 @@ def state_name(state: int) -> str:
 
 def as_state(value: ResourceState | int | str) -> ResourceState:
     """Accept a state as the enum, its number or its (case-insensitive) name."""
-    if isinstance(value, str):
-        try:
-            return ResourceState[value.strip().upper()]
-        except KeyError:
-            names = ", ".join(s.name for s in ResourceState)
-            raise InvalidInputError(f"unknown state {value!r}; states are {names}") from None
-    return ResourceState(value)
+    return _as_member(ResourceState, value, "state")
 
 
 def as_action(value: ResourceAction | int | str) -> ResourceAction:
     """Accept an action as the enum, its number or its (case-insensitive) name."""
-    if isinstance(value, str):
-        try:
-            return ResourceAction[value.strip().upper()]
-        except KeyError:
-            names = ", ".join(a.name for a in ResourceAction)
-            raise InvalidInputError(f"unknown action {value!r}; actions are {names}") from None
-    return ResourceAction(value)
+    return _as_member(ResourceAction, value, "action")
+
+
+def _as_member(enum_cls: Any, value: Any, what: str) -> Any:
+    try:
+        if isinstance(value, str):
+            return enum_cls[value.strip().upper()]
+        if type(value) is int or isinstance(value, enum_cls):
+            return enum_cls(value)
+    except (KeyError, ValueError):
+        pass
+    names = ", ".join(m.name for m in enum_cls)
+    raise InvalidInputError(f"unknown {what} {value!r}; {what}s are {names}")

@@ -7,7 +7,7 @@ import enum
 import os
 import re
 
-from .errors import UnsafeNameError
+from .errors import InvalidInputError, UnsafeNameError
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
@@ -35,6 +35,15 @@ class TraceAttr(str, enum.Enum):
     STREAM = "stream"  # ``block`` bytes at block index ``offset``
     PATH = "path"  # where the trace file is
     SIZE = "size"  # its size in bytes
+
+
+def as_trace_attr(value: object) -> TraceAttr:
+    """Accept a :class:`TraceAttr` or its value (``"all"``, ``"stream"``, ``"path"``, ``"size"``)."""
+    try:
+        return TraceAttr(value)
+    except ValueError:
+        modes = ", ".join(repr(m.value) for m in TraceAttr)
+        raise InvalidInputError(f"unknown trace mode {value!r}; modes are {modes}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -177,6 +177,7 @@ def test_run_directory_describes_the_run(tmp_path):
     with ExperimentController(exp_id="described", local_dir=str(tmp_path)) as ec:
         node = ec.register_resource("test::Node")
         app = ec.register_resource("test::Application", connectedTo=node, fail_in="run", critical=False)
+        ec.enable_trace(app, "extra")
         ec.register_condition(app, ResourceAction.START, node, S.STARTED, "10ms")
         ec.deploy()
         ec.wait_finished(timeout=5)
@@ -191,7 +192,8 @@ def test_run_directory_describes_the_run(tmp_path):
     assert by_guid[app]["type"] == "test::Application"
     assert by_guid[app]["attributes"]["critical"] is False
     assert by_guid[app]["connections"] == [node]
-    assert by_guid[app]["traces"] == ["log"]
+    assert by_guid[app]["traces"] == ["extra", "log"]
+    assert "traces" not in by_guid[node] and "attributes" not in by_guid[node]  # as declared
     # every attribute is recoverable: set values here, defaults in the type's declaration
     declared = description["types"]["test::Application"]["attributes"]
     assert declared["duration"] == {"type": "DOUBLE", "default": 0.0, "flags": 0, "allowed": None,
