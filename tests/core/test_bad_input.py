@@ -1,0 +1,807 @@
+"""The bad-input table: every refusal is typed, says what the user needs, and changes nothing.
+
+Each case checks three things:
+
+(a) the specific error class (all derive from :class:`nepi_lab.NepiError`, most from
+    :class:`nepi_lab.InvalidInputError`);
+(b) the message carries what the user needs to fix the call (guid, attribute,
+    allowed names or values, suggestions ...);
+(c) the experiment is left as it was (:func:`snapshot` before and after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+
+import pytest
+
+from nepi_lab import (
+    AttributeValueError,
+    ConditionCycleError,
+    ConditionError,
+    ControllerClosedError,
+    DuplicateGuidError,
+    ECState,
+    ExperimentController,
+    InvalidConnectionError,
+    InvalidInputError,
+    InvalidTransitionError,
+    NepiError,
+    ReadOnlyAttributeError,
+    ResourceAction,
+    ResourceState,
+    TimeFormatError,
+    UnknownAttributeError,
+    UnknownGuidError,
+    UnknownResourceTypeError,
+    UnknownTraceError,
+    UnsafeNameError,
+)
+
+S = ResourceState
+A = ResourceAction
+
+UNKNOWN = 99  # a guid no test registers
+
+
+def snapshot(ec):
+    """Everything a user can observe of the experiment's definition and progress."""
+    graph = ec.graph()
+    return {
+        "resources": ec.resources,
+        "nodes": {g: (d["type"], d["state"], d["attributes"]) for g, d in graph.nodes(data=True)},
+        "edges": list(graph.edges(data=True)),
+        "explain": {g: ec.explain(g) for g in ec.resources},
+        "events": len(ec.events),
+        "ecstate": ec.ecstate,
+        "failures": ec.failures,
+    }
+
+
+@pytest.fixture
+def two(ec):
+    """An application and a node, registered and connected, not deployed."""
+    node = ec.register_resource("test::Node")
+    app = ec.register_resource("test::Application", connectedTo=node)
+    return app, node
+
+
+def expect_unchanged(ec, before):
+    assert snapshot(ec) == before
+
+
+# == resource types ===================================================================
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggested"),
+    [
+        ("test::Aplication", "test::Application"),
+        ("test::Applicaton", "test::Application"),
+        ("test::node", "test::Node"),
+        ("test::Nod", "test::Node"),
+        ("Application", "test::Application"),
+    ],
+)
+def test_unknown_resource_type_suggests_the_closest_names(ec, typo, suggested):
+    ec.register_resource("test::Node")
+    before = snapshot(ec)
+    with pytest.raises(UnknownResourceTypeError) as info:
+        ec.register_resource(typo, count=3)
+    err = info.value
+    assert isinstance(err, InvalidInputError) and isinstance(err, NepiError)
+    assert err.rtype == typo
+    assert suggested in err.suggestions
+    assert repr(typo) in str(err) and "did you mean" in str(err) and repr(suggested) in str(err)
+    expect_unchanged(ec, before)
+    assert ec.register_resource("test::Node") == 2  # no guid was used up
+
+
+def test_unknown_resource_type_without_anything_close(ec):
+    with pytest.raises(UnknownResourceTypeError) as info:
+        ec.register_resource("zzzz::Qqqqqqq")
+    assert info.value.suggestions == []
+    assert "'zzzz::Qqqqqqq'" in str(info.value) and "did you mean" not in str(info.value)
+    assert ec.resources == []
+
+
+def test_a_class_that_is_not_a_resource_manager_is_refused(ec):
+    with pytest.raises(UnknownResourceTypeError):
+        ec.register_resource(dict)
+    assert ec.resources == [] and len(ec.events) == 0
+
+
+# == attributes =======================================================================
+
+
+def test_unknown_attribute_in_set_lists_the_allowed_names(ec, two):
+    app, _ = two
+    before = snapshot(ec)
+    with pytest.raises(UnknownAttributeError) as info:
+        ec.set(app, "cuont", 3)
+    err = info.value
+    assert (err.guid, err.rtype, err.attribute) == (app, "test::Application", "cuont")
+    assert {"count", "mode", "duration", "critical", "fail_in"} <= set(err.allowed)
+    msg = str(err)
+    assert f"resource {app}" in msg and "'cuont'" in msg
+    for name in ("count", "mode", "duration", "design_only", "read_only"):
+        assert name in msg
+    expect_unchanged(ec, before)
+
+
+def test_unknown_attribute_in_get_and_get_attribute(ec, two):
+    app, _ = two
+    for call in (lambda: ec.get(app, "nosuch"), lambda: ec.get_attribute(app, "nosuch")):
+        with pytest.raises(UnknownAttributeError) as info:
+            call()
+        assert "'nosuch'" in str(info.value) and "count" in str(info.value)
+
+
+def test_unknown_attribute_at_registration_registers_nothing(ec):
+    with pytest.raises(UnknownAttributeError) as info:
+        ec.register_resource("test::Node", count=3, cuont=4)
+    assert "test::Node" in str(info.value) and "count" in str(info.value)
+    assert ec.resources == [] and len(ec.events) == 0
+    assert ec.register_resource("test::Node") == 1
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "words"),
+    [
+        ("count", "three", ["integer"]),
+        ("count", [3], ["integer", "list"]),
+        ("count", 3.5, ["integer", "float"]),
+        ("count", True, ["integer", "bool"]),
+        ("count", "3.0", ["integer"]),
+        ("critical", "maybe", ["True or False"]),
+        ("critical", 1, ["True or False"]),
+        ("duration", "fast", ["number"]),
+        ("duration", [1.0], ["number"]),
+        ("label", ["x"], ["string"]),
+    ],
+)
+def test_wrong_value_type(ec, two, attribute, value, words):
+    app, _ = two
+    old = ec.get(app, attribute)
+    before = snapshot(ec)
+    with pytest.raises(AttributeValueError) as info:
+        ec.set(app, attribute, value)
+    err = info.value
+    assert (err.guid, err.attribute, err.value) == (app, attribute, value)
+    msg = str(err)
+    assert repr(attribute) in msg and repr(value) in msg and f"resource {app}" in msg
+    for word in words:
+        assert word in msg
+    assert ec.get(app, attribute) == old
+    expect_unchanged(ec, before)
+
+
+def test_values_are_normalised_when_they_are_right(ec, two):
+    """Control for the table above: what is accepted, and how it is stored."""
+    app, _ = two
+    assert ec.set(app, "count", "7") == 7
+    assert ec.set(app, "critical", "no") is False
+    assert ec.set(app, "duration", 2) == 2.0 and isinstance(ec.get(app, "duration"), float)
+    assert ec.set(app, "mode", "b") == "b"
+
+
+@pytest.mark.parametrize("value", ["c", "A", "", 1, ["a"]])
+def test_value_outside_allowed_values(ec, two, value):
+    app, _ = two
+    before = snapshot(ec)
+    with pytest.raises(AttributeValueError) as info:
+        ec.set(app, "mode", value)
+    err = info.value
+    assert err.allowed == ["a", "b"]
+    msg = str(err)
+    assert "'mode'" in msg and "'a'" in msg and "'b'" in msg and repr(value) in msg
+    assert ec.get(app, "mode") == "a"
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize("value", [-1, 101, "101", 10**9])
+def test_value_outside_range(ec, two, value):
+    app, _ = two
+    ec.set(app, "count", 42)
+    before = snapshot(ec)
+    with pytest.raises(AttributeValueError) as info:
+        ec.set(app, "count", value)
+    msg = str(info.value)
+    assert "'count'" in msg and "[0, 100]" in msg and f"bad value {int(value)} " in msg
+    assert ec.get(app, "count") == 42
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"count": "three"}, AttributeValueError),
+        ({"count": 101}, AttributeValueError),
+        ({"mode": "z"}, AttributeValueError),
+        ({"read_only": "z"}, ReadOnlyAttributeError),
+    ],
+)
+def test_bad_value_at_registration_registers_nothing(ec, kwargs, error):
+    node = ec.register_resource("test::Node")
+    before = snapshot(ec)
+    with pytest.raises(error) as info:
+        ec.register_resource("test::Application", connectedTo=node, **kwargs)
+    assert repr(next(iter(kwargs))) in str(info.value)
+    expect_unchanged(ec, before)
+    assert ec.get_resource(node).connections == set()  # connectedTo was not applied
+    assert ec.register_resource("test::Node") == node + 1
+
+
+@pytest.mark.parametrize("when", ["just after deploy()", "once finished"])
+@pytest.mark.parametrize(("attribute", "value"), [("design_only", "y"), ("critical", False)])
+def test_design_attribute_after_deploy_is_read_only(ec, two, when, attribute, value):
+    app, _ = two
+    old = ec.get(app, attribute)
+    ec.deploy()
+    if when == "once finished":
+        ec.wait_finished(timeout=5)
+    with pytest.raises(ReadOnlyAttributeError) as info:
+        ec.set(app, attribute, value)
+    err = info.value
+    assert (err.guid, err.attribute) == (app, attribute)
+    msg = str(err)
+    assert repr(attribute) in msg and f"resource {app}" in msg and "design" in msg and "deployed" in msg
+    ec.wait_finished(timeout=5)
+    assert ec.get(app, attribute) == old
+
+
+def test_design_attribute_is_writable_before_deploy(ec, two):
+    """Control for the test above."""
+    app, _ = two
+    assert ec.set(app, "design_only", "y") == "y"
+
+
+@pytest.mark.parametrize("deployed", [False, True])
+def test_read_only_attribute_is_never_writable(ec, two, deployed):
+    app, _ = two
+    if deployed:
+        ec.deploy()
+        ec.wait_finished(timeout=5)
+    before = snapshot(ec)
+    with pytest.raises(ReadOnlyAttributeError) as info:
+        ec.set(app, "read_only", "mine")
+    msg = str(info.value)
+    assert "'read_only'" in msg and f"resource {app}" in msg and "read-only" in msg
+    assert ec.get(app, "read_only") == "r"
+    expect_unchanged(ec, before)
+
+
+def test_set_with_conditions_checks_name_value_and_flags_at_once(ec, two):
+    app, node = two
+    before = snapshot(ec)
+    with pytest.raises(UnknownAttributeError):
+        ec.set_with_conditions("cuont", 3, app, node, S.STARTED)
+    with pytest.raises(AttributeValueError):
+        ec.set_with_conditions("count", "three", app, node, S.STARTED)
+    with pytest.raises(ReadOnlyAttributeError):
+        ec.set_with_conditions("read_only", "mine", app, node, S.STARTED)
+    expect_unchanged(ec, before)
+
+
+def test_set_with_conditions_refuses_a_design_attribute_of_a_deployed_resource(ec, two):
+    """A design attribute may be set only before deploy, also through set_with_conditions.
+
+    Here the resource is long deployed (FINISHED) when the call is made, so the call
+    can only be refused, like ``ec.set`` refuses it.
+    """
+    app, node = two
+    ec.deploy()
+    ec.wait_finished(timeout=5)
+    with pytest.raises(ReadOnlyAttributeError):
+        ec.set_with_conditions("design_only", "late", app, node, S.STARTED)
+    ec.wait(node, S.STARTED, timeout=5)
+    assert ec.get(app, "design_only") == "x"
+
+
+# == guids ============================================================================
+
+#: Every call that takes a guid, with the unknown guid in each place it can go.
+GUID_CALLS = {
+    "set": lambda ec, g, k: ec.set(g, "count", 5),
+    "get": lambda ec, g, k: ec.get(g, "count"),
+    "get_attributes": lambda ec, g, k: ec.get_attributes(g),
+    "get_attribute": lambda ec, g, k: ec.get_attribute(g, "count"),
+    "get_resource": lambda ec, g, k: ec.get_resource(g),
+    "state": lambda ec, g, k: ec.state(g),
+    "state(hr)": lambda ec, g, k: ec.state(g, hr=True),
+    "explain": lambda ec, g, k: ec.explain(g),
+    "get_state_time": lambda ec, g, k: ec.get_state_time(g, S.READY),
+    "get_ready_time": lambda ec, g, k: ec.get_ready_time(g),
+    "get_start_time": lambda ec, g, k: ec.get_start_time(g),
+    "get_release_time": lambda ec, g, k: ec.get_release_time(g),
+    "register_connection(first)": lambda ec, g, k: ec.register_connection(g, k),
+    "register_connection(second)": lambda ec, g, k: ec.register_connection(k, g),
+    "register_condition(first)": lambda ec, g, k: ec.register_condition(g, A.START, k, S.STARTED),
+    "register_condition(second)": lambda ec, g, k: ec.register_condition(k, A.START, g, S.STARTED),
+    "register_condition(in list)": lambda ec, g, k: ec.register_condition(k, A.START, [k, g], S.READY),
+    "set_with_conditions(first)": lambda ec, g, k: ec.set_with_conditions("count", 5, g, k, S.STARTED),
+    "set_with_conditions(second)": lambda ec, g, k: ec.set_with_conditions("count", 5, k, g, S.STARTED),
+    "register_resource(connectedTo)": lambda ec, g, k: ec.register_resource("test::Node", connectedTo=g),
+    "deploy": lambda ec, g, k: ec.deploy(g),
+    "deploy(list)": lambda ec, g, k: ec.deploy([k, g]),
+    "discover": lambda ec, g, k: ec.discover(g),
+    "provision": lambda ec, g, k: ec.provision(g),
+    "start": lambda ec, g, k: ec.start(g),
+    "stop": lambda ec, g, k: ec.stop(g),
+    "start_with_conditions": lambda ec, g, k: ec.start_with_conditions([k, g]),
+    "stop_with_conditions": lambda ec, g, k: ec.stop_with_conditions([k, g]),
+    "wait": lambda ec, g, k: ec.wait(g, S.READY, timeout=1),
+    "wait_deployed": lambda ec, g, k: ec.wait_deployed(g, timeout=1),
+    "wait_started": lambda ec, g, k: ec.wait_started([k, g], timeout=1),
+    "wait_finished": lambda ec, g, k: ec.wait_finished(g, timeout=1),
+    "wait_released": lambda ec, g, k: ec.wait_released(g, timeout=1),
+    "release": lambda ec, g, k: ec.release(g),
+    "release(list)": lambda ec, g, k: ec.release([k, g]),
+    "trace": lambda ec, g, k: ec.trace(g, "log"),
+    "enable_trace": lambda ec, g, k: ec.enable_trace(g, "extra"),
+    "trace_enabled": lambda ec, g, k: ec.trace_enabled(g, "log"),
+    "get_traces": lambda ec, g, k: ec.get_traces(g),
+    "wait_finished_async": lambda ec, g, k: asyncio.run(ec.wait_finished_async(g, timeout=1)),
+}
+
+
+@pytest.mark.parametrize("call", list(GUID_CALLS), ids=list(GUID_CALLS))
+def test_unknown_guid_in_every_call_that_takes_one(ec, two, call):
+    app, node = two
+    before = snapshot(ec)
+    with pytest.raises(UnknownGuidError) as info:
+        GUID_CALLS[call](ec, UNKNOWN, app)
+    err = info.value
+    assert err.guid == UNKNOWN
+    assert isinstance(err, InvalidInputError) and isinstance(err, KeyError)
+    msg = str(err)
+    assert f"guid {UNKNOWN}" in msg and f"guids: {node}, {app}" in msg  # what exists
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize("not_a_guid", [True, 1.0, "1"], ids=["True", "1.0", "'1'"])
+@pytest.mark.parametrize("call", ["state", "set", "explain", "deploy", "release"])
+def test_values_that_only_look_like_a_guid_are_unknown_guids(ec, two, call, not_a_guid):
+    """Guid 1 exists; ``True``, ``1.0`` and ``"1"`` are not guid 1.
+
+    ``register_resource(guid=True)`` and ``deploy(True)`` already refuse them; every
+    call must agree, or ``ec.set(True, ...)`` silently changes resource 1.
+    """
+    app, node = two
+    assert node == 1
+    before = snapshot(ec)
+    with pytest.raises(UnknownGuidError) as info:
+        GUID_CALLS[call](ec, not_a_guid, app)
+    assert repr(not_a_guid) in str(info.value)
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize("bad", [True, -1, 1.5, "7"])
+def test_explicit_guid_must_be_a_non_negative_integer(ec, bad):
+    with pytest.raises(InvalidInputError) as info:
+        ec.register_resource("test::Node", guid=bad)
+    assert repr(bad) in str(info.value) and "guid" in str(info.value)
+    assert ec.resources == [] and len(ec.events) == 0
+
+
+def test_duplicate_explicit_guid(ec):
+    ec.register_resource("test::Node", guid=7, label="first")
+    before = snapshot(ec)
+    with pytest.raises(DuplicateGuidError) as info:
+        ec.register_resource("test::Application", guid=7, label="second")
+    err = info.value
+    assert err.guid == 7
+    assert "guid 7" in str(err) and "test::Node" in str(err)  # who has it
+    expect_unchanged(ec, before)
+    assert ec.get(7, "label") == "first"
+    assert ec.register_resource("test::Node") == 8
+
+
+def test_connecting_a_resource_to_itself(ec, two):
+    app, _ = two
+    before = snapshot(ec)
+    with pytest.raises(InvalidConnectionError) as info:
+        ec.register_connection(app, app)
+    err = info.value
+    assert (err.guid, err.other) == (app, app)
+    assert f"resource {app} to {app}" in str(err) and "itself" in str(err)
+    expect_unchanged(ec, before)
+    assert app not in ec.get_resource(app).connections
+
+
+# == times ============================================================================
+
+BAD_DELAYS = ["2m30s", "-1s", "soon", "1.5", "", " ", "1 sec", "1.5.2s", -1, -0.5, math.nan, math.inf, True, [1]]
+
+
+@pytest.mark.parametrize("delay", BAD_DELAYS, ids=repr)
+def test_malformed_delay_in_register_condition(ec, two, delay):
+    app, node = two
+    before = snapshot(ec)
+    with pytest.raises(TimeFormatError) as info:
+        ec.register_condition(app, A.START, node, S.STARTED, delay)
+    err = info.value
+    assert err.value is delay or err.value == delay
+    msg = str(err)
+    assert repr(delay) in msg and "expected" in msg
+    expect_unchanged(ec, before)
+    assert ec.get_resource(app).conditions == {}
+
+
+@pytest.mark.parametrize("delay", BAD_DELAYS + [None, "99999999999999999999"], ids=repr)
+def test_malformed_date_in_schedule(ec, delay):
+    calls = []
+    with pytest.raises(TimeFormatError) as info:
+        ec.schedule(delay, lambda: calls.append(1), track=True)
+    msg = str(info.value)
+    assert repr(delay) in msg and "expected" in msg
+    assert ec.schedule("0s", lambda: None, track=True) == 1  # nothing was scheduled before
+    assert calls == []
+
+
+def test_schedule_needs_a_callable(ec):
+    with pytest.raises(InvalidInputError) as info:
+        ec.schedule("1s", "print('hi')")
+    assert "callable" in str(info.value)
+    assert ec.schedule("0s", lambda: None) == 1
+
+
+@pytest.mark.parametrize(("delay", "seconds"), [(None, 0.0), (0, 0.0), (2, 2.0), (1.5, 1.5), ("1.5s", 1.5),
+                                                ("500ms", 0.5), ("2m", 120.0)])
+def test_good_delays_numbers_are_seconds(ec, two, delay, seconds):
+    """Control for the table above: what a delay may be."""
+    app, node = two
+    ec.register_condition(app, A.START, node, S.STARTED, delay)
+    [(_, _, data)] = [e for e in ec.graph().edges(data=True) if e[2]["kind"] == "condition"]
+    assert data["delay"] == seconds
+
+
+# == conditions =======================================================================
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "words"),
+    [("JUMP", S.STARTED, ["'JUMP'", "DEPLOY", "START", "STOP"]),
+     (7, S.STARTED, ["7", "DEPLOY", "START", "STOP"]),
+     (A.START, "DONE", ["'DONE'", "READY", "STARTED"]),
+     (A.START, 42, ["42", "READY", "STARTED"]),
+     (A.START, None, ["None", "READY", "STARTED"])],
+    ids=["action JUMP", "action 7", "state DONE", "state 42", "state None"],
+)
+def test_unknown_action_or_state_in_register_condition(ec, two, action, state, words):
+    app, node = two
+    before = snapshot(ec)
+    with pytest.raises(InvalidInputError) as info:
+        ec.register_condition(app, action, node, state)
+    for word in words:
+        assert word in str(info.value)
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize("state", ["DONE", 42])
+def test_unknown_state_in_wait_and_get_state_time(ec, two, state):
+    app, _ = two
+    with pytest.raises(InvalidInputError):
+        ec.wait(app, state, timeout=1)
+    with pytest.raises(InvalidInputError):
+        ec.get_state_time(app, state)
+
+
+@pytest.mark.parametrize("side", ["first", "second"])
+@pytest.mark.parametrize("empty", [None, []], ids=["None", "[]"])
+def test_condition_needs_guids_on_both_sides(ec, two, side, empty):
+    app, node = two
+    before = snapshot(ec)
+    args = (empty, app) if side == "first" else (app, empty)
+    with pytest.raises(InvalidInputError) as info:
+        ec.register_condition(args[0], A.START, args[1], S.STARTED)
+    assert "register_condition" in str(info.value)
+    expect_unchanged(ec, before)
+
+
+def test_condition_cycle_is_refused_and_not_recorded(ec):
+    a = ec.register_resource("test::Application")
+    b = ec.register_resource("test::Application")
+    ec.register_condition(a, A.START, b, S.STARTED)
+    before = snapshot(ec)
+    with pytest.raises(ConditionCycleError) as info:
+        ec.register_condition(b, A.START, a, S.STARTED)
+    err = info.value
+    assert isinstance(err, ConditionError) and isinstance(err, InvalidInputError)
+    assert f"resource {a} started" in err.cycle and f"resource {b} started" in err.cycle
+    assert err.cycle[0] == err.cycle[-1]
+    msg = str(err)
+    assert "cycle" in msg and f"resource {a} started" in msg and f"resource {b} started" in msg
+    expect_unchanged(ec, before)
+    assert ec.get_resource(b).conditions == {}
+    # the refused condition left nothing behind: the run goes b, then a, without hanging
+    ec.deploy()
+    ec.wait_finished(timeout=5)
+    assert ec.get_start_time(b) <= ec.get_start_time(a)
+
+
+def test_condition_cycle_from_a_list_records_none_of_it(ec):
+    a, b, c = (ec.register_resource("test::Application") for _ in range(3))
+    ec.register_condition(a, A.START, b, S.STARTED)
+    before = snapshot(ec)
+    with pytest.raises(ConditionCycleError):
+        ec.register_condition([c, b], A.START, a, S.STARTED)  # c is fine, b closes the cycle
+    expect_unchanged(ec, before)
+    assert ec.get_resource(c).conditions == {} and ec.get_resource(b).conditions == {}
+
+
+@pytest.mark.parametrize(("action", "state"), [(A.START, S.STARTED), (A.DEPLOY, S.READY), (A.START, S.FINISHED)])
+def test_condition_of_a_resource_on_itself_that_can_never_hold(ec, action, state):
+    a = ec.register_resource("test::Application")
+    before = snapshot(ec)
+    with pytest.raises(ConditionCycleError) as info:
+        ec.register_condition(a, action, a, state)
+    assert f"resource {a}" in str(info.value)
+    expect_unchanged(ec, before)
+
+
+def test_deploy_after_started_cycle_through_a_group_is_refused_at_deploy(ec):
+    a = ec.register_resource("test::Application")
+    b = ec.register_resource("test::Application")
+    ec.register_condition(a, A.DEPLOY, b, S.STARTED)  # fine alone ...
+    before = snapshot(ec)
+    with pytest.raises(ConditionCycleError) as info:
+        ec.deploy()  # ... but b may start only once a is READY too: a cycle
+    msg = str(info.value)
+    assert "group" in msg and f"resource {a} deployed" in msg and f"resource {b} started" in msg
+    expect_unchanged(ec, before)
+    assert "not deployed yet" in ec.explain(a) and "not deployed yet" in ec.explain(b)
+    # nothing was half-deployed: without the group barrier it runs
+    ec.deploy(wait_all_ready=False)
+    ec.wait_finished(timeout=5)
+    assert ec.state(a) == ec.state(b) == S.FINISHED
+
+
+def released_node(ec):
+    node = ec.register_resource("test::Node")
+    ec.release(node)
+    return node
+
+
+def failed_node(ec):
+    node = ec.register_resource("test::Node", fail_in="discover", critical=False)
+    ec.deploy(node)
+    ec.wait_finished(node, timeout=5)
+    return node
+
+
+@pytest.mark.parametrize("step", ["discover", "provision", "configure", "start"])
+def test_explain_of_a_failed_resource_is_stable(ec, step):
+    """A FAILED resource runs nothing: explain() says why it failed, not that a step runs.
+
+    (The "experiment unchanged" checks of this file compare explain() before and after.)
+    """
+    node = ec.register_resource("test::Node", fail_in=step, critical=False)
+    ec.deploy(node)
+    ec.wait_finished(node, timeout=5)
+    assert ec.state(node) == S.FAILED
+    first = ec.explain(node)
+    assert f"failed in {step}" in first and f"{step} failed on purpose" in first
+    assert "running its" not in first
+    ec.wait_finished(node, timeout=5)
+    assert ec.explain(node) == first
+
+
+@pytest.mark.parametrize("make", [released_node, failed_node], ids=["RELEASED", "FAILED"])
+@pytest.mark.parametrize("state", [S.READY, S.STARTED, S.FINISHED])
+def test_condition_on_a_resource_that_can_never_reach_the_state(ec, make, state):
+    app = ec.register_resource("test::Application")
+    other = make(ec)
+    end = ec.state(other)
+    assert end in (S.RELEASED, S.FAILED)
+    before = snapshot(ec)
+    with pytest.raises(ConditionError) as info:
+        ec.register_condition(app, A.START, other, state)
+    msg = str(info.value)
+    assert "can never hold" in msg
+    assert f"resource {other}" in msg and end.name in msg and state.name in msg
+    if end == S.FAILED:
+        assert "discover failed on purpose" in msg  # why it failed
+    expect_unchanged(ec, before)
+    assert ec.get_resource(app).conditions == {}
+
+
+# == names on disk ====================================================================
+
+
+@pytest.mark.parametrize("exp_id", ["a/b", "..", "../x", "", ".hidden", "a b", "-rf", "a\\b", "x" * 129, 5])
+def test_unsafe_exp_id(tmp_path, exp_id):
+    with pytest.raises(UnsafeNameError) as info:
+        ExperimentController(exp_id=exp_id, local_dir=str(tmp_path))
+    err = info.value
+    assert isinstance(err, InvalidInputError)
+    assert err.name == exp_id and err.what == "exp_id"
+    assert repr(exp_id) in str(err) and "exp_id" in str(err) and "letters, digits" in str(err)
+    assert os.listdir(tmp_path) == []  # no run directory was made
+
+
+def test_safe_exp_id_is_accepted(tmp_path):
+    """Control for the test above."""
+    with ExperimentController(exp_id="ping-test_2.v1+x", local_dir=str(tmp_path)) as ec:
+        assert os.path.isdir(ec.run_dir)
+
+
+TRACE_CALLS = {
+    "trace": lambda ec, g, name: ec.trace(g, name),
+    "trace(size)": lambda ec, g, name: ec.trace(g, name, attr="size"),
+    "enable_trace": lambda ec, g, name: ec.enable_trace(g, name),
+    "trace_enabled": lambda ec, g, name: ec.trace_enabled(g, name),
+}
+
+
+@pytest.mark.parametrize("call", list(TRACE_CALLS))
+@pytest.mark.parametrize("name", ["../etc/passwd", "..", "/etc/passwd", "a/b", ""])
+def test_unsafe_trace_name(ec, two, call, name):
+    app, _ = two
+    before = snapshot(ec)
+    with pytest.raises(UnsafeNameError) as info:
+        TRACE_CALLS[call](ec, app, name)
+    assert info.value.what == "trace name" and repr(name) in str(info.value)
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize("call", list(TRACE_CALLS))
+def test_unknown_trace_lists_the_traces(ec, two, call):
+    app, _ = two
+    before = snapshot(ec)
+    with pytest.raises(UnknownTraceError) as info:
+        TRACE_CALLS[call](ec, app, "nosuch")
+    err = info.value
+    assert (err.guid, err.trace, err.allowed) == (app, "nosuch", ["extra", "log"])
+    msg = str(err)
+    assert f"resource {app}" in msg and "'nosuch'" in msg and "extra, log" in msg
+    expect_unchanged(ec, before)
+    assert not ec.trace_enabled(app, "extra")
+
+
+def test_unknown_trace_mode(ec, two):
+    app, _ = two
+    with pytest.raises(InvalidInputError) as info:
+        ec.trace(app, "log", attr="everything")
+    assert "'everything'" in str(info.value)
+
+
+# == after shutdown ===================================================================
+
+CLOSED_CALLS = {
+    "register_resource": lambda ec, g, k: ec.register_resource("test::Node"),
+    "set": lambda ec, g, k: ec.set(g, "count", 5),
+    "register_connection": lambda ec, g, k: ec.register_connection(g, k),
+    "register_condition": lambda ec, g, k: ec.register_condition(g, A.START, k, S.STARTED),
+    "set_with_conditions": lambda ec, g, k: ec.set_with_conditions("count", 5, g, k, S.STARTED),
+    "deploy": lambda ec, g, k: ec.deploy(),
+    "discover": lambda ec, g, k: ec.discover(g),
+    "provision": lambda ec, g, k: ec.provision(g),
+    "start": lambda ec, g, k: ec.start(g),
+    "stop": lambda ec, g, k: ec.stop(g),
+    "start_with_conditions": lambda ec, g, k: ec.start_with_conditions(g),
+    "stop_with_conditions": lambda ec, g, k: ec.stop_with_conditions(g),
+    "wait": lambda ec, g, k: ec.wait(g, S.RELEASED),
+    "wait_deployed": lambda ec, g, k: ec.wait_deployed(),
+    "wait_started": lambda ec, g, k: ec.wait_started(),
+    "wait_finished": lambda ec, g, k: ec.wait_finished(),
+    "wait_released": lambda ec, g, k: ec.wait_released(),
+    "release": lambda ec, g, k: ec.release(),
+    "enable_trace": lambda ec, g, k: ec.enable_trace(g, "extra"),
+    "schedule": lambda ec, g, k: ec.schedule("0s", lambda: None),
+    "start_async": lambda ec, g, k: asyncio.run(ec.start_async(g)),
+    "wait_finished_async": lambda ec, g, k: asyncio.run(ec.wait_finished_async()),
+    "release_async": lambda ec, g, k: asyncio.run(ec.release_async()),
+}
+
+
+@pytest.mark.parametrize("call", list(CLOSED_CALLS))
+def test_calls_after_shutdown_are_refused(ec, two, call):
+    app, node = two
+    ec.shutdown()
+    assert ec.ecstate == ECState.TERMINATED
+    before = snapshot(ec)
+    with pytest.raises(ControllerClosedError) as info:
+        CLOSED_CALLS[call](ec, app, node)
+    err = info.value
+    assert err.exp_id == "test"
+    name = call.removesuffix("_async")
+    msg = str(err)
+    assert f"{name}()" in msg and "shutdown()" in msg and "'test'" in msg
+    assert "new ExperimentController" in msg
+    expect_unchanged(ec, before)
+
+
+def test_queries_still_answer_after_shutdown(ec, two):
+    """Control for the test above: recorded data stays readable."""
+    app, _ = two
+    ec.set(app, "count", 9)
+    ec.shutdown()
+    assert ec.get(app, "count") == 9
+    assert ec.state(app) == S.RELEASED
+    assert "RELEASED" in ec.explain(app)
+    ec.shutdown()  # idempotent
+
+
+# == transitions ======================================================================
+
+
+@pytest.fixture
+def staged(ec):
+    """Resources held in known states: {state name: guid}."""
+    new = ec.register_resource("test::Application")
+    started = ec.register_resource("test::Node")
+    ready = ec.register_resource("test::Application")
+    finished = ec.register_resource("test::Application")
+    ec.register_condition(ready, A.START, new, S.STARTED)  # holds it READY: new is never deployed
+    ec.deploy([started, ready, finished], wait_all_ready=False)
+    ec.wait_deployed(ready, timeout=5)
+    ec.wait_finished([started, finished], timeout=5)
+    states = {"NEW": new, "READY": ready, "STARTED": started, "FINISHED": finished}
+    assert {n: ec.state(g).name for n, g in states.items()} == {n: n for n in states}
+    return states
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "rule"),
+    [("start", "NEW", "START needs READY or STOPPED"),
+     ("start", "STARTED", "START needs READY or STOPPED"),
+     ("start", "FINISHED", "START needs READY or STOPPED"),
+     ("stop", "NEW", "STOP needs STARTED"),
+     ("stop", "READY", "STOP needs STARTED"),
+     ("stop", "FINISHED", "STOP needs STARTED")],
+)
+def test_illegal_transition_names_guid_state_and_action(ec, staged, action, state, rule):
+    guid = staged[state]
+    before = snapshot(ec)
+    with pytest.raises(InvalidTransitionError) as info:
+        getattr(ec, action)(guid, timeout=5)
+    err = info.value
+    assert isinstance(err, NepiError) and not isinstance(err, InvalidInputError)
+    assert (err.guid, err.state, err.action) == (guid, S[state], action.upper())
+    msg = str(err)
+    assert f"resource {guid}" in msg and state in msg and action.upper() in msg and rule in msg
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize(("action", "good", "bad"), [("start", "READY", "NEW"), ("stop", "STARTED", "READY")])
+def test_an_illegal_transition_in_a_list_does_nothing_to_the_others(ec, staged, action, good, bad):
+    before = snapshot(ec)
+    with pytest.raises(InvalidTransitionError) as info:
+        getattr(ec, action)([staged[good], staged[bad]], timeout=5)
+    assert info.value.guid == staged[bad]
+    expect_unchanged(ec, before)
+
+
+def test_deploy_twice(ec, two):
+    app, node = two
+    ec.deploy(app)
+    with pytest.raises(InvalidTransitionError) as info:
+        ec.deploy(app)
+    err = info.value
+    assert (err.guid, err.action) == (app, "DEPLOY")
+    assert f"resource {app}" in str(err) and "already deployed" in str(err)
+    ec.deploy(node)
+    ec.wait_finished(timeout=5)
+    # deployed once: one NEW -> DISCOVERED transition
+    assert [e.new for e in ec.events.for_guid(app)].count(S.DISCOVERED) == 1
+    before = snapshot(ec)
+    with pytest.raises(InvalidTransitionError) as info:
+        ec.deploy([node, app])
+    assert info.value.guid == node and info.value.state == S.STARTED
+    assert f"resource {node}" in str(info.value) and "STARTED" in str(info.value)
+    assert "already deployed" in str(info.value)
+    expect_unchanged(ec, before)
+    ec.deploy()  # deploying "whatever is new" when nothing is: a no-op, not an error
+    expect_unchanged(ec, before)
+
+
+@pytest.mark.parametrize("group", ["g1", 1.5, True])
+def test_deploy_with_a_bad_group(ec, two, group):
+    before = snapshot(ec)
+    with pytest.raises(InvalidInputError) as info:
+        ec.deploy(group=group)
+    assert repr(group) in str(info.value) and "group" in str(info.value)
+    expect_unchanged(ec, before)
