@@ -156,7 +156,6 @@ class ExperimentController:
         self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id)
         self._wall_offset = time.time() - time.monotonic()
         self._resources: dict[int, ResourceManager] = {}
-        self._rtypes: dict[int, str] = {}  # kept after hardRelease, for the event log
         self._next_guid = 1
         self._groups: dict[int, _Group] = {}
         self._next_group = 1
@@ -171,7 +170,7 @@ class ExperimentController:
         self._next_task_id = 1
         self._background: set[asyncio.Task[Any]] = set()
         self._lock = threading.RLock()
-        self.events = EventLog(self._rtypes.__getitem__)
+        self.events = EventLog()
         self._runner = LoopRunner()
         self._failed = asyncio.Event()
         self.events.attach_file(
@@ -363,7 +362,6 @@ class ExperimentController:
             if connected_to is not None:
                 self._check_connection(rm, self._rm(connected_to))
             resources[guid] = rm
-            self._rtypes[guid] = cls._rtype
             if guid >= self._next_guid:
                 self._next_guid = guid + 1
             self.events.append(rm._times[0] + self._wall_offset, guid, cls._rtype, -1, 0)
