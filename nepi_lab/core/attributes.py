@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -145,6 +146,8 @@ class Attribute:
                 raise bad(f"expected a number, got {type(value).__name__}")
             else:
                 value = float(value)
+            if not math.isfinite(value):
+                raise bad("expected a finite number")
         if self.allowed is not None and value not in self.allowed:
             raise bad("allowed values are " + ", ".join(repr(a) for a in self.allowed))
         if self.range is not None and t in (Types.Integer, Types.Double):

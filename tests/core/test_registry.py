@@ -1,0 +1,122 @@
+"""Writing resource types: declarations, inheritance, the registry and its plug-ins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nepi_lab import (
+    Attribute,
+    ExperimentController,
+    Flags,
+    ResourceManager,
+    Trace,
+    Types,
+    UnknownResourceTypeError,
+    get_resource_type,
+    resource_types,
+)
+from nepi_lab.core import registry
+
+
+class Base(ResourceManager):
+    _rtype = "reg::Base"
+    _help = "a base type"
+    _attributes = (Attribute("size", "bytes", type=Types.Integer, default=10),
+                   Attribute("name", "a name", default="base", flags=Flags.Design))
+    _traces = (Trace("out", "output", enabled=True),)
+
+
+class Child(Base):
+    _rtype = "reg::Child"
+    _attributes = (Attribute("size", "bytes", type=Types.Integer, default=99),  # redeclared
+                   Attribute("extra", "only here", type=Types.Bool, default=False))
+    _traces = (Trace("err", "errors"),)
+
+    async def do_run(self):
+        return None
+
+
+def test_declarations_are_inherited_without_decorators():
+    assert set(Child.get_attribute_declarations()) == {"critical", "hardRelease", "size", "name", "extra"}
+    assert Child.get_attribute_declarations()["size"].default == 99
+    assert Base.get_attribute_declarations()["size"].default == 10  # the parent is untouched
+    assert set(Child.get_trace_declarations()) == {"out", "err"}
+    assert Base._long_lived and not Child._long_lived  # do_run makes a resource finish by itself
+
+
+def test_types_register_by_name_and_redefinition_replaces():
+    assert get_resource_type("reg::Child") is Child
+    assert resource_types()["reg::Base"] is Base
+
+    class Again(ResourceManager):
+        _rtype = "reg::Child"
+
+    try:
+        assert get_resource_type("reg::Child") is Again  # a notebook cell run twice
+    finally:
+        registry.register_type(Child)
+
+
+def test_a_class_can_be_registered_directly(tmp_path):
+    with ExperimentController(local_dir=str(tmp_path)) as ec:
+        guid = ec.register_resource(Child, size="5")
+        assert ec.get(guid, "size") == 5 and ec.get_resource(guid).get_rtype() == "reg::Child"
+
+
+def test_unknown_type_suggests_close_names():
+    with pytest.raises(UnknownResourceTypeError) as info:
+        get_resource_type("reg::Chlid")
+    assert "reg::Child" in info.value.suggestions
+    assert "did you mean 'reg::Child'" in str(info.value)
+
+
+def test_types_come_from_the_entry_point_group(tmp_path, monkeypatch):
+    (tmp_path / "plugin_types.py").write_text(textwrap.dedent("""
+        from nepi_lab import ResourceManager
+        class Plugged(ResourceManager):
+            _rtype = "plugin::Plugged"
+            _help = "from an entry point"
+    """))
+    dist = tmp_path / "plugin_types-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-types\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[nepi_lab.resources]\nplugged = plugin_types\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_loaded", False)
+    assert get_resource_type("plugin::Plugged").get_help() == "from an entry point"
+
+
+def test_a_broken_plugin_is_reported_not_fatal(tmp_path, monkeypatch, caplog):
+    dist = tmp_path / "broken-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[nepi_lab.resources]\nbroken = no_such_module_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_loaded", False)
+    assert "reg::Base" in resource_types()
+    assert "no_such_module_anywhere" in caplog.text
+
+
+def test_cli_lists_the_types():
+    listed = subprocess.run([sys.executable, "-m", "nepi_lab.cli", "types"], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    registered = subprocess.run(
+        [sys.executable, "-c", "from nepi_lab import resource_types as r\n"
+                               "for n, c in r().items(): print(n, '|', c.get_help())"],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    if not registered:
+        assert listed == ["no resource types registered"]
+    else:
+        assert len(listed) == len(registered)
+        for line, entry in zip(listed, registered):
+            name, help_text = entry.split(" | ", 1)
+            assert line.split()[0] == name and line.rstrip().endswith(help_text.strip())
+    version = subprocess.run([sys.executable, "-m", "nepi_lab.cli", "version"], capture_output=True,
+                             text=True, check=True).stdout
+    import nepi_lab
+
+    assert version.strip() == nepi_lab.__version__
