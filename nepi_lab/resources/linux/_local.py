@@ -1,0 +1,204 @@
+"""The executor for this machine: commands as local processes, files as local files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Sequence
+
+from ...core.traces import TraceAttr, read_trace_file
+from ._process import Process, read_pipe, write_pipe
+from .executor import STDERR_TAIL, CommandResult, CommandTimeoutError, Executor, parse_proc_net_tcp
+
+#: The shell that runs command lines, as ``subprocess.run(shell=True)`` does.
+SHELL = "/bin/sh"
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+class LocalExecutor(Executor):
+    """Runs commands on this machine, each in its own process group.
+
+    Parameters
+    ----------
+    prefix : sequence of str
+        Put before every command's argv, e.g. ``["ip", "netns", "exec", "h1"]`` to run
+        inside a network namespace (files stay this machine's).
+    where : str
+        How messages name the host.
+    """
+
+    def __init__(self, prefix: Sequence[str] = (), where: str = "localhost") -> None:
+        self.prefix = list(prefix)
+        self.where = where
+        self._processes: set[Process] = set()
+
+    def __repr__(self) -> str:
+        return f"<LocalExecutor {self.where}{' ' + ' '.join(self.prefix) if self.prefix else ''}>"
+
+    def _argv(self, command: str) -> list[str]:
+        return [*self.prefix, SHELL, "-c", command]
+
+    @staticmethod
+    def _environment(env: dict[str, str] | None, path: Sequence[str] = ()) -> dict[str, str] | None:
+        if not env and not path:
+            return None
+        merged = dict(os.environ)
+        if path:
+            merged["PATH"] = os.pathsep.join([*path, merged.get("PATH", os.defpath)])
+        if env:
+            merged.update(env)
+        return merged
+
+    async def _start(self, command: str, **kwargs: object) -> Process:
+        process = await Process.spawn(self._argv(command), command=command, **kwargs)  # type: ignore[arg-type]
+        self._processes.add(process)
+        # forget it once it ended: the set holds only what may still need killing
+        process._exit.add_done_callback(lambda _: self._processes.discard(process))
+        return process
+
+    # -- commands --------------------------------------------------------------------
+
+    async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
+                  input: str | bytes | None = None, cwd: str | None = None,
+                  env: dict[str, str] | None = None) -> CommandResult:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        in_r = in_w = None
+        if input is not None:
+            in_r, in_w = os.pipe()
+        try:
+            process = await self._start(command, cwd=cwd, env=self._environment(env),
+                                        stdin=in_r, stdout=out_w, stderr=err_w)
+        except BaseException:
+            for fd in (out_r, err_r, in_w):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (out_w, err_w, in_r):
+                if fd is not None:
+                    os.close(fd)
+        work = [read_pipe(out_r), read_pipe(err_r), process.wait()]
+        if in_w is not None:
+            work.append(write_pipe(in_w, input.encode() if isinstance(input, str) else input))  # type: ignore[union-attr]
+        gathered = asyncio.gather(*work)
+        try:
+            results = await asyncio.wait_for(gathered, timeout)
+        except TimeoutError:
+            process.kill()
+            raise CommandTimeoutError(command, timeout or 0.0, "", self.where) from None
+        except BaseException:  # cancelled: leave nothing running
+            process.kill()
+            raise
+        result = CommandResult(results[2], _decode(results[0]), _decode(results[1]), command)
+        if check:
+            result.check_returncode(self.where)
+        return result
+
+    async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
+                    cwd: str | None = None, env: dict[str, str] | None = None,
+                    path: Sequence[str] = ()) -> Process:
+        out = open(stdout, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            err = out if stderr == stdout else open(stderr, "ab")  # noqa: SIM115
+            try:
+                inp = open(stdin, "rb") if stdin is not None else None  # noqa: SIM115
+                try:
+                    return await self._start(command, cwd=cwd, env=self._environment(env, path),
+                                             stdin=inp, stdout=out, stderr=err)
+                finally:
+                    if inp is not None:
+                        inp.close()
+            finally:
+                if err is not out:
+                    err.close()
+        finally:
+            out.close()
+
+    def kill_all(self) -> int:
+        alive = [p for p in self._processes if p.returncode is None]
+        for process in alive:
+            process.kill()
+        return len(alive)
+
+    async def missing_commands(self, names: Sequence[str], path: Sequence[str] = ()) -> list[str]:
+        if self.prefix:  # the namespace or container may see other files: ask it
+            return await super().missing_commands(names, path)
+        search = os.pathsep.join([*path, os.environ.get("PATH", os.defpath)])
+        return [n for n in names if shutil.which(n, path=search) is None]
+
+    async def listening_tcp_ports(self) -> set[int]:
+        if self.prefix:  # /proc/net belongs to the reader's network namespace
+            return await super().listening_tcp_ports()
+        text = []
+        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(name) as f:
+                    text.append(f.read())
+            except OSError:
+                continue
+        return parse_proc_net_tcp("\n".join(text))
+
+    # -- files -----------------------------------------------------------------------
+
+    async def home_dir(self) -> str:
+        return os.path.expanduser("~")
+
+    async def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+
+    async def upload(self, local: str, remote: str) -> None:
+        loop = asyncio.get_running_loop()
+        if os.path.isdir(local):
+            await loop.run_in_executor(None, lambda: shutil.copytree(local, remote, dirs_exist_ok=True))
+        else:
+            await loop.run_in_executor(None, shutil.copy2, local, remote)
+
+    async def download(self, remote: str, local: str) -> bool:
+        if not os.path.exists(remote):
+            return False
+        if os.path.lexists(local):
+            if os.path.samefile(remote, local):
+                return True
+            os.unlink(local)
+        try:  # instant, and survives the removal of the host's copy
+            os.link(remote, local)
+        except OSError:  # another file system: copy, off the loop (it may be 1 GB)
+            await asyncio.get_running_loop().run_in_executor(None, shutil.copyfile, remote, local)
+        return True
+
+    async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
+                        offset: int = 0) -> str | bytes | int:
+        return read_trace_file(path, attr, block, offset)
+
+    async def tail(self, path: str, size: int = STDERR_TAIL) -> str:
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - size))
+                return _decode(f.read())
+        except FileNotFoundError:
+            return ""
+
+    async def remove_tree(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    async def remove_empty_dirs(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            try:
+                os.rmdir(path)
+            except OSError:
+                return
+

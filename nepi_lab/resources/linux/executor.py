@@ -1,0 +1,216 @@
+"""Where a node's commands run and its files live: the :class:`Executor` seam.
+
+A :class:`~nepi_lab.resources.linux.node.Node` never runs anything itself: it holds
+one executor and every command, upload and trace read goes through it.  Swapping the
+executor changes *where* things happen and nothing else:
+
+- :class:`~nepi_lab.resources.linux._local.LocalExecutor` runs on this machine
+  (``hostname="localhost"``); with an argv prefix such as
+  ``["ip", "netns", "exec", "h1"]`` it runs inside a network namespace;
+- an ``SshExecutor`` (extra ``ssh``) will run over one asyncssh connection, with the
+  same methods and the same guarantees.
+
+Guarantees every executor gives:
+
+- commands are shell command lines, run as ``sh -c`` does; values the caller puts in
+  ``env`` never pass through a shell unquoted;
+- every process leads its own process group, its end is noticed without polling and
+  without a thread per process, and ending it (or its end) kills its whole group;
+- :meth:`Executor.kill_all` kills only what this executor started, never by name.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+from ...core.errors import CommandError, NepiError
+from ...core.traces import TraceAttr
+
+#: Bytes of standard error kept in a failure record.
+STDERR_TAIL = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResult:
+    """What a finished command gave back, as :class:`subprocess.CompletedProcess` does.
+
+    Example
+    -------
+    >>> r = CommandResult(0, "hello\\n", "")
+    >>> r.returncode, r.stdout
+    (0, 'hello\\n')
+    """
+
+    returncode: int  #: exit status; negative: killed by that signal
+    stdout: str  #: standard output, decoded as UTF-8 (bad bytes replaced)
+    stderr: str  #: standard error, likewise
+    command: str = ""  #: the command line that ran
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return dataclasses.asdict(self)
+
+    def check_returncode(self, where: str = "") -> None:
+        """Raise :class:`~nepi_lab.CommandError` if the command failed."""
+        if self.returncode != 0:
+            raise CommandError(self.command, self.returncode, self.stderr[-STDERR_TAIL:], where)
+
+
+class CommandTimeoutError(CommandError, TimeoutError):
+    """A command ran longer than its ``timeout``; it was killed (its whole group)."""
+
+    def __init__(self, command: str, timeout: float, stderr_tail: str = "", where: str = "") -> None:
+        super().__init__(command, None, stderr_tail, where)
+        self.timeout = timeout
+        self.args = (str(self.args[0]).replace(" timed out", f" timed out after {timeout:g} s", 1),)
+
+
+class MissingCommandsError(NepiError):
+    """Commands an application depends on are not installed on its host."""
+
+    def __init__(self, missing: Sequence[str], where: str, guid: int | None = None) -> None:
+        self.missing, self.where, self.guid = list(missing), where, guid
+        who = f"application {guid} needs" if guid is not None else "needs"
+        super().__init__(
+            f"{who} {', '.join(self.missing)}, not found on {where}; install "
+            f"{'it' if len(self.missing) == 1 else 'them'} there (e.g. apt-get install ...) "
+            f"or fix the 'depends' attribute"
+        )
+
+
+class ProcessHandle(abc.ABC):
+    """A running command started by :meth:`Executor.spawn`."""
+
+    pid: int
+    command: str
+    returncode: int | None  #: None while it runs
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """Return its exit status once it ended; cancelling the wait leaves it running."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """SIGKILL its whole process group now."""
+
+    @abc.abstractmethod
+    async def terminate(self, grace: float) -> int:
+        """SIGTERM its group, SIGKILL after ``grace`` seconds; return the exit status."""
+
+
+class Executor(abc.ABC):
+    """Runs commands and moves files for one host.  Paths are POSIX paths on that host."""
+
+    #: How messages name the host ("localhost", "alice@server:22").
+    where: str = "?"
+
+    async def connect(self) -> None:
+        """Open what the executor needs (a connection); called once at discover."""
+
+    async def close(self) -> None:
+        """Close it; called at the node's release."""
+
+    # -- commands --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
+                  input: str | bytes | None = None, cwd: str | None = None,
+                  env: dict[str, str] | None = None) -> CommandResult:
+        """Run ``command``, wait for it, return its output (see ``Node.run``)."""
+
+    @abc.abstractmethod
+    async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
+                    cwd: str | None = None, env: dict[str, str] | None = None,
+                    path: Sequence[str] = ()) -> ProcessHandle:
+        """Start ``command`` with its streams in files on the host; return at once.
+
+        ``stderr`` equal to ``stdout`` sends both to that file.  Files are appended
+        to.  ``stdin`` is a file on the host (None: empty input).  ``env`` adds
+        variables to the host's environment; ``path`` lists folders put first on PATH.
+        """
+
+    @abc.abstractmethod
+    def kill_all(self) -> int:
+        """Kill every process group this executor started that still runs; return how many."""
+
+    async def missing_commands(self, names: Sequence[str], path: Sequence[str] = ()) -> list[str]:
+        """The ``names`` that are not commands on the host (``path`` searched first).
+
+        The default asks the host's shell, with one command for all names.
+        """
+        if not names:
+            return []
+        script = "; ".join(
+            f"command -v {shlex.quote(n)} >/dev/null 2>&1 || printf '%s\\n' {shlex.quote(n)}" for n in names
+        )
+        if path:
+            script = f"PATH={shlex.quote(':'.join(path))}:\"$PATH\"; {script}"
+        result = await self.run(script, check=False)
+        return [line for line in result.stdout.splitlines() if line]
+
+    async def listening_tcp_ports(self) -> set[int]:
+        """TCP ports with a socket in LISTEN state on the host (its network namespace)."""
+        result = await self.run("cat /proc/net/tcp /proc/net/tcp6 2>/dev/null", check=False)
+        return parse_proc_net_tcp(result.stdout)
+
+    # -- files -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def home_dir(self) -> str:
+        """The user's home folder on the host."""
+
+    @abc.abstractmethod
+    async def makedirs(self, path: str) -> None:
+        """Create folder ``path`` and its parents (existing is fine)."""
+
+    @abc.abstractmethod
+    async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
+        """Write ``data`` to file ``path`` on the host."""
+
+    @abc.abstractmethod
+    async def upload(self, local: str, remote: str) -> None:
+        """Copy local file or folder ``local`` to ``remote`` on the host."""
+
+    @abc.abstractmethod
+    async def download(self, remote: str, local: str) -> bool:
+        """Copy file ``remote`` to local ``local``; False if ``remote`` does not exist."""
+
+    @abc.abstractmethod
+    async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
+                        offset: int = 0) -> str | bytes | int:
+        """Read file ``path`` in one of the trace modes (a missing file reads as empty)."""
+
+    @abc.abstractmethod
+    async def tail(self, path: str, size: int = STDERR_TAIL) -> str:
+        """The last ``size`` bytes of file ``path``, decoded ('' if missing)."""
+
+    @abc.abstractmethod
+    async def remove_tree(self, path: str) -> None:
+        """Remove folder ``path`` and everything in it (missing is fine)."""
+
+    @abc.abstractmethod
+    async def remove_empty_dirs(self, paths: Sequence[str]) -> None:
+        """Remove each folder of ``paths``, in order, if it is empty."""
+
+
+def parse_proc_net_tcp(text: str) -> set[int]:
+    """Local ports in LISTEN state (``0A``) in the text of ``/proc/net/tcp{,6}``.
+
+    Example
+    -------
+    >>> parse_proc_net_tcp("  0: 0100007F:1451 00000000:0000 0A 0:0 ...")
+    {5201}
+    """
+    ports = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1]:
+            try:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            except ValueError:
+                continue
+    return ports
