@@ -33,7 +33,7 @@ log = logging.getLogger("nepi_lab")
 ENTRY_POINT_GROUP = "nepi_lab.resources"
 
 #: Modules of this package that define resource types, imported on demand.
-BUILTIN_MODULES: list[str] = []
+BUILTIN_MODULES: list[str] = ["nepi_lab.resources.linux"]
 
 _types: dict[str, type[ResourceManager]] = {}
 _loaded = False

@@ -1,0 +1,233 @@
+"""``linux::Node``: a Linux host that runs commands and keeps the experiment's files.
+
+Folders on the host, made at deploy (``home`` defaults to the user's home)::
+
+    <home>/.nepi_lab/<exp_id>/              EXP_HOME   every run of the scenario
+    <home>/.nepi_lab/<exp_id>/<run_id>/     RUN_HOME   this run, shared by its resources
+    <RUN_HOME>/<node guid>/                 NODE_HOME  the node's own folder
+    <NODE_HOME>/bin/                        BIN        first on every application's PATH
+    <RUN_HOME>/<app guid>/                  APP_HOME   an application's files and traces
+
+Where commands run is the node's :class:`~nepi_lab.resources.linux.executor.Executor`:
+this machine for ``hostname`` ``localhost``, ``127.0.0.1`` or ``::1``; any other host
+needs SSH, which is not implemented yet (the SSH attributes are already declared).
+
+Example
+-------
+>>> from nepi_lab import ExperimentController
+>>> with ExperimentController() as ec:                      # doctest: +SKIP
+...     node = ec.register_resource("linux::Node", hostname="localhost", home="/tmp/lab")
+...     ec.deploy(node)
+...     ec.wait_deployed(node)
+...     rm = ec.get_resource(node)
+...     async def hello():
+...         return await rm.run("echo hello")
+...     ec.loop  # run `hello()` on ec.loop, e.g. with asyncio.run_coroutine_threadsafe
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import posixpath
+from collections.abc import Sequence
+
+from ...core.attributes import Attribute, Flags, Types
+from ...core.resource import ResourceManager
+from ...core.states import ResourceState
+from ...core.traces import TraceAttr
+from ._local import LocalExecutor
+from .executor import CommandResult, Executor, ProcessHandle
+
+#: Host names that mean this machine.
+LOCAL_HOSTNAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: Name of the folder made under ``home``.
+NEPI_DIR = ".nepi_lab"
+
+
+def make_executor(node: Node) -> Executor:
+    """The executor for ``node``'s ``hostname``: the one place that chooses a transport."""
+    hostname = node.get("hostname")
+    if hostname in LOCAL_HOSTNAMES:
+        return LocalExecutor(where=hostname)
+    if importlib.util.find_spec("asyncssh") is None:
+        raise ModuleNotFoundError(
+            f"linux::Node {node.guid} with hostname {hostname!r} needs SSH: pip install 'nepi_lab[ssh]'"
+        )
+    raise NotImplementedError(
+        f"linux::Node {node.guid}: SSH nodes ({hostname!r}) are not implemented yet; "
+        f"use hostname='localhost'"
+    )
+
+
+class Node(ResourceManager):
+    """A Linux host: this machine, or (later) one reached over SSH.
+
+    Long-lived: it stays STARTED until released.  Applications connected to it
+    wait for it to be READY.  From a coroutine on the controller's loop, its methods
+    run commands and move files on the host: :meth:`run`, :meth:`spawn`,
+    :meth:`upload`, :meth:`download`, :meth:`write_file`.
+    """
+
+    _rtype = "linux::Node"
+    _help = "A Linux host (localhost now; SSH later) that runs applications."
+    _platform = "linux"
+    _attributes = (
+        Attribute("hostname", "host name or address; localhost, 127.0.0.1 or ::1 mean this machine",
+                  default="localhost", flags=Flags.Design),
+        Attribute("username", "SSH user name (default: the local user)", flags=Flags.Design),
+        Attribute("port", "SSH port", type=Types.Integer, default=22, range=(1, 65535), flags=Flags.Design),
+        Attribute("identityFile", "SSH private key file", flags=Flags.Design),
+        Attribute("knownHosts", "known_hosts file that verifies the host's key (default: ~/.ssh/known_hosts)",
+                  flags=Flags.Design),
+        Attribute("strictHostKeyChecking", "refuse a host whose key is unknown or changed",
+                  type=Types.Bool, default=True, flags=Flags.Design),
+        Attribute("connectTimeout", "seconds allowed to open the SSH connection", type=Types.Double,
+                  default=10.0, range=(0, None), flags=Flags.Design),
+        Attribute("gateway", "jump host, [user@]host[:port], through which the node is reached",
+                  flags=Flags.Design),
+        Attribute("home", "folder that holds .nepi_lab/: absolute, or relative to the user's home "
+                  "(default: the user's home)", flags=Flags.Design),
+        Attribute("cleanExperiment", "on release, remove this run's folders from the host "
+                  "(traces are collected into the run directory first)", type=Types.Bool, default=True),
+        Attribute("cleanProcesses", "on release, kill every process group this experiment started on "
+                  "the host that still runs (tracked ones only, never by name)",
+                  type=Types.Bool, default=True),
+    )
+
+    def __init__(self, ec, guid):  # type: ignore[no-untyped-def]
+        super().__init__(ec, guid)
+        self._executor: Executor | None = None
+        self.home = ""  #: the ``home`` folder on the host, once discovered
+        self.exp_home = ""  #: ``<home>/.nepi_lab/<exp_id>``
+        self.run_home = ""  #: ``<exp_home>/<run_id>``
+        self.node_home = ""  #: ``<run_home>/<guid>``
+        self.bin_dir = ""  #: ``<node_home>/bin``, first on the applications' PATH
+
+    # -- where ------------------------------------------------------------------------
+
+    @property
+    def executor(self) -> Executor:
+        """Where commands run; exists from DISCOVERED on."""
+        if self._executor is None:
+            raise RuntimeError(
+                f"linux::Node {self.guid} is {self.state.name}: deploy it before running commands on it"
+            )
+        return self._executor
+
+    @property
+    def hostname(self) -> str:
+        """The ``hostname`` attribute."""
+        return self.get("hostname")
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the node is this machine."""
+        return self.hostname in LOCAL_HOSTNAMES
+
+    def _same_host(self, other: Node) -> bool:
+        return other.home == self.home and other.hostname == self.hostname and other.get("port") == self.get(
+            "port")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def do_discover(self) -> None:
+        executor = make_executor(self)
+        await executor.connect()
+        self._executor = executor
+        user_home = await executor.home_dir()
+        home = self.get("home")
+        if not home:
+            home = user_home
+        elif home == "~" or home.startswith("~/"):
+            home = posixpath.join(user_home, home[2:])
+        elif not posixpath.isabs(home):
+            home = posixpath.join(user_home, home)
+        self.home = posixpath.normpath(home)
+        self.exp_home = posixpath.join(self.home, NEPI_DIR, self.ec.exp_id)
+        self.run_home = posixpath.join(self.exp_home, self.ec.run_id)
+        self.node_home = posixpath.join(self.run_home, str(self.guid))
+        self.bin_dir = posixpath.join(self.node_home, "bin")
+
+    async def do_provision(self) -> None:
+        await self.executor.makedirs(self.bin_dir)
+
+    async def do_release(self) -> None:
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            if self.get("cleanProcesses"):
+                executor.kill_all()
+            if self.get("cleanExperiment") and self.node_home:
+                await executor.remove_tree(self.node_home)
+                if not self._others_on_this_host():
+                    # the last node of the run on this host removes the run's folder
+                    await executor.remove_tree(self.run_home)
+                    await executor.remove_empty_dirs([self.exp_home, posixpath.dirname(self.exp_home)])
+        finally:
+            await executor.close()
+
+    def _others_on_this_host(self) -> bool:
+        for rm in list(self.ec._resources.values()):
+            if (rm is not self and isinstance(rm, Node) and rm.state != ResourceState.RELEASED
+                    and rm._executor is not None and self._same_host(rm)):
+                return True
+        return False
+
+    # -- commands and files (coroutines, on the controller's loop) ------------------------
+
+    async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
+                  input: str | bytes | None = None, cwd: str | None = None,
+                  env: dict[str, str] | None = None) -> CommandResult:
+        """Run shell command line ``command`` on the host and wait for it.
+
+        Mirrors :func:`subprocess.run`: ``input`` is fed to its standard input;
+        ``cwd`` defaults to the executor's (the controller's folder, locally);
+        ``env`` adds variables.  The command leads its own process group; a timeout
+        or a cancellation kills the whole group.
+
+        Returns
+        -------
+        CommandResult
+            ``returncode``, ``stdout``, ``stderr`` (decoded text), ``command``.
+
+        Raises
+        ------
+        CommandError
+            ``check`` is true and the status is not 0 (carries the stderr tail).
+        CommandTimeoutError
+            ``timeout`` seconds passed (also a ``TimeoutError``).
+        """
+        return await self.executor.run(command, check=check, timeout=timeout, input=input, cwd=cwd, env=env)
+
+    async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
+                    cwd: str | None = None, env: dict[str, str] | None = None,
+                    path: Sequence[str] = ()) -> ProcessHandle:
+        """Start ``command`` with its streams in host files; return a handle at once."""
+        return await self.executor.spawn(command, stdout=stdout, stderr=stderr, stdin=stdin, cwd=cwd,
+                                         env=env, path=path)
+
+    async def upload(self, local: str, remote: str) -> None:
+        """Copy local file or folder ``local`` to path ``remote`` on the host."""
+        if not os.path.exists(local):
+            raise FileNotFoundError(f"cannot upload {local!r} to node {self.guid}: no such local file")
+        await self.executor.upload(local, remote)
+
+    async def download(self, remote: str, local: str) -> bool:
+        """Copy host file ``remote`` to ``local``; False if it does not exist."""
+        return await self.executor.download(remote, local)
+
+    async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
+        """Write ``data`` to file ``path`` on the host."""
+        await self.executor.write_file(path, data, mode)
+
+    async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
+                        offset: int = 0) -> str | bytes | int:
+        """Read host file ``path`` in a trace mode (ALL, STREAM, PATH, SIZE)."""
+        return await self.executor.read_file(path, attr, block, offset)
+
+    async def makedirs(self, path: str) -> None:
+        """Create folder ``path`` on the host, with its parents."""
+        await self.executor.makedirs(path)

@@ -1,0 +1,226 @@
+"""Measurement tools as typed applications: ping, iperf3 (server and client), tcpdump.
+
+Each is a :class:`~nepi_lab.resources.linux.application.Application` whose command
+line is built from typed attributes, every value quoted for the shell; ``command``
+and ``depends`` are read-only (``ec.get(guid, "command")`` shows what runs).  Unset
+attributes leave the tool's own default.
+
+Example
+-------
+>>> with ExperimentController() as ec:                          # doctest: +SKIP
+...     node = ec.register_resource("linux::Node")
+...     server = ec.register_resource("linux::Iperf3Server", connectedTo=node, oneOff=True)
+...     client = ec.register_resource("linux::Iperf3Client", connectedTo=node,
+...                                   server="127.0.0.1", duration=1, json=True)
+...     ec.register_condition(client, "START", server, "STARTED")
+...     ec.deploy()
+...     ec.wait_finished([server, client])
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from ...core.attributes import Attribute, Flags, Types
+from ...core.errors import InvalidInputError
+from ...core.traces import Trace
+from .application import Application
+
+
+def _flags(rm: Application, spec: tuple[tuple[str, str], ...]) -> list[str]:
+    """Command-line words for the attributes of ``spec`` (name, flag) that are set.
+
+    A Bool adds its flag when true; any other value adds the flag and the value.
+    """
+    words: list[str] = []
+    declarations = rm._attribute_table
+    for name, flag in spec:
+        value = rm.get(name)
+        if value is None or value is False:
+            continue
+        if declarations[name].type is Types.Bool:
+            words.append(flag)
+        else:
+            words += [flag, _number(value)]
+    return words
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _command(program: str, words: list[str]) -> str:
+    return " ".join([program, *(shlex.quote(w) for w in words)])
+
+
+class _Tool(Application):
+    """An application whose command line is built from typed attributes."""
+
+    _attributes = (
+        Attribute("command", "built from the other attributes", flags=Flags.NoWrite),
+        Attribute("depends", "the tool's command, checked on the host", flags=Flags.NoWrite),
+    )
+    _required: tuple[str, ...] = ()
+
+    def _words(self) -> list[str]:
+        raise NotImplementedError
+
+    async def do_discover(self) -> None:
+        missing = [name for name in self._required if self.get(name) in (None, "")]
+        if missing:
+            raise InvalidInputError(f"{self._rtype} {self.guid} needs {', '.join(missing)} to be set")
+        self.set("command", self._compose(), internal=True)
+        await super().do_discover()
+
+    def _compose(self) -> str:
+        return _command(self.get("depends"), self._words())
+
+
+class Ping(_Tool):
+    """``ping`` (iputils) from the node to ``target``."""
+
+    _rtype = "linux::Ping"
+    _help = "ping (iputils) towards a target; output in the stdout trace."
+    _attributes = (
+        Attribute("depends", "the tool's command, checked on the host", default="ping", flags=Flags.NoWrite),
+        Attribute("target", "host name or address to ping"),
+        Attribute("count", "stop after sending this many packets (-c)", type=Types.Integer, range=(1, None)),
+        Attribute("interval", "seconds between packets (-i)", type=Types.Double, range=(0, None)),
+        Attribute("deadline", "stop after this many seconds, whatever was sent (-w)", type=Types.Integer,
+                  range=(1, None)),
+        Attribute("timeout", "seconds to wait for each reply (-W)", type=Types.Double, range=(0, None)),
+        Attribute("packetSize", "bytes of data per packet (-s)", type=Types.Integer, range=(0, 65507)),
+        Attribute("ttl", "IP time to live (-t)", type=Types.Integer, range=(1, 255)),
+        Attribute("interface", "source interface or address (-I)"),
+        Attribute("printTimestamp", "print a UNIX timestamp before each line (-D)", type=Types.Bool,
+                  default=False),
+        Attribute("numeric", "print addresses, no name lookups (-n)", type=Types.Bool, default=False),
+        Attribute("quiet", "print only the summary (-q)", type=Types.Bool, default=False),
+    )
+    _required = ("target",)
+
+    def _words(self) -> list[str]:
+        words = _flags(self, (
+            ("count", "-c"), ("interval", "-i"), ("deadline", "-w"), ("timeout", "-W"),
+            ("packetSize", "-s"), ("ttl", "-t"), ("interface", "-I"), ("printTimestamp", "-D"),
+            ("numeric", "-n"), ("quiet", "-q"),
+        ))
+        return [*words, "--", self.get("target")]
+
+
+_IPERF_COMMON = (
+    Attribute("depends", "the tool's command, checked on the host", default="iperf3", flags=Flags.NoWrite),
+    Attribute("port", "TCP port of the server (-p)", type=Types.Integer, default=5201, range=(1, 65535)),
+    Attribute("json", "JSON output (-J)", type=Types.Bool, default=False),
+    Attribute("interval", "seconds between periodic reports (-i; 0 disables them)", type=Types.Double,
+              range=(0, None)),
+    Attribute("forceFlush", "flush the output at every report, so the trace grows live (--forceflush)",
+              type=Types.Bool, default=True),
+)
+
+
+class Iperf3Server(_Tool):
+    """``iperf3 -s``: STARTED once it listens on ``port``, so a client may start then."""
+
+    _rtype = "linux::Iperf3Server"
+    _help = "iperf3 server; STARTED once listening. Stop it, or set oneOff to serve one test."
+    _attributes = (
+        *_IPERF_COMMON,
+        Attribute("oneOff", "serve one test, then exit (-1)", type=Types.Bool, default=False),
+        Attribute("bind", "address to listen on (-B)"),
+    )
+    _ready_timeout = 10.0
+
+    def _words(self) -> list[str]:
+        return ["-s", *_flags(self, (
+            ("port", "-p"), ("oneOff", "-1"), ("bind", "-B"), ("json", "-J"), ("interval", "-i"),
+            ("forceFlush", "--forceflush"),
+        ))]
+
+    async def _until_ready(self) -> None:
+        port = self.get("port")
+        executor = self.node.executor
+
+        async def listening() -> bool:
+            return port in await executor.listening_tcp_ports()
+
+        await self._probe(listening)
+
+
+class Iperf3Client(_Tool):
+    """``iperf3 -c``: one test against an iperf3 server."""
+
+    _rtype = "linux::Iperf3Client"
+    _help = "iperf3 client: one throughput test against a server."
+    _attributes = (
+        *_IPERF_COMMON,
+        Attribute("server", "address of the iperf3 server"),
+        Attribute("duration", "seconds to transmit (-t)", type=Types.Double, range=(0, None)),
+        Attribute("protocol", "transport protocol", type=Types.Enumerate, default="tcp", allowed=("tcp", "udp")),
+        Attribute("bandwidth", "target bitrate, e.g. 10M (-b; UDP default 1M)"),
+        Attribute("parallel", "parallel streams (-P)", type=Types.Integer, range=(1, 128)),
+        Attribute("reverse", "the server sends, the client receives (-R)", type=Types.Bool, default=False),
+        Attribute("length", "buffer length, e.g. 128K (-l)"),
+        Attribute("bind", "local address to send from (-B)"),
+    )
+    _required = ("server",)
+
+    def _words(self) -> list[str]:
+        words = ["-c", self.get("server"), *_flags(self, (
+            ("port", "-p"), ("duration", "-t"), ("bandwidth", "-b"), ("parallel", "-P"),
+            ("reverse", "-R"), ("length", "-l"), ("bind", "-B"), ("json", "-J"), ("interval", "-i"),
+            ("forceFlush", "--forceflush"),
+        ))]
+        if self.get("protocol") == "udp":
+            words.append("-u")
+        return words
+
+
+class Tcpdump(_Tool):
+    """``tcpdump`` writing packets to the ``pcap`` trace; STARTED once it captures.
+
+    Needs the capture privilege (root).  Stop it to end the capture: SIGTERM makes
+    tcpdump flush the file and exit cleanly (STOPPED).
+    """
+
+    _rtype = "linux::Tcpdump"
+    _help = "tcpdump capture into the pcap trace; STARTED once capturing. Needs root."
+    _attributes = (
+        Attribute("depends", "the tool's command, checked on the host", default="tcpdump", flags=Flags.NoWrite),
+        Attribute("interface", "interface to capture on (-i)", default="any"),
+        Attribute("filter", "capture filter expression, e.g. 'icmp and host 10.0.0.1'"),
+        Attribute("snapLength", "bytes kept per packet (-s; 0: all)", type=Types.Integer, range=(0, 262144)),
+        Attribute("count", "exit after this many packets (-c)", type=Types.Integer, range=(1, None)),
+        Attribute("packetBuffered", "write each packet to the file at once (-U)", type=Types.Bool, default=True),
+        Attribute("immediateMode", "deliver packets as they arrive, so stopping loses none "
+                  "(--immediate-mode)", type=Types.Bool, default=True),
+        Attribute("numeric", "no name lookups (-n)", type=Types.Bool, default=True),
+    )
+    _traces = (Trace("pcap", "the captured packets (pcap format)", enabled=True),)
+    _ready_timeout = 10.0
+
+    def _words(self) -> list[str]:
+        return _flags(self, (
+            ("interface", "-i"), ("snapLength", "-s"), ("count", "-c"), ("packetBuffered", "-U"),
+            ("immediateMode", "--immediate-mode"), ("numeric", "-n"),
+        ))
+
+    def _compose(self) -> str:
+        # the pcap file is named through the shell variable, which the shell quotes itself
+        command = f'{super()._compose()} -w "${{APP_HOME}}/pcap"'
+        if self.get("filter"):
+            command += " " + shlex.quote(self.get("filter"))
+        return command
+
+    async def _until_ready(self) -> None:
+        # tcpdump says "listening on <interface>" once the capture is open
+        executor = self.node.executor
+        stderr = self.host_path("stderr")
+
+        async def listening() -> bool:
+            return "listening on" in await executor.tail(stderr, 4096)
+
+        await self._probe(listening)
