@@ -1129,22 +1129,23 @@ class ExperimentController:
         return sorted(self._rm(guid)._trace_table)
 
     async def trace_async(self, guid: int, name: str, attr: TraceAttr | str = TraceAttr.ALL,
-                          block: int = 512, offset: int = 0) -> str | bytes | int:
+                          block: int = 512, offset: int = 0, timeout: float | None = None) -> str | bytes | int:
         """Read a trace: ALL (content), STREAM (``block`` bytes at block ``offset``), PATH, SIZE."""
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
-        return await self._runner.run_async(rm.read_trace(name, attr, block, offset))
+        return await self._runner.run_async(self._with_timeout(
+            rm.read_trace(name, attr, block, offset), timeout, f"trace {name!r}", [rm], S.NEW, False))
 
     def trace(self, guid: int, name: str, attr: TraceAttr | str = TraceAttr.ALL,
-              block: int = 512, offset: int = 0) -> str | bytes | int:
+              block: int = 512, offset: int = 0, timeout: float | None = None) -> str | bytes | int:
         """Read a trace (see :meth:`trace_async`)."""
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
         if self._closed:  # collected traces stay readable from the run directory
             return asyncio.run(rm.read_trace(name, attr, block, offset))
-        return self._sync(self.trace_async(guid, name, attr, block, offset), "trace")
+        return self._sync(self.trace_async(guid, name, attr, block, offset, timeout), "trace")
 
     # == scheduling ==============================================================
 

@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-#: At most this many threads ever run blocking legacy code (getaddrinfo, sync hooks).
-EXECUTOR_THREADS = 1
+#: At most this many threads ever run blocking code (legacy synchronous hooks,
+#: getaddrinfo); with the loop thread and the caller's, at most 4 threads in all.
+EXECUTOR_THREADS = 2
 
 
 class LoopRunner:
@@ -37,7 +38,7 @@ class LoopRunner:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(
+        self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=EXECUTOR_THREADS, thread_name_prefix=f"{name}-blocking"
         )
         if loop is not None:
@@ -51,7 +52,7 @@ class LoopRunner:
         else:
             self.mode = "thread"
             self.loop = asyncio.new_event_loop()
-            self.loop.set_default_executor(self._executor)
+            self.loop.set_default_executor(self.executor)
             started = threading.Event()
             self._thread = threading.Thread(
                 target=self._run_forever, args=(started,), name=f"{name}-loop", daemon=True
@@ -141,4 +142,4 @@ class LoopRunner:
                 loop.close()
             else:
                 loop.call_soon(loop.stop)
-        self._executor.shutdown(wait=False)
+        self.executor.shutdown(wait=True)

@@ -25,6 +25,10 @@ Attribute and trace declarations are inherited: a subclass lists only what it ad
 or redeclares (by name).  A type with no ``do_run`` is long-lived (a node, a link):
 it stays STARTED until stopped, and counts as done for ``wait_finished`` once started.
 
+Hooks should be coroutines.  A plain ``def`` hook (ported NEPI code that blocks) is
+accepted and runs in the controller's bounded thread pool (``EXECUTOR_THREADS``
+threads, whatever the number of resources), so it cannot stall the event loop.
+
 Hooks, in lifecycle order: ``do_discover``, ``do_reserve``, ``do_provision``,
 ``do_configure`` (then READY), ``do_start`` (then STARTED), ``do_run``, ``do_stop``
 (then STOPPED), ``do_release`` (then RELEASED).  An exception in any hook fails the
@@ -35,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -127,6 +133,10 @@ class ResourceManager:
         cls._attribute_table = attributes
         cls._trace_table = traces
         cls._default_traces = frozenset(t.name for t in traces.values() if t.enabled)
+        for name in _HOOKS:  # a legacy synchronous hook runs in the controller's bounded pool
+            hook = cls.__dict__.get(name)
+            if hook is not None and not inspect.iscoroutinefunction(hook):
+                setattr(cls, name, _in_pool(hook))
         cls._hooks = frozenset(
             name for name in _HOOKS if getattr(cls, name) is not getattr(ResourceManager, name)
         )
@@ -463,6 +473,16 @@ _STOPPED, _FINISHED = int(S.STOPPED), int(S.FINISHED)
 _EMPTY_DICT: dict[Any, Any] = {}  # shared; never written (see ResourceManager.__init__)
 _EMPTY_SET: frozenset[Any] = frozenset()
 _NSTATES = len(ResourceState)
+
+def _in_pool(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap a plain ``def do_*(self)`` so it runs in the controller's bounded thread pool."""
+
+    @functools.wraps(hook)
+    async def run_in_pool(self: ResourceManager) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.ec._runner.executor, hook, self)
+
+    return run_in_pool
+
 
 _HOOKS = (
     "do_discover", "do_reserve", "do_provision", "do_configure",

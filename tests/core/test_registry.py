@@ -120,3 +120,38 @@ def test_cli_lists_the_types():
     import nepi_lab
 
     assert version.strip() == nepi_lab.__version__
+
+
+class Legacy(ResourceManager):
+    """Ported NEPI code: plain blocking hooks."""
+
+    _rtype = "reg::Legacy"
+
+    def do_provision(self):
+        import time
+
+        time.sleep(0.02)
+
+    def do_run(self):
+        import threading
+        import time
+
+        time.sleep(0.05)
+        return threading.current_thread().name
+
+
+def test_synchronous_hooks_run_in_the_bounded_pool(tmp_path):
+    import threading
+
+    from nepi_lab.core.loop import EXECUTOR_THREADS
+
+    seen = []
+    baseline = threading.active_count()
+    with ExperimentController(local_dir=str(tmp_path)) as ec:
+        ec.events.subscribe(lambda e: seen.append(threading.active_count()))
+        guids = [ec.register_resource("reg::Legacy") for _ in range(12)]
+        ec.deploy()
+        ec.wait_finished(timeout=20)
+        assert {ec.state(g, hr=True) for g in guids} == {"FINISHED"}
+        assert not Legacy._long_lived  # a plain do_run still makes it finish by itself
+    assert max(seen) <= baseline + 1 + EXECUTOR_THREADS  # the loop thread and the pool, no more
