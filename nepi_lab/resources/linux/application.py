@@ -305,9 +305,8 @@ class Application(ResourceManager):
             await node.makedirs(paths["SRC"])
         for source in sources:
             if re.match(r"[a-z][a-z0-9+.-]*://", source):
-                raise InvalidInputError(
-                    f"application {self.guid}: source {source!r} is a URL; download it and give the local path"
-                )
+                raise InvalidInputError(f"application {self.guid}: source {source!r} is a URL; "
+                                        f"download it and give the local path")
             local = os.path.abspath(os.path.expanduser(source))
             if not os.path.exists(local):
                 raise InvalidInputError(f"application {self.guid}: source {source!r} does not exist here")
@@ -356,8 +355,8 @@ class Application(ResourceManager):
             status = ended.result()
             if status == 0:
                 return  # over before anyone could look: do_run reports FINISHED
-            raise CommandError(process.command, status, await self.node.executor.tail(self.host_path("stderr")),
-                               self.node.executor.where)
+            tail = await self.node.executor.tail(self.host_path("stderr"))
+            raise CommandError(process.command, status, tail, self.node.executor.where)
         process.kill()
         if ready in done:
             ready.result()  # the probe itself failed: raise its error

@@ -108,10 +108,10 @@ class Executor(abc.ABC):
     #: How messages name the host ("localhost", "alice@server:22").
     where: str = "?"
 
-    async def connect(self) -> None:
+    async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open what the executor needs (a connection); called once at discover."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Close it; called at the node's release."""
 
     # -- commands --------------------------------------------------------------------

@@ -159,7 +159,8 @@ class Iperf3Client(_Tool):
         *_IPERF_COMMON,
         Attribute("server", "address of the iperf3 server"),
         Attribute("duration", "seconds to transmit (-t)", type=Types.Double, range=(0, None)),
-        Attribute("protocol", "transport protocol", type=Types.Enumerate, default="tcp", allowed=("tcp", "udp")),
+        Attribute("protocol", "transport protocol", type=Types.Enumerate, default="tcp",
+                  allowed=("tcp", "udp")),
         Attribute("bandwidth", "target bitrate, e.g. 10M (-b; UDP default 1M)"),
         Attribute("parallel", "parallel streams (-P)", type=Types.Integer, range=(1, 128)),
         Attribute("reverse", "the server sends, the client receives (-R)", type=Types.Bool, default=False),
@@ -189,12 +190,14 @@ class Tcpdump(_Tool):
     _rtype = "linux::Tcpdump"
     _help = "tcpdump capture into the pcap trace; STARTED once capturing. Needs root."
     _attributes = (
-        Attribute("depends", "the tool's command, checked on the host", default="tcpdump", flags=Flags.NoWrite),
+        Attribute("depends", "the tool's command, checked on the host", default="tcpdump",
+                  flags=Flags.NoWrite),
         Attribute("interface", "interface to capture on (-i)", default="any"),
         Attribute("filter", "capture filter expression, e.g. 'icmp and host 10.0.0.1'"),
         Attribute("snapLength", "bytes kept per packet (-s; 0: all)", type=Types.Integer, range=(0, 262144)),
         Attribute("count", "exit after this many packets (-c)", type=Types.Integer, range=(1, None)),
-        Attribute("packetBuffered", "write each packet to the file at once (-U)", type=Types.Bool, default=True),
+        Attribute("packetBuffered", "write each packet to the file at once (-U)", type=Types.Bool,
+                  default=True),
         Attribute("immediateMode", "deliver packets as they arrive, so stopping loses none "
                   "(--immediate-mode)", type=Types.Bool, default=True),
         Attribute("numeric", "no name lookups (-n)", type=Types.Bool, default=True),

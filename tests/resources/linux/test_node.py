@@ -1,0 +1,152 @@
+"""linux::Node on localhost: commands, files, the folders on the host, SSH refusal."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+
+import pytest
+
+from nepi_lab import CommandError, ExperimentFailedError, ResourceState
+from nepi_lab.resources.linux import CommandResult, CommandTimeoutError
+
+from .conftest import all_gone, run_on_loop
+
+S = ResourceState
+
+
+@pytest.fixture
+def deployed(ec, node):
+    ec.deploy(node)
+    ec.wait_deployed(node, timeout=10)
+    return ec.get_resource(node)
+
+
+def test_run_mirrors_subprocess(ec, deployed):
+    result = run_on_loop(ec, deployed.run("echo out; echo err >&2"))
+    assert result == CommandResult(0, "out\n", "err\n", "echo out; echo err >&2")
+    assert result.to_dict()["stdout"] == "out\n"
+    with pytest.raises(AttributeError):
+        result.returncode = 1  # frozen
+
+
+def test_run_check_raises_command_error_with_the_stderr_tail(ec, deployed):
+    with pytest.raises(CommandError) as info:
+        run_on_loop(ec, deployed.run("echo something broke >&2; exit 4"))
+    err = info.value
+    assert (err.command, err.returncode) == ("echo something broke >&2; exit 4", 4)
+    assert "something broke" in err.stderr_tail and "localhost" in str(err)
+    unchecked = run_on_loop(ec, deployed.run("exit 4", check=False))
+    assert unchecked.returncode == 4
+
+
+def test_run_feeds_input_and_takes_cwd_and_env(ec, deployed, tmp_path):
+    result = run_on_loop(ec, deployed.run('cat; pwd; echo "$WHO"', input="line\n", cwd=str(tmp_path),
+                                          env={"WHO": "a b; $(rm -rf /)"}))
+    assert result.stdout == f"line\n{tmp_path}\na b; $(rm -rf /)\n"
+
+
+def test_run_timeout_kills_the_whole_process_group(ec, deployed, marker):
+    started = time.monotonic()
+    with pytest.raises(CommandTimeoutError) as info:
+        run_on_loop(ec, deployed.run("sleep 30 & sleep 31", timeout=0.3, env={"MARK": marker}))
+    assert time.monotonic() - started < 5
+    assert isinstance(info.value, TimeoutError) and info.value.returncode is None
+    assert "timed out after 0.3 s" in str(info.value)
+    assert all_gone(marker)
+
+
+def test_large_output_is_read_without_deadlock(ec, deployed):
+    command = "head -c 3000000 /dev/zero | tr '\\0' x; head -c 200000 /dev/zero >&2"
+    result = run_on_loop(ec, deployed.run(command))
+    assert len(result.stdout) == 3_000_000 and len(result.stderr) == 200_000
+
+
+def test_upload_download_and_write_file(ec, deployed, tmp_path):
+    src = tmp_path / "data.txt"
+    src.write_text("payload")
+    folder = tmp_path / "tree"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "f").write_text("deep")
+    remote = os.path.join(deployed.node_home, "copy.txt")
+    run_on_loop(ec, deployed.upload(str(src), remote))
+    run_on_loop(ec, deployed.upload(str(folder), os.path.join(deployed.node_home, "tree")))
+    run_on_loop(ec, deployed.write_file(os.path.join(deployed.node_home, "script"), "echo hi", 0o755))
+    assert pathlib.Path(remote).read_text() == "payload"
+    assert pathlib.Path(deployed.node_home, "tree", "sub", "f").read_text() == "deep"
+    assert os.access(os.path.join(deployed.node_home, "script"), os.X_OK)
+    back = tmp_path / "back.txt"
+    assert run_on_loop(ec, deployed.download(remote, str(back))) is True
+    assert back.read_text() == "payload"
+    assert run_on_loop(ec, deployed.download(remote + ".missing", str(back) + "2")) is False
+    with pytest.raises(FileNotFoundError):
+        run_on_loop(ec, deployed.upload(str(tmp_path / "nope"), remote))
+
+
+def test_folders_on_the_host_follow_the_documented_layout(ec, deployed, home):
+    assert deployed.home == home
+    assert deployed.exp_home == os.path.join(home, ".nepi_lab", ec.exp_id)
+    assert deployed.run_home == os.path.join(deployed.exp_home, ec.run_id)
+    assert deployed.node_home == os.path.join(deployed.run_home, str(deployed.guid))
+    assert os.path.isdir(deployed.bin_dir)
+
+
+def test_clean_experiment_removes_the_run_folder_and_empty_parents(ec, deployed, home):
+    ec.release()
+    assert os.listdir(home) == []
+
+
+def test_without_clean_experiment_the_folder_stays(ec, home):
+    node = ec.register_resource("linux::Node", home=home, cleanExperiment=False)
+    app = ec.register_resource("linux::Application", connectedTo=node, command="echo kept")
+    ec.deploy()
+    ec.wait_finished(app, timeout=10)
+    ec.release()
+    rm = ec.get_resource(node)
+    with open(os.path.join(rm.run_home, str(app), "stdout")) as f:
+        assert f.read() == "kept\n"
+
+
+def test_home_relative_to_the_user_home(ec, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    node = ec.register_resource("linux::Node", home="lab")
+    ec.deploy(node)
+    ec.wait_deployed(node, timeout=10)
+    assert ec.get_resource(node).home == str(tmp_path / "lab")
+
+
+def test_two_nodes_on_one_host_share_the_run_folder(ec, home):
+    a = ec.register_resource("linux::Node", home=home)
+    b = ec.register_resource("linux::Node", home=home)
+    ec.deploy()
+    ec.wait_deployed(timeout=10)
+    ec.release(a)
+    assert os.path.isdir(ec.get_resource(b).node_home)  # a did not remove b's folders
+    ec.release(b)
+    assert os.listdir(home) == []
+
+
+def test_a_remote_hostname_fails_at_deploy_with_a_clear_message(ec, home):
+    node = ec.register_resource("linux::Node", hostname="example.invalid", home=home)
+    ec.deploy(node)
+    with pytest.raises(ExperimentFailedError):
+        ec.wait_deployed(node, timeout=10)
+    (failure,) = ec.failures
+    assert failure.step == "discover"
+    assert "SSH" in failure.message and "example.invalid" in failure.message
+    assert "pip install 'nepi_lab[ssh]'" in failure.message or "not implemented" in failure.message
+
+
+def test_ssh_attributes_are_declared_with_safe_defaults(ec):
+    node = ec.register_resource("linux::Node")
+    assert ec.get(node, "strictHostKeyChecking") is True
+    for name in ("username", "port", "identityFile", "knownHosts", "connectTimeout", "gateway", "home",
+                 "cleanExperiment", "cleanProcesses"):
+        ec.get(node, name)  # declared
+
+
+def test_node_is_long_lived(ec, node):
+    ec.deploy()
+    ec.wait_finished(node, timeout=10)
+    assert ec.state(node) == S.STARTED
