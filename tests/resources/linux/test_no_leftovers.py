@@ -1,0 +1,175 @@
+"""Nothing is left behind, and the thread count stays constant.
+
+Release, shutdown, a critical failure, Ctrl-C in a wait and interpreter exit each
+stop every process the experiment started.  Processes are found by a unique marker
+in their environment (children inherit it) or command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from nepi_lab import ResourceState
+
+from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes
+
+S = ResourceState
+
+
+def sleepers(ec, node, marker, count=2):
+    """Applications that each run a shell and two sleeps (3 processes) carrying ``marker``."""
+    return [ec.register_resource("linux::Application", connectedTo=node, command="sleep 100 & sleep 100",
+                                 env=f"MARK={marker}") for _ in range(count)]
+
+
+def test_release_kills_everything(ec, node, marker):
+    apps = sleepers(ec, node, marker)
+    ec.deploy()
+    ec.wait_started(apps, timeout=10)
+    assert len(wait_for_processes(marker, 6)) == 6
+    ec.release()
+    assert all_gone(marker)
+    assert all(ec.state(a) == S.RELEASED for a in apps)
+
+
+def test_shutdown_kills_everything(ec, node, marker):
+    apps = sleepers(ec, node, marker)
+    ec.deploy()
+    ec.wait_started(apps, timeout=10)
+    assert len(wait_for_processes(marker, 6)) == 6
+    ec.shutdown()
+    assert all_gone(marker)
+
+
+def test_a_critical_failure_kills_everything(ec, node, marker):
+    apps = sleepers(ec, node, marker)
+    bad = ec.register_resource("linux::Application", connectedTo=node, command="sleep 0.3; exit 3")
+    ec.deploy()
+    ec.wait_started(apps, timeout=10)
+    assert len(wait_for_processes(marker, 6)) == 6
+    ec.wait_released(timeout=10)
+    assert all_gone(marker)
+    assert ec.failures[0].guid == bad and ec.failures[0].returncode == 3
+
+
+def test_release_during_build_kills_the_build(ec, node, marker):
+    a = ec.register_resource("linux::Application", connectedTo=node, build="sleep 100", command="true",
+                             env=f"MARK={marker}")
+    ec.deploy()
+    assert wait_for_processes(marker, 1)
+    ec.release(timeout=10)
+    assert all_gone(marker)
+    assert ec.state(a) == S.RELEASED
+
+
+def test_clean_processes_kills_what_the_node_started(ec, home, marker, tmp_path):
+    node = ec.register_resource("linux::Node", home=home, cleanProcesses=True)
+    ec.deploy()
+    ec.wait_deployed(timeout=10)
+    rm = ec.get_resource(node)
+    out = str(tmp_path / "out")
+    run_on_loop(ec, rm.spawn("sleep 100", stdout=out, stderr=out, env={"MARK": marker}))
+    assert wait_for_processes(marker, 1)
+    ec.release()
+    assert all_gone(marker)
+
+
+def test_without_clean_processes_the_node_leaves_its_own_processes(ec, home, marker, tmp_path):
+    node = ec.register_resource("linux::Node", home=home, cleanProcesses=False)
+    ec.deploy()
+    ec.wait_deployed(timeout=10)
+    rm = ec.get_resource(node)
+    out = str(tmp_path / "out")
+    process = run_on_loop(ec, rm.spawn("sleep 100", stdout=out, stderr=out, env={"MARK": marker}))
+    ec.release()
+    try:
+        assert processes_with(marker)
+    finally:
+        ec.loop.call_soon_threadsafe(process.kill)  # the loop still runs: it reaps it
+    assert all_gone(marker)
+
+
+# -- the interpreter goes away ---------------------------------------------------------------
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from nepi_lab import ExperimentController
+    ec = ExperimentController(exp_id="goes-away", local_dir={results!r})
+    node = ec.register_resource("linux::Node", home={home!r})
+    for _ in range(3):
+        ec.register_resource("linux::Application", connectedTo=node, command="sleep 100 & sleep 100",
+                             env="MARK=" + {head!r} + {tail!r})  # not the marker: this command line
+    ec.deploy()
+    ec.wait_started(timeout=10)
+    print("started", flush=True)
+    {ending}
+""")
+
+
+def start_script(tmp_path, home, marker, ending):
+    code = SCRIPT.format(results=str(tmp_path / "results"), home=home, head=marker[:10], tail=marker[10:],
+                         ending=ending)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    line = proc.stdout.readline().strip()
+    if line != "started":
+        proc.kill()
+        pytest.fail(f"the script did not start: {proc.communicate()[1]}")
+    return proc
+
+
+def final_states(tmp_path):
+    (run,) = os.listdir(tmp_path / "results" / "goes-away")
+    last = {}
+    with open(tmp_path / "results" / "goes-away" / run / "events.jsonl") as f:
+        for line in f:
+            event = json.loads(line)
+            last[event["guid"]] = event["to"]
+    return last
+
+
+def test_ctrl_c_in_wait_finished_kills_everything(tmp_path, home, marker):
+    proc = start_script(tmp_path, home, marker, "ec.wait_finished()")
+    assert len(wait_for_processes(marker, 9)) == 9
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert "KeyboardInterrupt" in err
+    assert all_gone(marker)
+    assert set(final_states(tmp_path).values()) == {"RELEASED"}
+    assert os.listdir(home) == []
+
+
+def test_interpreter_exit_without_shutdown_kills_everything(tmp_path, home, marker):
+    proc = start_script(tmp_path, home, marker, "sys.exit(0)")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert all_gone(marker)
+    assert set(final_states(tmp_path).values()) == {"RELEASED"}
+
+
+# -- constant threads ------------------------------------------------------------------------
+
+
+def test_200_concurrent_applications_use_a_constant_number_of_threads(ec, node):
+    apps = [ec.register_resource("linux::Application", connectedTo=node, command="sleep 0.3")
+            for _ in range(200)]
+    peak = threading.active_count()
+    ec.deploy()
+    deadline = time.monotonic() + 30
+    while not all(ec.state(a) >= S.FINISHED for a in apps) and time.monotonic() < deadline:
+        peak = max(peak, threading.active_count())
+        time.sleep(0.002)
+    ec.wait_finished(apps, timeout=10)
+    assert all(ec.state(a) == S.FINISHED for a in apps)
+    assert peak <= 4, [t.name for t in threading.enumerate()]
+    # they really ran at the same time
+    assert max(ec.get_start_time(a) for a in apps) < min(ec.get_finish_time(a) for a in apps)
