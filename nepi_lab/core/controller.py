@@ -841,6 +841,7 @@ class ExperimentController:
             if pending is not None and not pending.done():
                 pending.cancel()  # it was waiting for its group or conditions
             rm._deploying = True
+            rm._waiting = None  # no longer held by its group
             rm._task = self._runner.loop.create_task(self._start_action(rm))
         await self._with_timeout(self._await_states(rms, S.STARTED), timeout, "start", rms, S.STARTED, False)
 
@@ -1300,7 +1301,7 @@ class ExperimentController:
         # keys are left out when empty or as declared (traces): a run may hold 100,000
         entry: dict[str, Any] = {"guid": rm.guid, "type": rm._rtype}
         if rm._values:
-            entry["attributes"] = rm._values
+            entry["attributes"] = dict(rm._values)  # a copy: set() may run in another thread
         if rm._connections:
             entry["connections"] = sorted(rm._connections)
         if rm._enabled_traces is not rm._default_traces:
@@ -1309,7 +1310,8 @@ class ExperimentController:
 
     def _save_description(self) -> None:
         try:
-            write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self._description())
+            with self._lock:  # deploy() (caller's thread) and release (loop thread) both save
+                write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self._description())
         except OSError as exc:  # a full disk must not take the experiment down
             log.warning("could not save the experiment description: %s", exc)
 
