@@ -140,7 +140,7 @@ class ExperimentController:
         digits, ``_ . + -`` only.  Default: ``exp-<16 hex digits>``.
     local_dir : str, optional
         Results root; the run directory is ``<local_dir>/<exp_id>/<run_id>/``.
-        Default: ``$NEPI_LAB_RESULTS``, else ``<temp dir>/nepi_lab``.
+        Default: ``$NEPI_LAB_RESULTS``, else ``<temp dir>/nepi_lab-results``.
 
     Example
     -------

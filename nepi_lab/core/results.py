@@ -32,8 +32,12 @@ RESULTS_ENV = "NEPI_LAB_RESULTS"
 
 
 def default_local_dir() -> str:
-    """``$NEPI_LAB_RESULTS`` if set, else ``<system temp dir>/nepi_lab``."""
-    return os.environ.get(RESULTS_ENV) or os.path.join(tempfile.gettempdir(), "nepi_lab")
+    """``$NEPI_LAB_RESULTS`` if set, else ``<system temp dir>/nepi_lab-results``.
+
+    (Not ``<temp>/nepi_lab``: a folder named like the package in the directory Python
+    starts in would shadow the package itself.)
+    """
+    return os.environ.get(RESULTS_ENV) or os.path.join(tempfile.gettempdir(), "nepi_lab-results")
 
 
 def new_run_id() -> str:
