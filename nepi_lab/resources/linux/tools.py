@@ -158,7 +158,7 @@ class Iperf3Client(_Tool):
     _attributes = (
         *_IPERF_COMMON,
         Attribute("server", "address of the iperf3 server"),
-        Attribute("duration", "seconds to transmit (-t)", type=Types.Double, range=(0, None)),
+        Attribute("duration", "seconds to transmit (-t; whole seconds)", type=Types.Integer, range=(1, None)),
         Attribute("protocol", "transport protocol", type=Types.Enumerate, default="tcp",
                   allowed=("tcp", "udp")),
         Attribute("bandwidth", "target bitrate, e.g. 10M (-b; UDP default 1M)"),
