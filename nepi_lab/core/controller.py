@@ -946,8 +946,13 @@ class ExperimentController:
 
     # == waiting =================================================================
 
-    async def wait_async(self, guids: Guids, state: ResourceState | str, timeout: float | None = None,
-                         *, _what: str = "wait") -> None:
+    async def _wait(self, guids: Guids, target: int, timeout: float | None, what: str) -> None:
+        self._check_open(what)
+        rms = self._select(guids)
+        await self._runner.run_async(self._with_timeout(
+            self._await_states(rms, target), timeout, what, rms, target, target != S.RELEASED))
+
+    async def wait_async(self, guids: Guids, state: ResourceState | str, timeout: float | None = None) -> None:
         """Return once every resource of ``guids`` (None: all) has reached ``state``.
 
         Raises
@@ -959,11 +964,8 @@ class ExperimentController:
         WaitTimeoutError
             ``timeout`` seconds passed; the message lists who is where, waiting for what.
         """
-        self._check_open(_what)
-        state = as_state(state)
-        rms = self._select(guids)
-        await self._runner.run_async(self._with_timeout(
-            self._await_states(rms, state), timeout, _what, rms, state, state != S.RELEASED))
+        self._check_open("wait")
+        await self._wait(guids, as_state(state), timeout, "wait")
 
     def wait(self, guids: Guids, state: ResourceState | str, timeout: float | None = None) -> None:
         """Block until every resource of ``guids`` has reached ``state`` (see :meth:`wait_async`)."""
@@ -972,7 +974,7 @@ class ExperimentController:
 
     async def wait_deployed_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are READY (or further)."""
-        await self.wait_async(guids, S.READY, timeout, _what="wait_deployed")
+        await self._wait(guids, S.READY, timeout, "wait_deployed")
 
     def wait_deployed(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Block until the resources are READY (or further)."""
@@ -981,7 +983,7 @@ class ExperimentController:
 
     async def wait_started_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are STARTED (or further)."""
-        await self.wait_async(guids, S.STARTED, timeout, _what="wait_started")
+        await self._wait(guids, S.STARTED, timeout, "wait_started")
 
     def wait_started(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Block until the resources are STARTED (or further)."""
@@ -994,10 +996,7 @@ class ExperimentController:
         Over means STOPPED, FINISHED, FAILED (non-critical) or RELEASED; for
         long-lived resources (nodes, links) it means STARTED.
         """
-        self._check_open("wait_finished")
-        rms = self._select(guids)
-        await self._runner.run_async(
-            self._with_timeout(self._await_states(rms, DONE), timeout, "wait_finished", rms, DONE, True))
+        await self._wait(guids, DONE, timeout, "wait_finished")
 
     def wait_finished(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Block until the resources' work is over (see :meth:`wait_finished_async`)."""
@@ -1006,7 +1005,7 @@ class ExperimentController:
 
     async def wait_released_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are RELEASED."""
-        await self.wait_async(guids, S.RELEASED, timeout, _what="wait_released")
+        await self._wait(guids, S.RELEASED, timeout, "wait_released")
 
     def wait_released(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Block until the resources are RELEASED."""
