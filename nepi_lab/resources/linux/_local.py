@@ -29,12 +29,16 @@ class LocalExecutor(Executor):
         inside a network namespace (files stay this machine's).
     where : str
         How messages name the host.
+
+    Commands inherit the controller's environment as it was when the executor was
+    made (at the node's deploy), plus what each call adds.
     """
 
     def __init__(self, prefix: Sequence[str] = (), where: str = "localhost") -> None:
         self.prefix = list(prefix)
         self.where = where
         self._processes: set[Process] = set()
+        self._base_env = dict(os.environ)
 
     def __repr__(self) -> str:
         return f"<LocalExecutor {self.where}{' ' + ' '.join(self.prefix) if self.prefix else ''}>"
@@ -42,11 +46,10 @@ class LocalExecutor(Executor):
     def _argv(self, command: str) -> list[str]:
         return [*self.prefix, SHELL, "-c", command]
 
-    @staticmethod
-    def _environment(env: dict[str, str] | None, path: Sequence[str] = ()) -> dict[str, str] | None:
+    def _environment(self, env: dict[str, str] | None, path: Sequence[str] = ()) -> dict[str, str] | None:
         if not env and not path:
             return None
-        merged = dict(os.environ)
+        merged = self._base_env.copy()
         if path:
             merged["PATH"] = os.pathsep.join([*path, merged.get("PATH", os.defpath)])
         if env:
@@ -128,7 +131,7 @@ class LocalExecutor(Executor):
     async def missing_commands(self, names: Sequence[str], path: Sequence[str] = ()) -> list[str]:
         if self.prefix:  # the namespace or container may see other files: ask it
             return await super().missing_commands(names, path)
-        search = os.pathsep.join([*path, os.environ.get("PATH", os.defpath)])
+        search = os.pathsep.join([*path, self._base_env.get("PATH", os.defpath)])
         return [n for n in names if shutil.which(n, path=search) is None]
 
     async def listening_tcp_ports(self) -> set[int]:

@@ -25,10 +25,11 @@ release
     kills whatever still runs; with the node's ``cleanExperiment`` removes
     ``${APP_HOME}`` from the host.
 
-Traces (stdout, stderr, exitcode, build, install) are files on the host, never held
-in memory; they are collected into the run directory (hard-linked when possible)
-when the application finishes, fails, is stopped or released.  ``exitcode`` holds
-the status as Python reports it: negative when killed by that signal.
+Traces (stdout, stderr, build, install) are files on the host, never held in
+memory; they are collected into the run directory (hard-linked when possible) when
+the application finishes, fails, is stopped or released.  ``exitcode`` is written
+straight into the run directory by the controller, which learns the status from the
+process itself: negative when killed by that signal, as :mod:`subprocess` reports it.
 
 Placeholders
 ------------
@@ -163,6 +164,9 @@ class Application(ResourceManager):
         Trace("install", "output of the install step", enabled=True),
     )
 
+    #: Traces the controller writes itself, straight into the run directory.
+    _local_traces = frozenset({"exitcode"})
+
     #: Seconds a type with :meth:`_until_ready` waits for it; None: STARTED once spawned.
     _ready_timeout: float | None = None
 
@@ -175,6 +179,7 @@ class Application(ResourceManager):
         self._ended: asyncio.Future[int] | None = None
         self._collected = False
         self._collect_lock: asyncio.Lock | None = None
+        self._results_dir: str | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -214,6 +219,12 @@ class Application(ResourceManager):
         paths = self._paths()
         return _PLACEHOLDER.sub(lambda m: paths[m.group(1)], text)
 
+    def _local_path(self, trace: str) -> str:
+        # results_dir makes its folder at every call: look it up once
+        if self._results_dir is None:
+            self._results_dir = self.results_dir
+        return os.path.join(self._results_dir, trace)
+
     def host_path(self, trace: str) -> str:
         """Where trace ``trace`` is written on the host."""
         self._check_trace(trace)
@@ -246,13 +257,14 @@ class Application(ResourceManager):
             self._collect_lock = asyncio.Lock()
         async with self._collect_lock:
             for name in self._trace_table:
-                if name in self._enabled_traces:
-                    await node.download(self.host_path(name), self.trace_path(name))
+                if name in self._enabled_traces and name not in self._local_traces:
+                    await node.download(self.host_path(name), self._local_path(name))
             self._collected = True
 
     async def _after_exit(self, process: ProcessHandle) -> int:
         status = await process.wait()
-        await self.node.write_file(self.host_path("exitcode"), f"{status}\n")
+        with open(self._local_path("exitcode"), "w") as f:
+            f.write(f"{status}\n")
         await self._collect()
         return status
 
@@ -400,7 +412,8 @@ class Application(ResourceManager):
         local = self.trace_path(name)
         node = self._node
         on_host = (node is not None and node._executor is not None and bool(self.app_home)
-                   and self.state != S.RELEASED and not (self._collected and os.path.exists(local)))
+                   and self.state != S.RELEASED and name not in self._local_traces
+                   and not (self._collected and os.path.exists(local)))
         if on_host:
             return await node.read_file(self.host_path(name), attr, block, offset)  # type: ignore[union-attr]
         return read_trace_file(local, attr, block, offset)
