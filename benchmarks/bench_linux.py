@@ -90,7 +90,8 @@ def many_apps(n: int, where: str) -> dict:
         ec = ExperimentController(exp_id="bench", local_dir=os.path.join(tmp, "results"))
         ec.events.subscribe(sample)
         node = ec.register_resource("linux::Node", home=os.path.join(tmp, "home"))
-        apps = [ec.register_resource("linux::Application", connectedTo=node, command="true") for _ in range(n)]
+        apps = [ec.register_resource("linux::Application", connectedTo=node, command="true")
+                for _ in range(n)]
         ec.deploy()
         sample()
         ec.wait_finished(apps, timeout=300)
