@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import logging
 import os
 import signal
@@ -56,9 +57,11 @@ class Process:
         self.returncode: int | None = None
         try:
             self._pidfd = os.pidfd_open(self.pid)
-        except OSError:
+        except OSError as exc:
             self._signal_group(signal.SIGKILL)
             popen.wait()
+            if exc.errno == errno.ENOSYS:
+                raise OSError(exc.errno, "watching processes needs Linux >= 5.3 (pidfd_open)") from exc
             raise
         _running.add(self)
         loop.add_reader(self._pidfd, self._on_exit)

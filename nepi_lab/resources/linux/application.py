@@ -72,15 +72,18 @@ import posixpath
 import re
 import shlex
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Types
-from ...core.errors import CommandError, InvalidInputError
+from ...core.errors import AttributeValueError, CommandError, InvalidInputError
 from ...core.resource import ResourceManager
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, read_trace_file
 from .executor import MissingCommandsError, ProcessHandle
 from .node import Node
+
+if TYPE_CHECKING:
+    from ...core.controller import ExperimentController
 
 S = ResourceState
 
@@ -117,8 +120,6 @@ def _check_env(rm: ResourceManager, old: Any, new: Any) -> Any:
     try:
         parse_env(new)
     except ValueError as exc:
-        from ...core.errors import AttributeValueError
-
         raise AttributeValueError(rm.guid, rm._rtype, "env", new, str(exc)) from None
     return new
 
@@ -126,8 +127,6 @@ def _check_env(rm: ResourceManager, old: Any, new: Any) -> Any:
 def _check_depends(rm: ResourceManager, old: Any, new: Any) -> Any:
     for name in (new or "").split():
         if "/" in name or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
-            from ...core.errors import AttributeValueError
-
             raise AttributeValueError(rm.guid, rm._rtype, "depends", new,
                                       f"{name!r} is not a command name")
     return new
@@ -170,7 +169,7 @@ class Application(ResourceManager):
     #: Seconds a type with :meth:`_until_ready` waits for it; None: STARTED once spawned.
     _ready_timeout: float | None = None
 
-    def __init__(self, ec, guid):  # type: ignore[no-untyped-def]
+    def __init__(self, ec: ExperimentController, guid: int) -> None:
         super().__init__(ec, guid)
         self._node: Node | None = None
         self.app_home = ""  #: ``${APP_HOME}`` on the host, once deployed

@@ -14,15 +14,17 @@ needs SSH, which is not implemented yet (the SSH attributes are already declared
 
 Example
 -------
->>> from nepi_lab import ExperimentController
->>> with ExperimentController() as ec:                      # doctest: +SKIP
-...     node = ec.register_resource("linux::Node", hostname="localhost", home="/tmp/lab")
-...     ec.deploy(node)
-...     ec.wait_deployed(node)
-...     rm = ec.get_resource(node)
-...     async def hello():
-...         return await rm.run("echo hello")
-...     ec.loop  # run `hello()` on ec.loop, e.g. with asyncio.run_coroutine_threadsafe
+In a notebook (the controller runs on the kernel's loop, so cells can ``await``)::
+
+    ec = ExperimentController()
+    node = ec.register_resource("linux::Node", hostname="localhost")
+    ec.deploy(node)
+    await ec.wait_deployed_async(node)
+    result = await ec.get_resource(node).run("uname -r")
+    result.returncode, result.stdout        # (0, '6.1.0\n')
+
+From a script, run the coroutine on ``ec.loop``, e.g. with
+``asyncio.run_coroutine_threadsafe(rm.run("uname -r"), ec.loop).result()``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import importlib.util
 import os
 import posixpath
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ...core.attributes import Attribute, Flags, Types
 from ...core.resource import ResourceManager
@@ -38,6 +41,9 @@ from ...core.states import ResourceState
 from ...core.traces import TraceAttr
 from ._local import LocalExecutor
 from .executor import CommandResult, Executor, ProcessHandle
+
+if TYPE_CHECKING:
+    from ...core.controller import ExperimentController
 
 #: Host names that mean this machine.
 LOCAL_HOSTNAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -96,7 +102,7 @@ class Node(ResourceManager):
                   type=Types.Bool, default=True),
     )
 
-    def __init__(self, ec, guid):  # type: ignore[no-untyped-def]
+    def __init__(self, ec: ExperimentController, guid: int) -> None:
         super().__init__(ec, guid)
         self._executor: Executor | None = None
         self.home = ""  #: the ``home`` folder on the host, once discovered

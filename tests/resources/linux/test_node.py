@@ -150,3 +150,23 @@ def test_node_is_long_lived(ec, node):
     ec.deploy()
     ec.wait_finished(node, timeout=10)
     assert ec.state(node) == S.STARTED
+
+
+def test_running_loop_mode_as_in_a_notebook(tmp_path, home):
+    """Inside a running loop (a Jupyter kernel), the same processes run on that loop."""
+    import asyncio
+
+    from nepi_lab import ExperimentController
+
+    async def cell():
+        ec = ExperimentController(exp_id="nb", local_dir=str(tmp_path / "results"))
+        assert ec.loop_mode == "running-loop"
+        node = ec.register_resource("linux::Node", home=home)
+        app = ec.register_resource("linux::Application", connectedTo=node, command="echo from-kernel")
+        ec.deploy()
+        await ec.wait_finished_async(app, timeout=10)
+        result = await ec.get_resource(node).run("echo direct")
+        await ec.shutdown_async()
+        return ec.trace(app, "stdout"), result.stdout
+
+    assert asyncio.run(cell()) == ("from-kernel\n", "direct\n")
