@@ -302,9 +302,13 @@ class Application(ResourceManager):
             await self._collect()
             raise
 
+    def _environment(self) -> dict[str, str]:
+        """The placeholders, then the ``env`` attribute (read anew at each step)."""
+        return {**self._paths(), **{k: self.expand(v) for k, v in parse_env(self.get("env")).items()}}
+
     async def _provision(self, node: Node) -> None:
         paths = self._paths()
-        self._env = {**paths, **{k: self.expand(v) for k, v in parse_env(self.get("env")).items()}}
+        self._env = self._environment()
         await node.makedirs(self.app_home)
         depends = (self.get("depends") or "").split()
         if depends:
@@ -338,6 +342,7 @@ class Application(ResourceManager):
             self._ended = None
             return
         node = self.node
+        self._env = self._environment()
         workdir = self.expand(self.get("workingDirectory") or self.app_home)
         workdir = posixpath.join(self.app_home, workdir)  # absolute stays absolute
         stdin = posixpath.join(self.app_home, "stdin") if self.get("stdin") is not None else None
