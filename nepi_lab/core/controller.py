@@ -313,23 +313,21 @@ class ExperimentController:
             raise ExperimentFailedError(self._failures)
         work = asyncio.ensure_future(coro)
         waiters: set[asyncio.Future[Any]] = {work}
-        failed = None
         if abort_raises:
-            failed = asyncio.ensure_future(self._failed.wait())
-            waiters.add(failed)
+            waiters.add(asyncio.ensure_future(self._failed.wait()))
         try:
             done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 if not w.done():
                     w.cancel()
-        if failed is not None and failed in done:
-            if work.done() and not work.cancelled() and work.exception() is None:
-                return work.result()
+        if abort_raises and self._aborted:  # also when the work ended with the failure itself
+            if work.done() and not work.cancelled():
+                work.exception()  # retrieved: the failure is what the caller gets
             raise ExperimentFailedError(self._failures)
         if work in done:
             return work.result()
-        pending = [rm for rm in rms if target is None or rm._status(target) <= 0] or rms
+        pending = [rm for rm in rms if rm._status(target) <= 0] or rms
         raise WaitTimeoutError(what, timeout or 0.0, [self.explain(rm.guid) for rm in pending[:50]])
 
     # == building the experiment (never blocks) ==================================
@@ -1338,6 +1336,19 @@ for _state, _verb in (
     setattr(ExperimentController, f"get_{_verb}_time", _time_getter(_state, _verb))
 
 
+_exit_hooks: list[Callable[[], None]] = []
+
+
+def call_at_exit(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback()`` at interpreter exit, after every controller was shut down.
+
+    For back ends: a last safety net (kill what an orderly release could not) that
+    runs after the orderly release, whatever the order the modules were imported in.
+    """
+    _exit_hooks.append(callback)
+    return callback
+
+
 @atexit.register
 def _release_at_exit() -> None:
     """Nothing a run started outlives the interpreter."""
@@ -1347,3 +1358,8 @@ def _release_at_exit() -> None:
                 ec.shutdown(timeout=30)
         except Exception as exc:  # pragma: no cover - best effort at exit
             log.warning("could not shut down experiment %s at exit: %s", ec.exp_id, exc)
+    for callback in _exit_hooks:
+        try:
+            callback()
+        except Exception as exc:  # pragma: no cover - best effort at exit
+            log.warning("exit hook %r failed: %s", callback, exc)

@@ -22,7 +22,9 @@
     ├── ExperimentFailedError                    .failures
     ├── WaitTimeoutError (also TimeoutError)     .timeout, .pending
     ├── ControllerClosedError                    .exp_id
+    ├── MissingCommandsError                     .missing, .where, .guid
     └── CommandError                             .command, .returncode, .stderr_tail
+        └── CommandTimeoutError (also TimeoutError)  .timeout
 
 Every error keeps the data a user needs to act on it as attributes, and its message
 says it in words.
@@ -236,3 +238,25 @@ class CommandError(NepiError):
         if stderr_tail:
             msg += f"; stderr ends with: {stderr_tail.strip()[-500:]}"
         super().__init__(msg)
+
+
+class CommandTimeoutError(CommandError, TimeoutError):
+    """A command ran longer than its ``timeout``; it was killed (its whole process group)."""
+
+    def __init__(self, command: str, timeout: float, stderr_tail: str = "", where: str = "") -> None:
+        super().__init__(command, None, stderr_tail, where)
+        self.timeout = timeout
+        self.args = (str(self.args[0]).replace(" timed out", f" timed out after {timeout:g} s", 1),)
+
+
+class MissingCommandsError(NepiError):
+    """Commands a resource depends on are not installed on its host."""
+
+    def __init__(self, missing: Sequence[str], where: str, guid: int | None = None) -> None:
+        self.missing, self.where, self.guid = list(missing), where, guid
+        who = f"application {guid} needs" if guid is not None else "needs"
+        super().__init__(
+            f"{who} {', '.join(self.missing)}, not found on {where}; install "
+            f"{'it' if len(self.missing) == 1 else 'them'} there (e.g. apt-get install ...) "
+            f"or fix the 'depends' attribute"
+        )

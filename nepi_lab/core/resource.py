@@ -149,7 +149,7 @@ class ResourceManager:
         "ec", "guid", "_values", "_state", "_times", "_progress", "_ended_at", "_watchers",
         "_conditions", "_connections", "_enabled_traces", "failure", "_deploying", "_task",
         "_running", "_stopping", "_step", "_waiting", "_stop_waiting", "_stop_task",
-        "_release_task", "_dependents", "_group", "__weakref__",
+        "_release_task", "_dependents", "_group", "_results_dir", "__weakref__",
     )
 
     def __init__(self, ec: ExperimentController, guid: int) -> None:
@@ -179,6 +179,7 @@ class ResourceManager:
         self._release_task: asyncio.Task[Any] | None = None
         self._dependents: set[int] | frozenset[int] = _EMPTY_SET
         self._group: Any = None
+        self._results_dir: str | None = None
 
     @property
     def connections(self) -> frozenset[int]:
@@ -345,9 +346,11 @@ class ResourceManager:
     @property
     def results_dir(self) -> str:
         """This resource's folder in the run directory (created on first use)."""
-        folder = os.path.join(self.ec.run_dir, f"{self.guid}-{self._rtype.replace('::', '.')}")
-        os.makedirs(folder, exist_ok=True)
-        return folder
+        if self._results_dir is None:
+            folder = os.path.join(self.ec.run_dir, f"{self.guid}-{self._rtype.replace('::', '.')}")
+            os.makedirs(folder, exist_ok=True)
+            self._results_dir = folder
+        return self._results_dir
 
     def trace_path(self, name: str) -> str:
         """Where trace ``name`` is kept locally, in :attr:`results_dir`."""

@@ -96,6 +96,16 @@ def test_hook_error_fails_resource_and_critical_fails_experiment(ec, step):
         ec.deploy()
 
 
+def test_waiting_on_the_failing_resource_itself_always_raises(tmp_path):
+    """Its end and the experiment's failure come together: the wait must not pick either."""
+    for _ in range(20):
+        with ExperimentController(local_dir=str(tmp_path)) as ec:
+            app = ec.register_resource("test::Application", fail_in="run")
+            ec.deploy()
+            with pytest.raises(ExperimentFailedError):
+                ec.wait_finished(app, timeout=5)
+
+
 def test_non_critical_failure_lets_the_rest_finish(ec):
     node = ec.register_resource("test::Node")
     bad = ec.register_resource("test::Application", fail_in="run", critical=False, connectedTo=node)

@@ -22,7 +22,6 @@ the controllers are shut down, whatever is left is killed.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import errno
 import logging
 import os
@@ -30,6 +29,8 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from typing import IO, Any
+
+from ...core.controller import call_at_exit
 
 log = logging.getLogger("nepi_lab")
 
@@ -217,21 +218,9 @@ async def write_pipe(fd: int, data: bytes) -> None:
 # -- at interpreter exit ------------------------------------------------------------
 
 
+@call_at_exit
 def _kill_leftovers_at_exit() -> None:
-    """Kill whatever the shutdown of the controllers left running.
-
-    atexit runs handlers last-registered first, so this one runs before the core's
-    ``_release_at_exit``; it calls that first, so an orderly release (traces
-    collected, STOPPED recorded) comes before this last resort.
-    """
-    try:
-        from ...core import controller
-
-        controller._release_at_exit()
-    except Exception as exc:  # pragma: no cover - best effort at exit
-        log.warning("release at exit failed: %s", exc)
+    """Kill whatever the shutdown of the controllers left running (the core calls
+    this after it released every controller, so an orderly release comes first)."""
     for process in list(_running):
         process.kill()
-
-
-atexit.register(_kill_leftovers_at_exit)

@@ -178,7 +178,6 @@ class Application(ResourceManager):
         self._ended: asyncio.Future[int] | None = None
         self._collected = False
         self._collect_lock: asyncio.Lock | None = None
-        self._results_dir: str | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -219,10 +218,7 @@ class Application(ResourceManager):
         return _PLACEHOLDER.sub(lambda m: paths[m.group(1)], text)
 
     def _local_path(self, trace: str) -> str:
-        # results_dir makes its folder at every call: look it up once
-        if self._results_dir is None:
-            self._results_dir = self.results_dir
-        return os.path.join(self._results_dir, trace)
+        return os.path.join(self.results_dir, trace)
 
     def host_path(self, trace: str) -> str:
         """Where trace ``trace`` is written on the host."""

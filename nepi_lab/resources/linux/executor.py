@@ -27,7 +27,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from ...core.errors import CommandError, NepiError
+from ...core.errors import CommandError, CommandTimeoutError, MissingCommandsError
 from ...core.traces import TraceAttr
 
 #: Bytes of standard error kept in a failure record.
@@ -58,28 +58,6 @@ class CommandResult:
         """Raise :class:`~nepi_lab.CommandError` if the command failed."""
         if self.returncode != 0:
             raise CommandError(self.command, self.returncode, self.stderr[-STDERR_TAIL:], where)
-
-
-class CommandTimeoutError(CommandError, TimeoutError):
-    """A command ran longer than its ``timeout``; it was killed (its whole group)."""
-
-    def __init__(self, command: str, timeout: float, stderr_tail: str = "", where: str = "") -> None:
-        super().__init__(command, None, stderr_tail, where)
-        self.timeout = timeout
-        self.args = (str(self.args[0]).replace(" timed out", f" timed out after {timeout:g} s", 1),)
-
-
-class MissingCommandsError(NepiError):
-    """Commands an application depends on are not installed on its host."""
-
-    def __init__(self, missing: Sequence[str], where: str, guid: int | None = None) -> None:
-        self.missing, self.where, self.guid = list(missing), where, guid
-        who = f"application {guid} needs" if guid is not None else "needs"
-        super().__init__(
-            f"{who} {', '.join(self.missing)}, not found on {where}; install "
-            f"{'it' if len(self.missing) == 1 else 'them'} there (e.g. apt-get install ...) "
-            f"or fix the 'depends' attribute"
-        )
 
 
 class ProcessHandle(abc.ABC):
