@@ -61,10 +61,9 @@ def make_executor(node: Node) -> Executor:
         raise ModuleNotFoundError(
             f"linux::Node {node.guid} with hostname {hostname!r} needs SSH: pip install 'nepi_lab[ssh]'"
         )
-    raise NotImplementedError(
-        f"linux::Node {node.guid}: SSH nodes ({hostname!r}) are not implemented yet; "
-        f"use hostname='localhost'"
-    )
+    from ._ssh import SshExecutor
+
+    return SshExecutor.for_node(node)
 
 
 class Node(ResourceManager):

@@ -1,0 +1,950 @@
+"""The executor for hosts reached over SSH: :class:`SshExecutor` (extra ``ssh``: asyncssh).
+
+A ``linux::Node`` whose ``hostname`` is not this machine runs its commands and moves
+its files through an :class:`SshExecutor`, with the guarantees every
+:class:`~.executor.Executor` gives.  How:
+
+Connections
+    One SSH connection per (host, port, user) serves every node of the controller on
+    that account: a small per-controller pool (:func:`pool_for`), reference-counted,
+    closed when the last node using it is released.  Nodes that name the same account
+    with different security settings (identity file, known_hosts, host-key checking,
+    gateway) get separate connections: a node never borrows a connection whose host
+    key it would not have accepted.  A ``gateway`` ([user@]host[:port]) is itself a
+    pooled connection, and the node's connection is tunnelled through it.
+Channels
+    OpenSSH refuses more than ``MaxSessions`` (default 10) sessions on one connection.
+    Each connection keeps one SFTP session (files, traces) and one session for
+    control commands (signals to re-attached processes), and queues everything else
+    on an :class:`asyncio.Semaphore` of ``max_sessions - 2``: a command beyond the
+    limit waits for a free channel, it never fails.  A running process holds its
+    channel until it ends, so a host running many long-lived processes at once needs
+    a higher ``MaxSessions`` in its ``sshd_config`` and on the node.
+Checks
+    Host keys are verified by default, against ``knownHosts`` or ``~/.ssh/known_hosts``;
+    only ``strictHostKeyChecking=False`` turns that off.  Every connection failure
+    fails the node at once with its reason, and is never retried in a loop: an
+    authentication refused (:class:`SshAuthenticationError`), a host key unknown or
+    changed (:class:`SshHostKeyError`), a host unreachable, a port closed or a timeout
+    (:class:`SshUnreachableError`).
+Processes
+    :meth:`SshExecutor.spawn` starts a small POSIX ``sh`` supervisor on the host
+    (``_SPAWN``).  It runs the command with ``setsid``, so the command leads its own
+    session and process group, with its streams in files on the host, and writes the
+    group id to ``.<stdout name>.<token>.pid`` beside the stdout file (locked with
+    ``flock`` while the command runs).  It relays signal names read from its channel
+    to that group (stop: ``TERM``, then ``KILL`` after the grace period), kills what
+    the command left in its group when it ends, writes the exit status to
+    ``.<stdout name>.<token>.exit`` and exits with it: the end is noticed from the
+    channel's exit status, without polling.  :meth:`SshExecutor.kill_all` signals
+    only the groups this executor started.
+Dropped connections
+    Commands run in their own sessions, so they survive a dropped connection.  When a
+    connection drops, the pool makes one attempt to reconnect (within
+    ``connectTimeout``).  If it succeeds, each process that was running is re-attached:
+    a command on the new connection waits for its lock (``flock``) and reads its exit
+    file, so no outcome is lost.  If it fails, every process running there fails with
+    :class:`SshConnectionLostError` ("connection to ... lost ...; outcome unknown"),
+    and so does every node using the connection, a moment after its applications.
+    Commands started by :meth:`SshExecutor.run` (short ones) fail the same way.
+
+asyncssh is imported when the first connection opens, never by ``import nepi_lab``;
+without it, deploying an SSH node fails with ``pip install 'nepi_lab[ssh]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import posixpath
+import re
+import secrets
+import shlex
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import CommandError, NepiError
+from ...core.traces import TraceAttr
+from .executor import STDERR_TAIL, CommandResult, CommandTimeoutError, Executor, ProcessHandle
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("nepi_lab")
+
+#: What to install when asyncssh is missing.
+INSTALL_HINT = "pip install 'nepi_lab[ssh]'"
+
+#: OpenSSH's default ``MaxSessions``: channels one connection may have open at once.
+DEFAULT_MAX_SESSIONS = 10
+
+#: Sessions of every connection that are not for commands: SFTP, and control commands.
+RESERVED_SESSIONS = 2
+
+#: Seconds between keepalive requests, and how many may go unanswered before the
+#: connection counts as lost (a host that vanished without closing the connection).
+KEEPALIVE_INTERVAL = 10.0
+KEEPALIVE_COUNT_MAX = 3
+
+#: Seconds :meth:`SshExecutor.close` waits for killed processes to report their end.
+CLOSE_GRACE = 5.0
+
+#: Loop turns given to the applications of a node to record their own failure before
+#: the node fails because its connection was lost.
+_NODE_FAILURE_DELAY_TURNS = 10
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class SshError(NepiError, ConnectionError):
+    """An SSH connection could not be made or was lost; ``where`` names the account.
+
+    ::
+
+        SshError (also ConnectionError)          .where
+        ├── SshAuthenticationError               the host refused our key
+        ├── SshHostKeyError                      the host's key is unknown or changed
+        ├── SshUnreachableError                  refused, unreachable, timed out
+        └── SshConnectionLostError               dropped after it was made; .command
+    """
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class SshAuthenticationError(SshError):
+    """The host refused to authenticate us (a key not in its authorized_keys)."""
+
+
+class SshHostKeyError(SshError):
+    """The host's key could not be verified against the known_hosts file."""
+
+
+class SshUnreachableError(SshError):
+    """No SSH connection could be opened: connection refused, host unreachable, timeout."""
+
+
+class SshConnectionLostError(SshError):
+    """The connection dropped and could not be restored; ``command`` is what was running."""
+
+    def __init__(self, message: str, where: str, command: str | None = None) -> None:
+        super().__init__(message, where)
+        self.command = command
+
+
+def import_asyncssh(who: str = "SSH") -> Any:
+    """Import asyncssh, or fail with the exact install hint."""
+    try:
+        import asyncssh
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(f"{who} needs asyncssh: {INSTALL_HINT}") from None
+    return asyncssh
+
+
+# -- where to connect ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SshTarget:
+    """An SSH account and how to reach it safely.
+
+    Example
+    -------
+    >>> t = SshTarget("example.org", 2222, "alice", gateway=SshTarget.parse_gateway("bob@jump"))
+    >>> t.where, t.gateway.where
+    ('alice@example.org:2222', 'bob@jump:22')
+    """
+
+    host: str
+    port: int = 22
+    username: str | None = None  #: None: asyncssh's default (~/.ssh/config, else the local user)
+    identity_file: str | None = None  #: None: the default keys and the agent
+    known_hosts: str | None = None  #: None: ~/.ssh/known_hosts
+    strict_host_key_checking: bool = True
+    connect_timeout: float = 10.0
+    gateway: SshTarget | None = None
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+
+    @property
+    def where(self) -> str:
+        """How messages name it: ``user@host:port``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{host}:{self.port}"
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What the pool keys connections by: the account, and the settings that guard it."""
+        return (self.host, self.port, self.username or "", self.identity_file, self.known_hosts_file,
+                self.strict_host_key_checking, self.gateway.key if self.gateway else None)
+
+    @property
+    def known_hosts_file(self) -> str:
+        return os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts")
+
+    @classmethod
+    def parse_gateway(cls, text: str, **options: Any) -> SshTarget:
+        """A jump host from ``[user@]host[:port]`` (``[v6 address]:port`` for IPv6)."""
+        user, _, hostport = text.rpartition("@")
+        m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", hostport)
+        if not m or not hostport:
+            raise ValueError(f"gateway {text!r} is not [user@]host[:port]")
+        host = m.group(1) or m.group(3)
+        port = int(m.group(2) or m.group(4) or 22)
+        return cls(host, port, user or None, **options)
+
+
+# -- the pool ------------------------------------------------------------------------------
+
+
+class _Connection:
+    """One pooled SSH connection, shared by every executor with the same :attr:`SshTarget.key`."""
+
+    def __init__(self, pool: SshPool, target: SshTarget) -> None:
+        self.pool = pool
+        self.target = target
+        self.refs = 0
+        self.conn: Any = None  # asyncssh.SSHClientConnection while open
+        self.sessions = asyncio.Semaphore(max(1, target.max_sessions - RESERVED_SESSIONS))
+        self.control = asyncio.Semaphore(1)
+        self.executors: weakref.WeakSet[SshExecutor] = weakref.WeakSet()
+        self.gateway: _Connection | None = None
+        self.closing = False
+        self.dead: SshConnectionLostError | None = None  # lost, and reconnecting failed
+        self._opening: asyncio.Future[Any] | None = None
+        self._recovery: asyncio.Task[None] | None = None
+        self._sftp: Any = None
+        self._sftp_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        state = "dead" if self.dead else "open" if self.conn else "closed"
+        return f"<ssh connection {self.target.where} {state} refs={self.refs}>"
+
+    # -- opening ---------------------------------------------------------------------------
+
+    async def connection(self) -> Any:
+        """The open asyncssh connection; waits for a reconnection in progress."""
+        conn = self.conn
+        if conn is not None:
+            if not conn.is_closed():
+                return conn
+            self._lost(conn, None)  # closed, and asyncssh has not said so yet
+        if self._recovery is not None and not self._recovery.done():
+            await asyncio.shield(self._recovery)
+        if self.dead is not None:
+            raise self.dead
+        if self.closing:
+            raise SshConnectionLostError(f"connection to {self.target.where} is closed", self.target.where)
+        return await self.open()
+
+    async def open(self) -> Any:
+        """Open the connection (shared by concurrent callers); raises an :class:`SshError`."""
+        if self.conn is not None:
+            return self.conn
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
+
+    def _opened(self, future: asyncio.Future[Any]) -> None:
+        self._opening = None
+        if not future.cancelled():
+            future.exception()  # retrieved: every caller got it
+
+    async def _open(self) -> Any:
+        asyncssh = import_asyncssh(f"the SSH connection to {self.target.where}")
+        target = self.target
+        if target.identity_file is not None and not os.path.exists(os.path.expanduser(target.identity_file)):
+            raise SshAuthenticationError(
+                f"cannot log in to {target.where}: identity file {target.identity_file!r} does not exist",
+                target.where)
+        known_hosts: str | None = None
+        if target.strict_host_key_checking:
+            known_hosts = target.known_hosts_file
+            if not os.path.exists(known_hosts):
+                raise SshHostKeyError(
+                    f"cannot verify the host key of {target.where}: known_hosts file {known_hosts!r} does "
+                    f"not exist; add the host's key to it (ssh-keyscan -p {target.port} {target.host} >> "
+                    f"{known_hosts}), name another file with knownHosts, or set "
+                    f"strictHostKeyChecking=False to skip the check", target.where)
+        tunnel: Any = ()
+        if target.gateway is not None:
+            if self.gateway is None:
+                self.gateway = await self.pool.acquire(target.gateway)
+            tunnel = await self.gateway.connection()
+        options: dict[str, Any] = {
+            "known_hosts": known_hosts,
+            "connect_timeout": target.connect_timeout or None,
+            "keepalive_interval": KEEPALIVE_INTERVAL,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            "client_factory": lambda: _client_factory(self),
+        }
+        if target.username:
+            options["username"] = target.username
+        if target.identity_file is not None:
+            # that key only: no agent, no default keys, so a refusal is one attempt
+            options["client_keys"] = [os.path.expanduser(target.identity_file)]
+            options["agent_path"] = None
+        try:
+            conn = await asyncssh.connect(target.host, target.port, tunnel=tunnel, **options)
+        except Exception as exc:
+            raise explain_connect_error(exc, target) from exc
+        self.conn = conn
+        self.dead = None
+        return conn
+
+    async def sftp(self) -> Any:
+        """The connection's SFTP session (opened on first use; one reserved channel)."""
+        if self._sftp is not None and self.conn is not None:
+            return self._sftp
+        async with self._sftp_lock:
+            if self._sftp is None or self.conn is None:
+                conn = await self.connection()
+                with translate_errors(self.target.where):
+                    self._sftp = await conn.start_sftp_client()
+            return self._sftp
+
+    # -- loss and recovery -------------------------------------------------------------------
+
+    def _lost(self, conn: Any, exc: Exception | None) -> None:
+        """asyncssh says ``conn`` is gone: try once to reconnect, or declare it dead."""
+        if conn is not self.conn:
+            return
+        self.conn = None
+        self._sftp = None
+        if self.closing:
+            return
+        reason = str(exc) if exc else "closed by the host"
+        log.warning("SSH connection to %s lost: %s; reconnecting once", self.target.where, reason)
+        self._recovery = asyncio.ensure_future(self._recover(reason))
+
+    async def _recover(self, reason: str) -> None:
+        try:
+            await self.open()
+            log.warning("SSH connection to %s restored", self.target.where)
+        except Exception as exc:
+            self.dead = SshConnectionLostError(
+                f"connection to {self.target.where} lost ({reason}) and could not be restored: {exc}",
+                self.target.where)
+            for executor in list(self.executors):
+                executor._connection_dead(self.dead)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        self.closing = True
+        for task in (self._recovery, self._opening):
+            if task is not None and not task.done():
+                task.cancel()
+        conn, self.conn, self._sftp = self.conn, None, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+        if self.gateway is not None:
+            gateway, self.gateway = self.gateway, None
+            await self.pool.release(gateway)
+
+
+def _client_factory(owner: _Connection) -> Any:
+    """An asyncssh ``SSHClient`` that tells ``owner`` when its connection is lost."""
+    import asyncssh
+
+    class Client(asyncssh.SSHClient):
+        _conn: Any = None
+
+        def connection_made(self, conn: Any) -> None:
+            self._conn = conn
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            owner._lost(self._conn, exc)
+
+    return Client()
+
+
+class SshPool:
+    """The SSH connections of one controller, by :attr:`SshTarget.key`, reference-counted."""
+
+    def __init__(self) -> None:
+        self._connections: dict[tuple[Any, ...], _Connection] = {}
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def connections(self) -> list[_Connection]:
+        """The connections open or opening (for tests and ``repr``)."""
+        return list(self._connections.values())
+
+    async def acquire(self, target: SshTarget) -> _Connection:
+        """The open connection for ``target`` (made if needed), with one more reference."""
+        entry = self._connections.get(target.key)
+        if entry is None or entry.closing:
+            entry = self._connections[target.key] = _Connection(self, target)
+        entry.refs += 1
+        try:
+            await entry.connection()
+        except BaseException:
+            await self.release(entry)
+            raise
+        return entry
+
+    async def release(self, entry: _Connection) -> None:
+        """One reference less; the last one closes the connection."""
+        entry.refs -= 1
+        if entry.refs > 0:
+            return
+        if self._connections.get(entry.target.key) is entry:
+            del self._connections[entry.target.key]
+        await entry.close()
+
+
+#: One pool per controller (or per any object an executor is made for).
+_pools: weakref.WeakKeyDictionary[Any, SshPool] = weakref.WeakKeyDictionary()
+
+
+def pool_for(owner: Any) -> SshPool:
+    """The SSH connection pool of ``owner`` (an ExperimentController), made on first use."""
+    pool = _pools.get(owner)
+    if pool is None:
+        pool = _pools[owner] = SshPool()
+    return pool
+
+
+def explain_connect_error(exc: BaseException, target: SshTarget) -> SshError:
+    """An asyncssh or socket error turned into an :class:`SshError` that says what to do."""
+    if isinstance(exc, SshError):
+        return exc
+    import asyncssh
+
+    where = target.where
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return SshHostKeyError(
+            f"host key of {where} not verified ({exc.reason}) against known_hosts file "
+            f"{target.known_hosts_file!r}: the host is unknown there, or its key changed. If it was "
+            f"reinstalled, replace its line (ssh-keygen -R '[{target.host}]:{target.port}' -f FILE, then "
+            f"ssh-keyscan); to skip the check, set strictHostKeyChecking=False", where)
+    if isinstance(exc, asyncssh.PermissionDenied):
+        key = target.identity_file or "the default keys and the agent"
+        return SshAuthenticationError(
+            f"authentication refused by {where} ({exc.reason}) with {key}: add the public key to "
+            f"that user's ~/.ssh/authorized_keys, or set identityFile / username", where)
+    if isinstance(exc, asyncssh.DisconnectError):
+        return SshUnreachableError(f"{where} closed the connection while it was opened: {exc.reason}", where)
+    if isinstance(exc, TimeoutError):
+        return SshUnreachableError(
+            f"cannot reach {where}: no SSH answer within {target.connect_timeout:g} s (connectTimeout)",
+            where)
+    if isinstance(exc, ConnectionRefusedError):
+        return SshUnreachableError(
+            f"cannot reach {where}: connection refused (is sshd listening on port {target.port}?)", where)
+    if isinstance(exc, OSError):
+        return SshUnreachableError(f"cannot reach {where}: {exc.strerror or exc}", where)
+    if isinstance(exc, asyncssh.Error):
+        return SshError(f"SSH connection to {where} failed: {exc.reason}", where)
+    return SshError(f"SSH connection to {where} failed: {type(exc).__name__}: {exc}", where)
+
+
+@contextlib.contextmanager
+def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
+    """Turn asyncssh's connection errors inside the block into :class:`SshConnectionLostError`."""
+    import asyncssh
+
+    try:
+        yield
+    except (asyncssh.ConnectionLost, asyncssh.SFTPConnectionLost, asyncssh.DisconnectError) as exc:
+        raise SshConnectionLostError(f"connection to {where} lost: {exc.reason}", where, command) from exc
+    except asyncssh.ChannelOpenError as exc:
+        if "closed" in exc.reason:
+            raise SshConnectionLostError(f"connection to {where} lost: {exc.reason}", where, command) from exc
+        raise SshError(
+            f"{where} refused a new session ({exc.reason}): its sshd's MaxSessions may be below the "
+            f"node's limit", where) from exc
+
+
+# -- the supervisor run on the host for every spawned process --------------------------------
+
+#: Arguments: control-file prefix, stdout, stderr ('' : same as stdout), stdin ('' : none),
+#: the command.  ``{prelude}`` sets the environment and the working directory.
+_SPAWN = r"""ctl=$1 out=$2 err=$3 in=${4:-/dev/null} cmd=$5
+exec 3<&0 </dev/null 9>"$ctl.pid" || exit 125
+if command -v flock >/dev/null 2>&1; then flock -x 9 || exit 125; fi
+command -v setsid >/dev/null 2>&1 || { echo "setsid not found on this host (util-linux)" >&2; exit 125; }
+exec 4>>"$out" || exit 125
+if [ -n "$err" ]; then exec 5>>"$err" || exit 125; else exec 5>&4; fi
+exec 6<"$in" || exit 125
+{prelude}
+setsid sh -c "$cmd" <&6 >&4 2>&5 3<&- 4>&- 5>&- 6<&- 9>&- &
+pg=$!
+exec 4>&- 5>&- 6<&-
+echo "$pg" >&9
+echo "$pg"
+(while read -r sig; do kill -s "$sig" -- "-$pg" 2>/dev/null; done) <&3 >/dev/null 2>&1 9>&- &
+relay=$!
+exec 3<&-
+wait "$pg"
+st=$?
+kill -s KILL -- "-$pg" 2>/dev/null
+kill "$relay" 2>/dev/null
+echo "$st" >"$ctl.exit.new" && mv -f "$ctl.exit.new" "$ctl.exit"
+exit "$st"
+"""
+
+#: Argument: control-file prefix.  Prints the exit status once the process ended.
+_REATTACH = r"""ctl=$1
+if [ ! -e "$ctl.exit" ]; then
+  if command -v flock >/dev/null 2>&1; then
+    flock -s "$ctl.pid" true
+  else
+    pg=$(cat "$ctl.pid" 2>/dev/null)
+    while [ -n "$pg" ] && [ ! -e "$ctl.exit" ] && kill -0 -- "-$pg" 2>/dev/null; do sleep 0.2; done
+    sleep 0.2
+  fi
+fi
+cat "$ctl.exit" 2>/dev/null
+"""
+
+
+def _status_from_shell(code: int) -> int:
+    """A shell's 128+N (killed by signal N) as Python reports it: -N."""
+    return -(code - 128) if 128 < code <= 128 + 64 else code
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, str):
+        return data
+    return data.decode("utf-8", errors="replace")
+
+
+def _prelude(cwd: str | None, env: dict[str, str] | None, path: Sequence[str] = ()) -> list[str]:
+    """Shell lines that set the environment and the working directory (values quoted)."""
+    lines = []
+    if path:
+        lines.append(f'PATH={shlex.quote(":".join(path))}:"$PATH"; export PATH')
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"environment variable name {name!r} is not NAME")
+        lines.append(f"{name}={shlex.quote(str(value))}; export {name}")
+    if cwd:
+        lines.append(f"cd -- {shlex.quote(cwd)} || exit 125")
+    return lines
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+class SshProcess(ProcessHandle):
+    """A command started by :meth:`SshExecutor.spawn`; ``pid`` is its process group id on the host."""
+
+    def __init__(self, executor: SshExecutor, channel: Any, pgid: int, control: str, command: str) -> None:
+        self.pid = pgid
+        self.command = command
+        self.returncode: int | None = None
+        self.control = control  #: prefix of its control files on the host (.pid, .exit)
+        self._executor = executor
+        self._channel: Any = channel  # the supervisor's process; None once its channel closed
+        self._killed = False
+        self._exit: asyncio.Task[int] = asyncio.ensure_future(self._watch())
+        self._exit.add_done_callback(self._ended)
+
+    def __repr__(self) -> str:
+        status = "running" if self.returncode is None else f"exited {self.returncode}"
+        return f"<SshProcess {self._executor.where} pgid={self.pid} {status}: {self.command!r}>"
+
+    async def _watch(self) -> int:
+        entry = self._executor._entry
+        try:
+            completed = await self._channel.wait()
+        finally:
+            self._channel = None
+            entry.sessions.release()
+        if completed.exit_status is not None:
+            return _status_from_shell(completed.exit_status)
+        if completed.exit_signal is not None:  # the supervisor itself was killed
+            return completed.returncode
+        return await self._reattach()
+
+    async def _reattach(self) -> int:
+        """The channel closed without a status: read the status the host kept."""
+        executor = self._executor
+        entry = executor._entry
+        if entry is None or entry.closing:
+            raise SshConnectionLostError(
+                f"connection to {executor.where} closed (node released) while {self.command!r} ran; "
+                f"outcome unknown", executor.where, self.command)
+        try:
+            result = await executor.run(_sh(_REATTACH, self.control), check=False)
+        except SshError as exc:
+            raise SshConnectionLostError(
+                f"connection to {executor.where} lost while {self.command!r} ran; outcome unknown: {exc}",
+                executor.where, self.command) from exc
+        text = result.stdout.strip()
+        if not text.lstrip("-").isdigit():
+            raise SshConnectionLostError(
+                f"connection to {executor.where} was lost while {self.command!r} ran and the host kept no "
+                f"exit status for it ({self.control}.exit); outcome unknown", executor.where, self.command)
+        log.info("re-attached to %r on %s after a lost connection", self.command, executor.where)
+        return _status_from_shell(int(text))
+
+    def _ended(self, task: asyncio.Task[int]) -> None:
+        self._executor._handles.discard(self)
+        if not task.cancelled() and task.exception() is None:
+            self.returncode = task.result()
+        elif self.returncode is None:
+            self.returncode = _UNKNOWN
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exit)
+
+    def send_signal(self, sig: str) -> None:
+        """Send signal ``sig`` (a name: TERM, KILL, INT ...) to the process group on the host."""
+        if self._exit.done():
+            return
+        channel = self._channel
+        if channel is not None:
+            with contextlib.suppress(Exception):  # the channel is closing: the watcher takes over
+                channel.stdin.write(f"{sig}\n")
+                return
+        self._executor._control(f"[ -e {shlex.quote(self.control + '.exit')} ] || "
+                                f"kill -s {sig} -- -{self.pid} 2>/dev/null; true")
+
+    def kill(self) -> None:
+        self._killed = True
+        self.send_signal("KILL")
+
+    async def terminate(self, grace: float) -> int:
+        if not self._exit.done():
+            self.send_signal("TERM")
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exit), grace)
+            except TimeoutError:
+                self.kill()
+        return await self.wait()
+
+
+#: ``returncode`` of a process whose outcome is unknown (its connection was lost).
+_UNKNOWN = -1
+
+
+def _sh(script: str, *args: str) -> str:
+    """A command line that runs ``script`` with ``sh`` whatever the user's login shell is."""
+    return " ".join(["exec sh -c", shlex.quote(script), "nepi-lab", *(shlex.quote(a) for a in args)])
+
+
+# -- the executor ------------------------------------------------------------------------------
+
+
+class SshExecutor(Executor):
+    """Runs commands and moves files on a host over one pooled asyncssh connection.
+
+    Parameters
+    ----------
+    target : SshTarget
+        The account and how to reach it.
+    pool : SshPool
+        Where connections are shared (one per controller: :func:`pool_for`).
+    on_lost : callable, optional
+        Called with the :class:`SshConnectionLostError` once the connection dropped and
+        could not be restored (the node uses it to fail itself).
+
+    Example
+    -------
+    >>> ex = SshExecutor(SshTarget("192.0.2.7", username="alice"), SshPool())
+    >>> ex.where
+    'alice@192.0.2.7:22'
+    """
+
+    def __init__(self, target: SshTarget, pool: SshPool,
+                 on_lost: Callable[[SshConnectionLostError], None] | None = None) -> None:
+        if target.max_sessions <= RESERVED_SESSIONS:
+            raise ValueError(f"max_sessions must be more than {RESERVED_SESSIONS} (SFTP and control "
+                             f"each keep one), not {target.max_sessions}")
+        self.target = target
+        self.where = target.where
+        self._pool = pool
+        self._on_lost = on_lost
+        self._entry: _Connection | None = None
+        self._handles: set[SshProcess] = set()
+        self._controls: set[asyncio.Task[Any]] = set()
+        self._home: str | None = None
+
+    @classmethod
+    def for_node(cls, node: Node) -> SshExecutor:
+        """The executor of a ``linux::Node`` whose ``hostname`` is another machine."""
+        import_asyncssh(f"linux::Node {node.guid} with hostname {node.get('hostname')!r}")
+        declared = node.get_attribute_declarations()
+        options = {
+            "identity_file": node.get("identityFile"),
+            "known_hosts": node.get("knownHosts"),
+            "strict_host_key_checking": node.get("strictHostKeyChecking"),
+            "connect_timeout": node.get("connectTimeout"),
+        }
+        if "maxSessions" in declared:
+            options["max_sessions"] = node.get("maxSessions")
+        gateway = node.get("gateway")
+        target = SshTarget(
+            node.get("hostname"), node.get("port"), node.get("username"),
+            gateway=SshTarget.parse_gateway(gateway, **options) if gateway else None, **options)
+        return cls(target, pool_for(node.ec), on_lost=lambda exc: _fail_node_soon(node, exc))
+
+    def __repr__(self) -> str:
+        return f"<SshExecutor {self.where}>"
+
+    @property
+    def connection(self) -> _Connection:
+        if self._entry is None:
+            raise RuntimeError(f"{self!r} is not connected: call connect() first")
+        return self._entry
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._entry is not None:
+            return
+        entry = await self._pool.acquire(self.target)
+        self._entry = entry
+        entry.executors.add(self)
+
+    async def close(self) -> None:
+        entry = self._entry
+        if entry is None:
+            return
+        # killed processes report their end before the connection closes, so the
+        # signal surely reached the host
+        killed = [h._exit for h in self._handles if h._killed and not h._exit.done()]
+        if killed:
+            await asyncio.wait(killed, timeout=CLOSE_GRACE)
+        if self._controls:
+            await asyncio.wait(list(self._controls), timeout=CLOSE_GRACE)
+        self._entry = None
+        entry.executors.discard(self)
+        await self._pool.release(entry)
+
+    def _connection_dead(self, error: SshConnectionLostError) -> None:
+        if self._on_lost is not None:
+            self._on_lost(error)
+
+    def _control(self, command: str) -> None:
+        """Run a short command on the reserved control session, in the background."""
+
+        async def control() -> None:
+            try:
+                async with self.connection.control:
+                    conn = await self.connection.connection()
+                    with translate_errors(self.where, command):
+                        await conn.run(_sh(command), check=False)
+            except Exception as exc:
+                log.warning("control command %r on %s failed: %s", command, self.where, exc)
+
+        task = asyncio.ensure_future(control())
+        self._controls.add(task)
+        task.add_done_callback(self._controls.discard)
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
+                  input: str | bytes | None = None, cwd: str | None = None,
+                  env: dict[str, str] | None = None) -> CommandResult:
+        lines = _prelude(cwd, env)
+        remote = _sh("\n".join([*lines, command])) if lines else _sh(command)
+        entry = self.connection
+        async with entry.sessions:
+            conn = await entry.connection()
+            with translate_errors(self.where, command):
+                process = await conn.create_process(remote, encoding=None)
+            try:
+                if input is not None:
+                    process.stdin.write(input.encode() if isinstance(input, str) else input)
+                process.stdin.write_eof()
+                completed = await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                _kill_session(process)
+                raise CommandTimeoutError(command, timeout or 0.0, "", self.where) from None
+            except BaseException:  # cancelled: leave nothing running
+                _kill_session(process)
+                raise
+        if completed.exit_status is None and completed.exit_signal is None:
+            raise SshConnectionLostError(
+                f"connection to {self.where} lost while {command!r} ran; outcome unknown",
+                self.where, command)
+        result = CommandResult(completed.returncode, _decode(completed.stdout), _decode(completed.stderr),
+                               command)
+        if check:
+            result.check_returncode(self.where)
+        return result
+
+    async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
+                    cwd: str | None = None, env: dict[str, str] | None = None,
+                    path: Sequence[str] = ()) -> SshProcess:
+        folder, name = posixpath.split(stdout)
+        if not folder or folder == "/dev":  # /dev/null and friends: keep the control files elsewhere
+            folder = "/tmp"
+        control = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}")
+        script = _SPAWN.replace("{prelude}", "\n".join(_prelude(cwd, env, path)))
+        remote = _sh(script, control, stdout, "" if stderr == stdout else stderr, stdin or "", command)
+        entry = self.connection
+        await entry.sessions.acquire()
+        try:
+            conn = await entry.connection()
+            with translate_errors(self.where, command):
+                channel = await conn.create_process(remote, encoding="utf-8")
+                line = await channel.stdout.readline()
+            if not line.strip().isdigit():  # the supervisor could not start the command
+                completed = await channel.wait()
+                raise CommandError(command, completed.returncode, _decode(completed.stderr)[-STDERR_TAIL:],
+                                   f"{self.where} (cannot start it)")
+        except BaseException:
+            entry.sessions.release()
+            raise
+        handle = SshProcess(self, channel, int(line), control, command)
+        self._handles.add(handle)
+        return handle
+
+    def kill_all(self) -> int:
+        alive = [h for h in self._handles if not h._exit.done()]
+        for handle in alive:
+            handle.kill()
+        return len(alive)
+
+    # -- files (SFTP on the same connection) --------------------------------------------------
+
+    async def _sftp(self) -> Any:
+        return await self.connection.sftp()
+
+    async def home_dir(self) -> str:
+        if self._home is None:
+            sftp = await self._sftp()
+            with translate_errors(self.where):
+                self._home = await sftp.realpath(".")  # an SFTP session starts in the home folder
+        return self._home  # type: ignore[return-value]
+
+    async def makedirs(self, path: str) -> None:
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            await sftp.makedirs(path, exist_ok=True)
+
+    async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            async with sftp.open(path, "wb") as f:
+                await f.write(data.encode() if isinstance(data, str) else data)
+            await sftp.chmod(path, mode)
+
+    async def upload(self, local: str, remote: str) -> None:
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            if os.path.isdir(local):  # its content into ``remote``, as copytree does
+                await sftp.makedirs(remote, exist_ok=True)
+                entries = [os.path.join(local, e) for e in sorted(os.listdir(local))]
+                if entries:
+                    await sftp.put(entries, remote, recurse=True, preserve=True)
+            else:
+                await sftp.put(local, remote, preserve=True)
+
+    async def download(self, remote: str, local: str) -> bool:
+        import asyncssh
+
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            try:
+                await sftp.get(remote, local)
+            except asyncssh.SFTPNoSuchFile:
+                return False
+        return True
+
+    async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
+                        offset: int = 0) -> str | bytes | int:
+        import asyncssh
+
+        attr = TraceAttr(attr)
+        if attr is TraceAttr.PATH:
+            return path  # on the host
+        if attr is TraceAttr.STREAM and (block <= 0 or offset < 0):
+            raise ValueError("block must be > 0 and offset >= 0")
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            try:
+                if attr is TraceAttr.SIZE:
+                    return (await sftp.stat(path)).size or 0
+                async with sftp.open(path, "rb") as f:
+                    if attr is TraceAttr.STREAM:
+                        await f.seek(block * offset)
+                        data = await f.read(block)
+                    else:
+                        data = await f.read()
+            except asyncssh.SFTPNoSuchFile:
+                if attr is TraceAttr.SIZE:
+                    return 0
+                data = b""
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            return data
+
+    async def tail(self, path: str, size: int = STDERR_TAIL) -> str:
+        import asyncssh
+
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            try:
+                async with sftp.open(path, "rb") as f:
+                    length = (await f.stat()).size or 0
+                    await f.seek(max(0, length - size))
+                    return _decode(await f.read())
+            except asyncssh.SFTPNoSuchFile:
+                return ""
+
+    async def remove_tree(self, path: str) -> None:
+        await self.run(f"rm -rf -- {shlex.quote(path)}", check=False)
+
+    async def remove_empty_dirs(self, paths: Sequence[str]) -> None:
+        import asyncssh
+
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            for path in paths:
+                try:
+                    await sftp.rmdir(path)
+                except asyncssh.SFTPError:
+                    return
+
+
+def _kill_session(process: Any) -> None:
+    """SIGKILL the process group of a ``run`` command (sshd signals its session's group)."""
+    with contextlib.suppress(Exception):
+        process.send_signal("KILL")
+    with contextlib.suppress(Exception):
+        process.close()
+
+
+def _fail_node_soon(node: Node, error: SshConnectionLostError) -> None:
+    """Fail ``node`` because its connection is gone, once its applications failed first.
+
+    The applications that were running learn of the loss in the same loop turn; giving
+    them a few turns lets their failure ("outcome unknown") be recorded as theirs
+    rather than turned into a STOPPED by the node's failure policy.
+    """
+    from ...core.states import ResourceState
+
+    async def fail() -> None:
+        for _ in range(_NODE_FAILURE_DELAY_TURNS):
+            await asyncio.sleep(0)
+        if node.state in (ResourceState.READY, ResourceState.STARTED):
+            # the core has no public "fail this resource" call yet: reported upstream
+            node.ec._fail(node, "run", error)
+
+    task = asyncio.ensure_future(fail())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[Any]] = set()
