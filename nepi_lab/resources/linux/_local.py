@@ -91,7 +91,7 @@ class LocalExecutor(Executor):
         gathered = asyncio.gather(*work)
         try:
             results = await asyncio.wait_for(gathered, timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             process.kill()
             raise CommandTimeoutError(command, timeout or 0.0, "", self.where) from None
         except BaseException:  # cancelled: leave nothing running

@@ -143,7 +143,7 @@ class Process:
             self.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.shield(self._exit), grace)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin before Python 3.11
                 self.kill()
         return await self.wait()
 
