@@ -223,6 +223,8 @@ class _Connection:
         self._recovery: asyncio.Task[None] | None = None
         self._sftp: Any = None
         self._sftp_lock = asyncio.Lock()
+        self._closed_slots: list[asyncio.Semaphore] = []
+        self._barrier: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         state = "dead" if self.dead else "open" if self.conn else "closed"
@@ -311,6 +313,44 @@ class _Connection:
                 with translate_errors(self.target.where):
                     self._sftp = await conn.start_sftp_client()
             return self._sftp
+
+    # -- channels --------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def session(self, slots: asyncio.Semaphore | None = None) -> Any:
+        """Hold one channel of ``slots`` (default: the command channels) for the block."""
+        slots = slots or self.sessions
+        await slots.acquire()
+        try:
+            yield
+        finally:
+            self.give_back(slots)
+
+    def give_back(self, slots: asyncio.Semaphore) -> None:
+        """A channel of ``slots`` closed: free its slot once the server surely freed it too.
+
+        sshd frees a session a moment after the channel's close arrives (on its next
+        loop turn), so a channel opened at once in its place can be refused ("no more
+        sessions").  The slot is freed once the server answered a request sent after
+        the close; one request serves every channel closed before it was sent.
+        """
+        self._closed_slots.append(slots)
+        if self._barrier is None:
+            self._barrier = asyncio.ensure_future(self._free_closed_slots())
+
+    async def _free_closed_slots(self) -> None:
+        try:
+            while self._closed_slots:
+                closed, self._closed_slots = self._closed_slots, []
+                conn = self.conn
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):  # lost: the next connection starts afresh
+                        await asyncio.wait_for(conn._make_global_request(b"keepalive@openssh.com"),
+                                               KEEPALIVE_INTERVAL)
+                for slots in closed:
+                    slots.release()
+        finally:
+            self._barrier = None
 
     # -- loss and recovery -------------------------------------------------------------------
 
@@ -438,7 +478,7 @@ def explain_connect_error(exc: BaseException, target: SshTarget) -> SshError:
             f"that user's ~/.ssh/authorized_keys, or set identityFile / username", where)
     if isinstance(exc, asyncssh.DisconnectError):
         return SshUnreachableError(f"{where} closed the connection while it was opened: {exc.reason}", where)
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, asyncio.TimeoutError):  # the builtin on 3.11+, distinct on 3.10
         return SshUnreachableError(
             f"cannot reach {where}: no SSH answer within {target.connect_timeout:g} s (connectTimeout)",
             where)
@@ -486,6 +526,7 @@ pg=$!
 exec 4>&- 5>&- 6<&-
 echo "$pg" >&9
 echo "$pg"
+exec >/dev/null 2>&1  # from here on the channel may be gone: writing to it would kill us (SIGPIPE)
 (while read -r sig; do kill -s "$sig" -- "-$pg" 2>/dev/null; done) <&3 >/dev/null 2>&1 9>&- &
 relay=$!
 exec 3<&-
@@ -566,7 +607,7 @@ class SshProcess(ProcessHandle):
             completed = await self._channel.wait()
         finally:
             self._channel = None
-            entry.sessions.release()
+            entry.give_back(entry.sessions)
         if completed.exit_status is not None:
             return _status_from_shell(completed.exit_status)
         if completed.exit_signal is not None:  # the supervisor itself was killed
@@ -626,7 +667,7 @@ class SshProcess(ProcessHandle):
             self.send_signal("TERM")
             try:
                 await asyncio.wait_for(asyncio.shield(self._exit), grace)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 self.kill()
         return await self.wait()
 
@@ -638,6 +679,19 @@ _UNKNOWN = -1
 def _sh(script: str, *args: str) -> str:
     """A command line that runs ``script`` with ``sh`` whatever the user's login shell is."""
     return " ".join(["exec sh -c", shlex.quote(script), "nepi-lab", *(shlex.quote(a) for a in args)])
+
+
+#: Reads a script of the announced length from standard input and runs it: scripts
+#: (and the environment values in them) stay out of command lines, which every user
+#: of the host can read with ``ps``.  What follows the script on standard input is
+#: left for it.
+_LOADER = 'IFS= read -r n && eval "$(head -c "$n")"'
+
+
+def _load(script: str, *args: str) -> tuple[str, bytes]:
+    """The command line and the start of standard input that run ``script`` via :data:`_LOADER`."""
+    body = script.encode()
+    return _sh(_LOADER, *args), b"%d\n%s" % (len(body), body)
 
 
 # -- the executor ------------------------------------------------------------------------------
@@ -738,7 +792,7 @@ class SshExecutor(Executor):
 
         async def control() -> None:
             try:
-                async with self.connection.control:
+                async with self.connection.session(self.connection.control):
                     conn = await self.connection.connection()
                     with translate_errors(self.where, command):
                         await conn.run(_sh(command), check=False)
@@ -754,19 +808,26 @@ class SshExecutor(Executor):
     async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
                   input: str | bytes | None = None, cwd: str | None = None,
                   env: dict[str, str] | None = None) -> CommandResult:
-        lines = _prelude(cwd, env)
-        remote = _sh("\n".join([*lines, command])) if lines else _sh(command)
+        head = b""
+        if env:  # values travel on standard input, not in a command line
+            remote, head = _load("\n".join([*_prelude(cwd, env), 'exec sh -c "$1"']), command)
+        elif cwd:
+            remote = _sh(f"cd -- {shlex.quote(cwd)} || exit 125\nexec sh -c \"$1\"", command)
+        else:
+            remote = _sh(command)
         entry = self.connection
-        async with entry.sessions:
+        async with entry.session():
             conn = await entry.connection()
             with translate_errors(self.where, command):
                 process = await conn.create_process(remote, encoding=None)
             try:
+                if head:
+                    process.stdin.write(head)
                 if input is not None:
                     process.stdin.write(input.encode() if isinstance(input, str) else input)
                 process.stdin.write_eof()
                 completed = await asyncio.wait_for(process.wait(), timeout)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 _kill_session(process)
                 raise CommandTimeoutError(command, timeout or 0.0, "", self.where) from None
             except BaseException:  # cancelled: leave nothing running
@@ -790,20 +851,26 @@ class SshExecutor(Executor):
             folder = "/tmp"
         control = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}")
         script = _SPAWN.replace("{prelude}", "\n".join(_prelude(cwd, env, path)))
-        remote = _sh(script, control, stdout, "" if stderr == stdout else stderr, stdin or "", command)
+        remote, head = _load(script, control, stdout, "" if stderr == stdout else stderr, stdin or "",
+                             command)
         entry = self.connection
         await entry.sessions.acquire()
         try:
             conn = await entry.connection()
             with translate_errors(self.where, command):
                 channel = await conn.create_process(remote, encoding="utf-8")
+                channel.stdin.write(head.decode())
                 line = await channel.stdout.readline()
             if not line.strip().isdigit():  # the supervisor could not start the command
                 completed = await channel.wait()
+                if completed.exit_status is None and completed.exit_signal is None:
+                    raise SshConnectionLostError(
+                        f"connection to {self.where} lost while {command!r} was being started; it may "
+                        f"run on the host, unsupervised", self.where, command)
                 raise CommandError(command, completed.returncode, _decode(completed.stderr)[-STDERR_TAIL:],
                                    f"{self.where} (cannot start it)")
         except BaseException:
-            entry.sessions.release()
+            entry.give_back(entry.sessions)
             raise
         handle = SshProcess(self, channel, int(line), control, command)
         self._handles.add(handle)

@@ -215,6 +215,22 @@ class Sshd:
         except psutil.NoSuchProcess:
             return []
 
+    def drop_connections(self) -> None:
+        """SIGKILL the sshd processes of the open connections, not the daemon: every
+        client's connection drops, and reconnecting works."""
+        import psutil
+
+        daemon = self.pid
+        procs = []
+        for p in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if p.pid != daemon and p.name() == "sshd":
+                    procs.append(p)
+                    p.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(p) for p in procs):
+            time.sleep(0.01)
+
     def kill(self) -> None:
         """SIGKILL the daemon and its connections' sshd processes: the server dies at once.
 

@@ -1,0 +1,534 @@
+"""linux::Node over SSH, against a real OpenSSH sshd on loopback (see ``sshd.py``).
+
+The sshd runs on this machine, so the tests see the remote processes with psutil:
+they are found by a unique marker in their environment or command line, and every
+test ends with no process of the test user left but sshd's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import socket
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from nepi_lab import ExperimentFailedError, ResourceState, TraceAttr
+from nepi_lab.resources.linux import _ssh
+from nepi_lab.resources.linux._ssh import (
+    SshExecutor,
+    SshPool,
+    SshTarget,
+    pool_for,
+)
+from nepi_lab.resources.linux.executor import CommandTimeoutError
+
+from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes, wait_for_trace
+from .sshd import Sshd, SshdUnavailable, free_port, sshd  # noqa: F401 - the session fixture
+
+S = ResourceState
+
+
+@pytest.fixture
+def ssh_node(ec, sshd):  # noqa: F811 - the fixture imported above
+    """A linux::Node reached over SSH as the test user."""
+    return ec.register_resource("linux::Node", **sshd.node_attributes())
+
+
+@pytest.fixture(autouse=True)
+def no_remote_leftover(request):
+    """Every test leaves no process of the test user behind but sshd's own."""
+    yield
+    if "sshd" not in request.fixturenames:
+        return
+    server = request.getfixturevalue("sshd")
+    deadline = time.monotonic() + 3
+    while (left := remote_processes(server)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert left == [], [p.cmdline() for p in left]
+
+
+def remote_processes(server: Sshd) -> list[psutil.Process]:
+    """The test user's processes that are not sshd's (the commands, the supervisors)."""
+    left = []
+    for p in server.user_processes():
+        try:
+            if p.name() != "sshd":
+                left.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return left
+
+
+def app(ec, node, **attributes):
+    return ec.register_resource("linux::Application", connectedTo=node, **attributes)
+
+
+def executor_of(ec, node) -> SshExecutor:
+    executor = ec.get_resource(node).executor
+    assert isinstance(executor, SshExecutor)
+    return executor
+
+
+# -- applications over SSH ---------------------------------------------------------------
+
+
+def test_an_application_with_sources_code_build_env_stdin_and_placeholders(ec, ssh_node, sshd, tmp_path):  # noqa: F811
+    (tmp_path / "data.txt").write_text("from a source file\n")
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "sub" / "tool.sh").write_text("#!/bin/sh\necho tool says $1\n")
+    os.chmod(pkg / "sub" / "tool.sh", 0o755)
+    a = app(
+        ec, ssh_node,
+        sources=f"{tmp_path / 'data.txt'};{pkg}",
+        code="#!/bin/sh\necho \"code sees $GREETING\"\ncat\n",
+        build="cp ${SRC}/pkg/sub/tool.sh ${BIN}/tool && echo built",
+        env="GREETING='hello ssh' WHERE=${APP_HOME}",
+        stdin="line one\nline two\n",
+        command='cat ${SRC}/data.txt; tool "$GREETING"; "${CODE}"; echo "$WHERE"; pwd; echo "$USER" >&2',
+    )
+    ec.deploy()
+    ec.wait_finished(a, timeout=20)
+    assert ec.state(a) == S.FINISHED, ec.failures
+    app_home = ec.get_resource(a).app_home
+    assert app_home.startswith(sshd.home + "/.nepi_lab/linux/")
+    assert ec.trace(a, "stdout") == (
+        "from a source file\n"
+        "tool says hello ssh\n"
+        "code sees hello ssh\nline one\nline two\n"
+        f"{app_home}\n{app_home}\n"
+    )
+    assert ec.trace(a, "stderr") == f"{sshd.user}\n"  # it ran as the test user
+    assert ec.trace(a, "build") == "built\n"
+    assert ec.trace(a, "exitcode") == "0\n"
+
+
+def test_the_four_trace_modes_read_the_host_while_it_runs(ec, ssh_node, sshd):  # noqa: F811
+    a = app(ec, ssh_node, command="printf 'hello world'; printf 'oops' >&2; exec sleep 30")
+    ec.deploy()
+    ec.wait_started(a, timeout=20)
+    assert wait_for_trace(ec, a, "stdout", "hello world") == "hello world"
+    host_path = ec.get_resource(a).host_path("stdout")
+    assert ec.trace(a, "stdout", attr=TraceAttr.PATH) == host_path  # a path on the host
+    assert os.path.exists(host_path)  # (this host is also the SSH host)
+    assert ec.trace(a, "stdout", attr=TraceAttr.SIZE) == 11
+    assert ec.trace(a, "stdout", attr=TraceAttr.STREAM, block=4, offset=1) == "o wo"
+    assert ec.trace(a, "stdout", attr=TraceAttr.STREAM, block=4, offset=9) == ""
+    assert ec.trace(a, "stderr", attr=TraceAttr.ALL) == "oops"
+    assert ec.trace(a, "build", attr=TraceAttr.SIZE) == 0  # never written: empty, not an error
+    ec.stop(a, timeout=10)
+    # once stopped, the traces are collected into the run directory
+    local = ec.trace(a, "stdout", attr=TraceAttr.PATH)
+    assert local.startswith(ec.run_dir)
+    with open(local) as f:
+        assert f.read() == "hello world"
+
+
+def test_exit_codes_and_failure_records(ec, ssh_node):
+    ok = app(ec, ssh_node, command="exit 0")
+    three = app(ec, ssh_node, command="echo bad input >&2; exit 3", critical=False)
+    killed = app(ec, ssh_node, command="kill -9 $$", critical=False)
+    ec.deploy()
+    ec.wait_finished([ok, three, killed], timeout=20)
+    assert ec.state(ok) == S.FINISHED
+    assert ec.state(three) == S.FAILED and ec.state(killed) == S.FAILED
+    failures = {f.guid: f for f in ec.failures}
+    assert failures[three].returncode == 3 and failures[three].stderr_tail == "bad input\n"
+    assert "127.0.0.2" in failures[three].message
+    assert failures[killed].returncode == -9  # killed by SIGKILL, as Python reports it
+    assert ec.trace(three, "exitcode") == "3\n" and ec.trace(killed, "exitcode") == "-9\n"
+
+
+def test_stop_terminates_the_remote_process_group(ec, ssh_node, marker):
+    a = app(ec, ssh_node, command="sleep 100 & sleep 100", env=f"MARK={marker}")
+    stubborn = app(ec, ssh_node, command="trap '' TERM; sleep 100 & sleep 100", env=f"MARK={marker}-2",
+                   stopGracePeriod=0.5)
+    ec.deploy()
+    ec.wait_started([a, stubborn], timeout=20)
+    assert len(wait_for_processes(marker, 6)) == 6  # 2 shells, 4 sleeps
+    group = {p.pid: os.getpgid(p.pid) for p in processes_with(f"{marker}-2")}
+    assert len(set(group.values())) == 1  # one group per application, led by its shell
+    t0 = time.monotonic()
+    ec.stop([a, stubborn], timeout=10)
+    assert time.monotonic() - t0 < 3  # TERM, then KILL after 0.5 s for the one that ignores TERM
+    assert all_gone(marker)
+    assert ec.state(a) == S.STOPPED and ec.state(stubborn) == S.STOPPED
+    assert ec.trace(a, "exitcode") == "-15\n" and ec.trace(stubborn, "exitcode") == "-9\n"
+
+
+def test_conditions_between_a_local_and_an_ssh_node(ec, ssh_node, home):
+    local = ec.register_resource("linux::Node", hostname="localhost", home=home)
+    first = app(ec, local, command="sleep 0.2; echo local")
+    second = app(ec, ssh_node, command="echo remote; hostname >/dev/null")
+    third = app(ec, local, command="echo local again")
+    ec.register_condition(second, "START", first, "FINISHED")
+    ec.register_condition(third, "START", second, "FINISHED", "0.1s")
+    ec.deploy()
+    ec.wait_finished([first, second, third], timeout=20)
+    assert [ec.state(g) for g in (first, second, third)] == [S.FINISHED] * 3
+    assert ec.get_finish_time(first) <= ec.get_start_time(second)
+    assert (ec.get_start_time(third) - ec.get_finish_time(second)).total_seconds() >= 0.1
+    assert ec.trace(second, "stdout") == "remote\n"
+    assert ec.get_resource(local).executor.where == "localhost"
+
+
+# -- connections: shared, limited, checked ---------------------------------------------------
+
+
+def test_nodes_on_one_account_share_one_connection_until_the_last_is_released(ec, sshd):  # noqa: F811
+    accepted = sshd.log_text().count("Accepted publickey")
+    n1 = ec.register_resource("linux::Node", **sshd.node_attributes())
+    n2 = ec.register_resource("linux::Node", **sshd.node_attributes())
+    apps = [app(ec, n, command="echo $PPID") for n in (n1, n2)]
+    ec.deploy()
+    ec.wait_finished(apps, timeout=20)
+    pool = pool_for(ec)
+    assert len(pool) == 1 and pool.connections()[0].refs == 2
+    assert sshd.log_text().count("Accepted publickey") == accepted + 1
+    ec.release([apps[0], n1], timeout=10)
+    assert len(pool) == 1 and pool.connections()[0].refs == 1  # n2 still uses it
+    assert run_on_loop(ec, ec.get_resource(n2).run("echo still here")).stdout == "still here\n"
+    ec.release(timeout=10)
+    assert len(pool) == 0
+
+
+def test_a_gateway_is_a_pooled_connection_the_node_is_tunnelled_through(ec, sshd):  # noqa: F811
+    gateway = f"{sshd.user}@{sshd.host}:{sshd.port}"
+    node = ec.register_resource("linux::Node", **sshd.node_attributes(gateway=gateway))
+    a = app(ec, node, command="echo through the gateway")
+    ec.deploy()
+    ec.wait_finished(a, timeout=20)
+    assert ec.trace(a, "stdout") == "through the gateway\n"
+    targets = sorted(c.target.where + (" via " + c.target.gateway.where if c.target.gateway else "")
+                     for c in pool_for(ec).connections())
+    assert targets == [f"{gateway}", f"{gateway} via {gateway}"]
+    ec.release(timeout=10)
+    assert len(pool_for(ec)) == 0
+
+
+def test_per_command_latency_on_a_reused_connection(ec, ssh_node):
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    conn = executor_of(ec, ssh_node).connection.conn
+    sock = conn.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)  # no 40 ms delayed-ACK stalls
+
+    async def many(n):
+        await rm.run("true")
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await rm.run("true")
+        return (time.perf_counter() - t0) / n
+
+    per_command = run_on_loop(ec, many(30))
+    assert per_command < 0.02, f"{per_command * 1000:.1f} ms per command"
+
+
+def test_200_concurrent_applications_within_the_session_limit(ec, ssh_node, sshd):  # noqa: F811
+    log_before = len(sshd.log_text())
+    apps = [app(ec, ssh_node, command=f"echo {i}") for i in range(200)]
+    threads = []
+    ec.deploy()
+    deadline = time.monotonic() + 60
+    while ec.state(apps[-1]) < S.FINISHED and time.monotonic() < deadline:
+        threads.append(threading.active_count())
+        time.sleep(0.05)
+    ec.wait_finished(apps, timeout=60)
+    assert all(ec.state(a) == S.FINISHED for a in apps), ec.failures[:3]
+    assert ec.trace(apps[123], "stdout") == "123\n"
+    assert max(threads) <= 4, max(threads)
+    log = sshd.log_text()[log_before:]
+    assert "no more sessions" not in log and "refused" not in log.lower(), log[-2000:]
+    entry = executor_of(ec, ssh_node).connection
+    assert entry.target.max_sessions == 10
+    deadline = time.monotonic() + 2
+    while entry.sessions._value != 10 - _ssh.RESERVED_SESSIONS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert entry.sessions._value == 10 - _ssh.RESERVED_SESSIONS  # every channel given back
+
+
+def test_the_channel_limit_queues_commands_instead_of_failing(sshd):  # noqa: F811
+    async def scenario():
+        target = SshTarget(sshd.host, sshd.port, sshd.user, identity_file=sshd.client_key,
+                           known_hosts=sshd.known_hosts, max_sessions=4)
+        executor = SshExecutor(target, SshPool())
+        await executor.connect()
+        try:
+            t0 = time.monotonic()
+            results = await asyncio.gather(*(executor.run("sleep 0.2; echo $PPID") for _ in range(6)))
+            return time.monotonic() - t0, results
+        finally:
+            await executor.close()
+
+    elapsed, results = asyncio.run(scenario())
+    assert all(r.returncode == 0 for r in results)
+    assert elapsed >= 0.6  # 2 command channels (4 minus SFTP and control): 3 rounds of 0.2 s
+
+
+# -- failures: explicit and fast --------------------------------------------------------------
+
+
+def deploy_and_fail(ec, node, timeout=15):
+    a = app(ec, node, command="true", critical=False)
+    t0 = time.monotonic()
+    ec.deploy()
+    ec.wait_finished([node, a], timeout=timeout)
+    elapsed = time.monotonic() - t0
+    assert ec.state(node) == S.FAILED and ec.state(a) == S.FAILED
+    node_failure, app_failure = (ec.get_resource(g).failure for g in (node, a))
+    assert node_failure.step == "discover"
+    assert f"resource {node} (linux::Node) is FAILED" in app_failure.message
+    return node_failure, elapsed
+
+
+def test_a_host_key_mismatch_fails_the_node(ec, sshd):  # noqa: F811
+    node = ec.register_resource("linux::Node", critical=False,
+                                **sshd.node_attributes(knownHosts=sshd.wrong_known_hosts))
+    failure, elapsed = deploy_and_fail(ec, node)
+    assert failure.error == "SshHostKeyError"
+    assert "host key of" in failure.message and sshd.wrong_known_hosts in failure.message
+    assert "strictHostKeyChecking=False" in failure.message
+    assert elapsed < 5
+
+
+def test_a_missing_known_hosts_file_fails_the_node(ec, sshd, tmp_path):  # noqa: F811
+    node = ec.register_resource("linux::Node", critical=False,
+                                **sshd.node_attributes(knownHosts=str(tmp_path / "none")))
+    failure, _ = deploy_and_fail(ec, node)
+    assert failure.error == "SshHostKeyError" and "does not exist" in failure.message
+
+
+def test_host_key_checking_is_off_only_when_asked(ec, sshd):  # noqa: F811
+    node = ec.register_resource("linux::Node", **sshd.node_attributes(
+        knownHosts=sshd.wrong_known_hosts, strictHostKeyChecking=False))
+    a = app(ec, node, command="echo unchecked")
+    ec.deploy()
+    ec.wait_finished(a, timeout=20)
+    assert ec.trace(a, "stdout") == "unchecked\n"
+
+
+def test_a_refused_key_fails_the_node_at_once_without_retrying(ec, sshd):  # noqa: F811
+    attempts = sshd.log_text().count("Connection closed by authenticating user")
+    node = ec.register_resource("linux::Node", critical=False,
+                                **sshd.node_attributes(identityFile=sshd.other_key))
+    failure, elapsed = deploy_and_fail(ec, node)
+    assert failure.error == "SshAuthenticationError"
+    assert "authentication refused by" in failure.message and sshd.other_key in failure.message
+    assert elapsed < 5
+    deadline = time.monotonic() + 2
+    while sshd.log_text().count("Connection closed by authenticating user") == attempts:
+        assert time.monotonic() < deadline, sshd.log_text()[-1000:]
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert sshd.log_text().count("Connection closed by authenticating user") == attempts + 1  # one try
+
+
+def test_a_closed_port_fails_the_node_at_once(ec, sshd):  # noqa: F811
+    node = ec.register_resource("linux::Node", critical=False,
+                                **sshd.node_attributes(port=free_port(sshd.host)))
+    failure, elapsed = deploy_and_fail(ec, node)
+    assert failure.error == "SshUnreachableError" and "connection refused" in failure.message
+    assert elapsed < 3
+
+
+def test_a_critical_node_failure_fails_the_experiment(ec, sshd):  # noqa: F811
+    node = ec.register_resource("linux::Node", **sshd.node_attributes(identityFile=sshd.other_key))
+    a = app(ec, node, command="true")
+    ec.deploy()
+    with pytest.raises(ExperimentFailedError, match="authentication refused"):
+        ec.wait_finished(a, timeout=15)
+
+
+def test_without_asyncssh_deploy_fails_with_the_install_hint(ec, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "asyncssh" else real_find_spec(name, *a))
+    node = ec.register_resource("linux::Node", hostname="192.0.2.1", critical=False)
+    ec.deploy()
+    ec.wait_finished(node, timeout=10)
+    assert "pip install 'nepi_lab[ssh]'" in ec.get_resource(node).failure.message
+    monkeypatch.setitem(sys.modules, "asyncssh", None)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'nepi_lab\[ssh\]'"):
+        _ssh.import_asyncssh()
+
+
+# -- dropped connections ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def doomed_sshd():
+    """A second sshd, for the tests that kill it."""
+    try:
+        server = Sshd()
+        server.__enter__()
+    except SshdUnavailable as exc:
+        pytest.skip(f"no sshd: {exc}")
+    yield server
+    server.__exit__(None, None, None)
+
+
+def test_sshd_killed_mid_run_fails_the_application_and_the_node_quickly(ec, doomed_sshd, marker):
+    node = ec.register_resource("linux::Node", critical=False, **doomed_sshd.node_attributes())
+    a = app(ec, node, command="sleep 30", env=f"MARK={marker}", critical=False)
+    ec.deploy()
+    ec.wait_started(a, timeout=20)
+    assert wait_for_processes(marker, 1)
+    t0 = time.monotonic()
+    doomed_sshd.kill()
+    ec.wait_finished(a, timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert ec.state(a) == S.FAILED
+    failure = ec.get_resource(a).failure
+    assert failure.error == "SshConnectionLostError"
+    assert "lost" in failure.message and "outcome unknown" in failure.message
+    assert failure.command == "sleep 30"
+    deadline = time.monotonic() + 5
+    while ec.state(node) != S.FAILED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ec.state(node) == S.FAILED and "lost" in ec.get_resource(node).failure.message
+    ec.release(timeout=10)  # no hang on a dead connection
+    # the command itself lives on, as it would on a host whose sshd crashed
+    assert processes_with(marker)
+    for p in processes_with(marker):
+        p.kill()
+
+
+def test_a_dropped_connection_is_restored_and_the_outcome_read_back(ec, ssh_node, sshd, marker):  # noqa: F811
+    a = app(ec, ssh_node, command="sleep 1; echo finished anyway; exit 4", env=f"MARK={marker}",
+            critical=False)
+    ec.deploy()
+    ec.wait_started(a, timeout=20)
+    assert wait_for_processes(marker, 2)
+    before = executor_of(ec, ssh_node).connection.conn
+    sshd.drop_connections()
+    ec.wait_finished(a, timeout=15)
+    assert ec.state(a) == S.FAILED
+    failure = ec.get_resource(a).failure
+    assert failure.returncode == 4, failure  # the real outcome, read from the host
+    assert ec.trace(a, "stdout") == "finished anyway\n"
+    assert executor_of(ec, ssh_node).connection.conn is not before  # reconnected
+    assert ec.state(ssh_node) == S.STARTED
+
+
+def test_a_re_attached_process_can_still_be_stopped(ec, ssh_node, sshd, marker):  # noqa: F811
+    a = app(ec, ssh_node, command="sleep 100 & sleep 100", env=f"MARK={marker}")
+    ec.deploy()
+    ec.wait_started(a, timeout=20)
+    assert len(wait_for_processes(marker, 3)) == 3
+    sshd.drop_connections()
+    entry = executor_of(ec, ssh_node).connection
+    deadline = time.monotonic() + 5
+    while (entry.conn is None or entry.conn.is_closed()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # reconnected; the application's supervisor is being re-attached
+    ec.stop(a, timeout=10)  # signals go through the control session now
+    assert ec.state(a) == S.STOPPED
+    assert all_gone(marker)
+
+
+def test_a_run_timeout_kills_the_remote_process_group(ec, ssh_node, marker):
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    with pytest.raises(CommandTimeoutError, match="timed out after 0.5 s"):
+        run_on_loop(ec, rm.run(f"sleep 100 & sleep 100 # {marker}", timeout=0.5, env={"MARK": marker}))
+    assert all_gone(marker)
+
+
+# -- nothing left behind -----------------------------------------------------------------------
+
+
+def sleepers(ec, node, marker, count=2):
+    return [app(ec, node, command="sleep 100 & sleep 100", env=f"MARK={marker}") for _ in range(count)]
+
+
+@pytest.mark.parametrize("how", ["release", "shutdown", "critical failure"])
+def test_no_remote_process_outlives_the_experiment(ec, ssh_node, marker, how, sshd):  # noqa: F811
+    apps = sleepers(ec, ssh_node, marker)
+    if how == "critical failure":
+        app(ec, ssh_node, command="sleep 0.3; exit 3")
+    ec.deploy()
+    ec.wait_started(apps, timeout=20)
+    assert len(wait_for_processes(marker, 6)) == 6
+    if how == "release":
+        ec.release(timeout=10)
+    elif how == "shutdown":
+        ec.shutdown(timeout=10)
+    else:
+        ec.wait_released(timeout=10)
+        assert ec.failures[0].returncode == 3
+    assert all_gone(marker)
+    assert len(pool_for(ec)) == 0
+    run_home = os.path.join(sshd.home, ".nepi_lab", "linux", ec.run_id)
+    assert not os.path.exists(run_home)  # cleanExperiment: the host's folders are gone
+
+
+def test_clean_processes_kills_what_the_node_spawned(ec, ssh_node, marker):
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    out = rm.node_home + "/out"
+    handles = [run_on_loop(ec, rm.spawn(f"sleep 100 # {marker}", stdout=out, stderr=out,
+                                        env={"MARK": marker})) for _ in range(3)]
+    assert len(wait_for_processes(marker, 3)) >= 3
+    assert all(h.returncode is None for h in handles)
+    ec.release(timeout=10)
+    assert all_gone(marker)
+    assert all(h.returncode == -9 for h in handles)
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def test_files_over_sftp(ec, ssh_node, sshd, tmp_path):  # noqa: F811
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    ex = executor_of(ec, ssh_node)
+    base = rm.node_home
+    folder = tmp_path / "tree"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "x.txt").write_text("x")
+    (folder / "run.sh").write_text("#!/bin/sh\necho run\n")
+    os.chmod(folder / "run.sh", 0o750)
+    big = os.urandom(3 << 20)
+    (tmp_path / "big.bin").write_bytes(big)
+
+    async def scenario():
+        assert await ex.home_dir() == sshd.home
+        await ex.makedirs(f"{base}/deep/er")
+        await ex.makedirs(f"{base}/deep/er")  # existing is fine
+        await rm.upload(str(folder), f"{base}/tree")
+        await rm.upload(str(tmp_path / "big.bin"), f"{base}/big.bin")
+        await rm.write_file(f"{base}/script", "echo written", 0o700)
+        ran = await rm.run(f"{base}/tree/run.sh; sh {base}/script; cat {base}/tree/a/x.txt")
+        assert ran.stdout == "run\nwritten\nx"
+        assert await rm.download(f"{base}/big.bin", str(tmp_path / "back.bin"))
+        assert not await rm.download(f"{base}/missing", str(tmp_path / "missing"))
+        await rm.write_file(f"{base}/log", "0123456789" * 300)
+        assert await ex.tail(f"{base}/log", 15) == "567890123456789"
+        assert await ex.tail(f"{base}/missing") == ""
+        assert await rm.read_file(f"{base}/missing") == ""
+        assert await rm.read_file(f"{base}/log", TraceAttr.SIZE) == 3000
+        assert await ex.missing_commands(["sh", "no-such-command-here"]) == ["no-such-command-here"]
+        await ex.remove_tree(f"{base}/deep")
+        await ex.remove_empty_dirs([f"{base}/tree"])  # not empty: stays
+        return await rm.run(f"ls {base}; stat -c %a {base}/tree/run.sh {base}/script")
+
+    listing = run_on_loop(ec, scenario()).stdout.split()
+    assert "deep" not in listing and "tree" in listing
+    assert listing[-2:] == ["750", "700"]  # modes kept
+    assert (tmp_path / "back.bin").read_bytes() == big
+
+
+def test_listening_tcp_ports_on_the_host(ec, ssh_node, sshd):  # noqa: F811
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    ports = run_on_loop(ec, executor_of(ec, ssh_node).listening_tcp_ports())
+    assert sshd.port in ports
