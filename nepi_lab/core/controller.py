@@ -248,6 +248,18 @@ class ExperimentController:
         return (f"<ExperimentController {self._exp_id}/{self._run_id} {self._ecstate.name}: "
                 f"{len(self._resources)} resources{': ' + states if states else ''}>")
 
+    def _repr_html_(self) -> str | None:
+        """A table of the resources in Jupyter (the notebook layer builds it; None: plain repr)."""
+        from ..notebook.html import controller_html
+
+        return controller_html(self)
+
+    def draw(self, ax: Any = None) -> Any:
+        """Draw the experiment graph with matplotlib; returns the Axes (see ``nepi_lab.notebook.draw``)."""
+        from ..notebook.drawing import draw
+
+        return draw(self, ax)
+
     def __enter__(self) -> ExperimentController:
         return self
 

@@ -247,6 +247,12 @@ class ResourceManager:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._rtype} guid={self.guid} {self._state.name}>"
 
+    def _repr_html_(self) -> str | None:
+        """Attributes, state and failure in Jupyter (the notebook layer builds it; None: plain repr)."""
+        from ..notebook.html import resource_html
+
+        return resource_html(self)
+
     # -- attributes -------------------------------------------------------------
 
     def _declaration(self, name: str) -> Attribute:

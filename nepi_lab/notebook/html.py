@@ -1,0 +1,227 @@
+"""Rich HTML for the controller and its resources (``_repr_html_``).
+
+Plain HTML with inline styles only: no script, no stylesheet, no widget, so the
+tables render the same in JupyterLab, in Voilà, on nbviewer and on GitHub, and in a
+saved notebook long after the kernel is gone.  Only the standard library is used
+here: ``ec._repr_html_`` must not load ipywidgets or matplotlib.
+
+If building the HTML fails for any reason, the functions return ``None``; IPython
+then shows the plain ``repr`` instead (the ``_repr_html_`` protocol), so a display
+never raises.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ..core.attributes import Flags
+from ..core.states import ResourceState
+from .colors import STATE_COLORS, text_color
+
+if TYPE_CHECKING:
+    from ..core.controller import ExperimentController
+    from ..core.resource import ResourceManager
+
+log = logging.getLogger("nepi_lab")
+
+S = ResourceState
+
+#: Rows shown by :func:`controller_html` unless told otherwise.
+MAX_ROWS = 50
+#: Characters of one attribute value shown in a table cell.
+MAX_VALUE = 60
+
+_TABLE = "border-collapse:collapse;font-size:12px;font-family:sans-serif;margin-top:4px"
+_TH = "text-align:left;padding:2px 8px;border-bottom:1px solid #999;background:#f5f5f5"
+_TD = "text-align:left;padding:2px 8px;border-bottom:1px solid #e0e0e0;vertical-align:top"
+_HEAD = "font-family:sans-serif;font-size:13px"
+_MUTED = "color:#757575"
+#: Flags shown in the resource table (Credential and Filter imply Design).
+_FLAGS = [(name, Flags[name]) for name in ("NoRead", "NoWrite", "Design", "Construct", "Credential",
+                                           "Filter", "Reserved", "Global")]
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def state_badge(state: ResourceState, text: str | None = None) -> str:
+    """A coloured ``<span>`` naming ``state`` (the colour of :data:`STATE_COLORS`)."""
+    color = STATE_COLORS[state]
+    return (f'<span data-state="{state.name}" style="background:{color};color:{text_color(color)};'
+            f'padding:1px 6px;border-radius:8px;font-size:11px;white-space:nowrap">'
+            f'{_e(text if text is not None else state.name)}</span>')
+
+
+def _short(value: Any, limit: int = MAX_VALUE) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def key_attributes(rm: ResourceManager) -> dict[str, Any]:
+    """The attributes of ``rm`` set to something else than their default.
+
+    Secret ones (``Flags.NoRead``, ``Flags.Credential``) are masked.
+    """
+    values = rm.get_attribute_values()
+    shown = {}
+    for name, declaration in rm.get_attribute_declarations().items():
+        value = values.get(name)
+        if value is None or value == declaration.default:
+            continue
+        secret = declaration.has_flag(Flags.NoRead) or declaration.has_flag(Flags.Credential)
+        shown[name] = "••••" if secret else value
+    return shown
+
+
+def _attributes_cell(rm: ResourceManager) -> str:
+    items = key_attributes(rm)
+    if not items:
+        return f'<span style="{_MUTED}">defaults</span>'
+    return "<br>".join(f"<code>{_e(name)}</code>={_e(_short(value))}" for name, value in items.items())
+
+
+def _failure_cell(rm: ResourceManager) -> str:
+    failure = rm.failure
+    if failure is None:
+        return ""
+    text = f"{failure.step}: {failure.error}: {failure.message}"
+    title = failure.stderr_tail or text
+    suffix = "" if failure.critical else " (non-critical)"
+    return f'<span title="{_e(title)}" style="color:#c62828">{_e(_short(text, 160))}{suffix}</span>'
+
+
+def state_counts_html(counts: Counter[ResourceState] | dict[ResourceState, int]) -> str:
+    """One badge per state present, in lifecycle order: ``READY 3``."""
+    return " ".join(state_badge(s, f"{s.name} {counts[s]}") for s in S if counts.get(s))
+
+
+def _resources(ec: ExperimentController) -> list[ResourceManager]:
+    rms = []
+    for guid in ec.resources:
+        try:
+            rms.append(ec.get_resource(guid))
+        except KeyError:  # removed meanwhile (hardRelease) by the controller's thread
+            continue
+    return rms
+
+
+def controller_html(ec: ExperimentController, max_rows: int = MAX_ROWS) -> str | None:
+    """The controller as HTML: identity, counts by state, and a table of resources.
+
+    Columns: guid, type, state, the attributes that differ from their defaults,
+    connections, and the failure reason.  At most ``max_rows`` rows are shown (the
+    counts always cover every resource).  Returns None if it cannot be built, so
+    that IPython falls back to the plain ``repr``.
+    """
+    try:
+        return _controller_html(ec, max_rows)
+    except Exception:  # a display must never raise; IPython shows repr() instead
+        log.debug("controller_html failed", exc_info=True)
+        return None
+
+
+def _controller_html(ec: ExperimentController, max_rows: int) -> str:
+    rms = _resources(ec)
+    counts = Counter(rm.state for rm in rms)
+    failures = ec.failures
+    head = (
+        f'<div class="nepi-controller" style="{_HEAD}">'
+        f"<b>ExperimentController</b> <code>{_e(ec.exp_id)}</code> run <code>{_e(ec.run_id)}</code> "
+        f"· <b>{_e(ec.ecstate.name)}</b> · {len(rms)} resource{'s' if len(rms) != 1 else ''} "
+        f"{state_counts_html(counts)}"
+        f'<div style="{_MUTED};font-size:11px">{_e(ec.run_dir)}</div>'
+    )
+    if failures:
+        head += (f'<div style="color:#c62828;font-size:12px">{len(failures)} failure'
+                 f'{"s" if len(failures) != 1 else ""}; first: {_e(_short(str(failures[0]), 200))}</div>')
+    if not rms:
+        return head + f'<div style="{_MUTED}">no resources yet: ec.register_resource(...)</div></div>'
+    rows = []
+    for rm in rms[:max_rows]:
+        connections = ", ".join(str(g) for g in sorted(rm.connections))
+        rows.append(
+            f'<tr data-guid="{rm.guid}" data-state="{rm.state.name}">'
+            f'<td style="{_TD}">{rm.guid}</td>'
+            f'<td style="{_TD}"><code>{_e(rm.get_rtype())}</code></td>'
+            f'<td style="{_TD}">{state_badge(rm.state)}</td>'
+            f'<td style="{_TD}">{_attributes_cell(rm)}</td>'
+            f'<td style="{_TD}">{_e(connections)}</td>'
+            f'<td style="{_TD}">{_failure_cell(rm)}</td></tr>'
+        )
+    more = ""
+    if len(rms) > max_rows:
+        more = f'<div style="{_MUTED};font-size:11px">… and {len(rms) - max_rows} more resources</div>'
+    header = "".join(f'<th style="{_TH}">{h}</th>'
+                     for h in ("guid", "type", "state", "attributes", "connected to", "failure"))
+    return (head + f'<table class="nepi-resources" style="{_TABLE}"><thead><tr>{header}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>{more}</div>')
+
+
+def resource_html(rm: ResourceManager) -> str | None:
+    """One resource as HTML: state, what it waits for, every attribute, conditions,
+    traces, state times and the failure record.  None if it cannot be built."""
+    try:
+        return _resource_html(rm)
+    except Exception:  # a display must never raise; IPython shows repr() instead
+        log.debug("resource_html failed", exc_info=True)
+        return None
+
+
+def _resource_html(rm: ResourceManager) -> str:
+    ec = rm.ec
+    try:
+        explanation = ec.explain(rm.guid)
+    except Exception:  # removed from the controller (hardRelease)
+        explanation = ""
+    values = rm.get_attribute_values()
+    rows = []
+    for name, declaration in rm.get_attribute_declarations().items():
+        value = values.get(name)
+        secret = declaration.has_flag(Flags.NoRead) or declaration.has_flag(Flags.Credential)
+        shown = "••••" if secret and value is not None else ("" if value is None else _short(value, 120))
+        changed = value is not None and value != declaration.default
+        flags = ", ".join(name for name, flag in _FLAGS if declaration.has_flag(flag))
+        rows.append(
+            f'<tr title="{_e(declaration.help)}"><td style="{_TD}"><code>{_e(name)}</code></td>'
+            f'<td style="{_TD}{";font-weight:bold" if changed else ""}">{_e(shown)}</td>'
+            f'<td style="{_TD};{_MUTED}">{_e(declaration.type.name)}</td>'
+            f'<td style="{_TD};{_MUTED}">{_e(flags)}</td>'
+            f'<td style="{_TD};{_MUTED}">{_e(declaration.help)}</td></tr>'
+        )
+    header = "".join(f'<th style="{_TH}">{h}</th>' for h in ("attribute", "value", "type", "flags", "help"))
+    parts = [
+        f'<div class="nepi-resource" data-guid="{rm.guid}" style="{_HEAD}">'
+        f"<b>{_e(rm.get_rtype())}</b> guid {rm.guid} {state_badge(rm.state)}"
+        f'{"" if rm.critical else " <i>non-critical</i>"}'
+    ]
+    if explanation:
+        parts.append(f'<div style="{_MUTED};font-size:12px">{_e(explanation)}</div>')
+    if rm.failure is not None:
+        f = rm.failure
+        detail = f"{f.step}: {f.error}: {f.message}"
+        if f.command:
+            detail += f" — command {f.command!r} exited with {f.returncode}"
+        parts.append(f'<div style="color:#c62828;font-size:12px">failed in {_e(detail)}</div>')
+        if f.stderr_tail:
+            parts.append(f'<pre style="font-size:11px;background:#fff3f3;padding:4px;margin:2px 0">'
+                         f"{_e(f.stderr_tail[-1000:])}</pre>")
+    extras = []
+    if rm.connections:
+        extras.append("connected to " + ", ".join(str(g) for g in sorted(rm.connections)))
+    for conditions in rm.conditions.values():
+        extras.extend(c.describe() for c in conditions)
+    traces = [name for name in rm.get_trace_declarations() if rm.trace_enabled(name)]
+    if traces:
+        extras.append("traces: " + ", ".join(traces))
+    times = [f"{s.name} {t:%H:%M:%S.%f}"[:-3] for s in S if (t := rm.state_time(s)) is not None]
+    if times:
+        extras.append(" → ".join(times))
+    parts.extend(f'<div style="font-size:12px">{_e(x)}</div>' for x in extras)
+    parts.append(f'<table style="{_TABLE}"><thead><tr>{header}</tr></thead>'
+                 f'<tbody>{"".join(rows)}</tbody></table>')
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,216 @@
+"""Progress of an experiment, per state, while a cell deploys or waits.
+
+:class:`ProgressView` is one bar per state: how many resources have reached it so
+far (DISCOVERED, PROVISIONED, READY, STARTED, then the outcomes).  It observes
+``ec.events`` like every view, with at most 10 updates a second.
+
+Two ways to get it, both silent outside a notebook (in a script nothing is shown and
+nothing is printed):
+
+- ``with progress(ec): ...`` shows the bars in the cell that runs the block;
+- ``auto_progress(ec)`` (opt-in, once) shows them in every later cell during which
+  the experiment changes: a cell that calls ``ec.wait_finished()`` or awaits
+  ``ec.deploy_...``/``wait_*_async``.  A cell that only calls ``ec.deploy()``
+  returns at once (the controller goes on on the kernel's loop), so it needs none;
+  the next cell that waits shows them.  (When the controller runs in its own
+  thread, the kernel is blocked during a wait and cannot show a widget then, so
+  ``auto_progress`` shows nothing; use ``with progress(ec)`` there.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..core.states import ResourceState
+from ._ipython import in_kernel, on_cells
+from ._schedule import UPDATE_INTERVAL, Subscription
+from .colors import STATE_COLORS
+
+if TYPE_CHECKING:
+    from ..core.controller import ExperimentController
+
+S = ResourceState
+
+#: The states that get a bar, in the order shown (RESERVED only once used).
+BAR_STATES = (S.DISCOVERED, S.RESERVED, S.PROVISIONED, S.READY, S.STARTED, S.FINISHED, S.STOPPED,
+              S.FAILED, S.RELEASED)
+
+
+class ProgressView(widgets.VBox):
+    """One progress bar per state: resources that reached it, out of all tracked.
+
+    Parameters
+    ----------
+    ec : ExperimentController
+    guids : iterable of int, optional
+        The resources to count; default: all, including those registered later.
+
+    Example
+    -------
+    >>> ProgressView(ec)             # doctest: +SKIP
+    """
+
+    def __init__(self, ec: ExperimentController, guids: Iterable[int] | None = None,
+                 interval: float = UPDATE_INTERVAL, **kwargs: Any) -> None:
+        self._summary = widgets.HTML()
+        self._summary.add_class("nepi-progress-summary")
+        self._bars: dict[ResourceState, widgets.IntProgress] = {}
+        self._counts: dict[ResourceState, widgets.Label] = {}
+        rows = []
+        for state in BAR_STATES:
+            bar = widgets.IntProgress(value=0, min=0, max=1, description=state.name,
+                                      style={"bar_color": STATE_COLORS[state], "description_width": "95px"},
+                                      layout=widgets.Layout(width="360px"))
+            label = widgets.Label("0/0")
+            row = widgets.HBox([bar, label])
+            row.add_class(f"nepi-progress-{state.name.lower()}")
+            if state is S.RESERVED:
+                row.layout.display = "none"
+            self._bars[state], self._counts[state] = bar, label
+            rows.append(row)
+        super().__init__([self._summary, *rows], **kwargs)
+        self.add_class("nepi-progress")
+        self.ec = ec
+        self._only = None if guids is None else set(guids)
+        self._lock = threading.Lock()
+        self._tracked: set[int] = set()
+        self._reached: dict[ResourceState, set[int]] = {s: set() for s in S}
+        for event in list(ec.events):
+            self._record(event)
+        self._subscription = Subscription(ec, self._record, self._update, interval)
+        self._subscription.flush()
+
+    def _record(self, event: Any) -> None:
+        guid = event.guid
+        if self._only is not None and guid not in self._only:
+            return
+        with self._lock:  # events may come from two threads (registration, the loop)
+            self._tracked.add(guid)
+            self._reached[event.new].add(guid)
+
+    def counts(self) -> dict[str, int]:
+        """Resources that reached each state so far, and ``total``."""
+        with self._lock:
+            counts = {s.name: len(self._reached[s]) for s in BAR_STATES}
+            counts["total"] = len(self._tracked)
+        return counts
+
+    def _update(self) -> None:
+        counts = self.counts()
+        total = counts["total"]
+        with self.hold_sync():
+            for state in BAR_STATES:
+                bar, n = self._bars[state], counts[state.name]
+                bar.max = max(total, 1)
+                bar.value = n
+                self._counts[state].value = f"{n}/{total}"
+            if counts["RESERVED"]:
+                self.children[1 + BAR_STATES.index(S.RESERVED)].layout.display = None
+            self._summary.value = self._summary_html(counts)
+
+    def _summary_html(self, counts: dict[str, int]) -> str:
+        total = counts["total"]
+        ended = counts["FINISHED"] + counts["STOPPED"] + counts["FAILED"]
+        parts = [f"{counts['READY']}/{total} deployed", f"{counts['STARTED']}/{total} started",
+                 f"{ended}/{total} ended"]
+        if counts["FAILED"]:
+            parts.append(f'<span style="color:#c62828">{counts["FAILED"]} failed</span>')
+        return (f'<div class="nepi-progress-counts" data-counts="{_attr(counts)}" '
+                f'style="font-family:sans-serif;font-size:12px">{self.ec.exp_id}: {" · ".join(parts)}</div>')
+
+    def update(self) -> None:
+        """Bring the bars up to date now (normally they follow by themselves)."""
+        self._subscription.flush()
+
+    def close(self) -> None:
+        """Stop following the controller and close the widgets."""
+        subscription = getattr(self, "_subscription", None)
+        if subscription is not None:
+            subscription.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        counts = self.counts() if hasattr(self, "_reached") else {}
+        total = counts.pop("total", 0)
+        return "<ProgressView " + ", ".join(f"{k} {v}/{total}" for k, v in counts.items() if v) + ">"
+
+
+def _attr(value: Any) -> str:
+    import html
+    import json
+
+    return html.escape(json.dumps(value))
+
+
+@contextlib.contextmanager
+def progress(ec: ExperimentController, guids: Iterable[int] | None = None) -> Iterator[ProgressView | None]:
+    """Show a :class:`ProgressView` in this cell while the block runs (notebooks only).
+
+    Example
+    -------
+    >>> with progress(ec):                     # doctest: +SKIP
+    ...     ec.deploy()
+    ...     ec.wait_finished(timeout=60)
+    """
+    if not in_kernel():
+        yield None
+        return
+    from IPython.display import display
+
+    view = ProgressView(ec, guids)
+    display(view)
+    try:
+        yield view
+    finally:
+        view.update()
+
+
+class AutoProgress:
+    """What :func:`auto_progress` returns: call :meth:`close` to stop it."""
+
+    def __init__(self, ec: ExperimentController) -> None:
+        self.ec = ec
+        self.view: ProgressView | None = None
+        self._in_cell = False
+        self._shown_in_cell = False
+        self._thread = threading.get_ident()
+        self._unsubscribe = ec.events.subscribe(self._event)
+        self._forget = on_cells(self._before_cell, self._after_cell)
+
+    def _before_cell(self, *_: Any) -> None:
+        self._in_cell, self._shown_in_cell = True, False
+
+    def _after_cell(self, *_: Any) -> None:
+        self._in_cell = False
+
+    def _event(self, event: Any) -> None:
+        if (event.old is None or not self._in_cell or self._shown_in_cell
+                or threading.get_ident() != self._thread):
+            return
+        self._shown_in_cell = True
+        from IPython.display import display
+
+        if self.view is None:
+            self.view = ProgressView(self.ec)
+        display(self.view)  # the same widget again: one subscription however many cells
+
+    def close(self) -> None:
+        """Stop showing progress bars."""
+        self._unsubscribe()
+        self._forget()
+
+
+def auto_progress(ec: ExperimentController) -> AutoProgress | None:
+    """From now on, show the progress bars in every cell during which ``ec`` changes.
+
+    Opt-in, once per controller.  Outside a Jupyter kernel it does nothing and
+    returns None.
+    """
+    if not in_kernel():
+        return None
+    return AutoProgress(ec)
