@@ -48,6 +48,32 @@ from .core.traces import Trace, TraceAttr
 
 __version__ = "0.1.0"
 
+#: Names of the analysis layer, imported on first use (PEP 562) so that
+#: ``import nepi_lab`` loads neither the analysis code nor pandas or matplotlib.
+_LAZY = {
+    name: "nepi_lab.analysis"
+    for name in (
+        "Run", "RunDirectoryError", "RunFormatError", "RunSet", "TraceNotFoundError",
+        "UnknownParserError", "events_frame", "load_run", "load_runs", "register_parser",
+        "resources_frame", "trace_frame",
+    )
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nepi_lab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups do not come here again
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 __all__ = [
     "Attribute",
     "AttributeValueError",
@@ -76,21 +102,33 @@ __all__ = [
     "ResourceFailedError",
     "ResourceManager",
     "ResourceState",
+    "Run",
+    "RunDirectoryError",
+    "RunFormatError",
+    "RunSet",
     "ScheduledTask",
     "TaskStatus",
     "TimeFormatError",
     "Trace",
     "TraceAttr",
+    "TraceNotFoundError",
     "Types",
     "UnknownAttributeError",
     "UnknownGuidError",
+    "UnknownParserError",
     "UnknownResourceTypeError",
     "UnknownTraceError",
     "UnreachableStateError",
     "UnsafeNameError",
     "WaitTimeoutError",
+    "events_frame",
     "get_resource_type",
+    "load_run",
+    "load_runs",
     "parse_delay",
+    "register_parser",
     "register_type",
     "resource_types",
+    "resources_frame",
+    "trace_frame",
 ]

@@ -1,0 +1,88 @@
+"""Analysis: traces, events and whole runs as pandas DataFrames; plots.
+
+The layer above the resources: it reads a live :class:`~nepi_lab.ExperimentController`
+or a run directory alone (no controller, no hosts, no resource classes), and gives
+tidy frames that concatenate across resources and runs.
+
+=======================  ===========================================================
+:func:`trace_frame`      one trace, parsed (``ping``, ``iperf3``, ``tcpdump``, ...)
+:func:`events_frame`     every state change
+:func:`resources_frame`  one row per resource: state, failure, state times, attributes
+:func:`load_run`         a run directory as a :class:`Run`
+:func:`load_runs`        every run of an experiment, as a :class:`RunSet`
+:func:`register_parser`  add a parser; :func:`parser_names` lists them
+:func:`plot_timeline`    the run's resources over time, coloured by state
+:func:`plot_rtt`         ping round-trip times over time
+:func:`plot_throughput`  iperf3 throughput over time, per stream
+=======================  ===========================================================
+
+pandas is imported by the functions that build frames and matplotlib by those that
+draw, never at import: ``import nepi_lab.analysis`` stays light.
+
+Example
+-------
+>>> from nepi_lab.analysis import load_run, trace_frame, plot_rtt   # doctest: +SKIP
+>>> run = load_run(ec.run_dir)
+>>> trace_frame(run, ping, "stdout").rtt_ms.mean()
+>>> plot_rtt(run).figure.savefig("rtt.png")
+"""
+
+from __future__ import annotations
+
+from ._iperf3 import parse_iperf3
+from ._ping import parse_ping
+from ._tcpdump import parse_tcpdump
+from .errors import RunDirectoryError, RunFormatError, TraceNotFoundError, UnknownParserError
+from .parsers import (
+    default_parser,
+    default_parsers,
+    get_parser,
+    parse_csv,
+    parse_lines,
+    parser_names,
+    register_parser,
+    set_default_parser,
+    unregister_parser,
+)
+from .plots import STATE_COLOURS, plot_rtt, plot_throughput, plot_timeline
+from .run import (
+    SUPPORTED_VERSIONS,
+    Run,
+    RunSet,
+    events_frame,
+    load_run,
+    load_runs,
+    resources_frame,
+    trace_frame,
+)
+
+__all__ = [
+    "Run",
+    "RunDirectoryError",
+    "RunFormatError",
+    "RunSet",
+    "STATE_COLOURS",
+    "SUPPORTED_VERSIONS",
+    "TraceNotFoundError",
+    "UnknownParserError",
+    "default_parser",
+    "default_parsers",
+    "events_frame",
+    "get_parser",
+    "load_run",
+    "load_runs",
+    "parse_csv",
+    "parse_iperf3",
+    "parse_lines",
+    "parse_ping",
+    "parse_tcpdump",
+    "parser_names",
+    "plot_rtt",
+    "plot_throughput",
+    "plot_timeline",
+    "register_parser",
+    "resources_frame",
+    "set_default_parser",
+    "trace_frame",
+    "unregister_parser",
+]

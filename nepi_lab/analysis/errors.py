@@ -1,0 +1,80 @@
+"""The errors of the analysis layer, each a branch of nepi_lab's one tree.
+
+::
+
+    NepiError
+    └── InvalidInputError (also ValueError)
+        ├── UnknownParserError                   .name, .known
+        ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
+        │   └── TraceNotFoundError               .reason, .available
+        └── RunDirectoryError                    .path, .file, .line, .reason
+            └── RunFormatError                   .version, .supported
+
+A damaged run directory is refused with the file (and line) that is wrong; a trace
+that cannot be read says which resource it belongs to and which traces exist.
+Malformed *content* inside a trace is never an error: parsers count it in the
+frame's ``attrs`` (see :mod:`nepi_lab.analysis.parsers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..core.errors import InvalidInputError, UnknownTraceError
+
+
+class UnknownParserError(InvalidInputError):
+    """A parser name that is not registered; the message lists the known ones."""
+
+    def __init__(self, name: object, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(
+            f"unknown trace parser {name!r}; registered parsers are: {', '.join(self.known)} "
+            f"(add one with nepi_lab.register_parser(name, function))"
+        )
+
+
+class TraceNotFoundError(UnknownTraceError):
+    """A trace that cannot be read: not declared, not enabled, or not collected.
+
+    ``allowed`` lists the traces the resource's type declares, ``available`` those
+    that can be read now (enabled, and collected when reading a run directory).
+    """
+
+    def __init__(self, guid: int, rtype: str, trace: str, reason: str,
+                 allowed: Iterable[str], available: Iterable[str]) -> None:
+        self.reason = reason
+        self.available = sorted(available)
+        # UnknownTraceError builds a message of its own: set the attributes it sets, then ours
+        self.guid, self.rtype, self.trace = guid, rtype, trace
+        self.allowed = sorted(allowed)
+        have = ", ".join(self.available) or "none"
+        InvalidInputError.__init__(
+            self, f"resource {guid} ({rtype}) has no trace {trace!r} to read: {reason}; "
+                  f"its readable traces are: {have}"
+        )
+
+
+class RunDirectoryError(InvalidInputError):
+    """A run directory that cannot be read: says which file, and which line, is wrong."""
+
+    def __init__(self, path: str, reason: str, file: str | None = None, line: int | None = None) -> None:
+        self.path, self.file, self.line, self.reason = path, file, line, reason
+        where = path if file is None else f"{path}/{file}"
+        if line is not None:
+            where += f", line {line}"
+        super().__init__(f"cannot read run directory: {where}: {reason}")
+
+
+class RunFormatError(RunDirectoryError):
+    """A run directory written in a format version this nepi_lab does not know."""
+
+    def __init__(self, path: str, file: str, version: object, supported: Sequence[int]) -> None:
+        self.version = version
+        self.supported = list(supported)
+        known = ", ".join(map(str, self.supported))
+        hint = (" (it was written by a newer nepi_lab: upgrade with pip install -U nepi_lab)"
+                if isinstance(version, int) and version > max(self.supported) else "")
+        super().__init__(path, f"unknown run format version {version!r}; this nepi_lab reads "
+                               f"version {known}{hint}", file)

@@ -1,0 +1,241 @@
+"""Plots of a run: its timeline, ping round-trip times, iperf3 throughput.
+
+Each function takes a source (an ExperimentController, a run directory, a
+:class:`~nepi_lab.analysis.Run`) or, for the measurement plots, a frame from
+:func:`~nepi_lab.analysis.trace_frame`, draws on ``ax`` (a new figure when None) and
+returns the matplotlib ``Axes``.  matplotlib is imported inside the functions.
+
+Example
+-------
+>>> from nepi_lab.analysis import plot_timeline                   # doctest: +SKIP
+>>> ax = plot_timeline(ec.run_dir)
+>>> ax.figure.savefig("timeline.png", dpi=120)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import InvalidInputError
+from .run import as_runs, events_frame, trace_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+#: The colour of each state (deployment in blues, running in green, ends in grey,
+#: failure in red).  The notebook layer uses the same map.
+STATE_COLOURS = {
+    "NEW": "#e0e0e0",
+    "DISCOVERED": "#c6dbef",
+    "RESERVED": "#9ecae1",
+    "PROVISIONED": "#6baed6",
+    "READY": "#fdae6b",
+    "STARTED": "#74c476",
+    "STOPPED": "#9e9ac8",
+    "FINISHED": "#238b45",
+    "FAILED": "#de2d26",
+    "RELEASED": "#969696",
+}
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=size, layout="constrained")
+    return ax
+
+
+def _one_run(source: Any, what: str) -> Any:
+    runs = as_runs(source)
+    if len(runs) != 1:
+        raise InvalidInputError(f"{what} draws one run; this source holds {len(runs)} "
+                                f"(pick one: {what}(runs[i]))")
+    return runs[0]
+
+
+def plot_timeline(source: Any, ax: Axes | None = None) -> Axes:
+    """One row per resource, bars coloured by state from its deployment to its release.
+
+    The x axis counts seconds from the first deployment step.  A state still
+    current when the data was read is drawn up to the last event, hatched.
+    Failures are marked with a red cross and the failure's first words.
+    """
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    run = _one_run(source, "plot_timeline")
+    events = events_frame(run)
+    ax = _axes(ax, (9, 1.2 + 0.45 * max(1, events["guid"].nunique())))
+    if events.empty:
+        ax.set_title(f"{run.exp_id} / {run.run_id}: no events")
+        return ax
+    events = events.sort_values(["guid", "time"], kind="stable")
+    deployed = events[events["to"] != "NEW"]
+    origin = (deployed if len(deployed) else events)["time"].min()
+    seconds = (events["time"] - origin).dt.total_seconds().to_numpy()
+    end = seconds.max()
+    guid = events["guid"].to_numpy()
+    state = events["to"].astype(str).to_numpy()
+    following = np.append(seconds[1:], end)
+    last = np.append(guid[1:] != guid[:-1], True)  # the resource's last event
+    following[last] = end
+    drawn = (state != "NEW") & (state != "RELEASED")
+    order = {g: i for i, g in enumerate(dict.fromkeys(guid.tolist()))}
+    rows = np.array([order[g] for g in guid.tolist()])
+    widths = np.maximum(following - seconds, end * 0.002)  # instants stay visible
+    ax.barh(rows[drawn], widths[drawn], left=seconds[drawn], height=0.6,
+            color=[STATE_COLOURS[s] for s in state[drawn]], edgecolor="white", linewidth=0.5)
+    current = drawn & last
+    if current.any():  # still in that state: hatched, open-ended
+        ax.barh(rows[current], widths[current], left=seconds[current], height=0.6, fill=False,
+                hatch="///", edgecolor="#555555", linewidth=0)
+    failed = state == "FAILED"
+    reasons = _failure_reasons(run)
+    details = events["detail"].fillna("").astype(str).to_numpy()
+    for x, y, g, detail in zip(seconds[failed], rows[failed], guid[failed], details[failed], strict=False):
+        ax.plot([x], [y], marker="X", color="#a50f15", markeredgecolor="white", markersize=11, zorder=3)
+        reason = reasons.get(int(g)) or detail
+        if reason:
+            short = reason if len(reason) <= 70 else reason[:67] + "..."
+            ax.annotate(short, (x, y), xytext=(8, 0), textcoords="offset points", va="center", fontsize=8,
+                        color="#67000d", zorder=4,
+                        bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "#de2d26",
+                              "alpha": 0.9})
+    types = dict(zip(events["guid"], events["type"], strict=False))
+    ax.set_yticks(range(len(order)), [f"{g}  {types[g]}" for g in order])
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.set_xlim(-0.01 * end if end > 0 else -0.01, end * 1.02 if end > 0 else 1.0)
+    ax.set_xlabel("seconds since deployment began")
+    ax.set_title(f"{run.exp_id} / {run.run_id}")
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    present = [s for s in STATE_COLOURS if s in set(state[drawn])]
+    handles = [Patch(facecolor=STATE_COLOURS[s], label=s) for s in present]
+    if failed.any():
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="X", color="#a50f15", linestyle="", label="failure"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
+    return ax
+
+
+def _failure_reasons(run: Any) -> dict[int, str]:
+    """``{guid: "error: message"}`` of the run's failure records (the first per resource)."""
+    reasons: dict[int, str] = {}
+    for failure in run.description().get("failures", ()):
+        if isinstance(failure, dict) and isinstance(failure.get("guid"), int):
+            reasons.setdefault(failure["guid"], f"{failure.get('error')}: {failure.get('message')}")
+    return reasons
+
+
+def _measurements(data: Any, rtype: str, trace: str, parser: str, need: str) -> pd.DataFrame:
+    """A frame given as is, or the ``trace`` of every ``rtype`` resource of the source's runs."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        if need not in data:
+            raise InvalidInputError(f"this frame has no {need!r} column: give a frame from "
+                                    f"trace_frame(..., parser={parser!r})")
+        return data
+    frames = []
+    for run in as_runs(data):
+        description = run.description()
+        guids = [r["guid"] for r in description.get("resources", ()) if r.get("type") == rtype]
+        if guids:
+            frames.append(trace_frame(run, guids, trace, parser))
+    if not frames:
+        raise InvalidInputError(f"no {rtype} resource in this source: give a frame from "
+                                f"trace_frame(..., parser={parser!r}) instead")
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _label(keys: dict[str, Any], several_runs: bool, what: str) -> str:
+    label = f"{what} {keys.get('guid', '')}".strip()
+    if several_runs and "run_id" in keys:
+        label += f" (run {keys['run_id']})"
+    return label
+
+
+def plot_rtt(data: Any, ax: Axes | None = None) -> Axes:
+    """Round-trip time of every ping over time (one line each).
+
+    ``data`` is a source (every ``linux::Ping`` of it is drawn) or a frame from the
+    ``ping`` parser.  The x axis is seconds since the first reply when the pings ran
+    with timestamps (``printTimestamp=True``, ``-D``), else the ICMP sequence number.
+    Lost packets and errors are counted in the legend.
+    """
+    frame = _measurements(data, "linux::Ping", "stdout", "ping", "rtt_ms")
+    ax = _axes(ax, (8, 4))
+    keys = [k for k in ("run_id", "guid") if k in frame]
+    timed = "timestamp" in frame and frame["timestamp"].notna().any() and \
+        frame.loc[frame["rtt_ms"].notna(), "timestamp"].notna().all()
+    origin = frame["timestamp"].min() if timed else None
+    several = "run_id" in frame and frame["run_id"].nunique() > 1
+    groups = frame.groupby(keys, sort=False) if keys else [((), frame)]
+    for values, group in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        replies = group[group["rtt_ms"].notna()]
+        x = (replies["timestamp"] - origin).dt.total_seconds() if timed else replies["seq"]
+        label = _label(dict(zip(keys, values, strict=False)), several, "ping")
+        missing = len(group) - len(replies)
+        if missing:
+            label += f" ({missing} lost or errors)"
+        ax.plot(x.to_numpy(dtype=float), replies["rtt_ms"].to_numpy(dtype=float), marker=".", linewidth=1,
+                label=label)
+    ax.set_xlabel("seconds since the first reply" if timed else "ICMP sequence number")
+    ax.set_ylabel("round-trip time (ms)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("ping round-trip time")
+    ax.grid(color="#dddddd", linewidth=0.6)
+    if len(ax.lines):
+        ax.legend(fontsize=8)
+    return ax
+
+
+def _steps(ax: Axes, start: Any, end: Any, bits: Any, **style: Any) -> None:
+    """One horizontal segment per interval, from its start to its end, joined."""
+    import numpy as np
+
+    start, end = start.to_numpy(dtype=float), end.to_numpy(dtype=float)
+    mbits = bits.to_numpy(dtype=float) / 1e6
+    if not len(start):
+        return
+    ax.plot(np.concatenate([start[:1], end]), np.concatenate([mbits[:1], mbits]), drawstyle="steps-pre",
+            linewidth=style.pop("linewidth", 1.4), **style)
+
+
+def plot_throughput(data: Any, ax: Axes | None = None) -> Axes:
+    """Throughput of every iperf3 stream over time, in Mbit/s (one line per stream).
+
+    ``data`` is a source (every ``linux::Iperf3Client`` of it is drawn) or a frame from
+    the ``iperf3`` parser.  Each reporting interval is a horizontal step from its
+    start to its end; with several streams, their sum is drawn dashed.
+    """
+    frame = _measurements(data, "linux::Iperf3Client", "stdout", "iperf3", "bits_per_second")
+    ax = _axes(ax, (8, 4))
+    keys = [k for k in ("run_id", "guid", "test") if k in frame]
+    several = "run_id" in frame and frame["run_id"].nunique() > 1
+    groups = frame.groupby(keys, sort=False) if keys else [((), frame)]
+    for values, test in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        name = _label(dict(zip(keys, values, strict=False)), several, "resource")
+        streams = test.groupby("stream", sort=True)
+        for stream, rows in streams:
+            _steps(ax, rows["start"], rows["end"], rows["bits_per_second"], label=f"{name}, stream {stream}")
+        if streams.ngroups > 1:
+            total = test.groupby("interval", sort=True).agg(
+                start=("start", "min"), end=("end", "max"), bits=("bits_per_second", "sum"))
+            _steps(ax, total["start"], total["end"], total["bits"], label=f"{name}, all streams",
+                   linestyle="--", color="black")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("seconds since the test started")
+    ax.set_ylabel("throughput (Mbit/s)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("iperf3 throughput")
+    ax.grid(color="#dddddd", linewidth=0.6)
+    if len(ax.lines):
+        ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,721 @@
+"""Runs as DataFrames: from a live controller, or from a run directory alone.
+
+A *source* is any of:
+
+- an :class:`~nepi_lab.ExperimentController`, live or shut down: frames show the
+  experiment as it is at the call;
+- a run directory path (``ec.run_dir``), or a :class:`Run` from :func:`load_run`:
+  frames are rebuilt from ``experiment.json``, ``events.jsonl`` and the collected
+  trace files, with no controller, no hosts and no resource class, possibly on
+  another machine;
+- a :class:`RunSet` from :func:`load_runs`: every run of an experiment, its frames
+  concatenated (each row carries its ``run_id``).
+
+The two ways agree: a frame built from a controller equals the one built later from
+its run directory (``pandas.testing.assert_frame_equal``), because both are made by
+the same code from the same data, the description and the event records that the
+controller writes to the directory.
+
+Example
+-------
+>>> from nepi_lab import load_run, trace_frame                         # doctest: +SKIP
+>>> run = load_run("/tmp/nepi_lab-results/ping-test/20240101120000000000")
+>>> run.events_frame().groupby("to").size()
+>>> pings = trace_frame(run, 3, "stdout")                               # the ping parser
+>>> pings.rtt_ms.describe()
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+from ..core.controller import ExperimentController
+from ..core.errors import InvalidInputError, UnknownGuidError
+from ..core.results import DESCRIPTION, EVENTS
+from ..core.states import ResourceState
+from ..core.traces import TraceAttr, check_name, read_trace_file
+from . import parsers as _parsers
+from .errors import RunDirectoryError, RunFormatError, TraceNotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Versions of the run-directory format (``experiment.json`` "version") this reader knows.
+SUPPORTED_VERSIONS = (1,)
+FORMAT_NAME = "nepi_lab.run"
+
+STATES = [s.name for s in ResourceState]
+#: Column of :func:`resources_frame` holding when a resource last entered each state;
+#: the names of the controller's ``get_<verb>_time`` getters.
+TIME_COLUMNS = {
+    "NEW": "register_time", "DISCOVERED": "discover_time", "RESERVED": "reserve_time",
+    "PROVISIONED": "provision_time", "READY": "ready_time", "STARTED": "start_time",
+    "STOPPED": "stop_time", "FINISHED": "finish_time", "FAILED": "failed_time",
+    "RELEASED": "release_time",
+}
+EVENT_COLUMNS = ["time", "guid", "type", "from", "to", "detail"]
+_IDENTITY = ("run_id", "guid", "type", "trace")
+
+Source = "ExperimentController | str | os.PathLike[str] | Run | RunSet"
+
+
+# == one run ========================================================================
+
+
+class Run:
+    """One run of an experiment: its description, its events and its traces.
+
+    Made by :func:`load_run` (from a run directory) or internally from a live
+    controller; the frame methods are those of the module functions.
+    """
+
+    path: str
+
+    # -- what subclasses provide ------------------------------------------------------
+
+    def description(self) -> dict[str, Any]:
+        """The run's description, as in ``experiment.json`` (see README, "run directory")."""
+        raise NotImplementedError
+
+    def event_records(self) -> list[dict[str, Any]]:
+        """Every state change, as the dicts of ``events.jsonl``."""
+        raise NotImplementedError
+
+    def resource_type(self, guid: int) -> str:
+        """The type name of resource ``guid``."""
+        raise NotImplementedError
+
+    def trace(self, guid: int, name: str) -> str | bytes:
+        """The content of a trace: str if it is UTF-8, else bytes (as ``ec.trace``)."""
+        raise NotImplementedError
+
+    # -- identity -------------------------------------------------------------------
+
+    @property
+    def exp_id(self) -> str:
+        return str(self.description().get("exp_id"))
+
+    @property
+    def run_id(self) -> str:
+        return str(self.description().get("run_id"))
+
+    @property
+    def ecstate(self) -> str | None:
+        """The controller's state when the description was last saved (``TERMINATED`` ...)."""
+        return self.description().get("ecstate")
+
+    @property
+    def guids(self) -> list[int]:
+        """Every resource, in registration order."""
+        return [r["guid"] for r in self.description().get("resources", ())]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.exp_id}/{self.run_id} ({len(self.guids)} resources)>"
+
+    # -- frames -----------------------------------------------------------------------
+
+    def trace_frame(self, guid: int | Iterable[int], name: str,
+                    parser: str | _parsers.Parser | None = None) -> pd.DataFrame:
+        """See :func:`trace_frame`."""
+        return trace_frame(self, guid, name, parser)
+
+    def events_frame(self) -> pd.DataFrame:
+        """See :func:`events_frame`."""
+        return events_frame(self)
+
+    def resources_frame(self) -> pd.DataFrame:
+        """See :func:`resources_frame`."""
+        return resources_frame(self)
+
+
+class DirectoryRun(Run):
+    """A run read back from its directory (:func:`load_run`)."""
+
+    def __init__(self, path: str, strict: bool = True) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self._description = _read_description(self.path)
+        self._events, self.malformed_events = _read_events(self.path, strict)
+        self._resources = {r["guid"]: r for r in self._description["resources"]}
+
+    def description(self) -> dict[str, Any]:
+        return self._description
+
+    def event_records(self) -> list[dict[str, Any]]:
+        return self._events
+
+    def _entry(self, guid: int) -> dict[str, Any]:
+        try:
+            return self._resources[guid]
+        except (KeyError, TypeError):
+            raise UnknownGuidError(guid, self._resources) from None
+
+    def resource_type(self, guid: int) -> str:
+        return self._entry(guid)["type"]
+
+    def resource_dir(self, guid: int) -> str:
+        """``<run dir>/<guid>-<type with :: as .>``: where the resource's traces were collected."""
+        return os.path.join(self.path, f"{guid}-{self.resource_type(guid).replace('::', '.')}")
+
+    def trace_path(self, guid: int, name: str) -> str:
+        """Where trace ``name`` of ``guid`` is (checked: declared, enabled and collected)."""
+        check_name(name, "trace name")
+        entry = self._entry(guid)
+        rtype = entry["type"]
+        declared = self._description["types"].get(rtype, {}).get("traces")
+        folder = self.resource_dir(guid)
+        try:
+            present = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+        except OSError:
+            present = []
+        if declared is not None and name not in declared:
+            raise TraceNotFoundError(guid, rtype, name, "its type declares no such trace",
+                                     declared, present)
+        enabled = entry.get("traces")
+        if enabled is None:
+            enabled = [t for t, d in (declared or {}).items() if d.get("enabled")]
+        if declared is not None and name not in enabled:
+            raise TraceNotFoundError(guid, rtype, name, "it was not enabled (ec.enable_trace before deploy)",
+                                     declared, present)
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise TraceNotFoundError(guid, rtype, name,
+                                     f"it was not collected into the run directory (no file {path})",
+                                     declared or present, present)
+        return path
+
+    def trace(self, guid: int, name: str) -> str | bytes:
+        return read_trace_file(self.trace_path(guid, name), TraceAttr.ALL, 0, 0)  # type: ignore[return-value]
+
+
+class ControllerRun(Run):
+    """A live view of a controller: every call reads the experiment as it is now."""
+
+    def __init__(self, ec: ExperimentController) -> None:
+        self.ec = ec
+        self.path = ec.run_dir
+        self.malformed_events: list[str] = []
+
+    def description(self) -> dict[str, Any]:
+        # The same dict the controller writes to experiment.json, through the same
+        # JSON encoding, so that live frames equal those read back from the directory.
+        # (Uses the controller's private _description(): see the analysis report.)
+        text = json.dumps(self.ec._description(), separators=(",", ":"), default=str)
+        return json.loads(text)
+
+    def event_records(self) -> list[dict[str, Any]]:
+        return self.ec.events.to_dicts()
+
+    def resource_type(self, guid: int) -> str:
+        return self.ec.get_resource(guid).get_rtype()
+
+    @property
+    def exp_id(self) -> str:
+        return self.ec.exp_id
+
+    @property
+    def run_id(self) -> str:
+        return self.ec.run_id
+
+    @property
+    def guids(self) -> list[int]:
+        return self.ec.resources
+
+    def trace(self, guid: int, name: str) -> str | bytes:
+        rm = self.ec.get_resource(guid)
+        check_name(name, "trace name")
+        declared = rm.get_trace_declarations()
+        enabled = sorted(t for t in declared if self.ec.trace_enabled(guid, t))
+        if name not in declared:
+            raise TraceNotFoundError(guid, rm.get_rtype(), name, "its type declares no such trace",
+                                     declared, enabled)
+        if name not in enabled:
+            raise TraceNotFoundError(guid, rm.get_rtype(), name,
+                                     "it is not enabled (ec.enable_trace before deploy)", declared, enabled)
+        return self.ec.trace(guid, name, TraceAttr.ALL)  # type: ignore[return-value]
+
+
+# == several runs ===================================================================
+
+
+class RunSet(Sequence[Run]):
+    """Every run of an experiment (:func:`load_runs`), oldest first; frames concatenate."""
+
+    def __init__(self, runs: Iterable[Run], path: str | None = None) -> None:
+        self.runs = list(runs)
+        self.path = path
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.runs[index]
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run_id for r in self.runs]
+
+    def __repr__(self) -> str:
+        return f"<RunSet of {len(self.runs)} runs in {self.path}>"
+
+    def trace_frame(self, guid: int | Iterable[int], name: str,
+                    parser: str | _parsers.Parser | None = None) -> pd.DataFrame:
+        """See :func:`trace_frame`."""
+        return trace_frame(self, guid, name, parser)
+
+    def events_frame(self) -> pd.DataFrame:
+        """See :func:`events_frame`."""
+        return events_frame(self)
+
+    def resources_frame(self) -> pd.DataFrame:
+        """See :func:`resources_frame`."""
+        return resources_frame(self)
+
+
+# == loading ========================================================================
+
+
+def load_run(path: str | os.PathLike[str], *, strict: bool = True) -> DirectoryRun:
+    """Reopen a finished run from its directory alone.
+
+    Parameters
+    ----------
+    path : str or path
+        The run directory, ``<results>/<exp_id>/<run_id>``.
+    strict : bool
+        By default a damaged ``events.jsonl`` line is an error naming the line; with
+        ``strict=False`` damaged lines are left out and counted in
+        ``events_frame(run).attrs["malformed"]`` (a run whose controller died while
+        writing its last line stays readable).
+
+    Raises
+    ------
+    RunDirectoryError
+        The directory, ``experiment.json`` or ``events.jsonl`` is missing or
+        damaged; the message names the file and the line.
+    RunFormatError
+        The run was written in a format version this nepi_lab does not read.
+
+    Example
+    -------
+    >>> run = load_run(ec.run_dir)                                     # doctest: +SKIP
+    >>> run.resources_frame()[["guid", "type", "state"]]
+    """
+    return DirectoryRun(os.fspath(path), strict)
+
+
+def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet:
+    """Every run of an experiment: the run directories in ``exp_dir`` (``<results>/<exp_id>``).
+
+    Sub-folders that are not runs (no ``experiment.json`` nor ``events.jsonl``) are
+    ignored; a damaged run is an error, as in :func:`load_run`.
+    """
+    exp_dir = os.path.abspath(os.fspath(exp_dir))
+    try:
+        names = sorted(os.listdir(exp_dir))
+    except OSError as exc:
+        raise RunDirectoryError(exp_dir, f"cannot list the experiment directory: {exc.strerror}") from None
+    runs = []
+    for name in names:
+        folder = os.path.join(exp_dir, name)
+        if os.path.isdir(folder) and (os.path.exists(os.path.join(folder, DESCRIPTION))
+                                      or os.path.exists(os.path.join(folder, EVENTS))):
+            runs.append(load_run(folder, strict=strict))
+    if not runs:
+        raise RunDirectoryError(exp_dir, "no run directory in it (a run directory holds "
+                                         f"{DESCRIPTION} and {EVENTS}); give <results>/<exp_id>")
+    runs.sort(key=lambda r: r.run_id)
+    return RunSet(runs, exp_dir)
+
+
+def _read_text(path: str, file: str) -> str:
+    try:
+        with open(os.path.join(path, file), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        if not os.path.isdir(path):
+            raise RunDirectoryError(path, "no such directory") from None
+        present = ", ".join(sorted(os.listdir(path))[:10]) or "nothing"
+        raise RunDirectoryError(path, f"missing (the folder holds: {present}); is this a run directory?",
+                                file) from None
+    except OSError as exc:
+        raise RunDirectoryError(path, f"cannot read it: {exc.strerror}", file) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RunDirectoryError(path, f"not UTF-8 text (byte {exc.start})", file, line) from None
+
+
+def _read_description(path: str) -> dict[str, Any]:
+    text = _read_text(path, DESCRIPTION)
+    try:
+        description = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunDirectoryError(path, f"not valid JSON: {exc.msg} (column {exc.colno})",
+                                DESCRIPTION, exc.lineno) from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
+        raise RunDirectoryError(path, f'not a nepi_lab run description (no "format": "{FORMAT_NAME}")',
+                                DESCRIPTION)
+    version = description.get("version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        raise RunFormatError(path, DESCRIPTION, version, SUPPORTED_VERSIONS)
+    resources = description.get("resources")
+    if not isinstance(resources, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("guid"), int) and isinstance(r.get("type"), str)
+            for r in resources):
+        raise RunDirectoryError(path, '"resources" must be a list of {"guid": int, "type": str, ...}',
+                                DESCRIPTION)
+    if not isinstance(description.get("types", {}), dict):
+        raise RunDirectoryError(path, '"types" must be an object', DESCRIPTION)
+    description.setdefault("types", {})
+    description.setdefault("conditions", [])
+    description.setdefault("failures", [])
+    return description
+
+
+def _read_events(path: str, strict: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of ``events.jsonl``; with ``strict=False`` also the damaged lines left out."""
+    lines = _read_text(path, EVENTS).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    bad: list[str] = []
+    dropped = 0  # lines removed so far, to report the original line numbers
+    numbers = None
+    while True:
+        try:
+            records = _decode_lines(lines)
+            _check_records(records)
+            return records, bad
+        except _BadLine as exc:
+            number = exc.index + 1 if numbers is None else numbers[exc.index]
+            if strict:
+                raise RunDirectoryError(path, exc.reason, EVENTS, number) from None
+            if numbers is None:
+                numbers = list(range(1, len(lines) + 1))
+            bad.append(f"line {number}: {exc.reason}")
+            del lines[exc.index]
+            del numbers[exc.index]
+            dropped += 1
+            if dropped > 1000:
+                raise RunDirectoryError(path, "more than 1000 damaged lines", EVENTS) from None
+
+
+class _BadLine(Exception):
+    def __init__(self, index: int, reason: str) -> None:
+        self.index, self.reason = index, reason
+
+
+def _decode_lines(lines: list[str]) -> list[dict[str, Any]]:
+    """Decode JSON lines in one pass, as one JSON array; a bad line is found by its offset.
+
+    Joining the lines with commas keeps every offset of the file (a comma replaces
+    each newline), so the decoder's error position names the line.
+    """
+    body = ",".join(lines)
+    try:
+        return json.loads("[" + body + "]")
+    except json.JSONDecodeError as exc:
+        offset = max(0, min(exc.pos - 1, len(body)))  # "[" shifts every position by one
+        starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+        index = max(0, bisect.bisect_right(starts, offset) - 1)
+        # The decoder notices the damage at or after it (a cut string swallows the
+        # separator): the bad line is the first of the few before that fails alone.
+        for candidate in range(max(0, index - 3), index + 1):
+            if lines[candidate].strip() == "":
+                raise _BadLine(candidate, "empty line") from None
+            try:
+                json.loads(lines[candidate])
+            except json.JSONDecodeError as alone:
+                raise _BadLine(candidate, f"not valid JSON: {alone.msg} (column {alone.colno})") from None
+        raise _BadLine(index, f"not valid JSON: {exc.msg}") from None
+
+
+def _check_records(records: list[Any]) -> None:
+    names = set(STATES)
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise _BadLine(index, "not a JSON object")
+        time, guid, to, old = record.get("time"), record.get("guid"), record.get("to"), record.get("from")
+        if not isinstance(time, (int, float)) or isinstance(time, bool):
+            raise _BadLine(index, f'"time" must be a number, not {time!r}')
+        if not isinstance(guid, int) or isinstance(guid, bool):
+            raise _BadLine(index, f'"guid" must be an integer, not {guid!r}')
+        if to not in names or (old is not None and old not in names):
+            raise _BadLine(index, f"unknown state in {{'from': {old!r}, 'to': {to!r}}}")
+        if not isinstance(record.get("type"), str):
+            raise _BadLine(index, f'"type" must be a string, not {record.get("type")!r}')
+
+
+# == sources ========================================================================
+
+
+def as_runs(source: Any) -> list[Run]:
+    """The runs a source stands for (see the module docstring)."""
+    if isinstance(source, Run):
+        return [source]
+    if isinstance(source, RunSet):
+        return list(source.runs)
+    if isinstance(source, ExperimentController):
+        return [ControllerRun(source)]
+    if isinstance(source, (str, os.PathLike)):
+        return [load_run(source)]
+    if isinstance(source, (list, tuple)) and all(isinstance(s, Run) for s in source):
+        return list(source)
+    raise InvalidInputError(
+        f"cannot read a run from {source!r}: give an ExperimentController, a run directory path, "
+        f"a Run (load_run) or a RunSet (load_runs)")
+
+
+# == frames =========================================================================
+
+
+def trace_frame(source: Any, guid: int | Iterable[int], name: str,
+                parser: str | _parsers.Parser | None = None) -> pd.DataFrame:
+    """One trace as a tidy DataFrame.
+
+    Parameters
+    ----------
+    source
+        An ExperimentController, a run directory path, a :class:`Run` or a
+        :class:`RunSet` (then one frame for every run, concatenated).
+    guid : int or iterable of int
+        The resource (several: their frames concatenated).
+    name : str
+        The trace name (``"stdout"``, ``"pcap"`` ...).
+    parser : str, callable or None
+        A registered parser name (:func:`~nepi_lab.analysis.parser_names`), a
+        function ``data -> DataFrame``, or None for the type's default
+        (``linux::Ping`` stdout is parsed by ``ping``, ...; otherwise ``lines``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run_id``, ``guid``, ``type`` and ``trace`` first, so that frames of many
+        resources and runs concatenate cleanly, then the parser's columns (one of
+        them named like those four is renamed with a ``_data`` suffix).  ``attrs``
+        holds the parser's metadata: ``parser``, ``malformed`` (the count of lines
+        it could not read), ``malformed_examples``, and its own (``summary`` ...).
+
+    Raises
+    ------
+    UnknownParserError
+        ``parser`` names no registered parser; the message lists them.
+    TraceNotFoundError
+        The trace is not declared, not enabled or was not collected; the message
+        names the resource and lists its readable traces.
+    UnknownGuidError
+        No such resource.
+
+    Example
+    -------
+    >>> frame = trace_frame(ec, ping, "stdout")                        # doctest: +SKIP
+    >>> frame[["timestamp", "seq", "rtt_ms"]]
+    """
+    import pandas as pd
+
+    if isinstance(parser, str):
+        _parsers.get_parser(parser)  # an unknown name is refused before anything is read
+    guids = [guid] if isinstance(guid, int) else list(guid)
+    frames = []
+    for run in as_runs(source):
+        for g in guids:
+            frames.append(_one_trace_frame(run, g, name, parser))
+    if len(frames) == 1:
+        return frames[0]
+    combined = pd.concat(frames, ignore_index=True)
+    combined.attrs = {
+        "parser": frames[0].attrs.get("parser"),
+        "malformed": sum(f.attrs.get("malformed", 0) for f in frames),
+        "malformed_examples": [f"run {f.attrs['run_id']}, resource {f.attrs['guid']}: {e}"
+                               for f in frames for e in f.attrs.get("malformed_examples", ())][:5],
+        "parts": [dict(f.attrs) for f in frames],
+    }
+    return combined
+
+
+def _one_trace_frame(run: Run, guid: int, name: str, parser: str | _parsers.Parser | None) -> pd.DataFrame:
+    import pandas as pd
+
+    rtype = run.resource_type(guid)
+    parser_name, function = _parsers.resolve(parser, rtype, name)
+    data = run.trace(guid, name)
+    frame = function(data)
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInputError(f"parser {parser_name!r} returned {type(frame).__name__}, not a DataFrame")
+    attrs = dict(frame.attrs)
+    clashes = {c: f"{c}_data" for c in frame.columns if c in _IDENTITY}
+    if clashes:
+        frame = frame.rename(columns=clashes)
+    n = len(frame)
+    identity = pd.DataFrame({
+        "run_id": pd.array([run.run_id] * n, dtype="str"),
+        "guid": pd.array([guid] * n, dtype="int64") if n else pd.array([], dtype="int64"),
+        "type": pd.array([rtype] * n, dtype="str"),
+        "trace": pd.array([name] * n, dtype="str"),
+    }, index=frame.index)
+    frame = pd.concat([identity, frame], axis=1)
+    attrs.setdefault("parser", parser_name)
+    attrs.setdefault("malformed", 0)
+    attrs.setdefault("malformed_examples", [])
+    attrs.update(run_id=run.run_id, guid=guid, type=rtype, trace=name)
+    frame.attrs = attrs
+    return frame
+
+
+def events_frame(source: Any) -> pd.DataFrame:
+    """Every state change: ``run_id, time, guid, type, from, to, detail``.
+
+    ``time`` is a UTC timestamp; ``from`` and ``to`` are ordered categoricals of the
+    state names (``from`` is NA for the registration); ``detail`` says why when there
+    is something to say (a failure ...).  In the order they happened.
+    """
+    import pandas as pd
+
+    frames = [_events(run) for run in as_runs(source)]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    frame.attrs = {"malformed": sum(f.attrs["malformed"] for f in frames),
+                   "malformed_examples": [e for f in frames for e in f.attrs["malformed_examples"]][:5]}
+    return frame
+
+
+def _events(run: Run) -> pd.DataFrame:
+    import pandas as pd
+
+    records = run.event_records()
+    frame = pd.DataFrame.from_records(records, columns=EVENT_COLUMNS) if records else \
+        pd.DataFrame({c: [] for c in EVENT_COLUMNS})
+    states = pd.CategoricalDtype(STATES, ordered=True)
+    frame = pd.DataFrame({
+        "run_id": pd.array([run.run_id] * len(frame), dtype="str"),
+        "time": _utc(frame["time"]),
+        "guid": frame["guid"].astype("int64"),
+        "type": frame["type"].astype("str"),
+        "from": frame["from"].astype(states),
+        "to": frame["to"].astype(states),
+        "detail": frame["detail"].astype("str"),
+    })
+    bad = getattr(run, "malformed_events", [])
+    frame.attrs = {"malformed": len(bad), "malformed_examples": bad[:5]}
+    return frame
+
+
+def _utc(seconds: Any) -> pd.Series:
+    import pandas as pd
+
+    times = pd.to_datetime(pd.Series(seconds, dtype="float64"), unit="s", utc=True)
+    return times.astype("datetime64[ns, UTC]")
+
+
+def resources_frame(source: Any) -> pd.DataFrame:
+    """One row per resource.
+
+    Columns: ``run_id, guid, type, state`` (the last state reached), ``failure``
+    (``"<error>: <message>"`` or NA), ``failure_step``, ``returncode``,
+    ``connections`` (a tuple of guids), one ``<verb>_time`` column per state (when the
+    resource last entered it, as the controller's ``get_<verb>_time``; NaT if never:
+    ``register_time``, ``discover_time`` ... ``release_time``), then every attribute:
+    the value set, else the type's default (NA where the type has no such attribute;
+    an attribute named like one of the columns above gets an ``_attribute`` suffix).
+    """
+    import pandas as pd
+
+    frames = [_resources(run) for run in as_runs(source)]
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _resources(run: Run) -> pd.DataFrame:
+    import pandas as pd
+
+    description = run.description()
+    events = _events(run)
+    types = description.get("types", {})
+    entries = {r["guid"]: r for r in description.get("resources", ())}
+    # resources released with hardRelease left the description; their events remain
+    seen = events.drop_duplicates("guid")
+    for guid, rtype in zip(seen["guid"].tolist(), seen["type"].tolist(), strict=False):
+        entries.setdefault(guid, {"guid": guid, "type": rtype})
+    last = events.groupby("guid", sort=False)["to"].last()
+    times = (events.drop_duplicates(["guid", "to"], keep="last")
+             .pivot(index="guid", columns="to", values="time")) if len(events) else pd.DataFrame()
+    failures: dict[int, dict[str, Any]] = {}
+    for failure in description.get("failures", ()):
+        if isinstance(failure, dict) and "guid" in failure:
+            failures.setdefault(failure["guid"], failure)
+    fixed = ["run_id", "guid", "type", "state", "failure", "failure_step", "returncode", "connections",
+             *TIME_COLUMNS.values()]
+    attribute_names: dict[str, str] = {}  # attribute -> its column
+    declared_types: dict[str, set[str]] = {}  # attribute -> its declared value types
+    for rtype in sorted({e["type"] for e in entries.values()}):
+        for attribute, spec in (types.get(rtype, {}).get("attributes") or {}).items():
+            attribute_names.setdefault(attribute, attribute if attribute not in fixed
+                                       else f"{attribute}_attribute")
+            declared_types.setdefault(attribute, set()).add(str((spec or {}).get("type")))
+    for entry in entries.values():
+        for attribute in entry.get("attributes") or {}:
+            attribute_names.setdefault(attribute, attribute if attribute not in fixed
+                                       else f"{attribute}_attribute")
+    rows = []
+    guids = sorted(entries)
+    for guid in guids:
+        entry = entries[guid]
+        declared = types.get(entry["type"], {}).get("attributes") or {}
+        values = {name: spec.get("default") for name, spec in declared.items()}
+        values.update(entry.get("attributes") or {})
+        failure = failures.get(guid)
+        row = {
+            "failure": f"{failure.get('error')}: {failure.get('message')}" if failure else None,
+            "failure_step": failure.get("step") if failure else None,
+            "returncode": failure.get("returncode") if failure else None,
+            "connections": tuple(entry.get("connections") or ()),
+        }
+        row.update({attribute_names[k]: v for k, v in values.items()})
+        rows.append(row)
+    columns = ["failure", "failure_step", "returncode", "connections", *attribute_names.values()]
+    body = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+    n = len(guids)
+    frame = pd.DataFrame({
+        "run_id": pd.array([run.run_id] * n, dtype="str"),
+        "guid": pd.array(guids, dtype="int64"),
+        "type": pd.array([entries[g]["type"] for g in guids], dtype="str"),
+        "state": pd.Categorical([last.get(g) for g in guids], categories=STATES, ordered=True),
+    })
+    frame["failure"] = pd.array(body["failure"].tolist(), dtype="str")
+    frame["failure_step"] = pd.array(body["failure_step"].tolist(), dtype="str")
+    frame["returncode"] = pd.array(body["returncode"].tolist(), dtype="Int64")
+    frame["connections"] = body["connections"].to_numpy(dtype=object)
+    for state, column in TIME_COLUMNS.items():
+        values = times[state].reindex(guids) if state in times else pd.Series([pd.NaT] * n, index=guids)
+        frame[column] = pd.to_datetime(values.to_numpy(), utc=True).astype("datetime64[ns, UTC]")
+    for attribute, column in attribute_names.items():
+        frame[column] = _typed(body[column], declared_types.get(attribute, set()))
+    return frame
+
+
+#: The column dtype of each attribute value type (``Types`` values); an attribute
+#: declared with different types by different resource types stays ``object``.
+_ATTRIBUTE_DTYPES = {"STRING": "str", "ENUM": "str", "BOOL": "boolean", "INTEGER": "Int64",
+                     "DOUBLE": "Float64"}
+
+
+def _typed(column: pd.Series, declared: set[str]) -> Any:
+    import pandas as pd
+
+    values = column.to_numpy(dtype=object)
+    if len(declared) == 1:
+        dtype = _ATTRIBUTE_DTYPES.get(next(iter(declared)))
+        if dtype is not None:
+            try:
+                return pd.array(values, dtype=dtype)
+            except (TypeError, ValueError):  # a value that does not fit its declaration
+                pass
+    return values
