@@ -23,19 +23,21 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-#: The colour of each state (deployment in blues, running in green, ends in grey,
-#: failure in red).  The notebook layer uses the same map.
+#: The colour of each state, by name: the same as the notebook layer's
+#: ``nepi_lab.notebook.STATE_COLORS`` (which this layer, below it, cannot import; a
+#: test keeps the two equal).  Deployment in blues, READY amber, running blue,
+#: STOPPED purple, FINISHED green, FAILED red, RELEASED dark grey.
 STATE_COLOURS = {
     "NEW": "#e0e0e0",
     "DISCOVERED": "#c6dbef",
     "RESERVED": "#9ecae1",
     "PROVISIONED": "#6baed6",
-    "READY": "#fdae6b",
-    "STARTED": "#74c476",
-    "STOPPED": "#9e9ac8",
-    "FINISHED": "#238b45",
-    "FAILED": "#de2d26",
-    "RELEASED": "#969696",
+    "READY": "#ffc107",
+    "STARTED": "#1e88e5",
+    "STOPPED": "#8e24aa",
+    "FINISHED": "#43a047",
+    "FAILED": "#e53935",
+    "RELEASED": "#616161",
 }
 
 

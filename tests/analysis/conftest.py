@@ -50,15 +50,6 @@ def data():
     return DATA
 
 
-def need(*tools: str, root: bool = False):
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        return pytest.mark.skip(reason=f"{', '.join(missing)} not installed (apt-get install {' '.join(missing)})")
-    if root and os.geteuid() != 0:
-        return pytest.mark.skip(reason="capturing packets needs root")
-    return pytest.mark.usefixtures()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,6 +14,7 @@ import pytest
 from nepi_lab import InvalidInputError, NepiError
 from nepi_lab.analysis import (
     UnknownParserError,
+    _ping,
     default_parser,
     default_parsers,
     get_parser,
@@ -27,7 +28,6 @@ from nepi_lab.analysis import (
     set_default_parser,
     unregister_parser,
 )
-from nepi_lab.analysis import _ping
 from nepi_lab.analysis._common import Lines
 
 
@@ -198,8 +198,8 @@ def test_iperf3_udp_reverse_and_server(data):
 
 
 def test_iperf3_several_reports_are_several_tests(data):
-    text = read(data, "iperf3_udp_client.json").decode() + "\n" + read(data, "iperf3_tcp_client.json").decode()
-    frame = parse_iperf3(text)
+    udp, tcp = read(data, "iperf3_udp_client.json"), read(data, "iperf3_tcp_client.json")
+    frame = parse_iperf3(udp + b"\n" + tcp)
     assert frame.groupby("test").size().tolist() == [2, 4]
     assert [s["protocol"] for s in frame.attrs["summaries"]] == ["UDP", "TCP"]
 
@@ -322,7 +322,8 @@ def test_tcpdump_pcapng(data):
 def test_tcpdump_of_garbage():
     frame = parse_tcpdump(b"\xd4\xc3\xb2\xa1 this is no capture")
     assert frame.empty and frame.attrs["malformed"] == 1
-    frame = parse_tcpdump("12:00:00.000001 IP 10.0.0.1.80 > 10.0.0.2.5000: Flags [S], length 0\nnot a packet\n")
+    text = "12:00:00.000001 IP 10.0.0.1.80 > 10.0.0.2.5000: Flags [S], length 0\nnot a packet\n"
+    frame = parse_tcpdump(text)
     assert frame["protocol"].tolist() == ["TCP"] and frame["source_port"].tolist() == [80]
     assert frame.attrs["malformed"] == 1 and frame.attrs["malformed_examples"] == ["line 2: not a packet"]
 
