@@ -53,27 +53,33 @@ def finish(frame: pd.DataFrame, parser: str, malformed: int = 0, examples: Seque
 
 
 class Lines:
-    """The lines of a buffer as index arrays: ``starts``, ``ends`` (exclusive, at the
-    newline) and ``numbers`` (1-based), computed in one numpy pass.
+    """The lines of ``data[start:stop]`` as index arrays, found in one numpy pass.
 
-    ``select(mask)`` gives the bytes of the lines where ``mask`` is true, newline
-    included, still in one pass, so that a big buffer is filtered without a loop.
+    ``starts`` and ``ends`` (exclusive, at the newline) are offsets into ``data``;
+    ``numbers`` are 1-based line numbers, the first being ``first_line``.  Nothing is
+    copied: a trace of a hundred megabytes is split without a loop and without a copy.
+    ``select(mask)`` gives the bytes of the lines where ``mask`` is true, in one pass.
     """
 
-    def __init__(self, data: bytes, first_line: int = 1) -> None:
+    def __init__(self, data: bytes, first_line: int = 1, start: int = 0, stop: int | None = None) -> None:
         import numpy as np
 
-        if data and not data.endswith(b"\n"):
-            data += b"\n"
+        stop = len(data) if stop is None else stop
         self.data = data
+        self.start, self.stop = start, stop
         self.buffer = np.frombuffer(data, dtype=np.uint8)
-        self.ends = np.flatnonzero(self.buffer == 10)
-        self.starts = np.empty_like(self.ends)
-        if len(self.ends):
-            self.starts[0] = 0
-            self.starts[1:] = self.ends[:-1] + 1
-        self.lengths = self.ends - self.starts
-        self.numbers = np.arange(first_line, first_line + len(self.ends))
+        ends = np.flatnonzero(self.buffer[start:stop] == 10) + start
+        if stop > start and data[stop - 1:stop] != b"\n":  # a last line without its newline
+            ends = np.append(ends, stop)
+        self.ends = ends
+        self.starts = np.empty_like(ends)
+        if len(ends):
+            self.starts[0] = start
+            self.starts[1:] = ends[:-1] + 1
+        self.lengths = ends - self.starts
+        # bytes up to the next line (the newline included, when there is one)
+        self.spans = np.minimum(ends + 1, stop) - self.starts
+        self.numbers = np.arange(first_line, first_line + len(ends))
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -83,24 +89,28 @@ class Lines:
         import numpy as np
 
         mask = np.zeros(len(self), dtype=bool)
-        positions = find_all(self.buffer, needle)
+        positions = find_all(self.buffer[self.start:self.stop], needle) + self.start
         if len(positions):
             mask[np.searchsorted(self.ends, positions)] = True
         return mask
 
     def select(self, mask: np.ndarray) -> bytes:
-        """The lines where ``mask`` is true, joined, each ending with a newline."""
+        """The lines where ``mask`` is true, joined (each with its newline, if it had one)."""
         import numpy as np
 
         if mask.all():
-            return self.data
-        keep = np.repeat(mask, self.lengths + 1)
-        return self.buffer[keep].tobytes()
+            return self.data[self.start:self.stop]
+        keep = np.zeros(self.stop - self.start, dtype=bool)
+        keep[: self.spans.sum()] = np.repeat(mask, self.spans)
+        return self.buffer[self.start:self.stop][keep].tobytes()
 
     def text(self, mask: np.ndarray) -> list[str]:
         """The lines where ``mask`` is true, decoded (invalid UTF-8 becomes U+FFFD)."""
         selected = self.select(mask)
-        return selected.decode("utf-8", "replace").split("\n")[:-1] if selected else []
+        if not selected:
+            return []
+        lines = selected.decode("utf-8", "replace").split("\n")
+        return lines[:-1] if selected.endswith(b"\n") else lines
 
 
 def find_all(buffer: np.ndarray, needle: bytes) -> np.ndarray:

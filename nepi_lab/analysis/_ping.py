@@ -87,8 +87,8 @@ def parse_ping(data: str | bytes) -> pd.DataFrame:
     np.float64(0.05)
     """
     raw = as_bytes(data)
-    head, body, first_line, stats = _split(raw)
-    lines = Lines(body, first_line)
+    head, (start, stop), first_line, stats = _split(raw)
+    lines = Lines(raw, first_line, start, stop)
     nonblank = lines.lengths > 0
     rows = []  # (line numbers, frame) pieces, merged in line order at the end
     pending = nonblank.copy()
@@ -111,20 +111,22 @@ def parse_ping(data: str | bytes) -> pd.DataFrame:
                   summary=_summary(stats), target=_target(head))
 
 
-def _split(raw: bytes) -> tuple[bytes, bytes, int, bytes]:
-    """(header line, body, number of the body's first line, statistics block)."""
+def _split(raw: bytes) -> tuple[bytes, tuple[int, int], int, bytes]:
+    """(header line, (start, stop) of the body, number of its first line, statistics block)."""
     head = b""
-    first_line = 1
+    start, first_line = 0, 1
     if raw.startswith(b"PING "):
         end = raw.find(b"\n")
-        head, raw = (raw, b"") if end < 0 else (raw[:end], raw[end + 1:])
+        start = len(raw) if end < 0 else end + 1
+        head = raw[:start].rstrip(b"\n")
         first_line = 2
+    stop = len(raw)
     stats = b""
-    mark = raw.rfind(_STATS_MARK)
+    mark = raw.rfind(_STATS_MARK, start)
     if mark >= 0:
-        start = raw.rfind(b"\n", 0, mark) + 1
-        raw, stats = raw[:start], raw[start:]
-    return head, raw, first_line, stats
+        stop = raw.rfind(b"\n", start, mark) + 1 or start
+        stats = raw[stop:]
+    return head, (start, stop), first_line, stats
 
 
 def _layout(line: str) -> dict[str, int] | None:
@@ -168,14 +170,15 @@ def _fast(lines: Lines, replies: Any) -> tuple[Any, pd.DataFrame] | None:
     layout = _layout(lines.data[start:end].decode("utf-8", "replace"))
     if layout is None:
         return None
-    selected = lines.select(replies).translate(_TRANSLATE, _DELETE)
+    # blank lines come along (the reader skips them) so that the usual output is not copied
+    selected = lines.select(replies | (lines.lengths == 0)).translate(_TRANSLATE, _DELETE)
     width = layout["extra"] + 1
     words = [k for k in layout if k.endswith("_word") or k in ("source", "name", "flag", "extra")]
     try:
         table = pd.read_csv(
             io.BytesIO(selected), sep=" ", header=None, names=list(range(width)),
             dtype={layout[k]: "category" for k in words},
-            quoting=csv.QUOTE_NONE, skip_blank_lines=False, encoding_errors="replace",
+            quoting=csv.QUOTE_NONE, skip_blank_lines=True, encoding_errors="replace",
             engine="c", na_filter=True, keep_default_na=False, na_values=[""],
         )
     except (pd.errors.ParserError, ValueError):  # a line with far too many fields
@@ -273,7 +276,8 @@ def _frame(*, timestamp: Any, seq: Any, ttl: Any, rtt_ms: Any, bytes: Any, sourc
         "bytes": pd.array(bytes, dtype="Float64").astype("Int64"),
         "source": pd.array(source, dtype="str"),
         "duplicate": pd.array(duplicate, dtype="bool"),
-        "error": pd.array([None] * n if error is None else error, dtype="str"),
+        "error": (pd.Series(None, index=pd.RangeIndex(n), dtype="str").array if error is None
+                  else pd.array(error, dtype="str")),
     })
 
 

@@ -1,9 +1,10 @@
 """Trace parsers: the registry, the built-in ones, and which one a trace gets by default.
 
 A parser is a function ``parser(data) -> pandas.DataFrame`` where ``data`` is the
-trace's content as :meth:`ExperimentController.trace` gives it: ``str`` when the file
-is valid UTF-8, else ``bytes``.  It returns one row per record, never raises on
-malformed content, and says what it could not read in the frame's ``attrs``:
+trace's content as ``bytes``, exactly the file's (decode text with
+``data.decode()``; the built-in parsers also accept ``str``).  It returns one row
+per record, never raises on malformed content, and says what it could not read in
+the frame's ``attrs``:
 
 - ``attrs["malformed"]``: how many lines (or records, or documents) it skipped;
 - ``attrs["malformed_examples"]``: the first few, as ``"line 7: <text>"``;
@@ -25,10 +26,11 @@ read without importing any resource class; a trace with no entry gets ``lines``.
 
 Example
 -------
+>>> import io
 >>> import pandas as pd
 >>> from nepi_lab.analysis import register_parser, set_default_parser
->>> def counts(data):
-...     return pd.DataFrame({"count": [int(x) for x in str(data).split()]})
+>>> def counts(data: bytes) -> pd.DataFrame:
+...     return pd.read_csv(io.BytesIO(data), names=["time", "count"])
 >>> register_parser("counts", counts)
 >>> set_default_parser("lab::Capture", "counts", "counts")
 """
@@ -50,7 +52,7 @@ from .errors import UnknownParserError
 if TYPE_CHECKING:
     import pandas as pd
 
-Parser = Callable[[str | bytes], "pd.DataFrame"]
+Parser = Callable[[bytes], "pd.DataFrame"]
 
 #: The parser of a trace with no default.
 FALLBACK = "lines"

@@ -38,7 +38,7 @@ from ..core.controller import ExperimentController
 from ..core.errors import InvalidInputError, UnknownGuidError
 from ..core.results import DESCRIPTION, EVENTS
 from ..core.states import ResourceState
-from ..core.traces import TraceAttr, check_name, read_trace_file
+from ..core.traces import TraceAttr, check_name
 from . import parsers as _parsers
 from .errors import RunDirectoryError, RunFormatError, TraceNotFoundError
 
@@ -92,6 +92,14 @@ class Run:
 
     def trace(self, guid: int, name: str) -> str | bytes:
         """The content of a trace: str if it is UTF-8, else bytes (as ``ec.trace``)."""
+        data = self.trace_bytes(guid, name)
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            return data
+
+    def trace_bytes(self, guid: int, name: str) -> bytes:
+        """The content of a trace, as the bytes of its file (what parsers are given)."""
         raise NotImplementedError
 
     # -- identity -------------------------------------------------------------------
@@ -188,8 +196,9 @@ class DirectoryRun(Run):
                                      declared or present, present)
         return path
 
-    def trace(self, guid: int, name: str) -> str | bytes:
-        return read_trace_file(self.trace_path(guid, name), TraceAttr.ALL, 0, 0)  # type: ignore[return-value]
+    def trace_bytes(self, guid: int, name: str) -> bytes:
+        with open(self.trace_path(guid, name), "rb") as f:
+            return f.read()
 
 
 class ControllerRun(Run):
@@ -225,7 +234,7 @@ class ControllerRun(Run):
     def guids(self) -> list[int]:
         return self.ec.resources
 
-    def trace(self, guid: int, name: str) -> str | bytes:
+    def trace_bytes(self, guid: int, name: str) -> bytes:
         rm = self.ec.get_resource(guid)
         check_name(name, "trace name")
         declared = rm.get_trace_declarations()
@@ -236,7 +245,8 @@ class ControllerRun(Run):
         if name not in enabled:
             raise TraceNotFoundError(guid, rm.get_rtype(), name,
                                      "it is not enabled (ec.enable_trace before deploy)", declared, enabled)
-        return self.ec.trace(guid, name, TraceAttr.ALL)  # type: ignore[return-value]
+        data = self.ec.trace(guid, name, TraceAttr.ALL)
+        return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data  # type: ignore[union-attr]
 
 
 # == several runs ===================================================================
@@ -546,21 +556,20 @@ def _one_trace_frame(run: Run, guid: int, name: str, parser: str | _parsers.Pars
 
     rtype = run.resource_type(guid)
     parser_name, function = _parsers.resolve(parser, rtype, name)
-    data = run.trace(guid, name)
-    frame = function(data)
+    frame = function(run.trace_bytes(guid, name))
     if not isinstance(frame, pd.DataFrame):
         raise InvalidInputError(f"parser {parser_name!r} returned {type(frame).__name__}, not a DataFrame")
     attrs = dict(frame.attrs)
     clashes = {c: f"{c}_data" for c in frame.columns if c in _IDENTITY}
     if clashes:
         frame = frame.rename(columns=clashes)
-    n = len(frame)
-    identity = pd.DataFrame({
-        "run_id": pd.array([run.run_id] * n, dtype="str"),
-        "guid": pd.array([guid] * n, dtype="int64") if n else pd.array([], dtype="int64"),
-        "type": pd.array([rtype] * n, dtype="str"),
-        "trace": pd.array([name] * n, dtype="str"),
-    }, index=frame.index)
+    index = frame.index
+    identity = pd.DataFrame({  # scalars broadcast: no list of a million strings
+        "run_id": pd.Series(run.run_id, index=index, dtype="str"),
+        "guid": pd.Series(guid, index=index, dtype="int64"),
+        "type": pd.Series(rtype, index=index, dtype="str"),
+        "trace": pd.Series(name, index=index, dtype="str"),
+    })
     frame = pd.concat([identity, frame], axis=1)
     attrs.setdefault("parser", parser_name)
     attrs.setdefault("malformed", 0)

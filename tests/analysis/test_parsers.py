@@ -131,8 +131,9 @@ def test_ping_reads_bytes_that_are_not_utf8():
 @pytest.mark.parametrize("name", ["ping_timestamps.txt", "ping_hostname.txt", "ping_ipv6.txt"])
 def test_ping_fast_and_full_grammar_agree(data, name):
     """The C-reader path and the str.extract path read the same replies alike."""
-    head, body, first, _ = _ping._split(read(data, name))
-    lines = Lines(body, first)
+    raw = read(data, name)
+    _, (start, stop), first, _ = _ping._split(raw)
+    lines = Lines(raw, first, start, stop)
     replies = lines.containing(b" bytes from ")
     numbers, fast = _ping._fast(lines, replies)
     slow_numbers, slow, (bad, _) = _ping._slow(lines, replies)

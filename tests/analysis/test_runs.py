@@ -3,6 +3,7 @@ errors a damaged run directory gives."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -189,7 +190,8 @@ def test_a_custom_parser_by_name_and_as_a_function(writer_run):
     ec, _, (ok, _) = writer_run
 
     def squares(data):
-        return pd.read_csv(pd.io.common.StringIO(data), names=["n", "square", "type"])
+        assert isinstance(data, bytes)  # the file's bytes, from the controller as from the directory
+        return pd.read_csv(io.BytesIO(data), names=["n", "square", "type"])
 
     nepi_lab.register_parser("analysis-test-squares", squares)
     try:
