@@ -26,8 +26,8 @@ _EXPORTS = {
     "controller_html": "html",
     "draw": "drawing",
     "experiment_code": "code",
-    "progress": "progress",
     "resource_html": "html",
+    "show_progress": "progress",
     "state_color": "colors",
 }
 

@@ -405,6 +405,7 @@ class ExperimentBuilder(widgets.VBox):
                 self._report(status=what)
             self._model_changed()
 
+        self._report(status=pending)  # first: in thread mode the call may end before the next line
         try:
             if ec.loop_mode == "running-loop":
                 ec.loop.create_task(make()).add_done_callback(done)
@@ -415,8 +416,6 @@ class ExperimentBuilder(widgets.VBox):
                     lambda f: done(f) if loop is ec.loop else loop.call_soon_threadsafe(done, f))
         except Exception as exc:
             self._report(error=f"{pending.rstrip('…')}: {exc}")
-            return
-        self._report(status=pending)
 
     def close(self) -> None:
         """Stop the live views and close every widget."""

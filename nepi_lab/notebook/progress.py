@@ -7,14 +7,14 @@ far (DISCOVERED, PROVISIONED, READY, STARTED, then the outcomes).  It observes
 Two ways to get it, both silent outside a notebook (in a script nothing is shown and
 nothing is printed):
 
-- ``with progress(ec): ...`` shows the bars in the cell that runs the block;
+- ``with show_progress(ec): ...`` shows the bars in the cell that runs the block;
 - ``auto_progress(ec)`` (opt-in, once) shows them in every later cell during which
   the experiment changes: a cell that calls ``ec.wait_finished()`` or awaits
   ``ec.deploy_...``/``wait_*_async``.  A cell that only calls ``ec.deploy()``
   returns at once (the controller goes on on the kernel's loop), so it needs none;
   the next cell that waits shows them.  (When the controller runs in its own
   thread, the kernel is blocked during a wait and cannot show a widget then, so
-  ``auto_progress`` shows nothing; use ``with progress(ec)`` there.)
+  ``auto_progress`` shows nothing; use ``with show_progress(ec)`` there.)
 """
 
 from __future__ import annotations
@@ -148,12 +148,13 @@ def _attr(value: Any) -> str:
 
 
 @contextlib.contextmanager
-def progress(ec: ExperimentController, guids: Iterable[int] | None = None) -> Iterator[ProgressView | None]:
+def show_progress(ec: ExperimentController,
+                  guids: Iterable[int] | None = None) -> Iterator[ProgressView | None]:
     """Show a :class:`ProgressView` in this cell while the block runs (notebooks only).
 
     Example
     -------
-    >>> with progress(ec):                     # doctest: +SKIP
+    >>> with show_progress(ec):                     # doctest: +SKIP
     ...     ec.deploy()
     ...     ec.wait_finished(timeout=60)
     """

@@ -1,0 +1,212 @@
+"""GraphView and draw(): colours follow states by themselves, cheaply, in both loop modes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from nepi_lab import ExperimentController
+from nepi_lab.notebook import STATE_COLORS, GraphView, draw
+from nepi_lab.notebook._schedule import Coalescer
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def view_of():
+    views = []
+
+    def make(ec, **kwargs):
+        view = GraphView(ec, **kwargs)
+        views.append(view)
+        return view
+
+    yield make
+    for view in views:
+        view.close()
+
+
+def test_colours_follow_the_states_without_any_call(ec, view_of):
+    host = ec.register_resource("nbtest::Host")
+    task = ec.register_resource("nbtest::Task", connectedTo=host)
+    view = view_of(ec)
+    assert view.colors == {host: STATE_COLORS[0], task: STATE_COLORS[0]}
+    assert view.png.startswith(b"\x89PNG")
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    assert wait_until(lambda: view.states == {host: "STARTED", task: "FINISHED"})
+    assert view.colors == {host: STATE_COLORS[ec.state(host)], task: STATE_COLORS[ec.state(task)]}
+    # only the node colours changed: the graph was drawn once, then recoloured
+    assert view.full_draws == 1 and view.recolors >= 1
+    expected = 'data-states="{&quot;1&quot;: &quot;STARTED&quot;, &quot;2&quot;: &quot;FINISHED&quot;}"'
+    assert wait_until(lambda: expected in view.children[1].value)  # the caption, for browser tests
+
+
+def test_recolouring_sets_face_colours_on_the_existing_artist(ec, view_of):
+    task = ec.register_resource("nbtest::Task")
+    view = view_of(ec)
+    collection = view._drawing.nodes
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    assert wait_until(lambda: view.states.get(task) == "FINISHED")
+    assert view._drawing.nodes is collection  # the same PathCollection, recoloured in place
+    assert view.colors[task] == STATE_COLORS[ec.state(task)]
+
+
+def test_new_resources_do_not_move_the_old_ones(ec, view_of):
+    nodes = [ec.register_resource("nbtest::Host") for _ in range(3)]
+    ec.register_connection(nodes[0], nodes[1])
+    view = view_of(ec)
+    before = view.positions
+    app = ec.register_resource("nbtest::Task", connectedTo=nodes[2])
+    lone = ec.register_resource("nbtest::Task")
+    assert wait_until(lambda: set(view.states) == {*nodes, app, lone})
+    after = view.positions
+    assert {g: after[g] for g in before} == before
+    assert view.full_draws == 2
+
+
+def test_connections_and_conditions_appear_on_refresh(ec, view_of):
+    a = ec.register_resource("nbtest::Task")
+    b = ec.register_resource("nbtest::Task")
+    view = view_of(ec)
+    before = view.positions
+    ec.register_connection(a, b)
+    ec.register_condition(b, "START", a, "FINISHED", "20ms")
+    view.update()
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import FancyArrowPatch
+
+    assert any(isinstance(c, LineCollection) for c in view.ax.collections)
+    arrows = [p for p in view.ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == 1 and arrows[0].get_linestyle() == "--"
+    assert any("START after FINISHED" in t.get_text() for t in view.ax.texts)
+    assert view.positions == before
+    full = view.full_draws
+    view.update()  # nothing changed: no new drawing
+    assert view.full_draws == full
+
+
+def test_a_removed_resource_leaves_the_picture(ec, view_of):
+    keep = ec.register_resource("nbtest::Task")
+    gone = ec.register_resource("nbtest::Task", hardRelease=True)
+    view = view_of(ec)
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    ec.release(gone)
+    assert wait_until(lambda: gone not in view.states and view.states.get(keep) == "FINISHED")
+
+
+def test_display_bundle_has_the_widget_and_a_static_png(ec, view_of):
+    ec.register_resource("nbtest::Host")
+    view = view_of(ec)
+    bundle = view._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["image/png"]  # shown by viewers without widgets (nbviewer, GitHub)
+    assert "GraphView" in bundle["text/plain"]
+
+
+def test_draw_returns_axes_with_legend_conditions_and_labels(ec):
+    host = ec.register_resource("nbtest::Host")
+    task = ec.register_resource("nbtest::Task", connectedTo=host)
+    ec.register_condition(task, "START", host, "STARTED", "1s")
+    ax = draw(ec)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:10] == [s.name for s in STATE_COLORS] and "connection" in legend
+    texts = [t.get_text() for t in ax.texts]
+    assert "START after STARTED +1 s" in texts
+    assert "1 Host" in texts and "2 Task" in texts
+    assert ec.draw().figure is not None  # the controller's thin delegation
+
+
+def test_large_graphs_are_not_labelled(ec):
+    for _ in range(80):
+        ec.register_resource("nbtest::Host")
+    assert [t for t in draw(ec).texts if t.get_text().endswith("Host")] == []
+
+
+def test_coalescing_caps_updates_at_ten_a_second():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        seen = []
+        coalescer = Coalescer(lambda: seen.append(time.monotonic()), loop, interval=0.1)
+        start = time.monotonic()
+        requests = 0
+        while time.monotonic() - start < 0.5:  # a storm of requests from another thread
+            coalescer.request()
+            requests += 1
+        last_request = time.monotonic()
+        assert wait_until(lambda: seen and seen[-1] > last_request, timeout=1)  # the last change is shown
+        assert requests > 1000
+        assert 2 <= len(seen) <= 6, seen
+        gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+        assert min(gaps) >= 0.095
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_thread_mode_updates_run_in_the_view_thread(tmp_path):
+    """A view made inside a running loop (a kernel) touches its widgets only there,
+    even when the controller runs its own loop in another thread."""
+    ec = ExperimentController(local_dir=str(tmp_path))  # no running loop here: thread mode
+    assert ec.loop_mode == "thread"
+    try:
+        async def main():
+            host = ec.register_resource("nbtest::Host")
+            task = ec.register_resource("nbtest::Task", connectedTo=host)
+            view = GraphView(ec)
+            threads = set()
+            update = view._subscription.coalescer._callback
+            view._subscription.coalescer._callback = lambda: (threads.add(threading.get_ident()), update())
+            ec.deploy()
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if view.states == {host: "STARTED", task: "FINISHED"}:
+                    break
+            view.close()
+            return view.states, threads
+
+        states, threads = asyncio.run(main())
+        assert states == {1: "STARTED", 2: "FINISHED"}
+        assert threads == {threading.get_ident()}
+    finally:
+        ec.shutdown()
+
+
+def test_running_loop_mode(tmp_path):
+    """As in Jupyter: the controller on the caller's loop; the view updates while it awaits."""
+
+    async def main():
+        ec = ExperimentController(local_dir=str(tmp_path))
+        assert ec.loop_mode == "running-loop"
+        task = ec.register_resource("nbtest::Task", seconds=0.2)
+        view = GraphView(ec)
+        ec.deploy()
+        seen = []
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            seen.append(view.states[task])
+            if seen[-1] == "FINISHED":
+                break
+        renders = view.renders
+        await ec.shutdown_async()
+        view.close()
+        return seen, renders
+
+    seen, renders = asyncio.run(main())
+    assert "STARTED" in seen and seen[-1] == "FINISHED"
+    assert renders <= 1 + 4  # 0.2 s of run: a handful of updates, not one per event

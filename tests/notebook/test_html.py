@@ -1,0 +1,93 @@
+"""HTML reprs: static (no script, inline styles), complete, escaped, never raising."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from nepi_lab.notebook import STATE_COLORS, controller_html, resource_html, state_color
+
+
+def test_empty_controller(ec):
+    text = ec._repr_html_()
+    assert "ExperimentController" in text and ec.exp_id in text
+    assert "no resources yet" in text
+
+
+def test_table_has_counts_types_states_attributes_and_failure(ec):
+    host = ec.register_resource("nbtest::Host")
+    good = ec.register_resource("nbtest::Task", count=7, note="<script>alert(1)</script>", password="hunter2",
+                                connectedTo=host)
+    bad = ec.register_resource("nbtest::Task", fail=True, critical=False)
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    text = ec._repr_html_()
+    rows = dict(re.findall(r'<tr data-guid="(\d+)" data-state="(\w+)"', text))
+    assert rows == {str(host): "STARTED", str(good): "FINISHED", str(bad): "FAILED"}
+    assert "STARTED 1" in text and "FINISHED 1" in text and "FAILED 1" in text  # counts by state
+    assert "nbtest::Task" in text
+    assert "<code>count</code>=7" in text  # a key attribute: differs from its default
+    assert "<code>seconds</code>" not in text  # defaults are not repeated
+    assert "hunter2" not in text and "••••" in text  # secrets masked
+    assert "failed on purpose &lt;b&gt;bold&lt;/b&gt;" in text  # the failure reason, escaped
+    assert "<script" not in text and "<style" not in text  # static: no script, inline styles only
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert STATE_COLORS[ec.state(bad)] in text  # the same colours as the graph
+
+
+def test_rows_are_capped_but_counts_cover_everything(ec):
+    for _ in range(12):
+        ec.register_resource("nbtest::Host")
+    text = controller_html(ec, max_rows=5)
+    assert text.count("<tr data-guid") == 5
+    assert "and 7 more resources" in text and "NEW 12" in text
+
+
+def test_resource_html(ec):
+    host = ec.register_resource("nbtest::Host")
+    task = ec.register_resource("nbtest::Task", seconds=0.01, connectedTo=host, password="s3cret")
+    ec.register_condition(task, "START", host, "STARTED", "10ms")
+    text = ec.get_resource(task)._repr_html_()
+    assert 'data-guid="2"' in text and "nbtest::Task" in text
+    assert "not deployed yet" in text  # what ec.explain says
+    assert "connected to 1" in text and "START 2 once resource 1 reached STARTED" in text
+    assert "traces: log" in text
+    assert "s3cret" not in text
+    assert 'title="how long it runs"' in text  # help of each attribute
+
+
+def test_a_broken_display_falls_back_to_repr():
+    class Broken:
+        exp_id = "x"
+
+        @property
+        def resources(self):
+            raise RuntimeError("boom")
+
+    # None tells IPython to use the plain repr instead: a display never raises
+    assert controller_html(Broken()) is None
+    assert resource_html(object()) is None
+
+
+def test_state_color_accepts_names_numbers_and_members():
+    assert state_color("finished") == state_color(7) == STATE_COLORS[7]
+    assert len(set(STATE_COLORS.values())) == len(STATE_COLORS)  # every state its own colour
+
+
+def test_html_module_loads_no_widgets_nor_matplotlib(tmp_path):
+    """``ec._repr_html_`` runs in plain IPython too: it must stay light."""
+    code = (
+        "import json, sys\n"
+        "from nepi_lab import ExperimentController\n"
+        f"ec = ExperimentController(local_dir={str(tmp_path)!r})\n"
+        "ec.register_resource('linux::Node')\n"
+        "assert 'linux::Node' in ec._repr_html_()\n"
+        "ec.shutdown()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('ipywidgets', 'matplotlib', 'pandas'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
