@@ -58,6 +58,9 @@ _LAZY = {
         "resources_frame", "trace_frame",
     )
 }
+#: The notebook layer's widgets, likewise (they load ipywidgets and matplotlib).
+_LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView"),
+                           "nepi_lab.notebook"))
 
 
 def __getattr__(name: str) -> object:
@@ -87,16 +90,20 @@ __all__ = [
     "ECState",
     "Event",
     "EventLog",
+    "ExperimentBuilder",
     "ExperimentController",
     "ExperimentFailedError",
+    "ExplainView",
     "Failure",
     "FailureLevel",
     "Flags",
+    "GraphView",
     "InvalidConnectionError",
     "InvalidInputError",
     "InvalidTransitionError",
     "MissingCommandsError",
     "NepiError",
+    "ProgressView",
     "ReadOnlyAttributeError",
     "ResourceAction",
     "ResourceFailedError",
