@@ -61,9 +61,6 @@ TIME_COLUMNS = {
 EVENT_COLUMNS = ["time", "guid", "type", "from", "to", "detail"]
 _IDENTITY = ("run_id", "guid", "type", "trace")
 
-Source = "ExperimentController | str | os.PathLike[str] | Run | RunSet"
-
-
 # == one run ========================================================================
 
 
@@ -82,8 +79,8 @@ class Run:
         """The run's description, as in ``experiment.json`` (see README, "run directory")."""
         raise NotImplementedError
 
-    def event_records(self) -> list[dict[str, Any]]:
-        """Every state change, as the dicts of ``events.jsonl``."""
+    def event_table(self) -> pd.DataFrame:
+        """Every state change, as read: the columns of ``events.jsonl`` (time in epoch seconds)."""
         raise NotImplementedError
 
     def resource_type(self, guid: int) -> str:
@@ -153,7 +150,7 @@ class DirectoryRun(Run):
     def description(self) -> dict[str, Any]:
         return self._description
 
-    def event_records(self) -> list[dict[str, Any]]:
+    def event_table(self) -> pd.DataFrame:
         return self._events
 
     def _entry(self, guid: int) -> dict[str, Any]:
@@ -216,8 +213,8 @@ class ControllerRun(Run):
         text = json.dumps(self.ec._description(), separators=(",", ":"), default=str)
         return json.loads(text)
 
-    def event_records(self) -> list[dict[str, Any]]:
-        return self.ec.events.to_dicts()
+    def event_table(self) -> pd.DataFrame:
+        return _event_table(self.ec.events.to_dicts())
 
     def resource_type(self, guid: int) -> str:
         return self.ec.get_resource(guid).get_rtype()
@@ -391,8 +388,8 @@ def _read_description(path: str) -> dict[str, Any]:
     return description
 
 
-def _read_events(path: str, strict: bool) -> tuple[list[dict[str, Any]], list[str]]:
-    """The records of ``events.jsonl``; with ``strict=False`` also the damaged lines left out."""
+def _read_events(path: str, strict: bool) -> tuple[pd.DataFrame, list[str]]:
+    """The table of ``events.jsonl``; with ``strict=False`` also the damaged lines left out."""
     lines = _read_text(path, EVENTS).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -401,9 +398,9 @@ def _read_events(path: str, strict: bool) -> tuple[list[dict[str, Any]], list[st
     numbers = None
     while True:
         try:
-            records = _decode_lines(lines)
-            _check_records(records)
-            return records, bad
+            table = _event_table(_decode_lines(lines))
+            _check_table(table)
+            return table, bad
         except _BadLine as exc:
             number = exc.index + 1 if numbers is None else numbers[exc.index]
             if strict:
@@ -448,20 +445,52 @@ def _decode_lines(lines: list[str]) -> list[dict[str, Any]]:
         raise _BadLine(index, f"not valid JSON: {exc.msg}") from None
 
 
-def _check_records(records: list[Any]) -> None:
-    names = set(STATES)
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise _BadLine(index, "not a JSON object")
-        time, guid, to, old = record.get("time"), record.get("guid"), record.get("to"), record.get("from")
-        if not isinstance(time, (int, float)) or isinstance(time, bool):
-            raise _BadLine(index, f'"time" must be a number, not {time!r}')
-        if not isinstance(guid, int) or isinstance(guid, bool):
-            raise _BadLine(index, f'"guid" must be an integer, not {guid!r}')
-        if to not in names or (old is not None and old not in names):
-            raise _BadLine(index, f"unknown state in {{'from': {old!r}, 'to': {to!r}}}")
-        if not isinstance(record.get("type"), str):
-            raise _BadLine(index, f'"type" must be a string, not {record.get("type")!r}')
+def _event_table(records: list[Any]) -> pd.DataFrame:
+    """The records as columns, the same way for a controller's log and a file's."""
+    import pandas as pd
+
+    if set(map(type, records)) - {dict}:
+        index = next(i for i, r in enumerate(records) if not isinstance(r, dict))
+        raise _BadLine(index, "not a JSON object")
+    if not records:
+        return pd.DataFrame({c: pd.Series([], dtype="float64" if c == "time" else object)
+                             for c in EVENT_COLUMNS})
+    return pd.DataFrame.from_records(records, columns=EVENT_COLUMNS)
+
+
+def _check_table(table: pd.DataFrame) -> None:
+    """Raise :class:`_BadLine` for the first record that is not a state change (vectorised)."""
+    import pandas as pd
+
+    if table.empty:
+        return
+    states = pd.Index(STATES)
+
+    def not_instance(column: str, kinds: tuple[type, ...]) -> Any:
+        values = table[column]
+        return ~values.map(lambda v: isinstance(v, kinds) and not isinstance(v, bool)).astype(bool)
+
+    checks = [
+        ("time", lambda: table["time"].isna() if table["time"].dtype.kind in "if"
+         else not_instance("time", (int, float)), '"time" must be a number'),
+        ("guid", lambda: table["guid"].isna() if table["guid"].dtype.kind == "i"
+         else not_instance("guid", (int,)), '"guid" must be an integer'),
+        ("to", lambda: ~table["to"].isin(states), "unknown state"),
+        ("from", lambda: ~(table["from"].isna() | table["from"].isin(states)), "unknown state"),
+        ("type", lambda: not_instance("type", (str,)), '"type" must be a string'),
+    ]
+    first: tuple[int, str] | None = None
+    for column, bad, reason in checks:
+        mask = bad().to_numpy(dtype=bool)
+        if mask.any():
+            index = int(mask.argmax())
+            if first is None or index < first[0]:
+                value = table[column].iloc[index]
+                first = (index, f"{reason}, not {value!r}" if column != "to" and column != "from"
+                         else f"unknown state in {{'from': {table['from'].iloc[index]!r}, "
+                              f"'to': {table['to'].iloc[index]!r}}}")
+    if first is not None:
+        raise _BadLine(*first)
 
 
 # == sources ========================================================================
@@ -598,12 +627,10 @@ def events_frame(source: Any) -> pd.DataFrame:
 def _events(run: Run) -> pd.DataFrame:
     import pandas as pd
 
-    records = run.event_records()
-    frame = pd.DataFrame.from_records(records, columns=EVENT_COLUMNS) if records else \
-        pd.DataFrame({c: [] for c in EVENT_COLUMNS})
+    frame = run.event_table()
     states = pd.CategoricalDtype(STATES, ordered=True)
     frame = pd.DataFrame({
-        "run_id": pd.array([run.run_id] * len(frame), dtype="str"),
+        "run_id": pd.Series(run.run_id, index=frame.index, dtype="str"),
         "time": _utc(frame["time"]),
         "guid": frame["guid"].astype("int64"),
         "type": frame["type"].astype("str"),
@@ -696,15 +723,18 @@ def _resources(run: Run) -> pd.DataFrame:
         "run_id": pd.array([run.run_id] * n, dtype="str"),
         "guid": pd.array(guids, dtype="int64"),
         "type": pd.array([entries[g]["type"] for g in guids], dtype="str"),
-        "state": pd.Categorical([last.get(g) for g in guids], categories=STATES, ordered=True),
+        "state": pd.Categorical(last.reindex(guids).astype(object).to_numpy(), categories=STATES,
+                                ordered=True),
     })
     frame["failure"] = pd.array(body["failure"].tolist(), dtype="str")
     frame["failure_step"] = pd.array(body["failure_step"].tolist(), dtype="str")
     frame["returncode"] = pd.array(body["returncode"].tolist(), dtype="Int64")
     frame["connections"] = body["connections"].to_numpy(dtype=object)
     for state, column in TIME_COLUMNS.items():
-        values = times[state].reindex(guids) if state in times else pd.Series([pd.NaT] * n, index=guids)
-        frame[column] = pd.to_datetime(values.to_numpy(), utc=True).astype("datetime64[ns, UTC]")
+        if state in times:
+            frame[column] = times[state].reindex(guids).astype("datetime64[ns, UTC]").array
+        else:
+            frame[column] = pd.Series(pd.NaT, index=pd.RangeIndex(n), dtype="datetime64[ns, UTC]").array
     for attribute, column in attribute_names.items():
         frame[column] = _typed(body[column], declared_types.get(attribute, set()))
     return frame
