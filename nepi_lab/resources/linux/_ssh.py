@@ -14,12 +14,14 @@ Connections
     pooled connection, and the node's connection is tunnelled through it.
 Channels
     OpenSSH refuses more than ``MaxSessions`` (default 10) sessions on one connection.
-    Each connection keeps one SFTP session (files, traces) and one session for
-    control commands (signals to re-attached processes), and queues everything else
-    on an :class:`asyncio.Semaphore` of ``max_sessions - 2``: a command beyond the
-    limit waits for a free channel, it never fails.  A running process holds its
-    channel until it ends, so a host running many long-lived processes at once needs
-    a higher ``MaxSessions`` in its ``sshd_config`` and on the node.
+    Each connection keeps one SFTP session (files, traces) and queues every command on
+    an :class:`asyncio.Semaphore` of ``max_sessions - 1``: a command beyond the limit
+    waits for a free channel, it never fails.  sshd frees a closed session one turn of
+    its loop late, so a closed channel's slot is reused only once the server answered
+    a request sent after the close (one request confirms every close before it, and is
+    sent only when no slot is free).  A running process holds its channel until it
+    ends, so a host running many long-lived processes at once needs a higher
+    ``MaxSessions`` in its ``sshd_config`` (and a node attribute to match).
 Checks
     Host keys are verified by default, against ``knownHosts`` or ``~/.ssh/known_hosts``;
     only ``strictHostKeyChecking=False`` turns that off.  Every connection failure
@@ -27,26 +29,32 @@ Checks
     authentication refused (:class:`SshAuthenticationError`), a host key unknown or
     changed (:class:`SshHostKeyError`), a host unreachable, a port closed or a timeout
     (:class:`SshUnreachableError`).
+Commands
+    Every command line runs in ``sh -c``, as on this machine, whatever the user's login
+    shell; environment values travel on the channel's standard input, never in a
+    command line that other users of the host can read with ``ps``.
 Processes
-    :meth:`SshExecutor.spawn` starts a small POSIX ``sh`` supervisor on the host
-    (``_SPAWN``).  It runs the command with ``setsid``, so the command leads its own
-    session and process group, with its streams in files on the host, and writes the
-    group id to ``.<stdout name>.<token>.pid`` beside the stdout file (locked with
-    ``flock`` while the command runs).  It relays signal names read from its channel
-    to that group (stop: ``TERM``, then ``KILL`` after the grace period), kills what
-    the command left in its group when it ends, writes the exit status to
-    ``.<stdout name>.<token>.exit`` and exits with it: the end is noticed from the
-    channel's exit status, without polling.  :meth:`SshExecutor.kill_all` signals
-    only the groups this executor started.
+    :meth:`SshExecutor.spawn` starts a small POSIX shell supervisor on the host
+    (``_SPAWN``).  It starts the command in a process group of its own (bash's job
+    control, else ``setsid``), with its streams in files on the host; it writes the
+    group id and its own pid to ``.<stdout name>.<token>.pid`` beside the stdout file
+    and prints the group id (``pid`` of the handle).  It relays the signal names the
+    client writes on its channel to that group (stop: ``TERM``, then ``KILL`` after
+    the grace period), kills what the command left in its group once it ended, writes
+    the exit status to ``.<stdout name>.<token>.exit`` and exits with it: the end is
+    noticed from the channel's exit status, without polling.
+    :meth:`SshExecutor.kill_all` signals only the groups this executor started.
 Dropped connections
     Commands run in their own sessions, so they survive a dropped connection.  When a
     connection drops, the pool makes one attempt to reconnect (within
     ``connectTimeout``).  If it succeeds, each process that was running is re-attached:
-    a command on the new connection waits for its lock (``flock``) and reads its exit
-    file, so no outcome is lost.  If it fails, every process running there fails with
-    :class:`SshConnectionLostError` ("connection to ... lost ...; outcome unknown"),
-    and so does every node using the connection, a moment after its applications.
-    Commands started by :meth:`SshExecutor.run` (short ones) fail the same way.
+    a command on the new connection waits on the host for the supervisor to end
+    (checking ten times a second: the one place that polls, and only after a drop),
+    relays signals meanwhile, and prints the exit file, so no outcome is lost.  If it
+    fails, every process running there fails with :class:`SshConnectionLostError`
+    ("connection to ... lost ...; outcome unknown"), and so does every node using the
+    connection, a moment after its applications.  Commands started by
+    :meth:`SshExecutor.run` (short ones) fail the same way.
 
 asyncssh is imported when the first connection opens, never by ``import nepi_lab``;
 without it, deploying an SSH node fails with ``pip install 'nepi_lab[ssh]'``.
@@ -82,13 +90,19 @@ INSTALL_HINT = "pip install 'nepi_lab[ssh]'"
 #: OpenSSH's default ``MaxSessions``: channels one connection may have open at once.
 DEFAULT_MAX_SESSIONS = 10
 
-#: Sessions of every connection that are not for commands: SFTP, and control commands.
-RESERVED_SESSIONS = 2
+#: Sessions of every connection that are not for commands: the SFTP session.
+RESERVED_SESSIONS = 1
 
 #: Seconds between keepalive requests, and how many may go unanswered before the
 #: connection counts as lost (a host that vanished without closing the connection).
 KEEPALIVE_INTERVAL = 10.0
 KEEPALIVE_COUNT_MAX = 3
+
+#: Files up to this size are downloaded in one read request; bigger ones in parallel blocks.
+DOWNLOAD_IN_ONE = 1 << 18
+
+#: Most folders removed by one ``rm -rf`` command.
+REMOVE_BATCH = 200
 
 #: Seconds :meth:`SshExecutor.close` waits for killed processes to report their end.
 CLOSE_GRACE = 5.0
@@ -214,11 +228,11 @@ class _Connection:
         self.refs = 0
         self.conn: Any = None  # asyncssh.SSHClientConnection while open
         self.sessions = asyncio.Semaphore(max(1, target.max_sessions - RESERVED_SESSIONS))
-        self.control = asyncio.Semaphore(1)
         self.executors: weakref.WeakSet[SshExecutor] = weakref.WeakSet()
         self.gateway: _Connection | None = None
         self.closing = False
         self.dead: SshConnectionLostError | None = None  # lost, and reconnecting failed
+        self.posix_login = False  # whether the login shell runs POSIX scripts (see _script)
         self._opening: asyncio.Future[Any] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._sftp: Any = None
@@ -299,6 +313,13 @@ class _Connection:
             conn = await asyncssh.connect(target.host, target.port, tunnel=tunnel, **options)
         except Exception as exc:
             raise explain_connect_error(exc, target) from exc
+        try:
+            probe = await conn.run('echo "$SHELL"', check=False)  # csh and fish read it too
+            self.posix_login = posixpath.basename(_decode(probe.stdout).strip()) in POSIX_SHELLS
+            await self._server_turn(conn)  # the probe's session is gone before others open
+        except Exception as exc:
+            conn.close()
+            raise explain_connect_error(exc, target) from exc
         self.conn = conn
         self.dead = None
         return conn
@@ -319,23 +340,43 @@ class _Connection:
     @contextlib.asynccontextmanager
     async def session(self, slots: asyncio.Semaphore | None = None) -> Any:
         """Hold one channel of ``slots`` (default: the command channels) for the block."""
-        slots = slots or self.sessions
-        await slots.acquire()
+        slots = await self.acquire(slots)
         try:
             yield
         finally:
             self.give_back(slots)
 
+    async def acquire(self, slots: asyncio.Semaphore | None = None) -> asyncio.Semaphore:
+        """Take a channel slot of ``slots`` (default: the command channels), waiting for one."""
+        slots = slots or self.sessions
+        if slots.locked():  # every slot is taken or unconfirmed: confirm the closed ones
+            self._confirm_closed()
+        await slots.acquire()
+        return slots
+
     def give_back(self, slots: asyncio.Semaphore) -> None:
-        """A channel of ``slots`` closed: free its slot once the server surely freed it too.
+        """A channel of ``slots`` closed: its slot is free once the server surely freed it too.
 
         sshd frees a session a moment after the channel's close arrives (on its next
         loop turn), so a channel opened at once in its place can be refused ("no more
-        sessions").  The slot is freed once the server answered a request sent after
-        the close; one request serves every channel closed before it was sent.
+        sessions").  A closed channel's slot is given back once the server answered a
+        request sent after the close; one request confirms every channel closed before
+        it, and it is sent only when a slot is needed (none is free), so commands run
+        one after the other never wait for it.
         """
         self._closed_slots.append(slots)
-        if self._barrier is None:
+        if slots.locked():
+            self._confirm_closed()
+
+    @staticmethod
+    async def _server_turn(conn: Any) -> None:
+        """Return once the server answered a request sent now (it processed what came before)."""
+        # asyncssh has no public call for a global request with a reply; its own
+        # keepalive uses this one
+        await asyncio.wait_for(conn._make_global_request(b"keepalive@openssh.com"), KEEPALIVE_INTERVAL)
+
+    def _confirm_closed(self) -> None:
+        if self._closed_slots and self._barrier is None:
             self._barrier = asyncio.ensure_future(self._free_closed_slots())
 
     async def _free_closed_slots(self) -> None:
@@ -345,8 +386,7 @@ class _Connection:
                 conn = self.conn
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):  # lost: the next connection starts afresh
-                        await asyncio.wait_for(conn._make_global_request(b"keepalive@openssh.com"),
-                                               KEEPALIVE_INTERVAL)
+                        await self._server_turn(conn)
                 for slots in closed:
                     slots.release()
         finally:
@@ -511,44 +551,57 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 
 # -- the supervisor run on the host for every spawned process --------------------------------
 
-#: Arguments: control-file prefix, stdout, stderr ('' : same as stdout), stdin ('' : none),
-#: the command.  ``{prelude}`` sets the environment and the working directory.
-_SPAWN = r"""ctl=$1 out=$2 err=$3 in=${4:-/dev/null} cmd=$5
-exec 3<&0 </dev/null 9>"$ctl.pid" || exit 125
-if command -v flock >/dev/null 2>&1; then flock -x 9 || exit 125; fi
-command -v setsid >/dev/null 2>&1 || { echo "setsid not found on this host (util-linux)" >&2; exit 125; }
+#: The supervisor of a spawned command.  Arguments: control-file prefix, stdout, stderr
+#: ('' : same as stdout), stdin ('' : none), the command.  The first line of standard
+#: input sets the environment and working directory (:func:`_prelude`); the lines after
+#: it are signal names for the command's group.
+_SPAWN = r"""ctl=$1 out=$2 err=$3 in=${4:-/dev/null} cmd=$5 nl='
+'
+IFS= read -r prelude || exit 125
+exec 3<&0 </dev/null || exit 125
+if [ -n "$BASH_VERSION" ]; then  # job control: each job leads its own group, no extra exec
+  set -m; lead=
+else
+  lead=setsid
+  command -v setsid >/dev/null 2>&1 || { echo "setsid not found on this host (util-linux)" >&2; exit 125; }
+fi
 exec 4>>"$out" || exit 125
 if [ -n "$err" ]; then exec 5>>"$err" || exit 125; else exec 5>&4; fi
 exec 6<"$in" || exit 125
-{prelude}
-setsid sh -c "$cmd" <&6 >&4 2>&5 3<&- 4>&- 5>&- 6<&- 9>&- &
+eval "$prelude"
+$lead sh -c "$cmd" <&6 >&4 2>&5 3<&- 4>&- 5>&- 6<&- &
 pg=$!
 exec 4>&- 5>&- 6<&-
-echo "$pg" >&9
+echo "$pg $$" >"$ctl.pid"
 echo "$pg"
 exec >/dev/null 2>&1  # from here on the channel may be gone: writing to it would kill us (SIGPIPE)
-(while read -r sig; do kill -s "$sig" -- "-$pg" 2>/dev/null; done) <&3 >/dev/null 2>&1 9>&- &
+(while read -r sig; do kill -s "$sig" -- "-$pg"; done) <&3 &
 relay=$!
 exec 3<&-
 wait "$pg"
 st=$?
-kill -s KILL -- "-$pg" 2>/dev/null
-kill "$relay" 2>/dev/null
-echo "$st" >"$ctl.exit.new" && mv -f "$ctl.exit.new" "$ctl.exit"
+kill -s KILL -- "-$pg"
+kill "$relay"
+echo "$st" >"$ctl.exit"
 exit "$st"
 """
 
-#: Argument: control-file prefix.  Prints the exit status once the process ended.
-_REATTACH = r"""ctl=$1
-if [ ! -e "$ctl.exit" ]; then
-  if command -v flock >/dev/null 2>&1; then
-    flock -s "$ctl.pid" true
-  else
-    pg=$(cat "$ctl.pid" 2>/dev/null)
-    while [ -n "$pg" ] && [ ! -e "$ctl.exit" ] && kill -0 -- "-$pg" 2>/dev/null; do sleep 0.2; done
-    sleep 0.2
-  fi
-fi
+#: Defines ``alive``: whether the supervisor of control prefix ``$ctl`` still runs (its
+#: pid is in ``$ctl.pid``; a recycled pid is told apart by its command line).
+_SUPERVISED = r"""ctl=$1
+read -r pg sup <"$ctl.pid" 2>/dev/null
+alive() { [ -n "$sup" ] && grep -qF -- "$ctl" "/proc/$sup/cmdline" 2>/dev/null; }
+"""
+
+#: Argument: control-file prefix.  Relays signal names from standard input to the group,
+#: as the supervisor did, and prints the exit status once the supervisor ended.  Runs
+#: only after a dropped connection, so a check ten times a second on the host will do.
+_REATTACH = _SUPERVISED + r"""exec 3<&0 </dev/null
+(while read -r sig; do alive && kill -s "$sig" -- "-$pg"; done) <&3 >/dev/null 2>&1 &
+relay=$!
+exec 3<&-
+while alive; do sleep 0.1; done
+kill "$relay" 2>/dev/null
 cat "$ctl.exit" 2>/dev/null
 """
 
@@ -566,18 +619,36 @@ def _decode(data: bytes | str | None) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _prelude(cwd: str | None, env: dict[str, str] | None, path: Sequence[str] = ()) -> list[str]:
-    """Shell lines that set the environment and the working directory (values quoted)."""
-    lines = []
+def _quote(value: str) -> str:
+    """``value`` quoted for ``sh`` on one line: newlines become ``"$nl"`` (set by the scripts)."""
+    return '"$nl"'.join(shlex.quote(part) for part in value.split("\n"))
+
+
+def _prelude(cwd: str | None, env: dict[str, str] | None, path: Sequence[str] = ()) -> str:
+    """One line of shell that sets the environment and the working directory (values quoted).
+
+    It travels on the command's standard input, read by ``IFS= read -r``: environment
+    values stay out of command lines, which every user of the host can read (``ps``).
+    """
+    parts = []
     if path:
-        lines.append(f'PATH={shlex.quote(":".join(path))}:"$PATH"; export PATH')
+        parts.append(f'PATH={_quote(":".join(path))}:"$PATH"; export PATH')
     for name, value in (env or {}).items():
         if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"environment variable name {name!r} is not NAME")
-        lines.append(f"{name}={shlex.quote(str(value))}; export {name}")
+        parts.append(f"{name}={_quote(str(value))}; export {name}")
     if cwd:
-        lines.append(f"cd -- {shlex.quote(cwd)} || exit 125")
-    return lines
+        parts.append(f"cd -- {_quote(cwd)} || exit 125")
+    return "; ".join(parts) + "\n"
+
+
+#: Runs the command ``$1`` after the prelude line read from standard input.
+_WITH_PRELUDE = """nl='
+'
+IFS= read -r prelude || exit 125
+eval "$prelude"
+exec sh -c "$1"
+"""
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -591,8 +662,12 @@ class SshProcess(ProcessHandle):
         self.command = command
         self.returncode: int | None = None
         self.control = control  #: prefix of its control files on the host (.pid, .exit)
+        self.where = executor.where
         self._executor = executor
-        self._channel: Any = channel  # the supervisor's process; None once its channel closed
+        # the supervisor's channel, then (after a dropped connection) the re-attached waiter's;
+        # either relays the signal names written to it
+        self._channel: Any = channel
+        self._requested: list[str] = []  # signals asked for, in order
         self._killed = False
         self._exit: asyncio.Task[int] = asyncio.ensure_future(self._watch())
         self._exit.add_done_callback(self._ended)
@@ -602,39 +677,58 @@ class SshProcess(ProcessHandle):
         return f"<SshProcess {self._executor.where} pgid={self.pid} {status}: {self.command!r}>"
 
     async def _watch(self) -> int:
-        entry = self._executor._entry
-        try:
-            completed = await self._channel.wait()
-        finally:
-            self._channel = None
-            entry.give_back(entry.sessions)
-        if completed.exit_status is not None:
-            return _status_from_shell(completed.exit_status)
-        if completed.exit_signal is not None:  # the supervisor itself was killed
-            return completed.returncode
-        return await self._reattach()
+        entry = self._executor.connection
+        channel, attached = self._channel, False
+        while True:
+            try:
+                completed = await channel.wait()
+            finally:
+                self._channel = None
+                entry.give_back(entry.sessions)
+            if attached:  # the re-attached waiter prints the status the supervisor kept
+                text = _decode(completed.stdout).strip()
+                if text.lstrip("-").isdigit():
+                    log.info("re-attached to %r on %s after a lost connection", self.command, self.where)
+                    return _status_from_shell(int(text))
+                if completed.exit_status is not None:
+                    raise SshConnectionLostError(
+                        f"connection to {self.where} was lost while {self.command!r} ran and the host kept "
+                        f"no exit status for it ({self.control}.exit); outcome unknown", self.where,
+                        self.command)
+            elif completed.exit_status is not None:
+                return _status_from_shell(completed.exit_status)
+            elif completed.exit_signal is not None:  # the supervisor itself was killed
+                return completed.returncode
+            # no status: the connection dropped; the supervisor and its exit file live on
+            channel, attached = await self._reattach(), True
 
-    async def _reattach(self) -> int:
-        """The channel closed without a status: read the status the host kept."""
+    async def _reattach(self) -> Any:
+        """A channel that waits on the host for the supervisor's end, then prints its status."""
         executor = self._executor
         entry = executor._entry
         if entry is None or entry.closing:
             raise SshConnectionLostError(
-                f"connection to {executor.where} closed (node released) while {self.command!r} ran; "
-                f"outcome unknown", executor.where, self.command)
+                f"connection to {self.where} closed (node released) while {self.command!r} ran; "
+                f"outcome unknown", self.where, self.command)
         try:
-            result = await executor.run(_sh(_REATTACH, self.control), check=False)
+            await entry.connection()  # waits for the reconnection; raises if it failed
+            await entry.acquire()
+            try:
+                conn = await entry.connection()
+                with translate_errors(self.where, self.command):
+                    channel = await conn.create_process(
+                        _script(_REATTACH, self.control, posix_login=entry.posix_login), encoding="utf-8")
+            except BaseException:
+                entry.give_back(entry.sessions)
+                raise
         except SshError as exc:
             raise SshConnectionLostError(
-                f"connection to {executor.where} lost while {self.command!r} ran; outcome unknown: {exc}",
-                executor.where, self.command) from exc
-        text = result.stdout.strip()
-        if not text.lstrip("-").isdigit():
-            raise SshConnectionLostError(
-                f"connection to {executor.where} was lost while {self.command!r} ran and the host kept no "
-                f"exit status for it ({self.control}.exit); outcome unknown", executor.where, self.command)
-        log.info("re-attached to %r on %s after a lost connection", self.command, executor.where)
-        return _status_from_shell(int(text))
+                f"connection to {self.where} lost while {self.command!r} ran; outcome unknown: {exc}",
+                self.where, self.command) from exc
+        self._channel = channel
+        for sig in dict.fromkeys(self._requested):  # a signal in flight when the connection dropped
+            channel.stdin.write(f"{sig}\n")
+        return channel
 
     def _ended(self, task: asyncio.Task[int]) -> None:
         self._executor._handles.discard(self)
@@ -650,13 +744,11 @@ class SshProcess(ProcessHandle):
         """Send signal ``sig`` (a name: TERM, KILL, INT ...) to the process group on the host."""
         if self._exit.done():
             return
+        self._requested.append(sig)
         channel = self._channel
-        if channel is not None:
-            with contextlib.suppress(Exception):  # the channel is closing: the watcher takes over
+        if channel is not None:  # else re-attaching: the new channel gets it
+            with contextlib.suppress(Exception):  # closing: the watcher re-attaches and re-sends
                 channel.stdin.write(f"{sig}\n")
-                return
-        self._executor._control(f"[ -e {shlex.quote(self.control + '.exit')} ] || "
-                                f"kill -s {sig} -- -{self.pid} 2>/dev/null; true")
 
     def kill(self) -> None:
         self._killed = True
@@ -681,17 +773,17 @@ def _sh(script: str, *args: str) -> str:
     return " ".join(["exec sh -c", shlex.quote(script), "nepi-lab", *(shlex.quote(a) for a in args)])
 
 
-#: Reads a script of the announced length from standard input and runs it: scripts
-#: (and the environment values in them) stay out of command lines, which every user
-#: of the host can read with ``ps``.  What follows the script on standard input is
-#: left for it.
-_LOADER = 'IFS= read -r n && eval "$(head -c "$n")"'
+#: Login shells that run this module's (POSIX) scripts as they are, without an ``sh``
+#: in between; anything else (csh, fish ...) gets ``exec sh -c``.
+POSIX_SHELLS = frozenset({"sh", "bash", "dash", "ash", "ksh", "mksh"})
 
 
-def _load(script: str, *args: str) -> tuple[str, bytes]:
-    """The command line and the start of standard input that run ``script`` via :data:`_LOADER`."""
-    body = script.encode()
-    return _sh(_LOADER, *args), b"%d\n%s" % (len(body), body)
+def _script(script: str, *args: str, posix_login: bool = False) -> str:
+    """A command line that runs ``script`` with ``args`` as ``$1``..., in the login shell
+    when it is a POSIX shell (one ``exec`` fewer per command), else in ``sh``."""
+    if not posix_login:
+        return _sh(script, *args)
+    return " ".join(["set --", *(shlex.quote(a) for a in args)]) + "\n" + script
 
 
 # -- the executor ------------------------------------------------------------------------------
@@ -720,16 +812,17 @@ class SshExecutor(Executor):
     def __init__(self, target: SshTarget, pool: SshPool,
                  on_lost: Callable[[SshConnectionLostError], None] | None = None) -> None:
         if target.max_sessions <= RESERVED_SESSIONS:
-            raise ValueError(f"max_sessions must be more than {RESERVED_SESSIONS} (SFTP and control "
-                             f"each keep one), not {target.max_sessions}")
+            raise ValueError(f"max_sessions must be more than {RESERVED_SESSIONS} (SFTP keeps one), "
+                             f"not {target.max_sessions}")
         self.target = target
         self.where = target.where
         self._pool = pool
         self._on_lost = on_lost
         self._entry: _Connection | None = None
         self._handles: set[SshProcess] = set()
-        self._controls: set[asyncio.Task[Any]] = set()
         self._home: str | None = None
+        self._to_remove: list[tuple[str, asyncio.Future[None]]] = []
+        self._removing: asyncio.Task[None] | None = None
 
     @classmethod
     def for_node(cls, node: Node) -> SshExecutor:
@@ -777,8 +870,6 @@ class SshExecutor(Executor):
         killed = [h._exit for h in self._handles if h._killed and not h._exit.done()]
         if killed:
             await asyncio.wait(killed, timeout=CLOSE_GRACE)
-        if self._controls:
-            await asyncio.wait(list(self._controls), timeout=CLOSE_GRACE)
         self._entry = None
         entry.executors.discard(self)
         await self._pool.release(entry)
@@ -787,35 +878,21 @@ class SshExecutor(Executor):
         if self._on_lost is not None:
             self._on_lost(error)
 
-    def _control(self, command: str) -> None:
-        """Run a short command on the reserved control session, in the background."""
-
-        async def control() -> None:
-            try:
-                async with self.connection.session(self.connection.control):
-                    conn = await self.connection.connection()
-                    with translate_errors(self.where, command):
-                        await conn.run(_sh(command), check=False)
-            except Exception as exc:
-                log.warning("control command %r on %s failed: %s", command, self.where, exc)
-
-        task = asyncio.ensure_future(control())
-        self._controls.add(task)
-        task.add_done_callback(self._controls.discard)
-
     # -- commands --------------------------------------------------------------------------
 
     async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
                   input: str | bytes | None = None, cwd: str | None = None,
                   env: dict[str, str] | None = None) -> CommandResult:
+        entry = self.connection
         head = b""
         if env:  # values travel on standard input, not in a command line
-            remote, head = _load("\n".join([*_prelude(cwd, env), 'exec sh -c "$1"']), command)
+            remote = _script(_WITH_PRELUDE, command, posix_login=entry.posix_login)
+            head = _prelude(cwd, env).encode()
         elif cwd:
-            remote = _sh(f"cd -- {shlex.quote(cwd)} || exit 125\nexec sh -c \"$1\"", command)
-        else:
+            remote = _script(f"cd -- {shlex.quote(cwd)} || exit 125\nexec sh -c \"$1\"", command,
+                             posix_login=entry.posix_login)
+        else:  # the command itself always runs in sh, as it does on this machine
             remote = _sh(command)
-        entry = self.connection
         async with entry.session():
             conn = await entry.connection()
             with translate_errors(self.where, command):
@@ -850,16 +927,16 @@ class SshExecutor(Executor):
         if not folder or folder == "/dev":  # /dev/null and friends: keep the control files elsewhere
             folder = "/tmp"
         control = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}")
-        script = _SPAWN.replace("{prelude}", "\n".join(_prelude(cwd, env, path)))
-        remote, head = _load(script, control, stdout, "" if stderr == stdout else stderr, stdin or "",
-                             command)
         entry = self.connection
-        await entry.sessions.acquire()
+        remote = _script(_SPAWN, control, stdout, "" if stderr == stdout else stderr, stdin or "", command,
+                         posix_login=entry.posix_login)
+        prelude = _prelude(cwd, env, path)
+        await entry.acquire()
         try:
             conn = await entry.connection()
             with translate_errors(self.where, command):
                 channel = await conn.create_process(remote, encoding="utf-8")
-                channel.stdin.write(head.decode())
+                channel.stdin.write(prelude)
                 line = await channel.stdout.readline()
             if not line.strip().isdigit():  # the supervisor could not start the command
                 completed = await channel.wait()
@@ -897,14 +974,24 @@ class SshExecutor(Executor):
     async def makedirs(self, path: str) -> None:
         sftp = await self._sftp()
         with translate_errors(self.where):
-            await sftp.makedirs(path, exist_ok=True)
+            await _makedirs(sftp, posixpath.normpath(path))
 
     async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
+        import asyncssh
+
         sftp = await self._sftp()
+        data = data.encode() if isinstance(data, str) else data
         with translate_errors(self.where):
-            async with sftp.open(path, "wb") as f:
-                await f.write(data.encode() if isinstance(data, str) else data)
-            await sftp.chmod(path, mode)
+            try:  # a new file gets its mode when created: three requests, not four
+                f = await sftp.open(path, "xb", asyncssh.SFTPAttrs(permissions=mode))
+                created = True
+            except asyncssh.SFTPError:  # it exists (or cannot be made: the next open says why)
+                f = await sftp.open(path, "wb")
+                created = False
+            async with f:
+                await f.write(data)
+            if not created or mode & 0o022:  # an old file keeps its mode; the umask may clear w bits
+                await sftp.chmod(path, mode)
 
     async def upload(self, local: str, remote: str) -> None:
         sftp = await self._sftp()
@@ -921,11 +1008,25 @@ class SshExecutor(Executor):
         import asyncssh
 
         sftp = await self._sftp()
+        data = b""
         with translate_errors(self.where):
+            # traces are many and mostly small or empty: a missing or empty file costs
+            # one request, a small one four, a big one is streamed in parallel blocks
             try:
-                await sftp.get(remote, local)
+                size = (await sftp.stat(remote)).size or 0
             except asyncssh.SFTPNoSuchFile:
                 return False
+            if size > DOWNLOAD_IN_ONE:
+                await sftp.get(remote, local)
+                return True
+            if size:
+                try:
+                    async with sftp.open(remote, "rb") as f:
+                        data = await f.read(size)
+                except asyncssh.SFTPNoSuchFile:
+                    return False
+        with open(local, "wb") as out:
+            out.write(data)
         return True
 
     async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
@@ -971,7 +1072,31 @@ class SshExecutor(Executor):
                 return ""
 
     async def remove_tree(self, path: str) -> None:
-        await self.run(f"rm -rf -- {shlex.quote(path)}", check=False)
+        # Trees removed while a removal runs go together in the next ``rm``: 100
+        # applications released at once cost a few commands, not 100.
+        if self._removing is None:
+            self._removing = asyncio.ensure_future(self._remove_trees())
+        future = asyncio.get_running_loop().create_future()
+        self._to_remove.append((path, future))
+        await asyncio.shield(future)
+
+    async def _remove_trees(self) -> None:
+        try:
+            while self._to_remove:
+                batch, self._to_remove = self._to_remove[:REMOVE_BATCH], self._to_remove[REMOVE_BATCH:]
+                paths = " ".join(shlex.quote(path) for path, _ in batch)
+                try:
+                    await self.run(f"rm -rf -- {paths}", check=False)
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._removing = None
 
     async def remove_empty_dirs(self, paths: Sequence[str]) -> None:
         import asyncssh
@@ -983,6 +1108,28 @@ class SshExecutor(Executor):
                     await sftp.rmdir(path)
                 except asyncssh.SFTPError:
                     return
+
+
+async def _makedirs(sftp: Any, path: str) -> None:
+    """``mkdir -p`` over SFTP: one request when the parent exists (asyncssh's makedirs
+    checks every component from the root)."""
+    import asyncssh
+
+    try:
+        await sftp.mkdir(path)
+    except asyncssh.SFTPNoSuchFile:  # a parent is missing
+        parent = posixpath.dirname(path)
+        if parent == path:
+            raise
+        await _makedirs(sftp, parent)
+        try:
+            await sftp.mkdir(path)
+        except asyncssh.SFTPError:
+            if not await sftp.isdir(path):
+                raise
+    except asyncssh.SFTPError:  # OpenSSH says only "failure" when it exists
+        if not await sftp.isdir(path):
+            raise
 
 
 def _kill_session(process: Any) -> None:
