@@ -18,6 +18,14 @@ EXAMPLES = 5
 _EXAMPLE_WIDTH = 200
 
 
+def text_dtype() -> str:
+    """The dtype of text columns: pandas 3's ``"str"``; on pandas 2 its ``"string"``
+    (both keep missing values missing, where pandas 2's ``"str"`` would write "nan")."""
+    import pandas as pd
+
+    return "str" if int(pd.__version__.split(".", 1)[0]) >= 3 else "string"
+
+
 def as_bytes(data: str | bytes) -> bytes:
     """The trace content as bytes (``ec.trace`` gives str when the file is UTF-8)."""
     return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)

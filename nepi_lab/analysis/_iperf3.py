@@ -35,7 +35,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._common import as_text, example, finish
+from ._common import as_text, example, finish, text_dtype
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,7 +168,7 @@ def _parse_text(text: str) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    lines = pd.Series(text.splitlines(), dtype="str")
+    lines = pd.Series(text.splitlines(), dtype=text_dtype())
     found = lines.str.extract(_INTERVAL)
     is_row = found["stream"].notna().to_numpy()
     known = lines.str.match(_KNOWN_TEXT).to_numpy(dtype=bool, na_value=False)

@@ -40,7 +40,7 @@ import io
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._common import Lines, as_bytes, example, finish
+from ._common import Lines, as_bytes, example, finish, text_dtype
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -238,7 +238,7 @@ def _slow(lines: Lines, pending: Any) -> tuple[Any, pd.DataFrame, tuple[Any, lis
     import numpy as np
     import pandas as pd
 
-    texts = pd.Series(lines.text(pending), dtype="str")
+    texts = pd.Series(lines.text(pending), dtype=text_dtype())
     numbers = lines.numbers[pending]
     found = texts.str.extract(_LINE)
     matched = found.notna().any(axis=1).to_numpy()
@@ -247,16 +247,21 @@ def _slow(lines: Lines, pending: Any) -> tuple[Any, pd.DataFrame, tuple[Any, lis
     def number(column: pd.Series) -> Any:
         return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
-    seq = found["seq"].fillna(found["error_seq"]).fillna(found["pending_seq"])
-    source = (found["address"].fillna(found["name"]).fillna(found["error_address"])
-              .fillna(found["error_name"]))
+    def first(*columns: str) -> pd.Series:  # the first group that matched, column by column
+        result = found[columns[0]]
+        for column in columns[1:]:
+            result = result.where(result.notna(), found[column])
+        return result
+
+    seq = first("seq", "error_seq", "pending_seq")
+    source = first("address", "name", "error_address", "error_name")
     error = found["error"].where(found["pending_seq"].isna(), "no answer yet")
     frame = _frame(
         timestamp=number(found["timestamp"]), seq=number(seq), ttl=number(found["ttl"]),
         rtt_ms=number(found["rtt"]), bytes=number(found["bytes"]),
-        source=source.to_numpy(dtype=object, na_value=None),
+        source=source.to_numpy(dtype=object, na_value=np.nan),
         duplicate=found["flags"].str.contains("DUP!", regex=False).to_numpy(dtype=bool, na_value=False),
-        error=error.to_numpy(dtype=object, na_value=None),
+        error=error.to_numpy(dtype=object, na_value=np.nan),
     )
     bad_text = texts[~matched].tolist()
     return numbers[matched], frame, (numbers[~matched], bad_text)
@@ -274,10 +279,10 @@ def _frame(*, timestamp: Any, seq: Any, ttl: Any, rtt_ms: Any, bytes: Any, sourc
         "ttl": pd.array(ttl, dtype="Float64").astype("Int64"),
         "rtt_ms": pd.array(rtt_ms, dtype="float64"),
         "bytes": pd.array(bytes, dtype="Float64").astype("Int64"),
-        "source": pd.array(source, dtype="str"),
+        "source": pd.array(source, dtype=text_dtype()),
         "duplicate": pd.array(duplicate, dtype="bool"),
-        "error": (pd.Series(None, index=pd.RangeIndex(n), dtype="str").array if error is None
-                  else pd.array(error, dtype="str")),
+        "error": (pd.Series(None, index=pd.RangeIndex(n), dtype=text_dtype()).array if error is None
+                  else pd.array(error, dtype=text_dtype())),
     })
 
 

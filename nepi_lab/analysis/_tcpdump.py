@@ -34,7 +34,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._common import as_bytes, as_text, example, finish
+from ._common import as_bytes, as_text, example, finish, text_dtype
 
 if TYPE_CHECKING:
     import numpy as np
@@ -241,9 +241,9 @@ def _decode(window: np.ndarray, lengths: np.ndarray, linktype: int) -> dict[str,
 
     sane = ~((ipv4 | ipv6) & (ip_length < header))
     return {
-        "source": pd.array(source, dtype="str"),
-        "destination": pd.array(destination, dtype="str"),
-        "protocol": pd.array(names, dtype="str"),
+        "source": pd.array(source, dtype=text_dtype()),
+        "destination": pd.array(destination, dtype=text_dtype()),
+        "protocol": pd.array(names, dtype=text_dtype()),
         "source_port": nullable(_u16(window, transport), ports & in_window),
         "destination_port": nullable(_u16(window, transport + 2), ports & in_window),
         "length": nullable(length, (length >= 0) & sane),
@@ -283,7 +283,7 @@ def _parse_text(text: str) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    lines = pd.Series(text.splitlines(), dtype="str")
+    lines = pd.Series(text.splitlines(), dtype=text_dtype())
     found = lines.str.extract(_TEXT)
     matched = found["time"].notna().to_numpy()
     blank = lines.str.strip().eq("").to_numpy(dtype=bool, na_value=True)
@@ -313,16 +313,16 @@ def _parse_text(text: str) -> pd.DataFrame:
     time, kind = _times(found["time"])
     frame = pd.DataFrame({
         "time": time.array,
-        "source": pd.array(source.to_numpy(dtype=object, na_value=None), dtype="str"),
-        "destination": pd.array(destination.to_numpy(dtype=object, na_value=None), dtype="str"),
-        "protocol": pd.array(protocol, dtype="str"),
+        "source": pd.array(source.to_numpy(dtype=object, na_value=None), dtype=text_dtype()),
+        "destination": pd.array(destination.to_numpy(dtype=object, na_value=None), dtype=text_dtype()),
+        "protocol": pd.array(protocol, dtype=text_dtype()),
         "source_port": pd.to_numeric(found["source_port"], errors="coerce").astype("Int64").array,
         "destination_port": pd.to_numeric(found["destination_port"], errors="coerce").astype("Int64").array,
         "length": pd.to_numeric(length).astype("Int64").array,
     })
     interface = found["interface"]
     if interface.notna().any():
-        frame["interface"] = pd.array(interface.to_numpy(dtype=object, na_value=None), dtype="str")
+        frame["interface"] = pd.array(interface.to_numpy(dtype=object, na_value=None), dtype=text_dtype())
     return finish(frame, "tcpdump", int(malformed.sum()), examples, time=kind)
 
 

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidInputError
-from ._common import as_bytes, as_text, example, finish
+from ._common import as_bytes, as_text, example, finish, text_dtype
 from ._iperf3 import parse_iperf3
 from ._ping import parse_ping
 from ._tcpdump import parse_tcpdump
@@ -150,7 +150,7 @@ def parse_lines(data: str | bytes) -> pd.DataFrame:
     if lines and lines[-1] == "":
         lines.pop()
     frame = pd.DataFrame({"line": np.arange(1, len(lines) + 1, dtype=np.int64),
-                          "text": pd.array(lines, dtype="str")})
+                          "text": pd.array(lines, dtype=text_dtype())})
     return finish(frame, "lines")
 
 

@@ -40,6 +40,7 @@ from ..core.results import DESCRIPTION, EVENTS
 from ..core.states import ResourceState
 from ..core.traces import TraceAttr, check_name
 from . import parsers as _parsers
+from ._common import text_dtype
 from .errors import RunDirectoryError, RunFormatError, TraceNotFoundError
 
 if TYPE_CHECKING:
@@ -594,10 +595,10 @@ def _one_trace_frame(run: Run, guid: int, name: str, parser: str | _parsers.Pars
         frame = frame.rename(columns=clashes)
     index = frame.index
     identity = pd.DataFrame({  # scalars broadcast: no list of a million strings
-        "run_id": pd.Series(run.run_id, index=index, dtype="str"),
+        "run_id": pd.Series(run.run_id, index=index, dtype=text_dtype()),
         "guid": pd.Series(guid, index=index, dtype="int64"),
-        "type": pd.Series(rtype, index=index, dtype="str"),
-        "trace": pd.Series(name, index=index, dtype="str"),
+        "type": pd.Series(rtype, index=index, dtype=text_dtype()),
+        "trace": pd.Series(name, index=index, dtype=text_dtype()),
     })
     frame = pd.concat([identity, frame], axis=1)
     attrs.setdefault("parser", parser_name)
@@ -630,13 +631,13 @@ def _events(run: Run) -> pd.DataFrame:
     frame = run.event_table()
     states = pd.CategoricalDtype(STATES, ordered=True)
     frame = pd.DataFrame({
-        "run_id": pd.Series(run.run_id, index=frame.index, dtype="str"),
+        "run_id": pd.Series(run.run_id, index=frame.index, dtype=text_dtype()),
         "time": _utc(frame["time"]),
         "guid": frame["guid"].astype("int64"),
-        "type": frame["type"].astype("str"),
+        "type": frame["type"].astype(text_dtype()),
         "from": frame["from"].astype(states),
         "to": frame["to"].astype(states),
-        "detail": frame["detail"].astype("str"),
+        "detail": frame["detail"].astype(text_dtype()),
     })
     bad = getattr(run, "malformed_events", [])
     frame.attrs = {"malformed": len(bad), "malformed_examples": bad[:5]}
@@ -720,14 +721,14 @@ def _resources(run: Run) -> pd.DataFrame:
     body = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
     n = len(guids)
     frame = pd.DataFrame({
-        "run_id": pd.array([run.run_id] * n, dtype="str"),
+        "run_id": pd.array([run.run_id] * n, dtype=text_dtype()),
         "guid": pd.array(guids, dtype="int64"),
-        "type": pd.array([entries[g]["type"] for g in guids], dtype="str"),
+        "type": pd.array([entries[g]["type"] for g in guids], dtype=text_dtype()),
         "state": pd.Categorical(last.reindex(guids).astype(object).to_numpy(), categories=STATES,
                                 ordered=True),
     })
-    frame["failure"] = pd.array(body["failure"].tolist(), dtype="str")
-    frame["failure_step"] = pd.array(body["failure_step"].tolist(), dtype="str")
+    frame["failure"] = pd.array(body["failure"].tolist(), dtype=text_dtype())
+    frame["failure_step"] = pd.array(body["failure_step"].tolist(), dtype=text_dtype())
     frame["returncode"] = pd.array(body["returncode"].tolist(), dtype="Int64")
     frame["connections"] = body["connections"].to_numpy(dtype=object)
     for state, column in TIME_COLUMNS.items():
@@ -742,7 +743,7 @@ def _resources(run: Run) -> pd.DataFrame:
 
 #: The column dtype of each attribute value type (``Types`` values); an attribute
 #: declared with different types by different resource types stays ``object``.
-_ATTRIBUTE_DTYPES = {"STRING": "str", "ENUM": "str", "BOOL": "boolean", "INTEGER": "Int64",
+_ATTRIBUTE_DTYPES = {"STRING": "text", "ENUM": "text", "BOOL": "boolean", "INTEGER": "Int64",
                      "DOUBLE": "Float64"}
 
 
@@ -754,7 +755,7 @@ def _typed(column: pd.Series, declared: set[str]) -> Any:
         dtype = _ATTRIBUTE_DTYPES.get(next(iter(declared)))
         if dtype is not None:
             try:
-                return pd.array(values, dtype=dtype)
+                return pd.array(values, dtype=text_dtype() if dtype == "text" else dtype)
             except (TypeError, ValueError):  # a value that does not fit its declaration
                 pass
     return values
