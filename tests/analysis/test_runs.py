@@ -383,3 +383,23 @@ def test_top_level_names_are_the_analysis_ones():
         assert issubclass(error, nepi_lab.InvalidInputError)
     with pytest.raises(AttributeError):
         nepi_lab.no_such_name  # noqa: B018
+
+
+def test_frames_inside_a_running_loop(tmp_path):
+    """In a notebook the controller runs on the kernel's loop: the frames work there too."""
+    import asyncio
+
+    async def main():
+        with ExperimentController(exp_id="in-loop", local_dir=str(tmp_path)) as ec:
+            assert ec.loop_mode == "running-loop"
+            g = ec.register_resource("analysis_test::Writer", lines=2)
+            ec.deploy()
+            await ec.wait_finished_async(g, timeout=10)
+            frame = trace_frame(ec, g, "out", parser="csv")
+            events = events_frame(ec)
+        return ec, g, frame, events
+
+    ec, g, frame, events = asyncio.run(main())
+    assert frame.columns.tolist() == [*IDENTITY, "0", "0.1"] and frame["0"].tolist() == [1]
+    assert set(events["to"]) >= {"NEW", "READY", "FINISHED"}
+    pdt.assert_frame_equal(trace_frame(ec.run_dir, g, "out", parser="csv"), frame)
