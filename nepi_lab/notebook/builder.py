@@ -312,6 +312,11 @@ class ExperimentBuilder(widgets.VBox):
 
     # -- the actions (each is one controller call) ------------------------------------------------
 
+    @property
+    def fields(self) -> dict[str, widgets.ValueWidget]:
+        """The attribute form's input widgets, by attribute name (for the chosen type)."""
+        return {name: field.widget for name, field in self._fields.items()}
+
     def attribute_values(self) -> dict[str, Any]:
         """The attributes the form would pass: those changed from their defaults."""
         return {name: field.widget.value for name, field in self._fields.items() if field.changed}

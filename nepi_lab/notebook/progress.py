@@ -20,6 +20,7 @@ nothing is printed):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -179,12 +180,17 @@ class AutoProgress:
         self.view: ProgressView | None = None
         self._in_cell = False
         self._shown_in_cell = False
+        self._cell_context = contextvars.copy_context()
         self._thread = threading.get_ident()
         self._unsubscribe = ec.events.subscribe(self._event)
         self._forget = on_cells(self._before_cell, self._after_cell)
 
     def _before_cell(self, *_: Any) -> None:
         self._in_cell, self._shown_in_cell = True, False
+        # The kernel routes output by a context variable (the request being answered).
+        # Events come from the controller's tasks, which carry the context of the cell
+        # that deployed; the bars must go to the cell running now.
+        self._cell_context = contextvars.copy_context()
 
     def _after_cell(self, *_: Any) -> None:
         self._in_cell = False
@@ -198,7 +204,8 @@ class AutoProgress:
 
         if self.view is None:
             self.view = ProgressView(self.ec)
-        display(self.view)  # the same widget again: one subscription however many cells
+        # the same widget again: one subscription however many cells
+        self._cell_context.copy().run(display, self.view)
 
     def close(self) -> None:
         """Stop showing progress bars."""

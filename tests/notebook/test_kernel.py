@@ -113,25 +113,34 @@ pec = ExperimentController(exp_id="progress")
 auto = auto_progress(pec)
 assert auto is not None
 for _ in range(3):
-    pec.register_resource("kernel::Sleeper", seconds=0.1)
+    pec.register_resource("kernel::Sleeper", seconds=0.5)
 """)
     quiet = kernel("x = 1")  # nothing happens in this cell: no bars
     assert not [o for o in quiet if WIDGET in o.get("data", {})]
+    deploying = kernel("pec.deploy()")  # returns at once: nothing runs during this cell
+    assert not [o for o in deploying if WIDGET in o.get("data", {})]
+    # the controller's tasks carry the deploying cell's context; the bars must
+    # still appear in the cell that waits
     waiting = kernel("""
+await pec.wait_finished_async(timeout=10)
+""")
+    assert [o for o in waiting if WIDGET in o.get("data", {})], waiting
+    blocking = kernel("""
+pec.register_resource("kernel::Sleeper", seconds=0.1)
 pec.deploy()
 pec.wait_finished(timeout=10)
 auto.view.update()
 print(auto.view.counts()["FINISHED"])
 """)
-    assert [o for o in waiting if WIDGET in o.get("data", {})], waiting
-    assert text_of(waiting).strip() == "3"
+    assert [o for o in blocking if WIDGET in o.get("data", {})], blocking
+    assert text_of(blocking).strip() == "4"
     explicit = kernel("""
 with show_progress(pec) as bars:
     await pec.release_async()
 print(bars.counts()["RELEASED"])
 """)
     assert [o for o in explicit if WIDGET in o.get("data", {})]
-    assert text_of(explicit).strip() == "3"
+    assert text_of(explicit).strip() == "4"
 
 
 def test_the_controller_shows_as_an_html_table(kernel):
