@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import re
+import struct
 from typing import TYPE_CHECKING, Any
 
 from ._common import as_bytes, as_text, example, finish, text_dtype
@@ -42,8 +43,8 @@ if TYPE_CHECKING:
 
 COLUMNS = ("time", "source", "destination", "protocol", "source_port", "destination_port", "length")
 
-_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-                b"\x0a\x0d\x0d\x0a")
+_PCAPNG = b"\x0a\x0d\x0d\x0a"
+_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", _PCAPNG)
 _PROTOCOLS = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP", 51: "AH",
               58: "ICMP6", 89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP"}
 _ETHERTYPES = {0x0806: "ARP", 0x8035: "RARP", 0x88CC: "LLDP", 0x8847: "MPLS", 0x8100: "802.1Q"}
@@ -101,10 +102,15 @@ def _read_packets(raw: bytes) -> tuple[list[float], list[bytes], int, int, list[
         for timestamp, packet in reader:
             times.append(timestamp)
             packets.append(packet)
-    except (dpkt.dpkt.NeedData, dpkt.dpkt.UnpackError, ValueError, struct_error()) as exc:
-        problems.append(f"packet {len(packets) + 1}: the capture is cut or damaged here ({exc or 'no data'})")
+    except (dpkt.dpkt.NeedData, dpkt.dpkt.UnpackError, ValueError, struct.error) as exc:
+        problems.append(f"packet {len(packets) + 1}: the capture is cut or damaged here "
+                        f"({str(exc) or type(exc).__name__})")
     snaplen = getattr(reader, "snaplen", 0) or 0
-    if not problems and _cut_at_end(raw, packets):
+    if not problems and raw[:4] == _PCAPNG:
+        if _pcapng_cut(raw):  # dpkt leaves a cut last block out without a word
+            problems.append(f"packet {len(packets) + 1}: the capture is cut or damaged here (the file "
+                            f"ends inside a block; the packet is left out)")
+    elif not problems and _cut_at_end(raw, packets):  # dpkt returns the cut last packet short
         problems.append(f"packet {len(packets)}: the capture is cut or damaged here (the file ends "
                         f"inside it; the packet is left out)")
         times.pop()
@@ -112,11 +118,20 @@ def _read_packets(raw: bytes) -> tuple[list[float], list[bytes], int, int, list[
     return times, packets, reader.datalink(), snaplen, problems
 
 
-def _cut_at_end(raw: bytes, packets: list[bytes]) -> bool:
-    """Whether a classic pcap file ends inside its last record (dpkt returns it short)."""
-    import struct
+def _pcapng_cut(raw: bytes) -> bool:
+    """Whether a pcapng file ends inside a block: every block ends with its own length."""
+    if len(raw) < 12:
+        return True
+    order = "<" if raw[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+    (length,) = struct.unpack_from(order + "I", raw, len(raw) - 4)
+    if length < 12 or length > len(raw) or length % 4:
+        return True
+    return struct.unpack_from(order + "I", raw, len(raw) - length + 4)[0] != length
 
-    if not packets or raw[:4] == b"\x0a\x0d\x0d\x0a":  # pcapng: dpkt raises on a cut block
+
+def _cut_at_end(raw: bytes, packets: list[bytes]) -> bool:
+    """Whether a classic pcap file ends inside its last record."""
+    if not packets:
         return False
     order = "<" if raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     last = 24 + 16 * (len(packets) - 1) + sum(map(len, packets[:-1]))
@@ -124,12 +139,6 @@ def _cut_at_end(raw: bytes, packets: list[bytes]) -> bool:
         return True
     (caplen,) = struct.unpack_from(order + "I", raw, last + 8)
     return caplen > len(packets[-1])
-
-
-def struct_error() -> type[Exception]:
-    import struct
-
-    return struct.error
 
 
 def _parse_capture(raw: bytes) -> pd.DataFrame:

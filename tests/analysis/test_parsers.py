@@ -318,6 +318,10 @@ def test_tcpdump_pcapng(data):
     frame = parse_tcpdump(out.getvalue())
     expected = parse_tcpdump(read(data, "tcpdump_lo.pcap"))
     pdt.assert_frame_equal(frame, expected)
+    for cut in (4, 50, 90):  # inside the last block: counted, the rest read
+        frame = parse_tcpdump(out.getvalue()[:-cut])
+        assert frame.attrs["malformed"] == 1 and "cut or damaged" in frame.attrs["malformed_examples"][0]
+        pdt.assert_frame_equal(frame, expected.iloc[:-1])
 
 
 def test_tcpdump_of_garbage():
