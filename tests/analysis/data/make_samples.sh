@@ -3,7 +3,8 @@
 # tcpdump.  Needs root (tcpdump, network namespaces) and sends traffic to loopback only:
 # the "lost" and "unreachable" pings run in a fresh network namespace whose own lo
 # drops or rejects them (nft), so nothing leaves the machine.
-# The hand-edited samples (*_garbled*, *_truncated*) are made at the end from the real ones.
+# The damaged samples (*_garbled*, *_truncated*) are made at the end from the real ones.
+# The tests check values of the committed files: regenerate them together with the tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 PORT=${PORT:-5399}
@@ -59,3 +60,17 @@ tcpdump -r tcpdump_any.pcap -n > tcpdump_any.txt 2>/dev/null
 head -c 300 ping_timestamps.txt > ping_truncated.txt
 head -c 2500 iperf3_tcp_client.json > iperf3_truncated.json
 size=$(stat -c %s tcpdump_lo.pcap); head -c $((size * 2 / 3)) tcpdump_lo.pcap > tcpdump_truncated.pcap
+python3 - <<'PY'
+lines = open("ping_timestamps.txt", "rb").read().split(b"\n")
+# 0: header, 1-5: replies, 6: blank, 7-9: statistics
+out = [lines[0], lines[1],
+       lines[2].replace(b"time=", b"tim"),                   # a garbled field
+       lines[2] + b" (DUP!)",                                # a duplicate reply
+       b"\x00\xff\xfe garbage \x80 bytes from nowhere",      # binary junk
+       lines[3][:40],                                        # cut in the middle
+       b"hello world",
+       lines[4].replace(b"icmp_seq=4", b"icmp_seq=four"),    # not a number
+       lines[4] + b" trailing junk here",
+       lines[5]] + lines[6:]
+open("ping_garbled.txt", "wb").write(b"\n".join(out))
+PY
