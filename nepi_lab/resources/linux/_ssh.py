@@ -258,7 +258,8 @@ class _Connection:
         if self.dead is not None:
             raise self.dead
         if self.closing:
-            raise SshConnectionLostError(f"connection to {self.target.where} is closed", self.target.where)
+            where = self.target.where
+            raise SshConnectionLostError(f"SSH connection to {where} is closed", where)
         return await self.open()
 
     async def open(self) -> Any:
@@ -280,17 +281,13 @@ class _Connection:
         target = self.target
         if target.identity_file is not None and not os.path.exists(os.path.expanduser(target.identity_file)):
             raise SshAuthenticationError(
-                f"cannot log in to {target.where}: identity file {target.identity_file!r} does not exist",
-                target.where)
-        known_hosts: str | None = None
+                f"cannot log in to {target.where} over SSH: identity file {target.identity_file!r} does not "
+                f"exist", target.where)
+        known_hosts: Any = None
         if target.strict_host_key_checking:
             known_hosts = target.known_hosts_file
-            if not os.path.exists(known_hosts):
-                raise SshHostKeyError(
-                    f"cannot verify the host key of {target.where}: known_hosts file {known_hosts!r} does "
-                    f"not exist; add the host's key to it (ssh-keyscan -p {target.port} {target.host} >> "
-                    f"{known_hosts}), name another file with knownHosts, or set "
-                    f"strictHostKeyChecking=False to skip the check", target.where)
+            if not os.path.exists(known_hosts):  # trust no key: the host is reached, then refused
+                known_hosts = ([], [], [])
         tunnel: Any = ()
         if target.gateway is not None:
             if self.gateway is None:
@@ -412,7 +409,7 @@ class _Connection:
             log.warning("SSH connection to %s restored", self.target.where)
         except Exception as exc:
             self.dead = SshConnectionLostError(
-                f"connection to {self.target.where} lost ({reason}) and could not be restored: {exc}",
+                f"SSH connection to {self.target.where} lost ({reason}) and could not be restored: {exc}",
                 self.target.where)
             for executor in list(self.executors):
                 executor._connection_dead(self.dead)
@@ -506,27 +503,36 @@ def explain_connect_error(exc: BaseException, target: SshTarget) -> SshError:
 
     where = target.where
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        known_hosts = target.known_hosts_file
+        if not os.path.exists(known_hosts):
+            return SshHostKeyError(
+                f"cannot verify the SSH host key of {where}: known_hosts file {known_hosts!r} does not "
+                f"exist; add the host's key to it (ssh-keyscan -p {target.port} {target.host} >> "
+                f"{known_hosts}), name another file with knownHosts, or set strictHostKeyChecking=False "
+                f"to skip the check", where)
         return SshHostKeyError(
-            f"host key of {where} not verified ({exc.reason}) against known_hosts file "
-            f"{target.known_hosts_file!r}: the host is unknown there, or its key changed. If it was "
-            f"reinstalled, replace its line (ssh-keygen -R '[{target.host}]:{target.port}' -f FILE, then "
+            f"SSH host key of {where} not verified ({exc.reason}) against known_hosts file "
+            f"{known_hosts!r}: the host is unknown there, or its key changed. If it was reinstalled, "
+            f"replace its line (ssh-keygen -R '[{target.host}]:{target.port}' -f FILE, then "
             f"ssh-keyscan); to skip the check, set strictHostKeyChecking=False", where)
     if isinstance(exc, asyncssh.PermissionDenied):
         key = target.identity_file or "the default keys and the agent"
         return SshAuthenticationError(
-            f"authentication refused by {where} ({exc.reason}) with {key}: add the public key to "
+            f"SSH authentication refused by {where} ({exc.reason}) with {key}: add the public key to "
             f"that user's ~/.ssh/authorized_keys, or set identityFile / username", where)
     if isinstance(exc, asyncssh.DisconnectError):
-        return SshUnreachableError(f"{where} closed the connection while it was opened: {exc.reason}", where)
+        return SshUnreachableError(f"{where} closed the SSH connection while it was opened: {exc.reason}",
+                                   where)
     if isinstance(exc, asyncio.TimeoutError):  # the builtin on 3.11+, distinct on 3.10
         return SshUnreachableError(
-            f"cannot reach {where}: no SSH answer within {target.connect_timeout:g} s (connectTimeout)",
-            where)
+            f"cannot reach {where} over SSH: no answer within {target.connect_timeout:g} s "
+            f"(connectTimeout)", where)
     if isinstance(exc, ConnectionRefusedError):
         return SshUnreachableError(
-            f"cannot reach {where}: connection refused (is sshd listening on port {target.port}?)", where)
+            f"cannot reach {where} over SSH: connection refused (is sshd listening on port "
+            f"{target.port}?)", where)
     if isinstance(exc, OSError):
-        return SshUnreachableError(f"cannot reach {where}: {exc.strerror or exc}", where)
+        return SshUnreachableError(f"cannot reach {where} over SSH: {exc.strerror or exc}", where)
     if isinstance(exc, asyncssh.Error):
         return SshError(f"SSH connection to {where} failed: {exc.reason}", where)
     return SshError(f"SSH connection to {where} failed: {type(exc).__name__}: {exc}", where)
@@ -540,10 +546,11 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
     try:
         yield
     except (asyncssh.ConnectionLost, asyncssh.SFTPConnectionLost, asyncssh.DisconnectError) as exc:
-        raise SshConnectionLostError(f"connection to {where} lost: {exc.reason}", where, command) from exc
+        raise SshConnectionLostError(f"SSH connection to {where} lost: {exc.reason}", where, command) from exc
     except asyncssh.ChannelOpenError as exc:
         if "closed" in exc.reason:
-            raise SshConnectionLostError(f"connection to {where} lost: {exc.reason}", where, command) from exc
+            raise SshConnectionLostError(f"SSH connection to {where} lost: {exc.reason}", where,
+                                         command) from exc
         raise SshError(
             f"{where} refused a new session ({exc.reason}): its sshd's MaxSessions may be below the "
             f"node's limit", where) from exc
@@ -692,8 +699,8 @@ class SshProcess(ProcessHandle):
                     return _status_from_shell(int(text))
                 if completed.exit_status is not None:
                     raise SshConnectionLostError(
-                        f"connection to {self.where} was lost while {self.command!r} ran and the host kept "
-                        f"no exit status for it ({self.control}.exit); outcome unknown", self.where,
+                        f"SSH connection to {self.where} was lost while {self.command!r} ran and the host "
+                        f"kept no exit status for it ({self.control}.exit); outcome unknown", self.where,
                         self.command)
             elif completed.exit_status is not None:
                 return _status_from_shell(completed.exit_status)
@@ -708,7 +715,7 @@ class SshProcess(ProcessHandle):
         entry = executor._entry
         if entry is None or entry.closing:
             raise SshConnectionLostError(
-                f"connection to {self.where} closed (node released) while {self.command!r} ran; "
+                f"SSH connection to {self.where} closed (node released) while {self.command!r} ran; "
                 f"outcome unknown", self.where, self.command)
         try:
             await entry.connection()  # waits for the reconnection; raises if it failed
@@ -723,7 +730,7 @@ class SshProcess(ProcessHandle):
                 raise
         except SshError as exc:
             raise SshConnectionLostError(
-                f"connection to {self.where} lost while {self.command!r} ran; outcome unknown: {exc}",
+                f"SSH connection to {self.where} lost while {self.command!r} ran; outcome unknown: {exc}",
                 self.where, self.command) from exc
         self._channel = channel
         for sig in dict.fromkeys(self._requested):  # a signal in flight when the connection dropped
@@ -912,7 +919,7 @@ class SshExecutor(Executor):
                 raise
         if completed.exit_status is None and completed.exit_signal is None:
             raise SshConnectionLostError(
-                f"connection to {self.where} lost while {command!r} ran; outcome unknown",
+                f"SSH connection to {self.where} lost while {command!r} ran; outcome unknown",
                 self.where, command)
         result = CommandResult(completed.returncode, _decode(completed.stdout), _decode(completed.stderr),
                                command)
@@ -942,7 +949,7 @@ class SshExecutor(Executor):
                 completed = await channel.wait()
                 if completed.exit_status is None and completed.exit_signal is None:
                     raise SshConnectionLostError(
-                        f"connection to {self.where} lost while {command!r} was being started; it may "
+                        f"SSH connection to {self.where} lost while {command!r} was being started; it may "
                         f"run on the host, unsupervised", self.where, command)
                 raise CommandError(command, completed.returncode, _decode(completed.stderr)[-STDERR_TAIL:],
                                    f"{self.where} (cannot start it)")

@@ -252,7 +252,7 @@ def test_200_concurrent_applications_within_the_session_limit(ec, ssh_node, sshd
     assert free == 10 - _ssh.RESERVED_SESSIONS  # every channel given back
 
 
-def test_the_channel_limit_queues_commands_instead_of_failing(sshd):  # noqa: F811
+def test_the_channel_limit_queues_commands_instead_of_failing(ec, sshd):  # noqa: F811
     async def scenario():
         target = SshTarget(sshd.host, sshd.port, sshd.user, identity_file=sshd.client_key,
                            known_hosts=sshd.known_hosts, max_sessions=3)
@@ -265,7 +265,8 @@ def test_the_channel_limit_queues_commands_instead_of_failing(sshd):  # noqa: F8
         finally:
             await executor.close()
 
-    elapsed, results = asyncio.run(scenario())
+    # on the controller's loop: asyncssh reads its options in the loop's (bounded) thread pool
+    elapsed, results = run_on_loop(ec, scenario())
     assert all(r.returncode == 0 for r in results)
     assert elapsed >= 0.6  # 2 command channels (3 minus SFTP): 3 rounds of 0.2 s
 
@@ -291,7 +292,7 @@ def test_a_host_key_mismatch_fails_the_node(ec, sshd):  # noqa: F811
                                 **sshd.node_attributes(knownHosts=sshd.wrong_known_hosts))
     failure, elapsed = deploy_and_fail(ec, node)
     assert failure.error == "SshHostKeyError"
-    assert "host key of" in failure.message and sshd.wrong_known_hosts in failure.message
+    assert "SSH host key of" in failure.message and sshd.wrong_known_hosts in failure.message
     assert "strictHostKeyChecking=False" in failure.message
     assert elapsed < 5
 
@@ -318,7 +319,7 @@ def test_a_refused_key_fails_the_node_at_once_without_retrying(ec, sshd):  # noq
                                 **sshd.node_attributes(identityFile=sshd.other_key))
     failure, elapsed = deploy_and_fail(ec, node)
     assert failure.error == "SshAuthenticationError"
-    assert "authentication refused by" in failure.message and sshd.other_key in failure.message
+    assert "SSH authentication refused by" in failure.message and sshd.other_key in failure.message
     assert elapsed < 5
     deadline = time.monotonic() + 2
     while sshd.log_text().count("Connection closed by authenticating user") == attempts:
