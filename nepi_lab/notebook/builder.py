@@ -306,9 +306,9 @@ class ExperimentBuilder(widgets.VBox):
         options = [(f"{name}{' (on)' if rm.trace_enabled(name) else ''}", name)
                    for name in rm.get_trace_declarations()]
         current = self.trace_name.value
+        names = [o[1] for o in options]
         self.trace_name.options = options
-        if current in [o[1] for o in options]:
-            self.trace_name.value = current
+        self.trace_name.value = current if current in names else (names[0] if names else None)
 
     # -- the actions (each is one controller call) ------------------------------------------------
 

@@ -100,7 +100,9 @@ def test_build_run_and_stop_with_buttons(builder, ec):
     builder.condition_delay.value = "soon"
     builder.condition_button.click()
     assert "cannot read time 'soon'" in builder.error.value.replace("&#x27;", "'")
-    builder.trace_guid.value, builder.trace_name.value = 2, "extra"
+    builder.trace_guid.value = 2
+    assert builder.trace_name.value == "log"  # the first trace is preselected
+    builder.trace_name.value = "extra"
     builder.trace_button.click()
     assert ec.trace_enabled(2, "extra")
     assert ("extra (on)", "extra") in builder.trace_name.options

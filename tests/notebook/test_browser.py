@@ -1,0 +1,150 @@
+"""A real browser builds and runs an experiment through the widgets, served by Voilà.
+
+Debian's Chromium driven by Playwright (``--no-sandbox`` flags as in the project's
+recipes; no ``playwright install``): add a linux::Node and a linux::Application
+(command ``echo hi``) through the form, connect them, click Deploy, and watch the
+application reach FINISHED in the graph's colours and in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium chromium-driver)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
+pytest.importorskip("voila", reason="the test extra installs voila")
+nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
+
+pytestmark = pytest.mark.slow
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FINISHED_COLOR = "#43a047"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def voila(tmp_path):
+    """Voilà serving a notebook that shows an ExperimentBuilder; yields its URL."""
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(
+            "from nepi_lab import ExperimentBuilder, ExperimentController\n"
+            "ec = ExperimentController(exp_id='browser')\n"
+            "ExperimentBuilder(ec)")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(notebook, str(tmp_path / "builder.ipynb"))
+    port = free_port()
+    env = dict(os.environ, NEPI_LAB_RESULTS=str(tmp_path / "results"))
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
+        env[name] = str(tmp_path / name.lower())  # nothing from the user's setup
+    log = open(tmp_path / "voila.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voila", "builder.ipynb", "--no-browser", f"--port={port}",
+         "--Voila.ip=127.0.0.1"],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "api", timeout=2)  # noqa: S310 - loopback
+                break
+            except urllib.error.HTTPError:  # any answer: the server is up
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail("Voilà did not start:\n" + (tmp_path / "voila.log").read_text()[-3000:])
+                time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its kernel
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+
+
+def test_build_and_run_an_experiment_in_a_browser(voila, tmp_path):
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        with sync_api.sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS,
+                viewport={"width": 1400, "height": 1300})
+            try:
+                page = context.new_page()
+                page.goto(voila, timeout=90_000)
+                page.locator(".nepi-builder").wait_for(timeout=90_000)  # kernel started, cell ran
+
+                # a node: the type already chosen is linux::Node
+                assert page.locator(".nepi-builder-type select").input_value() == "linux::Node"
+                page.locator("button.nepi-builder-add").click()
+                page.locator('.nepi-table tr[data-guid="1"]').wait_for(timeout=20_000)
+
+                # an application running "echo hi"
+                page.locator(".nepi-builder-type select").select_option("linux::Application")
+                command = page.locator(".nepi-attr-command input")
+                command.wait_for(timeout=20_000)
+                command.fill("echo hi")
+                page.locator("button.nepi-builder-add").click()
+                page.locator('.nepi-table tr[data-guid="2"]').wait_for(timeout=20_000)
+
+                # connect them (the two newest resources are preselected), then deploy
+                def chosen(css: str) -> str:
+                    text = page.locator(css).evaluate("s => s.options[s.selectedIndex].text")
+                    return text.replace("\xa0", " ")
+
+                assert chosen(".nepi-builder-connect-a select") == "2 linux::Application"
+                assert chosen(".nepi-builder-connect-b select") == "1 linux::Node"
+                page.locator("button.nepi-builder-connect").click()
+                page.locator(".nepi-builder-status", has_text="connected 2 and 1").wait_for(timeout=20_000)
+                page.locator("button.nepi-builder-deploy").click()
+
+                # the application's node in the graph reaches the finished colour, live
+                page.wait_for_function(
+                    """() => {
+                        const el = document.querySelector('.nepi-graph-colors');
+                        return el && JSON.parse(el.dataset.states || '{}')['2'] === 'FINISHED';
+                    }""", timeout=30_000)
+                colors = json.loads(page.locator(".nepi-graph-colors").get_attribute("data-colors"))
+                assert colors["2"] == FINISHED_COLOR
+                # and the table says FINISHED
+                row = page.locator('.nepi-table tr[data-guid="2"]')
+                row.locator("text=FINISHED").wait_for(timeout=20_000)
+                assert row.get_attribute("data-state") == "FINISHED"
+                assert page.locator(".nepi-builder-error").inner_text().strip() == ""
+                screenshot = tmp_path / "builder.png"
+                page.screenshot(path=str(screenshot), full_page=True)
+                assert screenshot.stat().st_size > 10_000
+                if os.environ.get("NEPI_LAB_KEEP_SCREENSHOT"):
+                    shutil.copy(screenshot, os.environ["NEPI_LAB_KEEP_SCREENSHOT"])
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    # the experiment ran for real: its trace is in the run directory
+    [stdout] = list((tmp_path / "results" / "browser").glob("*/2-linux.Application/stdout"))
+    assert stdout.read_text() == "hi\n"
