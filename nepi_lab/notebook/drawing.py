@@ -161,14 +161,18 @@ def draw(ec: ExperimentController, ax: Axes | None = None, *, labels: bool | Non
     return ax
 
 
-def render_png(figure: Any) -> bytes:
-    """Render ``figure`` (Agg canvas) to PNG bytes, fast (zlib level 1)."""
+def canvas_png(canvas: Any) -> bytes:
+    """What an Agg canvas holds now, as PNG bytes (zlib level 1: fast, a bit larger)."""
     from PIL import Image
 
-    canvas = figure.canvas
-    canvas.draw()
     width, height = canvas.get_width_height(physical=True)
     image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     out = io.BytesIO()
     image.save(out, format="png", compress_level=1)
     return out.getvalue()
+
+
+def render_png(figure: Any) -> bytes:
+    """Draw ``figure`` (Agg canvas) and return it as PNG bytes."""
+    figure.canvas.draw()
+    return canvas_png(figure.canvas)

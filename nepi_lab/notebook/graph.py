@@ -25,7 +25,7 @@ from ..core.errors import UnknownGuidError
 from ._ipython import after_each_cell
 from ._schedule import UPDATE_INTERVAL, Subscription
 from .colors import STATE_COLORS
-from .drawing import CAPTION_DATA_LIMIT, RGBA, Drawing, draw, draw_graph, edge_signature, render_png
+from .drawing import CAPTION_DATA_LIMIT, RGBA, Drawing, canvas_png, draw, draw_graph, edge_signature
 from .html import state_counts_html
 from .layout import StableLayout
 
@@ -82,6 +82,8 @@ class GraphView(widgets.VBox):
         self._ax = self._figure.add_axes((0.01, 0.01, 0.80, 0.98))
         self._layout_engine = StableLayout()
         self._drawing: Drawing | None = None
+        self._overlay: list[Any] = []  # the artists drawn at each update (nodes, labels)
+        self._background: Any = None  # the rest, drawn once per structure
         self._structure_dirty = True
         self._states_dirty = False
         self._png_bytes = b""
@@ -167,8 +169,20 @@ class GraphView(widgets.VBox):
     def _full_draw(self, graph: Any) -> None:
         positions = self._layout_engine.update(graph)
         self._ax.clear()
-        self._drawing = draw_graph(self._ax, graph, positions, self._labels)
+        self._drawing = drawing = draw_graph(self._ax, graph, positions, self._labels)
         self.full_draws += 1
+        # Everything but the nodes and what lies on them (labels) is drawn once and
+        # kept as a background; a recolouring pastes it back and draws only those.
+        nodes = drawing.nodes
+        self._overlay = [] if nodes is None else [nodes] + [
+            a for a in (*self._ax.texts, *self._ax.collections) if a.get_zorder() > nodes.get_zorder()]
+        for artist in self._overlay:
+            artist.set_visible(False)
+        canvas = self._figure.canvas
+        canvas.draw()
+        self._background = canvas.copy_from_bbox(self._figure.bbox)
+        for artist in self._overlay:
+            artist.set_visible(True)
         self._render()
 
     def _recolor(self) -> None:
@@ -193,7 +207,12 @@ class GraphView(widgets.VBox):
             self._render()
 
     def _render(self) -> None:
-        self._png_bytes = render_png(self._figure)
+        """Paste the background, draw the nodes and their labels on it, show the PNG."""
+        canvas = self._figure.canvas
+        canvas.restore_region(self._background)
+        for artist in self._overlay:
+            self._ax.draw_artist(artist)
+        self._png_bytes = canvas_png(canvas)
         self._image.value = self._png_bytes
         self._caption.value = self._caption_html()
         self.renders += 1
