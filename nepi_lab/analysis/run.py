@@ -210,8 +210,7 @@ class ControllerRun(Run):
     def description(self) -> dict[str, Any]:
         # The same dict the controller writes to experiment.json, through the same
         # JSON encoding, so that live frames equal those read back from the directory.
-        # (Uses the controller's private _description(): see the analysis report.)
-        text = json.dumps(self.ec._description(), separators=(",", ":"), default=str)
+        text = json.dumps(self.ec.description(), separators=(",", ":"), default=str)
         return json.loads(text)
 
     def event_table(self) -> pd.DataFrame:

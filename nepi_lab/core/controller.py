@@ -63,7 +63,7 @@ from .errors import (
     UnreachableStateError,
     WaitTimeoutError,
 )
-from .events import EventLog
+from .events import EVENT_FORMAT, EventLog
 from .loop import LoopRunner
 from .registry import get_resource_type
 from .resource import DONE, Failure, ResourceManager
@@ -1273,17 +1273,21 @@ class ExperimentController:
                                delay=c.delay, label=f"{c.action.name} after {c.state.name}{delay}")
         return g
 
-    def _description(self) -> dict[str, Any]:
-        """What was built: types (declared attributes with defaults, traces), resources
-        (set attribute values, connections, enabled traces), conditions, failures.
+    def description(self) -> dict[str, Any]:
+        """The experiment as written to ``experiment.json`` (see :mod:`nepi_lab.core.results`).
 
-        States and their times are not repeated here: ``events.jsonl`` has them.
+        What was built: types (declared attributes with defaults, traces, base type
+        names), resources (set attribute values, connections, enabled traces),
+        conditions, failures.  States and their times are not repeated here:
+        ``events.jsonl`` has them.
         """
         rms = list(self._resources.values())
         types = {}
         for cls in {type(rm) for rm in rms}:
             types[cls._rtype] = {
                 "help": cls._help,
+                "bases": [base._rtype for base in cls.__mro__[1:]
+                          if issubclass(base, ResourceManager) and base.__dict__.get("_rtype")],
                 "long_lived": cls._long_lived,
                 "attributes": {
                     name: {"type": a.type.value, "default": a.default, "flags": int(a.flags),
@@ -1295,6 +1299,7 @@ class ExperimentController:
         return {
             "format": "nepi_lab.run",
             "version": RUN_FORMAT,
+            "events_format": EVENT_FORMAT,
             "exp_id": self._exp_id,
             "run_id": self._run_id,
             "ecstate": self._ecstate.name,
@@ -1320,7 +1325,7 @@ class ExperimentController:
     def _save_description(self) -> None:
         try:
             with self._lock:  # deploy() (caller's thread) and release (loop thread) both save
-                write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self._description())
+                write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self.description())
         except OSError as exc:  # a full disk must not take the experiment down
             log.warning("could not save the experiment description: %s", exc)
 

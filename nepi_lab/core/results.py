@@ -3,8 +3,9 @@
 Layout (format version :data:`RUN_FORMAT`)::
 
     <run_id>/
-        experiment.json      the description: format, ids, controller state, types
-                             (declared attributes with defaults, traces), resources
+        experiment.json      the description: format, version, events_format, ids,
+                             controller state, types (declared attributes with
+                             defaults, traces, base type names), resources
                              (set attribute values, connections, enabled traces),
                              conditions, failures; rewritten atomically at creation,
                              each deploy, release and shutdown
