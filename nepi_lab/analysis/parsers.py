@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidInputError
@@ -116,10 +116,17 @@ def set_default_parser(rtype: str, trace: str, parser: str | None) -> None:
         _defaults[(rtype, trace)] = parser
 
 
-def default_parser(rtype: str, trace: str) -> str:
-    """The name of the parser a trace gets when none is given."""
+def default_parser(rtype: str, trace: str, bases: Sequence[str] = ()) -> str:
+    """The name of the parser a trace gets when none is given.
+
+    ``bases`` are the type's base type names, nearest first (a run directory records
+    them), so a subclass of ``linux::Ping`` gets the ``ping`` parser too.
+    """
     with _lock:
-        return _defaults.get((rtype, trace), FALLBACK)
+        for name in (rtype, *bases):
+            if (name, trace) in _defaults:
+                return _defaults[name, trace]
+        return FALLBACK
 
 
 def default_parsers() -> dict[tuple[str, str], str]:
@@ -128,10 +135,11 @@ def default_parsers() -> dict[tuple[str, str], str]:
         return dict(_defaults)
 
 
-def resolve(parser: str | Parser | None, rtype: str, trace: str) -> tuple[str, Parser]:
+def resolve(parser: str | Parser | None, rtype: str, trace: str,
+            bases: Sequence[str] = ()) -> tuple[str, Parser]:
     """``(name, function)`` for a parser given by name, as a function, or by default."""
     if parser is None:
-        parser = default_parser(rtype, trace)
+        parser = default_parser(rtype, trace, bases)
     if callable(parser):
         return getattr(parser, "__name__", repr(parser)), parser
     return parser, get_parser(parser)

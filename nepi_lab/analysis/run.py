@@ -88,6 +88,10 @@ class Run:
         """The type name of resource ``guid``."""
         raise NotImplementedError
 
+    def type_bases(self, rtype: str) -> list[str]:
+        """Type names ``rtype`` derives from, nearest first (for default parsers)."""
+        raise NotImplementedError
+
     def trace(self, guid: int, name: str) -> str | bytes:
         """The content of a trace: str if it is UTF-8, else bytes (as ``ec.trace``)."""
         data = self.trace_bytes(guid, name)
@@ -150,6 +154,9 @@ class DirectoryRun(Run):
 
     def description(self) -> dict[str, Any]:
         return self._description
+
+    def type_bases(self, rtype: str) -> list[str]:
+        return list(self._description["types"].get(rtype, {}).get("bases", ()))
 
     def event_table(self) -> pd.DataFrame:
         return self._events
@@ -218,6 +225,11 @@ class ControllerRun(Run):
 
     def resource_type(self, guid: int) -> str:
         return self.ec.get_resource(guid).get_rtype()
+
+    def type_bases(self, rtype: str) -> list[str]:
+        from ..core.registry import get_resource_type
+
+        return get_resource_type(rtype).get_bases()
 
     @property
     def exp_id(self) -> str:
@@ -584,7 +596,7 @@ def _one_trace_frame(run: Run, guid: int, name: str, parser: str | _parsers.Pars
     import pandas as pd
 
     rtype = run.resource_type(guid)
-    parser_name, function = _parsers.resolve(parser, rtype, name)
+    parser_name, function = _parsers.resolve(parser, rtype, name, run.type_bases(rtype))
     frame = function(run.trace_bytes(guid, name))
     if not isinstance(frame, pd.DataFrame):
         raise InvalidInputError(f"parser {parser_name!r} returned {type(frame).__name__}, not a DataFrame")

@@ -1286,8 +1286,7 @@ class ExperimentController:
         for cls in {type(rm) for rm in rms}:
             types[cls._rtype] = {
                 "help": cls._help,
-                "bases": [base._rtype for base in cls.__mro__[1:]
-                          if issubclass(base, ResourceManager) and base.__dict__.get("_rtype")],
+                "bases": cls.get_bases(),
                 "long_lived": cls._long_lived,
                 "attributes": {
                     name: {"type": a.type.value, "default": a.default, "flags": int(a.flags),

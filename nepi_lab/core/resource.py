@@ -225,6 +225,12 @@ class ResourceManager:
         return cls._rtype
 
     @classmethod
+    def get_bases(cls) -> list[str]:
+        """Type names of the registered types this one derives from, nearest first."""
+        return [base._rtype for base in cls.__mro__[1:]
+                if issubclass(base, ResourceManager) and base.__dict__.get("_rtype")]
+
+    @classmethod
     def get_help(cls) -> str:
         """The type's help text."""
         return cls._help

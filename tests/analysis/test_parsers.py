@@ -397,3 +397,32 @@ def test_register_a_parser_and_a_default():
     assert default_parser("analysis_test::Writer", "out") == "lines"
     with pytest.raises(UnknownParserError):
         unregister_parser("squares")
+
+
+def test_a_subclass_gets_its_base_type_default_parser(tmp_path):
+    """A run records each type's bases, so a derived ping still parses as ping."""
+    import shutil
+
+    from nepi_lab import ExperimentController
+    from nepi_lab.analysis import load_run, trace_frame
+    from nepi_lab.analysis.parsers import default_parser
+    from nepi_lab.resources.linux import Ping
+
+    if shutil.which("ping") is None:
+        pytest.skip("ping is not installed")
+
+    class LabPing(Ping):
+        _rtype = "lab::Ping"
+
+    assert default_parser("lab::Ping", "stdout") == "lines"
+    assert default_parser("lab::Ping", "stdout", LabPing.get_bases()) == "ping"
+    with ExperimentController(exp_id="bases", local_dir=str(tmp_path)) as ec:
+        node = ec.register_resource("linux::Node", home=str(tmp_path / "home"))
+        ping = ec.register_resource("lab::Ping", connectedTo=node, target="127.0.0.1", count=2,
+                                    interval=0.2)
+        ec.deploy()
+        ec.wait_finished(ping, timeout=20)
+        live = trace_frame(ec, ping, "stdout")
+    assert live.attrs["parser"] == "ping" and list(live["seq"]) == [1, 2]
+    loaded = trace_frame(load_run(ec.run_dir), ping, "stdout")
+    assert loaded.attrs["parser"] == "ping" and list(loaded["seq"]) == [1, 2]
