@@ -203,6 +203,13 @@ def _key(node: Hashable) -> str:
     return repr(node)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Segment:
+    """A vertex of the routing graph standing for a switched segment (never a graph label)."""
+
+    index: int
+
+
 # == building ============================================================================
 
 
@@ -339,7 +346,7 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
             per_key[key] = {node: f"{network[i]}/{prefix}" for i, node in enumerate(attached, start=1)}
         by_segment[index] = per_key
         for node in attached:
-            l3.add_edge(node, ("segment", index), weight=_weight(g, node, component, weight))
+            l3.add_edge(node, _Segment(index), weight=_weight(g, node, component, weight))
     for u, v, data in g.edges(data=True):
         if u in switches or v in switches:
             if u in switches and v in switches:
@@ -393,11 +400,8 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
     route_guids: dict[Hashable, list[int]] = {n: [] for n in hosts}
     if routes:
         for key in [key for _, key in pools]:
-            version = 4 if key == "ip" else 6
             for node, entries in _routes(g, l3, hosts, switches, segment_of, key, default_route).items():
-                for destination, gateway in entries:
-                    if destination == "default":
-                        destination = "0.0.0.0/0" if version == 4 else "::/0"
+                for destination, gateway in entries:  # "default" is IPv6's when the gateway is
                     route_guids[node].append(ec.register_resource(
                         "netns::Route", connectedTo=node_guids[node], destination=destination,
                         gateway=gateway))
@@ -430,8 +434,8 @@ def _routes(g: nx.Graph, l3: nx.Graph, hosts: list[Hashable], switches: set[Hash
             host, switch = (u, v) if v in switches else (v, u)
             value = data[f"{key}:{_key(host)}"]
             network = str(ipaddress.ip_interface(value).network)
-            attached.setdefault(network, []).append(("segment", segment_of[switch]))
-            address_on[(host, ("segment", segment_of[switch]))] = value.split("/")[0]
+            attached.setdefault(network, []).append(_Segment(segment_of[switch]))
+            address_on[(host, _Segment(segment_of[switch]))] = value.split("/")[0]
             continue
         value = data[f"{key}:{_key(u)}"]
         network = str(ipaddress.ip_interface(value).network)
@@ -443,14 +447,14 @@ def _routes(g: nx.Graph, l3: nx.Graph, hosts: list[Hashable], switches: set[Hash
         distances, paths = nx.single_source_dijkstra(l3, source, weight="weight")
         entries: list[tuple[str, str]] = []
         for network, vertices in attached.items():
-            if source in vertices or any(l3.has_edge(source, v) and isinstance(v, tuple) for v in vertices):
+            if source in vertices or any(l3.has_edge(source, v) and isinstance(v, _Segment) for v in vertices):
                 continue  # directly attached
             reachable = [v for v in vertices if v in paths]
             if not reachable:
                 continue
             path = paths[min(reachable, key=lambda v: distances[v])]
             first = path[1]
-            if isinstance(first, tuple):  # through a segment: the next host on it
+            if isinstance(first, _Segment):  # through a segment: the next host on it
                 gateway = address_on[(path[2], first)] if len(path) > 2 else None
             else:
                 gateway = address_on[(first, source)]

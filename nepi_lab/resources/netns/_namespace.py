@@ -104,13 +104,11 @@ def require_pyroute2(what: str) -> Any:
     return pyroute2
 
 
-def check_privileges(what: str) -> None:
-    """Refuse early, in words, where namespaces cannot be made."""
+def check_privileges(what: str, hint: str = "") -> None:
+    """Refuse early, in words, where namespaces cannot be handled."""
     if os.geteuid() != 0:
         raise PermissionError(
-            f"{what} needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to make network namespaces; "
-            f"run as root, or use linux::Node on localhost instead"
-        )
+            f"{what} needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) for network namespaces{hint}")
 
 
 # -- entering a namespace from the calling thread ---------------------------------------
@@ -451,6 +449,8 @@ def cleanup_leftovers(dry_run: bool = False) -> CleanupReport:
     that tag in the root namespace deleted, and its record removed.
     """
     report = CleanupReport()
+    if not dry_run:
+        check_privileges("nepi-lab cleanup")
     records = _read_records()
     live = {tag for tag, record in records.items() if _alive(record)}
     report.live = {tag: records[tag]["pid"] for tag in sorted(live)}
@@ -517,7 +517,7 @@ class Namespace:
     def create(cls, name: str, names: RunNames, what: str) -> Namespace:
         """Create namespace ``name`` for ``names``'s run (``what`` names the resource in errors)."""
         pyroute2 = require_pyroute2(what)
-        check_privileges(what)
+        check_privileges(what, "; run as root, or use a linux::Node on localhost instead")
         names.record()
         create_namespace(name)
         track(name, names)

@@ -132,6 +132,7 @@ class NetemUnavailableError(CommandError):
         self.guid = guid
         self.args = (
             f"netns::Link {guid}: delay {delay!r} needs the netem qdisc, which this kernel does not have "
-            f"(tc said: {stderr_tail.strip()[-200:] or 'no netem'}). Remove 'delay' from the link, or run "
+            f"(tc said: {(stderr_tail.strip().splitlines() or ['nothing'])[0][:200]}). Remove 'delay' from "
+            f"the link, or run "
             f"on a kernel built with CONFIG_NET_SCH_NETEM; rate and loss work without it.",
         )

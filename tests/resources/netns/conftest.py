@@ -1,0 +1,138 @@
+"""Fixtures for the netns resources: real namespaces, veths and bridges, made as root.
+
+Every test is checked to leave the machine as it found it: the same network
+namespaces (``ip netns list``), the same interfaces in the root namespace, no run
+record, no child process and no extra thread.  Traffic flows only inside the
+namespaces the tests create.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import psutil
+import pytest
+
+from nepi_lab import ExperimentController
+
+
+def _missing_capability() -> str | None:
+    """Why namespaces cannot be tested here (None: they can)."""
+    if os.geteuid() != 0:
+        return "network namespaces need root (CAP_NET_ADMIN, CAP_SYS_ADMIN); CI runs the tests as root"
+    for tool in ("ip", "tc", "nft", "ping", "iperf3"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (.ci/run installs iproute2, nftables, iputils-ping, iperf3)"
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        return "pyroute2 is not installed: pip install 'nepi_lab[netns]'"
+    probe = f"nepi-lab-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"this machine cannot make network namespaces: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+MISSING = _missing_capability()
+
+
+@pytest.fixture(autouse=True)
+def needs_namespaces():
+    if MISSING:
+        pytest.skip(MISSING)
+
+
+def namespaces() -> set[str]:
+    """Names listed by ``ip netns list``."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def root_interfaces() -> set[str]:
+    """Interface names of the root namespace (``ip -o link``)."""
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.strip()}
+
+
+def records() -> set[str]:
+    try:
+        return set(os.listdir("/run/nepi_lab/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+def ours(names: set[str]) -> set[str]:
+    return {n for n in names if n.startswith("nl")}
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(needs_namespaces):
+    """Each test leaves the namespaces, root interfaces and run records as it found them."""
+    before = (namespaces(), root_interfaces(), records())
+    yield
+    after = (namespaces(), root_interfaces(), records())
+    assert after == before, {
+        "namespaces added": after[0] - before[0], "namespaces removed": before[0] - after[0],
+        "interfaces added": after[1] - before[1], "records added": after[2] - before[2],
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leak():
+    """Every test leaves the thread count as it found it."""
+    before = threading.active_count()
+    yield
+    for _ in range(200):
+        if threading.active_count() <= before:
+            break
+        threading.Event().wait(0.01)
+    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+
+
+@pytest.fixture(autouse=True)
+def no_child_left():
+    """No test leaves a child process of this interpreter running."""
+    yield
+    me = psutil.Process(os.getpid())
+    left = [c for c in me.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+    assert left == [], [c.cmdline() for c in left]
+
+
+@pytest.fixture
+def home(tmp_path):
+    """The nodes' ``home``: never the real $HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def ec(tmp_path):
+    """A controller writing into the test's temporary folder, always shut down."""
+    controller = ExperimentController(exp_id="netns", local_dir=str(tmp_path / "results"))
+    yield controller
+    controller.shutdown()
+
+
+def ping_counts(text: str) -> tuple[int, int]:
+    """(transmitted, received) from ping's summary line."""
+    for line in text.splitlines():
+        if "packets transmitted" in line:
+            words = line.replace(",", "").split()
+            return int(words[0]), int(words[3])
+    raise AssertionError(f"no ping summary in {text!r}")
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
