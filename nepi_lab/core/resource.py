@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .attributes import Attribute, Flags, Types
 from .errors import (
     ReadOnlyAttributeError,
+    ResourceFailedError,
     UnknownAttributeError,
     UnknownTraceError,
     UnreachableStateError,
@@ -345,6 +346,16 @@ class ResourceManager:
             await self.ec._await_states([other], state)
         finally:
             self._waiting = None
+
+    def fail(self, error: BaseException | str, step: str = "run") -> None:
+        """Fail this resource from outside its hooks, e.g. when a watcher sees its host go.
+
+        Call it from the controller's loop thread.  The failure policy applies as for
+        a hook that raised: a critical resource fails the experiment.
+        """
+        exc = error if isinstance(error, BaseException) else ResourceFailedError(
+            str(error), self.guid, self._rtype, self._state)
+        self.ec._fail(self, step, exc)
 
     # -- traces ------------------------------------------------------------------
 

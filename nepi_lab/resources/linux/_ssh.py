@@ -1161,7 +1161,7 @@ def _fail_node_soon(node: Node, error: SshConnectionLostError) -> None:
             await asyncio.sleep(0)
         if node.state in (ResourceState.READY, ResourceState.STARTED):
             # the core has no public "fail this resource" call yet: reported upstream
-            node.ec._fail(node, "run", error)
+            node.fail(error, "run")
 
     task = asyncio.ensure_future(fail())
     _background.add(task)

@@ -67,6 +67,7 @@ Example
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import posixpath
 import re
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from ...core.controller import ExperimentController
 
 S = ResourceState
+log = logging.getLogger("nepi_lab")
 
 #: The placeholders, in the order they are documented.
 PLACEHOLDERS = ("HOME", "EXP_HOME", "RUN_HOME", "NODE_HOME", "BIN", "APP_HOME", "SRC", "CODE")
@@ -235,12 +237,12 @@ class Application(ResourceManager):
     async def _run_step(self, step: str) -> None:
         """Run the ``build`` or ``install`` command, its output in the trace of that name."""
         command = self.get(step)
-        log = self.host_path(step)
-        process = await self.node.spawn(command, stdout=log, stderr=log, cwd=self.app_home,
+        log_path = self.host_path(step)
+        process = await self.node.spawn(command, stdout=log_path, stderr=log_path, cwd=self.app_home,
                                         env=self._env, path=[self.node.bin_dir])
         status = await self._wait_or_kill(process)
         if status != 0:
-            tail = await self.node.executor.tail(log)
+            tail = await self.node.executor.tail(log_path)
             raise CommandError(command, status, tail, f"{self.node.executor.where} ({step} step)")
 
     async def _collect(self) -> None:
@@ -251,9 +253,10 @@ class Application(ResourceManager):
         if self._collect_lock is None:
             self._collect_lock = asyncio.Lock()
         async with self._collect_lock:
-            for name in self._trace_table:
-                if name in self._enabled_traces and name not in self._local_traces:
-                    await node.download(self.host_path(name), self._local_path(name))
+            names = [name for name in self._trace_table
+                     if name in self._enabled_traces and name not in self._local_traces
+                     and not (name in ("build", "install") and not self.get(name))]  # no such step
+            await asyncio.gather(*(node.download(self.host_path(n), self._local_path(n)) for n in names))
             self._collected = True
 
     async def _after_exit(self, process: ProcessHandle) -> int:
@@ -397,7 +400,10 @@ class Application(ResourceManager):
         if process is not None and process.returncode is None:
             process.kill()
         if self._ended is not None:
-            await asyncio.shield(self._ended)
+            try:
+                await asyncio.shield(self._ended)
+            except Exception as exc:  # e.g. the connection was lost: its run already failed on it
+                log.debug("application %s: outcome unavailable at release: %s", self.guid, exc)
         elif not self._collected:
             await self._collect()
         node = self._node

@@ -92,6 +92,9 @@ class Node(ResourceManager):
                   default=10.0, range=(0, None), flags=Flags.Design),
         Attribute("gateway", "jump host, [user@]host[:port], through which the node is reached",
                   flags=Flags.Design),
+        Attribute("maxSessions", "SSH channels open at once on the connection (the server's MaxSessions, "
+                  "OpenSSH's default 10); commands beyond it queue", type=Types.Integer, default=10,
+                  range=(2, None), flags=Flags.Design),
         Attribute("home", "folder that holds .nepi_lab/: absolute, or relative to the user's home "
                   "(default: the user's home)", flags=Flags.Design),
         Attribute("cleanExperiment", "on release, remove this run's folders from the host "
