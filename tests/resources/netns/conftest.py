@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from nepi_lab import ExperimentController
+from nepi_lab.resources.netns._namespace import OUR_NAME, RECORD_DIR, _alive, _read_records
 
 
 def _missing_capability() -> str | None:
@@ -61,26 +62,53 @@ def root_interfaces() -> set[str]:
 
 
 def records() -> set[str]:
+    """Run records (``<tag>.json``) in /run/nepi_lab/netns."""
     try:
-        return set(os.listdir("/run/nepi_lab/netns"))
+        return set(os.listdir(RECORD_DIR))
     except FileNotFoundError:
         return set()
 
 
-def ours(names: set[str]) -> set[str]:
-    return {n for n in names if n.startswith("nl")}
+def foreign_live_tags() -> set[str]:
+    """Tags of runs owned by another live process: someone else's experiment, or another
+    test session on this machine, whose namespaces come and go as they please."""
+    return {tag for tag, record in _read_records().items()
+            if record.get("pid") != os.getpid() and _alive(record)}
+
+
+def _differences(before):
+    foreign = foreign_live_tags()
+    after = (namespaces(), root_interfaces(), records())
+    foreign |= foreign_live_tags()
+
+    def mine(name: str) -> bool:
+        match = OUR_NAME.match(name)
+        return not (match and match.group(1) in foreign)
+
+    problems = {
+        "namespaces added": {n for n in after[0] - before[0] if mine(n)},
+        "namespaces removed": {n for n in before[0] - after[0] if not OUR_NAME.match(n)},
+        "interfaces added": {n for n in after[1] - before[1] if mine(n)},
+        "interfaces removed": {n for n in before[1] - after[1] if not OUR_NAME.match(n)},
+        "records added": {r for r in after[2] - before[2] if r[:-5] not in foreign},
+    }
+    return {k: v for k, v in problems.items() if v}
 
 
 @pytest.fixture(autouse=True)
 def nothing_left_behind(needs_namespaces):
-    """Each test leaves the namespaces, root interfaces and run records as it found them."""
+    """Each test leaves ``ip netns list``, the root namespace's ``ip link`` and the run
+    records as it found them.
+
+    Other processes' live runs (another test session on this machine) are told apart by
+    their records and not counted; what is ours, or has no live owner, is.
+    """
     before = (namespaces(), root_interfaces(), records())
     yield
-    after = (namespaces(), root_interfaces(), records())
-    assert after == before, {
-        "namespaces added": after[0] - before[0], "namespaces removed": before[0] - after[0],
-        "interfaces added": after[1] - before[1], "records added": after[2] - before[2],
-    }
+    deadline = time.monotonic() + 1.0  # a foreign run may be between two steps: look again
+    while (problems := _differences(before)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not problems, problems
 
 
 @pytest.fixture(autouse=True)

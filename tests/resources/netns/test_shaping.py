@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import subprocess
 
 import pytest
@@ -68,7 +69,7 @@ def test_random_loss_within_binomial_tolerance(ec, home):
 @functools.cache
 def netem_available() -> bool:
     """Whether this kernel has netem: try it on a veth in a scratch namespace."""
-    ns = "nepi-lab-netem-probe"
+    ns = f"nepi-lab-netem-probe-{os.getpid()}"
     try:
         subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
         subprocess.run(["ip", "-n", ns, "link", "add", "pa", "type", "veth", "peer", "name", "pb"],
