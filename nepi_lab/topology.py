@@ -447,7 +447,8 @@ def _routes(g: nx.Graph, l3: nx.Graph, hosts: list[Hashable], switches: set[Hash
         distances, paths = nx.single_source_dijkstra(l3, source, weight="weight")
         entries: list[tuple[str, str]] = []
         for network, vertices in attached.items():
-            if source in vertices or any(l3.has_edge(source, v) and isinstance(v, _Segment) for v in vertices):
+            if source in vertices or any(isinstance(v, _Segment) and l3.has_edge(source, v)
+                                         for v in vertices):
                 continue  # directly attached
             reachable = [v for v in vertices if v in paths]
             if not reachable:

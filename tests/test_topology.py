@@ -57,7 +57,8 @@ def test_a_line_gets_a_slash_30_per_link_and_routes_towards_the_far_end(ec):
     assert routes_of(ec, topo, "h2") == [("default", "10.0.0.6")]
     assert routes_of(ec, topo, "h3") == [("default", "10.0.0.5")]
     assert routes_of(ec, topo, "h4") == [("default", "10.0.0.9")]
-    assert [ec.get(topo.nodes[n], "forwarding") for n in ("h1", "h2", "h3", "h4")] == [False, True, True, False]
+    forwarding = [ec.get(topo.nodes[n], "forwarding") for n in ("h1", "h2", "h3", "h4")]
+    assert forwarding == [False, True, True, False]
 
 
 def test_explicit_routes_without_defaults(ec):

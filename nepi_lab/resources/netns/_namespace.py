@@ -576,3 +576,16 @@ async def netlink(netns: Namespace, operation: str, request: Awaitable[T]) -> T:
         if not isinstance(code, int):
             raise
         raise NetlinkError(operation, netns.name, code, os.strerror(code)) from exc
+
+
+def being_released(rm: Any) -> bool:
+    """Whether resource ``rm`` is being released too (it waits for its dependents, e.g. a
+    node for its links).
+
+    Then removing its namespace will take this resource's kernel objects with it, in one
+    batch: deleting 100 veths one by one costs the kernel about 40 ms each (an RCU grace
+    period per device), removing their namespaces costs us nothing.
+    """
+    # the core has no public word for "release requested"; its release task is the sign
+    task = getattr(rm, "_release_task", None)
+    return task is not None and not task.done()

@@ -18,7 +18,8 @@ the end is configured:
 
 Deploy waits for its link to have made the veth pair, then adds the addresses and
 brings the device up; routes on the node wait for its interfaces.  Release removes
-the addresses (the link then deletes the device).
+the addresses (the link then deletes the device), unless the node is being released
+too: its namespace goes with them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ...core.attributes import Attribute, Flags, Types
 from ...core.errors import AttributeValueError, InvalidInputError
 from ...core.resource import ResourceManager
 from ...core.states import ResourceState
-from ._namespace import IFNAME_MAX, NAME_RULE, netlink, run_names
+from ._namespace import IFNAME_MAX, NAME_RULE, being_released, netlink, run_names
 from .node import Node
 
 if TYPE_CHECKING:
@@ -192,8 +193,9 @@ class Interface(ResourceManager):
         index, self._index = self._index, 0
         nodes = self.get_connected(Node)
         netns = nodes[0].netns if nodes else None  # type: ignore[attr-defined]
-        if not index or netns is None or netns.ipr is None:
-            return
+        if not index or netns is None or netns.ipr is None or being_released(nodes[0]):
+            self._added.clear()
+            return  # the namespace goes, with the addresses
         for address, prefix in self._added:
             try:
                 request = netns.ipr.addr("del", index=index, address=address, prefixlen=prefix)

@@ -18,7 +18,9 @@ Properties, the same in both directions (see :mod:`._shaping` for the kernel sid
            :class:`~._shaping.NetemUnavailableError`, never silently
 =========  ==========================================================================
 
-Release deletes the loss rules and the veth pair (both ends go together).
+Release deletes the loss rules and the veth pair (both ends go together), unless an
+end's node or switch is being released too: removing its namespace removes them, in
+one batch.
 
 Example
 -------
@@ -46,7 +48,7 @@ from ...core.states import ResourceState
 from ...core.times import parse_delay
 from ...core.traces import Trace
 from ..linux import LocalExecutor
-from ._namespace import Namespace, netlink, run_names
+from ._namespace import Namespace, being_released, netlink, run_names
 from ._shaping import NetemUnavailableError, loss_ruleset, loss_table, parse_rate, qdisc_batch
 from .interface import Interface
 from .switch import Switch
@@ -250,12 +252,12 @@ class Link(ResourceManager):
             if self._lossy and self._executor is not None:
                 for end in self._ends:
                     netns = end.netns
-                    if netns is not None and not netns.removed:
+                    if netns is not None and not netns.removed and not being_released(end.host):
                         await self._executor.run(
                             f"ip netns exec {netns.name} nft delete table netdev {loss_table(self.guid)}",
                             check=False, timeout=10)
-            if self._created:
-                a = self._ends[0]
+            if self._created and not any(being_released(end.host) for end in self._ends):
+                a = self._ends[0]  # deleting one end deletes the pair
                 netns = a.netns
                 if netns is not None and not netns.removed and netns.ipr is not None:
                     try:

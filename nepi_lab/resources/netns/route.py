@@ -6,7 +6,7 @@ Connected to one ``netns::Node``.  ``destination`` is a network (``10.0.2.0/24``
 without a gateway); ``metric`` the route's priority.
 
 Deploy waits for the node and all its interfaces (so the gateway is reachable),
-then adds the route; release deletes it.
+then adds the route; release deletes it (unless the node is being released too).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ...core.attributes import Attribute, Flags, Types
 from ...core.errors import AttributeValueError, InvalidInputError
 from ...core.resource import ResourceManager
 from ...core.states import ResourceState
-from ._namespace import netlink
+from ._namespace import being_released, netlink
 from .interface import Interface
 from .node import Node
 
@@ -131,8 +131,8 @@ class Route(ResourceManager):
         request, self._request = self._request, None
         nodes = self.get_connected(Node)
         netns = nodes[0].netns if nodes else None  # type: ignore[attr-defined]
-        if request is None or netns is None or netns.ipr is None:
-            return
+        if request is None or netns is None or netns.ipr is None or being_released(nodes[0]):
+            return  # the node's namespace goes, with its routes
         try:
             await asyncio.wait_for(netns.ipr.route("del", **request), 5)
         except Exception as exc:  # its device went first: so did the route

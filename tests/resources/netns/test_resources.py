@@ -14,7 +14,7 @@ from nepi_lab import (
 )
 from nepi_lab.resources.netns import run_prefix
 
-from .conftest import ping_counts
+from .conftest import ping_counts, wait_until
 
 S = ResourceState
 
@@ -115,7 +115,8 @@ def test_mtu_is_set_on_both_ends(ec, home):
     i2 = ec.register_resource("netns::Interface", connectedTo=h2, ip="10.0.0.2/30", mtu=1400)
     link = ec.register_resource("netns::Link", connectedTo=i1)
     ec.register_connection(link, i2)
-    fits = ec.register_resource("linux::Application", connectedTo=h1, command="ping -c1 -M do -s 1372 10.0.0.2")
+    fits = ec.register_resource("linux::Application", connectedTo=h1,
+                                command="ping -c1 -M do -s 1372 10.0.0.2")
     too_big = ec.register_resource("linux::Application", connectedTo=h1, critical=False,
                                    command="ping -c1 -W1 -M do -s 1373 10.0.0.2")
     ec.deploy()
@@ -123,8 +124,8 @@ def test_mtu_is_set_on_both_ends(ec, home):
     assert ec.state(fits) == S.FINISHED
     assert ec.state(too_big) == S.FAILED
     for node, iface in ((h1, i1), (h2, i2)):
-        shown = subprocess.run(["ip", "-n", ec.get(node, "namespace"), "link", "show", ec.get(iface, "ifname")],
-                               capture_output=True, text=True).stdout
+        shown = subprocess.run(["ip", "-n", ec.get(node, "namespace"), "link", "show",
+                                ec.get(iface, "ifname")], capture_output=True, text=True).stdout
         assert "mtu 1400" in shown
 
 
@@ -142,9 +143,10 @@ def test_an_interface_goes_down_and_up_while_running(ec, home):
 
     assert ping_once() == S.FINISHED
     ec.set(i1, "up", False)
-    shown = lambda: subprocess.run(["ip", "-n", ec.get(h1, "namespace"), "link", "show", ec.get(i1, "ifname")],
-                                   capture_output=True, text=True).stdout  # noqa: E731
-    from .conftest import wait_until
+
+    def shown():
+        return subprocess.run(["ip", "-n", ec.get(h1, "namespace"), "link", "show", ec.get(i1, "ifname")],
+                              capture_output=True, text=True).stdout
 
     assert wait_until(lambda: "state DOWN" in shown())
     assert ping_once() == S.FAILED
@@ -216,3 +218,27 @@ def test_a_link_with_one_end_fails_at_deploy(ec, home):
     with pytest.raises(ExperimentFailedError, match="needs two ends"):
         ec.wait_deployed(timeout=20)
     ec.wait_released(timeout=20)
+
+
+def test_releasing_a_link_or_a_route_alone_removes_just_it(ec, home):
+    h1, h2, i1, i2, link = pair(ec, home, loss=1.0)
+    route = ec.register_resource("netns::Route", connectedTo=h1, destination="10.9.0.0/16",
+                                 gateway="10.0.0.2")
+    ec.deploy()
+    ec.wait_deployed(timeout=20)
+    ns1, ns2, ifname = ec.get(h1, "namespace"), ec.get(h2, "namespace"), ec.get(i1, "ifname")
+
+    def show(*args):
+        return subprocess.run(["ip", "-n", ns1, *args], capture_output=True, text=True).stdout
+
+    assert "10.9.0.0/16 via 10.0.0.2" in show("route")
+    ec.release(route)
+    assert "10.9.0.0/16" not in show("route")
+    assert ifname in show("link")
+    ec.release([i1, i2, link])
+    assert ifname not in show("link")
+    assert ifname not in subprocess.run(["ip", "-n", ns2, "link"], capture_output=True, text=True).stdout
+    tables = subprocess.run(["ip", "netns", "exec", ns1, "nft", "list", "tables"], capture_output=True,
+                            text=True)
+    assert "nepi_lab" not in tables.stdout
+    assert ec.state(h1) == ec.state(h2) == S.STARTED  # the nodes live on
