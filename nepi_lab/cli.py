@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nepi-lab", description="network experiments with nepi_lab")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run a small real experiment on this machine")
-    demo.add_argument("--results", metavar="DIR", help="results root (default: $NEPI_LAB_RESULTS or <temp dir>/nepi_lab-results)")
+    demo.add_argument("--results", metavar="DIR",
+                      help="results root (default: $NEPI_LAB_RESULTS or <temp dir>/nepi_lab-results)")
     demo.set_defaults(run=_demo)
     commands.add_parser("types", help="list the registered resource types").set_defaults(run=_types)
     commands.add_parser("version", help="print the version").set_defaults(run=_version)

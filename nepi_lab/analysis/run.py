@@ -65,7 +65,24 @@ _IDENTITY = ("run_id", "guid", "type", "trace")
 # == one run ========================================================================
 
 
-class Run:
+class _Frames:
+    """The frame methods shared by one run and a set of runs."""
+
+    def trace_frame(self, guid: int | Iterable[int], name: str,
+                    parser: str | _parsers.Parser | None = None) -> pd.DataFrame:
+        """See :func:`trace_frame`."""
+        return trace_frame(self, guid, name, parser)
+
+    def events_frame(self) -> pd.DataFrame:
+        """See :func:`events_frame`."""
+        return events_frame(self)
+
+    def resources_frame(self) -> pd.DataFrame:
+        """See :func:`resources_frame`."""
+        return resources_frame(self)
+
+
+class Run(_Frames):
     """One run of an experiment: its description, its events and its traces.
 
     Made by :func:`load_run` (from a run directory) or internally from a live
@@ -126,21 +143,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.exp_id}/{self.run_id} ({len(self.guids)} resources)>"
-
-    # -- frames -----------------------------------------------------------------------
-
-    def trace_frame(self, guid: int | Iterable[int], name: str,
-                    parser: str | _parsers.Parser | None = None) -> pd.DataFrame:
-        """See :func:`trace_frame`."""
-        return trace_frame(self, guid, name, parser)
-
-    def events_frame(self) -> pd.DataFrame:
-        """See :func:`events_frame`."""
-        return events_frame(self)
-
-    def resources_frame(self) -> pd.DataFrame:
-        """See :func:`resources_frame`."""
-        return resources_frame(self)
 
 
 class DirectoryRun(Run):
@@ -261,7 +263,7 @@ class ControllerRun(Run):
 # == several runs ===================================================================
 
 
-class RunSet(Sequence[Run]):
+class RunSet(_Frames, Sequence[Run]):
     """Every run of an experiment (:func:`load_runs`), oldest first; frames concatenate."""
 
     def __init__(self, runs: Iterable[Run], path: str | None = None) -> None:
@@ -284,18 +286,6 @@ class RunSet(Sequence[Run]):
     def __repr__(self) -> str:
         return f"<RunSet of {len(self.runs)} runs in {self.path}>"
 
-    def trace_frame(self, guid: int | Iterable[int], name: str,
-                    parser: str | _parsers.Parser | None = None) -> pd.DataFrame:
-        """See :func:`trace_frame`."""
-        return trace_frame(self, guid, name, parser)
-
-    def events_frame(self) -> pd.DataFrame:
-        """See :func:`events_frame`."""
-        return events_frame(self)
-
-    def resources_frame(self) -> pd.DataFrame:
-        """See :func:`resources_frame`."""
-        return resources_frame(self)
 
 
 # == loading ========================================================================

@@ -153,5 +153,6 @@ class Attribute:
         if self.range is not None and t in (Types.Integer, Types.Double):
             low, high = self.range
             if (low is not None and value < low) or (high is not None and value > high):
-                raise bad(f"must lie in [{'-inf' if low is None else low}, {'inf' if high is None else high}]")
+                bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+                raise bad(f"must lie in {bounds}")
         return value

@@ -40,7 +40,8 @@ class Condition(NamedTuple):
         others = ", ".join(map(str, self.after))
         plural = "s" if len(self.after) > 1 else ""
         delay = f" + {format_delay(self.delay)}" if self.delay else ""
-        return f"{self.action.name} {self.guid} once resource{plural} {others} reached {self.state.name}{delay}"
+        return (f"{self.action.name} {self.guid} once resource{plural} {others} "
+                f"reached {self.state.name}{delay}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""

@@ -801,7 +801,8 @@ class ExperimentController:
         who = ", ".join(f"{o.guid} ({o._rtype}, now {o._state.name})" for o in late[:10])
         delay = f", then {format_delay(condition.delay)}" if condition.delay else ""
         plural = "s" if len(late) > 1 else ""
-        return (f"waits to {condition.action.name} until resource{plural} {who} reach{'' if plural else 'es'} "
+        verb = "reach" if plural else "reaches"
+        return (f"waits to {condition.action.name} until resource{plural} {who} {verb} "
                 f"{condition.state.name}{delay} (condition: {condition.describe()})")
 
     def _fail(self, rm: ResourceManager, step: str, exc: BaseException) -> None:
@@ -811,7 +812,8 @@ class ExperimentController:
             return
         failure = Failure(
             rm.guid, rm._rtype, step, rm._state, type(exc).__name__, str(exc), time.time(), rm.critical,
-            getattr(exc, "command", None), getattr(exc, "returncode", None), getattr(exc, "stderr_tail", None),
+            getattr(exc, "command", None), getattr(exc, "returncode", None),
+            getattr(exc, "stderr_tail", None),
         )
         rm.failure = failure
         rm._step = None
@@ -839,7 +841,8 @@ class ExperimentController:
         for rm in rms:
             if rm._state not in allowed:
                 names = " or ".join(s.name for s in sorted(allowed))
-                raise InvalidTransitionError(rm.guid, rm._rtype, rm._state, action.name, f"{action.name} needs {names}")
+                raise InvalidTransitionError(rm.guid, rm._rtype, rm._state, action.name,
+                                             f"{action.name} needs {names}")
 
     async def start_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Start resources now, ignoring their START conditions; returns once STARTED."""
@@ -962,7 +965,8 @@ class ExperimentController:
         await self._runner.run_async(self._with_timeout(
             self._await_states(rms, target), timeout, what, rms, target, target != S.RELEASED))
 
-    async def wait_async(self, guids: Guids, state: ResourceState | str, timeout: float | None = None) -> None:
+    async def wait_async(self, guids: Guids, state: ResourceState | str,
+                         timeout: float | None = None) -> None:
         """Return once every resource of ``guids`` (None: all) has reached ``state``.
 
         Raises
@@ -1047,7 +1051,8 @@ class ExperimentController:
     async def _release_one(self, rm: ResourceManager, releasing: set[int]) -> None:
         # what needed this resource goes first (an application before its node)
         needing = [self._resources[g] for g in rm._dependents
-                   if g in releasing and g in self._resources and rm.guid not in self._resources[g]._dependents]
+                   if g in releasing and g in self._resources
+                   and rm.guid not in self._resources[g]._dependents]
         if needing:
             rm._waiting = lambda: "waits for the resources that need it to be released first"
             await self._await_states(needing, S.RELEASED)
@@ -1139,7 +1144,8 @@ class ExperimentController:
         return sorted(self._rm(guid)._trace_table)
 
     async def trace_async(self, guid: int, name: str, attr: TraceAttr | str = TraceAttr.ALL,
-                          block: int = 512, offset: int = 0, timeout: float | None = None) -> str | bytes | int:
+                          block: int = 512, offset: int = 0,
+                          timeout: float | None = None) -> str | bytes | int:
         """Read a trace: ALL (content), STREAM (``block`` bytes at block ``offset``), PATH, SIZE."""
         rm = self._rm(guid)
         rm._check_trace(name)
@@ -1293,7 +1299,8 @@ class ExperimentController:
                            "allowed": list(a.allowed) if a.allowed else None, "help": a.help}
                     for name, a in cls._attribute_table.items()
                 },
-                "traces": {name: {"help": t.help, "enabled": t.enabled} for name, t in cls._trace_table.items()},
+                "traces": {name: {"help": t.help, "enabled": t.enabled}
+                           for name, t in cls._trace_table.items()},
             }
         return {
             "format": "nepi_lab.run",
@@ -1335,7 +1342,8 @@ def _forget_task(rm: ResourceManager) -> None:
         rm._task = None
 
 
-def _time_getter(state: ResourceState, verb: str) -> Callable[[ExperimentController, int], _dt.datetime | None]:
+def _time_getter(state: ResourceState,
+                 verb: str) -> Callable[[ExperimentController, int], _dt.datetime | None]:
     def getter(self: ExperimentController, guid: int) -> _dt.datetime | None:
         return self._rm(guid).state_time(state)
 

@@ -151,7 +151,7 @@ class EventLog:
             lines = [
                 f'{{"time": {t!r}, "guid": {g}, "type": {types[r]}, {_FROM_TO[c]}, "detail": null}}\n'
                 for t, g, r, c in zip(self._time[start:end], self._guid[start:end],
-                                      self._type[start:end], self._code[start:end])
+                                      self._type[start:end], self._code[start:end], strict=True)
             ]
             for i, detail in self._detail.items():
                 if start <= i < end:

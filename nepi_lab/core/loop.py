@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -133,10 +134,8 @@ class LoopRunner:
                 await loop.shutdown_asyncgens()
 
             if not self.in_loop_thread():
-                try:
+                with contextlib.suppress(Exception):  # closing must not fail on a stuck task
                     asyncio.run_coroutine_threadsafe(_drain(), loop).result(timeout=10)
-                except Exception:
-                    pass
                 loop.call_soon_threadsafe(loop.stop)
                 self._thread.join(timeout=10)
                 loop.close()

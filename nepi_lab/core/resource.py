@@ -449,7 +449,8 @@ class ResourceManager:
         meant in NEPI; FINISHED, FAILED and RELEASED only by themselves.
         """
         if target == DONE:
-            return 1 if self._ended_at is not None or (self._long_lived and self._progress >= S.STARTED) else 0
+            over = self._ended_at is not None or (self._long_lived and self._progress >= S.STARTED)
+            return 1 if over else 0
         if target <= S.STARTED:
             if self._progress >= target:
                 return 1

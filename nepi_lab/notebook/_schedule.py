@@ -162,3 +162,28 @@ class Subscription:
         """Unsubscribe and stop updating."""
         self._unsubscribe()
         self.coalescer.close()
+
+
+class Following:
+    """Mixin for widgets that follow a controller through ``self._subscription``.
+
+    Put it before the widget class (``class View(Following, widgets.VBox)``) so that
+    :meth:`close` ends the subscription, then closes the widget.
+    """
+
+    _subscription: Subscription
+
+    def refresh(self) -> None:
+        """Update soon (coalesced with the event-driven updates)."""
+        self._subscription.request()
+
+    def update(self) -> None:
+        """Update now (normally the view follows by itself)."""
+        self._subscription.flush()
+
+    def close(self) -> None:
+        """Stop following the controller and close the widget."""
+        subscription = getattr(self, "_subscription", None)
+        if subscription is not None:
+            subscription.close()
+        super().close()  # type: ignore[misc]

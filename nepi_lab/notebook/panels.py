@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..core.states import ResourceState
-from ._schedule import UPDATE_INTERVAL, Subscription
+from ._schedule import UPDATE_INTERVAL, Following, Subscription
 from .html import MAX_ROWS, controller_html, state_badge
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 S = ResourceState
 
 
-class _LivePanel(widgets.HTML):
+class _LivePanel(Following, widgets.HTML):
     """An HTML widget whose value is rebuilt from the controller after events."""
 
     css_class = ""
@@ -40,21 +40,6 @@ class _LivePanel(widgets.HTML):
 
     def _update(self) -> None:
         self.value = self._html()
-
-    def refresh(self) -> None:
-        """Rebuild soon (coalesced with the event-driven updates)."""
-        self._subscription.request()
-
-    def update(self) -> None:
-        """Rebuild now."""
-        self._subscription.flush()
-
-    def close(self) -> None:
-        """Stop following the controller and close the widget."""
-        subscription = getattr(self, "_subscription", None)
-        if subscription is not None:
-            subscription.close()
-        super().close()
 
 
 class ResourceTable(_LivePanel):

@@ -29,7 +29,7 @@ import ipywidgets as widgets
 
 from ..core.states import ResourceState
 from ._ipython import in_kernel, on_cells
-from ._schedule import UPDATE_INTERVAL, Subscription
+from ._schedule import UPDATE_INTERVAL, Following, Subscription
 from .colors import STATE_COLORS
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ BAR_STATES = (S.DISCOVERED, S.RESERVED, S.PROVISIONED, S.READY, S.STARTED, S.FIN
               S.FAILED, S.RELEASED)
 
 
-class ProgressView(widgets.VBox):
+class ProgressView(Following, widgets.VBox):
     """One progress bar per state: resources that reached it, out of all tracked.
 
     Parameters
@@ -124,16 +124,6 @@ class ProgressView(widgets.VBox):
         return (f'<div class="nepi-progress-counts" data-counts="{_attr(counts)}" '
                 f'style="font-family:sans-serif;font-size:12px">{self.ec.exp_id}: {" · ".join(parts)}</div>')
 
-    def update(self) -> None:
-        """Bring the bars up to date now (normally they follow by themselves)."""
-        self._subscription.flush()
-
-    def close(self) -> None:
-        """Stop following the controller and close the widgets."""
-        subscription = getattr(self, "_subscription", None)
-        if subscription is not None:
-            subscription.close()
-        super().close()
 
     def __repr__(self) -> str:
         counts = self.counts() if hasattr(self, "_reached") else {}

@@ -27,7 +27,9 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from ...core.errors import CommandError, CommandTimeoutError, MissingCommandsError
+from ...core.errors import CommandError
+from ...core.errors import CommandTimeoutError as CommandTimeoutError  # re-exported here
+from ...core.errors import MissingCommandsError as MissingCommandsError  # re-exported here
 from ...core.traces import TraceAttr
 
 #: Bytes of standard error kept in a failure record.
