@@ -385,6 +385,7 @@ def _remove_leftovers_at_exit() -> None:
     was shut down), then their records."""
     with _lock:
         left = list(_owned.items())
+        runs = list(_runs.values())
     for name, _ in left:
         try:
             _kill_processes_in(name)
@@ -392,6 +393,8 @@ def _remove_leftovers_at_exit() -> None:
         except OSError as exc:  # pragma: no cover - best effort at exit
             log.warning("could not remove network namespace %s at exit: %s", name, exc)
         untrack(name)
+    for names in runs:
+        names.forget()
 
 
 def _namespace_inode(path: str) -> int | None:
@@ -519,7 +522,13 @@ class Namespace:
         pyroute2 = require_pyroute2(what)
         check_privileges(what, "; run as root, or use a linux::Node on localhost instead")
         names.record()
-        create_namespace(name)
+        try:
+            create_namespace(name)
+        except BaseException:
+            with _lock:
+                if not any(n is names for n in _owned.values()):
+                    names.forget()  # no namespace of the run left: no record either
+            raise
         track(name, names)
         try:
             sock = netlink_socket(name)

@@ -242,3 +242,12 @@ def test_releasing_a_link_or_a_route_alone_removes_just_it(ec, home):
                             text=True)
     assert "nepi_lab" not in tables.stdout
     assert ec.state(h1) == ec.state(h2) == S.STARTED  # the nodes live on
+
+
+def test_two_nodes_of_one_name_fail_clearly_and_leave_nothing(ec, home):
+    ec.register_resource("netns::Node", name="twin", home=home)
+    ec.register_resource("netns::Node", name="twin", home=home)
+    ec.deploy()
+    with pytest.raises(ExperimentFailedError, match=r"network namespace 'nl[a-z2-7]{5}-twin' already exists"):
+        ec.wait_deployed(timeout=20)
+    ec.wait_released(timeout=20)
