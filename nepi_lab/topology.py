@@ -143,7 +143,10 @@ class Topology:
     Attributes hold guids; :meth:`address` and :meth:`addresses` the addresses given.
     """
 
-    graph: nx.Graph  #: a copy of the input, with ``name``, ``guid``, ``subnet`` ... filled in
+    #: a copy of the input: nodes gain ``name`` and ``guid``; edges ``guid``, ``addresses``
+    #: (graph node -> ``"10.0.0.1/30"``), ``subnet`` for point-to-point edges, and with
+    #: IPv6 ``addresses6`` and ``subnet6``
+    graph: nx.Graph
     nodes: dict[Hashable, int]  #: graph node -> ``netns::Node`` guid
     switches: dict[Hashable, int]  #: graph node -> ``netns::Switch`` guid
     links: dict[tuple[Hashable, Hashable], int]  #: edge (u, v), as the graph lists it -> link guid
@@ -178,7 +181,7 @@ class Topology:
         key = "ip" if version == 4 else "ipv6"
         neighbours = [neighbour] if neighbour is not None else list(self.graph.neighbors(node))
         for other in neighbours:
-            value = self.graph.edges[node, other].get(f"{key}:{_key(node)}")
+            value = _get(self.graph.edges[node, other], key, node)
             if value:
                 return value.split("/")[0]
         towards = f" towards {neighbour!r}" if neighbour is not None else ""
@@ -199,8 +202,16 @@ class Topology:
         return self.graph.nodes[node]["name"]
 
 
-def _key(node: Hashable) -> str:
-    return repr(node)
+#: Edge attribute of the copied graph holding each end's address, per interface attribute.
+_ADDRESSES = {"ip": "addresses", "ipv6": "addresses6"}
+
+
+def _put(data: dict[str, Any], key: str, node: Hashable, value: str) -> None:
+    data.setdefault(_ADDRESSES[key], {})[node] = value
+
+
+def _get(data: dict[str, Any], key: str, node: Hashable) -> str | None:
+    return data.get(_ADDRESSES[key], {}).get(node)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,13 +364,14 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
                 continue
             host, switch = (u, v) if v in switches else (v, u)
             for _, key in pools:
-                data[f"{key}:{_key(host)}"] = by_segment[segment_of[switch]][key][host]
+                _put(data, key, host, by_segment[segment_of[switch]][key][host])
             continue
         for pool, key in pools:
             network = pool.take(30 if key == "ip" else 64)
             first, second = (network[1], network[2])
-            data[f"{key}:{_key(u)}"] = f"{first}/{network.prefixlen}"
-            data[f"{key}:{_key(v)}"] = f"{second}/{network.prefixlen}"
+            _put(data, key, u, f"{first}/{network.prefixlen}")
+            _put(data, key, v, f"{second}/{network.prefixlen}")
+            data["subnet" if key == "ip" else "subnet6"] = str(network)
             if key == "ip":
                 subnets[str(network)] = [u, v]
         l3.add_edge(u, v, weight=_edge_weight(data, weight))
@@ -391,7 +403,7 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
                 continue
             values = {"mtu": data.get("mtu")}
             for _, key in pools:
-                values[key] = data.get(f"{key}:{_key(end)}")
+                values[key] = _get(data, key, end)
             interface = ec.register_resource("netns::Interface", connectedTo=node_guids[end],
                                              **{k: v for k, v in values.items() if v is not None})
             ec.register_connection(interface, link)
@@ -432,16 +444,16 @@ def _routes(g: nx.Graph, l3: nx.Graph, hosts: list[Hashable], switches: set[Hash
             continue
         if u in switches or v in switches:
             host, switch = (u, v) if v in switches else (v, u)
-            value = data[f"{key}:{_key(host)}"]
+            value = _get(data, key, host)
             network = str(ipaddress.ip_interface(value).network)
             attached.setdefault(network, []).append(_Segment(segment_of[switch]))
             address_on[(host, _Segment(segment_of[switch]))] = value.split("/")[0]
             continue
-        value = data[f"{key}:{_key(u)}"]
+        value = _get(data, key, u)
         network = str(ipaddress.ip_interface(value).network)
         attached[network] = [u, v]
         address_on[(u, v)] = value.split("/")[0]
-        address_on[(v, u)] = data[f"{key}:{_key(v)}"].split("/")[0]
+        address_on[(v, u)] = _get(data, key, v).split("/")[0]  # type: ignore[union-attr]
     table: dict[Hashable, list[tuple[str, str]]] = {}
     for source in hosts:
         distances, paths = nx.single_source_dijkstra(l3, source, weight="weight")

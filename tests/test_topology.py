@@ -145,6 +145,15 @@ def test_labels_become_names_and_ipv6_is_optional(ec):
     assert defaults == {4, 6}
 
 
+def test_the_copied_graph_carries_the_plan(ec):
+    graph = topology.line(3)
+    topo = topology.build(ec, graph)
+    edge = topo.graph.edges["h1", "h2"]
+    assert edge["addresses"] == {"h1": "10.0.0.1/30", "h2": "10.0.0.2/30"} and edge["subnet"] == "10.0.0.0/30"
+    assert edge["guid"] == topo.link("h1", "h2") and topo.graph.nodes["h3"]["guid"] == topo.nodes["h3"]
+    assert "guid" not in graph.nodes["h1"] and "addresses" not in graph.edges["h1", "h2"]  # input unchanged
+
+
 def test_topology_is_ordinary_guids(ec):
     topo = topology.build(ec, topology.line(3))
     assert set(topo.guids) == set(ec.resources)

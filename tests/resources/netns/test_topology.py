@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 
+import networkx as nx
 import pytest
 
 from nepi_lab import ExperimentController, ResourceState, topology
@@ -35,10 +36,18 @@ def test_ping_across_a_three_hop_routed_line(ec, home):
     assert table.splitlines()[0] == "default via 10.0.0.2 dev " + prefix + "e0 proto static "
 
 
+def switched_segments():
+    """Two switches in a row with hosts on both, a router to a third segment."""
+    graph = nx.Graph([("h1", "s1"), ("s1", "s2"), ("s2", "h2"), ("s2", "r"), ("r", "s3"), ("s3", "h3")])
+    for s in ("s1", "s2", "s3"):
+        graph.nodes[s]["kind"] = "switch"
+    return graph
+
+
 @pytest.mark.parametrize("graph", [
     topology.star(3), topology.star(3, switch=True), topology.tree(7), topology.ring(5), topology.ladder(3),
-    topology.mesh(4),
-], ids=["star", "star-switch", "tree", "ring", "ladder", "mesh"])
+    topology.mesh(4), switched_segments(),
+], ids=["star", "star-switch", "tree", "ring", "ladder", "mesh", "switched-segments"])
 def test_every_node_reaches_every_other(ec, home, graph):
     topo = topology.build(ec, graph)
     pings = []
