@@ -9,7 +9,8 @@ the end is configured:
             interfaces in guid order (at most 15 characters)
 ``ip``      an IPv4 address with its prefix length, ``10.0.0.1/30``
 ``ipv6``    an IPv6 address with its prefix length, ``fd00::1/64`` (no duplicate
-            address detection: usable at once)
+            address detection: usable at once; on a fresh link the kernel may still
+            take about a second to resolve the first neighbour, as with plain ``ip``)
 ``mtu``     bytes; default the kernel's (1500)
 ``up``      administrative state; may be changed while the experiment runs, e.g.
             ``ec.set_with_conditions("up", False, iface, app, "STARTED", "2s")``

@@ -197,12 +197,12 @@ class Link(ResourceManager):
     async def _shape(self, ends: list[_End]) -> None:
         rate = self.get("rate")
         delay = self.get("delay")
+        seconds = parse_delay(delay) if delay else None
         loss = self.get("loss")
-        if rate is None and not delay and not loss:
-            return
+        if rate is None and not seconds and not loss:
+            return  # "0ms" and 0 % ask for nothing: no netem needed
         self._executor = LocalExecutor(where=f"netns::Link {self.guid}")
         bits = parse_rate(rate) if rate is not None else None
-        seconds = parse_delay(delay) if delay else None
         for end in ends:
             batch = qdisc_batch(end.ifname, bits, self.get("shaper"), self.get("burst"), seconds)
             if batch:
@@ -212,7 +212,7 @@ class Link(ResourceManager):
                 if result.returncode != 0:
                     where = f"netns {end.netns.name}"  # type: ignore[union-attr]
                     stderr = result.stderr.strip()
-                    if delay and "qdisc kind is unknown" in stderr:
+                    if seconds and "qdisc kind is unknown" in stderr:
                         raise NetemUnavailableError(self.guid, delay, command, result.returncode, stderr,
                                                     where)
                     raise CommandError(command + "  # " + "; ".join(batch), result.returncode, stderr, where)

@@ -115,3 +115,12 @@ def test_rates_read_as_tc_reads_them():
     for bad in ("fast", "20 furlongs", -5, "0bit"):
         with pytest.raises(ValueError):
             parse_rate(bad)
+
+
+def test_zero_delay_and_zero_loss_ask_for_nothing(ec, home):
+    topo = line(ec, home, delay="0ms", loss=0.0)
+    ping = ec.register_resource("linux::Ping", connectedTo=topo.nodes["h1"], target=topo.address("h2"),
+                                count=1)
+    ec.deploy()
+    ec.wait_finished(ping, timeout=20)
+    assert ec.state(ping) == S.FINISHED
