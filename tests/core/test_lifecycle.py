@@ -9,7 +9,6 @@ from nepi_lab import (
     ExperimentController,
     ExperimentFailedError,
     InvalidTransitionError,
-    ResourceAction,
     ResourceState,
     TraceAttr,
 )
@@ -174,7 +173,7 @@ def test_release_goes_from_dependents_to_what_they_need(ec):
 
 
 def test_hard_release_removes_the_resource(ec):
-    app = ec.register_resource("test::Application", hardRelease=True)
+    ec.register_resource("test::Application", hardRelease=True)
     keep = ec.register_resource("test::Application")
     ec.deploy()
     ec.wait_finished(timeout=5)
