@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import ipywidgets as widgets
 import pytest
 
 from nepi_lab import ExperimentController, ResourceState
 from nepi_lab.notebook import ExperimentBuilder
 
+from .helpers import wait_until
+
 S = ResourceState
 
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

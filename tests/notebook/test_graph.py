@@ -12,14 +12,7 @@ from nepi_lab import ExperimentController
 from nepi_lab.notebook import STATE_COLORS, GraphView, draw
 from nepi_lab.notebook._schedule import Coalescer
 
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+from .helpers import wait_until
 
 
 @pytest.fixture

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from nepi_lab import ResourceState
 from nepi_lab.notebook import ExplainView, ProgressView, ResourceTable, auto_progress, show_progress
 
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+from .helpers import wait_until
 
 
 def test_progress_counts_each_state_reached(ec):

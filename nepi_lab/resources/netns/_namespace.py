@@ -598,3 +598,26 @@ def being_released(rm: Any) -> bool:
     # the core has no public word for "release requested"; its release task is the sign
     task = getattr(rm, "_release_task", None)
     return task is not None and not task.done()
+
+
+class InNamespace:
+    """Mixin of the resources that own a namespace (``netns::Node``, ``netns::Switch``)."""
+
+    netns: Namespace | None  #: the namespace, from DISCOVERED until released
+    name: str
+
+    @property
+    def namespace(self) -> Namespace:
+        """The namespace (from DISCOVERED on)."""
+        if self.netns is None:
+            raise RuntimeError(
+                f"{self._rtype} {self.guid} is {self.state.name}: its namespace does not exist")  # type: ignore[attr-defined]
+        return self.netns
+
+    def _create_namespace(self) -> Namespace:
+        """Make this resource's namespace (named after :attr:`name`) and record its name."""
+        names = run_names(self.ec)  # type: ignore[attr-defined]
+        name = names.namespace(self.name)
+        self.netns = Namespace.create(name, names, f"{self._rtype} {self.guid}")  # type: ignore[attr-defined]
+        self.set("namespace", name, internal=True)  # type: ignore[attr-defined]
+        return self.netns

@@ -32,7 +32,7 @@ from ...core.errors import AttributeValueError
 from ...core.resource import ResourceManager
 from ..linux import LocalExecutor
 from ..linux.node import Node as LinuxNode
-from ._namespace import NAME_RULE, Namespace, run_names, write_sysctl
+from ._namespace import NAME_RULE, InNamespace, Namespace, write_sysctl
 
 if TYPE_CHECKING:
     from ...core.controller import ExperimentController
@@ -56,7 +56,7 @@ def _only_localhost(rm: ResourceManager, old: Any, new: Any) -> Any:
     return new
 
 
-class Node(LinuxNode):
+class Node(InNamespace, LinuxNode):
     """A network namespace of this machine acting as a host (see the module docstring)."""
 
     _rtype = "netns::Node"
@@ -81,19 +81,8 @@ class Node(LinuxNode):
         """The ``name`` attribute, or ``n<guid>``."""
         return self.get("name") or f"n{self.guid}"
 
-    @property
-    def namespace(self) -> Namespace:
-        """The namespace (from DISCOVERED on)."""
-        if self.netns is None:
-            raise RuntimeError(
-                f"{self._rtype} {self.guid} is {self.state.name}: its namespace does not exist")
-        return self.netns
-
     async def do_discover(self) -> None:
-        names = run_names(self.ec)
-        name = names.namespace(self.name)
-        self.netns = Namespace.create(name, names, f"{self._rtype} {self.guid}")
-        self.set("namespace", name, internal=True)
+        name = self._create_namespace().name
         await self.netns.ipr.link("set", index=1, state="up")
         for scope in ("all", "default"):  # addresses usable at once: no duplicate detection
             write_sysctl(name, f"net.ipv6.conf.{scope}.accept_dad", "0")

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING
 
 from ...core.attributes import Attribute, Flags
 from ...core.resource import ResourceManager
-from ._namespace import Namespace, run_names
+from ._namespace import InNamespace, Namespace
 from .node import check_name
 
 if TYPE_CHECKING:
     from ...core.controller import ExperimentController
 
 
-class Switch(ResourceManager):
+class Switch(InNamespace, ResourceManager):
     """A Linux bridge in its own network namespace (see the module docstring)."""
 
     _rtype = "netns::Switch"
@@ -61,20 +61,8 @@ class Switch(ResourceManager):
         """The ``name`` attribute, or ``s<guid>``."""
         return self.get("name") or f"s{self.guid}"
 
-    @property
-    def namespace(self) -> Namespace:
-        """The namespace (from DISCOVERED on)."""
-        if self.netns is None:
-            raise RuntimeError(
-                f"{self._rtype} {self.guid} is {self.state.name}: its namespace does not exist")
-        return self.netns
-
     async def do_discover(self) -> None:
-        names = run_names(self.ec)
-        name = names.namespace(self.name)
-        self.netns = Namespace.create(name, names, f"{self._rtype} {self.guid}")
-        self.set("namespace", name, internal=True)
-        bridge = names.ifname("br")
+        bridge = self._create_namespace().names.ifname("br")
         ipr = self.netns.ipr
         await ipr.link("set", index=1, state="up")
         await ipr.link("add", ifname=bridge, kind="bridge", br_stp_state=0)
