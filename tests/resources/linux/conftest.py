@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import time
 import uuid
 
@@ -91,24 +89,3 @@ def wait_for_trace(ec, guid, name, expected, timeout=5.0):
 def run_on_loop(ec, coro, timeout=30):
     """Run ``coro`` on the controller's loop and return its result (for node methods)."""
     return asyncio.run_coroutine_threadsafe(coro, ec.loop).result(timeout)
-
-
-@pytest.fixture(autouse=True)
-def no_thread_leak():
-    """Every test leaves the thread count as it found it."""
-    before = threading.active_count()
-    yield
-    for _ in range(200):
-        if threading.active_count() <= before:
-            break
-        threading.Event().wait(0.01)
-    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
-
-
-@pytest.fixture(autouse=True)
-def no_child_left():
-    """No test leaves a child process of this interpreter running."""
-    yield
-    me = psutil.Process(os.getpid())
-    left = [c for c in me.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
-    assert left == [], [c.cmdline() for c in left]
