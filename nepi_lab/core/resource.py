@@ -325,7 +325,7 @@ class ResourceManager:
         connected = [resources[g] for g in sorted(self._connections) if g in resources]
         if rtype is None:
             return connected
-        cls = get_resource_type(rtype)
+        cls = rtype if isinstance(rtype, type) and issubclass(rtype, ResourceManager) else get_resource_type(rtype)
         return [rm for rm in connected if isinstance(rm, cls)]
 
     async def wait_for(self, other: ResourceManager, state: ResourceState = S.READY) -> None:
@@ -371,7 +371,12 @@ class ResourceManager:
         """This resource's folder in the run directory (created on first use)."""
         if self._results_dir is None:
             folder = os.path.join(self.ec.run_dir, f"{self.guid}-{self._rtype.replace('::', '.')}")
-            os.makedirs(folder, exist_ok=True)
+            try:  # one system call in the usual case: the run directory exists
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
             self._results_dir = folder
         return self._results_dir
 

@@ -39,6 +39,8 @@ class LocalExecutor(Executor):
         self.where = where
         self._processes: set[Process] = set()
         self._base_env = dict(os.environ)
+        # encoded once: Popen would encode every variable of every command again
+        self._base_env_bytes = {os.fsencode(k): os.fsencode(v) for k, v in self._base_env.items()}
 
     def __repr__(self) -> str:
         return f"<LocalExecutor {self.where}{' ' + ' '.join(self.prefix) if self.prefix else ''}>"
@@ -46,14 +48,15 @@ class LocalExecutor(Executor):
     def _argv(self, command: str) -> list[str]:
         return [*self.prefix, SHELL, "-c", command]
 
-    def _environment(self, env: dict[str, str] | None, path: Sequence[str] = ()) -> dict[str, str] | None:
+    def _environment(self, env: dict[str, str] | None, path: Sequence[str] = ()) -> dict[bytes, bytes] | None:
         if not env and not path:
             return None
-        merged = self._base_env.copy()
+        merged = self._base_env_bytes.copy()
         if path:
-            merged["PATH"] = os.pathsep.join([*path, merged.get("PATH", os.defpath)])
+            merged[b"PATH"] = os.fsencode(os.pathsep.join([*path, self._base_env.get("PATH", os.defpath)]))
         if env:
-            merged.update(env)
+            for name, value in env.items():
+                merged[os.fsencode(name)] = os.fsencode(value)
         return merged
 
     async def _start(self, command: str, **kwargs: object) -> Process:
@@ -152,7 +155,13 @@ class LocalExecutor(Executor):
         return os.path.expanduser("~")
 
     async def makedirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+        try:  # the usual case, one system call: the parent exists
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+        except FileNotFoundError:
+            os.makedirs(path, exist_ok=True)
 
     async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
         if isinstance(data, str):
@@ -170,15 +179,23 @@ class LocalExecutor(Executor):
             await loop.run_in_executor(None, shutil.copy2, local, remote)
 
     async def download(self, remote: str, local: str) -> bool:
-        if not os.path.exists(remote):
-            return False
-        if os.path.lexists(local):
+        try:  # a hard link: instant, and survives the removal of the host's copy
+            os.link(remote, local)
+            return True
+        except FileExistsError:  # collected before (the application ran again)
             if os.path.samefile(remote, local):
                 return True
             os.unlink(local)
-        try:  # instant, and survives the removal of the host's copy
+        except FileNotFoundError:
+            if not os.path.exists(remote):
+                return False
+        except OSError:  # another file system, or links refused: copy below
+            pass
+        if not os.path.exists(remote):
+            return False
+        try:
             os.link(remote, local)
-        except OSError:  # another file system: copy, off the loop (it may be 1 GB)
+        except OSError:  # copy, off the loop (it may be 1 GB)
             await asyncio.get_running_loop().run_in_executor(None, shutil.copyfile, remote, local)
         return True
 
@@ -196,6 +213,19 @@ class LocalExecutor(Executor):
             return ""
 
     async def remove_tree(self, path: str) -> None:
+        try:  # the usual case, an application's folder: a few files, no subfolder
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        break
+                    os.unlink(entry.path)
+                else:
+                    os.rmdir(path)
+                    return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
         shutil.rmtree(path, ignore_errors=True)
 
     async def remove_empty_dirs(self, paths: Sequence[str]) -> None:

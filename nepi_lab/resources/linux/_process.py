@@ -40,6 +40,16 @@ _running: set[Process] = set()
 #: Exit status reported when the process was reaped by someone else.
 UNKNOWN_STATUS = -1
 
+_devnull: int | None = None
+
+
+def _null() -> int:
+    """One descriptor on ``/dev/null`` for every child (Popen would open one per child)."""
+    global _devnull
+    if _devnull is None:
+        _devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return _devnull
+
 
 class Process:
     """One child process, leader of its own process group, watched through a pidfd.
@@ -78,7 +88,7 @@ class Process:
         (``None`` means :data:`subprocess.DEVNULL` here, never the controller's own).
         """
         loop = asyncio.get_running_loop()
-        devnull = subprocess.DEVNULL
+        devnull = _null()
         popen = subprocess.Popen(
             list(argv), cwd=cwd, env=env,
             stdin=devnull if stdin is None else stdin,

@@ -84,6 +84,50 @@ def test_upload_download_and_write_file(ec, deployed, tmp_path):
         run_on_loop(ec, deployed.upload(str(tmp_path / "nope"), remote))
 
 
+def test_local_file_operations_cover_their_edge_cases(ec, deployed, tmp_path):
+    base = pathlib.Path(deployed.node_home)
+    # makedirs: missing parents, an existing folder, an existing file in the way
+    run_on_loop(ec, deployed.makedirs(str(base / "a" / "b")))
+    run_on_loop(ec, deployed.makedirs(str(base / "a" / "b")))
+    (base / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        run_on_loop(ec, deployed.makedirs(str(base / "file")))
+    # download: a hard link; again (same file); over another file; into a missing folder
+    remote = base / "a" / "out"
+    remote.write_text("one")
+    local = tmp_path / "out"
+    assert run_on_loop(ec, deployed.download(str(remote), str(local))) is True
+    assert os.path.samefile(remote, local)
+    assert run_on_loop(ec, deployed.download(str(remote), str(local))) is True
+    local.unlink()
+    local.write_text("stale")
+    assert run_on_loop(ec, deployed.download(str(remote), str(local))) is True
+    assert local.read_text() == "one" and os.path.samefile(remote, local)
+    with pytest.raises(FileNotFoundError):
+        run_on_loop(ec, deployed.download(str(remote), str(tmp_path / "no" / "out")))
+    # download across file systems copies (no hard link possible)
+    if os.path.isdir("/dev/shm") and os.stat("/dev/shm").st_dev != os.stat(base).st_dev:
+        shm = pathlib.Path("/dev/shm") / f"nepi-lab-test-{os.getpid()}"
+        try:
+            assert run_on_loop(ec, deployed.download(str(remote), str(shm))) is True
+            assert shm.read_text() == "one" and not os.path.samefile(remote, shm)
+        finally:
+            shm.unlink(missing_ok=True)
+    # remove_tree: a flat folder, a folder with subfolders, a missing folder
+    flat = base / "flat"
+    flat.mkdir()
+    (flat / "x").write_text("1")
+    (flat / "y").write_text("2")
+    run_on_loop(ec, deployed.executor.remove_tree(str(flat)))
+    deep = base / "deep"
+    (deep / "s" / "t").mkdir(parents=True)
+    (deep / "f").write_text("1")
+    (deep / "s" / "t" / "g").write_text("2")
+    run_on_loop(ec, deployed.executor.remove_tree(str(deep)))
+    run_on_loop(ec, deployed.executor.remove_tree(str(base / "missing")))
+    assert not flat.exists() and not deep.exists()
+
+
 def test_folders_on_the_host_follow_the_documented_layout(ec, deployed, home):
     assert deployed.home == home
     assert deployed.exp_home == os.path.join(home, ".nepi_lab", ec.exp_id)
