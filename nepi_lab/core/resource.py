@@ -325,7 +325,8 @@ class ResourceManager:
         connected = [resources[g] for g in sorted(self._connections) if g in resources]
         if rtype is None:
             return connected
-        cls = rtype if isinstance(rtype, type) and issubclass(rtype, ResourceManager) else get_resource_type(rtype)
+        is_class = isinstance(rtype, type) and issubclass(rtype, ResourceManager)
+        cls = rtype if is_class else get_resource_type(rtype)
         return [rm for rm in connected if isinstance(rm, cls)]
 
     async def wait_for(self, other: ResourceManager, state: ResourceState = S.READY) -> None:
