@@ -199,6 +199,9 @@ class LocalExecutor(Executor):
             await asyncio.get_running_loop().run_in_executor(None, shutil.copyfile, remote, local)
         return True
 
+    async def download_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        return [await self.download(remote, local) for remote, local in pairs]  # links: no need for tasks
+
     async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
                         offset: int = 0) -> str | bytes | int:
         return read_trace_file(path, attr, block, offset)

@@ -180,6 +180,7 @@ class Application(ResourceManager):
         self._ended: asyncio.Future[int] | None = None
         self._collected = False
         self._collect_lock: asyncio.Lock | None = None
+        self._path_map: dict[str, str] | None = None  #: the placeholders, once app_home is known
 
     # -- connections -------------------------------------------------------------------
 
@@ -207,12 +208,14 @@ class Application(ResourceManager):
         return command or None
 
     def _paths(self) -> dict[str, str]:
-        node = self.node
-        return {
-            "HOME": node.home, "EXP_HOME": node.exp_home, "RUN_HOME": node.run_home,
-            "NODE_HOME": node.node_home, "BIN": node.bin_dir, "APP_HOME": self.app_home,
-            "SRC": posixpath.join(self.app_home, "src"), "CODE": posixpath.join(self.app_home, "code"),
-        }
+        if self._path_map is None or self._path_map["APP_HOME"] != self.app_home:
+            node = self.node
+            self._path_map = {
+                "HOME": node.home, "EXP_HOME": node.exp_home, "RUN_HOME": node.run_home,
+                "NODE_HOME": node.node_home, "BIN": node.bin_dir, "APP_HOME": self.app_home,
+                "SRC": posixpath.join(self.app_home, "src"), "CODE": posixpath.join(self.app_home, "code"),
+            }
+        return self._path_map
 
     def expand(self, text: str) -> str:
         """``text`` with NEPI's placeholders replaced by this application's paths."""
@@ -256,7 +259,7 @@ class Application(ResourceManager):
             names = [name for name in self._trace_table
                      if name in self._enabled_traces and name not in self._local_traces
                      and not (name in ("build", "install") and not self.get(name))]  # no such step
-            await asyncio.gather(*(node.download(self.host_path(n), self._local_path(n)) for n in names))
+            await node.executor.download_many([(self.host_path(n), self._local_path(n)) for n in names])
             self._collected = True
 
     async def _after_exit(self, process: ProcessHandle) -> int:

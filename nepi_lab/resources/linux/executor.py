@@ -22,6 +22,7 @@ Guarantees every executor gives:
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 import shlex
 from collections.abc import Sequence
@@ -158,6 +159,10 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def download(self, remote: str, local: str) -> bool:
         """Copy file ``remote`` to local ``local``; False if ``remote`` does not exist."""
+
+    async def download_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """:meth:`download` each ``(remote, local)`` pair, concurrently where that helps."""
+        return list(await asyncio.gather(*(self.download(remote, local) for remote, local in pairs)))
 
     @abc.abstractmethod
     async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
