@@ -212,7 +212,7 @@ def child_event_wake(reps: int) -> dict:
             event = asyncio.Event()
             woke: list[float] = []
 
-            async def waiter() -> None:
+            async def waiter(event: asyncio.Event = event, woke: list[float] = woke) -> None:
                 await event.wait()
                 woke.append(time.perf_counter())
 
@@ -384,11 +384,11 @@ def verdict(ok: bool | None) -> str:
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths))
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     print(line)
     print("-+-".join("-" * w for w in widths))
     for r in rows:
-        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 def source_version() -> str:

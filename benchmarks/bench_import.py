@@ -36,7 +36,8 @@ def main() -> int:
     cost = ours - base
     verdict = "PASS" if cost <= TARGET and heavy == "[]" else "FAIL"
     print(f"interpreter start (python -c pass)   {base * 1000:7.1f} ms   (baseline)")
-    print(f"python -c 'import asyncio'            {asyncio_only * 1000:7.1f} ms   (+{(asyncio_only - base) * 1000:.1f} ms)")
+    extra = (asyncio_only - base) * 1000
+    print(f"python -c 'import asyncio'            {asyncio_only * 1000:7.1f} ms   (+{extra:.1f} ms)")
     print(f"python -c 'import nepi_lab'           {ours * 1000:7.1f} ms   (+{cost * 1000:.1f} ms)")
     print(f"heavy libraries loaded by the import: {heavy}")
     print(f"import nepi_lab costs {cost * 1000:.1f} ms; target <= {TARGET * 1000:.0f} ms: {verdict}")
