@@ -54,7 +54,10 @@ def voila(tmp_path):
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nbformat.write(notebook, str(tmp_path / "builder.ipynb"))
     port = free_port()
-    env = dict(os.environ, NEPI_LAB_RESULTS=str(tmp_path / "results"))
+    # HOME too: the builder's node keeps its folders under ~, and the kernel is killed
+    # at the end (SIGTERM, so no release): they must fall inside tmp_path
+    (tmp_path / "home").mkdir()
+    env = dict(os.environ, NEPI_LAB_RESULTS=str(tmp_path / "results"), HOME=str(tmp_path / "home"))
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
         env[name] = str(tmp_path / name.lower())  # nothing from the user's setup
     log = open(tmp_path / "voila.log", "w")  # noqa: SIM115 - closed below
@@ -148,3 +151,5 @@ def test_build_and_run_an_experiment_in_a_browser(voila, tmp_path):
     # the experiment ran for real: its trace is in the run directory
     [stdout] = list((tmp_path / "results" / "browser").glob("*/2-linux.Application/stdout"))
     assert stdout.read_text() == "hi\n"
+    # and the node's folders were made in the HOME the server was given, not the real one
+    assert list((tmp_path / "home" / ".nepi_lab" / "browser").glob("*/2/stdout"))
