@@ -413,7 +413,8 @@ def test_connecting_a_resource_to_itself(ec, two):
 
 # == times ============================================================================
 
-BAD_DELAYS = ["2m30s", "-1s", "soon", "1.5", "", " ", "1 sec", "1.5.2s", -1, -0.5, math.nan, math.inf, True, [1]]
+BAD_DELAYS = ["2m30s", "-1s", "soon", "1.5", "", " ", "1 sec", "1.5.2s",
+              -1, -0.5, math.nan, math.inf, True, [1]]
 
 
 @pytest.mark.parametrize("delay", BAD_DELAYS, ids=repr)
@@ -532,7 +533,8 @@ def test_condition_cycle_from_a_list_records_none_of_it(ec):
     assert ec.get_resource(c).conditions == {} and ec.get_resource(b).conditions == {}
 
 
-@pytest.mark.parametrize(("action", "state"), [(A.START, S.STARTED), (A.DEPLOY, S.READY), (A.START, S.FINISHED)])
+@pytest.mark.parametrize(("action", "state"),
+                         [(A.START, S.STARTED), (A.DEPLOY, S.READY), (A.START, S.FINISHED)])
 def test_condition_of_a_resource_on_itself_that_can_never_hold(ec, action, state):
     a = ec.register_resource("test::Application")
     before = snapshot(ec)

@@ -174,7 +174,8 @@ def test_explain_in_words(ec):
     time.sleep(0.2)
     assert "running its provision step" in ec.explain(node)
     assert f"waits for resource {node} (test::Node, now DISCOVERED) to reach READY" in ec.explain(app)
-    assert ec.explain(never) == f"resource {never} (test::Application) is NEW: not deployed yet: call ec.deploy()"
+    assert ec.explain(never) == (f"resource {never} (test::Application) is NEW: "
+                                 f"not deployed yet: call ec.deploy()")
     ec.wait_started(app, timeout=5)
     text = ec.explain(late)
     assert text.startswith(f"resource {late} (test::Application) is READY: waits ")

@@ -40,7 +40,8 @@ def run_dir_states(results):
 
 def start(tmp_path, ending):
     code = SCRIPT.format(root=TESTS_DIR, results=str(tmp_path), ending=ending)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     assert proc.stdout.readline().strip() == "started", proc.stderr.read()
     return proc
 

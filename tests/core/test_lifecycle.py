@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from nepi_lab import (
@@ -22,7 +24,7 @@ def build_network(ec, deploy_delay=0.05):
     ifaces = [ec.register_resource("test::Interface", deploy_delay=deploy_delay) for _ in range(2)]
     channel = ec.register_resource("test::Channel")
     apps = [ec.register_resource("test::Application", duration=0.05) for _ in range(2)]
-    for node, iface, app in zip(nodes, ifaces, apps):
+    for node, iface, app in zip(nodes, ifaces, apps, strict=True):
         ec.register_connection(iface, node)
         ec.register_connection(app, node)
         ec.register_connection(channel, iface)
@@ -35,7 +37,7 @@ def test_deploy_order_follows_dependencies(ec):
     ec.wait_finished(timeout=10)
 
     ready = {g: ec.get_ready_time(g) for g in ec.resources}
-    for node, iface, app in zip(nodes, ifaces, apps):
+    for node, iface, app in zip(nodes, ifaces, apps, strict=True):
         assert ready[iface] > ready[node]  # an interface provisions once its node is READY
         assert ready[app] > ready[node]
         assert ec.get_provision_time(iface) > ready[node]
@@ -53,7 +55,8 @@ def test_every_state_is_timestamped_in_order(ec):
     ec.wait_finished(app, timeout=5)
     ec.release()
     times = [ec.get_register_time(app), ec.get_discover_time(app), ec.get_provision_time(app),
-             ec.get_ready_time(app), ec.get_start_time(app), ec.get_finish_time(app), ec.get_release_time(app)]
+             ec.get_ready_time(app), ec.get_start_time(app), ec.get_finish_time(app),
+             ec.get_release_time(app)]
     assert all(t is not None for t in times)
     assert times == sorted(times)
     assert ec.get_reserve_time(app) is None  # types without do_reserve skip RESERVED
@@ -131,7 +134,8 @@ def test_resource_needing_a_failed_node_fails_at_once(ec):
 
 def test_illegal_transitions_name_resource_state_and_action(ec):
     app = ec.register_resource("test::Application")
-    with pytest.raises(InvalidTransitionError, match=rf"cannot START resource {app} \(test::Application\) while it is NEW"):
+    message = rf"cannot START resource {app} \(test::Application\) while it is NEW"
+    with pytest.raises(InvalidTransitionError, match=message):
         ec.start(app)
     with pytest.raises(InvalidTransitionError, match="STOP needs STARTED"):
         ec.stop(app)
@@ -148,7 +152,8 @@ def test_start_stop_and_restart_on_demand(ec):
     assert ec.state(app) == S.STARTED
     ec.wait_finished(node, timeout=5)  # a node counts as finished once started
     ec.release(app, timeout=5)
-    assert [e.new for e in ec.events.for_guid(app)][-5:] == [S.STARTED, S.STOPPED, S.STARTED, S.STOPPED, S.RELEASED]
+    expected = [S.STARTED, S.STOPPED, S.STARTED, S.STOPPED, S.RELEASED]
+    assert [e.new for e in ec.events.for_guid(app)][-5:] == expected
 
 
 def test_discover_and_provision_steps_alone(ec):
@@ -191,12 +196,11 @@ def test_release_error_still_ends_released(ec):
 
 
 def test_context_manager_releases_on_exception(tmp_path):
-    with pytest.raises(ZeroDivisionError):
-        with ExperimentController(exp_id="ctx", local_dir=str(tmp_path)) as ec:
-            app = ec.register_resource("test::Application", duration=30)
-            ec.deploy()
-            ec.wait_started(app, timeout=5)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), ExperimentController(exp_id="ctx", local_dir=str(tmp_path)) as ec:
+        app = ec.register_resource("test::Application", duration=30)
+        ec.deploy()
+        ec.wait_started(app, timeout=5)
+        raise ZeroDivisionError("in the block")
     assert ec.state(app) == S.RELEASED
     assert ec.ecstate == ECState.TERMINATED
 
@@ -213,6 +217,6 @@ def test_traces_in_all_four_modes(ec):
     assert ec.trace(app, "log", TraceAttr.SIZE) == len(text)
     assert ec.trace(app, "log", TraceAttr.STREAM, block=3, offset=1) == text[3:6]
     path = ec.trace(app, "log", TraceAttr.PATH)
-    assert path.startswith(ec.run_dir) and open(path).read() == text
+    assert path.startswith(ec.run_dir) and pathlib.Path(path).read_text() == text
     assert ec.trace(app, "extra", TraceAttr.SIZE) == 0  # declared, produced nothing
     assert ec.get_traces(app) == ["extra", "log"]

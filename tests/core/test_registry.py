@@ -112,7 +112,7 @@ def test_cli_lists_the_types():
         assert listed == ["no resource types registered"]
     else:
         assert len(listed) == len(registered)
-        for line, entry in zip(listed, registered):
+        for line, entry in zip(listed, registered, strict=True):
             name, help_text = entry.split(" | ", 1)
             assert line.split()[0] == name and line.rstrip().endswith(help_text.strip())
     version = subprocess.run([sys.executable, "-m", "nepi_lab.cli", "version"], capture_output=True,
