@@ -40,6 +40,7 @@ import enum
 import logging
 import os
 import secrets
+import signal
 import threading
 import time
 import weakref
@@ -179,6 +180,8 @@ class ExperimentController:
         )
         self._save_description()
         _live_controllers.add(self)
+        if self._runner.mode == "thread":
+            _exit_on_sigterm_while_live()
 
     # == identity and state ======================================================
 
@@ -1125,6 +1128,8 @@ class ExperimentController:
         finally:
             self._runner.close()
             _live_controllers.discard(self)
+            if not _live_controllers:
+                _default_sigterm_again()
 
     # == traces ==================================================================
 
@@ -1371,6 +1376,36 @@ def call_at_exit(callback: Callable[[], None]) -> Callable[[], None]:
     """
     _exit_hooks.append(callback)
     return callback
+
+
+def _sigterm_exits(signum: int, frame: Any) -> None:
+    """SIGTERM while a controller lives: exit as ``sys.exit`` would, so that the
+    release at exit stops and removes what the experiment started."""
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm_while_live() -> None:
+    """Make SIGTERM an orderly exit while controllers live (its default kills the
+    interpreter at once, leaving every process the experiment started running).
+
+    Only from the main thread, and only over the default action: a program (or a
+    Jupyter kernel, whose controllers use its loop instead) that handles SIGTERM
+    itself keeps its handler.  :meth:`ExperimentController.shutdown` of the last
+    live controller puts the default back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _sigterm_exits)
+    except (ValueError, OSError):  # pragma: no cover - no signals here (embedded interpreter)
+        pass
+
+
+def _default_sigterm_again() -> None:
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) is _sigterm_exits:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @atexit.register

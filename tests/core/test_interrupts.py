@@ -58,6 +58,44 @@ def test_ctrl_c_in_a_wait_releases_everything_on_the_way_out(tmp_path):
     assert sorted(stopped) == sorted(last)  # each running app was stopped, then released
 
 
+def test_sigterm_exits_in_order_and_releases_everything(tmp_path):
+    proc = start(tmp_path, "ec.wait_finished()")
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err  # an exit, not death by the signal
+    last, events = run_dir_states(tmp_path)
+    assert set(last.values()) == {"RELEASED"}
+    stopped = [e["guid"] for e in events if e["to"] == "STOPPED"]
+    assert sorted(stopped) == sorted(last)
+
+
+def test_sigterm_handling_is_only_taken_over_the_default_and_given_back(tmp_path):
+    code = textwrap.dedent(f"""
+        import signal, sys
+        sys.path.insert(0, {TESTS_DIR!r})
+        from nepi_lab import ExperimentController
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        a = ExperimentController(exp_id="a", local_dir={str(tmp_path)!r})
+        b = ExperimentController(exp_id="b", local_dir={str(tmp_path)!r})
+        taken = signal.getsignal(signal.SIGTERM)
+        assert taken is not signal.SIG_DFL
+        a.shutdown()
+        assert signal.getsignal(signal.SIGTERM) is taken  # b still lives
+        b.shutdown()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        mine = lambda *_: None
+        signal.signal(signal.SIGTERM, mine)
+        c = ExperimentController(exp_id="c", local_dir={str(tmp_path)!r})
+        assert signal.getsignal(signal.SIGTERM) is mine  # the program's own handler stays
+        c.shutdown()
+        assert signal.getsignal(signal.SIGTERM) is mine
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
 def test_interpreter_exit_without_shutdown_releases_everything(tmp_path):
     proc = start(tmp_path, "sys.exit(0)")
     proc.communicate(timeout=30)

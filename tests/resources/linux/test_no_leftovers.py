@@ -148,6 +148,17 @@ def test_ctrl_c_in_wait_finished_kills_everything(tmp_path, home, marker):
     assert os.listdir(home) == []
 
 
+def test_sigterm_kills_everything(tmp_path, home, marker):
+    proc = start_script(tmp_path, home, marker, "ec.wait_finished()")
+    assert len(wait_for_processes(marker, 9)) == 9
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert all_gone(marker)
+    assert set(final_states(tmp_path).values()) == {"RELEASED"}
+    assert os.listdir(home) == []
+
+
 def test_interpreter_exit_without_shutdown_kills_everything(tmp_path, home, marker):
     proc = start_script(tmp_path, home, marker, "sys.exit(0)")
     _, err = proc.communicate(timeout=30)
