@@ -145,6 +145,17 @@ def test_ctrl_c_in_a_script_removes_everything(tmp_path, home, marker):
     assert wait_until(lambda: not processes_with(marker))
 
 
+def test_sigterm_to_a_script_removes_everything(tmp_path, home, marker):
+    proc, prefix = start_script(tmp_path, home, marker, "ec.wait_finished()")
+    go_on(proc)
+    time.sleep(0.2)  # into wait_finished
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert ours(prefix) == set()
+    assert wait_until(lambda: not processes_with(marker))
+
+
 def test_interpreter_exit_without_shutdown_removes_everything(tmp_path, home, marker):
     proc, prefix = start_script(tmp_path, home, marker, "sys.exit(0)")
     go_on(proc)
