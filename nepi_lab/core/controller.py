@@ -1379,14 +1379,19 @@ def call_at_exit(callback: Callable[[], None]) -> Callable[[], None]:
 
 
 def _sigterm_exits(signum: int, frame: Any) -> None:
-    """SIGTERM while a controller lives: exit as ``sys.exit`` would, so that the
-    release at exit stops and removes what the experiment started."""
-    raise SystemExit(128 + signum)
+    """SIGTERM while a controller lives: release what the experiments started (as at
+    interpreter exit), then die of the signal, as its default action would have."""
+    try:
+        _release_at_exit()
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def _exit_on_sigterm_while_live() -> None:
-    """Make SIGTERM an orderly exit while controllers live (its default kills the
-    interpreter at once, leaving every process the experiment started running).
+    """Make SIGTERM release everything before it kills, while controllers live (its
+    default kills the interpreter at once, leaving every process the experiment
+    started running).
 
     Only from the main thread, and only over the default action: a program (or a
     Jupyter kernel, whose controllers use its loop instead) that handles SIGTERM
