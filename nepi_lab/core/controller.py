@@ -181,7 +181,7 @@ class ExperimentController:
         self._save_description()
         _live_controllers.add(self)
         if self._runner.mode == "thread":
-            _exit_on_sigterm_while_live()
+            _release_on_sigterm_while_live()
 
     # == identity and state ======================================================
 
@@ -1378,7 +1378,7 @@ def call_at_exit(callback: Callable[[], None]) -> Callable[[], None]:
     return callback
 
 
-def _sigterm_exits(signum: int, frame: Any) -> None:
+def _release_then_die(signum: int, frame: Any) -> None:
     """SIGTERM while a controller lives: release what the experiments started (as at
     interpreter exit), then die of the signal, as its default action would have."""
     try:
@@ -1388,7 +1388,7 @@ def _sigterm_exits(signum: int, frame: Any) -> None:
         os.kill(os.getpid(), signum)
 
 
-def _exit_on_sigterm_while_live() -> None:
+def _release_on_sigterm_while_live() -> None:
     """Make SIGTERM release everything before it kills, while controllers live (its
     default kills the interpreter at once, leaving every process the experiment
     started running).
@@ -1402,14 +1402,14 @@ def _exit_on_sigterm_while_live() -> None:
         return
     try:
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _sigterm_exits)
+            signal.signal(signal.SIGTERM, _release_then_die)
     except (ValueError, OSError):  # pragma: no cover - no signals here (embedded interpreter)
         pass
 
 
 def _default_sigterm_again() -> None:
     main = threading.current_thread() is threading.main_thread()
-    if main and signal.getsignal(signal.SIGTERM) is _sigterm_exits:
+    if main and signal.getsignal(signal.SIGTERM) is _release_then_die:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
