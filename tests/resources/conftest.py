@@ -1,4 +1,5 @@
-"""Guards shared by every back-end test (linux, netns): nothing a test starts outlives it."""
+"""Shared by every back-end test (linux, netns): guards (nothing a test starts outlives
+it), a temporary ``home`` and a controller writing into the test's temporary folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,25 @@ import threading
 
 import psutil
 import pytest
+
+from nepi_lab import ExperimentController
+
+
+@pytest.fixture
+def home(tmp_path):
+    """The nodes' ``home``: never the real $HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def ec(request, tmp_path):
+    """A controller writing its results into the test's temporary folder, always shut
+    down; its experiment id is the back end's folder name (``linux``, ``netns``)."""
+    controller = ExperimentController(exp_id=request.path.parent.name, local_dir=str(tmp_path / "results"))
+    yield controller
+    controller.shutdown()
 
 
 @pytest.fixture(autouse=True)

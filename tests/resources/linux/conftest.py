@@ -9,24 +9,6 @@ import uuid
 import psutil
 import pytest
 
-from nepi_lab import ExperimentController
-
-
-@pytest.fixture
-def home(tmp_path):
-    """The nodes' ``home``: never the real $HOME."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
-def ec(tmp_path):
-    """A controller writing its results into the test's temporary folder, always shut down."""
-    controller = ExperimentController(exp_id="linux", local_dir=str(tmp_path / "results"))
-    yield controller
-    controller.shutdown()
-
 
 @pytest.fixture
 def node(ec, home):

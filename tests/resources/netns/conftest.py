@@ -15,7 +15,6 @@ import time
 
 import pytest
 
-from nepi_lab import ExperimentController
 from nepi_lab.resources.netns._namespace import OUR_NAME, RECORD_DIR, _alive, _read_records
 
 
@@ -107,22 +106,6 @@ def nothing_left_behind(needs_namespaces):
     while (problems := _differences(before)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not problems, problems
-
-
-@pytest.fixture
-def home(tmp_path):
-    """The nodes' ``home``: never the real $HOME."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
-def ec(tmp_path):
-    """A controller writing into the test's temporary folder, always shut down."""
-    controller = ExperimentController(exp_id="netns", local_dir=str(tmp_path / "results"))
-    yield controller
-    controller.shutdown()
 
 
 def ping_counts(text: str) -> tuple[int, int]:
