@@ -6,6 +6,7 @@ import pytest
 
 from nepi_lab import ExperimentController
 
+from ..guards import assert_threads_back_to
 from . import types_for_tests  # noqa: F401  (registers the test:: types)
 
 
@@ -22,8 +23,4 @@ def no_thread_leak():
     """Every test leaves the thread count as it found it."""
     before = threading.active_count()
     yield
-    for _ in range(100):
-        if threading.active_count() <= before:
-            break
-        threading.Event().wait(0.01)
-    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+    assert_threads_back_to(before, 1.0)

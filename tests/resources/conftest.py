@@ -11,6 +11,8 @@ import pytest
 
 from nepi_lab import ExperimentController
 
+from ..guards import assert_threads_back_to
+
 
 @pytest.fixture
 def home(tmp_path):
@@ -34,11 +36,7 @@ def no_thread_leak():
     """Every test leaves the thread count as it found it."""
     before = threading.active_count()
     yield
-    for _ in range(200):
-        if threading.active_count() <= before:
-            break
-        threading.Event().wait(0.01)
-    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+    assert_threads_back_to(before, 2.0)
 
 
 @pytest.fixture(autouse=True)
