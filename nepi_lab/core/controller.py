@@ -1235,7 +1235,8 @@ class ExperimentController:
         """In words: where the resource is and, if it has not started, what it waits for."""
         rm = self._rm(guid)
         state = rm._state
-        head = f"resource {guid} ({rm._rtype}) is {state.name}"
+        name = rm.name
+        head = f"resource {guid}{f' {name!r}' if name else ''} ({rm._rtype}) is {state.name}"
         parts = []
         if rm.failure is not None:
             parts.append(str(rm.failure))
@@ -1259,7 +1260,10 @@ class ExperimentController:
         """The experiment as a networkx ``MultiDiGraph``.
 
         Nodes are guids with attributes ``type``, ``state`` (ResourceState),
-        ``state_name``, ``critical``, ``attributes`` (every value) and ``label``.
+        ``state_name``, ``outcome`` and ``outcome_name`` (the state it was released
+        from, once RELEASED: see :attr:`ResourceManager.outcome`), ``released``,
+        ``critical``, ``attributes`` (every value), ``name`` (None unless set) and
+        ``label`` (the name, else ``"<guid> <Type>"``).
         A connection is one edge with ``kind="connection"``; a condition "B START
         after A STARTED + 2 s" is an edge A -> B with ``kind="condition"``,
         ``action``, ``state``, ``delay`` (seconds) and ``label``.
@@ -1269,9 +1273,12 @@ class ExperimentController:
         g = nx.MultiDiGraph(exp_id=self._exp_id, run_id=self._run_id)
         rms = list(self._resources.values())
         for rm in rms:
-            g.add_node(rm.guid, type=rm._rtype, state=rm._state, state_name=rm._state.name,
-                       critical=rm.critical, attributes=rm.get_attribute_values(),
-                       label=f"{rm.guid} {rm._rtype.rsplit('::', 1)[-1]}")
+            state = rm._state
+            outcome = rm.outcome
+            g.add_node(rm.guid, type=rm._rtype, state=state, state_name=state.name,
+                       outcome=outcome, outcome_name=outcome.name, released=state == S.RELEASED,
+                       critical=rm.critical, attributes=rm.get_attribute_values(), name=rm.name,
+                       label=rm.label)
         for rm in rms:
             for other in sorted(rm._connections):
                 if rm.guid < other and other in self._resources:

@@ -107,6 +107,8 @@ class ResourceManager:
     _help: str = ""
     _platform: str = ""
     _attributes: tuple[Attribute, ...] = (
+        Attribute("name", "a label for people (\"server\", \"client 1\"), shown by the graph, the tables, "
+                  "explain and the frames; the guid stays the identity"),
         Attribute("critical", "a failure of this resource fails the whole experiment",
                   type=Types.Bool, default=True, flags=Flags.Design),
         Attribute("hardRelease", "on release, remove the resource from the controller",
@@ -250,6 +252,30 @@ class ResourceManager:
     def state(self) -> ResourceState:
         """The current state; reading it never blocks or polls."""
         return self._state
+
+    @property
+    def outcome(self) -> ResourceState:
+        """What the resource came to: its state, or once RELEASED, the state it was
+        released from (FINISHED, FAILED, STOPPED, or the last state it reached).
+
+        Views colour a resource by its outcome, so that what finished and what failed
+        stays visible after the cleanup; ``state == RELEASED`` is the secondary mark.
+        """
+        if self._state != S.RELEASED:
+            return self._state
+        times = self._times
+        return max((s for s in _BEFORE_RELEASE if times[s] is not None), key=times.__getitem__, default=S.NEW)
+
+    @property
+    def name(self) -> str | None:
+        """The ``name`` attribute: a label for people, or None."""
+        return self._values.get("name")
+
+    @property
+    def label(self) -> str:
+        """How views name the resource: its ``name``, else ``"<guid> <Type>"``."""
+        name = self._values.get("name")
+        return name if name else f"{self.guid} {self._rtype.rsplit('::', 1)[-1]}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._rtype} guid={self.guid} {self._state.name}>"
@@ -506,6 +532,7 @@ _STOPPED, _FINISHED = int(S.STOPPED), int(S.FINISHED)
 _EMPTY_DICT: dict[Any, Any] = {}  # shared; never written (see ResourceManager.__init__)
 _EMPTY_SET: frozenset[Any] = frozenset()
 _NSTATES = len(ResourceState)
+_BEFORE_RELEASE = tuple(s for s in ResourceState if s != S.RELEASED)
 
 def _in_pool(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Wrap a plain ``def do_*(self)`` so it runs in the controller's bounded thread pool."""

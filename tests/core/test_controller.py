@@ -173,6 +173,37 @@ def test_graph_has_resources_connections_and_conditions(ec):
     assert cond["label"] == "START after STARTED +2 s"
 
 
+def test_names_label_resources_in_the_graph_and_explain(ec):
+    server = ec.register_resource("test::Application", name="server")
+    client = ec.register_resource("test::Application")
+    ec.set(client, "name", "client 1")
+    plain = ec.register_resource("test::Node")
+    g = ec.graph()
+    assert (g.nodes[server]["name"], g.nodes[server]["label"]) == ("server", "server")
+    assert (g.nodes[client]["name"], g.nodes[client]["label"]) == ("client 1", "client 1")
+    assert (g.nodes[plain]["name"], g.nodes[plain]["label"]) == (None, f"{plain} Node")
+    assert ec.explain(server).startswith(f"resource {server} 'server' (test::Application) is NEW")
+    assert ec.get_resource(client).label == "client 1"
+
+
+def test_outcomes_survive_release(ec):
+    node = ec.register_resource("test::Node")
+    done = ec.register_resource("test::Application", connectedTo=node)
+    broken = ec.register_resource("test::Application", connectedTo=node, fail_in="run", critical=False)
+    stopped = ec.register_resource("test::Application", connectedTo=node, duration=30)
+    ec.deploy()
+    ec.wait_finished([done, broken], timeout=5)
+    ec.wait_started(stopped, timeout=5)
+    ec.stop(stopped, timeout=5)
+    expected = {node: S.STARTED, done: S.FINISHED, broken: S.FAILED, stopped: S.STOPPED}
+    assert {g: ec.get_resource(g).outcome for g in expected} == expected
+    ec.release(timeout=5)
+    g = ec.graph()
+    assert {guid: ec.state(guid) for guid in expected} == dict.fromkeys(expected, S.RELEASED)
+    assert {guid: g.nodes[guid]["outcome"] for guid in expected} == expected
+    assert all(g.nodes[guid]["released"] for guid in expected)
+
+
 def test_run_directory_describes_the_run(tmp_path):
     with ExperimentController(exp_id="described", local_dir=str(tmp_path)) as ec:
         node = ec.register_resource("test::Node")
