@@ -29,7 +29,7 @@ import ipywidgets as widgets
 from ..core.attributes import Attribute, Flags, Types
 from ..core.registry import get_resource_type, resource_types
 from ..core.states import ResourceAction, ResourceState
-from ._schedule import view_loop
+from ._schedule import view_scheduler
 from .code import experiment_code
 from .graph import GraphView
 from .panels import ExplainView, ResourceTable
@@ -125,7 +125,7 @@ class ExperimentBuilder(widgets.VBox):
 
     def __init__(self, ec: ExperimentController, types: list[str] | None = None, **kwargs: Any) -> None:
         self.ec = ec
-        self._loop = view_loop(ec)
+        self._scheduler = view_scheduler(ec)
         self._fields: dict[str, _Field] = {}
         self.log_output = widgets.Output(layout=widgets.Layout(max_height="200px", overflow="auto"))
         self.log_output.add_class("nepi-builder-log")
@@ -410,15 +410,10 @@ class ExperimentBuilder(widgets.VBox):
                 self._report(status=what)
             self._model_changed()
 
-        self._report(status=pending)  # first: in thread mode the call may end before the next line
-        try:
-            if ec.loop_mode == "running-loop":
-                ec.loop.create_task(make()).add_done_callback(done)
-            else:  # the controller's thread ends it; the widgets are touched on the view loop
-                future = asyncio.run_coroutine_threadsafe(make(), ec.loop)
-                loop = self._loop
-                future.add_done_callback(
-                    lambda f: done(f) if loop is ec.loop else loop.call_soon_threadsafe(done, f))
+        self._report(status=pending)
+        try:  # the controller's thread runs it; the widgets are touched in the builder's thread
+            future = asyncio.run_coroutine_threadsafe(make(), ec.loop)
+            future.add_done_callback(lambda f: self._scheduler.call_later(0.0, lambda: done(f)))
         except Exception as exc:
             self._report(error=f"{pending.rstrip('…')}: {exc}")
 
