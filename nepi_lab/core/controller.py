@@ -816,6 +816,15 @@ class ExperimentController:
         for condition in list(rm._conditions.get(action, ())):
             await self._await_condition(rm, condition, slot)
 
+    def _unmet(self, rm: ResourceManager, action: ResourceAction) -> list[str]:
+        """The conditions on ``action`` of ``rm`` that do not hold yet, in words."""
+        texts = []
+        for condition in rm._conditions.get(action, ()) if rm._conditions else ():
+            others = [self._resources[g] for g in condition.after if g in self._resources]
+            if any(o._status(condition.state) <= 0 for o in others):
+                texts.append(self._describe_wait(condition, others))
+        return texts
+
     def _describe_wait(self, condition: Condition, others: list[ResourceManager]) -> str:
         late = [o for o in others if o._status(condition.state) <= 0]
         who = ", ".join(f"{o.guid} ({o._rtype}, now {o._state.name})" for o in late[:10])
@@ -1279,6 +1288,12 @@ class ExperimentController:
             parts.append(str(rm.failure))
         if state == S.NEW and not rm._deploying:
             parts.append("not deployed yet: call ec.deploy()")
+        elif state < S.READY and rm._step is None and rm._waiting is None and rm.failure is None:
+            parts.append("deploying: it discovers and provisions, then is READY")
+        if state < S.READY and rm.failure is None:  # what comes next, before it waits for it
+            if state == S.NEW and rm._waiting is None:
+                parts.extend(self._unmet(rm, A.DEPLOY))
+            parts.extend(f"then {text}" for text in self._unmet(rm, A.START))
         if rm._step is not None:
             since = rm._times[state]
             parts.append(f"running its {rm._step} step (in {state.name} for "
