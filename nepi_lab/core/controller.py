@@ -39,6 +39,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import functools
+import inspect
 import logging
 import os
 import secrets
@@ -47,7 +48,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from .attributes import Attribute, Flags
@@ -73,7 +74,7 @@ from .registry import get_resource_type
 from .resource import DONE, Failure, ResourceManager
 from .results import DESCRIPTION, EVENTS, RUN_FORMAT, default_local_dir, make_run_dir, write_json_atomic
 from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
-from .times import format_delay, parse_date, parse_delay
+from .times import check_timeout, format_delay, parse_date, parse_delay
 from .traces import TraceAttr, as_trace_attr, check_name
 
 log = logging.getLogger("nepi_lab")
@@ -91,10 +92,14 @@ def _on_loop(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Cor
     it (a notebook cell's, ``asyncio.run``'s): the twins of the blocking calls."""
 
     call = method.__name__.removesuffix("_async")
+    names = list(inspect.signature(method).parameters)[1:]  # without self
+    at = names.index("timeout") if "timeout" in names else None
 
     @functools.wraps(method)
     async def on_loop(self: ExperimentController, *args: Any, **kwargs: Any) -> T:
         self._check_open(call)
+        if at is not None:  # checked before anything is done
+            check_timeout(args[at] if len(args) > at else kwargs.get("timeout"))
         return await self._runner.run_async(method(self, *args, **kwargs))
 
     return on_loop
@@ -186,7 +191,7 @@ class ExperimentController:
         self._closed = False
         self._scheduled: dict[int, ScheduledTask] = {}
         self._next_task_id = 1
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._lock = threading.RLock()
         self.events = EventLog()
         self._runner = LoopRunner()
@@ -328,22 +333,27 @@ class ExperimentController:
     def _sync(self, coro: Coroutine[Any, Any, T], name: str) -> T:
         return self._runner.run(coro, name)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Start a background task on the loop (from the loop thread)."""
-        task = self._runner.loop.create_task(coro)
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Start a background task on the loop (from the loop thread); kept until it ends."""
+        task = asyncio.ensure_future(coro, loop=self._runner.loop)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
 
     async def _with_timeout(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str,
                             rms: list[ResourceManager], target: int,
-                            abort_raises: bool) -> T:
-        """Run ``coro``; on timeout say who is where; on a critical failure raise it."""
+                            abort_raises: bool, action: bool = False) -> T:
+        """Run ``coro``; on timeout say who is where; on a critical failure raise it.
+
+        ``timeout`` bounds the wait only.  An ``action`` (stop, release, a deploy step)
+        goes on after the wait ended, by timeout or by an interrupt of the caller, and
+        a later ``release()``/``shutdown()`` completes it; a pure wait is cancelled.
+        """
         if abort_raises and self._aborted:
             if asyncio.iscoroutine(coro):
                 coro.close()
             raise ExperimentFailedError(self._failures)
-        work = asyncio.ensure_future(coro)
+        work = self._spawn(coro) if action else asyncio.ensure_future(coro)
         waiters: set[asyncio.Future[Any]] = {work}
         if abort_raises:
             waiters.add(asyncio.ensure_future(self._failed.wait()))
@@ -351,7 +361,7 @@ class ExperimentController:
             done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
-                if not w.done():
+                if not w.done() and not (action and w is work):
                     w.cancel()
         if abort_raises and self._aborted:  # also when the work ended with the failure itself
             if work.done() and not work.cancelled():
@@ -610,7 +620,7 @@ class ExperimentController:
             ready = True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, rm._step or "condition", exc)
         finally:
             _forget_task(rm)
@@ -657,7 +667,7 @@ class ExperimentController:
                 await self._start_steps(rm)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, rm._step or "condition", exc)
         finally:
             _forget_task(rm)
@@ -701,7 +711,7 @@ class ExperimentController:
             if rm._stopping or rm._state != S.STARTED:
                 return
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             if rm._stopping or rm._state != S.STARTED:
                 log.debug("resource %s: run ended with %r while stopping", rm.guid, exc)
                 return
@@ -724,7 +734,7 @@ class ExperimentController:
                 rm._set_state(S.STOPPED)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, "stop", exc)
         finally:
             rm._stopping = False
@@ -893,7 +903,7 @@ class ExperimentController:
             await self._start_steps(rm)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, rm._step or "start", exc)
 
     def start(self, guids: Guids, timeout: float | None = None) -> None:
@@ -908,7 +918,7 @@ class ExperimentController:
         rms = self._select(guids)
         self._check_action(rms, A.STOP)
         await self._with_timeout(asyncio.gather(*(self._stop_one(rm) for rm in rms)), timeout, "stop",
-                                 rms, S.STOPPED, False)
+                                 rms, S.STOPPED, False, action=True)
 
     def stop(self, guids: Guids, timeout: float | None = None) -> None:
         """Stop STARTED resources now (see :meth:`stop_async`)."""
@@ -928,7 +938,7 @@ class ExperimentController:
                     await self._start_steps(rm)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
                 self._fail(rm, rm._step or "condition", exc)
 
         def launch() -> None:
@@ -961,12 +971,13 @@ class ExperimentController:
                 rm._set_state(new)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
                 self._fail(rm, step, exc)
             finally:
                 rm._step = None
 
-        await self._with_timeout(asyncio.gather(*(one(rm) for rm in rms)), timeout, step, rms, new, False)
+        await self._with_timeout(asyncio.gather(*(one(rm) for rm in rms)), timeout, step, rms, new, False,
+                                 action=True)
 
     @_on_loop
     async def discover_async(self, guids: Guids, timeout: float | None = None) -> None:
@@ -1073,7 +1084,7 @@ class ExperimentController:
             if rm._state == S.RELEASED:
                 continue
             task = rm._release_task
-            if task is not None:
+            if task is not None and not task.done():  # already on its way: wait for it
                 slow.append(task)
                 continue
             busy = (rm._task is not None and not rm._task.done()) or rm._stop_task is not None
@@ -1107,7 +1118,9 @@ class ExperimentController:
         try:
             if "do_release" in rm._hooks:
                 await rm.do_release()
-        except Exception as exc:  # release always ends RELEASED; the error is kept
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - release always ends RELEASED; the error is kept
             detail = f"release error: {type(exc).__name__}: {exc}"
             log.warning("resource %s: %s", rm.guid, detail)
         rm._step = None
@@ -1117,7 +1130,7 @@ class ExperimentController:
 
     async def _release_and_record(self, rms: list[ResourceManager], timeout: float | None) -> None:
         await self._runner.run_async(
-            self._with_timeout(self._release(rms), timeout, "release", rms, S.RELEASED, False))
+            self._with_timeout(self._release(rms), timeout, "release", rms, S.RELEASED, False, action=True))
         with self._lock:
             for rm in rms:
                 if rm._values.get("hardRelease"):
@@ -1158,6 +1171,7 @@ class ExperimentController:
 
     async def shutdown_async(self, timeout: float | None = None) -> None:
         """Release everything, close the controller and stop its loop thread (see :meth:`shutdown`)."""
+        check_timeout(timeout)
         try:
             await self._runner.run_async(self._shutdown(timeout))
         finally:
@@ -1169,6 +1183,7 @@ class ExperimentController:
 
         Idempotent; after it, only queries of recorded data are allowed.
         """
+        check_timeout(timeout)
         try:
             if not self._closed:
                 self._sync(self._shutdown(timeout), "shutdown")
@@ -1199,6 +1214,7 @@ class ExperimentController:
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
+        check_timeout(timeout)
         if self._closed:  # collected traces stay readable from the run directory
             return await rm.read_trace(name, attr, block, offset)
         return await self._runner.run_async(self._with_timeout(
@@ -1210,6 +1226,7 @@ class ExperimentController:
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
+        check_timeout(timeout)
         if self._closed:  # collected traces stay readable from the run directory
             return _run_on_a_new_loop(rm.read_trace(name, attr, block, offset))
         return self._sync(self.trace_async(guid, name, attr, block, offset, timeout), "trace")
@@ -1241,7 +1258,7 @@ class ExperimentController:
         def fire() -> None:
             try:
                 result = callback()
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - a callback must not end the loop
                 task.result, task.status = exc, TaskStatus.ERROR
                 log.warning("scheduled task %s raised: %r", task_id, exc)
                 return
@@ -1249,7 +1266,9 @@ class ExperimentController:
                 async def finish() -> None:
                     try:
                         task.result, task.status = await result, TaskStatus.DONE
-                    except Exception as exc:
+                    except asyncio.CancelledError:
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - a callback must not end the loop
                         task.result, task.status = exc, TaskStatus.ERROR
                         log.warning("scheduled task %s raised: %r", task_id, exc)
                 self._spawn(finish())

@@ -48,9 +48,52 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 log = logging.getLogger("nepi_lab")
 
-#: At most this many threads ever run blocking code (legacy synchronous hooks,
-#: getaddrinfo); with the loop thread and the caller's, at most 4 threads in all.
+#: At most this many threads do the controller's own blocking work (file copies,
+#: getaddrinfo), and at most this many run legacy synchronous hooks (user code), so
+#: that a hook that blocks never holds up the controller's own work.
 EXECUTOR_THREADS = 2
+
+
+class HookThreads:
+    """Runs legacy synchronous hooks (user code that may block for ever) off the loop.
+
+    At most ``limit`` hooks run at a time, each in a daemon thread of its own.  A hook
+    whose task is cancelled (a timeout, a release, the controller closing) is
+    abandoned: its place is freed at once, and its thread ends whenever the hook
+    returns, never holding up the controller, its shutdown or the interpreter's exit.
+    """
+
+    def __init__(self, limit: int = EXECUTOR_THREADS, name: str = "nepi_lab-hook") -> None:
+        self.limit = limit
+        self.name = name
+        self._places: asyncio.Semaphore | None = None  # made on the loop, on first use
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in a thread of its own; its result, or its exception."""
+        loop = asyncio.get_running_loop()
+        if self._places is None:
+            self._places = asyncio.Semaphore(self.limit)
+        async with self._places:
+            future: asyncio.Future[T] = loop.create_future()
+
+            def settle(result: Any, error: BaseException | None) -> None:
+                if future.done():  # abandoned meanwhile
+                    return
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
+
+            def target() -> None:
+                try:
+                    outcome: tuple[Any, BaseException | None] = (function(*args), None)
+                except BaseException as exc:  # noqa: BLE001 - handed over to the awaiting task
+                    outcome = (None, exc)
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(settle, *outcome)
+
+            threading.Thread(target=target, name=self.name, daemon=True).start()
+            return await future
 
 
 class Inbox:
@@ -177,6 +220,7 @@ class LoopRunner:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=EXECUTOR_THREADS, thread_name_prefix=f"{name}-blocking"
         )
+        self.hooks = HookThreads(EXECUTOR_THREADS, f"{name}-hook")
         self.loop = asyncio.new_event_loop()
         self.loop.set_default_executor(self.executor)
         started = threading.Event()
@@ -191,7 +235,12 @@ class LoopRunner:
     def _run_forever(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(started.set)
-        self.loop.run_forever()
+        while True:
+            try:
+                self.loop.run_forever()
+                return  # stopped by close()
+            except BaseException as exc:  # noqa: BLE001 - SystemExit from a task must not kill the loop
+                log.error("the controller's loop caught %r escaping a task; it goes on", exc)
 
     def in_loop_thread(self) -> bool:
         """Whether the caller runs in the loop's thread."""

@@ -26,8 +26,9 @@ or redeclares (by name).  A type with no ``do_run`` is long-lived (a node, a lin
 it stays STARTED until stopped, and counts as done for ``wait_finished`` once started.
 
 Hooks should be coroutines.  A plain ``def`` hook (ported NEPI code that blocks) is
-accepted and runs in the controller's bounded thread pool (``EXECUTOR_THREADS``
-threads, whatever the number of resources), so it cannot stall the event loop.
+accepted and runs in a thread (at most ``EXECUTOR_THREADS`` at a time, whatever the
+number of resources), so it cannot stall the event loop; one that never returns is
+abandoned at release or shutdown instead of holding them up.
 
 Hooks, in lifecycle order: ``do_discover``, ``do_reserve``, ``do_provision``,
 ``do_configure`` (then READY), ``do_start`` (then STARTED), ``do_run``, ``do_stop``
@@ -551,7 +552,7 @@ def _in_pool(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
     @functools.wraps(hook)
     async def run_in_pool(self: ResourceManager) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.ec._runner.executor, hook, self)
+        return await self.ec._runner.hooks.run(hook, self)
 
     return run_in_pool
 
