@@ -22,6 +22,7 @@
     ├── ExperimentFailedError                    .failures
     ├── WaitTimeoutError (also TimeoutError)     .timeout, .pending
     ├── ControllerClosedError                    .exp_id
+    ├── ResultsWriteError (also OSError)         .guid, .path, .kept, .errno
     ├── MissingCommandsError                     .missing, .where, .guid
     └── CommandError                             .command, .returncode, .stderr_tail
         └── CommandTimeoutError (also TimeoutError)  .timeout
@@ -223,6 +224,28 @@ class ControllerClosedError(NepiError):
         super().__init__(
             f"{call}() called after shutdown() of experiment {exp_id!r}; create a new ExperimentController"
         )
+
+
+class ResultsWriteError(NepiError, OSError):
+    """What a run produced could not be written into the run directory (a full disk).
+
+    The resource's outcome is its own (an application that exited 0 is FINISHED): this
+    error is recorded beside it, in ``ec.failures`` and the run's ``experiment.json``,
+    and the complete copy is kept where it was (``kept``: the host and path).
+    """
+
+    def __init__(self, guid: int | None, path: str, error: OSError, kept: str | None = None) -> None:
+        self.guid, self.path, self.kept = guid, path, kept
+        who = f"of resource {guid} " if guid is not None else ""
+        msg = f"could not write {path} {who}into the run directory: {error.strerror or error}"
+        if kept:
+            msg += f"; the complete copy is kept at {kept}"
+        super().__init__(msg)
+        self.errno = error.errno
+        self.strerror = error.strerror
+
+    def __str__(self) -> str:  # OSError would format it as "[Errno ...]"
+        return str(self.args[0])
 
 
 class CommandError(NepiError):
