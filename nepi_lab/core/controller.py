@@ -844,20 +844,25 @@ class ExperimentController:
         return (f"waits to {condition.action.name} until resource{plural} {who} {verb} "
                 f"{condition.state.name}{delay} (condition: {condition.describe()})")
 
+    def _record_failure(self, rm: ResourceManager, step: str, exc: BaseException,
+                        critical: bool) -> Failure:
+        failure = Failure(
+            rm.guid, rm._rtype, step, rm._state, type(exc).__name__, str(exc), time.time(), critical,
+            getattr(exc, "command", None), getattr(exc, "returncode", None),
+            getattr(exc, "stderr_tail", None),
+        )
+        self._failures.append(failure)
+        log.info("%s", failure)
+        return failure
+
     def _fail(self, rm: ResourceManager, step: str, exc: BaseException) -> None:
         """Record a failure of ``rm`` and apply the failure policy."""
         if rm._state == S.RELEASED:
             log.warning("resource %s failed in %s after release: %s", rm.guid, step, exc)
             return
-        failure = Failure(
-            rm.guid, rm._rtype, step, rm._state, type(exc).__name__, str(exc), time.time(), rm.critical,
-            getattr(exc, "command", None), getattr(exc, "returncode", None),
-            getattr(exc, "stderr_tail", None),
-        )
+        failure = self._record_failure(rm, step, exc, rm.critical)
         rm.failure = failure
         rm._step = None
-        self._failures.append(failure)
-        log.info("%s", failure)
         if rm._state != S.FAILED:
             rm._set_state(S.FAILED, str(failure))
         if rm.critical:

@@ -385,6 +385,16 @@ class ResourceManager:
             str(error), self.guid, self._rtype, self._state)
         self.ec._fail(self, step, exc)
 
+    def record_problem(self, error: BaseException, step: str) -> None:
+        """Record a problem that does not fail this resource, such as results that could
+        not be written into the run directory (:class:`ResultsWriteError`).
+
+        It goes to ``ec.failures`` and the run's ``experiment.json`` as a non-critical
+        record; the resource's state and outcome stay its own.  Call it from the
+        controller's loop thread.
+        """
+        self.ec._record_failure(self, step, error, critical=False)
+
     # -- traces ------------------------------------------------------------------
 
     def _check_trace(self, name: str) -> Trace:

@@ -167,9 +167,10 @@ class Node(ResourceManager):
         try:
             if self.get("cleanProcesses"):
                 executor.kill_all()
+            keep = any(getattr(rm, "keeps_files_on_host", False) for rm in self.get_connected())
             if self.get("cleanExperiment") and self.node_home:
                 await executor.remove_tree(self.node_home)
-                if not self._others_on_this_host():
+                if not keep and not self._others_on_this_host():
                     # the last node of the run on this host removes the run's folder
                     await executor.remove_tree(self.run_home)
                     await executor.remove_empty_dirs([self.exp_home, posixpath.dirname(self.exp_home)])
