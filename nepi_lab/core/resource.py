@@ -316,6 +316,12 @@ class ResourceManager:
         return max((s for s in _BEFORE_RELEASE if times[s] is not None), key=times.__getitem__, default=S.NEW)
 
     @property
+    def done(self) -> bool:
+        """Whether ``ec.wait_finished`` would return for this resource: its work ended
+        (stopped, finished, failed or released), or, being long-lived (a node), it started."""
+        return self._status(DONE) > 0  # type: ignore[arg-type]
+
+    @property
     def name(self) -> str | None:
         """The ``name`` attribute: a label for people, or None."""
         return self._values.get("name")
