@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 S = ResourceState
 _FIELD_LAYOUT = {"width": "400px"}
 _FIELD_STYLE = {"description_width": "140px"}
-_FONT = "font-family:sans-serif;font-size:12px"
+_FONT = "font-family:sans-serif;font-size:12px;line-height:1.35"
 _RED = "#c62828"
 
 #: The phases of a run, in the order a run goes through them.
@@ -91,15 +91,23 @@ TAIL_BLOCK = 4096
 #: Rows of a trace's DataFrame shown by the trace reader (its head).
 FRAME_ROWS = 15
 
-# The status line stays in view: sticky at the top of the page.  An output area
-# that scrolls by itself (overflow: auto) would hold it in place, so the output
-# that holds a builder lets it overflow instead (Chromium, Firefox and Safari know
-# :has); elsewhere it is simply the first line of the builder.
+# The status line stays in view: sticky at the top of whatever scrolls the page.
+# Sticky holds only inside the nearest ancestor that clips its overflow, and the
+# builder's own box and the output area around it do (overflow auto or hidden
+# without scrolling), so those let it overflow (:has: Chromium, Firefox, Safari);
+# elsewhere it is simply the first line of the builder.
 _STYLE = """<style>
 .nepi-builder-bar { position: sticky; top: 0; z-index: 10;
   background: var(--jp-layout-color0, #ffffff); border-bottom: 1px solid #e0e0e0; padding: 2px 0 4px 0; }
-.jp-OutputArea-output:has(.nepi-builder), .output_subarea:has(.nepi-builder) { overflow: visible; }
-.nepi-trace-tail pre { margin: 0; }
+.nepi-builder.widget-box { overflow: visible; }
+.jp-OutputArea:has(.nepi-builder), .jp-OutputArea-child:has(.nepi-builder),
+.jp-OutputArea-output:has(.nepi-builder), .output_area:has(.nepi-builder),
+.output_subarea:has(.nepi-builder) { overflow: visible; }
+.nepi-trace-tail pre { margin: 0; line-height: 1.3; font-size: 11px; }
+.nepi-trace-frame table { border-collapse: collapse; font-size: 11px; line-height: 1.3; }
+.nepi-trace-frame th, .nepi-trace-frame td { padding: 1px 6px; border-bottom: 1px solid #eeeeee; }
+.nepi-builder-advanced .widget-text, .nepi-builder-advanced .widget-dropdown,
+.nepi-builder-advanced .widget-checkbox { width: 380px !important; }
 </style>"""
 
 
@@ -149,8 +157,8 @@ def run_status(ec: ExperimentController, deploying: frozenset[int] | set[int] = 
     counts = Counter(rm.outcome for rm in rms)
     summary = ", ".join(f"{n} {state.name}" for state, n in sorted(counts.items()))
     released = sum(rm.state == S.RELEASED for rm in rms)
-    if released and released < len(rms):
-        summary += f" ({released} released)"
+    if released:
+        summary += " (all released)" if released == len(rms) else f" ({released} released)"
     active = [rm for rm in rms if rm.state != S.NEW or rm.guid in deploying]
     undeployed = len(rms) - len(active)
     if ec.ecstate == ECState.FAILED:
@@ -303,8 +311,8 @@ class _Field:
         return ""
 
     def show_error(self, message: str) -> None:
-        self.error.value = (f'<span style="color:{_RED};font-size:11px">{html.escape(message)}</span>'
-                            if message else "")
+        self.error.value = (f'<div style="color:{_RED};font-size:11px;line-height:1.3;margin-left:146px">'
+                            f"{html.escape(message)}</div>" if message else "")
 
 
 def _error_html(message: str) -> str:
@@ -365,7 +373,8 @@ class ExperimentBuilder(widgets.VBox):
                                               layout=widgets.Layout(**_FIELD_LAYOUT), **more), css)
 
         def button(description: str, css: str, **more: Any) -> widgets.Button:
-            return self._tag(widgets.Button(description=description, **more), css)
+            return self._tag(widgets.Button(description=description, layout=widgets.Layout(width="136px"),
+                                            **more), css)
 
         def error_line(css: str) -> widgets.HTML:
             return self._tag(widgets.HTML(layout=widgets.Layout(flex="1 1 auto", margin="0 0 0 6px")), css)
@@ -564,8 +573,9 @@ class ExperimentBuilder(widgets.VBox):
                          'the table and the graph show what each one came to</div>')
         text, is_error = self._message
         if text:
-            style = f"color:{_RED}" if is_error else "color:#2e7d32"
-            lines.append(f'<div class="nepi-last-action" style="{style}">{html.escape(text)}</div>')
+            style = f"color:{_RED}" if is_error else "color:#555555"
+            lines.append(f'<div class="nepi-last-action" style="{style}">'
+                         f"last action: {html.escape(text)}</div>")
         return (f'<div class="nepi-run-status" data-phase="{status.phase}" style="{_FONT}">'
                 f'{badge} <span class="nepi-run-summary">{" · ".join(parts)}</span>{"".join(lines)}</div>')
 
