@@ -55,8 +55,8 @@ from ..core.attributes import Attribute, Flags, Types
 from ..core.registry import get_resource_type, resource_types
 from ..core.resource import Failure, ResourceManager
 from ..core.states import ECState, ResourceAction, ResourceState
-from ..core.traces import TraceAttr
 from ._schedule import UPDATE_INTERVAL, Subscription, view_loop
+from ._trace_view import TraceView
 from .code import experiment_code
 from .colors import STATE_COLORS, text_color
 from .graph import GraphView
@@ -84,13 +84,6 @@ PHASE_COLORS = {
     "released": STATE_COLORS[S.RELEASED],
 }
 
-#: Lines of a trace's end shown by the trace reader.
-TAIL_LINES = 20
-#: Bytes read from a trace's end for its tail (whole blocks of this size).
-TAIL_BLOCK = 4096
-#: Rows of a trace's DataFrame shown by the trace reader (its head).
-FRAME_ROWS = 15
-
 # The status line stays in view: sticky at the top of whatever scrolls the page.
 # Sticky holds only inside the nearest ancestor that clips its overflow, and the
 # builder's own box and the output area around it do (overflow auto or hidden
@@ -103,9 +96,6 @@ _STYLE = """<style>
 .jp-OutputArea:has(.nepi-builder), .jp-OutputArea-child:has(.nepi-builder),
 .jp-OutputArea-output:has(.nepi-builder), .output_area:has(.nepi-builder),
 .output_subarea:has(.nepi-builder) { overflow: visible; }
-.nepi-trace-tail pre { margin: 0; line-height: 1.3; font-size: 11px; }
-.nepi-trace-frame table { border-collapse: collapse; font-size: 11px; line-height: 1.3; }
-.nepi-trace-frame th, .nepi-trace-frame td { padding: 1px 6px; border-bottom: 1px solid #eeeeee; }
 .nepi-builder-advanced .widget-text, .nepi-builder-advanced .widget-dropdown,
 .nepi-builder-advanced .widget-checkbox { width: 380px !important; }
 </style>"""
@@ -174,10 +164,6 @@ def run_status(ec: ExperimentController, deploying: frozenset[int] | set[int] = 
     else:
         phase = "deploying"
     return RunStatus(phase, summary, failures, undeployed)
-
-
-def _failure_text(failure: Failure) -> str:
-    return str(failure)
 
 
 # == the attribute form ================================================================
@@ -344,6 +330,21 @@ class ExperimentBuilder(widgets.VBox):
     interval : float
         Minimum seconds between two updates of the status line.
 
+    Attributes
+    ----------
+    phase : str
+        What the status line shows: one of :data:`PHASES`.
+    status, error : ipywidgets.HTML
+        The status line (phase, outcomes, failures, last action) and the last refusal.
+    add_error, connect_error, condition_error, trace_error, run_error : ipywidgets.HTML
+        Beside each button: what its last call refused; ``run_error`` also says why
+        a run failed.
+    fields : dict of str to widget
+        The attribute form's inputs (numbers are text); ``advanced_fields`` names
+        those under "Advanced".
+    trace_view, trace_frame
+        The trace reader and the DataFrame it last showed.
+
     Example
     -------
     >>> builder = ExperimentBuilder(ec)       # doctest: +SKIP
@@ -426,17 +427,10 @@ class ExperimentBuilder(widgets.VBox):
         self.error = self._tag(widgets.HTML(), "nepi-builder-error")
         self.status_bar = self._tag(widgets.VBox([widgets.HTML(_STYLE), self.status, self.error]),
                                     "nepi-builder-bar")
-        # -- the trace reader
-        self.trace_title = self._tag(widgets.HTML(), "nepi-trace-title")
-        self.trace_tail = self._tag(widgets.HTML(), "nepi-trace-tail")
-        self.trace_table = self._tag(widgets.HTML(), "nepi-trace-frame")
-        self.trace_plot = self._tag(widgets.Image(format="png", layout=widgets.Layout(display="none")),
-                                    "nepi-trace-plot")
-        self.trace_view = self._tag(widgets.VBox(
-            [self.trace_title, widgets.HBox([self.trace_tail, self.trace_plot]), self.trace_table],
-            layout=widgets.Layout(display="none", border="1px solid #e0e0e0", padding="4px", margin="6px 0")),
-            "nepi-builder-trace-view")
-        self.trace_frame: Any = None  #: the DataFrame last shown by the trace reader
+        # -- the trace reader (its parts by name, for tests and scripts)
+        self.trace_view = self._tag(TraceView(ec), "nepi-builder-trace-view")
+        self.trace_title, self.trace_tail = self.trace_view.title, self.trace_view.tail
+        self.trace_table, self.trace_plot = self.trace_view.table, self.trace_view.plot
         # -- views
         self.graph = GraphView(ec, width=6.5, height=4.2)
         self.table = ResourceTable(ec)
@@ -551,7 +545,7 @@ class ExperimentBuilder(widgets.VBox):
             critical = tuple(f for f in status.failures if f.critical)
             if status.phase == "failed" and critical != self._shown_failures:
                 self._shown_failures = critical
-                lines = "\n".join(_failure_text(f) for f in critical)
+                lines = "\n".join(str(f) for f in critical)
                 self.run_error.value = _error_html(f"the run failed: {lines}")
             if [g for _, g in self.condition_guid.options] != self.ec.resources:
                 self._sync_choices()  # resources registered by code, or removed at release
@@ -567,7 +561,7 @@ class ExperimentBuilder(widgets.VBox):
         for failure in status.failures:
             style = f"color:{_RED}" if failure.critical else "color:#8d6e63"
             lines.append(f'<div class="nepi-run-failure" data-guid="{failure.guid}" style="{style};'
-                         f'white-space:pre-wrap">{html.escape(_failure_text(failure))}</div>')
+                         f'white-space:pre-wrap">{html.escape(str(failure))}</div>')
         if status.phase == "failed":
             lines.append('<div style="color:#555">a critical failure stops and releases every resource; '
                          'the table and the graph show what each one came to</div>')
@@ -607,7 +601,7 @@ class ExperimentBuilder(widgets.VBox):
             choices = self._choices()
             for dropdown, default_index in ((self.condition_guid, -1), (self.condition_after, -2)):
                 self._set_options(dropdown, choices, default_index)
-            traced = [c for c in choices if self.ec.get_resource(c[1]).get_trace_declarations()]
+            traced = [c for c in choices if self._has_traces(c[1])]
             self._set_options(self.trace_guid, traced, -1)
             # Connect: only resources that have a partner (O(n^2) checks: up to 200 resources)
             guids = [g for _, g in choices]
@@ -616,6 +610,12 @@ class ExperimentBuilder(widgets.VBox):
             self._set_options(self.connect_a, choices, -1)
             self._connect_a_changed()
             self._trace_guid_changed()
+
+    def _has_traces(self, guid: int) -> bool:
+        try:
+            return bool(self.ec.get_resource(guid).get_trace_declarations())
+        except KeyError:  # removed meanwhile (hardRelease)
+            return False
 
     @staticmethod
     def _set_options(dropdown: widgets.Dropdown, choices: list[tuple[str, int]], default_index: int) -> None:
@@ -669,6 +669,10 @@ class ExperimentBuilder(widgets.VBox):
         self.advanced.layout.display = None if advanced else "none"
 
     def _trace_guid_changed(self, change: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self._trace_choices()
+
+    def _trace_choices(self) -> None:
         guid = self.trace_guid.value
         if guid is None:
             self.trace_name.options = []
@@ -828,87 +832,17 @@ class ExperimentBuilder(widgets.VBox):
         if guid is None or name is None:
             self._report(error="read: choose a resource with traces", section="trace")
             return
-        ec = self.ec
-        rm = ec.get_resource(guid)
-        label = f"{guid} {rm.get_rtype()}" + (f" ({rm.name})" if rm.name else "")
-        self.trace_view.layout.display = None
-        self.trace_title.value = (f'<div style="{_FONT}"><b>trace {html.escape(name)} of '
-                                  f"{html.escape(label)}</b> ({rm.state.name})</div>")
-        try:
-            tail, size = self._tail(guid, name)
-        except Exception as exc:
-            self._clear_trace_view()
-            self._report(error=f"read {name!r} of {guid}: {exc}", section="trace")
-            return
-        self.trace_tail.value = tail
-        problem = self._show_frame(guid, name)
-        if size == 0 and not ec.trace_enabled(guid, name):
-            problem = (f"trace {name!r} of {guid} is not enabled: click Enable trace before deploying "
-                       f"(traces enabled by default are marked (on))")
+        problem = self.trace_view.show(guid, name)
         if problem:
             self._report(error=f"read {name!r} of {guid}: {problem}", section="trace")
         else:
+            size = self.trace_view.size
             self._report(status=f"read trace {name!r} of {guid}: {size} bytes", section="trace")
 
-    def _clear_trace_view(self) -> None:
-        self.trace_tail.value = self.trace_table.value = ""
-        self.trace_plot.layout.display = "none"
-        self.trace_frame = None
-
-    def _tail(self, guid: int, name: str) -> tuple[str, int]:
-        """The last :data:`TAIL_LINES` lines of a trace, as HTML, and its size in bytes."""
-        ec = self.ec
-        size = int(ec.trace(guid, name, TraceAttr.SIZE))  # type: ignore[arg-type]
-        style = ("max-height:260px;overflow:auto;width:520px;font-size:11px;background:#fafafa;"
-                 "border:1px solid #eeeeee;padding:3px")
-        head = f'<div style="{_FONT};color:#555">the end of it ({size} bytes)</div>'
-        if size == 0:
-            return f'{head}<div style="{style};{_FONT}">(empty)</div>', 0
-        last = (size - 1) // TAIL_BLOCK
-        chunks = [ec.trace(guid, name, TraceAttr.STREAM, TAIL_BLOCK, index)
-                  for index in range(max(0, last - 1), last + 1)]
-        # a block boundary may cut a character in two: a few undecodable bytes are still text
-        raw = b"".join(c if isinstance(c, bytes) else str(c).encode() for c in chunks)
-        text = raw.decode("utf-8", "replace")
-        if text.count("\ufffd") > 4 or "\x00" in text:
-            return f'{head}<div style="{style};{_FONT}">binary data: see the frame below</div>', size
-        lines = text.splitlines()[-TAIL_LINES:]
-        return f'{head}<div style="{style}"><pre>{html.escape(chr(10).join(lines))}</pre></div>', size
-
-    def _show_frame(self, guid: int, name: str) -> str:
-        """Show the trace's DataFrame and its plot; returns what went wrong ('' if nothing)."""
-        from ..analysis import trace_frame
-
-        self.trace_plot.layout.display = "none"
-        try:
-            frame = trace_frame(self.ec, guid, name)
-        except Exception as exc:
-            self.trace_table.value = ""
-            self.trace_frame = None
-            return str(exc)
-        self.trace_frame = frame
-        parser = frame.attrs.get("parser")
-        shown = frame.drop(columns=[c for c in ("run_id", "guid", "type", "trace") if c in frame])
-        caption = f"{len(frame)} rows × {shown.shape[1]} columns, parser {parser!r}"
-        if frame.attrs.get("malformed"):
-            caption += f"; {frame.attrs['malformed']} lines it could not read"
-        summary = frame.attrs.get("summary")
-        if isinstance(summary, dict) and summary:
-            caption += "; summary: " + ", ".join(f"{k} {v}" for k, v in list(summary.items())[:8])
-        table = shown.head(FRAME_ROWS).to_html(border=0, max_cols=12, na_rep="", escape=True)
-        more = f"<div>… {len(frame) - FRAME_ROWS} more rows</div>" if len(frame) > FRAME_ROWS else ""
-        self.trace_table.value = (f'<div style="{_FONT}"><div style="color:#555">the DataFrame '
-                                  f"(nepi_lab.trace_frame): {html.escape(caption)}</div>"
-                                  f'<div style="max-height:320px;overflow:auto">{table}</div>{more}</div>')
-        plotter = _PLOTS.get(str(parser))
-        if plotter is None or frame.empty:
-            return ""
-        try:
-            self.trace_plot.value = _plot_png(plotter, frame)
-        except Exception as exc:  # a frame the plot cannot use: say so, keep the rest
-            return f"no plot: {exc}"
-        self.trace_plot.layout.display = None
-        return ""
+    @property
+    def trace_frame(self) -> Any:
+        """The DataFrame of the trace last read (None if it could not be parsed)."""
+        return self.trace_view.frame
 
     def _in_background(self, pending: str, what: str, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Run a controller coroutine without blocking the kernel; report how it ended."""
@@ -945,32 +879,3 @@ class ExperimentBuilder(widgets.VBox):
                 view.close()
         super().close()
 
-
-def _plot_rtt(frame: Any, ax: Any) -> Any:
-    from ..analysis.plots import plot_rtt
-
-    return plot_rtt(frame, ax=ax)
-
-
-def _plot_throughput(frame: Any, ax: Any) -> Any:
-    from ..analysis.plots import plot_throughput
-
-    return plot_throughput(frame, ax=ax)
-
-
-#: Parser name -> the plot the trace reader draws for its frames.
-_PLOTS: dict[str, Callable[[Any, Any], Any]] = {"ping": _plot_rtt, "iperf3": _plot_throughput}
-
-
-def _plot_png(plotter: Callable[[Any, Any], Any], frame: Any) -> bytes:
-    """PNG bytes of ``plotter(frame, ax)`` on a figure of its own (no pyplot: nothing pops up)."""
-    import io
-
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.0, 3.2), dpi=90)
-    plotter(frame, figure.add_subplot())
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
