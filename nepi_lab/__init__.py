@@ -63,6 +63,27 @@ _LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "Pr
                            "nepi_lab.notebook"))
 
 
+def _register_views() -> None:
+    """The notebook layer shows the engine's objects (``ec`` in a cell, ``ec.draw()``);
+    its modules are imported on the first call, not here."""
+    import importlib
+
+    from .core.display import register_view
+
+    def lazy(module: str, name: str):  # noqa: ANN202
+        def call(*args: object, **kwargs: object) -> object:
+            return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+        return call
+
+    register_view("controller_html", lazy("nepi_lab.notebook.html", "controller_html"))
+    register_view("resource_html", lazy("nepi_lab.notebook.html", "resource_html"))
+    register_view("draw", lazy("nepi_lab.notebook.drawing", "draw"))
+
+
+_register_views()
+
+
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:

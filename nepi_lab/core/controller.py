@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import dataclasses
 import datetime as _dt
 import enum
+import functools
 import logging
 import os
 import secrets
@@ -50,6 +52,7 @@ from typing import Any, TypeVar
 
 from .attributes import Attribute, Flags
 from .conditions import Condition, DependencyGraph
+from .display import view
 from .errors import (
     ConditionError,
     ControllerClosedError,
@@ -81,6 +84,20 @@ T = TypeVar("T")
 Guids = int | Iterable[int] | None
 
 _live_controllers: weakref.WeakSet[ExperimentController] = weakref.WeakSet()
+
+
+def _on_loop(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
+    """Make a public ``*_async`` method run on the controller's loop, whatever loop awaits
+    it (a notebook cell's, ``asyncio.run``'s): the twins of the blocking calls."""
+
+    call = method.__name__.removesuffix("_async")
+
+    @functools.wraps(method)
+    async def on_loop(self: ExperimentController, *args: Any, **kwargs: Any) -> T:
+        self._check_open(call)
+        return await self._runner.run_async(method(self, *args, **kwargs))
+
+    return on_loop
 
 
 class TaskStatus(enum.Enum):
@@ -180,8 +197,7 @@ class ExperimentController:
         )
         self._save_description()
         _live_controllers.add(self)
-        if self._runner.mode == "thread":
-            _release_on_sigterm_while_live()
+        _release_on_sigterm_while_live()
 
     # == identity and state ======================================================
 
@@ -237,8 +253,9 @@ class ExperimentController:
 
     @property
     def loop_mode(self) -> str:
-        """``"thread"`` (own loop in a background thread) or ``"running-loop"`` (Jupyter)."""
-        return self._runner.mode
+        """Always ``"thread"``: the controller runs its own loop in one background thread,
+        also in a Jupyter kernel (see :mod:`nepi_lab.core.loop` for why)."""
+        return "thread"
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -253,15 +270,15 @@ class ExperimentController:
 
     def _repr_html_(self) -> str | None:
         """A table of the resources in Jupyter (the notebook layer builds it; None: plain repr)."""
-        from ..notebook.html import controller_html
+        render = view("controller_html")
+        return None if render is None else render(self)
 
-        return controller_html(self)
-
-    def draw(self, ax: Any = None) -> Any:
+    def draw(self, ax: Any = None, **options: Any) -> Any:
         """Draw the experiment graph with matplotlib; returns the Axes (see ``nepi_lab.notebook.draw``)."""
-        from ..notebook.drawing import draw
-
-        return draw(self, ax)
+        render = view("draw")
+        if render is None:
+            raise RuntimeError("no drawing function is registered: import nepi_lab (the package) first")
+        return render(self, ax, **options)
 
     def __enter__(self) -> ExperimentController:
         return self
@@ -847,6 +864,15 @@ class ExperimentController:
         for condition in list(rm._conditions.get(action, ())):
             await self._await_condition(rm, condition, slot)
 
+    def _unmet(self, rm: ResourceManager, action: ResourceAction) -> list[str]:
+        """The conditions on ``action`` of ``rm`` that do not hold yet, in words."""
+        texts = []
+        for condition in rm._conditions.get(action, ()) if rm._conditions else ():
+            others = [self._resources[g] for g in condition.after if g in self._resources]
+            if any(o._status(condition.state) <= 0 for o in others):
+                texts.append(self._describe_wait(condition, others))
+        return texts
+
     def _describe_wait(self, condition: Condition, others: list[ResourceManager]) -> str:
         late = [o for o in others if o._status(condition.state) <= 0]
         who = ", ".join(f"{o.guid} ({o._rtype}, now {o._state.name})" for o in late[:10])
@@ -895,6 +921,7 @@ class ExperimentController:
                 raise InvalidTransitionError(rm.guid, rm._rtype, rm._state, action.name,
                                              f"{action.name} needs {names}")
 
+    @_on_loop
     async def start_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Start resources now, ignoring their START conditions; returns once STARTED."""
         self._check_open("start")
@@ -922,6 +949,7 @@ class ExperimentController:
         self._check_open("start")
         self._sync(self.start_async(guids, timeout), "start")
 
+    @_on_loop
     async def stop_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Stop STARTED resources now; returns once they are STOPPED."""
         self._check_open("stop")
@@ -988,6 +1016,7 @@ class ExperimentController:
 
         await self._with_timeout(asyncio.gather(*(one(rm) for rm in rms)), timeout, step, rms, new, False)
 
+    @_on_loop
     async def discover_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Run only the discover step of NEW resources."""
         self._check_open("discover")
@@ -998,6 +1027,7 @@ class ExperimentController:
         self._check_open("discover")
         self._sync(self.discover_async(guids, timeout), "discover")
 
+    @_on_loop
     async def provision_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Run only the provision step of DISCOVERED resources."""
         self._check_open("provision")
@@ -1013,9 +1043,10 @@ class ExperimentController:
     async def _wait(self, guids: Guids, target: int, timeout: float | None, what: str) -> None:
         self._check_open(what)
         rms = self._select(guids)
-        await self._runner.run_async(self._with_timeout(
-            self._await_states(rms, target), timeout, what, rms, target, target != S.RELEASED))
+        await self._with_timeout(self._await_states(rms, target), timeout, what, rms, target,
+                                 target != S.RELEASED)
 
+    @_on_loop
     async def wait_async(self, guids: Guids, state: ResourceState | str,
                          timeout: float | None = None) -> None:
         """Return once every resource of ``guids`` (None: all) has reached ``state``.
@@ -1037,6 +1068,7 @@ class ExperimentController:
         self._check_open("wait")
         self._sync(self.wait_async(guids, state, timeout), "wait")
 
+    @_on_loop
     async def wait_deployed_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are READY (or further)."""
         await self._wait(guids, S.READY, timeout, "wait_deployed")
@@ -1046,6 +1078,7 @@ class ExperimentController:
         self._check_open("wait_deployed")
         self._sync(self.wait_deployed_async(guids, timeout), "wait_deployed")
 
+    @_on_loop
     async def wait_started_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are STARTED (or further)."""
         await self._wait(guids, S.STARTED, timeout, "wait_started")
@@ -1055,6 +1088,7 @@ class ExperimentController:
         self._check_open("wait_started")
         self._sync(self.wait_started_async(guids, timeout), "wait_started")
 
+    @_on_loop
     async def wait_finished_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources' work is over.
 
@@ -1068,6 +1102,7 @@ class ExperimentController:
         self._check_open("wait_finished")
         self._sync(self.wait_finished_async(guids, timeout), "wait_finished")
 
+    @_on_loop
     async def wait_released_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are RELEASED."""
         await self._wait(guids, S.RELEASED, timeout, "wait_released")
@@ -1139,6 +1174,7 @@ class ExperimentController:
                     rm._state == S.RELEASED for rm in self._resources.values()):
                 self._ecstate = ECState.RELEASED
 
+    @_on_loop
     async def release_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Stop and release resources (None: all); returns once they are RELEASED."""
         self._check_open("release")
@@ -1150,8 +1186,7 @@ class ExperimentController:
         self._check_open("release")
         self._sync(self.release_async(guids, timeout), "release")
 
-    async def shutdown_async(self, timeout: float | None = None) -> None:
-        """Release everything and close the controller; further calls raise."""
+    async def _shutdown(self, timeout: float | None) -> None:
         if self._closed:
             return
         try:
@@ -1163,21 +1198,30 @@ class ExperimentController:
             self._save_description()
             self.events.close()
 
+    def _stop_loop(self) -> None:
+        self._runner.close()
+        _live_controllers.discard(self)
+        if not _live_controllers:
+            _default_sigterm_again()
+
+    async def shutdown_async(self, timeout: float | None = None) -> None:
+        """Release everything, close the controller and stop its loop thread (see :meth:`shutdown`)."""
+        try:
+            await self._runner.run_async(self._shutdown(timeout))
+        finally:
+            if not self._runner.in_loop_thread():  # a loop cannot join its own thread
+                self._stop_loop()
+
     def shutdown(self, timeout: float | None = None) -> None:
         """Release everything, close the controller and stop its loop thread.
 
         Idempotent; after it, only queries of recorded data are allowed.
         """
-        if self._closed:
-            self._runner.close()
-            return
         try:
-            self._sync(self.shutdown_async(timeout), "shutdown")
+            if not self._closed:
+                self._sync(self._shutdown(timeout), "shutdown")
         finally:
-            self._runner.close()
-            _live_controllers.discard(self)
-            if not _live_controllers:
-                _default_sigterm_again()
+            self._stop_loop()
 
     # == traces ==================================================================
 
@@ -1203,6 +1247,8 @@ class ExperimentController:
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
+        if self._closed:  # collected traces stay readable from the run directory
+            return await rm.read_trace(name, attr, block, offset)
         return await self._runner.run_async(self._with_timeout(
             rm.read_trace(name, attr, block, offset), timeout, f"trace {name!r}", [rm], S.NEW, False))
 
@@ -1213,7 +1259,7 @@ class ExperimentController:
         rm._check_trace(name)
         attr = as_trace_attr(attr)
         if self._closed:  # collected traces stay readable from the run directory
-            return asyncio.run(rm.read_trace(name, attr, block, offset))
+            return _run_on_a_new_loop(rm.read_trace(name, attr, block, offset))
         return self._sync(self.trace_async(guid, name, attr, block, offset, timeout), "trace")
 
     # == scheduling ==============================================================
@@ -1290,6 +1336,12 @@ class ExperimentController:
             parts.append(str(rm.failure))
         if state == S.NEW and not rm._deploying:
             parts.append("not deployed yet: call ec.deploy()")
+        elif state < S.READY and rm._step is None and rm._waiting is None and rm.failure is None:
+            parts.append("deploying: it discovers and provisions, then is READY")
+        if state < S.READY and rm.failure is None:  # what comes next, before it waits for it
+            if state == S.NEW and rm._waiting is None:
+                parts.extend(self._unmet(rm, A.DEPLOY))
+            parts.extend(f"then {text}" for text in self._unmet(rm, A.START))
         if rm._step is not None:
             since = rm._times[state]
             parts.append(f"running its {rm._step} step (in {state.name} for "
@@ -1396,6 +1448,17 @@ class ExperimentController:
             log.warning("could not save the experiment description: %s", exc)
 
 
+def _run_on_a_new_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end on a new event loop: here, or in a short-lived thread when
+    this thread already runs a loop (a notebook cell), where ``asyncio.run`` refuses."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nepi_lab-read") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _forget_task(rm: ResourceManager) -> None:
     """Drop ``rm``'s reference to the running task (a done task keeps its coroutine)."""
     if rm._task is asyncio.current_task():
@@ -1473,8 +1536,7 @@ def _release_at_exit() -> None:
     """Nothing a run started outlives the interpreter."""
     for ec in list(_live_controllers):
         try:
-            if ec.loop_mode == "thread":
-                ec.shutdown(timeout=30)
+            ec.shutdown(timeout=30)
         except Exception as exc:  # pragma: no cover - best effort at exit
             log.warning("could not shut down experiment %s at exit: %s", ec.exp_id, exc)
     for callback in _exit_hooks:

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .attributes import Attribute, Flags, Types
+from .display import view
 from .errors import (
     ReadOnlyAttributeError,
     ResourceFailedError,
@@ -337,9 +338,8 @@ class ResourceManager:
 
     def _repr_html_(self) -> str | None:
         """Attributes, state and failure in Jupyter (the notebook layer builds it; None: plain repr)."""
-        from ..notebook.html import resource_html
-
-        return resource_html(self)
+        render = view("resource_html")
+        return None if render is None else render(self)
 
     # -- attributes -------------------------------------------------------------
 
@@ -592,6 +592,18 @@ _EMPTY_DICT: dict[Any, Any] = {}  # shared; never written (see ResourceManager._
 _EMPTY_SET: frozenset[Any] = frozenset()
 _NSTATES = len(ResourceState)
 _BEFORE_RELEASE = tuple(s for s in ResourceState if s != S.RELEASED)
+
+def on_controller_loop(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an ``async def`` method of a resource type that people await themselves
+    (``await node.run("uname -r")`` in a notebook cell): it runs on the controller's
+    loop, whatever loop awaits it; from the controller's own loop it is a plain call."""
+
+    @functools.wraps(method)
+    async def on_loop(self: ResourceManager, *args: Any, **kwargs: Any) -> Any:
+        return await self.ec._runner.run_async(method(self, *args, **kwargs))
+
+    return on_loop
+
 
 def _in_pool(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Wrap a plain ``def do_*(self)`` so it runs in the controller's bounded thread pool."""

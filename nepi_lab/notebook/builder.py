@@ -55,7 +55,7 @@ from ..core.attributes import Attribute, Flags, Types
 from ..core.registry import get_resource_type, resource_types
 from ..core.resource import Failure, ResourceManager
 from ..core.states import ECState, ResourceAction, ResourceState
-from ._schedule import UPDATE_INTERVAL, Subscription, view_loop
+from ._schedule import UPDATE_INTERVAL, Subscription, view_scheduler
 from ._trace_view import TraceView
 from .code import experiment_code
 from .colors import STATE_COLORS, text_color
@@ -357,7 +357,7 @@ class ExperimentBuilder(widgets.VBox):
     def __init__(self, ec: ExperimentController, types: list[str] | None = None,
                  interval: float = UPDATE_INTERVAL, **kwargs: Any) -> None:
         self.ec = ec
-        self._loop = view_loop(ec)
+        self._scheduler = view_scheduler(ec)
         self._fields: dict[str, _Field] = {}
         self._lock = threading.RLock()  # widget updates from a click and from the run's events
         self._deploying: set[int] = set()  # deploy asked for; may still be NEW
@@ -856,15 +856,10 @@ class ExperimentBuilder(widgets.VBox):
                 self._report(status=what)
             self._model_changed()
 
-        self._report(status=pending)  # first: in thread mode the call may end before the next line
-        try:
-            if ec.loop_mode == "running-loop":
-                ec.loop.create_task(make()).add_done_callback(done)
-            else:  # the controller's thread ends it; the widgets are touched on the view loop
-                future = asyncio.run_coroutine_threadsafe(make(), ec.loop)
-                loop = self._loop
-                future.add_done_callback(
-                    lambda f: done(f) if loop is ec.loop else loop.call_soon_threadsafe(done, f))
+        self._report(status=pending)
+        try:  # the controller's thread runs it; the widgets are touched in the builder's thread
+            future = asyncio.run_coroutine_threadsafe(make(), ec.loop)
+            future.add_done_callback(lambda f: self._scheduler.call_later(0.0, lambda: done(f)))
         except Exception as exc:
             self._report(error=f"{pending.rstrip('…')}: {exc}")
 
