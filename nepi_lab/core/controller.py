@@ -445,17 +445,65 @@ class ExperimentController:
         rm = self._rm(guid)
         return rm._declaration(name).with_value(rm.get(name))
 
-    def _check_connection(self, rm: ResourceManager, other: ResourceManager) -> None:
+    @staticmethod
+    def _connection_refusal(rm: ResourceManager, other: ResourceManager) -> InvalidConnectionError | None:
+        """Why ``rm`` and ``other`` cannot be connected (None: they can).
+
+        First the types, both ways (``_connects_to``, see
+        :meth:`ResourceManager.accepts_type`), then each resource's
+        :meth:`~ResourceManager.valid_connection`.
+        """
         if rm is other:
-            raise InvalidConnectionError(rm.guid, other.guid, "a resource cannot be connected to itself")
+            return InvalidConnectionError(rm.guid, other.guid, "a resource cannot be connected to itself")
+        for a, b in ((rm, other), (other, rm)):
+            cls, other_cls = type(a), type(b)
+            if not cls.accepts_type(other_cls):
+                allowed = cls.get_connection_types()
+                names = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]
+                reason = f"a {a._rtype} connects only to {names} (or subtypes), not to a {b._rtype}"
+                verdicts = (a.valid_connection(b), b.valid_connection(a))
+                hints = [h for h in verdicts if isinstance(h, str) and h]
+                if hints:
+                    reason += f"; {hints[0]}"
+                elif not other_cls.get_connection_types():
+                    reason += (f" (a type of your own may declare _connects_to = ({a._rtype!r},) "
+                               f"to be connected to it)")
+                return InvalidConnectionError(rm.guid, other.guid, reason, a._rtype, b._rtype, allowed)
         for a, b in ((rm, other), (other, rm)):
             verdict = a.valid_connection(b)
             if verdict is not True:
                 reason = verdict if isinstance(verdict, str) else f"{a._rtype} does not accept a {b._rtype}"
-                raise InvalidConnectionError(rm.guid, other.guid, reason)
+                return InvalidConnectionError(rm.guid, other.guid, reason)
+        return None
+
+    def _check_connection(self, rm: ResourceManager, other: ResourceManager) -> None:
+        refusal = self._connection_refusal(rm, other)
+        if refusal is not None:
+            raise refusal
+
+    def can_connect(self, guid1: int, guid2: int) -> bool:
+        """Whether :meth:`register_connection` would accept connecting ``guid1`` and ``guid2``.
+
+        Never raises for a refused pair (an unknown guid still raises
+        :class:`UnknownGuidError`); the builder offers only pairs for which it is True.
+        """
+        return self._connection_refusal(self._rm(guid1), self._rm(guid2)) is None
 
     def register_connection(self, guid1: int, guid2: int) -> None:
-        """Connect two resources (symmetric), after asking both types whether they accept it."""
+        """Connect two resources (symmetric), after asking both types whether they accept it.
+
+        Raises
+        ------
+        InvalidConnectionError
+            The types do not connect to each other (``.allowed`` lists the type
+            names the refusing type connects to, ``.rtype`` names it), or one of the
+            resources refuses this other one (an application already on a node).
+            Nothing is connected.
+
+        Example
+        -------
+        >>> ec.register_connection(app, node)     # doctest: +SKIP
+        """
         self._check_open("register_connection")
         rm1, rm2 = self._rm(guid1), self._rm(guid2)
         self._check_connection(rm1, rm2)

@@ -10,7 +10,7 @@
     │   ├── UnknownAttributeError                .guid, .rtype, .attribute, .allowed
     │   ├── AttributeValueError                  .guid, .rtype, .attribute, .value, .allowed
     │   ├── ReadOnlyAttributeError               .guid, .rtype, .attribute, .state
-    │   ├── InvalidConnectionError               .guid, .other
+    │   ├── InvalidConnectionError               .guid, .other, .rtype, .other_rtype, .allowed
     │   ├── TimeFormatError                      .value
     │   ├── UnsafeNameError                      .name, .what
     │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
@@ -115,10 +115,18 @@ class ReadOnlyAttributeError(InvalidInputError):
 
 
 class InvalidConnectionError(InvalidInputError):
-    """Two resources that cannot be connected."""
+    """Two resources that cannot be connected.
 
-    def __init__(self, guid: int, other: int, reason: str) -> None:
+    When the types refuse (see ``ResourceManager.accepts_type``), ``rtype`` is the
+    type that refused, ``other_rtype`` the type it refused and ``allowed`` the type
+    names ``rtype`` connects to; otherwise they are None, None and ``[]``.
+    """
+
+    def __init__(self, guid: int, other: int, reason: str, rtype: str | None = None,
+                 other_rtype: str | None = None, allowed: Sequence[str] = ()) -> None:
         self.guid, self.other = guid, other
+        self.rtype, self.other_rtype = rtype, other_rtype
+        self.allowed = list(allowed)
         super().__init__(f"cannot connect resource {guid} to {other}: {reason}")
 
 

@@ -22,7 +22,9 @@ a coroutine and every hook is optional::
                 f.write("slept\\n")
 
 Attribute and trace declarations are inherited: a subclass lists only what it adds
-or redeclares (by name).  A type with no ``do_run`` is long-lived (a node, a link):
+or redeclares (by name).  So is ``_connects_to``, the type names a type may be
+connected to (see :meth:`ResourceManager.accepts_type`); a type that declares none
+accepts any connection.  A type with no ``do_run`` is long-lived (a node, a link):
 it stays STARTED until stopped, and counts as done for ``wait_finished`` once started.
 
 Hooks should be coroutines.  A plain ``def`` hook (ported NEPI code that blocks) is
@@ -117,10 +119,15 @@ class ResourceManager:
                   type=Types.Bool, default=False, flags=Flags.Design),
     )
     _traces: tuple[Trace, ...] = ()
+    #: Type names this type may be connected to (their subtypes too), merged with
+    #: those of its bases; none declared: any type (see :meth:`accepts_type`).
+    _connects_to: tuple[str, ...] = ()
 
-    #: Filled by ``__init_subclass__``: every attribute / trace, inherited included.
+    #: Filled by ``__init_subclass__``: every attribute / trace / connection type, inherited included.
     _attribute_table: dict[str, Attribute] = {a.name: a for a in _attributes}
     _trace_table: dict[str, Trace] = {}
+    _connection_types: tuple[str, ...] = ()
+    _type_names: frozenset[str] = frozenset()  # its own type name and those of its bases
     #: Long-lived resources (no ``do_run``) stay STARTED until stopped.
     _long_lived: bool = True
     _hooks: frozenset[str] = frozenset()
@@ -130,13 +137,22 @@ class ResourceManager:
         super().__init_subclass__(**kwargs)
         attributes: dict[str, Attribute] = {}
         traces: dict[str, Trace] = {}
+        connects_to: dict[str, None] = {}  # ordered set
         for base in reversed(cls.__mro__):
             for a in base.__dict__.get("_attributes", ()):
                 attributes[a.name] = a
             for t in base.__dict__.get("_traces", ()):
                 traces[t.name] = t
+            declared = base.__dict__.get("_connects_to", ())
+            if isinstance(declared, str):
+                raise TypeError(f"{cls.__qualname__}._connects_to must be a tuple of type names, "
+                                f"not the string {declared!r}")
+            connects_to.update(dict.fromkeys(declared))
         cls._attribute_table = attributes
         cls._trace_table = traces
+        cls._connection_types = tuple(connects_to)
+        cls._type_names = frozenset(base.__dict__["_rtype"] for base in cls.__mro__
+                                    if base.__dict__.get("_rtype"))
         cls._default_traces = frozenset(t.name for t in traces.values() if t.enabled)
         for name in _HOOKS:  # a legacy synchronous hook runs in the controller's bounded pool
             hook = cls.__dict__.get(name)
@@ -250,6 +266,39 @@ class ResourceManager:
         """Every declared trace (inherited included), by name."""
         return dict(cls._trace_table)
 
+    @classmethod
+    def get_connection_types(cls) -> list[str]:
+        """Type names this type may be connected to (declared in ``_connects_to``, inherited
+        included; their subtypes are accepted too).  Empty: the type accepts any connection."""
+        return list(cls._connection_types)
+
+    @classmethod
+    def accepts_type(cls, other: type[ResourceManager]) -> bool:
+        """Whether the declarations allow connecting a resource of this type to one of ``other``.
+
+        True when this type declares no ``_connects_to``, when ``other`` is (a subtype
+        of) a type it names, or when ``other`` names this type (or one of its bases)
+        in its own ``_connects_to``: so a plug-in type that declares
+        ``_connects_to = ("linux::Node",)`` may be connected to a ``linux::Node``
+        without changing ``linux::Node``.  The controller asks both types, then each
+        resource's :meth:`valid_connection`.
+
+        Example
+        -------
+        >>> from nepi_lab.core.registry import get_resource_type
+        >>> node, app = get_resource_type("linux::Node"), get_resource_type("linux::Ping")
+        >>> node.accepts_type(app), node.accepts_type(node)
+        (True, False)
+        """
+        declared = cls._connection_types
+        if not declared:
+            return True
+        theirs = other._type_names
+        if any(name in theirs for name in declared):
+            return True
+        mine = cls._type_names
+        return any(name in mine for name in other._connection_types)
+
     @property
     def state(self) -> ResourceState:
         """The current state; reading it never blocks or polls."""
@@ -267,6 +316,12 @@ class ResourceManager:
             return self._state
         times = self._times
         return max((s for s in _BEFORE_RELEASE if times[s] is not None), key=times.__getitem__, default=S.NEW)
+
+    @property
+    def done(self) -> bool:
+        """Whether ``ec.wait_finished`` would return for this resource: its work ended
+        (stopped, finished, failed or released), or, being long-lived (a node), it started."""
+        return self._status(DONE) > 0  # type: ignore[arg-type]
 
     @property
     def name(self) -> str | None:
@@ -340,9 +395,13 @@ class ResourceManager:
     # -- connections ------------------------------------------------------------
 
     def valid_connection(self, other: ResourceManager) -> bool | str:
-        """Whether this resource may be connected to ``other``.
+        """Whether this resource may be connected to ``other``, beyond what the types allow.
 
-        Return True, or False / a string saying why not.  The default accepts any.
+        The controller first checks the types (:meth:`accepts_type`), then asks both
+        resources; override this for rules about instances ("an application runs on
+        one node").  Return True, or False / a string saying why not; when the types
+        already refuse, a string returned here is added to the error as a hint.
+        The default accepts any.
         """
         return True
 

@@ -213,6 +213,19 @@ def test_outcomes_survive_release(ec):
     assert all(g.nodes[guid]["released"] for guid in expected)
 
 
+def test_done_is_what_wait_finished_waits_for(ec):
+    node = ec.register_resource("test::Node")
+    app = ec.register_resource("test::Application", connectedTo=node, duration=30)
+    assert not ec.get_resource(node).done and not ec.get_resource(app).done  # NEW
+    ec.deploy()
+    ec.wait_started(app, timeout=5)
+    assert ec.get_resource(node).done  # long-lived: done once started
+    assert not ec.get_resource(app).done  # still running
+    ec.stop(app, timeout=5)
+    assert ec.get_resource(app).done
+    ec.wait_finished(timeout=5)
+
+
 def test_run_directory_describes_the_run(tmp_path):
     with ExperimentController(exp_id="described", local_dir=str(tmp_path)) as ec:
         node = ec.register_resource("test::Node")

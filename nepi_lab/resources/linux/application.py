@@ -141,6 +141,7 @@ class Application(ResourceManager):
     _rtype = "linux::Application"
     _help = "A shell command run on a linux::Node, with sources, build, install and traces."
     _platform = "linux"
+    _connects_to = ("linux::Node",)  # one: valid_connection refuses a second
     _attributes = (
         Attribute("command", "shell command line to run (may use ${APP_HOME} ...); "
                   "default: ${CODE} if code is set, else nothing to run"),

@@ -77,6 +77,7 @@ class Node(ResourceManager):
     _rtype = "linux::Node"
     _help = "A Linux host (localhost now; SSH later) that runs applications."
     _platform = "linux"
+    _connects_to = ("linux::Application",)  # and every tool, which are applications
     _attributes = (
         Attribute("hostname", "host name or address; localhost, 127.0.0.1 or ::1 mean this machine",
                   default="localhost", flags=Flags.Design),
