@@ -17,6 +17,8 @@ import shutil
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nepi_lab import (
     InvalidInputError,
@@ -334,3 +336,53 @@ def test_a_version_that_is_a_float_is_unknown(run_dir):
     edit_description(path, lambda d: d.update(version=1.0))
     with pytest.raises(RunFormatError):
         load_run(path)
+
+
+# == any events.jsonl: read, or refused naming a line ==================================
+
+_FIELD_VALUES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6) \
+    | st.sampled_from([2**63, 2**70, -1, 1e300, "NEW", "READY", "RELEASED", "NOT A STATE", [], {}, [1]])
+
+
+@st.composite
+def event_lines(draw: st.DrawFn) -> bytes:
+    """A line of events.jsonl: an event with fields replaced, left out or added, or junk;
+    maybe cut (inside a character too)."""
+    kind = draw(st.sampled_from(["event", "changed", "junk", "json"]))
+    if kind == "junk":
+        line = draw(st.binary(max_size=40)).replace(b"\n", b" ")
+    elif kind == "json":
+        line = json.dumps(draw(st.recursive(_FIELD_VALUES, lambda v: st.lists(v, max_size=3), max_leaves=6)),
+                          ensure_ascii=False).encode()
+    else:
+        event = {**EVENT, "detail": draw(st.sampled_from([None, "h\u00e9llo", "\u2028", "{}"]))}
+        if kind == "changed":
+            for key in draw(st.lists(st.sampled_from([*EVENT, "extra"]), max_size=3)):
+                if draw(st.booleans()):
+                    event[key] = draw(_FIELD_VALUES)
+                else:
+                    event.pop(key, None)
+        line = json.dumps(event, ensure_ascii=False).encode()
+    if draw(st.integers(0, 4)) == 0:
+        line = line[: draw(st.integers(0, len(line)))]
+    return line
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 80)), deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(lines=st.lists(event_lines(), min_size=1, max_size=8))
+def test_any_events_file_is_read_or_refused_by_line(tmp_path, lines):
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "experiment.json").write_text(json.dumps({
+        "format": "nepi_lab.run", "version": 1, "exp_id": "x", "run_id": "1",
+        "resources": [{"guid": 1, "type": "analysis_test::Writer"}]}))
+    (run / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    try:
+        frame = events_frame(load_run(run))
+        assert len(frame) == len(lines) and frame.attrs["malformed"] == 0
+    except RunDirectoryError as err:
+        assert err.file == "events.jsonl" and 1 <= err.line <= len(lines), str(err)
+    frame = events_frame(load_run(run, strict=False))
+    assert len(frame) + frame.attrs["malformed"] == len(lines)
+    resources_frame(load_run(run, strict=False))
