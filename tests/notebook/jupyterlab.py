@@ -367,12 +367,16 @@ class Notebook:
             self.lab.page.evaluate("(n) => { window.jupyterapp.commands.execute(n); }", name)
 
     def clear_outputs(self) -> None:
-        """Edit → Clear Outputs of All Cells; wait until no prompt shows a count."""
+        """Edit → Clear Outputs of All Cells; wait until no prompt shows a count and no
+        cell keeps a timing (so that whatever shows up next comes from the next run)."""
         self.command("notebook:clear-all-cell-outputs")
         self.lab.page.wait_for_function(
-            "(id) => {" + _PANEL_JS + " return Array.from(panelById(id).node.querySelectorAll("
-            "'.jp-CodeCell .jp-InputArea-prompt')).every(p => !/\\d/.test(p.textContent)); }",
-            arg=self.id, timeout=20_000)
+            "(id) => {" + _PANEL_JS + """
+                return panelById(id).content.widgets.filter(c => c.model.type === 'code').every(c => {
+                    const p = c.node.querySelector('.jp-InputArea-prompt');
+                    return !/\\d/.test(p ? p.textContent : '') && !c.model.getMetadata('execution');
+                });
+            }""", arg=self.id, timeout=20_000)
 
     def select(self, index: int) -> None:
         """Make code cell ``index`` (from 0) the active cell, in command mode."""
@@ -483,6 +487,11 @@ class Notebook:
                 return problems
             self.lab.page.wait_for_timeout(POLL_MS)
 
+    def watch_settled(self, cell_seconds: float = CELL_SECONDS,
+                      wedge_seconds: float = WEDGE_SECONDS) -> list[str]:
+        """:meth:`watch` until every cell's last request is over (see :func:`settled`)."""
+        return self.watch(lambda cells: all(settled(cell) for cell in cells), cell_seconds, wedge_seconds)
+
     def errors(self) -> list[str]:
         """Every error output and every ``Traceback`` on stderr the cells show, naming the cell."""
         problems = []
@@ -499,11 +508,14 @@ class Notebook:
         # not awaited: the command's promise settles only once the dialog is answered
         self.command("notebook:restart-run-all", wait=False)
         self.lab.accept_dialog()
-        problems = self.watch(lambda cells: None not in counts(cells), cell_seconds, wedge_seconds)
+        problems = self.watch_settled(cell_seconds, wedge_seconds)
         seconds = time.monotonic() - started
         cells = self.cells()
         shown = counts(cells)
-        if not problems and shown != list(range(1, len(shown) + 1)):
+        skipped = [i + 1 for i, n in enumerate(shown) if n is None]
+        if not problems and skipped:
+            problems.append(f"cells {skipped} did not run (Run All stops at the first error)")
+        elif not problems and shown != list(range(1, len(shown) + 1)):
             problems.append(f"execution counts {shown}, not 1..{len(shown)}: not one fresh kernel in order")
         self.save()
         outputs = _saved_outputs(self.lab.root / self.path)
@@ -530,6 +542,12 @@ def _last_lines(text: str, n: int) -> str:
     """The last ``n`` non-blank lines of a traceback (the error itself), joined by `` | ``."""
     lines = [line for line in text.splitlines() if line.strip()]
     return " | ".join(lines[-n:])[-400:]
+
+
+def settled(cell: dict[str, Any]) -> bool:
+    """Whether a cell's last request is over: it shows a count, or the kernel answered it
+    without running it (aborted: Run All stops at an error), and nothing is queued."""
+    return "*" not in cell["prompt"] and (cell["count"] is not None or ended_ms(cell["timing"]) > 0)
 
 
 def counts(cells: list[dict[str, Any]]) -> list[int | None]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from .jupyterlab import JupyterLab, Notebook, counts, ended_ms, missing, served_notebooks, started_ms
+from .jupyterlab import JupyterLab, Notebook, ended_ms, missing, served_notebooks, settled, started_ms
 
 if missing():
     pytest.skip(missing(), allow_module_level=True)
@@ -156,7 +156,7 @@ def test_interrupt_during_a_blocking_wait(lab, kernel_name, mark, how):
         notebook.run_cell(1)
     else:
         notebook.run_all()
-        problems = notebook.watch(lambda cells: started_ms(cells[1]["timing"]) > 0)
+        problems = notebook.watch(lambda cells: started_ms(cells[1]["timing"]) > 0 or settled(cells[1]))
         assert not problems, "; ".join(problems + notebook.errors())
     notebook.wait_output(1, "waiting")
     assert len(sleeping(mark)) == 3
@@ -252,8 +252,10 @@ def test_a_waiting_cell_run_again_while_the_experiment_goes_on(lab, kernel_name,
     notebook.run_cell(1)
     notebook.run_cell(1)  # again, while the first run blocks
     notebook.run_cell(2)
-    problems = notebook.watch(lambda cells: counts(cells) == [1, 3, 4], cell_seconds=60)
+    problems = notebook.watch_settled(cell_seconds=60)
     problems += notebook.errors()
+    if notebook.counts() != [1, 3, 4]:
+        problems.append(f"execution counts {notebook.counts()}, not [1, 3, 4]")
     assert not problems, "; ".join(problems)
     assert processes(mark) == [], "ec.shutdown() left processes behind"
 
@@ -278,7 +280,7 @@ def test_two_notebooks_on_two_kernels_at_once(lab, kernel_name):
     second.run_all()
     problems = []
     for notebook in (first, second):
-        problems += [f"{notebook.path}: {p}" for p in notebook.watch(lambda cells: None not in counts(cells))]
+        problems += [f"{notebook.path}: {p}" for p in notebook.watch_settled()]
         problems += [f"{notebook.path}: {p}" for p in notebook.errors()]
         if notebook.counts() != [1, 2]:
             problems.append(f"{notebook.path}: execution counts {notebook.counts()}, not [1, 2]")
