@@ -191,10 +191,10 @@ def bench_storm(results: str) -> tuple[list[str], bool, list[dict[str, float]]]:
     ok = True
     outcomes = []
     random.seed(1)
-    threaded = ExperimentController(exp_id="bench-storm-thread", local_dir=results)  # no loop here: thread
+    threaded = ExperimentController(exp_id="bench-storm-thread", local_dir=results)  # made outside any loop
     try:
-        modes = [("thread (marshalled)", lambda: storm(results, threaded)),
-                 ("running-loop (Jupyter)", lambda: storm(results, None))]
+        modes = [("made before the loop", lambda: storm(results, threaded)),
+                 ("made in the loop (Jupyter)", lambda: storm(results, None))]
         for name, make in modes:
             r = asyncio.run(make())
             outcomes.append(r)

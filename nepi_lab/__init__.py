@@ -30,6 +30,7 @@ from .core.errors import (
     NepiError,
     ReadOnlyAttributeError,
     ResourceFailedError,
+    ResultsWriteError,
     TimeFormatError,
     UnknownAttributeError,
     UnknownGuidError,
@@ -61,6 +62,27 @@ _LAZY = {
 #: The notebook layer's widgets, likewise (they load ipywidgets and matplotlib).
 _LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView"),
                            "nepi_lab.notebook"))
+
+
+def _register_views() -> None:
+    """The notebook layer shows the engine's objects (``ec`` in a cell, ``ec.draw()``);
+    its modules are imported on the first call, not here."""
+    import importlib
+
+    from .core.display import register_view
+
+    def lazy(module: str, name: str):  # noqa: ANN202
+        def call(*args: object, **kwargs: object) -> object:
+            return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+        return call
+
+    register_view("controller_html", lazy("nepi_lab.notebook.html", "controller_html"))
+    register_view("resource_html", lazy("nepi_lab.notebook.html", "resource_html"))
+    register_view("draw", lazy("nepi_lab.notebook.drawing", "draw"))
+
+
+_register_views()
 
 
 def __getattr__(name: str) -> object:
@@ -109,6 +131,7 @@ __all__ = [
     "ResourceFailedError",
     "ResourceManager",
     "ResourceState",
+    "ResultsWriteError",
     "Run",
     "RunDirectoryError",
     "RunFormatError",

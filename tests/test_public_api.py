@@ -199,3 +199,49 @@ def test_import_check_can_see_a_heavy_import(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == ["networkx"]
+
+
+# -- layering ---------------------------------------------------------------------------
+
+#: What the core may never import, at any depth (also not lazily inside a function).
+LAYERS_ABOVE_CORE = ("nepi_lab.notebook", "nepi_lab.analysis", "nepi_lab.resources", "nepi_lab.topology",
+                     "nepi_lab.cli", "nepi_lab.demo", "matplotlib", "ipywidgets", "IPython")
+
+
+def imported_modules(path: str, package: str) -> set[str]:
+    """Every module a source file imports, relative imports resolved against ``package``."""
+    import ast
+
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            module = ".".join([*base, node.module] if node.module else base)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_core_imports_no_layer_above_it():
+    import glob
+    import os
+
+    core = os.path.dirname(nepi_lab.core.__file__)
+    offending = {}
+    for path in sorted(glob.glob(os.path.join(core, "*.py"))):
+        bad = sorted(m for m in imported_modules(path, "nepi_lab.core")
+                     if any(m == layer or m.startswith(layer + ".") for layer in LAYERS_ABOVE_CORE))
+        if bad:
+            offending[os.path.basename(path)] = bad
+    assert offending == {}
+
+
+def test_the_layering_check_sees_a_relative_import(tmp_path):
+    """Control for the test above: it resolves ``from ..notebook import x`` inside the core."""
+    path = tmp_path / "probe.py"
+    path.write_text("def f():\n    from ..notebook.html import controller_html\n")
+    assert "nepi_lab.notebook.html" in imported_modules(str(path), "nepi_lab.core")

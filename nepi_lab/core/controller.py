@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import dataclasses
 import datetime as _dt
 import enum
+import functools
+import inspect
 import logging
 import os
 import secrets
@@ -45,11 +48,12 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from .attributes import Attribute, Flags
 from .conditions import Condition, DependencyGraph
+from .display import view
 from .errors import (
     ConditionError,
     ControllerClosedError,
@@ -70,7 +74,7 @@ from .registry import get_resource_type
 from .resource import DONE, Failure, ResourceManager
 from .results import DESCRIPTION, EVENTS, RUN_FORMAT, default_local_dir, make_run_dir, write_json_atomic
 from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
-from .times import format_delay, parse_date, parse_delay
+from .times import check_timeout, format_delay, parse_date, parse_delay
 from .traces import TraceAttr, as_trace_attr, check_name
 
 log = logging.getLogger("nepi_lab")
@@ -81,6 +85,24 @@ T = TypeVar("T")
 Guids = int | Iterable[int] | None
 
 _live_controllers: weakref.WeakSet[ExperimentController] = weakref.WeakSet()
+
+
+def _on_loop(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
+    """Make a public ``*_async`` method run on the controller's loop, whatever loop awaits
+    it (a notebook cell's, ``asyncio.run``'s): the twins of the blocking calls."""
+
+    call = method.__name__.removesuffix("_async")
+    names = list(inspect.signature(method).parameters)[1:]  # without self
+    at = names.index("timeout") if "timeout" in names else None
+
+    @functools.wraps(method)
+    async def on_loop(self: ExperimentController, *args: Any, **kwargs: Any) -> T:
+        self._check_open(call)
+        if at is not None:  # checked before anything is done
+            check_timeout(args[at] if len(args) > at else kwargs.get("timeout"))
+        return await self._runner.run_async(method(self, *args, **kwargs))
+
+    return on_loop
 
 
 class TaskStatus(enum.Enum):
@@ -169,7 +191,7 @@ class ExperimentController:
         self._closed = False
         self._scheduled: dict[int, ScheduledTask] = {}
         self._next_task_id = 1
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._lock = threading.RLock()
         self.events = EventLog()
         self._runner = LoopRunner()
@@ -180,8 +202,7 @@ class ExperimentController:
         )
         self._save_description()
         _live_controllers.add(self)
-        if self._runner.mode == "thread":
-            _release_on_sigterm_while_live()
+        _release_on_sigterm_while_live()
 
     # == identity and state ======================================================
 
@@ -237,8 +258,9 @@ class ExperimentController:
 
     @property
     def loop_mode(self) -> str:
-        """``"thread"`` (own loop in a background thread) or ``"running-loop"`` (Jupyter)."""
-        return self._runner.mode
+        """Always ``"thread"``: the controller runs its own loop in one background thread,
+        also in a Jupyter kernel (see :mod:`nepi_lab.core.loop` for why)."""
+        return "thread"
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -253,15 +275,15 @@ class ExperimentController:
 
     def _repr_html_(self) -> str | None:
         """A table of the resources in Jupyter (the notebook layer builds it; None: plain repr)."""
-        from ..notebook.html import controller_html
+        render = view("controller_html")
+        return None if render is None else render(self)
 
-        return controller_html(self)
-
-    def draw(self, ax: Any = None) -> Any:
+    def draw(self, ax: Any = None, **options: Any) -> Any:
         """Draw the experiment graph with matplotlib; returns the Axes (see ``nepi_lab.notebook.draw``)."""
-        from ..notebook.drawing import draw
-
-        return draw(self, ax)
+        render = view("draw")
+        if render is None:
+            raise RuntimeError("no drawing function is registered: import nepi_lab (the package) first")
+        return render(self, ax, **options)
 
     def __enter__(self) -> ExperimentController:
         return self
@@ -311,22 +333,27 @@ class ExperimentController:
     def _sync(self, coro: Coroutine[Any, Any, T], name: str) -> T:
         return self._runner.run(coro, name)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Start a background task on the loop (from the loop thread)."""
-        task = self._runner.loop.create_task(coro)
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Start a background task on the loop (from the loop thread); kept until it ends."""
+        task = asyncio.ensure_future(coro, loop=self._runner.loop)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
 
     async def _with_timeout(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str,
                             rms: list[ResourceManager], target: int,
-                            abort_raises: bool) -> T:
-        """Run ``coro``; on timeout say who is where; on a critical failure raise it."""
+                            abort_raises: bool, action: bool = False) -> T:
+        """Run ``coro``; on timeout say who is where; on a critical failure raise it.
+
+        ``timeout`` bounds the wait only.  An ``action`` (stop, release, a deploy step)
+        goes on after the wait ended, by timeout or by an interrupt of the caller, and
+        a later ``release()``/``shutdown()`` completes it; a pure wait is cancelled.
+        """
         if abort_raises and self._aborted:
             if asyncio.iscoroutine(coro):
                 coro.close()
             raise ExperimentFailedError(self._failures)
-        work = asyncio.ensure_future(coro)
+        work = self._spawn(coro) if action else asyncio.ensure_future(coro)
         waiters: set[asyncio.Future[Any]] = {work}
         if abort_raises:
             waiters.add(asyncio.ensure_future(self._failed.wait()))
@@ -334,7 +361,7 @@ class ExperimentController:
             done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
-                if not w.done():
+                if not w.done() and not (action and w is work):
                     w.cancel()
         if abort_raises and self._aborted:  # also when the work ended with the failure itself
             if work.done() and not work.cancelled():
@@ -418,17 +445,65 @@ class ExperimentController:
         rm = self._rm(guid)
         return rm._declaration(name).with_value(rm.get(name))
 
-    def _check_connection(self, rm: ResourceManager, other: ResourceManager) -> None:
+    @staticmethod
+    def _connection_refusal(rm: ResourceManager, other: ResourceManager) -> InvalidConnectionError | None:
+        """Why ``rm`` and ``other`` cannot be connected (None: they can).
+
+        First the types, both ways (``_connects_to``, see
+        :meth:`ResourceManager.accepts_type`), then each resource's
+        :meth:`~ResourceManager.valid_connection`.
+        """
         if rm is other:
-            raise InvalidConnectionError(rm.guid, other.guid, "a resource cannot be connected to itself")
+            return InvalidConnectionError(rm.guid, other.guid, "a resource cannot be connected to itself")
+        for a, b in ((rm, other), (other, rm)):
+            cls, other_cls = type(a), type(b)
+            if not cls.accepts_type(other_cls):
+                allowed = cls.get_connection_types()
+                names = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]
+                reason = f"a {a._rtype} connects only to {names} (or subtypes), not to a {b._rtype}"
+                verdicts = (a.valid_connection(b), b.valid_connection(a))
+                hints = [h for h in verdicts if isinstance(h, str) and h]
+                if hints:
+                    reason += f"; {hints[0]}"
+                elif not other_cls.get_connection_types():
+                    reason += (f" (a type of your own may declare _connects_to = ({a._rtype!r},) "
+                               f"to be connected to it)")
+                return InvalidConnectionError(rm.guid, other.guid, reason, a._rtype, b._rtype, allowed)
         for a, b in ((rm, other), (other, rm)):
             verdict = a.valid_connection(b)
             if verdict is not True:
                 reason = verdict if isinstance(verdict, str) else f"{a._rtype} does not accept a {b._rtype}"
-                raise InvalidConnectionError(rm.guid, other.guid, reason)
+                return InvalidConnectionError(rm.guid, other.guid, reason)
+        return None
+
+    def _check_connection(self, rm: ResourceManager, other: ResourceManager) -> None:
+        refusal = self._connection_refusal(rm, other)
+        if refusal is not None:
+            raise refusal
+
+    def can_connect(self, guid1: int, guid2: int) -> bool:
+        """Whether :meth:`register_connection` would accept connecting ``guid1`` and ``guid2``.
+
+        Never raises for a refused pair (an unknown guid still raises
+        :class:`UnknownGuidError`); the builder offers only pairs for which it is True.
+        """
+        return self._connection_refusal(self._rm(guid1), self._rm(guid2)) is None
 
     def register_connection(self, guid1: int, guid2: int) -> None:
-        """Connect two resources (symmetric), after asking both types whether they accept it."""
+        """Connect two resources (symmetric), after asking both types whether they accept it.
+
+        Raises
+        ------
+        InvalidConnectionError
+            The types do not connect to each other (``.allowed`` lists the type
+            names the refusing type connects to, ``.rtype`` names it), or one of the
+            resources refuses this other one (an application already on a node).
+            Nothing is connected.
+
+        Example
+        -------
+        >>> ec.register_connection(app, node)     # doctest: +SKIP
+        """
         self._check_open("register_connection")
         rm1, rm2 = self._rm(guid1), self._rm(guid2)
         self._check_connection(rm1, rm2)
@@ -593,7 +668,7 @@ class ExperimentController:
             ready = True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, rm._step or "condition", exc)
         finally:
             _forget_task(rm)
@@ -640,7 +715,7 @@ class ExperimentController:
                 await self._start_steps(rm)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, rm._step or "condition", exc)
         finally:
             _forget_task(rm)
@@ -684,7 +759,7 @@ class ExperimentController:
             if rm._stopping or rm._state != S.STARTED:
                 return
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             if rm._stopping or rm._state != S.STARTED:
                 log.debug("resource %s: run ended with %r while stopping", rm.guid, exc)
                 return
@@ -707,7 +782,7 @@ class ExperimentController:
                 rm._set_state(S.STOPPED)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, "stop", exc)
         finally:
             rm._stopping = False
@@ -799,6 +874,15 @@ class ExperimentController:
         for condition in list(rm._conditions.get(action, ())):
             await self._await_condition(rm, condition, slot)
 
+    def _unmet(self, rm: ResourceManager, action: ResourceAction) -> list[str]:
+        """The conditions on ``action`` of ``rm`` that do not hold yet, in words."""
+        texts = []
+        for condition in rm._conditions.get(action, ()) if rm._conditions else ():
+            others = [self._resources[g] for g in condition.after if g in self._resources]
+            if any(o._status(condition.state) <= 0 for o in others):
+                texts.append(self._describe_wait(condition, others))
+        return texts
+
     def _describe_wait(self, condition: Condition, others: list[ResourceManager]) -> str:
         late = [o for o in others if o._status(condition.state) <= 0]
         who = ", ".join(f"{o.guid} ({o._rtype}, now {o._state.name})" for o in late[:10])
@@ -808,20 +892,25 @@ class ExperimentController:
         return (f"waits to {condition.action.name} until resource{plural} {who} {verb} "
                 f"{condition.state.name}{delay} (condition: {condition.describe()})")
 
+    def _record_failure(self, rm: ResourceManager, step: str, exc: BaseException,
+                        critical: bool) -> Failure:
+        failure = Failure(
+            rm.guid, rm._rtype, step, rm._state, type(exc).__name__, str(exc), time.time(), critical,
+            getattr(exc, "command", None), getattr(exc, "returncode", None),
+            getattr(exc, "stderr_tail", None),
+        )
+        self._failures.append(failure)
+        log.info("%s", failure)
+        return failure
+
     def _fail(self, rm: ResourceManager, step: str, exc: BaseException) -> None:
         """Record a failure of ``rm`` and apply the failure policy."""
         if rm._state == S.RELEASED:
             log.warning("resource %s failed in %s after release: %s", rm.guid, step, exc)
             return
-        failure = Failure(
-            rm.guid, rm._rtype, step, rm._state, type(exc).__name__, str(exc), time.time(), rm.critical,
-            getattr(exc, "command", None), getattr(exc, "returncode", None),
-            getattr(exc, "stderr_tail", None),
-        )
+        failure = self._record_failure(rm, step, exc, rm.critical)
         rm.failure = failure
         rm._step = None
-        self._failures.append(failure)
-        log.info("%s", failure)
         if rm._state != S.FAILED:
             rm._set_state(S.FAILED, str(failure))
         if rm.critical:
@@ -847,6 +936,7 @@ class ExperimentController:
                 raise InvalidTransitionError(rm.guid, rm._rtype, rm._state, action.name,
                                              f"{action.name} needs {names}")
 
+    @_on_loop
     async def start_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Start resources now, ignoring their START conditions; returns once STARTED."""
         self._check_open("start")
@@ -866,7 +956,7 @@ class ExperimentController:
             await self._start_steps(rm)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             self._fail(rm, rm._step or "start", exc)
 
     def start(self, guids: Guids, timeout: float | None = None) -> None:
@@ -874,13 +964,14 @@ class ExperimentController:
         self._check_open("start")
         self._sync(self.start_async(guids, timeout), "start")
 
+    @_on_loop
     async def stop_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Stop STARTED resources now; returns once they are STOPPED."""
         self._check_open("stop")
         rms = self._select(guids)
         self._check_action(rms, A.STOP)
         await self._with_timeout(asyncio.gather(*(self._stop_one(rm) for rm in rms)), timeout, "stop",
-                                 rms, S.STOPPED, False)
+                                 rms, S.STOPPED, False, action=True)
 
     def stop(self, guids: Guids, timeout: float | None = None) -> None:
         """Stop STARTED resources now (see :meth:`stop_async`)."""
@@ -900,7 +991,7 @@ class ExperimentController:
                     await self._start_steps(rm)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
                 self._fail(rm, rm._step or "condition", exc)
 
         def launch() -> None:
@@ -933,13 +1024,15 @@ class ExperimentController:
                 rm._set_state(new)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
                 self._fail(rm, step, exc)
             finally:
                 rm._step = None
 
-        await self._with_timeout(asyncio.gather(*(one(rm) for rm in rms)), timeout, step, rms, new, False)
+        await self._with_timeout(asyncio.gather(*(one(rm) for rm in rms)), timeout, step, rms, new, False,
+                                 action=True)
 
+    @_on_loop
     async def discover_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Run only the discover step of NEW resources."""
         self._check_open("discover")
@@ -950,6 +1043,7 @@ class ExperimentController:
         self._check_open("discover")
         self._sync(self.discover_async(guids, timeout), "discover")
 
+    @_on_loop
     async def provision_async(self, guids: Guids, timeout: float | None = None) -> None:
         """Run only the provision step of DISCOVERED resources."""
         self._check_open("provision")
@@ -965,9 +1059,10 @@ class ExperimentController:
     async def _wait(self, guids: Guids, target: int, timeout: float | None, what: str) -> None:
         self._check_open(what)
         rms = self._select(guids)
-        await self._runner.run_async(self._with_timeout(
-            self._await_states(rms, target), timeout, what, rms, target, target != S.RELEASED))
+        await self._with_timeout(self._await_states(rms, target), timeout, what, rms, target,
+                                 target != S.RELEASED)
 
+    @_on_loop
     async def wait_async(self, guids: Guids, state: ResourceState | str,
                          timeout: float | None = None) -> None:
         """Return once every resource of ``guids`` (None: all) has reached ``state``.
@@ -989,6 +1084,7 @@ class ExperimentController:
         self._check_open("wait")
         self._sync(self.wait_async(guids, state, timeout), "wait")
 
+    @_on_loop
     async def wait_deployed_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are READY (or further)."""
         await self._wait(guids, S.READY, timeout, "wait_deployed")
@@ -998,6 +1094,7 @@ class ExperimentController:
         self._check_open("wait_deployed")
         self._sync(self.wait_deployed_async(guids, timeout), "wait_deployed")
 
+    @_on_loop
     async def wait_started_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are STARTED (or further)."""
         await self._wait(guids, S.STARTED, timeout, "wait_started")
@@ -1007,6 +1104,7 @@ class ExperimentController:
         self._check_open("wait_started")
         self._sync(self.wait_started_async(guids, timeout), "wait_started")
 
+    @_on_loop
     async def wait_finished_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources' work is over.
 
@@ -1020,6 +1118,7 @@ class ExperimentController:
         self._check_open("wait_finished")
         self._sync(self.wait_finished_async(guids, timeout), "wait_finished")
 
+    @_on_loop
     async def wait_released_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Return once the resources are RELEASED."""
         await self._wait(guids, S.RELEASED, timeout, "wait_released")
@@ -1038,7 +1137,7 @@ class ExperimentController:
             if rm._state == S.RELEASED:
                 continue
             task = rm._release_task
-            if task is not None:
+            if task is not None and not task.done():  # already on its way: wait for it
                 slow.append(task)
                 continue
             busy = (rm._task is not None and not rm._task.done()) or rm._stop_task is not None
@@ -1072,7 +1171,9 @@ class ExperimentController:
         try:
             if "do_release" in rm._hooks:
                 await rm.do_release()
-        except Exception as exc:  # release always ends RELEASED; the error is kept
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - release always ends RELEASED; the error is kept
             detail = f"release error: {type(exc).__name__}: {exc}"
             log.warning("resource %s: %s", rm.guid, detail)
         rm._step = None
@@ -1082,7 +1183,7 @@ class ExperimentController:
 
     async def _release_and_record(self, rms: list[ResourceManager], timeout: float | None) -> None:
         await self._runner.run_async(
-            self._with_timeout(self._release(rms), timeout, "release", rms, S.RELEASED, False))
+            self._with_timeout(self._release(rms), timeout, "release", rms, S.RELEASED, False, action=True))
         with self._lock:
             for rm in rms:
                 if rm._values.get("hardRelease"):
@@ -1091,6 +1192,7 @@ class ExperimentController:
                     rm._state == S.RELEASED for rm in self._resources.values()):
                 self._ecstate = ECState.RELEASED
 
+    @_on_loop
     async def release_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Stop and release resources (None: all); returns once they are RELEASED."""
         self._check_open("release")
@@ -1102,8 +1204,7 @@ class ExperimentController:
         self._check_open("release")
         self._sync(self.release_async(guids, timeout), "release")
 
-    async def shutdown_async(self, timeout: float | None = None) -> None:
-        """Release everything and close the controller; further calls raise."""
+    async def _shutdown(self, timeout: float | None) -> None:
         if self._closed:
             return
         try:
@@ -1115,21 +1216,32 @@ class ExperimentController:
             self._save_description()
             self.events.close()
 
+    def _stop_loop(self) -> None:
+        self._runner.close()
+        _live_controllers.discard(self)
+        if not _live_controllers:
+            _default_sigterm_again()
+
+    async def shutdown_async(self, timeout: float | None = None) -> None:
+        """Release everything, close the controller and stop its loop thread (see :meth:`shutdown`)."""
+        check_timeout(timeout)
+        try:
+            await self._runner.run_async(self._shutdown(timeout))
+        finally:
+            if not self._runner.in_loop_thread():  # a loop cannot join its own thread
+                self._stop_loop()
+
     def shutdown(self, timeout: float | None = None) -> None:
         """Release everything, close the controller and stop its loop thread.
 
         Idempotent; after it, only queries of recorded data are allowed.
         """
-        if self._closed:
-            self._runner.close()
-            return
+        check_timeout(timeout)
         try:
-            self._sync(self.shutdown_async(timeout), "shutdown")
+            if not self._closed:
+                self._sync(self._shutdown(timeout), "shutdown")
         finally:
-            self._runner.close()
-            _live_controllers.discard(self)
-            if not _live_controllers:
-                _default_sigterm_again()
+            self._stop_loop()
 
     # == traces ==================================================================
 
@@ -1155,6 +1267,9 @@ class ExperimentController:
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
+        check_timeout(timeout)
+        if self._closed:  # collected traces stay readable from the run directory
+            return await rm.read_trace(name, attr, block, offset)
         return await self._runner.run_async(self._with_timeout(
             rm.read_trace(name, attr, block, offset), timeout, f"trace {name!r}", [rm], S.NEW, False))
 
@@ -1164,8 +1279,9 @@ class ExperimentController:
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
+        check_timeout(timeout)
         if self._closed:  # collected traces stay readable from the run directory
-            return asyncio.run(rm.read_trace(name, attr, block, offset))
+            return _run_on_a_new_loop(rm.read_trace(name, attr, block, offset))
         return self._sync(self.trace_async(guid, name, attr, block, offset, timeout), "trace")
 
     # == scheduling ==============================================================
@@ -1195,7 +1311,7 @@ class ExperimentController:
         def fire() -> None:
             try:
                 result = callback()
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - a callback must not end the loop
                 task.result, task.status = exc, TaskStatus.ERROR
                 log.warning("scheduled task %s raised: %r", task_id, exc)
                 return
@@ -1203,7 +1319,9 @@ class ExperimentController:
                 async def finish() -> None:
                     try:
                         task.result, task.status = await result, TaskStatus.DONE
-                    except Exception as exc:
+                    except asyncio.CancelledError:
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - a callback must not end the loop
                         task.result, task.status = exc, TaskStatus.ERROR
                         log.warning("scheduled task %s raised: %r", task_id, exc)
                 self._spawn(finish())
@@ -1242,6 +1360,12 @@ class ExperimentController:
             parts.append(str(rm.failure))
         if state == S.NEW and not rm._deploying:
             parts.append("not deployed yet: call ec.deploy()")
+        elif state < S.READY and rm._step is None and rm._waiting is None and rm.failure is None:
+            parts.append("deploying: it discovers and provisions, then is READY")
+        if state < S.READY and rm.failure is None:  # what comes next, before it waits for it
+            if state == S.NEW and rm._waiting is None:
+                parts.extend(self._unmet(rm, A.DEPLOY))
+            parts.extend(f"then {text}" for text in self._unmet(rm, A.START))
         if rm._step is not None:
             since = rm._times[state]
             parts.append(f"running its {rm._step} step (in {state.name} for "
@@ -1348,6 +1472,17 @@ class ExperimentController:
             log.warning("could not save the experiment description: %s", exc)
 
 
+def _run_on_a_new_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end on a new event loop: here, or in a short-lived thread when
+    this thread already runs a loop (a notebook cell), where ``asyncio.run`` refuses."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nepi_lab-read") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _forget_task(rm: ResourceManager) -> None:
     """Drop ``rm``'s reference to the running task (a done task keeps its coroutine)."""
     if rm._task is asyncio.current_task():
@@ -1425,8 +1560,7 @@ def _release_at_exit() -> None:
     """Nothing a run started outlives the interpreter."""
     for ec in list(_live_controllers):
         try:
-            if ec.loop_mode == "thread":
-                ec.shutdown(timeout=30)
+            ec.shutdown(timeout=30)
         except Exception as exc:  # pragma: no cover - best effort at exit
             log.warning("could not shut down experiment %s at exit: %s", ec.exp_id, exc)
     for callback in _exit_hooks:

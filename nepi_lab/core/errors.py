@@ -10,7 +10,7 @@
     │   ├── UnknownAttributeError                .guid, .rtype, .attribute, .allowed
     │   ├── AttributeValueError                  .guid, .rtype, .attribute, .value, .allowed
     │   ├── ReadOnlyAttributeError               .guid, .rtype, .attribute, .state
-    │   ├── InvalidConnectionError               .guid, .other
+    │   ├── InvalidConnectionError               .guid, .other, .rtype, .other_rtype, .allowed
     │   ├── TimeFormatError                      .value
     │   ├── UnsafeNameError                      .name, .what
     │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
@@ -22,6 +22,7 @@
     ├── ExperimentFailedError                    .failures
     ├── WaitTimeoutError (also TimeoutError)     .timeout, .pending
     ├── ControllerClosedError                    .exp_id
+    ├── ResultsWriteError (also OSError)         .guid, .path, .kept, .errno
     ├── MissingCommandsError                     .missing, .where, .guid
     └── CommandError                             .command, .returncode, .stderr_tail
         └── CommandTimeoutError (also TimeoutError)  .timeout
@@ -114,10 +115,18 @@ class ReadOnlyAttributeError(InvalidInputError):
 
 
 class InvalidConnectionError(InvalidInputError):
-    """Two resources that cannot be connected."""
+    """Two resources that cannot be connected.
 
-    def __init__(self, guid: int, other: int, reason: str) -> None:
+    When the types refuse (see ``ResourceManager.accepts_type``), ``rtype`` is the
+    type that refused, ``other_rtype`` the type it refused and ``allowed`` the type
+    names ``rtype`` connects to; otherwise they are None, None and ``[]``.
+    """
+
+    def __init__(self, guid: int, other: int, reason: str, rtype: str | None = None,
+                 other_rtype: str | None = None, allowed: Sequence[str] = ()) -> None:
         self.guid, self.other = guid, other
+        self.rtype, self.other_rtype = rtype, other_rtype
+        self.allowed = list(allowed)
         super().__init__(f"cannot connect resource {guid} to {other}: {reason}")
 
 
@@ -223,6 +232,28 @@ class ControllerClosedError(NepiError):
         super().__init__(
             f"{call}() called after shutdown() of experiment {exp_id!r}; create a new ExperimentController"
         )
+
+
+class ResultsWriteError(NepiError, OSError):
+    """What a run produced could not be written into the run directory (a full disk).
+
+    The resource's outcome is its own (an application that exited 0 is FINISHED): this
+    error is recorded beside it, in ``ec.failures`` and the run's ``experiment.json``,
+    and the complete copy is kept where it was (``kept``: the host and path).
+    """
+
+    def __init__(self, guid: int | None, path: str, error: OSError, kept: str | None = None) -> None:
+        self.guid, self.path, self.kept = guid, path, kept
+        who = f"of resource {guid} " if guid is not None else ""
+        msg = f"could not write {path} {who}into the run directory: {error.strerror or error}"
+        if kept:
+            msg += f"; the complete copy is kept at {kept}"
+        super().__init__(msg)
+        self.errno = error.errno
+        self.strerror = error.strerror
+
+    def __str__(self) -> str:  # OSError would format it as "[Errno ...]"
+        return str(self.args[0])
 
 
 class CommandError(NepiError):

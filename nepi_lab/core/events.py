@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator
-from typing import IO, Any, NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from .states import ResourceState
 
@@ -95,10 +96,13 @@ class EventLog:
         self._detail: dict[int, str] = {}
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
+        self._fd: int | None = None  # the file, written with os.write: we know what reached it
+        self.path: str | None = None
         self._request_flush: Callable[[], None] | None = None
         self._flush_pending = False
-        self._written = 0  # events already in the file
+        self._written = 0  # events whose whole line is in the file
+        self._skip = 0  # bytes of the next event's line already in the file (a partial write)
+        self.write_error: OSError | None = None  #: why the file is behind, while it is
         self._json_types: dict[str, str] = {}  # type name -> its JSON text
 
     # -- writing ---------------------------------------------------------------
@@ -111,7 +115,8 @@ class EventLog:
         milliseconds later, so a burst is written at once and a dying process loses
         at most those milliseconds).
         """
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.path = path
         self._request_flush = request_flush
         self.flush()
 
@@ -137,10 +142,16 @@ class EventLog:
                     log.exception("event subscriber %r raised", subscriber)
 
     def flush(self) -> None:
-        """Write the events recorded since the last flush to the file."""
+        """Write the events recorded since the last flush to the file.
+
+        Only what did not reach the file is written (a partial write on a full disk
+        is continued, never repeated).  While the disk refuses, the events stay in
+        memory (they are the log) and the next flush tries again; the first failure
+        and the recovery are logged once.  Never raises.
+        """
         with self._lock:
             self._flush_pending = False
-            if self._file is None:
+            if self._fd is None:
                 return
             start, end = self._written, len(self._time)
             if start == end:
@@ -156,17 +167,46 @@ class EventLog:
             for i, detail in self._detail.items():
                 if start <= i < end:
                     lines[i - start] = lines[i - start][:-7] + json.dumps(detail) + "}\n"
-            self._file.write("".join(lines))
-            self._file.flush()
-            self._written = end
+            self._write(lines, start, end)
+
+    def _write(self, lines: list[str], start: int, end: int) -> None:
+        """Write ``lines`` (events ``start`` to ``end``) from where the file stopped."""
+        data = memoryview("".join(lines).encode("utf-8"))[self._skip:]
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, data[done:])  # type: ignore[arg-type]
+        except OSError as exc:
+            if self.write_error is None:
+                log.warning("the event log %s cannot be written (%s): events are kept in memory "
+                            "and written once it can be", self.path, exc.strerror or exc)
+            self.write_error = exc
+        if done == len(data):
+            self._written, self._skip = end, 0
+            if self.write_error is not None:
+                log.warning("the event log %s is written again", self.path)
+                self.write_error = None
+            return
+        written = self._skip + done  # bytes of lines[0:] in the file: whole lines, then part of one
+        i = 0
+        for line in lines:
+            size = len(line.encode("utf-8"))
+            if written < size:
+                break
+            written -= size
+            i += 1
+        self._written, self._skip = start + i, written
 
     def close(self) -> None:
-        """Flush and close the file; the in-memory log stays readable."""
+        """Flush and close the file (never raises); the in-memory log stays readable."""
         self.flush()
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                try:
+                    os.close(fd)
+                except OSError as exc:  # e.g. a delayed write error reported at close
+                    log.warning("closing the event log %s: %s", self.path, exc)
 
     # -- observing -------------------------------------------------------------
 

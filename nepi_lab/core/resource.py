@@ -22,12 +22,15 @@ a coroutine and every hook is optional::
                 f.write("slept\\n")
 
 Attribute and trace declarations are inherited: a subclass lists only what it adds
-or redeclares (by name).  A type with no ``do_run`` is long-lived (a node, a link):
+or redeclares (by name).  So is ``_connects_to``, the type names a type may be
+connected to (see :meth:`ResourceManager.accepts_type`); a type that declares none
+accepts any connection.  A type with no ``do_run`` is long-lived (a node, a link):
 it stays STARTED until stopped, and counts as done for ``wait_finished`` once started.
 
 Hooks should be coroutines.  A plain ``def`` hook (ported NEPI code that blocks) is
-accepted and runs in the controller's bounded thread pool (``EXECUTOR_THREADS``
-threads, whatever the number of resources), so it cannot stall the event loop.
+accepted and runs in a thread (at most ``EXECUTOR_THREADS`` at a time, whatever the
+number of resources), so it cannot stall the event loop; one that never returns is
+abandoned at release or shutdown instead of holding them up.
 
 Hooks, in lifecycle order: ``do_discover``, ``do_reserve``, ``do_provision``,
 ``do_configure`` (then READY), ``do_start`` (then STARTED), ``do_run``, ``do_stop``
@@ -47,6 +50,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .attributes import Attribute, Flags, Types
+from .display import view
 from .errors import (
     ReadOnlyAttributeError,
     ResourceFailedError,
@@ -115,10 +119,15 @@ class ResourceManager:
                   type=Types.Bool, default=False, flags=Flags.Design),
     )
     _traces: tuple[Trace, ...] = ()
+    #: Type names this type may be connected to (their subtypes too), merged with
+    #: those of its bases; none declared: any type (see :meth:`accepts_type`).
+    _connects_to: tuple[str, ...] = ()
 
-    #: Filled by ``__init_subclass__``: every attribute / trace, inherited included.
+    #: Filled by ``__init_subclass__``: every attribute / trace / connection type, inherited included.
     _attribute_table: dict[str, Attribute] = {a.name: a for a in _attributes}
     _trace_table: dict[str, Trace] = {}
+    _connection_types: tuple[str, ...] = ()
+    _type_names: frozenset[str] = frozenset()  # its own type name and those of its bases
     #: Long-lived resources (no ``do_run``) stay STARTED until stopped.
     _long_lived: bool = True
     _hooks: frozenset[str] = frozenset()
@@ -128,13 +137,22 @@ class ResourceManager:
         super().__init_subclass__(**kwargs)
         attributes: dict[str, Attribute] = {}
         traces: dict[str, Trace] = {}
+        connects_to: dict[str, None] = {}  # ordered set
         for base in reversed(cls.__mro__):
             for a in base.__dict__.get("_attributes", ()):
                 attributes[a.name] = a
             for t in base.__dict__.get("_traces", ()):
                 traces[t.name] = t
+            declared = base.__dict__.get("_connects_to", ())
+            if isinstance(declared, str):
+                raise TypeError(f"{cls.__qualname__}._connects_to must be a tuple of type names, "
+                                f"not the string {declared!r}")
+            connects_to.update(dict.fromkeys(declared))
         cls._attribute_table = attributes
         cls._trace_table = traces
+        cls._connection_types = tuple(connects_to)
+        cls._type_names = frozenset(base.__dict__["_rtype"] for base in cls.__mro__
+                                    if base.__dict__.get("_rtype"))
         cls._default_traces = frozenset(t.name for t in traces.values() if t.enabled)
         for name in _HOOKS:  # a legacy synchronous hook runs in the controller's bounded pool
             hook = cls.__dict__.get(name)
@@ -248,6 +266,39 @@ class ResourceManager:
         """Every declared trace (inherited included), by name."""
         return dict(cls._trace_table)
 
+    @classmethod
+    def get_connection_types(cls) -> list[str]:
+        """Type names this type may be connected to (declared in ``_connects_to``, inherited
+        included; their subtypes are accepted too).  Empty: the type accepts any connection."""
+        return list(cls._connection_types)
+
+    @classmethod
+    def accepts_type(cls, other: type[ResourceManager]) -> bool:
+        """Whether the declarations allow connecting a resource of this type to one of ``other``.
+
+        True when this type declares no ``_connects_to``, when ``other`` is (a subtype
+        of) a type it names, or when ``other`` names this type (or one of its bases)
+        in its own ``_connects_to``: so a plug-in type that declares
+        ``_connects_to = ("linux::Node",)`` may be connected to a ``linux::Node``
+        without changing ``linux::Node``.  The controller asks both types, then each
+        resource's :meth:`valid_connection`.
+
+        Example
+        -------
+        >>> from nepi_lab.core.registry import get_resource_type
+        >>> node, app = get_resource_type("linux::Node"), get_resource_type("linux::Ping")
+        >>> node.accepts_type(app), node.accepts_type(node)
+        (True, False)
+        """
+        declared = cls._connection_types
+        if not declared:
+            return True
+        theirs = other._type_names
+        if any(name in theirs for name in declared):
+            return True
+        mine = cls._type_names
+        return any(name in mine for name in other._connection_types)
+
     @property
     def state(self) -> ResourceState:
         """The current state; reading it never blocks or polls."""
@@ -267,6 +318,12 @@ class ResourceManager:
         return max((s for s in _BEFORE_RELEASE if times[s] is not None), key=times.__getitem__, default=S.NEW)
 
     @property
+    def done(self) -> bool:
+        """Whether ``ec.wait_finished`` would return for this resource: its work ended
+        (stopped, finished, failed or released), or, being long-lived (a node), it started."""
+        return self._status(DONE) > 0  # type: ignore[arg-type]
+
+    @property
     def name(self) -> str | None:
         """The ``name`` attribute: a label for people, or None."""
         return self._values.get("name")
@@ -282,9 +339,8 @@ class ResourceManager:
 
     def _repr_html_(self) -> str | None:
         """Attributes, state and failure in Jupyter (the notebook layer builds it; None: plain repr)."""
-        from ..notebook.html import resource_html
-
-        return resource_html(self)
+        render = view("resource_html")
+        return None if render is None else render(self)
 
     # -- attributes -------------------------------------------------------------
 
@@ -339,9 +395,13 @@ class ResourceManager:
     # -- connections ------------------------------------------------------------
 
     def valid_connection(self, other: ResourceManager) -> bool | str:
-        """Whether this resource may be connected to ``other``.
+        """Whether this resource may be connected to ``other``, beyond what the types allow.
 
-        Return True, or False / a string saying why not.  The default accepts any.
+        The controller first checks the types (:meth:`accepts_type`), then asks both
+        resources; override this for rules about instances ("an application runs on
+        one node").  Return True, or False / a string saying why not; when the types
+        already refuse, a string returned here is added to the error as a hint.
+        The default accepts any.
         """
         return True
 
@@ -383,6 +443,16 @@ class ResourceManager:
         exc = error if isinstance(error, BaseException) else ResourceFailedError(
             str(error), self.guid, self._rtype, self._state)
         self.ec._fail(self, step, exc)
+
+    def record_problem(self, error: BaseException, step: str) -> None:
+        """Record a problem that does not fail this resource, such as results that could
+        not be written into the run directory (:class:`ResultsWriteError`).
+
+        It goes to ``ec.failures`` and the run's ``experiment.json`` as a non-critical
+        record; the resource's state and outcome stay its own.  Call it from the
+        controller's loop thread.
+        """
+        self.ec._record_failure(self, step, error, critical=False)
 
     # -- traces ------------------------------------------------------------------
 
@@ -534,12 +604,24 @@ _EMPTY_SET: frozenset[Any] = frozenset()
 _NSTATES = len(ResourceState)
 _BEFORE_RELEASE = tuple(s for s in ResourceState if s != S.RELEASED)
 
+def on_controller_loop(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an ``async def`` method of a resource type that people await themselves
+    (``await node.run("uname -r")`` in a notebook cell): it runs on the controller's
+    loop, whatever loop awaits it; from the controller's own loop it is a plain call."""
+
+    @functools.wraps(method)
+    async def on_loop(self: ResourceManager, *args: Any, **kwargs: Any) -> Any:
+        return await self.ec._runner.run_async(method(self, *args, **kwargs))
+
+    return on_loop
+
+
 def _in_pool(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Wrap a plain ``def do_*(self)`` so it runs in the controller's bounded thread pool."""
 
     @functools.wraps(hook)
     async def run_in_pool(self: ResourceManager) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.ec._runner.executor, hook, self)
+        return await self.ec._runner.hooks.run(hook, self)
 
     return run_in_pool
 

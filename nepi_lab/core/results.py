@@ -19,6 +19,7 @@ Nothing else is needed to read a run back later, on another machine.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -67,6 +68,11 @@ def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` so that a reader never sees half a file."""
     tmp = f"{path}.tmp"
     text = json.dumps(data, separators=(",", ":"), default=str)  # one C-encoder pass
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: the old file stays whole, and no half-written copy is left
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -12,7 +12,7 @@ import datetime as _dt
 import math
 import re
 
-from .errors import TimeFormatError
+from .errors import InvalidInputError, TimeFormatError
 
 _RELATIVE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(h|m|s|ms|us)\s*")
 _STAMP = re.compile(r"\d{20}")
@@ -66,3 +66,27 @@ def format_delay(seconds: float) -> str:
     if seconds >= 1 or seconds == 0:
         return f"{seconds:.3g} s"
     return f"{seconds * 1000:.3g} ms"
+
+
+def check_timeout(value: object) -> float | None:
+    """A ``timeout=`` argument: None (no limit) or a finite number of seconds >= 0.
+
+    NaN, infinities, negative numbers, strings and booleans are refused with an
+    :class:`InvalidInputError` (a NaN deadline would never expire and would stall
+    every timer of the loop).
+
+    Example
+    -------
+    >>> check_timeout(5), check_timeout(None)
+    (5.0, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    raise InvalidInputError(f"timeout must be None or a finite number of seconds >= 0, not {value!r}")

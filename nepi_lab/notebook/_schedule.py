@@ -1,35 +1,36 @@
 """How the views hear about state changes and stay cheap: one coalescing timer each.
 
 A view subscribes to ``ec.events``.  Its subscriber does almost nothing (it notes
-that something changed and asks for an update); the update itself runs later, on
-the *view loop*, at most once per ``interval`` seconds however many events arrived:
+that something changed and asks for an update); the update itself runs later, in the
+*view's thread*, at most once per ``interval`` seconds however many events arrived:
 10,000 state changes in a second give at most 10 redraws.
 
-The view loop is where widgets are touched:
+Where the update runs:
 
-- in Jupyter the controller runs on the kernel's own loop ("running-loop" mode), so
-  events arrive in the kernel thread and the timer is a plain ``loop.call_later``
-  on that loop; it fires between cells too, because the kernel's loop keeps running
-  while the kernel is idle;
-- when the controller runs its own loop in a thread ("thread" mode), events arrive
-  in that thread (and registrations in whatever thread called
-  ``register_resource``).  If the view was made in a thread that runs a loop (a
-  kernel), the request is marshalled there with ``call_soon_threadsafe`` and the
-  widgets are only ever touched from that thread; otherwise (a plain script) the
-  controller's loop is the view loop.
+- a view made in a thread that runs an event loop (a Jupyter kernel's) is updated in
+  that thread, through its :class:`~nepi_lab.core.loop.Inbox`: by the kernel's loop
+  while the kernel is idle between cells, and by the synchronous call a cell is
+  blocked in (``ec.wait_finished()``) while it waits, so the widgets are only ever
+  touched from the kernel's thread and never stop following the experiment;
+- a view made in a plain script (no loop in its thread) is updated in the
+  controller's loop thread.
 
-Updates are serialised by a lock, so :meth:`Coalescer.flush` (an update now, from
-the caller's thread) never overlaps a timer-driven one.
+Events arrive in the controller's loop thread (every lifecycle change) or in the
+thread that called ``register_resource``.  Updates are serialised by a lock, so
+:meth:`Coalescer.flush` (an update now, from the caller's thread) never overlaps a
+timer-driven one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..core.loop import inbox
 
 if TYPE_CHECKING:
     from ..core.controller import ExperimentController
@@ -40,23 +41,30 @@ log = logging.getLogger("nepi_lab")
 UPDATE_INTERVAL = 0.1
 
 
-def view_loop(ec: ExperimentController) -> asyncio.AbstractEventLoop:
-    """The loop a view of ``ec`` made in this thread updates on (see the module docstring)."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return ec.loop
+class Scheduler(Protocol):
+    """Runs a call later in a view's thread (an :class:`~nepi_lab.core.loop.Inbox`)."""
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> None: ...
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+class _ControllerThread:
+    """A view without a loop of its own is updated in the controller's loop thread."""
+
+    def __init__(self, ec: ExperimentController) -> None:
+        self._runner = ec._runner
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the controller was shut down: no more updates
+            self._runner.call_later(delay, callback)
+
+
+def view_scheduler(ec: ExperimentController) -> Scheduler:
+    """Where a view of ``ec`` made in this thread is updated (see the module docstring)."""
+    return inbox() or _ControllerThread(ec)
 
 
 class Coalescer:
-    """Calls ``callback()`` on ``loop`` soon after :meth:`request`, at most once per ``interval``.
+    """Calls ``callback()`` in the view's thread soon after :meth:`request`, at most once per ``interval``.
 
     :meth:`request` is cheap and may be called from any thread, as often as events
     come: while an update is pending, it returns at once.  The first request after
@@ -65,13 +73,12 @@ class Coalescer:
     at least ``interval`` seconds apart.
     """
 
-    def __init__(self, callback: Callable[[], Any], loop: asyncio.AbstractEventLoop,
+    def __init__(self, callback: Callable[[], Any], scheduler: Scheduler,
                  interval: float = UPDATE_INTERVAL) -> None:
         self._callback = callback
-        self.loop = loop
+        self.scheduler = scheduler
         self.interval = interval
         self._pending = False
-        self._handle: asyncio.TimerHandle | None = None
         self._last = float("-inf")
         self._guard = threading.Lock()  # makes the pending flag test-and-set atomic
         self.lock = threading.RLock()  # held while an update runs
@@ -86,30 +93,17 @@ class Coalescer:
             if self._pending:
                 return
             self._pending = True
-        loop = self.loop
-        try:
-            if _running_loop() is loop:
-                self._arm()
-            else:
-                loop.call_soon_threadsafe(self._arm)
-        except RuntimeError:  # the loop is closed: the controller was shut down
-            self._pending = False
-
-    def _arm(self) -> None:
-        if self.closed:
-            return
-        now = self.loop.time()
-        delay = max(self._last + self.interval - now, self.interval)
-        self._handle = self.loop.call_later(delay, self._fire)
+        delay = max(self._last + self.interval - time.monotonic(), self.interval)
+        self.scheduler.call_later(delay, self._fire)
 
     def _fire(self) -> None:
-        self._handle = None
-        self._run()
+        if self._pending and not self.closed:  # not served meanwhile by flush()
+            self._run()
 
     def _run(self) -> None:
         with self.lock:
             self._pending = False  # events from now on ask for the next update
-            self._last = self.loop.time()
+            self._last = time.monotonic()
             self.calls += 1
             try:
                 self._callback()
@@ -117,20 +111,12 @@ class Coalescer:
                 log.exception("view update failed")
 
     def flush(self) -> None:
-        """Run the update now, in the caller's thread, and cancel the pending one."""
-        handle = self._handle
-        if handle is not None:
-            handle.cancel()
-            self._handle = None
+        """Run the update now, in the caller's thread (a pending one is then skipped)."""
         self._run()
 
     def close(self) -> None:
         """No more updates."""
         self.closed = True
-        handle = self._handle
-        if handle is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed
-                self.loop.call_soon_threadsafe(handle.cancel)
 
 
 class Subscription:
@@ -142,7 +128,7 @@ class Subscription:
 
     def __init__(self, ec: ExperimentController, on_event: Callable[[Any], None],
                  update: Callable[[], None], interval: float = UPDATE_INTERVAL) -> None:
-        self.coalescer = Coalescer(update, view_loop(ec), interval)
+        self.coalescer = Coalescer(update, view_scheduler(ec), interval)
         self._on_event = on_event
         self._unsubscribe = ec.events.subscribe(self._event)
 
@@ -180,6 +166,16 @@ class Following:
     def update(self) -> None:
         """Update now (normally the view follows by itself)."""
         self._subscription.flush()
+
+    def freeze(self) -> None:
+        """Show the state now, then stop following (the widget stays, as it is)."""
+        self._subscription.flush()
+        self._subscription.close()
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the view no longer follows the controller."""
+        return self._subscription.coalescer.closed
 
     def close(self) -> None:
         """Stop following the controller and close the widget."""

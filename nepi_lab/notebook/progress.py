@@ -8,13 +8,15 @@ Two ways to get it, both silent outside a notebook (in a script nothing is shown
 nothing is printed):
 
 - ``with show_progress(ec): ...`` shows the bars in the cell that runs the block;
-- ``auto_progress(ec)`` (opt-in, once) shows them in every later cell during which
-  the experiment changes: a cell that calls ``ec.wait_finished()`` or awaits
-  ``ec.deploy_...``/``wait_*_async``.  A cell that only calls ``ec.deploy()``
-  returns at once (the controller goes on on the kernel's loop), so it needs none;
-  the next cell that waits shows them.  (When the controller runs in its own
-  thread, the kernel is blocked during a wait and cannot show a widget then, so
-  ``auto_progress`` shows nothing; use ``with show_progress(ec)`` there.)
+- ``auto_progress(ec)`` (opt-in, once) shows bars in every later cell during which
+  the experiment changes: a cell that blocks in ``ec.wait_finished()`` or awaits
+  ``ec.wait_finished_async()``.  A cell that only calls ``ec.deploy()`` returns at
+  once (the experiment goes on in the controller's thread), so it gets none; the
+  next cell that waits shows them.
+
+Bars belong to the cell that waited: when that cell (or the ``with`` block) ends,
+they show their last counts and stop following, so a later cell (``ec.shutdown()``)
+never rewrites them to "RELEASED 6/6".
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..core.loop import inbox
 from ..core.states import ResourceState
 from ._ipython import in_kernel, on_cells
 from ._schedule import UPDATE_INTERVAL, Following, Subscription
@@ -159,7 +162,7 @@ def show_progress(ec: ExperimentController,
     try:
         yield view
     finally:
-        view.update()
+        view.freeze()
 
 
 class AutoProgress:
@@ -167,40 +170,49 @@ class AutoProgress:
 
     def __init__(self, ec: ExperimentController) -> None:
         self.ec = ec
-        self.view: ProgressView | None = None
+        self.view: ProgressView | None = None  #: the bars of the cell running now, if any
+        self.views: list[ProgressView] = []  #: every cell's bars (frozen once their cell ended)
         self._in_cell = False
         self._shown_in_cell = False
         self._cell_context = contextvars.copy_context()
-        self._thread = threading.get_ident()
+        self._inbox = inbox()
         self._unsubscribe = ec.events.subscribe(self._event)
         self._forget = on_cells(self._before_cell, self._after_cell)
 
     def _before_cell(self, *_: Any) -> None:
         self._in_cell, self._shown_in_cell = True, False
-        # The kernel routes output by a context variable (the request being answered).
-        # Events come from the controller's tasks, which carry the context of the cell
-        # that deployed; the bars must go to the cell running now.
+        # The kernel routes output by a context variable (the request being answered);
+        # the bars must go to the cell running now.
         self._cell_context = contextvars.copy_context()
 
     def _after_cell(self, *_: Any) -> None:
         self._in_cell = False
+        view, self.view = self.view, None
+        if view is not None:
+            view.freeze()
 
     def _event(self, event: Any) -> None:
-        if (event.old is None or not self._in_cell or self._shown_in_cell
-                or threading.get_ident() != self._thread):
+        # in the controller's thread: only note it, and show the bars in the kernel's
+        if event.old is None or not self._in_cell or self._shown_in_cell or self._inbox is None:
             return
         self._shown_in_cell = True
+        self._inbox.call_soon(self._show)
+
+    def _show(self) -> None:
+        if not self._in_cell:  # the cell ended meanwhile
+            return
         from IPython.display import display
 
-        if self.view is None:
-            self.view = ProgressView(self.ec)
-        # the same widget again: one subscription however many cells
-        self._cell_context.copy().run(display, self.view)
+        self.view = view = ProgressView(self.ec)
+        self.views.append(view)
+        self._cell_context.copy().run(display, view)
 
     def close(self) -> None:
         """Stop showing progress bars."""
         self._unsubscribe()
         self._forget()
+        if self.view is not None:
+            self.view.freeze()
 
 
 def auto_progress(ec: ExperimentController) -> AutoProgress | None:

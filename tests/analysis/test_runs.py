@@ -386,12 +386,11 @@ def test_top_level_names_are_the_analysis_ones():
 
 
 def test_frames_inside_a_running_loop(tmp_path):
-    """In a notebook the controller runs on the kernel's loop: the frames work there too."""
+    """In a notebook cell a loop is running (the kernel's): the frames work there too."""
     import asyncio
 
     async def main():
         with ExperimentController(exp_id="in-loop", local_dir=str(tmp_path)) as ec:
-            assert ec.loop_mode == "running-loop"
             g = ec.register_resource("analysis_test::Writer", lines=2)
             ec.deploy()
             await ec.wait_finished_async(g, timeout=10)

@@ -31,6 +31,7 @@ from nepi_lab import (
     NepiError,
     ReadOnlyAttributeError,
     ResourceAction,
+    ResourceManager,
     ResourceState,
     TimeFormatError,
     UnknownAttributeError,
@@ -409,6 +410,105 @@ def test_connecting_a_resource_to_itself(ec, two):
     assert f"resource {app} to {app}" in str(err) and "itself" in str(err)
     expect_unchanged(ec, before)
     assert app not in ec.get_resource(app).connections
+
+
+class Plugged(ResourceManager):
+    """A third-party type that declares it runs on a linux::Node (linux::Node does not name it)."""
+
+    _rtype = "test::Plugged"
+    _connects_to = ("linux::Node",)
+
+
+#: (first, second, the type that refuses, the types it connects to): register_connection(first, second).
+CONNECTION_REFUSALS = [
+    ("linux::Application", "linux::Application", "linux::Application", ["linux::Node"]),
+    ("linux::Ping", "netns::Link", "linux::Ping", ["linux::Node"]),
+    ("linux::Node", "netns::Interface", "linux::Node", ["linux::Application"]),
+    ("linux::Node", "test::Node", "linux::Node", ["linux::Application"]),  # undeclared: linux::Node refuses
+    ("test::Application", "linux::Node", "linux::Node", ["linux::Application"]),
+    ("netns::Link", "netns::Node", "netns::Link", ["netns::Interface", "netns::Switch"]),
+    ("netns::Node", "netns::Link", "netns::Node", ["linux::Application", "netns::Interface", "netns::Route"]),
+    ("netns::Switch", "netns::Interface", "netns::Switch", ["netns::Link"]),
+    ("netns::Interface", "linux::Iperf3Server", "netns::Interface", ["netns::Node", "netns::Link"]),
+    ("netns::Route", "linux::Node", "netns::Route", ["netns::Node"]),  # a linux::Node is no netns::Node
+    ("netns::Route", "netns::Switch", "netns::Route", ["netns::Node"]),
+    ("test::Plugged", "netns::Link", "test::Plugged", ["linux::Node"]),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "refuser", "allowed"), CONNECTION_REFUSALS,
+                         ids=[f"{a}-{b}" for a, b, _, _ in CONNECTION_REFUSALS])
+def test_a_connection_the_types_cannot_use_names_the_allowed_types(ec, first, second, refuser, allowed):
+    a = ec.register_resource(first)
+    b = ec.register_resource(second)
+    before = snapshot(ec)
+    assert ec.can_connect(a, b) is False and ec.can_connect(b, a) is False
+    with pytest.raises(InvalidConnectionError) as info:
+        ec.register_connection(a, b)
+    err = info.value
+    assert (err.guid, err.other) == (a, b)
+    refused = second if refuser == first else first
+    assert (err.rtype, err.other_rtype, err.allowed) == (refuser, refused, allowed)
+    msg = str(err)
+    assert f"resource {a} to {b}" in msg and f"a {refuser} connects only to" in msg
+    assert all(name in msg for name in allowed) and f"not to a {refused}" in msg
+    expect_unchanged(ec, before)
+    with pytest.raises(InvalidConnectionError):  # connectedTo= is checked the same way, before registering
+        ec.register_resource(first, connectedTo=b)
+    expect_unchanged(ec, before)
+
+
+def test_an_undeclared_type_refused_by_a_declared_one_is_told_how_to_declare(ec):
+    node = ec.register_resource("linux::Node")
+    mine = ec.register_resource("test::Node")
+    with pytest.raises(InvalidConnectionError) as info:
+        ec.register_connection(mine, node)
+    assert "_connects_to = ('linux::Node',)" in str(info.value)
+
+
+#: Pairs the types accept (controls for the table above): what topology.build and the tools connect.
+CONNECTIONS_ACCEPTED = [
+    ("linux::Application", "linux::Node"),
+    ("linux::Ping", "linux::Node"),
+    ("linux::Tcpdump", "netns::Node"),  # a netns::Node is a linux::Node
+    ("netns::Interface", "netns::Node"),
+    ("netns::Interface", "netns::Link"),
+    ("netns::Link", "netns::Switch"),
+    ("netns::Route", "netns::Node"),
+    ("test::Node", "test::Application"),  # neither declares: anything goes
+    ("test::Plugged", "linux::Node"),  # it names linux::Node, which is enough
+]
+
+
+@pytest.mark.parametrize(("first", "second"), CONNECTIONS_ACCEPTED,
+                         ids=[f"{a}-{b}" for a, b in CONNECTIONS_ACCEPTED])
+def test_connections_the_types_declare_are_accepted_both_ways(ec, first, second):
+    a, b = ec.register_resource(first), ec.register_resource(second)
+    assert ec.can_connect(a, b) and ec.can_connect(b, a)
+    ec.register_connection(b, a)
+    assert ec.get_resource(a).connections == {b}
+    c = ec.register_resource(first, connectedTo=ec.register_resource(second))
+    assert len(ec.get_resource(c).connections) == 1
+
+
+def test_connection_types_are_inherited_and_merged():
+    from nepi_lab.core.registry import get_resource_type
+
+    assert get_resource_type("linux::Ping").get_connection_types() == ["linux::Node"]
+    assert get_resource_type("netns::Node").get_connection_types() == [
+        "linux::Application", "netns::Interface", "netns::Route"]
+    assert get_resource_type("test::Node").get_connection_types() == []
+    with pytest.raises(TypeError, match="tuple of type names"):
+        type("Wrong", (ResourceManager,), {"_rtype": "test::Wrong", "_connects_to": "linux::Node"})
+
+
+def test_a_second_node_for_an_application_is_refused_by_the_instance_not_the_type(ec):
+    node, other = ec.register_resource("linux::Node"), ec.register_resource("linux::Node")
+    app = ec.register_resource("linux::Application", connectedTo=node)
+    assert not ec.can_connect(app, other)
+    with pytest.raises(InvalidConnectionError) as info:
+        ec.register_connection(app, other)
+    assert "already runs on node" in str(info.value) and info.value.allowed == []
 
 
 # == times ============================================================================

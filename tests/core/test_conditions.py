@@ -184,6 +184,25 @@ def test_explain_in_words(ec):
     assert 19 < left <= 20
 
 
+def test_explain_right_after_deploy_says_what_comes_next(ec):
+    """Never a bare "is NEW" once deploy() returned, whatever the loop did meanwhile."""
+    node = ec.register_resource("test::Node", deploy_delay=0.3)
+    a = ec.register_resource("test::Application", duration=0.2, connectedTo=node)
+    b = ec.register_resource("test::Application", connectedTo=node)
+    ec.register_condition(b, A.START, a, S.STARTED, "500ms")
+    before = ec.explain(b)
+    assert "not deployed yet: call ec.deploy()" in before
+    assert f"then waits to START until resource {a} (test::Application, now NEW) reaches STARTED" in before
+    ec.deploy()
+    texts = {g: ec.explain(g) for g in (node, a, b)}
+    for guid, text in texts.items():
+        head, _, said = text.partition(": ")
+        assert said, f"{guid}: {text}"
+        assert "not deployed yet" not in said
+    assert "waits to START until resource" in texts[b] or "s more (condition: START" in texts[b]
+    ec.wait_finished(timeout=10)
+
+
 def test_cycle_through_a_group_is_refused_at_deploy(ec):
     from nepi_lab import ConditionCycleError
 

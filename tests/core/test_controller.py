@@ -47,34 +47,42 @@ def test_thread_count_is_constant_at_10000_resources(ec):
     assert {ec.state(g) for g in ec.resources} == {S.RELEASED}
 
 
-def test_running_loop_mode_as_in_jupyter(tmp_path):
-    """Inside a running loop the controller uses it; sync calls re-enter it (nest_asyncio)."""
+def test_inside_a_running_loop_as_in_jupyter(tmp_path):
+    """Inside a running loop (a kernel, ``asyncio.run``) the controller still runs its own
+    loop in one thread: a sync call blocks the caller's loop without re-entering it."""
     threads_before = threading.active_count()
     seen_threads = set()
 
     async def cell_by_cell():
+        caller = asyncio.get_running_loop()
         ec = ExperimentController(exp_id="kernel", local_dir=str(tmp_path))
-        assert ec.loop_mode == "running-loop" and ec.loop is asyncio.get_running_loop()
-        ec.events.subscribe(lambda e: seen_threads.add(threading.get_ident()))
+        assert ec.loop is not caller and threading.active_count() == threads_before + 1
+        ec.events.subscribe(lambda e: e.old is not None and seen_threads.add(threading.get_ident()))
         node = ec.register_resource("test::Node", deploy_delay=0.1)
         app = ec.register_resource("test::Application", duration=0.1, connectedTo=node)
-        ec.deploy()  # returns at once
-        assert ec.state(app) == S.NEW
+        ec.deploy()  # returns at once (its node takes 0.1 s to deploy)
+        assert ec.state(app) < S.READY
         await asyncio.sleep(0.5)  # the kernel is idle between cells: changes still arrive
         assert ec.state(app) == S.FINISHED
         late = ec.register_resource("test::Application", duration=0.2, connectedTo=node)
         ec.deploy()
+        queued = []
+        caller.call_soon(queued.append, "the next cell")  # what a kernel has queued meanwhile
         ec.wait_finished(late, timeout=5)  # a sync call in a running loop
         assert ec.state(late) == S.FINISHED
+        assert queued == []  # the caller's loop was not re-entered during the call
+        await asyncio.sleep(0)
+        assert queued == ["the next cell"]
         other = ec.register_resource("test::Application", duration=0.1)
         ec.deploy()
         await ec.wait_finished_async(other, timeout=5)  # the async twin
-        assert threading.active_count() == threads_before
         await ec.shutdown_async()
+        assert threading.active_count() == threads_before  # its thread is gone
         return ec
 
     ec = asyncio.run(cell_by_cell())
-    assert seen_threads == {threading.get_ident()}  # every change arrived in the "kernel" thread
+    # every state change is made in the controller's thread (registrations in the caller's)
+    assert len(seen_threads) == 1 and threading.get_ident() not in seen_threads
     assert ec.ecstate == ECState.TERMINATED
 
 
@@ -203,6 +211,19 @@ def test_outcomes_survive_release(ec):
     assert {guid: ec.state(guid) for guid in expected} == dict.fromkeys(expected, S.RELEASED)
     assert {guid: g.nodes[guid]["outcome"] for guid in expected} == expected
     assert all(g.nodes[guid]["released"] for guid in expected)
+
+
+def test_done_is_what_wait_finished_waits_for(ec):
+    node = ec.register_resource("test::Node")
+    app = ec.register_resource("test::Application", connectedTo=node, duration=30)
+    assert not ec.get_resource(node).done and not ec.get_resource(app).done  # NEW
+    ec.deploy()
+    ec.wait_started(app, timeout=5)
+    assert ec.get_resource(node).done  # long-lived: done once started
+    assert not ec.get_resource(app).done  # still running
+    ec.stop(app, timeout=5)
+    assert ec.get_resource(app).done
+    ec.wait_finished(timeout=5)
 
 
 def test_run_directory_describes_the_run(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -134,7 +135,9 @@ def test_coalescing_caps_updates_at_ten_a_second():
     thread.start()
     try:
         seen = []
-        coalescer = Coalescer(lambda: seen.append(time.monotonic()), loop, interval=0.1)
+        scheduler = SimpleNamespace(
+            call_later=lambda delay, callback: loop.call_soon_threadsafe(loop.call_later, delay, callback))
+        coalescer = Coalescer(lambda: seen.append(time.monotonic()), scheduler, interval=0.1)
         start = time.monotonic()
         requests = 0
         while time.monotonic() - start < 0.5:  # a storm of requests from another thread
@@ -152,54 +155,43 @@ def test_coalescing_caps_updates_at_ten_a_second():
         loop.close()
 
 
-def test_thread_mode_updates_run_in_the_view_thread(tmp_path):
-    """A view made inside a running loop (a kernel) touches its widgets only there,
-    even when the controller runs its own loop in another thread."""
-    ec = ExperimentController(local_dir=str(tmp_path))  # no running loop here: thread mode
-    assert ec.loop_mode == "thread"
+def test_updates_run_in_the_view_thread_also_during_a_blocking_call(tmp_path):
+    """A view made inside a running loop (a kernel) touches its widgets only in that
+    thread: while the loop is idle, and while a cell blocks in a synchronous call."""
+    ec = ExperimentController(local_dir=str(tmp_path))
     try:
         async def main():
             host = ec.register_resource("nbtest::Host")
             task = ec.register_resource("nbtest::Task", connectedTo=host)
             view = GraphView(ec)
-            threads = set()
+            updates = []
             update = view._subscription.coalescer._callback
-            view._subscription.coalescer._callback = lambda: (threads.add(threading.get_ident()), update())
+            shown = []  # (when, what the view shows then)
+
+            def traced() -> None:
+                updates.append((threading.get_ident(), time.monotonic()))
+                update()
+                shown.append((time.monotonic(), dict(view.states)))
+
+            view._subscription.coalescer._callback = traced
             ec.deploy()
-            for _ in range(500):
+            for _ in range(500):  # idle: the loop runs the updates
                 await asyncio.sleep(0.01)
                 if view.states == {host: "STARTED", task: "FINISHED"}:
                     break
+            idle = view.states
+            slow = ec.register_resource("nbtest::Task", connectedTo=host, seconds=0.6)
+            ec.deploy()
+            began = time.monotonic()
+            ec.wait_finished(slow, timeout=10)  # blocks this thread (and its loop)
+            ended = time.monotonic()
+            during = [states.get(slow) for t, states in shown if began < t < ended]
             view.close()
-            return view.states, threads
+            return idle, {thread for thread, _ in updates}, during
 
-        states, threads = asyncio.run(main())
-        assert states == {1: "STARTED", 2: "FINISHED"}
+        idle, threads, during = asyncio.run(main())
+        assert idle == {1: "STARTED", 2: "FINISHED"}
         assert threads == {threading.get_ident()}
+        assert "STARTED" in during  # the view kept following while the call blocked
     finally:
         ec.shutdown()
-
-
-def test_running_loop_mode(tmp_path):
-    """As in Jupyter: the controller on the caller's loop; the view updates while it awaits."""
-
-    async def main():
-        ec = ExperimentController(local_dir=str(tmp_path))
-        assert ec.loop_mode == "running-loop"
-        task = ec.register_resource("nbtest::Task", seconds=0.2)
-        view = GraphView(ec)
-        ec.deploy()
-        seen = []
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            seen.append(view.states[task])
-            if seen[-1] == "FINISHED":
-                break
-        renders = view.renders
-        await ec.shutdown_async()
-        view.close()
-        return seen, renders
-
-    seen, renders = asyncio.run(main())
-    assert "STARTED" in seen and seen[-1] == "FINISHED"
-    assert renders <= 1 + 4  # 0.2 s of run: a handful of updates, not one per event

@@ -57,7 +57,6 @@ def text_of(outputs: list) -> str:
 def test_graph_view_recolours_while_the_kernel_is_idle(kernel):
     kernel("""
 ec = ExperimentController(exp_id="idle")
-assert ec.loop_mode == "running-loop"
 first = ec.register_resource("kernel::Sleeper", seconds=0.2)
 second = ec.register_resource("kernel::Sleeper", seconds=0.2)
 ec.register_condition(second, "START", first, "FINISHED")
@@ -141,6 +140,12 @@ print(bars.counts()["RELEASED"])
 """)
     assert [o for o in explicit if WIDGET in o.get("data", {})]
     assert text_of(explicit).strip() == "4"
+    # bars belong to the cell that waited: frozen when it ended, never rewritten later
+    frozen = kernel("""
+import json
+print(json.dumps([[v.frozen, v.counts()["FINISHED"], v.counts()["RELEASED"]] for v in auto.views]))
+""")
+    assert json.loads(text_of(frozen)) == [[True, 3, 0], [True, 4, 0], [True, 4, 4]]
 
 
 def test_the_controller_shows_as_an_html_table(kernel):

@@ -67,6 +67,7 @@ Example
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import posixpath
@@ -76,7 +77,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Types
-from ...core.errors import AttributeValueError, CommandError, InvalidInputError
+from ...core.errors import AttributeValueError, CommandError, InvalidInputError, ResultsWriteError
 from ...core.resource import ResourceManager
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, read_trace_file
@@ -140,6 +141,7 @@ class Application(ResourceManager):
     _rtype = "linux::Application"
     _help = "A shell command run on a linux::Node, with sources, build, install and traces."
     _platform = "linux"
+    _connects_to = ("linux::Node",)  # one: valid_connection refuses a second
     _attributes = (
         Attribute("command", "shell command line to run (may use ${APP_HOME} ...); "
                   "default: ${CODE} if code is set, else nothing to run"),
@@ -180,6 +182,9 @@ class Application(ResourceManager):
         self._ended: asyncio.Future[int] | None = None
         self._collected = False
         self._collect_lock: asyncio.Lock | None = None
+        #: True once a trace could not be written into the run directory: the host's
+        #: copy is then kept at release (see ``cleanExperiment``)
+        self.keeps_files_on_host = False
         self._path_map: dict[str, str] | None = None  #: the placeholders, once app_home is known
 
     # -- connections -------------------------------------------------------------------
@@ -259,13 +264,35 @@ class Application(ResourceManager):
             names = [name for name in self._trace_table
                      if name in self._enabled_traces and name not in self._local_traces
                      and not (name in ("build", "install") and not self.get(name))]  # no such step
-            await node.executor.download_many([(self.host_path(n), self._local_path(n)) for n in names])
-            self._collected = True
+            pairs = [(self.host_path(n), self._local_path(n)) for n in names]
+            try:
+                await node.executor.download_many(pairs)
+            except OSError:  # one by one, to keep what can be kept and say what could not
+                for remote, local in pairs:
+                    try:
+                        await node.executor.download(remote, local)
+                    except OSError as exc:
+                        self._results_not_written(local, exc, remote)
+            self._collected = not self.keeps_files_on_host
+
+    def _results_not_written(self, local: str, exc: OSError, remote: str | None = None) -> None:
+        """A trace that did not reach the run directory (a full disk): record it, keep the
+        host's copy (never removed at release then), drop the partial local copy."""
+        with contextlib.suppress(OSError):
+            os.unlink(local)
+        kept = None
+        if remote is not None:
+            self.keeps_files_on_host = True
+            kept = f"{self.node.executor.where}:{remote}"
+        self.record_problem(ResultsWriteError(self.guid, local, exc, kept), "collect")
 
     async def _after_exit(self, process: ProcessHandle) -> int:
         status = await process.wait()
-        with open(self._local_path("exitcode"), "w") as f:
-            f.write(f"{status}\n")
+        try:
+            with open(self._local_path("exitcode"), "w") as f:
+                f.write(f"{status}\n")
+        except OSError as exc:  # the status itself is known: the outcome does not depend on it
+            self._results_not_written(self._local_path("exitcode"), exc)
         await self._collect()
         return status
 
@@ -411,7 +438,11 @@ class Application(ResourceManager):
             await self._collect()
         node = self._node
         if node is not None and node._executor is not None and self.app_home and node.get("cleanExperiment"):
-            await node.executor.remove_tree(self.app_home)
+            if self.keeps_files_on_host:
+                log.warning("application %s: its traces stay in %s on %s (they could not all be "
+                            "written into the run directory)", self.guid, self.app_home, node.executor.where)
+            else:
+                await node.executor.remove_tree(self.app_home)
 
     # -- traces --------------------------------------------------------------------------
 

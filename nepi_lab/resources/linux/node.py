@@ -14,7 +14,7 @@ needs SSH, which is not implemented yet (the SSH attributes are already declared
 
 Example
 -------
-In a notebook (the controller runs on the kernel's loop, so cells can ``await``)::
+In a notebook (cells can ``await``; the work runs on the controller's loop)::
 
     ec = ExperimentController()
     node = ec.register_resource("linux::Node", hostname="localhost")
@@ -23,8 +23,7 @@ In a notebook (the controller runs on the kernel's loop, so cells can ``await``)
     result = await ec.get_resource(node).run("uname -r")
     result.returncode, result.stdout        # (0, '6.1.0\n')
 
-From a script, run the coroutine on ``ec.loop``, e.g. with
-``asyncio.run_coroutine_threadsafe(rm.run("uname -r"), ec.loop).result()``.
+From a script without a loop, ``asyncio.run(rm.run("uname -r"))`` does the same.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ...core.attributes import Attribute, Flags, Types
-from ...core.resource import ResourceManager
+from ...core.resource import ResourceManager, on_controller_loop
 from ...core.states import ResourceState
 from ...core.traces import TraceAttr
 from ._local import LocalExecutor
@@ -78,6 +77,7 @@ class Node(ResourceManager):
     _rtype = "linux::Node"
     _help = "A Linux host (localhost now; SSH later) that runs applications."
     _platform = "linux"
+    _connects_to = ("linux::Application",)  # and every tool, which are applications
     _attributes = (
         Attribute("hostname", "host name or address; localhost, 127.0.0.1 or ::1 mean this machine",
                   default="localhost", flags=Flags.Design),
@@ -168,9 +168,10 @@ class Node(ResourceManager):
         try:
             if self.get("cleanProcesses"):
                 executor.kill_all()
+            keep = any(getattr(rm, "keeps_files_on_host", False) for rm in self.get_connected())
             if self.get("cleanExperiment") and self.node_home:
                 await executor.remove_tree(self.node_home)
-                if not self._others_on_this_host():
+                if not keep and not self._others_on_this_host():
                     # the last node of the run on this host removes the run's folder
                     await executor.remove_tree(self.run_home)
                     await executor.remove_empty_dirs([self.exp_home, posixpath.dirname(self.exp_home)])
@@ -184,8 +185,9 @@ class Node(ResourceManager):
                 return True
         return False
 
-    # -- commands and files (coroutines, on the controller's loop) ------------------------
+    # -- commands and files (coroutines on the controller's loop; await them from any loop) --
 
+    @on_controller_loop
     async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
                   input: str | bytes | None = None, cwd: str | None = None,
                   env: dict[str, str] | None = None) -> CommandResult:
@@ -217,25 +219,30 @@ class Node(ResourceManager):
         return await self.executor.spawn(command, stdout=stdout, stderr=stderr, stdin=stdin, cwd=cwd,
                                          env=env, path=path)
 
+    @on_controller_loop
     async def upload(self, local: str, remote: str) -> None:
         """Copy local file or folder ``local`` to path ``remote`` on the host."""
         if not os.path.exists(local):
             raise FileNotFoundError(f"cannot upload {local!r} to node {self.guid}: no such local file")
         await self.executor.upload(local, remote)
 
+    @on_controller_loop
     async def download(self, remote: str, local: str) -> bool:
         """Copy host file ``remote`` to ``local``; False if it does not exist."""
         return await self.executor.download(remote, local)
 
+    @on_controller_loop
     async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
         """Write ``data`` to file ``path`` on the host."""
         await self.executor.write_file(path, data, mode)
 
+    @on_controller_loop
     async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
                         offset: int = 0) -> str | bytes | int:
         """Read host file ``path`` in a trace mode (ALL, STREAM, PATH, SIZE)."""
         return await self.executor.read_file(path, attr, block, offset)
 
+    @on_controller_loop
     async def makedirs(self, path: str) -> None:
         """Create folder ``path`` on the host, with its parents."""
         await self.executor.makedirs(path)

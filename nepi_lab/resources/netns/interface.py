@@ -84,6 +84,7 @@ class Interface(ResourceManager):
     """An end of a ``netns::Link`` on a ``netns::Node`` (see the module docstring)."""
 
     _rtype = "netns::Interface"
+    _connects_to = ("netns::Node", "netns::Link")  # one of each: valid_connection refuses a second
     _help = "One end of a netns::Link on a netns::Node: name, IPv4/IPv6 address, MTU, up/down."
     _platform = "netns"
     _attributes = (
@@ -109,13 +110,12 @@ class Interface(ResourceManager):
     def valid_connection(self, other: ResourceManager) -> bool | str:
         from .link import Link
 
-        for kind in (Node, Link):
+        for kind in (Node, Link):  # the types were checked: one node and one link
             if isinstance(other, kind):
                 taken = [rm for rm in self.get_connected(kind) if rm is not other]
                 if taken:
                     return f"interface {self.guid} is already connected to {kind._rtype} {taken[0].guid}"
-                return True
-        return f"a netns::Interface connects to one netns::Node and one netns::Link, not to a {other._rtype}"
+        return True
 
     @property
     def node(self) -> Node:

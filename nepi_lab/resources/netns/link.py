@@ -99,6 +99,7 @@ class Link(ResourceManager):
     """A veth pair between two ends, with rate, loss and delay (see the module docstring)."""
 
     _rtype = "netns::Link"
+    _connects_to = ("netns::Interface", "netns::Switch")  # two ends: valid_connection refuses a third
     _help = ("A veth pair between two netns::Interfaces (or an interface and a netns::Switch); "
              "rate, loss, delay.")
     _platform = "netns"
@@ -132,12 +133,10 @@ class Link(ResourceManager):
     def valid_connection(self, other: ResourceManager) -> bool | str:
         from .node import Node
 
-        if isinstance(other, Node):
-            return (f"a netns::Link joins netns::Interfaces (or switches): connect a netns::Interface to "
-                    f"node {other.guid} and connect the link to that interface")
+        if isinstance(other, Node):  # refused by the types; this is the hint
+            return f"connect a netns::Interface to node {other.guid} and connect the link to that interface"
         if not isinstance(other, (Interface, Switch)):
-            return (f"a netns::Link connects to netns::Interface or netns::Switch resources, "
-                    f"not to a {other._rtype}")
+            return True  # refused by the types (_connects_to)
         ends = [rm for rm in self._end_owners() if rm is not other]
         if len(ends) >= 2:
             return f"link {self.guid} already has two ends ({ends[0].guid} and {ends[1].guid})"

@@ -62,6 +62,8 @@ class Node(InNamespace, LinuxNode):
     _rtype = "netns::Node"
     _help = "A network namespace acting as a host; applications connected to it run inside it."
     _platform = "netns"
+    # besides linux::Application (inherited from linux::Node)
+    _connects_to = ("netns::Interface", "netns::Route")
     _attributes = (
         Attribute("hostname", "always localhost: the namespace is on this machine", default="localhost",
                   flags=Flags.Design, set_hook=_only_localhost),

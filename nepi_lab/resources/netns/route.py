@@ -55,6 +55,7 @@ class Route(ResourceManager):
     """A static route on a ``netns::Node`` (see the module docstring)."""
 
     _rtype = "netns::Route"
+    _connects_to = ("netns::Node",)  # one: valid_connection refuses a second
     _help = "A static route (destination, gateway) on a netns::Node."
     _platform = "netns"
     _attributes = (
@@ -72,7 +73,7 @@ class Route(ResourceManager):
 
     def valid_connection(self, other: ResourceManager) -> bool | str:
         if not isinstance(other, Node):
-            return f"a netns::Route connects to one netns::Node, not to a {other._rtype}"
+            return True  # refused by the types (_connects_to)
         nodes = [n for n in self.get_connected(Node) if n is not other]
         if nodes:
             return f"route {self.guid} is already on node {nodes[0].guid}"

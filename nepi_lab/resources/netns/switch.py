@@ -35,6 +35,7 @@ class Switch(InNamespace, ResourceManager):
     """A Linux bridge in its own network namespace (see the module docstring)."""
 
     _rtype = "netns::Switch"
+    _connects_to = ("netns::Link",)
     _help = "A Linux bridge, in a network namespace of its own; netns::Links plug into it."
     _platform = "netns"
     _attributes = (
@@ -48,13 +49,6 @@ class Switch(InNamespace, ResourceManager):
         super().__init__(ec, guid)
         self.netns: Namespace | None = None  #: the namespace, from DISCOVERED until released
         self.bridge_index = 0  #: the bridge's interface index in :attr:`netns`
-
-    def valid_connection(self, other: ResourceManager) -> bool | str:
-        from .link import Link
-
-        if isinstance(other, Link):
-            return True
-        return f"a netns::Switch connects only to netns::Link resources, not to a {other._rtype}"
 
     @property
     def name(self) -> str:

@@ -201,15 +201,15 @@ def test_node_is_long_lived(ec, node):
     assert ec.state(node) == S.STARTED
 
 
-def test_running_loop_mode_as_in_a_notebook(tmp_path, home):
-    """Inside a running loop (a Jupyter kernel), the same processes run on that loop."""
+def test_inside_a_running_loop_as_in_a_notebook(tmp_path, home):
+    """Inside a running loop (a Jupyter kernel), cells await the node's coroutines; the
+    processes run on the controller's own loop."""
     import asyncio
 
     from nepi_lab import ExperimentController
 
     async def cell():
         ec = ExperimentController(exp_id="nb", local_dir=str(tmp_path / "results"))
-        assert ec.loop_mode == "running-loop"
         node = ec.register_resource("linux::Node", home=home)
         app = ec.register_resource("linux::Application", connectedTo=node, command="echo from-kernel")
         ec.deploy()

@@ -1,0 +1,51 @@
+"""An application's traces on a results disk that fills up (issue 11, item 1).
+
+The outcome is the application's own; what could not be written is a separate,
+typed record; the host keeps the complete copy and the message says where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from nepi_lab import ExperimentController, ResourceState, ResultsWriteError
+
+from ...faults import small_disk
+
+S = ResourceState
+THREE_MB = "head -c 3000000 /dev/zero | tr '\\\\0' x"
+
+
+def test_a_full_results_disk_keeps_the_outcome_and_the_host_copy(tmp_path, home):
+    with small_disk(tmp_path / "results", "1m") as results:
+        ec = ExperimentController(exp_id="full", local_dir=str(results))
+        try:
+            node = ec.register_resource("linux::Node", home=home)  # the host copy: on another disk
+            big = ec.register_resource("linux::Application", connectedTo=node, command=THREE_MB)
+            small = ec.register_resource("linux::Application", connectedTo=node, command="echo fine")
+            ec.deploy()
+            ec.wait_finished(timeout=30)
+            assert (ec.state(big), ec.state(small)) == (S.FINISHED, S.FINISHED)  # exit 0: FINISHED
+            [problem] = [f for f in ec.failures if f.guid == big]
+            assert problem.error == "ResultsWriteError" and problem.step == "collect" and not problem.critical
+            host_copy = os.path.join(ec.get_resource(big).app_home, "stdout")
+            assert f"localhost:{host_copy}" in problem.message
+            assert ec.trace(small, "stdout") == "fine\n"
+        finally:
+            ec.shutdown()
+        assert os.path.getsize(host_copy) == 3_000_000  # kept at release (cleanExperiment is on)
+        assert not os.path.exists(os.path.join(ec.run_dir, f"{big}-linux.Application", "stdout"))
+        with open(os.path.join(ec.run_dir, "experiment.json")) as f:
+            recorded = json.load(f)["failures"]
+        assert [(f["guid"], f["error"]) for f in recorded] == [(big, "ResultsWriteError")]
+        assert not os.path.exists(os.path.join(ec.run_dir, "experiment.json.tmp"))
+        # the small application's folder went as usual; the big one's stays for the user
+        assert not os.path.exists(ec.get_resource(small).app_home)
+
+
+def test_results_write_error_is_an_os_error_with_its_data():
+    error = ResultsWriteError(3, "/r/3/stdout", OSError(28, "No space left on device"), "host:/h/3/stdout")
+    assert isinstance(error, OSError) and error.errno == 28
+    assert (error.guid, error.path, error.kept) == (3, "/r/3/stdout", "host:/h/3/stdout")
+    assert "No space left on device" in str(error) and "kept at host:/h/3/stdout" in str(error)
