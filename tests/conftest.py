@@ -14,13 +14,12 @@ it with the ``summary_line`` fixture.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
+from .kernels import describe
+
 _SUMMARY = pytest.StashKey[list]()
-_IPYKERNEL_VERSION = "from importlib.metadata import version; print(version('ipykernel'))"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,30 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SUMMARY] = []
 
 
-def kernel_description(name: str) -> str:
-    """``NAME: <python> (ipykernel X.Y.Z)``, read from the kernelspec and its interpreter."""
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    except ImportError:
-        return f"{name}: jupyter_client is not installed"
-    try:
-        argv = KernelSpecManager().get_kernel_spec(name).argv
-    except NoSuchKernel:
-        return f"{name}: no such kernelspec"
-    python = argv[0]
-    # as jupyter_client does when it launches the kernel
-    if python in {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}:
-        python = sys.executable
-    try:
-        version = subprocess.run([python, "-c", _IPYKERNEL_VERSION],
-                                 capture_output=True, text=True, timeout=60).stdout.strip()
-    except OSError as exc:
-        version = f"cannot run: {exc}"
-    return f"{name}: {python} (ipykernel {version or '?'})"
-
-
 def pytest_report_header(config: pytest.Config) -> str:
-    return "notebook kernel: " + kernel_description(config.getoption("--kernel"))
+    return "notebook kernel: " + describe(config.getoption("--kernel"))
 
 
 @pytest.fixture(scope="session")
