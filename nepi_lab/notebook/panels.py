@@ -14,7 +14,7 @@ import ipywidgets as widgets
 
 from ..core.states import ResourceState
 from ._schedule import UPDATE_INTERVAL, Following, Subscription
-from .html import MAX_ROWS, controller_html, state_badge
+from .html import _MUTED, MAX_ROWS, NO_MATH, controller_html, state_badge
 
 if TYPE_CHECKING:
     from ..core.controller import ExperimentController
@@ -83,12 +83,13 @@ class ExplainView(_LivePanel):
         lines = self.lines()
         style = "font-family:sans-serif;font-size:12px"
         if not lines:
-            return f'<div style="{style};color:#757575">every resource has started (or ended)</div>'
+            return (f'<div class="{NO_MATH}" style="{style};{_MUTED}">'
+                    'every resource has started (or ended)</div>')
         items = []
         for guid, text in list(lines.items())[: self.max_rows]:
             state = self.ec.state(guid)
             items.append(f'<li data-guid="{guid}">{state_badge(state)} {html.escape(text)}</li>')
         more = len(lines) - self.max_rows
         tail = f"<li>… and {more} more</li>" if more > 0 else ""
-        return (f'<div style="{style}"><b>Not started yet</b>'
+        return (f'<div class="{NO_MATH}" style="{style}"><b>Not started yet</b>'
                 f'<ul style="margin:2px 0;padding-left:18px">{"".join(items)}{tail}</ul></div>')

@@ -120,7 +120,8 @@ class ProgressView(Following, widgets.VBox):
         parts = [f"{counts['READY']}/{total} deployed", f"{counts['STARTED']}/{total} started",
                  f"{ended}/{total} ended"]
         if counts["FAILED"]:
-            parts.append(f'<span style="color:#c62828">{counts["FAILED"]} failed</span>')
+            parts.append(f'<span style="color:var(--jp-error-color1, #c62828)">'
+                         f'{counts["FAILED"]} failed</span>')
         return (f'<div class="nepi-progress-counts" data-counts="{_attr(counts)}" '
                 f'style="font-family:sans-serif;font-size:12px">{self.ec.exp_id}: {" · ".join(parts)}</div>')
 
