@@ -2,7 +2,8 @@
 
 Both are ``ipywidgets.HTML`` views that follow ``ec.events`` (at most 10 updates a
 second) and can be asked to :meth:`refresh` after a change that makes no event (a
-connection, a condition, an attribute).
+connection, a condition, an attribute).  Their outputs also hold their last HTML as
+plain ``text/html``, refreshed after each cell, for readers without a kernel.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ipywidgets as widgets
 
 from ..core.states import ResourceState
 from ._schedule import UPDATE_INTERVAL, Following, Subscription
+from ._static import StaticFallback
 from .html import _MUTED, MAX_ROWS, NO_MATH, controller_html, state_badge
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 S = ResourceState
 
 
-class _LivePanel(Following, widgets.HTML):
+class _LivePanel(StaticFallback, Following, widgets.HTML):
     """An HTML widget whose value is rebuilt from the controller after events."""
 
     css_class = ""
@@ -40,6 +42,12 @@ class _LivePanel(Following, widgets.HTML):
 
     def _update(self) -> None:
         self.value = self._html()
+
+    def _static_data(self) -> dict[str, str]:
+        return {"text/html": self.value}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {getattr(self, 'ec', None)!r}>"
 
 
 class ResourceTable(_LivePanel):
