@@ -54,7 +54,7 @@ broken = ec.register_resource("linux::Application", connectedTo=node, critical=F
     f"HTML('<div class=\"nepi-math-control\">{HELLO}</div>')",
     # 10: the end of the run; what each view shows now is what the saved notebook must show
     """import base64, json
-ec.shutdown()
+await ec.shutdown_async()
 for view in (graph, table, explain, bars):
     view.update()
 print(json.dumps({"png": base64.b64encode(graph.png).decode(),
@@ -137,12 +137,14 @@ def check_export(page: str, final: dict[str, Any], *, with_state: bool) -> None:
         assert 'data-bar="FINISHED"' in page
         return
     # a widget manager draws the widgets from the saved state: it must be the final one
-    models = {key: value["state"] for key, value in state.items()}
-    images = [value for value in state.values() if value["model_name"] == "ImageModel"]
-    assert [base64.b64decode(b["data"]) for image in images for b in image.get("buffers", [])] \
-        == [base64.b64decode(final["png"])]
-    html_values = {m.get("value") for m in models.values() if m.get("_model_name") == "HTMLModel"}
-    assert final["table"] in html_values and final["explain"] in html_values
-    finished = [m for m in models.values()
-                if m.get("_model_name") == "IntProgressModel" and m.get("description") == "FINISHED"]
-    assert [m["value"] for m in finished] == [final["bars"]["FINISHED"]]
+    def models(name: str) -> list[dict[str, Any]]:
+        return [value for value in state.values() if value["model_name"] == name]
+
+    images = [base64.b64decode(b["data"]) for image in models("ImageModel") for b in image.get("buffers", [])]
+    assert images == [base64.b64decode(final["png"])]
+    html_values = [model["state"].get("value") for model in models("HTMLModel")]
+    assert final["table"] in html_values
+    assert final["explain"] in html_values
+    finished = [model["state"]["value"] for model in models("IntProgressModel")
+                if model["state"].get("description") == "FINISHED"]
+    assert finished == [final["bars"]["FINISHED"]]
