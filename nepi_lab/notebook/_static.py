@@ -26,9 +26,13 @@ nbconvert --execute``, papermill, the test suite) keeps a display-id map and
 rewrites the outputs in its notebook.  nbclient reads only the messages of the cell
 it runs, which is why the update is sent while a cell runs, not when the experiment
 changes between cells (JupyterLab would also re-render the widget on every update).
-For the same reason the view's widget state is sent again at that moment when it
-changed, so the widget state nbclient stores (``nb.metadata.widgets``) holds the last
+For the same reason what changed in the view's widget state is sent again at that
+moment, so the widget state nbclient stores (``nb.metadata.widgets``) holds the last
 picture as well, even if the live updates went out between cells.
+
+The cost at a cell's end is the view's own pending update (which its timer would have
+run anyway) and, only when the picture changed, the messages; nothing is sent for a
+view that did not change.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import html
 import logging
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._ipython import after_each_cell
@@ -129,16 +133,34 @@ class StaticFallback:
         from IPython.display import update_display
 
         # the widget state too, within this cell's request: what nbclient saves
-        _send_state(self)
+        self._static_send_changed_state()
         for display_id in stale:
             update_display(bundle, raw=True, display_id=display_id)
             displays[display_id] = bundle
+
+    def _static_send_changed_state(self) -> None:
+        """Send again, in this cell, what changed in the view's widgets since the last time.
+
+        The live updates between cells went out in no cell's request; a front end
+        applies them, but nbclient drops them.  The first time, everything is sent.
+        """
+        sent: dict[str, dict[str, Any]] = self.__dict__.setdefault("_static_sent_state", {})
+        for widget in _widgets(self):
+            if getattr(widget, "comm", None) is None:
+                continue
+            state = widget.get_state()
+            before = sent.get(widget.model_id, {})
+            changed = [key for key, value in state.items() if key not in before or before[key] != value]
+            if changed:
+                widget.send_state(changed)
+                sent[widget.model_id] = state
 
     def _static_stop(self) -> None:
         forget = self.__dict__.pop("_static_forget", None)
         if forget is not None:
             forget()
         self.__dict__.pop("_static_displays", None)
+        self.__dict__.pop("_static_sent_state", None)
 
     def close(self) -> None:
         """Stop updating its outputs, then close the view."""
@@ -146,13 +168,11 @@ class StaticFallback:
         super().close()  # type: ignore[misc]
 
 
-def _send_state(widget: Any) -> None:
-    """Send the whole state of ``widget`` and of its children, recursively."""
-    if getattr(widget, "comm", None) is None:
-        return
-    widget.send_state()
+def _widgets(widget: Any) -> Iterator[Any]:
+    """``widget`` and its children, recursively."""
+    yield widget
     for child in getattr(widget, "children", ()):
-        _send_state(child)
+        yield from _widgets(child)
 
 
 def bars_html(rows: Iterable[tuple[str, int, int, str]], head: str = "") -> str:

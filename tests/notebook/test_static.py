@@ -81,6 +81,60 @@ def test_a_closed_view_shows_only_its_last_picture(ec, views):
     assert WIDGET_VIEW not in bundle and bundle["text/html"] == html
 
 
+@pytest.fixture
+def shell(tmp_path, monkeypatch):
+    """An IPython shell (no kernel) whose displays are recorded; yields (shell, outputs)."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database
+    ip = InteractiveShell.instance(config=config)
+    ip.display_pub = publisher = CapturingDisplayPublisher()
+    try:
+        yield ip, publisher.outputs
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_after_each_cell_only_the_displays_whose_picture_changed_are_updated(ec, views, shell):
+    ip, outputs = shell
+    task = ec.register_resource("nbtest::Task")
+    ip.user_ns["table"] = views(ResourceTable)
+    ip.run_cell("table")  # the last line of a cell: displayed with a display id
+    [shown] = outputs
+    first_id = shown["transient"]["display_id"]
+    assert not shown["update"] and WIDGET_VIEW in shown["data"]
+    assert 'data-state="NEW"' in shown["data"]["text/html"]
+    ip.run_cell("x = 1")
+    assert len(outputs) == 1  # nothing changed: nothing sent
+
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    ip.run_cell("x = 2")  # the view is brought up to date at the cell's end, and its output
+    [update] = outputs[1:]
+    assert update["update"] and update["transient"]["display_id"] == first_id
+    assert f'data-guid="{task}" data-state="FINISHED"' in update["data"]["text/html"]
+    assert update["data"][WIDGET_VIEW] == shown["data"][WIDGET_VIEW]  # the same live widget
+    ip.run_cell("x = 3")
+    assert len(outputs) == 2
+
+    ip.run_cell("table")  # shown again: a display of its own, up to date already
+    second_id = outputs[2]["transient"]["display_id"]
+    assert second_id != first_id and outputs[2]["data"] == update["data"]
+    ip.run_cell("x = 4")
+    assert len(outputs) == 3
+
+    ip.user_ns["table"].close()  # closed: its outputs are left as they are
+    ip.run_cell("x = 5")
+    assert len(outputs) == 3
+    ip.run_cell("table")  # and a closed view shows its last picture, without a widget
+    assert WIDGET_VIEW not in outputs[3]["data"]
+    assert outputs[3]["data"]["text/html"] == update["data"]["text/html"]
+
+
 def test_an_executed_notebook_and_its_html_export_show_the_final_state(tmp_path, monkeypatch):
     """Views shown before deploy(); the experiment ends cells later; nbclient saves, nbconvert exports."""
     home = tmp_path / "home"
