@@ -24,6 +24,7 @@ import ipywidgets as widgets
 from ..core.errors import UnknownGuidError
 from ._ipython import after_each_cell
 from ._schedule import UPDATE_INTERVAL, Subscription
+from ._static import StaticFallback
 from .colors import STATE_COLORS
 from .drawing import CAPTION_DATA_LIMIT, RGBA, Drawing, canvas_png, draw, draw_graph, edge_signature
 from .html import state_counts_html
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["GraphView", "draw"]
 
 
-class GraphView(widgets.VBox):
+class GraphView(StaticFallback, widgets.VBox):
     """The experiment graph, live: nodes recoloured as their states change.
 
     Displays as a PNG image of the graph with a caption counting resources per
@@ -45,7 +46,8 @@ class GraphView(widgets.VBox):
     between cells, with at most 10 updates a second; registering resources redraws
     it, and so does adding connections or conditions (noticed after each cell, or
     at once with :meth:`refresh`).  The layout is computed once: new resources never
-    move old ones.
+    move old ones.  Its output also holds the last picture as a plain PNG, refreshed
+    after each cell, for nbconvert, nbviewer and GitHub (see ``_static.py``).
 
     Parameters
     ----------
@@ -233,12 +235,11 @@ class GraphView(widgets.VBox):
 
     # -- display and lifetime -------------------------------------------------------------
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        data = super()._repr_mimebundle_(**kwargs)
-        if data is not None and self._png_bytes:
-            # a static snapshot for viewers without a widget manager (nbviewer, GitHub)
-            data["image/png"] = base64.b64encode(self._png_bytes).decode("ascii")
-        return data
+    def _static_data(self) -> dict[str, str]:
+        # what nbviewer, GitHub and nbconvert show: the last picture (see _static.py)
+        if not self._png_bytes:
+            return {}
+        return {"image/png": base64.b64encode(self._png_bytes).decode("ascii")}
 
     def close(self) -> None:
         """Stop following the controller and close the widgets."""

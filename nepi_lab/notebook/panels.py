@@ -2,7 +2,8 @@
 
 Both are ``ipywidgets.HTML`` views that follow ``ec.events`` (at most 10 updates a
 second) and can be asked to :meth:`refresh` after a change that makes no event (a
-connection, a condition, an attribute).
+connection, a condition, an attribute).  Their outputs also hold their last HTML as
+plain ``text/html``, refreshed after each cell, for readers without a kernel.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import ipywidgets as widgets
 
 from ..core.states import ResourceState
 from ._schedule import UPDATE_INTERVAL, Following, Subscription
-from .html import MAX_ROWS, controller_html, state_badge
+from ._static import StaticFallback
+from .html import _MUTED, MAX_ROWS, NO_MATH, controller_html, state_badge
 
 if TYPE_CHECKING:
     from ..core.controller import ExperimentController
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 S = ResourceState
 
 
-class _LivePanel(Following, widgets.HTML):
+class _LivePanel(StaticFallback, Following, widgets.HTML):
     """An HTML widget whose value is rebuilt from the controller after events."""
 
     css_class = ""
@@ -40,6 +42,12 @@ class _LivePanel(Following, widgets.HTML):
 
     def _update(self) -> None:
         self.value = self._html()
+
+    def _static_data(self) -> dict[str, str]:
+        return {"text/html": self.value}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {getattr(self, 'ec', None)!r}>"
 
 
 class ResourceTable(_LivePanel):
@@ -83,12 +91,13 @@ class ExplainView(_LivePanel):
         lines = self.lines()
         style = "font-family:sans-serif;font-size:12px"
         if not lines:
-            return f'<div style="{style};color:#757575">every resource has started (or ended)</div>'
+            return (f'<div class="{NO_MATH}" style="{style};{_MUTED}">'
+                    'every resource has started (or ended)</div>')
         items = []
         for guid, text in list(lines.items())[: self.max_rows]:
             state = self.ec.state(guid)
             items.append(f'<li data-guid="{guid}">{state_badge(state)} {html.escape(text)}</li>')
         more = len(lines) - self.max_rows
         tail = f"<li>… and {more} more</li>" if more > 0 else ""
-        return (f'<div style="{style}"><b>Not started yet</b>'
+        return (f'<div class="{NO_MATH}" style="{style}"><b>Not started yet</b>'
                 f'<ul style="margin:2px 0;padding-left:18px">{"".join(items)}{tail}</ul></div>')
