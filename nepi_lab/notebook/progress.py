@@ -132,6 +132,10 @@ class ProgressView(StaticFallback, Following, widgets.VBox):
         return (f'<div class="nepi-progress-counts" data-counts="{_attr(counts)}" '
                 f'style="font-family:sans-serif;font-size:12px">{self.ec.exp_id}: {" · ".join(parts)}</div>')
 
+    def _static_refresh(self) -> None:
+        if not self.frozen:  # frozen bars keep what their cell showed
+            self.update()
+
     def _static_data(self) -> dict[str, str]:
         # the bars as shown (their "n/total" labels), not the counts, which may be ahead
         rows = []
