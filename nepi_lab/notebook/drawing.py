@@ -123,8 +123,9 @@ class Drawing:
     """What one drawing left on the axes, and how to bring its colours up to date.
 
     ``order`` lists the resources; ``states``, ``outcomes`` and ``released`` say how
-    each is shown.  ``overlay`` holds the artists an update redraws (the dots, the
-    legend ...); the rest is drawn once per structure.
+    each is shown.  ``overlay`` holds the artists an update redraws (the dots ...);
+    the rest, the legend included, is drawn once per structure, and again when the
+    legend changed (``background_stale``: a new outcome appeared, a few times a run).
     """
 
     grouped = False
@@ -149,6 +150,7 @@ class Drawing:
         self.legend_bottom = 0.0
         self.legend_extras = legend_extras or {}
         self.legend_key: Any = None
+        self.background_stale = False  #: the legend changed: the background must be drawn again
         self.placed = 0  #: labels drawn
         self.left_out = 0  #: labels left out for lack of room
 
@@ -201,13 +203,9 @@ class Drawing:
         entries = legend_entries(key[0], key[1], **self.legend_extras)
         if legend_rows(canvas, entries) > self.legend_rows:
             return False
-        old = self.legend
-        if old is not None and old in self.overlay:
-            self.overlay.remove(old)
         self.legend = add_legend(canvas, entries, self.legend_rows, self.legend_bottom)
-        if self.legend is not None:
-            self.overlay.append(self.legend)
         self.legend_key = key
+        self.background_stale = True
         return True
 
     def place_legend(self, entries: list[tuple[Any, str]], rows: int, bottom: float) -> None:
@@ -215,8 +213,6 @@ class Drawing:
         self.legend_bottom = bottom
         self.legend_key = (frozenset(self.outcomes), any(self.released))
         self.legend = add_legend(self.canvas, entries, rows, bottom) if self.canvas else None
-        if self.legend is not None:
-            self.overlay.append(self.legend)
 
 
 class DotDrawing(Drawing):
@@ -271,9 +267,19 @@ def draw_graph(ax: Axes, graph: Any, layout: StableLayout | dict[Any, tuple[floa
     return _draw_dots(ax, graph, positions, labels, legend, title)
 
 
-def _strip(canvas: Canvas, entries: list[tuple[Any, str]], caption: bool) -> tuple[int, float, float]:
-    """Rows of the legend, the caption's height, the strip's height (pixels)."""
+#: Outcomes a legend keeps room for from the start, so that a live view's legend can grow
+#: as a run goes on without drawing everything again.
+ROOM_FOR = frozenset({S.STARTED, S.STOPPED, S.FINISHED, S.FAILED})
+
+
+def _strip(canvas: Canvas, entries: list[tuple[Any, str]], caption: bool, outcomes: Any = (),
+           extras: dict[str, Any] | None = None) -> tuple[int, float, float]:
+    """Rows of the legend (with room for the usual outcomes and the released mark),
+    the caption's height, the strip's height (pixels)."""
     rows = legend_rows(canvas, entries) if entries else 0
+    if entries:
+        roomy = legend_entries(set(outcomes) | ROOM_FOR, True, **(extras or {}))
+        rows = max(rows, legend_rows(canvas, roomy))
     caption_h = canvas.text_size("Ag")[1] + 2 * GAP if caption else 0.0
     return rows, caption_h, rows * row_height(canvas) + caption_h + (GAP if rows or caption else 0.0)
 
@@ -324,7 +330,7 @@ def _draw_dots(ax: Axes, graph: Any, positions: dict[Any, tuple[float, float]], 
     canvas = Canvas(ax)
     entries = legend_entries(set(outcomes), any(released), **extras) if legend else []
     caption = bool(conditions) or n > 12
-    rows, caption_h, strip = _strip(canvas, entries, caption)
+    rows, caption_h, strip = _strip(canvas, entries, caption, outcomes, extras)
     top = _title(canvas, title)
     canvas = Canvas(ax, bottom=strip, top=top)
     drawing = DotDrawing(canvas, order, states, outcomes, released, drawing_signature(graph, False), extras)
@@ -335,11 +341,12 @@ def _draw_dots(ax: Axes, graph: Any, positions: dict[Any, tuple[float, float]], 
                 color="#757575", fontsize=FONT_SIZE + 1)
         return drawing
 
+    # beyond GROUP_LIMIT dots, labels would cover the picture: only when asked for
+    want_labels = labels is True or (labels is None and n <= GROUP_LIMIT)
     texts = [str(graph.nodes[g].get("label", g)) for g in order]
-    sizes = [canvas.text_size(t) for t in texts]
+    sizes = [canvas.text_size(t) for t in texts] if want_labels else [(0.0, 0.0)] * n
     label_h = max(h for _, h in sizes)
     widest = max(w for w, _ in sizes)
-    want_labels = labels is not False
     xs = np.array([positions[g][0] for g in order], dtype=float)
     ys = np.array([positions[g][1] for g in order], dtype=float)
     radius = MAX_RADIUS
@@ -567,7 +574,7 @@ def _draw_grouped(ax: Axes, graph: Any, layout: RingLayout, legend: bool,
     extras = {"connections": "connection" in has, "conditions": "condition" in has}
     canvas = Canvas(ax)
     entries = legend_entries(set(outcomes), any(released), **extras) if legend else []
-    rows, caption_h, strip = _strip(canvas, entries, True)
+    rows, caption_h, strip = _strip(canvas, entries, True, outcomes, extras)
     top = _title(canvas, title)
     canvas = Canvas(ax, bottom=strip, top=top)
     drawing = GroupDrawing(canvas, order, [s for s, _, _ in shown], outcomes, released,
@@ -690,6 +697,7 @@ def canvas_png(canvas: Any) -> bytes:
 
     width, height = canvas.get_width_height(physical=True)
     image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    image = image.convert("RGB")  # the figure is opaque: a quarter fewer bytes to compress
     out = io.BytesIO()
     image.save(out, format="png", compress_level=1)
     return out.getvalue()

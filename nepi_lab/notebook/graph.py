@@ -216,10 +216,16 @@ class GraphView(widgets.VBox):
         self._recolor()
 
     def _full_draw(self, model: Any) -> None:
-        self._drawing = drawing = self._draw(model)
+        self._drawing = self._draw(model)
         self.full_draws += 1
-        # Everything but the overlay (the dots, the legend) is drawn once and kept as
-        # a background; a recolouring pastes it back and draws only the overlay.
+        self._draw_background()
+        self._render()
+
+    def _draw_background(self) -> None:
+        """Everything but the overlay (the dots) is drawn once and kept as a background;
+        a recolouring pastes it back and draws only the overlay."""
+        drawing = self._drawing
+        assert drawing is not None
         for artist in drawing.overlay:
             artist.set_visible(False)
         canvas = self._figure.canvas
@@ -227,7 +233,7 @@ class GraphView(widgets.VBox):
         self._background = canvas.copy_from_bbox(self._figure.bbox)
         for artist in drawing.overlay:
             artist.set_visible(True)
-        self._render()
+        drawing.background_stale = False
 
     def _recolor(self) -> None:
         drawing = self._drawing
@@ -238,6 +244,8 @@ class GraphView(widgets.VBox):
             self._full_draw(self._read()[0])
         elif found == CHANGED:
             self.recolors += 1
+            if drawing.background_stale:  # a new legend: a few times a run
+                self._draw_background()
             self._render()
 
     def _render(self) -> None:
