@@ -228,6 +228,10 @@ def _hubs_and_leaves(graph: Any, nodes: list[Hashable], seed: int) -> dict[Hasha
         np.fill_diagonal(d, np.inf)
         factor = float(np.max(need / np.maximum(d, 1e-9)))
         positions = {n: (p[0] * factor, p[1] * factor) for n, p in positions.items()}
+        # leaves use the room their hub has: a third of the way to its nearest other core node
+        nearest = dict(zip(core, (d * factor).min(axis=1), strict=True))
+        for hub in leaves:
+            radius[hub] = max(radius[hub], min(nearest[hub] / 3, 3 * radius[hub]))
     for hub, group in leaves.items():
         x, y = positions[hub]
         start, width = gaps[hub]

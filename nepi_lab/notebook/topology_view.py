@@ -291,10 +291,11 @@ def draw_topology_graph(ax: Axes, topo: Any, layout: StableLayout | None = None,
             (x1, x2), (y1, y2) = canvas.to_data([p1[0], p2[0]], [p1[1], p2[1]])
             segments.append([(float(x1), float(y1)), (float(x2), float(y2))])
         drawing.link_indices = [index_of[d["guid"]] for _, _, _, d in edges]
-        drawing.casing = LineCollection(segments, linewidths=6.0, zorder=1,
+        width = 3.0 if len(edges) <= ADDRESS_LIMIT else 2.0  # many links: thinner lines
+        drawing.casing = LineCollection(segments, linewidths=2 * width, zorder=1,
                                         colors=[RING_RGBA if released[i] else _NO_RING
                                                 for i in drawing.link_indices])
-        drawing.links = LineCollection(segments, linewidths=3.0, zorder=1.5,
+        drawing.links = LineCollection(segments, linewidths=width, zorder=1.5,
                                        colors=[RGBA[outcomes[i]] for i in drawing.link_indices])
         ax.add_collection(drawing.casing)
         ax.add_collection(drawing.links)
