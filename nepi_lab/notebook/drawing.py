@@ -251,34 +251,36 @@ class DotDrawing(Drawing):
 
 def draw_graph(ax: Axes, graph: Any, layout: StableLayout | dict[Any, tuple[float, float]] | None = None,
                labels: bool | None = None, legend: bool = True, *, group: bool | None = None,
-               type_layout: RingLayout | None = None, title: str | None = None) -> Drawing:
+               type_layout: RingLayout | None = None, title: str | None = None,
+               live: bool = False) -> Drawing:
     """Draw ``graph`` (from ``ec.graph()``) on ``ax``; see the module docstring.
 
     ``layout`` is a :class:`StableLayout` (or fixed positions) for the resources,
     ``type_layout`` a :class:`RingLayout` for the types when the drawing is grouped
-    (``group=None``: beyond :data:`GROUP_LIMIT` resources).
+    (``group=None``: beyond :data:`GROUP_LIMIT` resources).  ``live``: keep room for
+    the states still to come (a live view, which recolours the drawing in place).
     """
     ax.clear()
     n = graph.number_of_nodes()
     grouped = group if group is not None else n > GROUP_LIMIT
     if grouped and n:
-        return _draw_grouped(ax, graph, type_layout or RingLayout(), legend, title)
+        return _draw_grouped(ax, graph, type_layout or RingLayout(), legend, title, live)
     positions = layout if isinstance(layout, dict) else (layout or StableLayout()).update(graph)
-    return _draw_dots(ax, graph, positions, labels, legend, title)
+    return _draw_dots(ax, graph, positions, labels, legend, title, live)
 
 
-#: Outcomes a legend keeps room for from the start, so that a live view's legend can grow
-#: as a run goes on without drawing everything again.
-ROOM_FOR = frozenset({S.STARTED, S.STOPPED, S.FINISHED, S.FAILED})
+#: States a live view keeps room for from the start (in its legend, in its cards), so that
+#: they can appear as a run goes on without drawing everything again.
+LIVE_ROOM = frozenset(S) - {S.RESERVED, S.RELEASED}
 
 
 def _strip(canvas: Canvas, entries: list[tuple[Any, str]], caption: bool, outcomes: Any = (),
-           extras: dict[str, Any] | None = None) -> tuple[int, float, float]:
-    """Rows of the legend (with room for the usual outcomes and the released mark),
-    the caption's height, the strip's height (pixels)."""
+           extras: dict[str, Any] | None = None, live: bool = False) -> tuple[int, float, float]:
+    """Rows of the legend (live: with room for every state and the released mark), the
+    caption's height, the strip's height (pixels)."""
     rows = legend_rows(canvas, entries) if entries else 0
-    if entries:
-        roomy = legend_entries(set(outcomes) | ROOM_FOR, True, **(extras or {}))
+    if entries and live:
+        roomy = legend_entries(set(outcomes) | LIVE_ROOM, True, **(extras or {}))
         rows = max(rows, legend_rows(canvas, roomy))
     caption_h = canvas.text_size("Ag")[1] + 2 * GAP if caption else 0.0
     return rows, caption_h, rows * row_height(canvas) + caption_h + (GAP if rows or caption else 0.0)
@@ -308,7 +310,7 @@ def _caption(canvas: Canvas, text: str) -> Any:
 
 
 def _draw_dots(ax: Axes, graph: Any, positions: dict[Any, tuple[float, float]], labels: bool | None,
-               legend: bool, title: str | None) -> DotDrawing:
+               legend: bool, title: str | None, live: bool = False) -> DotDrawing:
     import numpy as np
     from matplotlib.collections import LineCollection
     from matplotlib.patches import FancyArrowPatch
@@ -330,7 +332,7 @@ def _draw_dots(ax: Axes, graph: Any, positions: dict[Any, tuple[float, float]], 
     canvas = Canvas(ax)
     entries = legend_entries(set(outcomes), any(released), **extras) if legend else []
     caption = bool(conditions) or n > 12
-    rows, caption_h, strip = _strip(canvas, entries, caption, outcomes, extras)
+    rows, caption_h, strip = _strip(canvas, entries, caption, outcomes, extras, live)
     top = _title(canvas, title)
     canvas = Canvas(ax, bottom=strip, top=top)
     drawing = DotDrawing(canvas, order, states, outcomes, released, drawing_signature(graph, False), extras)
@@ -531,6 +533,18 @@ class GroupDrawing(Drawing):
         return True
 
 
+def _badge_rows(canvas: Canvas, texts: list[str], width: float) -> int:
+    """Rows the badges take in a card ``width`` pixels wide (laid as in :meth:`GroupDrawing.draw_insides`)."""
+    left, right = 6.0, width - 4.0
+    x, rows = left, 1
+    for text in texts:
+        w = canvas.text_size(text)[0]
+        if x + w + 6 > right and x > left:
+            x, rows = left, rows + 1
+        x += w + 10
+    return rows
+
+
 def _short_types(types: list[str]) -> dict[str, str]:
     """``Application`` for ``linux::Application``, unless two platforms share the name."""
     short = {t: t.rsplit("::", 1)[-1] for t in types}
@@ -561,7 +575,7 @@ def type_graph(graph: Any) -> Any:
 
 
 def _draw_grouped(ax: Axes, graph: Any, layout: RingLayout, legend: bool,
-                  title: str | None) -> GroupDrawing:
+                  title: str | None, live: bool = False) -> GroupDrawing:
     import numpy as np
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -574,7 +588,7 @@ def _draw_grouped(ax: Axes, graph: Any, layout: RingLayout, legend: bool,
     extras = {"connections": "connection" in has, "conditions": "condition" in has}
     canvas = Canvas(ax)
     entries = legend_entries(set(outcomes), any(released), **extras) if legend else []
-    rows, caption_h, strip = _strip(canvas, entries, True, outcomes, extras)
+    rows, caption_h, strip = _strip(canvas, entries, True, outcomes, extras, live)
     top = _title(canvas, title)
     canvas = Canvas(ax, bottom=strip, top=top)
     drawing = GroupDrawing(canvas, order, [s for s, _, _ in shown], outcomes, released,
@@ -588,9 +602,24 @@ def _draw_grouped(ax: Axes, graph: Any, layout: RingLayout, legend: bool,
     titles = {t: f"{names[t]} \u00d7{folded.nodes[t]['count']:,}" for t in types}
     em = canvas.pixels(FONT_SIZE)
     line_h = canvas.text_size("Ag")[1] + 4
-    # a card holds its title, the bar and up to two rows of badges (four or five states)
-    widths = {t: max(canvas.text_size(titles[t], FONT_SIZE + 0.5)[0] + 16, 200.0) for t in types}
-    height = 6 + canvas.text_size("Ag")[1] + 4 + 0.9 * em + 4 + 2 * line_h + 6
+    # a card holds its title, the bar and at least two rows of badges: those of now, and
+    # in a live view those of any state to come (the card is widened to keep it to three)
+    widths, badge_rows = {}, 2
+    for t in types:
+        indices = drawing.types[t]
+        now = Counter(outcomes[i] for i in indices)
+        texts = [f"{s.name} {now[s]}" for s in S if now.get(s)]
+        if any(released[i] for i in indices):
+            texts.append(f"released {len(indices)}")
+        width = max(canvas.text_size(titles[t], FONT_SIZE + 0.5)[0] + 16, 200.0)
+        if live:
+            every = [f"{s.name} {len(indices)}" for s in S if s in LIVE_ROOM] + [f"released {len(indices)}"]
+            while width < 340 and _badge_rows(canvas, every, width) > 3:
+                width += 20
+            badge_rows = max(badge_rows, _badge_rows(canvas, every, width))
+        widths[t] = width
+        badge_rows = max(badge_rows, _badge_rows(canvas, texts, width))
+    height = 6 + canvas.text_size("Ag")[1] + 4 + 0.9 * em + 4 + badge_rows * line_h + 6
     positions = layout.update(folded)
     xs = np.array([positions[t][0] for t in types], dtype=float)
     ys = np.array([positions[t][1] for t in types], dtype=float)

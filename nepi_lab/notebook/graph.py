@@ -202,7 +202,7 @@ class GraphView(widgets.VBox):
 
     def _draw(self, model: Any) -> Drawing:
         return draw_graph(self._ax, model, self._layout_engine, self._labels, group=self._group,
-                          type_layout=self._type_layout)
+                          type_layout=self._type_layout, live=True)
 
     def _update(self) -> None:
         if self._structure_dirty:

@@ -208,8 +208,9 @@ def _unit(dx: float, dy: float) -> tuple[float, float]:
 
 
 def draw_topology_graph(ax: Axes, topo: Any, layout: StableLayout | None = None, labels: bool | None = None,
-                        legend: bool = True, title: str | None = None) -> TopologyDrawing:
-    """Draw ``topo`` (from :func:`topology_graph`) on ``ax``; see the module docstring."""
+                        legend: bool = True, title: str | None = None, live: bool = False) -> TopologyDrawing:
+    """Draw ``topo`` (from :func:`topology_graph`) on ``ax``; see the module docstring
+    (``live``: keep legend room for the states still to come)."""
     import numpy as np
     from matplotlib.collections import LineCollection
 
@@ -231,7 +232,7 @@ def draw_topology_graph(ax: Axes, topo: Any, layout: StableLayout | None = None,
     canvas = Canvas(ax)
     entries = legend_entries(set(outcomes), any(released), **extras) if legend else []
     not_drawn = topo.graph["not_drawn"]
-    rows, caption_h, strip = _strip(canvas, entries, True, outcomes, extras)
+    rows, caption_h, strip = _strip(canvas, entries, True, outcomes, extras, live)
     top = _title(canvas, title)
     canvas = Canvas(ax, bottom=strip, top=top)
     drawing = TopologyDrawing(canvas, order, states, outcomes, released, topology_signature(topo), extras)
@@ -529,7 +530,7 @@ class TopologyView(GraphView):
 
     def _draw(self, model: Any) -> Drawing:
         self._topology = model
-        return draw_topology_graph(self._ax, model, self._layout_engine, self._labels)
+        return draw_topology_graph(self._ax, model, self._layout_engine, self._labels, live=True)
 
     def _caption_html(self) -> str:
         from .html import outcome_counts_html
