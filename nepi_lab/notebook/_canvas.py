@@ -318,7 +318,7 @@ def legend_entries(outcomes: Iterable[ResourceState], released: bool, connection
     if released:
         entries.append((Line2D([], [], marker="o", linestyle="", markersize=8, markerfacecolor="white",
                                markeredgecolor=RELEASED_RING, markeredgewidth=2.6),
-                        "released (grey ring; fill: outcome)"))
+                        "released (grey ring)"))
     if connections:
         entries.append((Line2D([], [], color=CONNECTION_COLOR, linewidth=1.5), "connection"))
     if conditions:

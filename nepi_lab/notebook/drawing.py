@@ -201,9 +201,10 @@ class Drawing:
         if key == self.legend_key:
             return True
         entries = legend_entries(key[0], key[1], **self.legend_extras)
-        if legend_rows(canvas, entries) > self.legend_rows:
+        rows = legend_rows(canvas, entries)
+        if rows > self.legend_rows:
             return False
-        self.legend = add_legend(canvas, entries, self.legend_rows, self.legend_bottom)
+        self.legend = add_legend(canvas, entries, rows, self.legend_bottom)
         self.legend_key = key
         self.background_stale = True
         return True
@@ -212,7 +213,8 @@ class Drawing:
         self.legend_rows = rows
         self.legend_bottom = bottom
         self.legend_key = (frozenset(self.outcomes), any(self.released))
-        self.legend = add_legend(self.canvas, entries, rows, bottom) if self.canvas else None
+        if self.canvas is not None and entries:  # as few rows as it needs now, in the room kept
+            self.legend = add_legend(self.canvas, entries, legend_rows(self.canvas, entries), bottom)
 
 
 class DotDrawing(Drawing):
