@@ -360,7 +360,7 @@ def _draw_dots(ax: Axes, graph: Any, positions: dict[Any, tuple[float, float]], 
         px, py = canvas.fit(xs, ys, pad_x, pad_y)
         nearest = nearest_distances(px, py)
         closest = float(np.min(nearest)) if n > 1 else math.inf
-        radius = max(MIN_RADIUS, min(MAX_RADIUS, 0.24 * closest))
+        radius = max(MIN_RADIUS, min(MAX_RADIUS, 0.2 * closest))
     diameter_pt = canvas.points(2 * radius)
     drawing.ring_width = max(1.6, min(3.2, 0.2 * diameter_pt))
     drawing.linewidths[:] = [drawing.ring_width if r else 0.8 for r in released]
@@ -385,7 +385,8 @@ def _draw_dots(ax: Axes, graph: Any, positions: dict[Any, tuple[float, float]], 
     drawing.nodes = ax.scatter(xs, ys, s=diameter_pt**2, c=drawing.rgba, edgecolors=drawing.edge_rgba,
                                linewidths=drawing.linewidths, zorder=3)
     drawing.overlay.insert(0, drawing.nodes)
-    placer.block_circles(px, py, radius + 1)
+    clear = radius + canvas.pixels(drawing.ring_width) / 2 + 1  # the ring is drawn half outside the dot
+    placer.block_circles(px, py, clear)
 
     def put(text: str, box: tuple[float, float, float, float], backed: bool, color: str = "#212121") -> None:
         x, y = canvas.to_data((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
@@ -404,7 +405,7 @@ def _draw_dots(ax: Axes, graph: Any, positions: dict[Any, tuple[float, float]], 
             if length > 1e-6:
                 away = (dx / length, dy / length)
         w, h = sizes[i]
-        found = placer.place(w, h, around(px[i], py[i], radius, w, h, away))
+        found = placer.place(w, h, around(px[i], py[i], clear, w, h, away))
         if found is None:
             left_out["name" if graph.nodes[order[i]].get("name") else "label"] += 1
         else:

@@ -317,7 +317,8 @@ def draw_topology_graph(ax: Axes, topo: Any, layout: StableLayout | None = None,
         drawing.overlay.insert(0, art)
     drawing.nodes = drawing.groups[0][0] if drawing.groups else None
     drawing.hosts = len(nodes)
-    placer.block_circles(px, py, radius + 1)
+    clear = radius + canvas.pixels(ring) / 2 + 1  # the ring is drawn half outside the dot
+    placer.block_circles(px, py, clear)
 
     # applications: small squares around their host, in the widest gap between its links
     app_points: dict[int, tuple[float, float]] = {}
@@ -378,7 +379,7 @@ def draw_topology_graph(ax: Axes, topo: Any, layout: StableLayout | None = None,
             if neighbours:
                 away = _unit(px[i] - float(np.mean(px[neighbours])), py[i] - float(np.mean(py[neighbours])))
             w, h = sizes[i]
-            found = placer.place(w, h, around(px[i], py[i], radius, w, h, away), soft=False)
+            found = placer.place(w, h, around(px[i], py[i], clear, w, h, away), soft=False)
             if found is not None:
                 put(texts[i], found[0], FONT_SIZE + 0.5, "#212121")
         # link properties in the middle, then each end's addresses near it
