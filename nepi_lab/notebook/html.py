@@ -75,6 +75,23 @@ def state_badge(state: ResourceState, text: str | None = None) -> str:
             f'{_e(text if text is not None else state.name)}</span>')
 
 
+def released_badge(text: str = "released") -> str:
+    """The secondary mark of a released resource: an outlined ``<span>`` in the RELEASED colour.
+
+    It goes beside the outcome's badge, never instead of it.
+    """
+    return (f'<span data-released="true" style="border:2px solid {STATE_COLORS[S.RELEASED]};'
+            f'padding:0 5px;border-radius:8px;font-size:11px;white-space:nowrap">{_e(text)}</span>')
+
+
+def outcome_html(rm: ResourceManager) -> str:
+    """The outcome's badge of ``rm`` (its state, or what it was released from), and the
+    released mark if it is released."""
+    outcome = rm.outcome
+    badge = state_badge(outcome)
+    return badge + " " + released_badge() if rm.state == S.RELEASED else badge
+
+
 def _short(value: Any, limit: int = MAX_VALUE) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -98,6 +115,7 @@ def key_attributes(rm: ResourceManager) -> dict[str, Any]:
 
 def _attributes_cell(rm: ResourceManager) -> str:
     items = key_attributes(rm)
+    items.pop("name", None)  # it has a column of its own
     if not items:
         return f'<span style="{_MUTED}">defaults</span>'
     return "<br>".join(f"<code>{_e(name)}</code>={_e(_short(value))}" for name, value in items.items())
@@ -118,6 +136,12 @@ def state_counts_html(counts: Counter[ResourceState] | dict[ResourceState, int])
     return " ".join(state_badge(s, f"{s.name} {counts[s]}") for s in S if counts.get(s))
 
 
+def outcome_counts_html(counts: Counter[ResourceState] | dict[ResourceState, int], released: int = 0) -> str:
+    """One badge per outcome present (see :func:`state_counts_html`), then ``released N``."""
+    text = state_counts_html(counts)
+    return f"{text} {released_badge(f'released {released}')}" if released else text
+
+
 def _resources(ec: ExperimentController) -> list[ResourceManager]:
     rms = []
     for guid in ec.resources:
@@ -131,8 +155,10 @@ def _resources(ec: ExperimentController) -> list[ResourceManager]:
 def controller_html(ec: ExperimentController, max_rows: int = MAX_ROWS) -> str | None:
     """The controller as HTML: identity, counts by state, and a table of resources.
 
-    Columns: guid, type, state, the attributes that differ from their defaults,
-    connections, and the failure reason.  At most ``max_rows`` rows are shown (the
+    Columns: guid, name, type, outcome (the state, or once released the state it
+    was released from, with a "released" mark beside it), the attributes that
+    differ from their defaults, connections, and the failure reason; the counts
+    are by outcome.  At most ``max_rows`` rows are shown (the
     counts always cover every resource).  Returns None if it cannot be built, so
     that IPython falls back to the plain ``repr``.
     """
@@ -145,13 +171,14 @@ def controller_html(ec: ExperimentController, max_rows: int = MAX_ROWS) -> str |
 
 def _controller_html(ec: ExperimentController, max_rows: int) -> str:
     rms = _resources(ec)
-    counts = Counter(rm.state for rm in rms)
+    counts = Counter(rm.outcome for rm in rms)
+    released = sum(1 for rm in rms if rm.state == S.RELEASED)
     failures = ec.failures
     head = (
         f'<div class="nepi-controller {NO_MATH}" style="{_HEAD}">'
         f"<b>ExperimentController</b> <code>{_e(ec.exp_id)}</code> run <code>{_e(ec.run_id)}</code> "
         f"· <b>{_e(ec.ecstate.name)}</b> · {len(rms)} resource{'s' if len(rms) != 1 else ''} "
-        f"{state_counts_html(counts)}"
+        f"{outcome_counts_html(counts, released)}"
         f'<div style="{_MUTED};font-size:11px">{_e(ec.run_dir)}</div>'
     )
     if failures:
@@ -163,10 +190,11 @@ def _controller_html(ec: ExperimentController, max_rows: int) -> str:
     for rm in rms[:max_rows]:
         connections = ", ".join(str(g) for g in sorted(rm.connections))
         rows.append(
-            f'<tr data-guid="{rm.guid}" data-state="{rm.state.name}">'
+            f'<tr data-guid="{rm.guid}" data-state="{rm.state.name}" data-outcome="{rm.outcome.name}">'
             f'<td style="{_TD}">{rm.guid}</td>'
+            f'<td style="{_TD}">{_e(rm.name or "")}</td>'
             f'<td style="{_TD}"><code>{_e(rm.get_rtype())}</code></td>'
-            f'<td style="{_TD}">{state_badge(rm.state)}</td>'
+            f'<td style="{_TD}">{outcome_html(rm)}</td>'
             f'<td style="{_TD}">{_attributes_cell(rm)}</td>'
             f'<td style="{_TD}">{_e(connections)}</td>'
             f'<td style="{_TD}">{_failure_cell(rm)}</td></tr>'
@@ -175,7 +203,7 @@ def _controller_html(ec: ExperimentController, max_rows: int) -> str:
     if len(rms) > max_rows:
         more = f'<div style="{_MUTED};font-size:11px">… and {len(rms) - max_rows} more resources</div>'
     header = "".join(f'<th style="{_TH}">{h}</th>'
-                     for h in ("guid", "type", "state", "attributes", "connected to", "failure"))
+                     for h in ("guid", "name", "type", "outcome", "attributes", "connected to", "failure"))
     return (head + f'<table class="nepi-resources" style="{_TABLE}"><thead><tr>{header}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>{more}</div>')
 
@@ -213,8 +241,10 @@ def _resource_html(rm: ResourceManager) -> str:
         )
     header = "".join(f'<th style="{_TH}">{h}</th>' for h in ("attribute", "value", "type", "flags", "help"))
     parts = [
-        f'<div class="nepi-resource {NO_MATH}" data-guid="{rm.guid}" style="{_HEAD}">'
-        f"<b>{_e(rm.get_rtype())}</b> guid {rm.guid} {state_badge(rm.state)}"
+        f'<div class="nepi-resource {NO_MATH}" data-guid="{rm.guid}" data-state="{rm.state.name}" '
+        f'data-outcome="{rm.outcome.name}" style="{_HEAD}">'
+        f'{f"<b>{_e(rm.name)}</b> " if rm.name else ""}'
+        f"<b>{_e(rm.get_rtype())}</b> guid {rm.guid} {outcome_html(rm)}"
         f'{"" if rm.critical else " <i>non-critical</i>"}'
     ]
     if explanation:

@@ -158,3 +158,40 @@ def test_colours_follow_jupyterlab_themes_with_light_fallbacks(ec):
                     assert re.fullmatch(r".*var\(--jp-[a-z0-9-]+, #[0-9a-f]{3,6}\).*", value.strip()), \
                         declaration
         assert checked >= 3
+
+
+def test_outcomes_survive_release_in_the_tables(ec):
+    host = ec.register_resource("nbtest::Host", name="server")
+    good = ec.register_resource("nbtest::Task", connectedTo=host, name="client <1>")
+    bad = ec.register_resource("nbtest::Task", fail=True, critical=False)
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    ec.shutdown()
+    text = controller_html(ec)
+    rows = re.findall(r'<tr data-guid="(\d+)" data-state="(\w+)" data-outcome="(\w+)"', text)
+    assert rows == [(str(host), "RELEASED", "STOPPED"), (str(good), "RELEASED", "FINISHED"),
+                    (str(bad), "RELEASED", "FAILED")]
+    # each row: the outcome's badge, then the released mark beside it (never instead)
+    row = text[text.index(f'<tr data-guid="{bad}"'):]
+    row = row[: row.index("</tr>")]
+    assert row.index('data-state="FAILED"') < row.index('data-released="true"')
+    assert STATE_COLORS[ec.get_resource(bad).outcome] in row
+    head = text[: text.index("<table")]  # the counts are by outcome: no RELEASED among them
+    assert 'data-state="RELEASED"' not in head
+    assert "FINISHED 1" in text and "FAILED 1" in text and "STOPPED 1" in text and "released 3" in text
+    # names have a column of their own, escaped
+    assert "<td style" in text and ">server</td>" in text and "client &lt;1&gt;" in text
+    assert "<code>name</code>" not in text
+    page = resource_html(ec.get_resource(bad))
+    assert 'data-outcome="FAILED"' in page and 'data-released="true"' in page
+    assert page.index('data-state="FAILED"') < page.index('data-released="true"')
+    assert "<b>server</b>" in resource_html(ec.get_resource(host))
+
+
+def test_a_running_resource_has_no_released_mark(ec):
+    task = ec.register_resource("nbtest::Task", seconds=5)
+    ec.deploy()
+    ec.wait_started(task, timeout=10)
+    text = controller_html(ec)
+    assert f'<tr data-guid="{task}" data-state="STARTED" data-outcome="STARTED"' in text
+    assert "data-released" not in text
