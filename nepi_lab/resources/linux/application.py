@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Types
 from ...core.errors import AttributeValueError, CommandError, InvalidInputError, ResultsWriteError
-from ...core.resource import ResourceManager
+from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, read_trace_file
 from .executor import MissingCommandsError, ProcessHandle
@@ -142,6 +142,7 @@ class Application(ResourceManager):
     _help = "A shell command run on a linux::Node, with sources, build, install and traces."
     _platform = "linux"
     _connects_to = ("linux::Node",)  # one: valid_connection refuses a second
+    _topology_role = TopologyRole.APPLICATION
     _attributes = (
         Attribute("command", "shell command line to run (may use ${APP_HOME} ...); "
                   "default: ${CODE} if code is set, else nothing to run"),

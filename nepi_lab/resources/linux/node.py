@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ...core.attributes import Attribute, Flags, Types
-from ...core.resource import ResourceManager, on_controller_loop
+from ...core.resource import ResourceManager, TopologyRole, on_controller_loop
 from ...core.states import ResourceState
 from ...core.traces import TraceAttr
 from ._local import LocalExecutor
@@ -78,6 +78,7 @@ class Node(ResourceManager):
     _help = "A Linux host (localhost now; SSH later) that runs applications."
     _platform = "linux"
     _connects_to = ("linux::Application",)  # and every tool, which are applications
+    _topology_role = TopologyRole.HOST
     _attributes = (
         Attribute("hostname", "host name or address; localhost, 127.0.0.1 or ::1 mean this machine",
                   default="localhost", flags=Flags.Design),

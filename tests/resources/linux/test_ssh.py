@@ -220,15 +220,20 @@ def test_per_command_latency_on_a_reused_connection(ec, ssh_node):
     sock = conn.get_extra_info("socket")
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)  # no 40 ms delayed-ACK stalls
 
-    async def many(n):
+    async def each(n):
         await rm.run("true")
-        t0 = time.perf_counter()
+        times = []
         for _ in range(n):
+            t0 = time.perf_counter()
             await rm.run("true")
-        return (time.perf_counter() - t0) / n
+            times.append(time.perf_counter() - t0)
+        return sorted(times)
 
-    per_command = run_on_loop(ec, many(30))
-    assert per_command < 0.02, f"{per_command * 1000:.1f} ms per command"
+    # A delayed-ACK stall costs every command ~40 ms: even the fastest of 30 would show
+    # it. (The fastest, not the mean: a loaded machine slows some commands, never all;
+    # the figure itself is measured by benchmarks/bench_ssh.py.)
+    times = run_on_loop(ec, each(30))
+    assert times[0] < 0.02, f"fastest of 30 commands {times[0] * 1000:.1f} ms (median {times[15] * 1000:.1f})"
 
 
 def test_200_concurrent_applications_within_the_session_limit(ec, ssh_node, sshd):  # noqa: F811
