@@ -248,7 +248,7 @@ class Application(ResourceManager):
         command = self.get(step)
         log_path = self.host_path(step)
         process = await self.node.spawn(command, stdout=log_path, stderr=log_path, cwd=self.app_home,
-                                        env=self._env, path=[self.node.bin_dir])
+                                        env=self._env, path=[self.node.bin_dir], owner=self.guid)
         status = await self._wait_or_kill(process)
         if status != 0:
             tail = await self.node.executor.tail(log_path)
@@ -377,7 +377,8 @@ class Application(ResourceManager):
         workdir = posixpath.join(self.app_home, workdir)  # absolute stays absolute
         stdin = posixpath.join(self.app_home, "stdin") if self.get("stdin") is not None else None
         process = await node.spawn(command, stdout=self.host_path("stdout"), stderr=self.host_path("stderr"),
-                                   stdin=stdin, cwd=workdir, env=self._env, path=[node.bin_dir])
+                                   stdin=stdin, cwd=workdir, env=self._env, path=[node.bin_dir],
+                                   owner=self.guid)
         self._process = process
         self._ended = asyncio.ensure_future(self._after_exit(process))
         if self._ready_timeout is not None:
@@ -430,20 +431,31 @@ class Application(ResourceManager):
         process = self._process
         if process is not None and process.returncode is None:
             process.kill()
+        # collected when the process ended, unless it never ran or its end was not seen
+        collect = self._ended is None
         if self._ended is not None:
             try:
                 await asyncio.shield(self._ended)
             except Exception as exc:  # e.g. the connection was lost: its run already failed on it
                 log.debug("application %s: outcome unavailable at release: %s", self.guid, exc)
-        elif not self._collected:
-            await self._collect()
+                collect = True
         node = self._node
-        if node is not None and node._executor is not None and self.app_home and node.get("cleanExperiment"):
+        if node is None or node._executor is None:
+            return
+        executor = node.executor
+        # what the command started and left running, also outside its process group
+        stopped = await executor.stop_owner(self.guid)
+        if stopped:
+            log.info("application %s: stopped %s processes it left running on %s", self.guid, stopped,
+                     executor.where)
+        if collect and not self._collected:
+            await self._collect()
+        if self.app_home and node.get("cleanExperiment"):
             if self.keeps_files_on_host:
                 log.warning("application %s: its traces stay in %s on %s (they could not all be "
-                            "written into the run directory)", self.guid, self.app_home, node.executor.where)
+                            "written into the run directory)", self.guid, self.app_home, executor.where)
             else:
-                await node.executor.remove_tree(self.app_home)
+                await executor.remove_tree(self.app_home)
 
     # -- traces --------------------------------------------------------------------------
 

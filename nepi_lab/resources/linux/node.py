@@ -39,6 +39,7 @@ from ...core.resource import ResourceManager, TopologyRole, on_controller_loop
 from ...core.states import ResourceState
 from ...core.traces import TraceAttr
 from ._local import LocalExecutor
+from ._tracking import run_key
 from .executor import CommandResult, Executor, ProcessHandle
 
 if TYPE_CHECKING:
@@ -141,8 +142,13 @@ class Node(ResourceManager):
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def _track(self, executor: Executor) -> Executor:
+        """Make ``executor`` mark every process it starts as this run's (see :mod:`._tracking`)."""
+        executor.track(run_key(self.ec.exp_id, self.ec.run_id), self.guid)
+        return executor
+
     async def do_discover(self) -> None:
-        executor = make_executor(self)
+        executor = self._track(make_executor(self))
         await executor.connect()
         self._executor = executor
         user_home = await executor.home_dir()
@@ -169,6 +175,7 @@ class Node(ResourceManager):
         try:
             if self.get("cleanProcesses"):
                 executor.kill_all()
+                await executor.stop_tracked()
             keep = any(getattr(rm, "keeps_files_on_host", False) for rm in self.get_connected())
             if self.get("cleanExperiment") and self.node_home:
                 await executor.remove_tree(self.node_home)
@@ -215,10 +222,14 @@ class Node(ResourceManager):
 
     async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
                     cwd: str | None = None, env: dict[str, str] | None = None,
-                    path: Sequence[str] = ()) -> ProcessHandle:
-        """Start ``command`` with its streams in host files; return a handle at once."""
+                    path: Sequence[str] = (), owner: int | None = None) -> ProcessHandle:
+        """Start ``command`` with its streams in host files; return a handle at once.
+
+        ``owner`` is the guid of the application it is for (default: this node):
+        ``executor.stop_owner(owner)`` stops whatever it leaves running.
+        """
         return await self.executor.spawn(command, stdout=stdout, stderr=stderr, stdin=stdin, cwd=cwd,
-                                         env=env, path=path)
+                                         env=env, path=path, owner=owner)
 
     @on_controller_loop
     async def upload(self, local: str, remote: str) -> None:
