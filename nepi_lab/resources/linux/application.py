@@ -18,12 +18,17 @@ run
     status 0 gives FINISHED; anything else FAILED, with the status and the end of
     standard error in the failure record.  When the main process ends, whatever it
     left running in its process group is killed: a command that starts helpers in
-    the background must wait for them.
+    the background must wait for them.  What left the group (a daemon) runs on
+    until release.
 stop
     SIGTERM to the process group, SIGKILL after ``stopGracePeriod`` seconds: STOPPED.
 release
-    kills whatever still runs; with the node's ``cleanExperiment`` removes
-    ``${APP_HOME}`` from the host.
+    kills whatever still runs, also what left the process group (``setsid``,
+    daemons: found in the application's cgroup or by the run's marker in its
+    environment, see :mod:`._tracking`); collects the traces if that was not done;
+    with the node's ``cleanExperiment`` removes ``${APP_HOME}`` from the host.  If
+    the host cannot be reached (an SSH connection lost for good), release says so and
+    the run's ``hosts.json`` lists what stays there, for ``nepi-lab cleanup``.
 
 Traces (stdout, stderr, build, install) are files on the host, never held in
 memory; they are collected into the run directory (hard-linked when possible) when
@@ -443,6 +448,8 @@ class Application(ResourceManager):
         if node is None or node._executor is None:
             return
         executor = node.executor
+        if not await executor.reconnect():  # the host stays unreachable: its node records what is left
+            raise node._note_left(self, self.app_home)
         # what the command started and left running, also outside its process group
         stopped = await executor.stop_owner(self.guid)
         if stopped:

@@ -31,13 +31,27 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from ...core.errors import CommandError
+from ...core.errors import CommandError, NepiError
 from ...core.errors import CommandTimeoutError as CommandTimeoutError  # re-exported here
 from ...core.errors import MissingCommandsError as MissingCommandsError  # re-exported here
 from ...core.traces import TraceAttr
 
 #: Bytes of standard error kept in a failure record.
 STDERR_TAIL = 2000
+
+
+class LeftOnHostError(NepiError, ConnectionError):
+    """Release could not reach a host: what ``left`` lists may still run and lie there.
+
+    ``left`` holds ``processes`` (each with its ``process_group`` and ``command``) and
+    ``folders``; the run's ``hosts.json`` records it, and ``nepi-lab cleanup`` stops and
+    collects it once the host answers again.
+    """
+
+    def __init__(self, message: str, where: str, left: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.where = where
+        self.left = left
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +159,12 @@ class Executor(abc.ABC):
     async def reconnect(self) -> bool:
         """Whether the host can be reached now, trying once more if it was lost."""
         return True
+
+    def left_on_host(self, owner: int | None = None) -> list[dict[str, Any]]:
+        """Processes of ``owner`` (None: every owner) whose end this executor did not see,
+        each ``{"owner", "process_group", "command", ...}``: what may still run on an
+        unreachable host."""
+        return []
 
     async def missing_commands(self, names: Sequence[str], path: Sequence[str] = ()) -> list[str]:
         """The ``names`` that are not commands on the host (``path`` searched first).

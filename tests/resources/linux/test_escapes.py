@@ -24,10 +24,10 @@ from .conftest import all_gone, processes_with, wait_for_processes
 
 S = ResourceState
 
-#: Commands whose ``sleep`` leaves the shell's process group and outlives the shell (the
-#: background ones give it a moment to leave before the shell ends, which kills its group).
+#: Commands whose ``sleep`` leaves the shell's process group and outlives the shell (each
+#: gives it a moment to leave before the shell ends, which kills what is left in its group).
 ESCAPES = {
-    "setsid -f": "setsid -f sleep 301; echo x",
+    "setsid -f": "setsid -f sleep 301; sleep 0.5; echo x",
     "setsid &": "setsid sleep 301 & sleep 0.5; echo x",
     "setsid double fork": "(setsid sh -c 'sleep 301 &' &); sleep 0.5; echo x",
     "nohup &": "nohup setsid sleep 301 >/dev/null 2>&1 & sleep 0.5; echo x",
@@ -101,8 +101,8 @@ def test_the_escaped_processes_of_a_running_application_are_stopped_with_it(ec, 
 
 
 def test_every_process_carries_the_run_marker(ec, node, marker, tracking):
-    app = ec.register_resource("linux::Application", connectedTo=node, command="setsid -f sleep 301",
-                               env=f"MARK={marker}")
+    app = ec.register_resource("linux::Application", connectedTo=node,
+                               command="setsid -f sleep 301; sleep 0.5", env=f"MARK={marker}")
     ec.deploy()
     ec.wait_finished(app, timeout=20)
     (sleeper,) = escaped_sleepers(marker)
@@ -119,7 +119,8 @@ SCRIPT = textwrap.dedent("""
     from nepi_lab import ExperimentController
     ec = ExperimentController(exp_id="escapes", local_dir={results!r})
     node = ec.register_resource("linux::Node", home={home!r})
-    app = ec.register_resource("linux::Application", connectedTo=node, command="setsid -f sleep 301",
+    app = ec.register_resource("linux::Application", connectedTo=node,
+                               command="setsid -f sleep 301; sleep 0.5",
                                env="MARK=" + {head!r} + {tail!r})  # not the marker: this command line
     ec.deploy()
     ec.wait_finished(timeout=10)
