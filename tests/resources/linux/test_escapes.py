@@ -20,7 +20,8 @@ import pytest
 from nepi_lab import ResourceState
 from nepi_lab.resources.linux import _tracking
 
-from .conftest import all_gone, processes_with, wait_for_processes
+from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes
+from .sshd import sshd  # noqa: F401 - the session fixture
 
 S = ResourceState
 
@@ -162,3 +163,33 @@ def test_processes_without_the_marker_are_never_touched(ec, node, marker, tracki
     finally:
         stranger.kill()
         stranger.wait()
+
+
+# -- over SSH (the marker, found by one command on the host), and the node's own commands ----------
+
+
+@pytest.mark.parametrize("command", ESCAPES.values(), ids=ESCAPES.keys())
+def test_release_stops_what_left_the_process_group_over_ssh(ec, sshd, marker, command):  # noqa: F811
+    node = ec.register_resource("linux::Node", **sshd.node_attributes())
+    app = ec.register_resource("linux::Application", connectedTo=node, command=command, env=f"MARK={marker}")
+    ec.deploy()
+    ec.wait_finished(app, timeout=20)
+    assert ec.state(app) == S.FINISHED
+    assert ec.trace(app, "stdout") == "x\n"
+    (sleeper,) = escaped_sleepers(marker)
+    assert sleeper.username() == sshd.user
+    ec.release(app)
+    assert all_gone(marker)
+
+
+@pytest.mark.parametrize("where", ["localhost", "ssh"])
+def test_node_release_stops_what_node_commands_left(ec, sshd, home, marker, where):  # noqa: F811
+    attributes = sshd.node_attributes() if where == "ssh" else {"home": home}
+    node = ec.register_resource("linux::Node", **attributes)
+    ec.deploy()
+    ec.wait_deployed(node, timeout=20)
+    rm = ec.get_resource(node)
+    run_on_loop(ec, rm.run(f"setsid -f sleep 301 >/dev/null 2>&1 # {marker}", env={"MARK": marker}))
+    assert escaped_sleepers(marker)
+    ec.release()
+    assert all_gone(marker)
