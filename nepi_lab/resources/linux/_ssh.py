@@ -46,15 +46,26 @@ Processes
     :meth:`SshExecutor.kill_all` signals only the groups this executor started.
 Dropped connections
     Commands run in their own sessions, so they survive a dropped connection.  When a
-    connection drops, the pool makes one attempt to reconnect (within
-    ``connectTimeout``).  If it succeeds, each process that was running is re-attached:
+    connection drops, the pool reconnects, backing off from 0.1 s to 2 s between
+    attempts, for the node's ``reconnectTimeout`` (default 30 s); meanwhile commands
+    wait, the resources keep their state and ``ec.explain`` says what goes on (the
+    executor's ``on_trouble`` callback).  A refused key or a changed host key ends the
+    attempts at once.  Once reconnected, each process that was running is re-attached:
     a command on the new connection waits on the host for the supervisor to end
     (checking ten times a second: the one place that polls, and only after a drop),
-    relays signals meanwhile, and prints the exit file, so no outcome is lost.  If it
-    fails, every process running there fails with :class:`SshConnectionLostError`
-    ("connection to ... lost ...; outcome unknown"), and so does every node using the
-    connection, a moment after its applications.  Commands started by
-    :meth:`SshExecutor.run` (short ones) fail the same way.
+    relays signals meanwhile, and prints the exit file, so no outcome is lost.  If the
+    time runs out, every process running there fails with
+    :class:`SshConnectionLostError` ("... not restored within 30 s ...; outcome
+    unknown"), and so does every node using the connection, a moment after its
+    applications.  Commands started by :meth:`SshExecutor.run` (short ones) fail the same
+    way.  Release tries once more (:meth:`SshExecutor.reconnect`): reached, it stops what
+    runs (by the run's marker, see :mod:`._tracking`) and collects the traces; not
+    reached, the node records what stays on the host for ``nepi-lab cleanup``.
+Markers
+    Every command carries the run's marker (``NEPI_LAB_RUN``) in its environment;
+    :meth:`SshExecutor.sweep` kills the processes that carry given markers with one
+    ``grep -z`` over ``/proc/*/environ`` on the host (the user's own processes: the
+    only ones it may signal anyway), which also finds what left its process group.
 
 asyncssh is imported when the first connection opens, never by ``import nepi_lab``;
 without it, deploying an SSH node fails with ``pip install 'nepi_lab[ssh]'``.
