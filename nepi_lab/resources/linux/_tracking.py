@@ -12,13 +12,14 @@ The marker, everywhere
     finds them by reading ``/proc/*/environ``: here in Python (:func:`kill_marked`),
     on an SSH host with one ``grep`` command.  A ``kill -9``-ed run is found the same
     way later by ``nepi-lab cleanup``, with the ``<exp_id>/<run_id>/`` prefix.
-A cgroup per application, on this machine where cgroup v2 is writable (root)
-    Each application's commands run in ``<our cgroup>/nepi_lab.<exp_id>.<run_id>/<guid>``:
+A cgroup per node, on this machine where cgroup v2 is writable (root)
+    Each node's commands run in ``<our cgroup>/nepi_lab.<exp_id>.<run_id>/<node guid>``:
     the command's shell moves itself there before it runs anything (``echo $$ >
     cgroup.procs``), so whatever it starts is born inside, and leaving needs write
-    access to another cgroup.  Release writes ``cgroup.kill`` (one write kills every
-    process inside, wherever it moved in the process tree) and removes the cgroup.
-    Nothing to scan, and a process that rewrites its environment is caught too.
+    access to another cgroup.  An application's release looks for its marker among
+    the cgroup's processes only (not all of ``/proc``); the node's release writes
+    ``cgroup.kill`` (one write kills every process inside, wherever it moved in the
+    process tree, also one that rewrote its environment) and removes the cgroup.
 
 What still escapes: on a host without cgroups, a process that starts with a cleared
 or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
@@ -39,7 +40,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from ...core.controller import call_at_exit
 
@@ -53,6 +54,10 @@ CGROUPS_ENV = "NEPI_LAB_CGROUPS"
 
 #: Rounds of :func:`kill_marked`: a process may fork between one look and the kill.
 SWEEP_ROUNDS = 10
+
+#: Seconds a sweep waits for more requests to serve at once (a release of 1,000
+#: applications costs a few sweeps, not 1,000).
+BATCH_DELAY = 0.005
 
 
 def run_key(exp_id: str, run_id: str) -> str:
@@ -89,24 +94,28 @@ def _matches(value: str | None, values: Collection[str], prefix: str | None) -> 
     return value is not None and (value in values or (prefix is not None and value.startswith(prefix)))
 
 
-def find_marked(values: Collection[str] = (), prefix: str | None = None) -> list[int]:
-    """Pids of the processes whose marker is one of ``values`` or starts with ``prefix``."""
+def _all_pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def find_marked(values: Collection[str] = (), prefix: str | None = None,
+                among: Callable[[], Iterable[int]] = _all_pids) -> list[int]:
+    """Pids of the processes (``among()``: every process by default) whose marker is one
+    of ``values`` or starts with ``prefix``."""
     me = os.getpid()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != me and _matches(_marker_of(int(entry)), values, prefix):
-            found.append(int(entry))
-    return found
+    return [pid for pid in among() if pid != me and _matches(_marker_of(pid), values, prefix)]
 
 
-def kill_marked(values: Collection[str] = (), prefix: str | None = None) -> int:
-    """SIGKILL every process whose marker is one of ``values`` or starts with ``prefix``;
-    return how many.  Looks again until none is left (a process may fork meanwhile)."""
+def kill_marked(values: Collection[str] = (), prefix: str | None = None,
+                among: Callable[[], Iterable[int]] = _all_pids) -> int:
+    """SIGKILL every process (``among()``: every process by default) whose marker is one
+    of ``values`` or starts with ``prefix``; return how many.  Looks again until none is
+    left (a process may fork meanwhile)."""
     if not values and prefix is None:
         return 0
     killed: set[int] = set()
     for _ in range(SWEEP_ROUNDS):
-        pids = [pid for pid in find_marked(values, prefix) if pid not in killed]
+        pids = [pid for pid in find_marked(values, prefix, among) if pid not in killed]
         if not pids:
             break
         for pid in pids:
@@ -155,7 +164,7 @@ class SweepQueue:
 
     async def _run(self) -> None:
         try:
-            await asyncio.sleep(0)  # let the releases of this loop turn join in
+            await asyncio.sleep(BATCH_DELAY)  # let the releases under way join in
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
@@ -238,7 +247,7 @@ def run_cgroups(run: str) -> RunCgroups | None:
 
 
 class RunCgroups:
-    """The cgroups of one run: ``<folder>/<guid>``, one per application, made on first use."""
+    """The cgroups of one run: ``<folder>/<guid>``, one per node, made on first use."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
@@ -275,6 +284,14 @@ class RunCgroups:
                 return None
             self._made.add(owner)
         return os.path.join(path, "cgroup.procs")
+
+    def pids(self, owner: int) -> list[int]:
+        """The processes in ``owner``'s cgroup now."""
+        try:
+            with open(os.path.join(self.folder, str(owner), "cgroup.procs")) as f:
+                return [int(pid) for pid in f.read().split()]
+        except FileNotFoundError:
+            return []
 
     def owners(self) -> list[int]:
         with self._lock:

@@ -1,10 +1,10 @@
 """Processes that leave their process group are still stopped (issue 11, item 7).
 
 ``setsid`` (and daemons) make a process the leader of a session and a group of its own,
-so killing the command's group misses it.  Release finds it all the same: in the
-application's cgroup where this machine allows one (root, cgroup v2), else by the
-run's marker in its environment; on an SSH host by the marker.  Each case runs with
-and without cgroups.
+so killing the command's group misses it.  Release finds it all the same: by the run's
+marker in its environment, among the processes of the node's cgroup where this machine
+allows one (root, cgroup v2), else among all processes; on an SSH host by the marker.
+Each local case runs with and without cgroups.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ESCAPES = {
 
 @pytest.fixture(params=["cgroup", "marker"])
 def tracking(request, monkeypatch):
-    """Run the test with the application's cgroups, then with the marker alone."""
+    """Run the test with the node's cgroup, then with the marker alone."""
     if request.param == "cgroup":
         if _tracking.cgroup_base() is None:
             pytest.skip("no writable cgroup v2 here (needs root and a cgroup2 mount)")
@@ -76,8 +76,8 @@ def test_release_stops_what_left_the_process_group(ec, node, marker, tracking, c
     assert os.getsid(sleeper.pid) != os.getsid(os.getpid())
     ec.release(app)
     assert all_gone(marker)
-    if tracking == "cgroup":
-        assert ec.run_id not in "".join(our_cgroups())  # its cgroup is removed
+    ec.release()
+    assert ec.run_id not in "".join(our_cgroups())  # the node's cgroup is removed with it
 
 
 def test_shutdown_stops_escaped_processes_of_every_application(ec, node, marker, tracking):
@@ -110,7 +110,7 @@ def test_every_process_carries_the_run_marker(ec, node, marker, tracking):
     assert sleeper.environ()[_tracking.RUN_VARIABLE] == f"{ec.exp_id}/{ec.run_id}/{app}"
     if tracking == "cgroup":
         with open(f"/proc/{sleeper.pid}/cgroup") as f:
-            assert f"/nepi_lab.{ec.exp_id}.{ec.run_id}/{app}\n" in f.read()
+            assert f"/nepi_lab.{ec.exp_id}.{ec.run_id}/{node}\n" in f.read()  # the node's cgroup
     ec.release()
     assert all_gone(marker)
 
@@ -193,3 +193,19 @@ def test_node_release_stops_what_node_commands_left(ec, sshd, home, marker, wher
     assert escaped_sleepers(marker)
     ec.release()
     assert all_gone(marker)
+
+
+def test_node_release_stops_a_process_that_rewrote_its_environment(ec, node, marker):
+    """In the node's cgroup, even a process without the marker is stopped with the node."""
+    if _tracking.cgroup_base() is None:
+        pytest.skip("no writable cgroup v2 here (needs root and a cgroup2 mount)")
+    app = ec.register_resource("linux::Application", connectedTo=node,
+                               command=f"setsid -f env -i MARK={marker} sleep 301; sleep 0.5")
+    ec.deploy()
+    ec.wait_finished(app, timeout=20)
+    (sleeper,) = escaped_sleepers(marker)
+    assert _tracking.RUN_VARIABLE not in sleeper.environ()
+    ec.release(app)
+    assert processes_with(marker)  # the application's release cannot tell it is its own
+    ec.release()
+    assert all_gone(marker)  # the node's release kills what its cgroup holds
