@@ -198,6 +198,12 @@ class LocalExecutor(Executor):
             process.kill()
         return len(alive)
 
+    def spawn_queue(self) -> str | None:
+        if not descriptors.full:
+            return None
+        return (f"waits for a running process to end: the open-file limit leaves descriptors for "
+                f"{descriptors.capacity} processes at once ({descriptors.waiting} commands waiting)")
+
     async def stop_owner(self, owner: int) -> int:
         if self.tracked_run is None or owner not in self._owners:
             return 0  # it started nothing here

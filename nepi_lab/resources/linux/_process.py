@@ -130,6 +130,11 @@ class Descriptors:
         return len(self._waiters)
 
     @property
+    def full(self) -> bool:
+        """Whether a new process would wait now."""
+        return bool(self._waiters) or self._held + 1 > self.capacity
+
+    @property
     def capacity(self) -> int:
         if self._capacity is None:
             soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)

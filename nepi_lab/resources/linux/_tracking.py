@@ -159,8 +159,9 @@ class SweepQueue:
             futures.append(future)
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
-        results = await asyncio.gather(*(asyncio.shield(f) for f in futures))
-        return max(results)
+        if len(futures) == 1:  # the usual case: one application released
+            return await asyncio.shield(futures[0])
+        return max(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
 
     async def _run(self) -> None:
         try:

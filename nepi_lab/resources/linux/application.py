@@ -381,9 +381,17 @@ class Application(ResourceManager):
         workdir = self.expand(self.get("workingDirectory") or self.app_home)
         workdir = posixpath.join(self.app_home, workdir)  # absolute stays absolute
         stdin = posixpath.join(self.app_home, "stdin") if self.get("stdin") is not None else None
-        process = await node.spawn(command, stdout=self.host_path("stdout"), stderr=self.host_path("stderr"),
-                                   stdin=stdin, cwd=workdir, env=self._env, path=[node.bin_dir],
-                                   owner=self.guid)
+        queue = node.executor.spawn_queue
+        note = None
+        if queue() is not None and self._waiting is None:  # explain() says why it is not STARTED yet
+            note = self._waiting = lambda: queue() or "starting its command"
+        try:
+            process = await node.spawn(command, stdout=self.host_path("stdout"),
+                                       stderr=self.host_path("stderr"), stdin=stdin, cwd=workdir,
+                                       env=self._env, path=[node.bin_dir], owner=self.guid)
+        finally:
+            if note is not None and self._waiting is note:
+                self._waiting = None
         self._process = process
         self._ended = asyncio.ensure_future(self._after_exit(process))
         if self._ready_timeout is not None:

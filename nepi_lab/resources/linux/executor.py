@@ -160,6 +160,10 @@ class Executor(abc.ABC):
         """Whether the host can be reached now, trying once more if it was lost."""
         return True
 
+    def spawn_queue(self) -> str | None:
+        """Why a command started now would wait before it runs (None: it would not)."""
+        return None
+
     def left_on_host(self, owner: int | None = None) -> list[dict[str, Any]]:
         """Processes of ``owner`` (None: every owner) whose end this executor did not see,
         each ``{"owner", "process_group", "command", ...}``: what may still run on an

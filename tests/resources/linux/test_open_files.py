@@ -16,6 +16,8 @@ import textwrap
 
 import pytest
 
+from nepi_lab import ResourceState
+
 PRELUDE = textwrap.dedent("""
     import json, resource, sys, time
     resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
@@ -67,3 +69,18 @@ def test_the_soft_limit_is_raised_and_commands_get_the_original_back(tmp_path):
     assert report["before"] == [1024, 4096]
     assert report["after"] == [4096, 4096]
     assert report["seen"] == "1024"
+
+
+def test_explain_says_a_queued_application_waits_for_a_process_to_end(ec, node, monkeypatch):
+    from nepi_lab.resources.linux import _process
+
+    monkeypatch.setattr(_process.descriptors, "_capacity", _process.descriptors.held + 2)
+    apps = [ec.register_resource("linux::Application", connectedTo=node, command="sleep 1")
+            for _ in range(3)]
+    ec.deploy()
+    ec.wait_started(apps[:2], timeout=20)
+    third = ec.explain(apps[2])
+    assert ec.state(apps[2]) == ResourceState.READY
+    assert "waits for a running process to end: the open-file limit" in third, third
+    ec.wait_finished(apps, timeout=30)
+    assert [ec.state(a, hr=True) for a in apps] == ["FINISHED"] * 3
