@@ -189,7 +189,8 @@ def test_node_release_stops_what_node_commands_left(ec, sshd, home, marker, wher
     ec.deploy()
     ec.wait_deployed(node, timeout=20)
     rm = ec.get_resource(node)
-    run_on_loop(ec, rm.run(f"setsid -f sleep 301 >/dev/null 2>&1 # {marker}", env={"MARK": marker}))
+    command = f"setsid -f sleep 301 >/dev/null 2>&1; sleep 0.5 # {marker}"
+    run_on_loop(ec, rm.run(command, env={"MARK": marker}))
     assert escaped_sleepers(marker)
     ec.release()
     assert all_gone(marker)
