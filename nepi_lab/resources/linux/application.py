@@ -459,7 +459,14 @@ class Application(ResourceManager):
         if not await executor.reconnect():  # the host stays unreachable: its node records what is left
             raise node._note_left(self, self.app_home)
         # what the command started and left running, also outside its process group
-        stopped = await executor.stop_owner(self.guid)
+        try:
+            stopped = await executor.stop_owner(self.guid)
+        except ConnectionError:
+            raise
+        except Exception as exc:  # e.g. no grep -z on the host: the traces are still collected
+            log.warning("application %s: could not look for processes it left running on %s: %s",
+                        self.guid, executor.where, exc)
+            stopped = 0
         if stopped:
             log.info("application %s: stopped %s processes it left running on %s", self.guid, stopped,
                      executor.where)
