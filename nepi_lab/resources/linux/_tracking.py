@@ -55,9 +55,11 @@ CGROUPS_ENV = "NEPI_LAB_CGROUPS"
 #: Rounds of :func:`kill_marked`: a process may fork between one look and the kill.
 SWEEP_ROUNDS = 10
 
-#: Seconds a sweep waits for more requests to serve at once (a release of 1,000
-#: applications costs a few sweeps, not 1,000).
-BATCH_DELAY = 0.005
+#: Seconds a sweep waits for more requests to serve at once.  None: one turn of the
+#: loop, which is enough: the releases of an experiment reach their sweep together (a
+#: release of 1,000 applications costs a few sweeps, not 1,000), and a real delay
+#: would add itself to the release of every single application.
+BATCH_DELAY: float | None = None
 
 
 def run_key(exp_id: str, run_id: str) -> str:
@@ -165,7 +167,7 @@ class SweepQueue:
 
     async def _run(self) -> None:
         try:
-            await asyncio.sleep(BATCH_DELAY)  # let the releases under way join in
+            await asyncio.sleep(BATCH_DELAY or 0)  # let the releases under way join in
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
