@@ -10,7 +10,6 @@ import psutil
 import pytest
 
 from nepi_lab import ExperimentController
-from nepi_lab.resources.linux._records import STATE_ENV
 
 from ..guards import assert_threads_back_to
 
@@ -30,17 +29,6 @@ def ec(request, tmp_path):
     controller = ExperimentController(exp_id=request.path.parent.name, local_dir=str(tmp_path / "results"))
     yield controller
     controller.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def run_records(tmp_path, monkeypatch):
-    """The index of runs (for ``nepi-lab cleanup``) in the test's temporary folder, also
-    for the scripts and commands it starts; every test leaves it empty."""
-    state = tmp_path / "state"
-    monkeypatch.setenv(STATE_ENV, str(state))
-    yield state
-    left = sorted(os.listdir(state / "runs")) if (state / "runs").exists() else []
-    assert left == [], "runs left indexed (something may still run on their hosts)"
 
 
 @pytest.fixture(autouse=True)
