@@ -1062,7 +1062,7 @@ class SshExecutor(Executor):
         if entry is None:
             return False
         if entry._recovery is not None and not entry._recovery.done():
-            await asyncio.shield(entry._recovery)  # within reconnectTimeout: wait for it
+            await asyncio.wait({entry._recovery})  # within reconnectTimeout: wait for it (never raises)
         return await entry.revive()
 
     @property
