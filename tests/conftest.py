@@ -9,6 +9,9 @@ says which kernel and which ipykernel it is.
 
 Tests that want a line in the final summary (the Run-All results per notebook) append
 it with the ``summary_line`` fixture.
+
+Every test keeps the index of runs (``nepi-lab cleanup``'s) in its temporary folder,
+never the user's: :func:`run_records`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import os
 
 import pytest
+
+from nepi_lab.resources.linux._records import STATE_ENV
 
 from .kernels import describe
 
@@ -54,3 +59,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.section("notebook runs in JupyterLab")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def run_records(request, tmp_path, monkeypatch):
+    """The index of runs (for ``nepi-lab cleanup``) in the test's temporary folder, also
+    for the scripts, kernels and commands it starts, never the user's.  A back-end test
+    leaves it empty: what it started is stopped, or cleaned up by the test itself."""
+    state = tmp_path / "state"
+    monkeypatch.setenv(STATE_ENV, str(state))
+    yield state
+    if "resources" in request.path.parts:
+        left = sorted(os.listdir(state / "runs")) if (state / "runs").exists() else []
+        assert left == [], "runs left indexed (something may still run on their hosts)"

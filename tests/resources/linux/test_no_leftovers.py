@@ -210,15 +210,19 @@ def test_a_double_ctrl_c_still_collects_and_records_the_run(tmp_path, home, mark
 def test_a_dropped_controller_is_released_at_exit(tmp_path, home, marker):
     code = textwrap.dedent(f"""
         import gc
+        import time
         from nepi_lab import ExperimentController
 
         def forget():
             ec = ExperimentController(exp_id="goes-away", local_dir={str(tmp_path / "results")!r})
             node = ec.register_resource("linux::Node", home={home!r})
-            ec.register_resource("linux::Application", connectedTo=node, command="echo $MARK; sleep 100",
-                                 env="MARK=" + {marker[:10]!r} + {marker[10:]!r})
+            app = ec.register_resource("linux::Application", connectedTo=node,
+                                       command="echo $MARK; sleep 100",
+                                       env="MARK=" + {marker[:10]!r} + {marker[10:]!r})
             ec.deploy()
             ec.wait_started(timeout=10)
+            while not ec.trace(app, "stdout"):  # STARTED once spawned: let it write first
+                time.sleep(0.001)
 
         forget()
         gc.collect()
