@@ -146,7 +146,8 @@ class JupyterLab:
         started is this one (:func:`served_notebooks` writes it into the copies).
     """
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None, kernel: str | None = None) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None, kernel: str | None = None,
+                 settings: dict[str, dict[str, Any]] | None = None) -> None:
         self.root = Path(root)
         self.state = self.root / ".lab"
         self.results = self.state / "results"
@@ -155,6 +156,8 @@ class JupyterLab:
         self.url = f"http://127.0.0.1:{self.port}"
         self.kernel = kernel
         self._extra_env = env or {}
+        #: JupyterLab settings by plugin (beside :data:`SETTINGS`), written before the page loads
+        self.settings = {**SETTINGS, **(settings or {})}
         self._stack = contextlib.ExitStack()
         self.page: Any = None
         self.console_errors: list[str] = []
@@ -184,7 +187,7 @@ class JupyterLab:
             os.makedirs(env[name], exist_ok=True)
         os.makedirs(env["HOME"], exist_ok=True)
         env.update(self._extra_env)
-        for plugin, values in SETTINGS.items():
+        for plugin, values in self.settings.items():
             path = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / f"{plugin}.jupyterlab-settings"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))

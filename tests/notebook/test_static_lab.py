@@ -43,7 +43,7 @@ OURS = ".nepi-controller, .nepi-resource, .nepi-explain"
 #: (``--jp-content-font-color2``, used for muted text) is 4.48:1 on white.
 MIN_CONTRAST = 4.4
 #: Settings of the widget manager: save the widget state with the notebook.
-SAVE_WIDGET_STATE = ("@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings", {"saveState": True})
+SAVE_WIDGET_STATE = {"@jupyter-widgets/jupyterlab-manager/plugin": {"saveState": True}}
 
 # For each header and cell of our tables: its text colour over the colour it is drawn
 # on (the nearest ancestor with an opaque background), both as rgb triplets.
@@ -88,11 +88,7 @@ def lab(tmp_path_factory):
     """JupyterLab after Restart & Run All of the views notebook (saved); yields (lab, run)."""
     root = tmp_path_factory.mktemp("static-lab")
     nbformat.write(static_notebook.views_notebook(), str(root / NOTEBOOK))
-    with JupyterLab(root) as lab:
-        name, values = SAVE_WIDGET_STATE
-        settings = lab.state / "jupyterlab_settings_dir" / name  # read when the page loads
-        settings.parent.mkdir(parents=True, exist_ok=True)
-        settings.write_text(json.dumps(values))
+    with JupyterLab(root, settings=SAVE_WIDGET_STATE) as lab:
         lab.open(NOTEBOOK)
         run = lab.restart_and_run_all(NOTEBOOK)
         assert run.passed, run.summary()
