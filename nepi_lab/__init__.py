@@ -43,7 +43,7 @@ from .core.errors import (
 )
 from .core.events import Event, EventLog
 from .core.registry import get_resource_type, register_type, resource_types
-from .core.resource import Failure, ResourceManager
+from .core.resource import Failure, ResourceManager, TopologyRole
 from .core.states import ECState, FailureLevel, ResourceAction, ResourceState
 from .core.times import parse_delay
 from .core.traces import Trace, TraceAttr
@@ -61,8 +61,8 @@ _LAZY = {
     )
 }
 #: The notebook layer's widgets, likewise (they load ipywidgets and matplotlib).
-_LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView"),
-                           "nepi_lab.notebook"))
+_LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView", "TopologyView",
+                            "draw_topology"), "nepi_lab.notebook"))
 
 
 def _register_views() -> None:
@@ -141,6 +141,8 @@ __all__ = [
     "ScheduledTask",
     "TaskStatus",
     "TimeFormatError",
+    "TopologyRole",
+    "TopologyView",
     "Trace",
     "TraceAttr",
     "TraceNotFoundError",
@@ -153,6 +155,7 @@ __all__ = [
     "UnreachableStateError",
     "UnsafeNameError",
     "WaitTimeoutError",
+    "draw_topology",
     "events_frame",
     "get_resource_type",
     "load_run",

@@ -58,12 +58,25 @@ def _one_run(source: Any, what: str) -> Any:
     return runs[0]
 
 
+#: Ring of a released resource's outcome dot (the RELEASED colour), as in the notebook views.
+RELEASED_RING = STATE_COLOURS["RELEASED"]
+
+
 def plot_timeline(source: Any, ax: Axes | None = None) -> Axes:
     """One row per resource, bars coloured by state from its deployment to its release.
 
     The x axis counts seconds from the first deployment step.  A state still
     current when the data was read is drawn up to the last event, hatched.
-    Failures are marked with a red cross and the failure's first words.
+    Failures are marked with a red cross and the failure's first words.  Each row
+    ends with a dot of its *outcome* colour (the last state, or for a released
+    resource the state it was released from, read from the events), ringed in grey
+    once released: as in the notebook views, "released" never hides the outcome.
+    Rows are labelled ``"<guid>  <name> · <type>"`` (``"<guid>  <type>"`` without a name).
+
+    Example
+    -------
+    >>> ax = plot_timeline(ec.run_dir)                                 # doctest: +SKIP
+    >>> ax.figure.savefig("timeline.png", dpi=120)
     """
     import numpy as np
     from matplotlib.patches import Patch
@@ -94,6 +107,23 @@ def plot_timeline(source: Any, ax: Axes | None = None) -> Axes:
     if current.any():  # still in that state: hatched, open-ended
         ax.barh(rows[current], widths[current], left=seconds[current], height=0.6, fill=False,
                 hatch="///", edgecolor="#555555", linewidth=0)
+    # the outcome at the end of each row: the state released from, else the last one
+    released_from = events["from"].astype(str).to_numpy()
+    outcome_x, outcome_y, outcome_colours, rings = [], [], [], []
+    for g, row in order.items():
+        mine = np.flatnonzero(guid == g)
+        final = mine[-1]
+        is_released = state[final] == "RELEASED"
+        outcome = state[final]
+        if is_released and released_from[final] in STATE_COLOURS:
+            outcome = released_from[final]
+        shown = mine[drawn[mine]]
+        outcome_x.append(seconds[final] if is_released or not len(shown) else following[shown[-1]])
+        outcome_y.append(row)
+        outcome_colours.append(STATE_COLOURS.get(outcome, STATE_COLOURS["NEW"]))
+        rings.append(RELEASED_RING if is_released else "#424242")
+    ax.scatter(outcome_x, outcome_y, s=70, c=outcome_colours, edgecolors=rings,
+               linewidths=[2.2 if r == RELEASED_RING else 0.8 for r in rings], zorder=3.5)
     failed = state == "FAILED"
     reasons = _failure_reasons(run)
     details = events["detail"].fillna("").astype(str).to_numpy()
@@ -107,21 +137,46 @@ def plot_timeline(source: Any, ax: Axes | None = None) -> Axes:
                         bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "#de2d26",
                               "alpha": 0.9})
     types = dict(zip(events["guid"], events["type"], strict=False))
-    ax.set_yticks(range(len(order)), [f"{g}  {types[g]}" for g in order])
+    names = _names(run)
+    ax.set_yticks(range(len(order)), [f"{g}  {names[g]} \u00b7 {types[g]}" if names.get(g)
+                                      else f"{g}  {types[g]}" for g in order])
     ax.set_ylim(len(order) - 0.5, -0.5)
     ax.set_xlim(-0.01 * end if end > 0 else -0.01, end * 1.02 if end > 0 else 1.0)
     ax.set_xlabel("seconds since deployment began")
     ax.set_title(f"{run.exp_id} / {run.run_id}")
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
-    present = [s for s in STATE_COLOURS if s in set(state[drawn])]
-    handles = [Patch(facecolor=STATE_COLOURS[s], label=s) for s in present]
-    if failed.any():
-        from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D
 
+    present = [s for s in STATE_COLOURS if s in set(state[drawn]) | set(_colour_names(outcome_colours))]
+    handles = [Patch(facecolor=STATE_COLOURS[s], label=s) for s in present]
+    handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white",
+                          markeredgecolor="#424242", markersize=8, label="outcome (row end)"))
+    if RELEASED_RING in rings:
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white",
+                              markeredgecolor=RELEASED_RING, markeredgewidth=2.2, markersize=8,
+                              label="released (grey ring)"))
+    if failed.any():
         handles.append(Line2D([], [], marker="X", color="#a50f15", linestyle="", label="failure"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
     return ax
+
+
+def _colour_names(colours: list[str]) -> set[str]:
+    """The state names of these colours."""
+    names = {colour: name for name, colour in STATE_COLOURS.items()}
+    return {names[c] for c in colours if c in names}
+
+
+def _names(run: Any) -> dict[int, str]:
+    """``{guid: name}`` of the resources that have one (the ``name`` attribute)."""
+    found = {}
+    for resource in run.description().get("resources", ()):
+        if isinstance(resource, dict):
+            name = (resource.get("attributes") or {}).get("name")
+            if isinstance(resource.get("guid"), int) and name:
+                found[resource["guid"]] = str(name)
+    return found
 
 
 def _failure_reasons(run: Any) -> dict[int, str]:

@@ -886,7 +886,10 @@ def _utc(seconds: Any) -> pd.Series:
 def resources_frame(source: Any) -> pd.DataFrame:
     """One row per resource.
 
-    Columns: ``run_id, guid, type, state`` (the last state reached), ``failure``
+    Columns: ``run_id, guid, name`` (the ``name`` attribute, a label for people; NA
+    if unset), ``type, state`` (the last state reached), ``outcome`` (the same, or for
+    a released resource the state it was released from: FINISHED, FAILED, STOPPED
+    ...; what views colour it by), ``failure``
     (``"<error>: <message>"`` or NA), ``failure_step``, ``returncode``,
     ``connections`` (a tuple of guids), one ``<verb>_time`` column per state (when the
     resource last entered it, as the controller's ``get_<verb>_time``; NaT if never:
@@ -914,23 +917,28 @@ def _resources(run: Run) -> pd.DataFrame:
     for guid, rtype in zip(seen["guid"].tolist(), seen["type"].tolist(), strict=False):
         entries.setdefault(guid, {"guid": guid, "type": rtype})
     last = events.groupby("guid", sort=False)["to"].last()
+    last_from = events.groupby("guid", sort=False)["from"].last()
     times = (events.drop_duplicates(["guid", "to"], keep="last")
              .pivot(index="guid", columns="to", values="time")) if len(events) else pd.DataFrame()
     failures: dict[int, dict[str, Any]] = {}
     for failure in description.get("failures", ()):
         if isinstance(failure, dict) and "guid" in failure:
             failures.setdefault(failure["guid"], failure)
-    fixed = ["run_id", "guid", "type", "state", "failure", "failure_step", "returncode", "connections",
-             *TIME_COLUMNS.values()]
+    fixed = ["run_id", "guid", "name", "type", "state", "outcome", "failure", "failure_step", "returncode",
+             "connections", *TIME_COLUMNS.values()]
     attribute_names: dict[str, str] = {}  # attribute -> its column
     declared_types: dict[str, set[str]] = {}  # attribute -> its declared value types
     for rtype in sorted({e["type"] for e in entries.values()}):
         for attribute, spec in (types.get(rtype, {}).get("attributes") or {}).items():
+            if attribute == "name":  # a column of its own, after the guid
+                continue
             attribute_names.setdefault(attribute, attribute if attribute not in fixed
                                        else f"{attribute}_attribute")
             declared_types.setdefault(attribute, set()).add(str((spec or {}).get("type")))
     for entry in entries.values():
         for attribute in entry.get("attributes") or {}:
+            if attribute == "name":
+                continue
             attribute_names.setdefault(attribute, attribute if attribute not in fixed
                                        else f"{attribute}_attribute")
     rows = []
@@ -946,18 +954,24 @@ def _resources(run: Run) -> pd.DataFrame:
             "failure_step": failure.get("step") if failure else None,
             "returncode": failure.get("returncode") if failure else None,
             "connections": tuple(entry.get("connections") or ()),
+            "name": values.pop("name", None) or None,
         }
         row.update({attribute_names[k]: v for k, v in values.items()})
         rows.append(row)
-    columns = ["failure", "failure_step", "returncode", "connections", *attribute_names.values()]
+    columns = ["name", "failure", "failure_step", "returncode", "connections", *attribute_names.values()]
     body = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
     n = len(guids)
+    final = last.reindex(guids).astype(object).to_numpy()
+    released_from = last_from.reindex(guids).astype(object).to_numpy()
+    outcome = [f if s == "RELEASED" and isinstance(f, str) else s
+               for s, f in zip(final, released_from, strict=True)]
     frame = pd.DataFrame({
         "run_id": pd.array([run.run_id] * n, dtype=text_dtype()),
         "guid": pd.array(guids, dtype="int64"),
+        "name": pd.array(body["name"].tolist(), dtype=text_dtype()),
         "type": pd.array([entries[g]["type"] for g in guids], dtype=text_dtype()),
-        "state": pd.Categorical(last.reindex(guids).astype(object).to_numpy(), categories=STATES,
-                                ordered=True),
+        "state": pd.Categorical(final, categories=STATES, ordered=True),
+        "outcome": pd.Categorical(outcome, categories=STATES, ordered=True),
     })
     frame["failure"] = pd.array(body["failure"].tolist(), dtype=text_dtype())
     frame["failure_step"] = pd.array(body["failure_step"].tolist(), dtype=text_dtype())

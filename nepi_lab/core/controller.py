@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as _dt
 import enum
@@ -43,10 +44,10 @@ import inspect
 import logging
 import os
 import secrets
+import shutil
 import signal
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -64,6 +65,7 @@ from .errors import (
     InvalidTransitionError,
     ReadOnlyAttributeError,
     ResourceFailedError,
+    ResultsWriteError,
     UnknownGuidError,
     UnreachableStateError,
     WaitTimeoutError,
@@ -92,7 +94,9 @@ A = ResourceAction
 T = TypeVar("T")
 Guids = int | Iterable[int] | None
 
-_live_controllers: weakref.WeakSet[ExperimentController] = weakref.WeakSet()
+#: Every controller not shut down yet.  Held strongly: an experiment goes on (and is
+#: released at exit) even when the script dropped its last reference to the controller.
+_live_controllers: set[ExperimentController] = set()
 
 
 def _on_loop(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
@@ -207,14 +211,20 @@ class ExperimentController:
         self._next_task_id = 1
         self._background: set[asyncio.Future[Any]] = set()
         self._lock = threading.RLock()
+        self._end: str | None = None
         self.events = EventLog()
-        self._runner = LoopRunner()
         self._failed = asyncio.Event()
-        self.events.attach_file(
-            os.path.join(self._run_dir, EVENTS),
-            lambda: self._runner.call_later(_FLUSH_DELAY, self.events.flush),
-        )
-        self._save_description()
+        try:  # the run directory's files first: a failure here leaves no thread behind
+            self.events.attach_file(
+                os.path.join(self._run_dir, EVENTS),
+                lambda: self._runner.call_later(_FLUSH_DELAY, self.events.flush),
+            )
+            write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self.description())
+        except OSError as exc:
+            self.events.close()
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            raise ResultsWriteError(None, self._run_dir, exc) from exc
+        self._runner = LoopRunner()
         _live_controllers.add(self)
         _release_on_sigterm_while_live()
 
@@ -1227,17 +1237,31 @@ class ExperimentController:
         self._check_open("release")
         self._sync(self.release_async(guids, timeout), "release")
 
-    async def _shutdown(self, timeout: float | None) -> None:
+    async def _shutdown(self, timeout: float | None, end: str) -> None:
         if self._closed:
             return
         try:
             await self._release_and_record(self._select(None), timeout)
-        finally:
-            if self._ecstate != ECState.FAILED:
-                self._ecstate = ECState.TERMINATED
-            self._closed = True
+        except asyncio.CancelledError:
+            # The caller stopped waiting (Ctrl-C): the release goes on in this loop and
+            # is completed at exit; the run is recorded as interrupted meanwhile.
+            self._end = self._end or "interrupted"
             self._save_description()
-            self.events.close()
+            raise
+        except BaseException:
+            self._close_record(end)
+            raise
+        self._close_record(end)
+
+    def _close_record(self, end: str) -> None:
+        """The run is over: record how it ended, write the last description, close the log."""
+        if self._ecstate != ECState.FAILED:
+            self._ecstate = ECState.TERMINATED
+        if self._end is None:  # an interrupted run stays recorded as interrupted
+            self._end = end
+        self._closed = True
+        self._save_description()
+        self.events.close()
 
     def _stop_loop(self) -> None:
         self._runner.close()
@@ -1245,26 +1269,44 @@ class ExperimentController:
         if not _live_controllers:
             _default_sigterm_again()
 
+    def _close(self, timeout: float | None, end: str) -> None:
+        """Shut down (see :meth:`shutdown`), recording ``end`` as how the run ended."""
+        check_timeout(timeout)
+        try:
+            if not self._closed:
+                self._sync(self._shutdown(timeout, end), "shutdown")
+        except KeyboardInterrupt:
+            raise  # the release goes on; the loop stays for it, and exit completes it
+        except BaseException:
+            self._stop_loop()
+            raise
+        self._stop_loop()
+
     async def shutdown_async(self, timeout: float | None = None) -> None:
         """Release everything, close the controller and stop its loop thread (see :meth:`shutdown`)."""
         check_timeout(timeout)
         try:
-            await self._runner.run_async(self._shutdown(timeout))
-        finally:
-            if not self._runner.in_loop_thread():  # a loop cannot join its own thread
+            await self._runner.run_async(self._shutdown(timeout, "shutdown"))
+        except asyncio.CancelledError:
+            raise  # as for Ctrl-C in shutdown(): the release goes on
+        except BaseException:
+            if not self._runner.in_loop_thread():
                 self._stop_loop()
+            raise
+        if not self._runner.in_loop_thread():  # a loop cannot join its own thread
+            self._stop_loop()
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Release everything, close the controller and stop its loop thread.
 
-        Idempotent; after it, only queries of recorded data are allowed.
+        Idempotent; after it, only queries of recorded data are allowed.  Ctrl-C (or
+        Kernel → Interrupt) while it waits stops the wait, not the release: the
+        release goes on, is completed at interpreter exit, and the run directory
+        records the run as interrupted.  ``experiment.json``'s ``end`` says how the
+        run ended: ``shutdown``, ``exit`` (interpreter exit), ``signal`` (SIGTERM),
+        ``interrupted``.
         """
-        check_timeout(timeout)
-        try:
-            if not self._closed:
-                self._sync(self._shutdown(timeout), "shutdown")
-        finally:
-            self._stop_loop()
+        self._close(timeout, "shutdown")
 
     # == traces ==================================================================
 
@@ -1474,6 +1516,7 @@ class ExperimentController:
             "exp_id": self._exp_id,
             "run_id": self._run_id,
             "ecstate": self._ecstate.name,
+            "end": self._end,
             "saved": time.time(),
             "types": dict(sorted(types.items())),
             "resources": [self._describe_resource(rm) for rm in rms],
@@ -1568,7 +1611,7 @@ def _release_then_die(signum: int, frame: Any) -> None:
     """SIGTERM while a controller lives: release what the experiments started (as at
     interpreter exit), then die of the signal, as its default action would have."""
     try:
-        _release_at_exit()
+        _release_at_exit(end="signal")
     finally:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
@@ -1600,15 +1643,31 @@ def _default_sigterm_again() -> None:
 
 
 @atexit.register
-def _release_at_exit() -> None:
-    """Nothing a run started outlives the interpreter."""
-    for ec in list(_live_controllers):
-        try:
-            ec.shutdown(timeout=30)
-        except Exception as exc:  # pragma: no cover - best effort at exit
-            log.warning("could not shut down experiment %s at exit: %s", ec.exp_id, exc)
-    for callback in _exit_hooks:
-        try:
-            callback()
-        except Exception as exc:  # pragma: no cover - best effort at exit
-            log.warning("exit hook %r failed: %s", callback, exc)
+def _release_at_exit(end: str = "exit") -> None:
+    """Nothing a run started outlives the interpreter; each run records how it ended.
+
+    While it releases, Ctrl-C is ignored (a second Ctrl-C would leave processes and
+    uncollected traces behind); each controller's release is bounded by 30 s.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = None
+    if main and _live_controllers:
+        with contextlib.suppress(ValueError, OSError):
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for ec in list(_live_controllers):
+            try:
+                ec._close(30, end)
+            except BaseException as exc:  # noqa: BLE001 - best effort at exit: the next one goes on
+                log.warning("could not shut down experiment %s at exit: %r", ec.exp_id, exc)
+                with contextlib.suppress(Exception):
+                    ec._stop_loop()
+    finally:
+        for callback in _exit_hooks:
+            try:
+                callback()
+            except BaseException as exc:  # noqa: BLE001 - best effort at exit
+                log.warning("exit hook %r failed: %r", callback, exc)
+        if previous is not None:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGINT, previous)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import enum
 import functools
 import inspect
 import os
@@ -99,6 +100,32 @@ class Failure(NamedTuple):
         return d
 
 
+class TopologyRole(str, enum.Enum):
+    """What a resource type is in a network topology, for topology views.
+
+    A type declares it in its class body (``_topology_role = TopologyRole.HOST``) and
+    subclasses inherit it; a type without one is not part of a topology.  Views draw
+    hosts and switches as nodes, links as edges between the hosts and switches their
+    ends belong to, interfaces as the addresses written at an edge's end,
+    applications as small markers on their host, and routes not at all, so a new
+    network back end is drawn without the views naming its types.
+
+    Example
+    -------
+    >>> class Tap(ResourceManager):                                   # doctest: +SKIP
+    ...     _rtype = "mynet::Tap"
+    ...     _topology_role = TopologyRole.INTERFACE
+    ...     _topology_labels = (("address", "{}"),)
+    """
+
+    HOST = "host"  # a machine or a namespace that runs applications: a node
+    SWITCH = "switch"  # joins links at layer 2: a node
+    LINK = "link"  # joins two ends (interfaces, switches or hosts): an edge
+    INTERFACE = "interface"  # a link's end on a host: its addresses label that end
+    ROUTE = "route"  # a route on a host: not drawn
+    APPLICATION = "application"  # runs on the host it is connected to: a marker on it
+
+
 class ResourceManager:
     """Base class of every resource type (NEPI's ``ResourceManager``).
 
@@ -122,6 +149,11 @@ class ResourceManager:
     #: Type names this type may be connected to (their subtypes too), merged with
     #: those of its bases; none declared: any type (see :meth:`accepts_type`).
     _connects_to: tuple[str, ...] = ()
+    #: What the type is in a network topology (None: not part of one); see :class:`TopologyRole`.
+    _topology_role: TopologyRole | None = None
+    #: Attributes a topology view writes beside the resource, each with a format:
+    #: ``(("rate", "{}"), ("loss", "{}% loss"))``; unset ones are left out.
+    _topology_labels: tuple[tuple[str, str], ...] = ()
 
     #: Filled by ``__init_subclass__``: every attribute / trace / connection type, inherited included.
     _attribute_table: dict[str, Attribute] = {a.name: a for a in _attributes}
@@ -255,6 +287,16 @@ class ResourceManager:
     def get_help(cls) -> str:
         """The type's help text."""
         return cls._help
+
+    @classmethod
+    def get_topology_role(cls) -> TopologyRole | None:
+        """What the type is in a network topology, or None (see :class:`TopologyRole`)."""
+        return cls._topology_role
+
+    @classmethod
+    def get_topology_labels(cls) -> tuple[tuple[str, str], ...]:
+        """``(attribute, format)`` pairs a topology view writes beside the resource."""
+        return cls._topology_labels
 
     @classmethod
     def get_attribute_declarations(cls) -> dict[str, Attribute]:

@@ -22,13 +22,16 @@ _EXPORTS = {
     "ProgressView": "progress",
     "ResourceTable": "panels",
     "StableLayout": "layout",
+    "TopologyView": "topology_view",
     "auto_progress": "progress",
     "controller_html": "html",
     "draw": "drawing",
+    "draw_topology": "topology_view",
     "experiment_code": "code",
     "resource_html": "html",
     "show_progress": "progress",
     "state_color": "colors",
+    "topology_graph": "topology_view",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -111,8 +111,10 @@ class Coalescer:
                 log.exception("view update failed")
 
     def flush(self) -> None:
-        """Run the update now, in the caller's thread (a pending one is then skipped)."""
-        self._run()
+        """Run the update now, in the caller's thread (a pending one is then skipped);
+        nothing once closed (a frozen view keeps what it shows)."""
+        if not self.closed:
+            self._run()
 
     def close(self) -> None:
         """No more updates."""

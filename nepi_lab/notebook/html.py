@@ -5,6 +5,19 @@ tables render the same in JupyterLab, in Voilà, on nbviewer and on GitHub, and 
 saved notebook long after the kernel is gone.  Only the standard library is used
 here: ``ec._repr_html_`` must not load ipywidgets or matplotlib.
 
+Two things keep them readable everywhere:
+
+- Colours are JupyterLab's theme variables with a light fallback
+  (``var(--jp-layout-color2, #f5f5f5)``): they follow JupyterLab's dark theme, and
+  a page without those variables (GitHub, nbviewer, an old export) gets the light
+  colours.  Only the state badges keep fixed colours, each with a text colour
+  chosen for contrast on it.
+- Attribute values are shell text (``$GREETING from $(hostname)``, ``${APP_HOME}``),
+  which JupyterLab and nbconvert's pages would typeset as TeX between two ``$``.
+  Every container carries :data:`NO_MATH`, the classes MathJax skips:
+  ``mathjax_ignore`` (MathJax 3 and 4, JupyterLab 4) and ``tex2jax_ignore``
+  (MathJax 2, nbconvert's and nbviewer's pages).
+
 If building the HTML fails for any reason, the functions return ``None``; IPython
 then shows the plain ``repr`` instead (the ``_repr_html_`` protocol), so a display
 never raises.
@@ -34,11 +47,17 @@ MAX_ROWS = 50
 #: Characters of one attribute value shown in a table cell.
 MAX_VALUE = 60
 
+#: Classes that keep MathJax off the text inside (see the module docstring).
+NO_MATH = "mathjax_ignore tex2jax_ignore"
+
 _TABLE = "border-collapse:collapse;font-size:12px;font-family:sans-serif;margin-top:4px"
-_TH = "text-align:left;padding:2px 8px;border-bottom:1px solid #999;background:#f5f5f5"
-_TD = "text-align:left;padding:2px 8px;border-bottom:1px solid #e0e0e0;vertical-align:top"
+_TH = ("text-align:left;padding:2px 8px;border-bottom:1px solid var(--jp-border-color1, #999999);"
+       "background:var(--jp-layout-color2, #f5f5f5);color:var(--jp-ui-font-color1, #000000)")
+_TD = ("text-align:left;padding:2px 8px;border-bottom:1px solid var(--jp-border-color2, #e0e0e0);"
+       "vertical-align:top")
 _HEAD = "font-family:sans-serif;font-size:13px"
-_MUTED = "color:#757575"
+_MUTED = "color:var(--jp-content-font-color2, #757575)"
+_ERROR = "color:var(--jp-error-color1, #c62828)"
 #: Flags shown in the resource table (Credential and Filter imply Design).
 _FLAGS = [(name, Flags[name]) for name in ("NoRead", "NoWrite", "Design", "Construct", "Credential",
                                            "Filter", "Reserved", "Global")]
@@ -54,6 +73,23 @@ def state_badge(state: ResourceState, text: str | None = None) -> str:
     return (f'<span data-state="{state.name}" style="background:{color};color:{text_color(color)};'
             f'padding:1px 6px;border-radius:8px;font-size:11px;white-space:nowrap">'
             f'{_e(text if text is not None else state.name)}</span>')
+
+
+def released_badge(text: str = "released") -> str:
+    """The secondary mark of a released resource: an outlined ``<span>`` in the RELEASED colour.
+
+    It goes beside the outcome's badge, never instead of it.
+    """
+    return (f'<span data-released="true" style="border:2px solid {STATE_COLORS[S.RELEASED]};'
+            f'padding:0 5px;border-radius:8px;font-size:11px;white-space:nowrap">{_e(text)}</span>')
+
+
+def outcome_html(rm: ResourceManager) -> str:
+    """The outcome's badge of ``rm`` (its state, or what it was released from), and the
+    released mark if it is released."""
+    outcome = rm.outcome
+    badge = state_badge(outcome)
+    return badge + " " + released_badge() if rm.state == S.RELEASED else badge
 
 
 def _short(value: Any, limit: int = MAX_VALUE) -> str:
@@ -79,6 +115,7 @@ def key_attributes(rm: ResourceManager) -> dict[str, Any]:
 
 def _attributes_cell(rm: ResourceManager) -> str:
     items = key_attributes(rm)
+    items.pop("name", None)  # it has a column of its own
     if not items:
         return f'<span style="{_MUTED}">defaults</span>'
     return "<br>".join(f"<code>{_e(name)}</code>={_e(_short(value))}" for name, value in items.items())
@@ -91,12 +128,18 @@ def _failure_cell(rm: ResourceManager) -> str:
     text = f"{failure.step}: {failure.error}: {failure.message}"
     title = failure.stderr_tail or text
     suffix = "" if failure.critical else " (non-critical)"
-    return f'<span title="{_e(title)}" style="color:#c62828">{_e(_short(text, 160))}{suffix}</span>'
+    return f'<span title="{_e(title)}" style="{_ERROR}">{_e(_short(text, 160))}{suffix}</span>'
 
 
 def state_counts_html(counts: Counter[ResourceState] | dict[ResourceState, int]) -> str:
     """One badge per state present, in lifecycle order: ``READY 3``."""
     return " ".join(state_badge(s, f"{s.name} {counts[s]}") for s in S if counts.get(s))
+
+
+def outcome_counts_html(counts: Counter[ResourceState] | dict[ResourceState, int], released: int = 0) -> str:
+    """One badge per outcome present (see :func:`state_counts_html`), then ``released N``."""
+    text = state_counts_html(counts)
+    return f"{text} {released_badge(f'released {released}')}" if released else text
 
 
 def _resources(ec: ExperimentController) -> list[ResourceManager]:
@@ -112,8 +155,10 @@ def _resources(ec: ExperimentController) -> list[ResourceManager]:
 def controller_html(ec: ExperimentController, max_rows: int = MAX_ROWS) -> str | None:
     """The controller as HTML: identity, counts by state, and a table of resources.
 
-    Columns: guid, type, state, the attributes that differ from their defaults,
-    connections, and the failure reason.  At most ``max_rows`` rows are shown (the
+    Columns: guid, name, type, outcome (the state, or once released the state it
+    was released from, with a "released" mark beside it), the attributes that
+    differ from their defaults, connections, and the failure reason; the counts
+    are by outcome.  At most ``max_rows`` rows are shown (the
     counts always cover every resource).  Returns None if it cannot be built, so
     that IPython falls back to the plain ``repr``.
     """
@@ -126,17 +171,18 @@ def controller_html(ec: ExperimentController, max_rows: int = MAX_ROWS) -> str |
 
 def _controller_html(ec: ExperimentController, max_rows: int) -> str:
     rms = _resources(ec)
-    counts = Counter(rm.state for rm in rms)
+    counts = Counter(rm.outcome for rm in rms)
+    released = sum(1 for rm in rms if rm.state == S.RELEASED)
     failures = ec.failures
     head = (
-        f'<div class="nepi-controller" style="{_HEAD}">'
+        f'<div class="nepi-controller {NO_MATH}" style="{_HEAD}">'
         f"<b>ExperimentController</b> <code>{_e(ec.exp_id)}</code> run <code>{_e(ec.run_id)}</code> "
         f"· <b>{_e(ec.ecstate.name)}</b> · {len(rms)} resource{'s' if len(rms) != 1 else ''} "
-        f"{state_counts_html(counts)}"
+        f"{outcome_counts_html(counts, released)}"
         f'<div style="{_MUTED};font-size:11px">{_e(ec.run_dir)}</div>'
     )
     if failures:
-        head += (f'<div style="color:#c62828;font-size:12px">{len(failures)} failure'
+        head += (f'<div style="{_ERROR};font-size:12px">{len(failures)} failure'
                  f'{"s" if len(failures) != 1 else ""}; first: {_e(_short(str(failures[0]), 200))}</div>')
     if not rms:
         return head + f'<div style="{_MUTED}">no resources yet: ec.register_resource(...)</div></div>'
@@ -144,10 +190,11 @@ def _controller_html(ec: ExperimentController, max_rows: int) -> str:
     for rm in rms[:max_rows]:
         connections = ", ".join(str(g) for g in sorted(rm.connections))
         rows.append(
-            f'<tr data-guid="{rm.guid}" data-state="{rm.state.name}">'
+            f'<tr data-guid="{rm.guid}" data-state="{rm.state.name}" data-outcome="{rm.outcome.name}">'
             f'<td style="{_TD}">{rm.guid}</td>'
+            f'<td style="{_TD}">{_e(rm.name or "")}</td>'
             f'<td style="{_TD}"><code>{_e(rm.get_rtype())}</code></td>'
-            f'<td style="{_TD}">{state_badge(rm.state)}</td>'
+            f'<td style="{_TD}">{outcome_html(rm)}</td>'
             f'<td style="{_TD}">{_attributes_cell(rm)}</td>'
             f'<td style="{_TD}">{_e(connections)}</td>'
             f'<td style="{_TD}">{_failure_cell(rm)}</td></tr>'
@@ -156,7 +203,7 @@ def _controller_html(ec: ExperimentController, max_rows: int) -> str:
     if len(rms) > max_rows:
         more = f'<div style="{_MUTED};font-size:11px">… and {len(rms) - max_rows} more resources</div>'
     header = "".join(f'<th style="{_TH}">{h}</th>'
-                     for h in ("guid", "type", "state", "attributes", "connected to", "failure"))
+                     for h in ("guid", "name", "type", "outcome", "attributes", "connected to", "failure"))
     return (head + f'<table class="nepi-resources" style="{_TABLE}"><thead><tr>{header}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>{more}</div>')
 
@@ -194,8 +241,10 @@ def _resource_html(rm: ResourceManager) -> str:
         )
     header = "".join(f'<th style="{_TH}">{h}</th>' for h in ("attribute", "value", "type", "flags", "help"))
     parts = [
-        f'<div class="nepi-resource" data-guid="{rm.guid}" style="{_HEAD}">'
-        f"<b>{_e(rm.get_rtype())}</b> guid {rm.guid} {state_badge(rm.state)}"
+        f'<div class="nepi-resource {NO_MATH}" data-guid="{rm.guid}" data-state="{rm.state.name}" '
+        f'data-outcome="{rm.outcome.name}" style="{_HEAD}">'
+        f'{f"<b>{_e(rm.name)}</b> " if rm.name else ""}'
+        f"<b>{_e(rm.get_rtype())}</b> guid {rm.guid} {outcome_html(rm)}"
         f'{"" if rm.critical else " <i>non-critical</i>"}'
     ]
     if explanation:
@@ -205,9 +254,10 @@ def _resource_html(rm: ResourceManager) -> str:
         detail = f"{f.step}: {f.error}: {f.message}"
         if f.command:
             detail += f" — command {f.command!r} exited with {f.returncode}"
-        parts.append(f'<div style="color:#c62828;font-size:12px">failed in {_e(detail)}</div>')
+        parts.append(f'<div style="{_ERROR};font-size:12px">failed in {_e(detail)}</div>')
         if f.stderr_tail:
-            parts.append(f'<pre style="font-size:11px;background:#fff3f3;padding:4px;margin:2px 0">'
+            parts.append('<pre style="font-size:11px;padding:4px;margin:2px 0;'
+                         'background:var(--jp-rendermime-error-background, #fff3f3)">'
                          f"{_e(f.stderr_tail[-1000:])}</pre>")
     extras = []
     if rm.connections:

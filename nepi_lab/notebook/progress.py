@@ -33,6 +33,7 @@ from ..core.loop import inbox
 from ..core.states import ResourceState
 from ._ipython import in_kernel, on_cells
 from ._schedule import UPDATE_INTERVAL, Following, Subscription
+from ._static import StaticFallback, bars_html
 from .colors import STATE_COLORS
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ BAR_STATES = (S.DISCOVERED, S.RESERVED, S.PROVISIONED, S.READY, S.STARTED, S.FIN
               S.FAILED, S.RELEASED)
 
 
-class ProgressView(Following, widgets.VBox):
+class ProgressView(StaticFallback, Following, widgets.VBox):
     """One progress bar per state: resources that reached it, out of all tracked.
 
     Parameters
@@ -53,6 +54,9 @@ class ProgressView(Following, widgets.VBox):
     ec : ExperimentController
     guids : iterable of int, optional
         The resources to count; default: all, including those registered later.
+
+    Its output also holds the bars as plain HTML, refreshed after each cell, for
+    readers without a kernel (see ``_static.py``).
 
     Example
     -------
@@ -123,10 +127,23 @@ class ProgressView(Following, widgets.VBox):
         parts = [f"{counts['READY']}/{total} deployed", f"{counts['STARTED']}/{total} started",
                  f"{ended}/{total} ended"]
         if counts["FAILED"]:
-            parts.append(f'<span style="color:#c62828">{counts["FAILED"]} failed</span>')
+            parts.append(f'<span style="color:var(--jp-error-color1, #c62828)">'
+                         f'{counts["FAILED"]} failed</span>')
         return (f'<div class="nepi-progress-counts" data-counts="{_attr(counts)}" '
                 f'style="font-family:sans-serif;font-size:12px">{self.ec.exp_id}: {" · ".join(parts)}</div>')
 
+    def _static_refresh(self) -> None:
+        if not self.frozen:  # frozen bars keep what their cell showed
+            self.update()
+
+    def _static_data(self) -> dict[str, str]:
+        # the bars as shown (their "n/total" labels), not the counts, which may be ahead
+        rows = []
+        for state in BAR_STATES:
+            shown, total = (int(n) for n in self._counts[state].value.split("/"))
+            if state is not S.RESERVED or shown:
+                rows.append((state.name, shown, total, STATE_COLORS[state]))
+        return {"text/html": bars_html(rows, self._summary.value)}
 
     def __repr__(self) -> str:
         counts = self.counts() if hasattr(self, "_reached") else {}

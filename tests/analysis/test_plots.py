@@ -16,6 +16,7 @@ from nepi_lab.analysis import (
     plot_throughput,
     plot_timeline,
 )
+from nepi_lab.analysis.plots import RELEASED_RING
 
 from .conftest import requires
 
@@ -121,3 +122,29 @@ def test_measurement_plots_need_the_resources(writer_run):
 def test_colours_are_the_notebook_ones():
     notebook = pytest.importorskip("nepi_lab.notebook")
     assert {ResourceState(s).name: c for s, c in notebook.STATE_COLORS.items()} == STATE_COLOURS
+
+
+def test_timeline_keeps_outcomes_after_release_and_names_rows(tmp_path):
+    from matplotlib.collections import PathCollection
+
+    from nepi_lab import ExperimentController
+
+    with ExperimentController(exp_id="outcomes", local_dir=str(tmp_path / "results")) as ec:
+        ok = ec.register_resource("analysis_test::Writer", name="writer $HOME")
+        bad = ec.register_resource("analysis_test::Writer", fail=True, critical=False)
+        ec.deploy()
+        ec.wait_finished([ok, bad], timeout=10)
+        running = plot_timeline(ec)
+        [dots] = [c for c in running.collections if isinstance(c, PathCollection)]
+        assert RELEASED_RING not in {to_hex(c) for c in dots.get_edgecolor()}  # nothing released yet
+    for source in (ec, load_run(ec.run_dir)):  # the outcome comes from the events: RELEASED's "from"
+        ax = plot_timeline(source)
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == [f"{ok}  writer $HOME \u00b7 analysis_test::Writer", f"{bad}  analysis_test::Writer"]
+        [dots] = [c for c in ax.collections if isinstance(c, PathCollection)]
+        faces = [to_hex(c) for c in dots.get_facecolor()]
+        assert faces == [STATE_COLOURS["FINISHED"], STATE_COLOURS["FAILED"]]  # the outcomes, not grey
+        assert {to_hex(c) for c in dots.get_edgecolor()} == {RELEASED_RING}  # the released mark
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "released (grey ring)" in legend and "RELEASED" not in legend
+        assert STATE_COLOURS["RELEASED"] not in bar_colours(ax)

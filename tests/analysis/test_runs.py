@@ -402,3 +402,23 @@ def test_frames_inside_a_running_loop(tmp_path):
     assert frame.columns.tolist() == [*IDENTITY, "0", "0.1"] and frame["0"].tolist() == [1]
     assert set(events["to"]) >= {"NEW", "READY", "FINISHED"}
     pdt.assert_frame_equal(trace_frame(ec.run_dir, g, "out", parser="csv"), frame)
+
+
+def test_resources_frame_has_names_and_outcomes(tmp_path):
+    """Names and outcomes from the controller, and from the run directory alone."""
+    with ExperimentController(exp_id="named", local_dir=str(tmp_path / "results")) as ec:
+        ok = ec.register_resource("analysis_test::Writer", name="writer one")
+        bad = ec.register_resource("analysis_test::Writer", fail=True, critical=False)
+        ec.deploy()
+        ec.wait_finished([ok, bad], timeout=10)
+        live = resources_frame(ec).set_index("guid")
+        assert live.loc[ok, "outcome"] == live.loc[ok, "state"] == "FINISHED"
+    frame = resources_frame(ec)
+    assert frame.columns.tolist()[:6] == ["run_id", "guid", "name", "type", "state", "outcome"]
+    assert "name_attribute" not in frame.columns and frame.columns.tolist().count("name") == 1
+    frame = frame.set_index("guid")
+    assert frame.loc[ok, "name"] == "writer one" and pd.isna(frame.loc[bad, "name"])
+    assert (frame["state"] == "RELEASED").all()
+    assert frame.loc[ok, "outcome"] == "FINISHED" and frame.loc[bad, "outcome"] == "FAILED"
+    assert frame["outcome"].dtype == frame["state"].dtype  # ordered categoricals of the states
+    pdt.assert_frame_equal(resources_frame(load_run(ec.run_dir)), resources_frame(ec))

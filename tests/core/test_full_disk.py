@@ -58,3 +58,20 @@ def test_shutdown_on_a_disk_that_stays_full_does_not_raise(tmp_path):
         events = read_events(ec.run_dir)  # whole lines only
         assert [(e["guid"], e["to"]) for e in events] == [
             (e.guid, e.new.name) for e in list(ec.events)[: len(events)]]
+
+
+def test_a_controller_that_cannot_write_its_run_directory_leaves_nothing(tmp_path):
+    import threading
+
+    import pytest
+
+    from nepi_lab import ResultsWriteError
+
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        (disk / "full").mkdir()
+        fill(disk)
+        threads = threading.active_count()
+        with pytest.raises(ResultsWriteError, match="No space left on device"):
+            ExperimentController(exp_id="full", local_dir=str(disk))
+        assert threading.active_count() == threads  # no loop thread was left running
+        assert os.listdir(disk / "full") == []  # no half-made run directory

@@ -155,3 +155,36 @@ def test_synchronous_hooks_run_in_the_bounded_pool(tmp_path):
         assert {ec.state(g, hr=True) for g in guids} == {"FINISHED"}
         assert not Legacy._long_lived  # a plain do_run still makes it finish by itself
     assert max(seen) <= baseline + 1 + EXECUTOR_THREADS  # the loop thread and the pool, no more
+
+
+def test_topology_roles_are_declared_in_the_class_and_inherited():
+    from nepi_lab import TopologyRole
+
+    class Wire(ResourceManager):
+        _rtype = "reg::Wire"
+        _topology_role = TopologyRole.LINK
+        _topology_labels = (("size", "{} bytes"),)
+
+    class ThinWire(Wire):
+        _rtype = "reg::ThinWire"
+
+    assert ThinWire.get_topology_role() is TopologyRole.LINK
+    assert ThinWire.get_topology_labels() == (("size", "{} bytes"),)
+    assert Base.get_topology_role() is None and Base.get_topology_labels() == ()  # not part of a topology
+    assert TopologyRole("host") is TopologyRole.HOST and TopologyRole.HOST == "host"
+
+
+def test_the_back_ends_declare_their_roles():
+    from nepi_lab import TopologyRole as R
+
+    roles = {name: get_resource_type(name).get_topology_role() for name in (
+        "linux::Node", "linux::Application", "linux::Ping", "linux::Tcpdump", "netns::Node", "netns::Switch",
+        "netns::Link", "netns::Interface", "netns::Route")}
+    assert roles == {"linux::Node": R.HOST, "linux::Application": R.APPLICATION, "linux::Ping": R.APPLICATION,
+                     "linux::Tcpdump": R.APPLICATION, "netns::Node": R.HOST, "netns::Switch": R.SWITCH,
+                     "netns::Link": R.LINK, "netns::Interface": R.INTERFACE, "netns::Route": R.ROUTE}
+    link_labels = dict(get_resource_type("netns::Link").get_topology_labels())
+    assert set(link_labels) == {"rate", "delay", "loss"}
+    declared = get_resource_type("netns::Link").get_attribute_declarations()
+    assert all(name in declared for name in link_labels)  # they name real attributes
+    assert dict(get_resource_type("netns::Interface").get_topology_labels()).keys() == {"ip", "ipv6"}

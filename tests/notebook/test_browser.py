@@ -202,8 +202,9 @@ def test_a_failed_run_is_shown_in_the_status_line_and_beside_deploy(page, tmp_pa
     page.locator(".nepi-builder-status", has_text=why).wait_for(timeout=20_000)
     text = page.locator(".nepi-builder-status").inner_text()
     assert "FAILED" in text and reason in text
-    beside_deploy = page.locator(".nepi-builder-run-error")
-    assert why in beside_deploy.inner_text() and reason in beside_deploy.inner_text()
+    beside_deploy = page.locator(".nepi-builder-run-error", has_text=why)
+    beside_deploy.wait_for(timeout=20_000)  # its own widget: its update may come a moment later
+    assert reason in beside_deploy.inner_text()
     # the badge is red, and the status line stays in view when the page scrolls
     badge = page.locator(".nepi-builder-status .nepi-phase")
     assert badge.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(229, 57, 53)"

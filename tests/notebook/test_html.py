@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 
 from nepi_lab.notebook import STATE_COLORS, controller_html, resource_html, state_color
 
@@ -91,3 +92,106 @@ def test_html_module_loads_no_widgets_nor_matplotlib(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+class _Elements(HTMLParser):
+    """Collects (depth, tag, attributes) of every element of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.elements: list[tuple[int, str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((self.depth, tag, dict(attrs)))
+        if tag not in ("br", "img", "hr"):
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        self.depth -= 1
+
+
+def _elements(text: str) -> list[tuple[int, str, dict[str, str]]]:
+    parser = _Elements()
+    parser.feed(text)
+    parser.close()
+    return parser.elements
+
+
+def _shell_text_experiment(ec):
+    host = ec.register_resource("nbtest::Host")
+    task = ec.register_resource("nbtest::Task", note="echo $GREETING from $(hostname) in ${APP_HOME}",
+                                fail=True, critical=False, connectedTo=host)
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    return task
+
+
+def test_shell_text_is_never_typeset_as_maths(ec):
+    """JupyterLab (MathJax 3) and nbconvert's pages (MathJax 2) typeset $...$ in HTML
+    outputs unless a container has mathjax_ignore / tex2jax_ignore."""
+    task = _shell_text_experiment(ec)
+    for text in (ec._repr_html_(), ec.get_resource(task)._repr_html_()):
+        assert "$GREETING from $(hostname) in ${APP_HOME}" in text
+        roots = [e for e in _elements(text) if e[0] == 0]
+        assert len(roots) == 1, roots  # one container holds every "$"
+        classes = roots[0][2]["class"].split()
+        assert {"mathjax_ignore", "tex2jax_ignore"} <= set(classes)
+
+
+def test_colours_follow_jupyterlab_themes_with_light_fallbacks(ec):
+    """Every colour but the state badges' is a JupyterLab theme variable with a fallback,
+    so the tables read in the dark theme and still look right where no variable exists."""
+    task = _shell_text_experiment(ec)
+    ec.get_resource(task).failure  # noqa: B018 - the failure row and stderr box are drawn
+    for text in (ec._repr_html_(), ec.get_resource(task)._repr_html_()):
+        checked = 0
+        for _, _, attrs in _elements(text):
+            if "data-state" in attrs or "style" not in attrs:
+                continue  # a state badge: its own background and a text colour for contrast
+            for declaration in attrs["style"].split(";"):
+                name, _, value = declaration.partition(":")
+                name = name.strip()
+                if name in ("color", "background", "background-color") or (
+                        name.startswith("border") and name not in ("border-collapse", "border-radius")):
+                    checked += 1
+                    assert re.fullmatch(r".*var\(--jp-[a-z0-9-]+, #[0-9a-f]{3,6}\).*", value.strip()), \
+                        declaration
+        assert checked >= 3
+
+
+def test_outcomes_survive_release_in_the_tables(ec):
+    host = ec.register_resource("nbtest::Host", name="server")
+    good = ec.register_resource("nbtest::Task", connectedTo=host, name="client <1>")
+    bad = ec.register_resource("nbtest::Task", fail=True, critical=False)
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    ec.shutdown()
+    text = controller_html(ec)
+    rows = re.findall(r'<tr data-guid="(\d+)" data-state="(\w+)" data-outcome="(\w+)"', text)
+    assert rows == [(str(host), "RELEASED", "STOPPED"), (str(good), "RELEASED", "FINISHED"),
+                    (str(bad), "RELEASED", "FAILED")]
+    # each row: the outcome's badge, then the released mark beside it (never instead)
+    row = text[text.index(f'<tr data-guid="{bad}"'):]
+    row = row[: row.index("</tr>")]
+    assert row.index('data-state="FAILED"') < row.index('data-released="true"')
+    assert STATE_COLORS[ec.get_resource(bad).outcome] in row
+    head = text[: text.index("<table")]  # the counts are by outcome: no RELEASED among them
+    assert 'data-state="RELEASED"' not in head
+    assert "FINISHED 1" in text and "FAILED 1" in text and "STOPPED 1" in text and "released 3" in text
+    # names have a column of their own, escaped
+    assert "<td style" in text and ">server</td>" in text and "client &lt;1&gt;" in text
+    assert "<code>name</code>" not in text
+    page = resource_html(ec.get_resource(bad))
+    assert 'data-outcome="FAILED"' in page and 'data-released="true"' in page
+    assert page.index('data-state="FAILED"') < page.index('data-released="true"')
+    assert "<b>server</b>" in resource_html(ec.get_resource(host))
+
+
+def test_a_running_resource_has_no_released_mark(ec):
+    task = ec.register_resource("nbtest::Task", seconds=5)
+    ec.deploy()
+    ec.wait_started(task, timeout=10)
+    text = controller_html(ec)
+    assert f'<tr data-guid="{task}" data-state="STARTED" data-outcome="STARTED"' in text
+    assert "data-released" not in text

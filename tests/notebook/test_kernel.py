@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from ..kernels import ipykernel_version, kernel_python
+
 nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
 nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
 
@@ -31,11 +33,11 @@ class Sleeper(ResourceManager):
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    """One kernel for this module; ``run(source) -> outputs`` runs one cell in it."""
+def kernel(tmp_path_factory, kernel_name):
+    """One kernel (``--kernel``) for this module; ``run(source) -> outputs`` runs one cell in it."""
     results = tmp_path_factory.mktemp("kernel")
     nb = nbformat.v4.new_notebook()
-    client = nbclient.NotebookClient(nb, timeout=60, kernel_name="python3",
+    client = nbclient.NotebookClient(nb, timeout=60, kernel_name=kernel_name,
                                      resources={"metadata": {"path": str(results)}})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NEPI_LAB_RESULTS", str(results))
@@ -157,3 +159,15 @@ hec
     [result] = [o for o in outputs if o.get("output_type") == "execute_result"]
     assert 'data-state="NEW"' in result["data"]["text/html"]
     assert "ExperimentController table" in result["data"]["text/plain"]
+
+
+def test_the_kernel_is_the_one_asked_for(kernel, kernel_name):
+    """The cells run in the interpreter and the ipykernel that ``--kernel`` names (how
+    ``.ci/run`` proves its second pass ran on ipykernel 6)."""
+    outputs = kernel("""
+import sys
+from importlib.metadata import version
+print(sys.executable, version("ipykernel"))
+""")
+    python, version = text_of(outputs).split()
+    assert (python, version) == (kernel_python(kernel_name), ipykernel_version(kernel_python(kernel_name)))

@@ -77,3 +77,43 @@ def test_resource_table_follows_states(ec):
         assert wait_until(lambda: f'data-guid="{task}" data-state="FINISHED"' in table.value)
     finally:
         table.close()
+
+
+def test_explain_keeps_outcomes_and_failures_after_release(ec):
+    done = ec.register_resource("nbtest::Task", name="done")
+    bad = ec.register_resource("nbtest::Task", name="bad one", fail=True, critical=False)
+    never = ec.register_resource("nbtest::Task", name="never")
+    ec.register_condition(never, "START", done, "FINISHED", "1h")  # will not start before the release
+    view = ExplainView(ec)
+    try:
+        ec.deploy()
+        ec.wait_finished([done, bad], timeout=10)
+        ec.shutdown()
+        view.update()  # in a script the controller's loop, which ran the view's timer, is gone now
+        assert set(view.lines()) == {never} and set(view.failures()) == {bad}
+        html = view.value
+        # the resource that never started: its outcome (READY) with the released mark beside it
+        item = html[html.index(f'<li data-guid="{never}">'):]
+        item = item[: item.index("</li>")]
+        assert item.index('data-state="READY"') < item.index('data-released="true"')
+        assert "resource 3 &#x27;never&#x27;" in item  # explain names it (escaped)
+        failed = html[html.index(f'<li data-guid="{bad}">'):]
+        assert failed.index('data-state="FAILED"') < failed.index('data-released="true"')
+        assert "failed on purpose" in failed and "&#x27;bad one&#x27;" in failed
+        assert 'data-state="RELEASED"' not in html  # released is a mark, never the colour
+    finally:
+        view.close()
+
+
+def test_explain_summarises_outcomes_once_everything_started(ec):
+    ec.register_resource("nbtest::Task")
+    view = ExplainView(ec)
+    try:
+        ec.deploy()
+        ec.wait_finished(timeout=10)
+        ec.shutdown()
+        view.update()
+        assert "every resource has started (or ended)" in view.value
+        assert "FINISHED 1" in view.value and "released 1" in view.value
+    finally:
+        view.close()

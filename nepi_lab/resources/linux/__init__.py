@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from ._local import LocalExecutor
 from .application import Application, parse_env
-from .executor import CommandResult, CommandTimeoutError, Executor, MissingCommandsError, ProcessHandle
+from .executor import (
+    CommandResult,
+    CommandTimeoutError,
+    Executor,
+    LeftOnHostError,
+    MissingCommandsError,
+    ProcessHandle,
+)
 from .node import Node
 from .tools import Iperf3Client, Iperf3Server, Ping, Tcpdump
 
@@ -28,6 +35,7 @@ __all__ = [
     "Executor",
     "Iperf3Client",
     "Iperf3Server",
+    "LeftOnHostError",
     "LocalExecutor",
     "MissingCommandsError",
     "Node",

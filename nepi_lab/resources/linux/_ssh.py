@@ -46,15 +46,26 @@ Processes
     :meth:`SshExecutor.kill_all` signals only the groups this executor started.
 Dropped connections
     Commands run in their own sessions, so they survive a dropped connection.  When a
-    connection drops, the pool makes one attempt to reconnect (within
-    ``connectTimeout``).  If it succeeds, each process that was running is re-attached:
+    connection drops, the pool reconnects, backing off from 0.1 s to 2 s between
+    attempts, for the node's ``reconnectTimeout`` (default 30 s); meanwhile commands
+    wait, the resources keep their state and ``ec.explain`` says what goes on (the
+    executor's ``on_trouble`` callback).  A refused key or a changed host key ends the
+    attempts at once.  Once reconnected, each process that was running is re-attached:
     a command on the new connection waits on the host for the supervisor to end
     (checking ten times a second: the one place that polls, and only after a drop),
-    relays signals meanwhile, and prints the exit file, so no outcome is lost.  If it
-    fails, every process running there fails with :class:`SshConnectionLostError`
-    ("connection to ... lost ...; outcome unknown"), and so does every node using the
-    connection, a moment after its applications.  Commands started by
-    :meth:`SshExecutor.run` (short ones) fail the same way.
+    relays signals meanwhile, and prints the exit file, so no outcome is lost.  If the
+    time runs out, every process running there fails with
+    :class:`SshConnectionLostError` ("... not restored within 30 s ...; outcome
+    unknown"), and so does every node using the connection, a moment after its
+    applications.  Commands started by :meth:`SshExecutor.run` (short ones) fail the same
+    way.  Release tries once more (:meth:`SshExecutor.reconnect`): reached, it stops what
+    runs (by the run's marker, see :mod:`._tracking`) and collects the traces; not
+    reached, the node records what stays on the host for ``nepi-lab cleanup``.
+Markers
+    Every command carries the run's marker (``NEPI_LAB_RUN``) in its environment;
+    :meth:`SshExecutor.sweep` kills the processes that carry given markers with one
+    ``grep -z`` over ``/proc/*/environ`` on the host (the user's own processes: the
+    only ones it may signal anyway), which also finds what left its process group.
 
 asyncssh is imported when the first connection opens, never by ``import nepi_lab``;
 without it, deploying an SSH node fails with ``pip install 'nepi_lab[ssh]'``.
@@ -71,12 +82,14 @@ import posixpath
 import re
 import secrets
 import shlex
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import CommandError, NepiError
 from ...core.traces import TraceAttr
+from ._tracking import RUN_VARIABLE, SweepQueue, marker
 from .executor import STDERR_TAIL, CommandResult, CommandTimeoutError, Executor, ProcessHandle
 
 if TYPE_CHECKING:
@@ -106,6 +119,17 @@ REMOVE_BATCH = 200
 
 #: Seconds :meth:`SshExecutor.close` waits for killed processes to report their end.
 CLOSE_GRACE = 5.0
+
+#: Seconds a lost connection is retried by default (the node's ``reconnectTimeout``).
+DEFAULT_RECONNECT_TIMEOUT = 30.0
+
+#: First and longest pause between two attempts to reconnect (doubling in between).
+RECONNECT_FIRST_DELAY = 0.1
+RECONNECT_MAX_DELAY = 2.0
+
+#: After a connection was given up, release tries once more to reach the host; the
+#: releases that come within this many seconds of a failed try do not try again.
+REVIVE_INTERVAL = 5.0
 
 #: Loop turns given to the applications of a node to record their own failure before
 #: the node fails because its connection was lost.
@@ -186,6 +210,7 @@ class SshTarget:
     connect_timeout: float = 10.0
     gateway: SshTarget | None = None
     max_sessions: int = DEFAULT_MAX_SESSIONS
+    reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT  #: seconds a lost connection is retried
 
     @property
     def where(self) -> str:
@@ -203,6 +228,21 @@ class SshTarget:
     @property
     def known_hosts_file(self) -> str:
         return os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts")
+
+    def to_dict(self) -> dict[str, Any]:
+        """How to reach the account again (for a run record): no secret, only paths and names."""
+        data = dataclasses.asdict(self)
+        data["gateway"] = self.gateway.to_dict() if self.gateway else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SshTarget:
+        """The target :meth:`to_dict` described."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("gateway"):
+            values["gateway"] = cls.from_dict(values["gateway"])
+        return cls(**values)
 
     @classmethod
     def parse_gateway(cls, text: str, **options: Any) -> SshTarget:
@@ -232,6 +272,9 @@ class _Connection:
         self.gateway: _Connection | None = None
         self.closing = False
         self.dead: SshConnectionLostError | None = None  # lost, and reconnecting failed
+        self.trouble: str | None = None  # while reconnecting: what happened and what is tried
+        self._reviving: asyncio.Future[bool] | None = None
+        self._revive_failed_at = -1e9
         self.posix_login = False  # whether the login shell runs POSIX scripts (see _script)
         self._opening: asyncio.Future[Any] | None = None
         self._recovery: asyncio.Task[None] | None = None
@@ -392,7 +435,7 @@ class _Connection:
     # -- loss and recovery -------------------------------------------------------------------
 
     def _lost(self, conn: Any, exc: Exception | None) -> None:
-        """asyncssh says ``conn`` is gone: try once to reconnect, or declare it dead."""
+        """asyncssh says ``conn`` is gone: reconnect (see :meth:`_recover`)."""
         if conn is not self.conn:
             return
         self.conn = None
@@ -400,25 +443,92 @@ class _Connection:
         if self.closing:
             return
         reason = str(exc) if exc else "closed by the host"
-        log.warning("SSH connection to %s lost: %s; reconnecting once", self.target.where, reason)
+        log.warning("SSH connection to %s lost: %s; reconnecting for up to %g s (reconnectTimeout)",
+                    self.target.where, reason, self.target.reconnect_timeout)
         self._recovery = asyncio.ensure_future(self._recover(reason))
 
     async def _recover(self, reason: str) -> None:
+        """Reconnect, backing off from 0.1 s to 2 s between attempts, for at most
+        ``reconnect_timeout`` seconds; meanwhile commands wait and resources keep their
+        state.  A refused key or a changed host key ends it at once: that is no network
+        hiccup.  If it fails, the connection is dead: its processes and nodes fail."""
+        loop = asyncio.get_running_loop()
+        target = self.target
+        lost_at = time.time()
+        deadline = loop.time() + target.reconnect_timeout
+        delay = RECONNECT_FIRST_DELAY
+        attempt = 0
+        error: Exception | None = None
+        while True:
+            attempt += 1
+            self._set_trouble(
+                f"SSH connection to {target.where} lost at {_clock(lost_at)} ({reason}); reconnecting "
+                f"(attempt {attempt}, until {_clock(lost_at + target.reconnect_timeout)}"
+                f"{f'; last: {error}' if error else ''})")
+            try:
+                await self.open()
+            except (SshAuthenticationError, SshHostKeyError) as exc:
+                error = exc
+                break
+            except Exception as exc:
+                error = exc
+                if loop.time() + delay > deadline:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+                continue
+            log.warning("SSH connection to %s restored after %.1f s (attempt %s)", target.where,
+                        time.time() - lost_at, attempt)
+            self._set_trouble(None)
+            return
+        self.dead = SshConnectionLostError(
+            f"SSH connection to {target.where} lost ({reason}) and not restored within "
+            f"{target.reconnect_timeout:g} s (reconnectTimeout, {attempt} attempts): {error}", target.where)
+        self._revive_failed_at = loop.time()
+        self._set_trouble(None)
+        for executor in list(self.executors):
+            executor._connection_dead(self.dead)
+
+    def _set_trouble(self, text: str | None) -> None:
+        if text == self.trouble:
+            return
+        self.trouble = text
+        for executor in list(self.executors):
+            executor._connection_trouble(text)
+
+    async def revive(self) -> bool:
+        """After the connection was given up: try once more to open it (release uses this
+        to stop what runs on the host and collect its traces).  Concurrent callers share
+        one attempt; after a failed one, callers within :data:`REVIVE_INTERVAL` seconds
+        are answered False at once."""
+        if self.dead is None:
+            return not self.closing
+        if self.closing:
+            return False
+        if self._reviving is None:
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._revive_failed_at < REVIVE_INTERVAL:
+                return False
+            self._reviving = asyncio.ensure_future(self._revive())
+        return await asyncio.shield(self._reviving)
+
+    async def _revive(self) -> bool:
         try:
             await self.open()
-            log.warning("SSH connection to %s restored", self.target.where)
         except Exception as exc:
-            self.dead = SshConnectionLostError(
-                f"SSH connection to {self.target.where} lost ({reason}) and could not be restored: {exc}",
-                self.target.where)
-            for executor in list(self.executors):
-                executor._connection_dead(self.dead)
+            log.info("SSH connection to %s still cannot be opened: %s", self.target.where, exc)
+            self._revive_failed_at = asyncio.get_running_loop().time()
+            return False
+        finally:
+            self._reviving = None
+        log.warning("SSH connection to %s opened again after it was given up", self.target.where)
+        return True
 
     # -- closing ---------------------------------------------------------------------------
 
     async def close(self) -> None:
         self.closing = True
-        for task in (self._recovery, self._opening):
+        for task in (self._recovery, self._opening, self._reviving):
             if task is not None and not task.done():
                 task.cancel()
         conn, self.conn, self._sftp = self.conn, None, None
@@ -429,6 +539,11 @@ class _Connection:
         if self.gateway is not None:
             gateway, self.gateway = self.gateway, None
             await self.pool.release(gateway)
+
+
+def _clock(when: float) -> str:
+    """A wall-clock time, HH:MM:SS."""
+    return time.strftime("%H:%M:%S", time.localtime(when))
 
 
 def _client_factory(owner: _Connection) -> Any:
@@ -613,6 +728,46 @@ cat "$ctl.exit" 2>/dev/null
 """
 
 
+#: Kills the processes whose marker matches.  ``$1`` is ``exact`` (the ``NAME=value``
+#: lines to match, one per line, on standard input) or ``prefix`` (``$2``: a basic regular
+#: expression anchored at the start of a variable).  Looks again until nothing is
+#: found (a process may fork meanwhile), at most ten times; prints how many it killed.
+_SWEEP = r"""mode=$1 pattern=$2
+if [ "$mode" = exact ]; then lines=$(cat); [ -n "$lines" ] || { echo 0; exit 0; }; fi
+killed=' ' total=0 round=0
+while [ "$round" -lt 10 ]; do
+  round=$((round + 1))
+  if [ "$mode" = exact ]; then
+    files=$(printf '%s
+' "$lines" | grep -lzxF -f - /proc/[0-9]*/environ 2>/dev/null)
+  else
+    files=$(grep -lz -e "$pattern" /proc/[0-9]*/environ 2>/dev/null)
+  fi
+  pids=
+  for f in $files; do
+    p=${f#/proc/}; p=${p%/environ}
+    case "$killed" in *" $p "*) continue ;; esac
+    [ "$p" = "$$" ] || pids="$pids $p"
+  done
+  [ -n "$pids" ] || break
+  kill -s KILL $pids 2>/dev/null
+  for p in $pids; do killed="$killed$p "; total=$((total + 1)); done
+done
+echo "$total"
+"""
+
+
+def _bre_escape(text: str) -> str:
+    """``text`` as a POSIX basic regular expression that matches it literally.
+
+    Example
+    -------
+    >>> _bre_escape("NEPI_LAB_RUN=a.b+c/1/")
+    'NEPI_LAB_RUN=a\\.b+c/1/'
+    """
+    return re.sub(r"([\\.\[\]*^$])", r"\\\1", text)
+
+
 def _status_from_shell(code: int) -> int:
     """A shell's 128+N (killed by signal N) as Python reports it: -N."""
     return -(code - 128) if 128 < code <= 128 + 64 else code
@@ -664,9 +819,12 @@ exec sh -c "$1"
 class SshProcess(ProcessHandle):
     """A command started by :meth:`SshExecutor.spawn`; ``pid`` is its process group id on the host."""
 
-    def __init__(self, executor: SshExecutor, channel: Any, pgid: int, control: str, command: str) -> None:
+    def __init__(self, executor: SshExecutor, channel: Any, pgid: int, control: str, command: str,
+                 owner: int | None = None) -> None:
         self.pid = pgid
         self.command = command
+        self.owner = owner  #: the guid it was started for
+        self.outcome_unknown = False  #: its end was not seen (the connection was lost): it may still run
         self.returncode: int | None = None
         self.control = control  #: prefix of its control files on the host (.pid, .exit)
         self.where = executor.where
@@ -741,8 +899,10 @@ class SshProcess(ProcessHandle):
         self._executor._handles.discard(self)
         if not task.cancelled() and task.exception() is None:
             self.returncode = task.result()
-        elif self.returncode is None:
-            self.returncode = _UNKNOWN
+        else:
+            self.outcome_unknown = True
+            if self.returncode is None:
+                self.returncode = _UNKNOWN
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exit)
@@ -817,7 +977,8 @@ class SshExecutor(Executor):
     """
 
     def __init__(self, target: SshTarget, pool: SshPool,
-                 on_lost: Callable[[SshConnectionLostError], None] | None = None) -> None:
+                 on_lost: Callable[[SshConnectionLostError], None] | None = None,
+                 on_trouble: Callable[[str | None], None] | None = None) -> None:
         if target.max_sessions <= RESERVED_SESSIONS:
             raise ValueError(f"max_sessions must be more than {RESERVED_SESSIONS} (SFTP keeps one), "
                              f"not {target.max_sessions}")
@@ -825,9 +986,13 @@ class SshExecutor(Executor):
         self.where = target.where
         self._pool = pool
         self._on_lost = on_lost
+        self._on_trouble = on_trouble
+        self._owners: set[int] = set()  # owners that started processes here, not swept since
+        self._sweeps = SweepQueue(self._sweep)
         self._entry: _Connection | None = None
         self._handles: set[SshProcess] = set()
         self._home: str | None = None
+        self._started: list[SshProcess] = []  # processes started, until their owner was swept
         self._to_remove: list[tuple[str, asyncio.Future[None]]] = []
         self._removing: asyncio.Task[None] | None = None
 
@@ -844,11 +1009,14 @@ class SshExecutor(Executor):
         }
         if "maxSessions" in declared:
             options["max_sessions"] = node.get("maxSessions")
+        if "reconnectTimeout" in declared:
+            options["reconnect_timeout"] = node.get("reconnectTimeout")
         gateway = node.get("gateway")
         target = SshTarget(
             node.get("hostname"), node.get("port"), node.get("username"),
             gateway=SshTarget.parse_gateway(gateway, **options) if gateway else None, **options)
-        return cls(target, pool_for(node.ec), on_lost=lambda exc: _fail_node_soon(node, exc))
+        return cls(target, pool_for(node.ec), on_lost=lambda exc: _fail_node_soon(node, exc),
+                   on_trouble=node._connection_trouble)
 
     def __repr__(self) -> str:
         return f"<SshExecutor {self.where}>"
@@ -885,11 +1053,42 @@ class SshExecutor(Executor):
         if self._on_lost is not None:
             self._on_lost(error)
 
+    def _connection_trouble(self, text: str | None) -> None:
+        if self._on_trouble is not None:
+            self._on_trouble(text)
+
+    async def reconnect(self) -> bool:
+        entry = self._entry
+        if entry is None:
+            return False
+        if entry._recovery is not None and not entry._recovery.done():
+            await asyncio.wait({entry._recovery})  # within reconnectTimeout: wait for it (never raises)
+        return await entry.revive()
+
+    @property
+    def trouble(self) -> str | None:
+        """While the connection is being restored, what happened and what is tried."""
+        return self._entry.trouble if self._entry is not None else None
+
+    def _marked(self, env: dict[str, str] | None, owner: int | None) -> dict[str, str] | None:
+        """``env`` with the marker of ``owner``'s processes (see :mod:`._tracking`)."""
+        if self.tracked_run is None or owner is None:
+            return env
+        self._owners.add(owner)
+        return {**(env or {}), RUN_VARIABLE: marker(self.tracked_run, owner)}
+
     # -- commands --------------------------------------------------------------------------
 
     async def run(self, command: str, *, check: bool = True, timeout: float | None = None,
                   input: str | bytes | None = None, cwd: str | None = None,
                   env: dict[str, str] | None = None) -> CommandResult:
+        return await self._run(command, check=check, timeout=timeout, input=input, cwd=cwd,
+                               env=self._marked(env, self.owner))
+
+    async def _run(self, command: str, *, check: bool = True, timeout: float | None = None,
+                   input: str | bytes | None = None, cwd: str | None = None,
+                   env: dict[str, str] | None = None) -> CommandResult:
+        """:meth:`run` without the marker: for this module's own commands (removals, sweeps)."""
         entry = self.connection
         head = b""
         if env:  # values travel on standard input, not in a command line
@@ -929,7 +1128,9 @@ class SshExecutor(Executor):
 
     async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
                     cwd: str | None = None, env: dict[str, str] | None = None,
-                    path: Sequence[str] = ()) -> SshProcess:
+                    path: Sequence[str] = (), owner: int | None = None) -> SshProcess:
+        owner = self.owner if owner is None else owner
+        env = self._marked(env, owner)
         folder, name = posixpath.split(stdout)
         if not folder or folder == "/dev":  # /dev/null and friends: keep the control files elsewhere
             folder = "/tmp"
@@ -956,8 +1157,9 @@ class SshExecutor(Executor):
         except BaseException:
             entry.give_back(entry.sessions)
             raise
-        handle = SshProcess(self, channel, int(line), control, command)
+        handle = SshProcess(self, channel, int(line), control, command, owner)
         self._handles.add(handle)
+        self._started.append(handle)
         return handle
 
     def kill_all(self) -> int:
@@ -965,6 +1167,54 @@ class SshExecutor(Executor):
         for handle in alive:
             handle.kill()
         return len(alive)
+
+    async def stop_owner(self, owner: int) -> int:
+        if self.tracked_run is None or owner not in self._owners:
+            return 0  # it started nothing here
+        killed = await self._sweeps.stop([marker(self.tracked_run, owner)])
+        self._owners.discard(owner)
+        self._started = [h for h in self._started if h.owner != owner]
+        return killed
+
+    async def stop_tracked(self) -> int:
+        if self.tracked_run is None or not self._owners:
+            return 0
+        owners = sorted(self._owners)
+        killed = await self._sweeps.stop([marker(self.tracked_run, owner) for owner in owners])
+        self._owners.difference_update(owners)
+        self._started = []
+        return killed
+
+    async def _sweep(self, values: set[str]) -> int:
+        lines = "".join(f"{RUN_VARIABLE}={value}\n" for value in sorted(values))
+        return await self.sweep(lines)
+
+    async def sweep(self, exact: str = "", prefix: str | None = None) -> int:
+        """Kill the processes of the host whose marker is one of the ``NAME=value`` lines
+        of ``exact``, or starts with run ``prefix`` (``<exp_id>/<run_id>/``); one command.
+
+        Reads ``/proc/*/environ`` with ``grep -z`` (GNU or BusyBox), so it sees only the
+        user's own processes, which are the only ones it may signal anyway.
+        """
+        posix_login = self.connection.posix_login
+        if prefix is not None:
+            pattern = "^" + _bre_escape(f"{RUN_VARIABLE}={prefix}")
+            result = await self._run(_script(_SWEEP, "prefix", pattern, posix_login=posix_login), check=False)
+        else:
+            result = await self._run(_script(_SWEEP, "exact", posix_login=posix_login), input=exact,
+                                     check=False)
+        text = result.stdout.strip()
+        if result.returncode != 0 or not text.isdigit():
+            raise CommandError("(sweep of the run's processes)", result.returncode,
+                               result.stderr[-STDERR_TAIL:], self.where)
+        return int(text)
+
+    def left_on_host(self, owner: int | None = None) -> list[dict[str, Any]]:
+        """The processes started here whose end was not seen (a lost connection): what may
+        still run on the host, for a run record."""
+        return [{"owner": h.owner, "process_group": h.pid, "command": h.command, "control": h.control}
+                for h in self._started if (owner is None or h.owner == owner)
+                and (h.returncode is None or h.outcome_unknown)]
 
     # -- files (SFTP on the same connection) --------------------------------------------------
 
@@ -1093,7 +1343,7 @@ class SshExecutor(Executor):
                 batch, self._to_remove = self._to_remove[:REMOVE_BATCH], self._to_remove[REMOVE_BATCH:]
                 paths = " ".join(shlex.quote(path) for path, _ in batch)
                 try:
-                    await self.run(f"rm -rf -- {paths}", check=False)
+                    await self._run(f"rm -rf -- {paths}", check=False)
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():

@@ -18,12 +18,17 @@ run
     status 0 gives FINISHED; anything else FAILED, with the status and the end of
     standard error in the failure record.  When the main process ends, whatever it
     left running in its process group is killed: a command that starts helpers in
-    the background must wait for them.
+    the background must wait for them.  What left the group (a daemon) runs on
+    until release.
 stop
     SIGTERM to the process group, SIGKILL after ``stopGracePeriod`` seconds: STOPPED.
 release
-    kills whatever still runs; with the node's ``cleanExperiment`` removes
-    ``${APP_HOME}`` from the host.
+    kills whatever still runs, also what left the process group (``setsid``,
+    daemons: found in the application's cgroup or by the run's marker in its
+    environment, see :mod:`._tracking`); collects the traces if that was not done;
+    with the node's ``cleanExperiment`` removes ``${APP_HOME}`` from the host.  If
+    the host cannot be reached (an SSH connection lost for good), release says so and
+    the run's ``hosts.json`` lists what stays there, for ``nepi-lab cleanup``.
 
 Traces (stdout, stderr, build, install) are files on the host, never held in
 memory; they are collected into the run directory (hard-linked when possible) when
@@ -78,7 +83,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Types
 from ...core.errors import AttributeValueError, CommandError, InvalidInputError, ResultsWriteError
-from ...core.resource import ResourceManager
+from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, read_trace_file
 from .executor import MissingCommandsError, ProcessHandle
@@ -142,6 +147,7 @@ class Application(ResourceManager):
     _help = "A shell command run on a linux::Node, with sources, build, install and traces."
     _platform = "linux"
     _connects_to = ("linux::Node",)  # one: valid_connection refuses a second
+    _topology_role = TopologyRole.APPLICATION
     _attributes = (
         Attribute("command", "shell command line to run (may use ${APP_HOME} ...); "
                   "default: ${CODE} if code is set, else nothing to run"),
@@ -247,7 +253,7 @@ class Application(ResourceManager):
         command = self.get(step)
         log_path = self.host_path(step)
         process = await self.node.spawn(command, stdout=log_path, stderr=log_path, cwd=self.app_home,
-                                        env=self._env, path=[self.node.bin_dir])
+                                        env=self._env, path=[self.node.bin_dir], owner=self.guid)
         status = await self._wait_or_kill(process)
         if status != 0:
             tail = await self.node.executor.tail(log_path)
@@ -375,8 +381,17 @@ class Application(ResourceManager):
         workdir = self.expand(self.get("workingDirectory") or self.app_home)
         workdir = posixpath.join(self.app_home, workdir)  # absolute stays absolute
         stdin = posixpath.join(self.app_home, "stdin") if self.get("stdin") is not None else None
-        process = await node.spawn(command, stdout=self.host_path("stdout"), stderr=self.host_path("stderr"),
-                                   stdin=stdin, cwd=workdir, env=self._env, path=[node.bin_dir])
+        queue = node.executor.spawn_queue
+        note = None
+        if queue() is not None and self._waiting is None:  # explain() says why it is not STARTED yet
+            note = self._waiting = lambda: queue() or "starting its command"
+        try:
+            process = await node.spawn(command, stdout=self.host_path("stdout"),
+                                       stderr=self.host_path("stderr"), stdin=stdin, cwd=workdir,
+                                       env=self._env, path=[node.bin_dir], owner=self.guid)
+        finally:
+            if note is not None and self._waiting is note:
+                self._waiting = None
         self._process = process
         self._ended = asyncio.ensure_future(self._after_exit(process))
         if self._ready_timeout is not None:
@@ -429,20 +444,40 @@ class Application(ResourceManager):
         process = self._process
         if process is not None and process.returncode is None:
             process.kill()
+        # collected when the process ended, unless it never ran or its end was not seen
+        collect = self._ended is None
         if self._ended is not None:
             try:
                 await asyncio.shield(self._ended)
             except Exception as exc:  # e.g. the connection was lost: its run already failed on it
                 log.debug("application %s: outcome unavailable at release: %s", self.guid, exc)
-        elif not self._collected:
-            await self._collect()
+                collect = True
         node = self._node
-        if node is not None and node._executor is not None and self.app_home and node.get("cleanExperiment"):
+        if node is None or node._executor is None:
+            return
+        executor = node.executor
+        if not await executor.reconnect():  # the host stays unreachable: its node records what is left
+            raise node._note_left(self, self.app_home)
+        # what the command started and left running, also outside its process group
+        try:
+            stopped = await executor.stop_owner(self.guid)
+        except ConnectionError:
+            raise
+        except Exception as exc:  # e.g. no grep -z on the host: the traces are still collected
+            log.warning("application %s: could not look for processes it left running on %s: %s",
+                        self.guid, executor.where, exc)
+            stopped = 0
+        if stopped:
+            log.info("application %s: stopped %s processes it left running on %s", self.guid, stopped,
+                     executor.where)
+        if collect and not self._collected:
+            await self._collect()
+        if self.app_home and node.get("cleanExperiment"):
             if self.keeps_files_on_host:
                 log.warning("application %s: its traces stay in %s on %s (they could not all be "
-                            "written into the run directory)", self.guid, self.app_home, node.executor.where)
+                            "written into the run directory)", self.guid, self.app_home, executor.where)
             else:
-                await node.executor.remove_tree(self.app_home)
+                await executor.remove_tree(self.app_home)
 
     # -- traces --------------------------------------------------------------------------
 

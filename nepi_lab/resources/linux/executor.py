@@ -16,6 +16,9 @@ Guarantees every executor gives:
   ``env`` never pass through a shell unquoted;
 - every process leads its own process group, its end is noticed without polling and
   without a thread per process, and ending it (or its end) kills its whole group;
+- once :meth:`Executor.track` named the run, every process carries the run's marker
+  (see :mod:`._tracking`), so what leaves its group is still found:
+  :meth:`Executor.stop_owner` and :meth:`Executor.stop_tracked` stop it;
 - :meth:`Executor.kill_all` kills only what this executor started, never by name.
 """
 
@@ -28,13 +31,27 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from ...core.errors import CommandError
+from ...core.errors import CommandError, NepiError
 from ...core.errors import CommandTimeoutError as CommandTimeoutError  # re-exported here
 from ...core.errors import MissingCommandsError as MissingCommandsError  # re-exported here
 from ...core.traces import TraceAttr
 
 #: Bytes of standard error kept in a failure record.
 STDERR_TAIL = 2000
+
+
+class LeftOnHostError(NepiError, ConnectionError):
+    """Release could not reach a host: what ``left`` lists may still run and lie there.
+
+    ``left`` holds ``processes`` (each with its ``process_group`` and ``command``) and
+    ``folders``; the run's ``hosts.json`` records it, and ``nepi-lab cleanup`` stops and
+    collects it once the host answers again.
+    """
+
+    def __init__(self, message: str, where: str, left: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.where = where
+        self.left = left
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +105,16 @@ class Executor(abc.ABC):
 
     #: How messages name the host ("localhost", "alice@server:22").
     where: str = "?"
+    #: ``<exp_id>/<run_id>`` of the run whose processes this executor marks (None: unmarked).
+    tracked_run: str | None = None
+    #: The guid that owns the commands started without an ``owner`` (the node's).
+    owner: int | None = None
+
+    def track(self, run: str, owner: int) -> None:
+        """Mark every process started from now on as run ``run``'s; commands without an
+        ``owner`` belong to ``owner`` (the node).  See :mod:`._tracking`."""
+        self.tracked_run = run
+        self.owner = owner
 
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open what the executor needs (a connection); called once at discover."""
@@ -106,17 +133,42 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
                     cwd: str | None = None, env: dict[str, str] | None = None,
-                    path: Sequence[str] = ()) -> ProcessHandle:
+                    path: Sequence[str] = (), owner: int | None = None) -> ProcessHandle:
         """Start ``command`` with its streams in files on the host; return at once.
 
         ``stderr`` equal to ``stdout`` sends both to that file.  Files are appended
         to.  ``stdin`` is a file on the host (None: empty input).  ``env`` adds
         variables to the host's environment; ``path`` lists folders put first on PATH.
+        ``owner`` is the guid of the application the command is for (default: the
+        node's): :meth:`stop_owner` stops whatever it leaves running.
         """
 
     @abc.abstractmethod
     def kill_all(self) -> int:
         """Kill every process group this executor started that still runs; return how many."""
+
+    async def stop_owner(self, owner: int) -> int:
+        """Stop every process started for ``owner`` that still runs, also those that left
+        their process group; return how many were stopped."""
+        return 0
+
+    async def stop_tracked(self) -> int:
+        """:meth:`stop_owner` for every owner this executor started processes for."""
+        return 0
+
+    async def reconnect(self) -> bool:
+        """Whether the host can be reached now, trying once more if it was lost."""
+        return True
+
+    def spawn_queue(self) -> str | None:
+        """Why a command started now would wait before it runs (None: it would not)."""
+        return None
+
+    def left_on_host(self, owner: int | None = None) -> list[dict[str, Any]]:
+        """Processes of ``owner`` (None: every owner) whose end this executor did not see,
+        each ``{"owner", "process_group", "command", ...}``: what may still run on an
+        unreachable host."""
+        return []
 
     async def missing_commands(self, names: Sequence[str], path: Sequence[str] = ()) -> list[str]:
         """The ``names`` that are not commands on the host (``path`` searched first).

@@ -32,15 +32,17 @@ import importlib.util
 import os
 import posixpath
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Flags, Types
 from ...core.errors import AttributeValueError
-from ...core.resource import ResourceManager, on_controller_loop
+from ...core.resource import ResourceManager, TopologyRole, on_controller_loop
 from ...core.states import ResourceState
 from ...core.traces import TraceAttr
 from ._local import LocalExecutor
-from .executor import CommandResult, Executor, ProcessHandle
+from ._records import run_record
+from ._tracking import run_key
+from .executor import CommandResult, Executor, LeftOnHostError, ProcessHandle
 
 if TYPE_CHECKING:
     from ...core.controller import ExperimentController
@@ -96,6 +98,7 @@ class Node(ResourceManager):
     _help = "A Linux host (localhost now; SSH later) that runs applications."
     _platform = "linux"
     _connects_to = ("linux::Application",)  # and every tool, which are applications
+    _topology_role = TopologyRole.HOST
     _attributes = (
         Attribute("hostname", "host name or address; localhost, 127.0.0.1 or ::1 mean this machine",
                   default="localhost", flags=Flags.Design, set_hook=_check_hostname),
@@ -120,6 +123,9 @@ class Node(ResourceManager):
         Attribute("cleanProcesses", "on release, kill every process group this experiment started on "
                   "the host that still runs (tracked ones only, never by name)",
                   type=Types.Bool, default=True),
+        Attribute("reconnectTimeout", "seconds a lost SSH connection is retried (backing off from 0.1 s to "
+                  "2 s) before the node and what runs on it fail; meanwhile they keep their state",
+                  type=Types.Double, default=30.0, range=(0, None), flags=Flags.Design),
     )
 
     def __init__(self, ec: ExperimentController, guid: int) -> None:
@@ -130,6 +136,10 @@ class Node(ResourceManager):
         self.run_home = ""  #: ``<exp_home>/<run_id>``
         self.node_home = ""  #: ``<run_home>/<guid>``
         self.bin_dir = ""  #: ``<node_home>/bin``, first on the applications' PATH
+        self._trouble: str | None = None  # while the SSH connection is being restored
+        self._users_note = lambda: (f"its node {self.guid} is reconnecting: {self._trouble}; the command "
+                                    f"keeps running on the host")
+        self._left: dict[int, dict[str, Any]] = {}  # applications released while the host was unreachable
 
     # -- where ------------------------------------------------------------------------
 
@@ -158,8 +168,13 @@ class Node(ResourceManager):
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def _track(self, executor: Executor) -> Executor:
+        """Make ``executor`` mark every process it starts as this run's (see :mod:`._tracking`)."""
+        executor.track(run_key(self.ec.exp_id, self.ec.run_id), self.guid)
+        return executor
+
     async def do_discover(self) -> None:
-        executor = make_executor(self)
+        executor = self._track(make_executor(self))
         await executor.connect()
         self._executor = executor
         user_home = await executor.home_dir()
@@ -177,15 +192,36 @@ class Node(ResourceManager):
         self.bin_dir = posixpath.join(self.node_home, "bin")
 
     async def do_provision(self) -> None:
+        # recorded before anything runs there: nepi-lab cleanup finds it after a kill -9
+        run_record(self.ec).in_use(self, self._describe_host())
         await self.executor.makedirs(self.bin_dir)
+
+    def _describe_host(self) -> dict[str, Any]:
+        """This node's entry in the run's ``hosts.json`` (see :mod:`._records`)."""
+        executor = self.executor
+        entry: dict[str, Any] = {
+            "node": self.guid, "type": self._rtype, "where": executor.where, "local": self.is_local,
+            "home": self.home, "run_home": self.run_home, "node_home": self.node_home,
+            "clean_experiment": bool(self.get("cleanExperiment")),
+        }
+        cgroups = getattr(executor, "_cgroups", None)
+        if cgroups is not None:
+            entry["cgroup"] = cgroups.folder
+        target = getattr(executor, "target", None)
+        if target is not None:
+            entry["ssh"] = target.to_dict()
+        return entry
 
     async def do_release(self) -> None:
         executor = self._executor
         if executor is None:
             return
         try:
+            if not await executor.reconnect():
+                raise self._left_on_host(executor)
             if self.get("cleanProcesses"):
                 executor.kill_all()
+                await executor.stop_tracked()
             keep = any(getattr(rm, "keeps_files_on_host", False) for rm in self.get_connected())
             if self.get("cleanExperiment") and self.node_home:
                 await executor.remove_tree(self.node_home)
@@ -193,8 +229,53 @@ class Node(ResourceManager):
                     # the last node of the run on this host removes the run's folder
                     await executor.remove_tree(self.run_home)
                     await executor.remove_empty_dirs([self.exp_home, posixpath.dirname(self.exp_home)])
+            if self.run_home:
+                run_record(self.ec).released(self)
         finally:
             await executor.close()
+
+    def _note_left(self, application: ResourceManager, folder: str) -> LeftOnHostError:
+        """Application ``application`` could not be released on the unreachable host:
+        remember its folder for the run record; the error its release reports."""
+        executor = self.executor
+        processes = executor.left_on_host(application.guid)
+        self._left[application.guid] = {"folder": folder, "processes": processes}
+        return LeftOnHostError(
+            f"cannot reach {executor.where} to stop application {application.guid} and collect its traces: "
+            f"{_describe_left(processes, [folder])} stay there; recorded in {run_record(self.ec).path} for "
+            f"`nepi-lab cleanup`", executor.where, {"processes": processes, "folders": [folder]})
+
+    def _left_on_host(self, executor: Executor) -> LeftOnHostError:
+        """Record what may remain on the unreachable host; the error release reports."""
+        processes = executor.left_on_host()
+        folders = sorted({entry["folder"] for entry in self._left.values()} | {self.node_home})
+        left = {"processes": processes, "folders": folders, "applications": sorted(self._left)}
+        record = run_record(self.ec)
+        record.unreachable(self, left, f"{executor.where} could not be reached at release")
+        return LeftOnHostError(
+            f"cannot reach {executor.where} at release: {_describe_left(processes, folders)} stay there; "
+            f"recorded in {record.path}; run `nepi-lab cleanup` once the host is back to stop them and "
+            f"collect the traces", executor.where, left)
+
+    # -- a lost SSH connection ------------------------------------------------------------
+
+    def _connection_trouble(self, text: str | None) -> None:
+        """The SSH connection is being restored (``text`` says how), or it is over (None):
+        ``ec.explain`` says so for the node and each application on it."""
+        self._trouble = text
+        note = self._trouble_note
+        for rm in [self, *self._users()]:
+            mine = note if rm is self else self._users_note
+            if text is not None and rm._waiting is None:
+                rm._waiting = mine
+            elif text is None and rm._waiting == mine:
+                rm._waiting = None
+
+    def _trouble_note(self) -> str:
+        return f"{self._trouble}; what runs on the host keeps running"
+
+    def _users(self) -> list[ResourceManager]:
+        return [rm for rm in self.get_connected() if getattr(rm, "_node", None) is self]
 
     def _others_on_this_host(self) -> bool:
         for rm in list(self.ec._resources.values()):
@@ -232,10 +313,14 @@ class Node(ResourceManager):
 
     async def spawn(self, command: str, *, stdout: str, stderr: str, stdin: str | None = None,
                     cwd: str | None = None, env: dict[str, str] | None = None,
-                    path: Sequence[str] = ()) -> ProcessHandle:
-        """Start ``command`` with its streams in host files; return a handle at once."""
+                    path: Sequence[str] = (), owner: int | None = None) -> ProcessHandle:
+        """Start ``command`` with its streams in host files; return a handle at once.
+
+        ``owner`` is the guid of the application it is for (default: this node):
+        ``executor.stop_owner(owner)`` stops whatever it leaves running.
+        """
         return await self.executor.spawn(command, stdout=stdout, stderr=stderr, stdin=stdin, cwd=cwd,
-                                         env=env, path=path)
+                                         env=env, path=path, owner=owner)
 
     @on_controller_loop
     async def upload(self, local: str, remote: str) -> None:
@@ -264,3 +349,15 @@ class Node(ResourceManager):
     async def makedirs(self, path: str) -> None:
         """Create folder ``path`` on the host, with its parents."""
         await self.executor.makedirs(path)
+
+
+def _describe_left(processes: list[dict[str, Any]], folders: list[str]) -> str:
+    """In words: ``processes`` (entries of ``left_on_host``) and ``folders``."""
+    parts = []
+    if processes:
+        groups = ", ".join(f"{p['process_group']} ({p['command']!r})" for p in processes[:5])
+        more = f" and {len(processes) - 5} more" if len(processes) > 5 else ""
+        parts.append(f"process groups {groups}{more}")
+    if folders:
+        parts.append(f"folders {', '.join(folders[:5])}{' ...' if len(folders) > 5 else ''}")
+    return " and ".join(parts) or "its folders"

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...core.controller import call_at_exit
 from ...core.errors import NepiError
+from ...core.owner import is_alive, this_process
 
 if TYPE_CHECKING:
     from ...core.controller import ExperimentController
@@ -324,21 +325,11 @@ def untrack(name: str) -> None:
 # -- records -------------------------------------------------------------------------------
 
 
-def _process_start(pid: int) -> int | None:
-    """The start time of process ``pid`` (clock ticks since boot), None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
 def _write_record(tag: str, ec: ExperimentController | None) -> None:
     os.makedirs(RECORD_DIR, exist_ok=True)
     path = os.path.join(RECORD_DIR, tag + ".json")
     record = {
-        "tag": tag, "prefix": f"nl{tag}-", "pid": os.getpid(), "start": _process_start(os.getpid()),
+        "tag": tag, "prefix": f"nl{tag}-", **this_process(),
         "created": time.time(),
         "exp_id": ec.exp_id if ec is not None else None,
         "run_id": ec.run_id if ec is not None else None,
@@ -369,11 +360,6 @@ def _read_records() -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):
             records[file[:-5]] = {}
     return records
-
-
-def _alive(record: dict[str, Any]) -> bool:
-    pid = record.get("pid")
-    return isinstance(pid, int) and pid > 0 and _process_start(pid) == record.get("start")
 
 
 # -- last resorts ---------------------------------------------------------------------------
@@ -455,7 +441,7 @@ def cleanup_leftovers(dry_run: bool = False) -> CleanupReport:
     if not dry_run:
         check_privileges("nepi-lab cleanup")
     records = _read_records()
-    live = {tag for tag, record in records.items() if _alive(record)}
+    live = {tag for tag, record in records.items() if is_alive(record)}
     report.live = {tag: records[tag]["pid"] for tag in sorted(live)}
     for name in list_namespaces():
         match = OUR_NAME.match(name)

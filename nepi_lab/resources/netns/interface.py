@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Flags, Types
 from ...core.errors import AttributeValueError, InvalidInputError
-from ...core.resource import ResourceManager
+from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ._namespace import IFNAME_MAX, NAME_RULE, being_released, netlink, run_names
 from .node import Node
@@ -87,6 +87,8 @@ class Interface(ResourceManager):
     _connects_to = ("netns::Node", "netns::Link")  # one of each: valid_connection refuses a second
     _help = "One end of a netns::Link on a netns::Node: name, IPv4/IPv6 address, MTU, up/down."
     _platform = "netns"
+    _topology_role = TopologyRole.INTERFACE
+    _topology_labels = (("ip", "{}"), ("ipv6", "{}"))
     _attributes = (
         Attribute("ifname", "device name (default nl<tag>-e<k>; at most 15 characters)",
                   flags=Flags.Design, set_hook=_check_ifname),

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Flags, Types
 from ...core.errors import AttributeValueError, CommandError, InvalidInputError
-from ...core.resource import ResourceManager
+from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ...core.times import parse_delay
 from ...core.traces import Trace
@@ -103,6 +103,8 @@ class Link(ResourceManager):
     _help = ("A veth pair between two netns::Interfaces (or an interface and a netns::Switch); "
              "rate, loss, delay.")
     _platform = "netns"
+    _topology_role = TopologyRole.LINK
+    _topology_labels = (("rate", "{}"), ("delay", "{} delay"), ("loss", "{}% loss"))
     _attributes = (
         Attribute("rate", "bandwidth each way, tc units: 20mbit, 1gbit, 500kbit", flags=Flags.Design,
                   set_hook=_check_rate),

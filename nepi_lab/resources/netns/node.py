@@ -93,7 +93,8 @@ class Node(InNamespace, LinuxNode):
             write_sysctl(name, "net.ipv6.conf.all.forwarding", "1")
         await super().do_discover()  # folders on this machine, as for a localhost linux::Node
         local = self._executor
-        self._executor = LocalExecutor(prefix=["ip", "netns", "exec", name], where=f"netns {name}")
+        executor = LocalExecutor(prefix=["ip", "netns", "exec", name], where=f"netns {name}")
+        self._executor = self._track(executor)
         if local is not None:
             await local.close()
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Flags, Types
 from ...core.errors import AttributeValueError, InvalidInputError
-from ...core.resource import ResourceManager
+from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ._namespace import being_released, netlink
 from .interface import Interface
@@ -58,6 +58,7 @@ class Route(ResourceManager):
     _connects_to = ("netns::Node",)  # one: valid_connection refuses a second
     _help = "A static route (destination, gateway) on a netns::Node."
     _platform = "netns"
+    _topology_role = TopologyRole.ROUTE
     _attributes = (
         Attribute("destination", "network, e.g. 10.0.2.0/24 or fd00:0:0:2::/64, or 'default'",
                   flags=Flags.Design, set_hook=_check_destination),

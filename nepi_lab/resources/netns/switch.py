@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...core.attributes import Attribute, Flags
-from ...core.resource import ResourceManager
+from ...core.resource import ResourceManager, TopologyRole
 from ._namespace import InNamespace, Namespace
 from .node import check_name
 
@@ -38,6 +38,7 @@ class Switch(InNamespace, ResourceManager):
     _connects_to = ("netns::Link",)
     _help = "A Linux bridge, in a network namespace of its own; netns::Links plug into it."
     _platform = "netns"
+    _topology_role = TopologyRole.SWITCH
     _attributes = (
         Attribute("name", "short name; the namespace is nl<tag>-<name> (default: s<guid>)",
                   flags=Flags.Design, set_hook=check_name),

@@ -251,6 +251,10 @@ class Sshd:
         while time.monotonic() < deadline and any(_alive(p) for p in procs):
             time.sleep(0.01)
 
+    def restart(self) -> None:
+        """Start the daemon again after :meth:`kill`, with the same port, keys and user."""
+        self._launch(os.path.join(self.dir, "sshd_config"))
+
     def user_processes(self) -> list:
         """Live processes owned by the test user."""
         import psutil

@@ -167,6 +167,77 @@ def test_interpreter_exit_without_shutdown_kills_everything(tmp_path, home, mark
     assert set(final_states(tmp_path).values()) == {"RELEASED"}
 
 
+INTERRUPTED_SCRIPT = textwrap.dedent("""
+    import sys
+    from nepi_lab import ExperimentController
+    ec = ExperimentController(exp_id="goes-away", local_dir={results!r})
+    node = ec.register_resource("linux::Node", home={home!r})
+    for i in range(3):  # each ignores SIGTERM: a release waits 2 s, then kills
+        ec.register_resource("linux::Application", connectedTo=node, stopGracePeriod=2,
+                             command="trap '' TERM; echo started $MARK; sleep 100 & sleep 100; wait",
+                             env="MARK=" + {head!r} + {tail!r})
+    ec.deploy()
+    ec.wait_started(timeout=10)
+    print("started", flush=True)
+    with ec:
+        ec.wait_finished()
+""")
+
+
+def test_a_double_ctrl_c_still_collects_and_records_the_run(tmp_path, home, marker):
+    """Ctrl-C in the wait, and again while the release waits for the grace period."""
+    code = INTERRUPTED_SCRIPT.format(results=str(tmp_path / "results"), home=home, head=marker[:10],
+                                     tail=marker[10:])
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "started"
+    assert len(wait_for_processes(marker, 9)) == 9
+    proc.send_signal(signal.SIGINT)  # out of wait_finished, into shutdown (the with block)
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)  # out of shutdown's wait, mid-release
+    _, err = proc.communicate(timeout=60)
+    assert err.count("KeyboardInterrupt") == 2, err
+    assert all_gone(marker)
+    assert set(final_states(tmp_path).values()) == {"RELEASED"}
+    (run,) = os.listdir(tmp_path / "results" / "goes-away")
+    run_dir = tmp_path / "results" / "goes-away" / run
+    for guid in (2, 3, 4):  # every trace collected
+        assert (run_dir / f"{guid}-linux.Application" / "stdout").read_text() == f"started {marker}\n"
+    description = json.loads((run_dir / "experiment.json").read_text())
+    assert (description["ecstate"], description["end"]) == ("TERMINATED", "interrupted")
+
+
+def test_a_dropped_controller_is_released_at_exit(tmp_path, home, marker):
+    code = textwrap.dedent(f"""
+        import gc
+        import time
+        from nepi_lab import ExperimentController
+
+        def forget():
+            ec = ExperimentController(exp_id="goes-away", local_dir={str(tmp_path / "results")!r})
+            node = ec.register_resource("linux::Node", home={home!r})
+            app = ec.register_resource("linux::Application", connectedTo=node,
+                                       command="echo $MARK; sleep 100",
+                                       env="MARK=" + {marker[:10]!r} + {marker[10:]!r})
+            ec.deploy()
+            ec.wait_started(timeout=10)
+            while not ec.trace(app, "stdout"):  # STARTED once spawned: let it write first
+                time.sleep(0.001)
+
+        forget()
+        gc.collect()
+        print("dropped", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "dropped", proc.stderr
+    assert all_gone(marker)
+    assert set(final_states(tmp_path).values()) == {"RELEASED"}
+    (run,) = os.listdir(tmp_path / "results" / "goes-away")
+    run_dir = tmp_path / "results" / "goes-away" / run
+    assert (run_dir / "2-linux.Application" / "stdout").read_text() == f"{marker}\n"
+    assert json.loads((run_dir / "experiment.json").read_text())["end"] == "exit"
+
+
 # -- constant threads ------------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from nepi_lab.resources.netns._namespace import OUR_NAME, RECORD_DIR, _alive, _read_records
+from nepi_lab.core.owner import is_alive
+from nepi_lab.resources.netns._namespace import OUR_NAME, RECORD_DIR, _read_records
 
 
 def _missing_capability() -> str | None:
@@ -70,7 +71,7 @@ def foreign_live_tags() -> set[str]:
     """Tags of runs owned by another live process: someone else's experiment, or another
     test session on this machine, whose namespaces come and go as they please."""
     return {tag for tag, record in _read_records().items()
-            if record.get("pid") != os.getpid() and _alive(record)}
+            if record.get("pid") != os.getpid() and is_alive(record)}
 
 
 def _differences(before):

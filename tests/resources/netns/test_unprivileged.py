@@ -49,5 +49,14 @@ def test_a_switch_without_pyroute2_gives_the_pip_command(ec, monkeypatch):
 
 def test_cleanup_without_root_says_so(monkeypatch, capsys):
     monkeypatch.setattr(_namespace.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(_namespace, "list_namespaces", lambda: ["nlabcde-h1"])  # one of ours is there
     assert main(["cleanup"]) == 1
     assert "needs root" in capsys.readouterr().err
+
+
+def test_cleanup_without_root_and_without_namespaces_of_ours_needs_no_root(monkeypatch, capsys):
+    """A user of SSH nodes only cleans up their runs without root."""
+    monkeypatch.setattr(_namespace.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(_namespace, "list_namespaces", lambda: ["someone-elses"])
+    assert main(["cleanup"]) == 0
+    assert capsys.readouterr().out == "nothing to clean up\n"

@@ -1,0 +1,426 @@
+"""Finding everything a run started, also what left its process group.
+
+Every command runs in a process group of its own, and ending it kills that group.  A
+descendant that calls ``setsid`` (``setsid -f``, a daemon, a double fork behind
+``nohup``) leads a session and a group of its own, and killing the command's group
+misses it.  Two nets catch what escapes, and release (at the latest) stops it:
+
+The marker, everywhere
+    Every process started for a run carries ``NEPI_LAB_RUN=<exp_id>/<run_id>/<guid>``
+    in its environment (:data:`RUN_VARIABLE`; ``guid`` is the application's, or the
+    node's for commands of the node itself), and its descendants inherit it.  Release
+    finds them by reading ``/proc/*/environ``: here in Python (:func:`kill_marked`),
+    on an SSH host with one ``grep`` command.  A ``kill -9``-ed run is found the same
+    way later by ``nepi-lab cleanup``, with the ``<exp_id>/<run_id>/`` prefix.
+A cgroup per node, on this machine where cgroup v2 is writable (root)
+    Each node's commands run in ``<our cgroup>/nepi_lab.<exp_id>.<run_id>/<node guid>``:
+    the command's shell moves itself there before it runs anything (``echo $$ >
+    cgroup.procs``), so whatever it starts is born inside, and leaving needs write
+    access to another cgroup.  An application's release looks for its marker among
+    the cgroup's processes only (not all of ``/proc``); the node's release writes
+    ``cgroup.kill`` (one write kills every process inside, wherever it moved in the
+    process tree, also one that rewrote its environment) and removes the cgroup.
+
+What still escapes: on a host without cgroups, a process that starts with a cleared
+or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
+handed to another service, which is not our descendant (``systemd-run``, ``at``, a
+container runtime, ``ssh localhost``), and processes of another user (``sudo -u``),
+which we may neither read nor signal.
+
+Signals go through pidfds opened *before* the environment is checked again, so a
+recycled pid never gets a signal meant for a process that just ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Collection, Iterable
+
+from ...core.controller import call_at_exit
+
+log = logging.getLogger("nepi_lab")
+
+#: The environment variable that marks a run's processes.
+RUN_VARIABLE = "NEPI_LAB_RUN"
+
+#: Turns the cgroups off when set to ``0`` (the marker alone then).
+CGROUPS_ENV = "NEPI_LAB_CGROUPS"
+
+#: Rounds of :func:`kill_marked`: a process may fork between one look and the kill.
+SWEEP_ROUNDS = 10
+
+#: Seconds a sweep waits for more requests to serve at once.  None: one turn of the
+#: loop, which is enough: the releases of an experiment reach their sweep together (a
+#: release of 1,000 applications costs a few sweeps, not 1,000), and a real delay
+#: would add itself to the release of every single application.
+BATCH_DELAY: float | None = None
+
+
+def run_key(exp_id: str, run_id: str) -> str:
+    """What names a run in markers and records: ``<exp_id>/<run_id>``."""
+    return f"{exp_id}/{run_id}"
+
+
+def marker(run: str, owner: int) -> str:
+    """The value of :data:`RUN_VARIABLE` for ``owner``'s processes (a guid)."""
+    return f"{run}/{owner}"
+
+
+# -- the marker, on this machine -------------------------------------------------------
+
+_NEEDLE = f"\0{RUN_VARIABLE}=".encode()
+
+
+def _marker_of(pid: int) -> str | None:
+    """The marker in process ``pid``'s environment, None if none (or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = b"\0" + f.read()
+    except OSError:  # gone, or another user's
+        return None
+    start = data.find(_NEEDLE)
+    if start < 0:
+        return None
+    start += len(_NEEDLE)
+    end = data.find(b"\0", start)
+    return data[start:end if end >= 0 else None].decode("utf-8", "replace")
+
+
+def _matches(value: str | None, values: Collection[str], prefix: str | None) -> bool:
+    return value is not None and (value in values or (prefix is not None and value.startswith(prefix)))
+
+
+def _all_pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def find_marked(values: Collection[str] = (), prefix: str | None = None,
+                among: Callable[[], Iterable[int]] = _all_pids) -> list[int]:
+    """Pids of the processes (``among()``: every process by default) whose marker is one
+    of ``values`` or starts with ``prefix``."""
+    me = os.getpid()
+    return [pid for pid in among() if pid != me and _matches(_marker_of(pid), values, prefix)]
+
+
+def kill_marked(values: Collection[str] = (), prefix: str | None = None,
+                among: Callable[[], Iterable[int]] = _all_pids) -> int:
+    """SIGKILL every process (``among()``: every process by default) whose marker is one
+    of ``values`` or starts with ``prefix``; return how many.  Looks again until none is
+    left (a process may fork meanwhile)."""
+    if not values and prefix is None:
+        return 0
+    killed: set[int] = set()
+    for _ in range(SWEEP_ROUNDS):
+        pids = [pid for pid in find_marked(values, prefix, among) if pid not in killed]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:  # gone already
+                continue
+            try:  # the pidfd pins the process: check it is still the marked one, then kill
+                if _matches(_marker_of(pid), values, prefix):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    killed.add(pid)
+            except OSError:
+                pass
+            finally:
+                os.close(pidfd)
+    return len(killed)
+
+
+class SweepQueue:
+    """Sweeps asked for while one runs are served together by the next one.
+
+    ``sweep(values)`` kills the processes carrying those markers (on this machine, or
+    with one command on a host); 100 applications released at once cost a sweep or two,
+    not 100.
+    """
+
+    def __init__(self, sweep: Callable[[set[str]], Awaitable[int]]) -> None:
+        self._sweep = sweep
+        self._pending: list[tuple[str, asyncio.Future[int]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def stop(self, values: Collection[str]) -> int:
+        """Kill what carries one of ``values``; the number killed by the sweep that served it."""
+        if not values:
+            return 0
+        loop = asyncio.get_running_loop()
+        futures = []
+        for value in values:
+            future: asyncio.Future[int] = loop.create_future()
+            self._pending.append((value, future))
+            futures.append(future)
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        if len(futures) == 1:  # the usual case: one application released
+            return await asyncio.shield(futures[0])
+        return max(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
+
+    async def _run(self) -> None:
+        try:
+            await asyncio.sleep(BATCH_DELAY or 0)  # let the releases under way join in
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    killed = await self._sweep({value for value, _ in batch})
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(killed)
+        finally:
+            self._task = None
+
+
+# -- cgroups ------------------------------------------------------------------------------
+
+_UNKNOWN = object()
+_base: object | str | None = _UNKNOWN
+_lock = threading.Lock()
+#: The cgroup folders of the runs of this interpreter: run key -> folder.
+_runs: dict[str, RunCgroups] = {}
+
+
+def _unescape(field: str) -> str:
+    """A path from /proc/self/mountinfo (spaces and such are octal escapes)."""
+    return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+
+
+def own_cgroup() -> str | None:
+    """The folder of this process's cgroup in a mounted cgroup v2 hierarchy, None if none."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next((line[3:].rstrip("\n") for line in f if line.startswith("0::")), None)
+        with open("/proc/self/mountinfo") as f:
+            mounts = f.read().splitlines()
+    except OSError:
+        return None
+    if own is None or own.endswith(" (deleted)"):
+        return None
+    for line in mounts:
+        fields = line.split()
+        try:
+            separator = fields.index("-")
+        except ValueError:
+            continue
+        if fields[separator + 1] != "cgroup2":
+            continue
+        root, mount_point = _unescape(fields[3]), _unescape(fields[4])
+        if own == root or own.startswith(root.rstrip("/") + "/"):
+            return os.path.join(mount_point, own[len(root):].lstrip("/"))
+    return None
+
+
+def cgroup_base() -> str | None:
+    """Where this interpreter makes its runs' cgroups: its own cgroup, if it may write
+    there (root, or a delegated subtree) and ``$NEPI_LAB_CGROUPS`` is not ``0``."""
+    global _base
+    with _lock:
+        if _base is _UNKNOWN:
+            _base = None
+            base = None if os.environ.get(CGROUPS_ENV) == "0" else own_cgroup()
+            if base is not None and os.access(base, os.W_OK) and os.access(
+                    os.path.join(base, "cgroup.procs"), os.W_OK):
+                _base = base
+        return _base  # type: ignore[return-value]
+
+
+def run_cgroups(run: str) -> RunCgroups | None:
+    """The cgroups of run ``run`` in this interpreter; None where cgroups cannot be used."""
+    base = cgroup_base()
+    if base is None:
+        return None
+    with _lock:
+        cgroups = _runs.get(run)
+        if cgroups is None:
+            cgroups = _runs[run] = RunCgroups(os.path.join(base, "nepi_lab." + run.replace("/", ".")))
+        return cgroups
+
+
+class RunCgroups:
+    """The cgroups of one run: ``<folder>/<guid>``, one per node, made on first use."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.usable = True
+        self._made: set[int] = set()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<RunCgroups {self.folder} {sorted(self._made)}>"
+
+    def procs_file(self, owner: int) -> str | None:
+        """``cgroup.procs`` of ``owner``'s cgroup, made if needed; None if cgroups fail here."""
+        path = os.path.join(self.folder, str(owner))
+        with self._lock:
+            if owner in self._made:
+                return os.path.join(path, "cgroup.procs")
+            if not self.usable:
+                return None
+            try:
+                try:
+                    os.mkdir(path)
+                except FileNotFoundError:  # the run's folder first
+                    os.mkdir(self.folder)
+                    if not os.path.exists(os.path.join(self.folder, "cgroup.kill")):  # Linux < 5.14
+                        os.rmdir(self.folder)
+                        raise OSError(errno.ENOTSUP, "cgroup.kill is missing (Linux < 5.14)") from None
+                    os.mkdir(path)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                self.usable = False
+                log.info("cannot make cgroups in %s (%s): processes are tracked by their environment only",
+                         self.folder, exc)
+                return None
+            self._made.add(owner)
+        return os.path.join(path, "cgroup.procs")
+
+    def pids(self, owner: int) -> list[int]:
+        """The processes in ``owner``'s cgroup now."""
+        try:
+            with open(os.path.join(self.folder, str(owner), "cgroup.procs")) as f:
+                return [int(pid) for pid in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def owners(self) -> list[int]:
+        with self._lock:
+            return sorted(self._made)
+
+    def kill(self, owner: int) -> int:
+        """SIGKILL every process in ``owner``'s cgroup; return how many there were."""
+        path = os.path.join(self.folder, str(owner))
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                count = len(f.read().split())
+        except FileNotFoundError:
+            return 0
+        if count:
+            with contextlib.suppress(FileNotFoundError), open(os.path.join(path, "cgroup.kill"), "w") as f:
+                f.write("1")
+        return count
+
+    def remove(self, owner: int) -> bool:
+        """Remove ``owner``'s cgroup if it is empty (then also the run's, if empty)."""
+        path = os.path.join(self.folder, str(owner))
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:  # EBUSY: processes are still inside
+            return False
+        with self._lock:
+            self._made.discard(owner)
+            last = not self._made
+        if last:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.folder)
+        return True
+
+    async def stop(self, owner: int, wait: float = 5.0) -> int:
+        """Kill what runs in ``owner``'s cgroup and remove it; return how many processes.
+
+        The usual case is one system call: the cgroup is empty, it is removed.  Else
+        ``cgroup.kill``, then the cgroup is removed once the kernel emptied it (a
+        killed process leaves it as it exits, before it is reaped).
+        """
+        if self.remove(owner):
+            return 0
+        killed = self.kill(owner)
+        delay = 0.001
+        deadline = asyncio.get_running_loop().time() + wait
+        while not self.remove(owner):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("cgroup %s/%s still holds processes %.0f s after cgroup.kill", self.folder, owner,
+                            wait)
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return killed
+
+    def stop_now(self) -> int:
+        """Kill and remove every cgroup of the run at once (at interpreter exit)."""
+        killed = 0
+        for owner in self.owners():
+            killed += self.kill(owner)
+        for owner in self.owners():
+            for _ in range(100):  # the kernel empties them within milliseconds
+                if self.remove(owner):
+                    break
+                threading.Event().wait(0.005)
+        return killed
+
+
+def kill_cgroup_tree(folder: str) -> int:
+    """Kill every process under cgroup ``folder`` and remove it with its children (a dead
+    run's, for ``nepi-lab cleanup``); return how many processes there were."""
+    killed = 0
+    try:
+        children = [e.path for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return 0
+    for child in children:
+        killed += kill_cgroup_tree(child)
+    with contextlib.suppress(OSError), open(os.path.join(folder, "cgroup.procs")) as f:
+        count = len(f.read().split())
+        if count:
+            with open(os.path.join(folder, "cgroup.kill"), "w") as kill:
+                kill.write("1")
+            killed += count
+    for _ in range(200):
+        try:
+            os.rmdir(folder)
+            break
+        except FileNotFoundError:
+            break
+        except OSError:
+            threading.Event().wait(0.005)
+    return killed
+
+
+# -- at interpreter exit ---------------------------------------------------------------------
+
+#: Markers of processes started here whose release did not sweep them yet.
+_unswept: set[str] = set()
+
+
+def note_started(value: str) -> None:
+    """Processes carrying marker ``value`` were started on this machine."""
+    if value not in _unswept:
+        with _lock:
+            _unswept.add(value)
+
+
+def note_swept(values: Collection[str]) -> None:
+    """Release swept the processes of ``values``."""
+    with _lock:
+        _unswept.difference_update(values)
+
+
+@call_at_exit
+def _stop_tracked_at_exit() -> None:
+    """Kill what the orderly release did not: every cgroup this interpreter made, then
+    every process carrying a marker it handed out and never swept."""
+    with _lock:
+        runs = list(_runs.values())
+        values = set(_unswept)
+        _unswept.clear()
+    for cgroups in runs:
+        with contextlib.suppress(OSError):
+            cgroups.stop_now()
+    if values:
+        with contextlib.suppress(OSError):
+            kill_marked(values)
