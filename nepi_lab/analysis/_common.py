@@ -60,6 +60,62 @@ def finish(frame: pd.DataFrame, parser: str, malformed: int = 0, examples: Seque
     return frame
 
 
+#: The seconds since the epoch a pandas timestamp holds (nanoseconds in an int64):
+#: the years 1678 to 2261, with a little margin.
+MAX_EPOCH_SECONDS = 9.2e9
+
+
+def floats(values: Any) -> np.ndarray:
+    """``values`` (a Series of numbers or of text) as float64: NaN where there is no
+    number, +-inf where the number is beyond any float (a field of 400 digits), so that
+    a range check refuses it rather than mistaking it for a missing field."""
+    import numpy as np
+    import pandas as pd
+
+    if values.dtype.kind not in "iuf":
+        try:
+            values = pd.to_numeric(values, errors="coerce")
+        except (OverflowError, TypeError, ValueError):  # a Python int beyond any float
+            values = values.astype(object).map(_float)
+        if values.dtype.kind not in "iuf":
+            values = values.astype(object).map(_float)
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def nullable_integers(values: Any) -> pd.arrays.IntegerArray:
+    """``values`` (numbers or text) as Int64: NA where there is no whole number that fits
+    in 64 bits (a port of 30 digits is not one)."""
+    import numpy as np
+    import pandas as pd
+
+    numbers = floats(values)
+    fine = (numbers >= -(2.0**63)) & (numbers < 2.0**63) & (numbers == np.floor(numbers))
+    return pd.arrays.IntegerArray(np.where(fine, numbers, 0).astype(np.int64), ~fine)
+
+
+def utc_times(seconds: Any) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Seconds since the epoch as UTC timestamps (rounded to the microsecond), and the mask
+    of those no timestamp holds (beyond the year 2261, infinite), which become NaT."""
+    import numpy as np
+    import pandas as pd
+
+    seconds = np.asarray(seconds, dtype="float64")
+    outside = ~np.isnan(seconds) & ~(np.abs(seconds) < MAX_EPOCH_SECONDS)
+    if outside.any():
+        seconds = np.where(outside, np.nan, seconds)
+    times = pd.to_datetime(seconds, unit="s", utc=True).round("us").astype("datetime64[ns, UTC]")
+    return times, outside
+
+
 class Lines:
     """The lines of ``data[start:stop]`` as index arrays, found in one numpy pass.
 

@@ -32,6 +32,7 @@ jitter and loss (UDP), CPU use, and ``error`` when iperf3 reported one;
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -94,11 +95,26 @@ def _documents(text: str) -> tuple[list[dict[str, Any]], list[str]]:
             line = text.count("\n", 0, exc.pos) + 1
             bad.append(example(line, f"{exc.msg} (the report is cut or damaged from here)"))
             break
+        except (ValueError, RecursionError) as exc:  # a number of 5,000 digits; nested too deeply
+            line = text.count("\n", 0, at) + 1
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            bad.append(example(line, f"{reason} (the report is damaged from here)"))
+            break
         if isinstance(document, dict):
             documents.append(document)
         else:
             bad.append(example(text.count("\n", 0, at) + 1, f"not an iperf3 report: {document!r}"))
     return documents, bad
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: a damaged report is read as far
+    as it goes, never trusted to have the shape iperf3 writes."""
+    return value if isinstance(value, dict) else {}
+
+
+def _array(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _parse_json(text: str) -> pd.DataFrame:
@@ -108,33 +124,50 @@ def _parse_json(text: str) -> pd.DataFrame:
     pieces = []
     summaries = []
     for test, document in enumerate(documents):
-        intervals = [i for i in document.get("intervals") or () if isinstance(i, dict)]
-        streams = pd.json_normalize(intervals, record_path="streams", meta=[], errors="ignore") \
-            if any(i.get("streams") for i in intervals) else pd.DataFrame()
+        records: list[dict[str, Any]] = []
+        numbers: list[int] = []
+        for number, interval in enumerate(_array(document.get("intervals"))):
+            streams = _object(interval).get("streams")
+            for stream in _array(streams):
+                if isinstance(stream, dict):
+                    records.append(stream)
+                    numbers.append(number)
+                else:
+                    bad.append(f"report {test + 1}, interval {number}: a stream that is not an object: "
+                               f"{_shown(stream)}")
+            if not isinstance(interval, dict) or streams is not None and not isinstance(streams, list):
+                bad.append(f"report {test + 1}, interval {number}: not an interval: {_shown(interval)}")
+        # iperf3's streams are flat; a damaged one nested deeper is not unfolded further
+        streams = pd.json_normalize(records, max_level=1) if records else pd.DataFrame()
         if len(streams):
-            counts = [len(i.get("streams") or ()) for i in intervals]
-            streams.insert(0, "interval", [n for n, c in enumerate(counts) for _ in range(c)])
+            streams.insert(0, "interval", numbers)
         streams.insert(0, "test", test)
         pieces.append(streams)
         summaries.append(_json_summary(document))
     frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
-    frame = _normalise(frame.rename(columns={"socket": "stream"}))
+    frame, unreadable = _normalise(frame.rename(columns={"socket": "stream"}))
     error = next((s["error"] for s in reversed(summaries) if s.get("error")), None)
-    return finish(frame, "iperf3", len(bad), bad, summary=summaries[-1] if summaries else None,
-                  summaries=summaries, error=error)
+    return finish(frame, "iperf3", len(bad) + len(unreadable), bad + unreadable,
+                  summary=summaries[-1] if summaries else None, summaries=summaries, error=error)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _json_summary(document: dict[str, Any]) -> dict[str, Any]:
-    start = document.get("start") or {}
-    end = document.get("end") or {}
-    test = start.get("test_start") or {}
-    sent = end.get("sum_sent") or end.get("sum") or {}
-    received = end.get("sum_received") or end.get("sum") or {}
-    cpu = end.get("cpu_utilization_percent") or {}
+    start = _object(document.get("start"))
+    end = _object(document.get("end"))
+    test = _object(start.get("test_start"))
+    sent = _object(end.get("sum_sent") or end.get("sum"))
+    received = _object(end.get("sum_received") or end.get("sum"))
+    cpu = _object(end.get("cpu_utilization_percent"))
     streams = []
-    for s in end.get("streams") or ():
-        sender = s.get("sender") or s.get("udp") or {}
-        receiver = s.get("receiver") or s.get("udp") or {}
+    for s in _array(end.get("streams")):
+        s = _object(s)
+        sender = _object(s.get("sender") or s.get("udp"))
+        receiver = _object(s.get("receiver") or s.get("udp"))
         streams.append({"stream": sender.get("socket", receiver.get("socket")),
                         "sent_bytes": sender.get("bytes"),
                         "sent_bits_per_second": sender.get("bits_per_second"),
@@ -190,26 +223,27 @@ def _parse_text(text: str) -> pd.DataFrame:
     body = rows[keep]
     frame = pd.DataFrame({
         "test": 0,
-        "stream": pd.to_numeric(body["stream"]),
+        "stream": pd.to_numeric(body["stream"], errors="coerce"),
         "start": number("start")[keep],
         "end": number("end")[keep],
         "bytes": transfer[keep].round(),
         "bits_per_second": rate[keep],
         # TCP interval lines: "Retr Cwnd"; UDP: "Total Datagrams"
-        "retransmits": pd.to_numeric(body["count"]).where(body["cwnd"].notna()),
-        "packets": pd.to_numeric(body["count"]).where(body["cwnd"].isna()),
-        "snd_cwnd": (pd.to_numeric(body["cwnd"]) * body["cwnd_unit"].map(_SCALE).astype("float64")).round(),
+        "retransmits": pd.to_numeric(body["count"], errors="coerce").where(body["cwnd"].notna()),
+        "packets": pd.to_numeric(body["count"], errors="coerce").where(body["cwnd"].isna()),
+        "snd_cwnd": (pd.to_numeric(body["cwnd"], errors="coerce")
+                     * body["cwnd_unit"].map(_SCALE).astype("float64")).round(),
     }).reset_index(drop=True)
     frame["seconds"] = frame["end"] - frame["start"]
     frame.insert(1, "interval", frame.groupby("stream").cumcount())
     frame["sender"] = pd.array([pd.NA] * len(frame), dtype="boolean")
-    frame = _normalise(frame)
+    frame, unreadable = _normalise(frame)
     summary = summaries or None
     error = errors.iloc[-1] if len(errors) else None
     if summary is not None and error:
         summary["error"] = error
-    return finish(frame, "iperf3", int(malformed.sum()), examples, summary=summary,
-                  summaries=[summary] if summary else [], error=error)
+    return finish(frame, "iperf3", int(malformed.sum()) + len(unreadable), examples + unreadable,
+                  summary=summary, summaries=[summary] if summary else [], error=error)
 
 
 def _text_summary(rows: pd.DataFrame, transfer: pd.Series, rate: pd.Series) -> dict[str, Any]:
@@ -226,12 +260,12 @@ def _text_summary(rows: pd.DataFrame, transfer: pd.Series, rate: pd.Series) -> d
         if pick.any():
             summary[f"{prefix}_bytes"] = float(transfer[pick].iloc[-1])
             summary[f"{prefix}_bits_per_second"] = float(rate[pick].iloc[-1])
-            retransmits = pd_number(rows["count"][pick].iloc[-1])
+            retransmits = _whole(rows["count"][pick].iloc[-1])
             if role == "sender" and retransmits is not None:
-                summary["retransmits"] = int(retransmits)
+                summary["retransmits"] = retransmits
             if rows["jitter"][pick].notna().any():
-                summary["jitter_ms"] = float(rows["jitter"][pick].iloc[-1])
-                summary["lost_packets"] = int(rows["lost"][pick].iloc[-1])
+                summary["jitter_ms"] = pd_number(rows["jitter"][pick].iloc[-1])
+                summary["lost_packets"] = _whole(rows["lost"][pick].iloc[-1])
                 summary["lost_percent"] = pd_number(rows["loss"][pick].iloc[-1])
     return summary
 
@@ -239,24 +273,56 @@ def _text_summary(rows: pd.DataFrame, transfer: pd.Series, rate: pd.Series) -> d
 def pd_number(value: Any) -> float | None:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return None if number != number else number
 
 
-def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """The guaranteed columns first, with fixed dtypes; the others as iperf3 gave them."""
+def _whole(value: Any) -> int | None:
+    """An integer from a text field; None if there is none (missing, NaN, 400 digits)."""
+    number = pd_number(value)
+    return int(number) if number is not None and math.isfinite(number) else None
+
+
+_DTYPES = {"test": "int64", "interval": "int64", "stream": "int64", "start": "float64",
+           "end": "float64", "seconds": "float64", "bytes": "int64", "bits_per_second": "float64",
+           "retransmits": "Int64", "sender": "boolean"}
+
+
+def _normalise(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The guaranteed columns first, with fixed dtypes; the others as iperf3 gave them.
+
+    A value of a guaranteed column that is not of its kind (a string, an integer beyond
+    64 bits, a list ...) becomes NA (an int64 column with NA becomes Int64); the rows
+    that held one are returned, described, to be counted as malformed.
+    """
+    import numpy as np
     import pandas as pd
 
-    dtypes = {"test": "int64", "interval": "int64", "stream": "int64", "start": "float64",
-              "end": "float64", "seconds": "float64", "bytes": "int64", "bits_per_second": "float64",
-              "retransmits": "Int64", "sender": "boolean"}
-    for column, dtype in dtypes.items():
+    lost: dict[int, list[str]] = {}  # row -> the columns whose value could not be read
+    for column, dtype in _DTYPES.items():
         if column not in frame:
             frame[column] = pd.array([None] * len(frame), dtype=dtype if dtype in ("Int64", "boolean")
                                      else "float64")
-        if dtype in ("int64",) and frame[column].isna().any():
-            dtype = "Int64"
-        frame[column] = frame[column].astype(dtype)
-    rest = [c for c in frame.columns if c not in dtypes]
-    return frame[list(dtypes) + rest].reset_index(drop=True)
+            continue
+        values = frame[column]
+        if dtype == "boolean":
+            if values.dtype.kind == "b" or str(values.dtype) == "boolean":
+                frame[column] = values.astype("boolean")
+                continue
+            fine = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+            converted = values.where(fine, None).astype("boolean")
+        else:
+            converted = pd.to_numeric(values, errors="coerce")
+            if dtype != "float64" and converted.dtype.kind == "f":  # for int64: whole and in range
+                converted = converted.where((converted >= -(2**63)) & (converted < 2**63)
+                                            & (converted == np.floor(converted)))
+            if dtype == "int64" and converted.isna().any():
+                dtype = "Int64"
+            converted = converted.astype(dtype)
+        for row in np.flatnonzero((converted.isna() & values.notna()).to_numpy(dtype=bool)):
+            lost.setdefault(int(row), []).append(column)
+        frame[column] = converted
+    rest = [c for c in frame.columns if c not in _DTYPES]
+    described = [f"row {row}: unreadable {', '.join(columns)}" for row, columns in sorted(lost.items())]
+    return frame[list(_DTYPES) + rest].reset_index(drop=True), described

@@ -40,7 +40,7 @@ import io
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._common import Lines, as_bytes, example, finish, text_dtype
+from ._common import MAX_EPOCH_SECONDS, Lines, as_bytes, example, finish, floats, text_dtype, utc_times
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,10 +187,7 @@ def _fast(lines: Lines, replies: Any) -> tuple[Any, pd.DataFrame] | None:
         return None
 
     def number(key: str) -> Any:
-        column = table[layout[key]]
-        if column.dtype.kind not in "iuf":
-            column = pd.to_numeric(column, errors="coerce")
-        return column.to_numpy(dtype="float64", na_value=np.nan)
+        return floats(table[layout[key]])
 
     def word(key: str, expected: str) -> Any:
         return (table[layout[key]] == expected).to_numpy(dtype=bool, na_value=False)
@@ -207,17 +204,19 @@ def _fast(lines: Lines, replies: Any) -> tuple[Any, pd.DataFrame] | None:
     for key in ("bytes", "seq", "ttl", "rtt", "timestamp"):
         if key in layout:
             ok &= ~np.isnan(values[key])
+    ok &= _readable(values)
     flag = table[layout["flag"]]
     ok &= (flag.isna() | (flag == "(DUP!)")).to_numpy(dtype=bool, na_value=False)
     ok &= table[layout["extra"]].isna().to_numpy(dtype=bool)
     source = table[layout["source"]]
-    categories = source.cat.categories
+    # as text: the reader makes the categories numbers when every source looks like one
+    categories = source.cat.categories.astype(str)
     cleaned = categories.str.removesuffix(":") if len(categories) else categories
     if "name" in layout and len(categories):  # "localhost (127.0.0.1):" -> the address
         cleaned = cleaned.str.removeprefix("(").str.removesuffix(")")
-    shape_ok = np.asarray(source.cat.categories.str.endswith(":"), dtype=bool) if "name" not in layout else (
-        np.asarray(source.cat.categories.str.startswith("("), dtype=bool)
-        & np.asarray(source.cat.categories.str.endswith("):"), dtype=bool))
+    shape_ok = np.asarray(categories.str.endswith(":"), dtype=bool) if "name" not in layout else (
+        np.asarray(categories.str.startswith("("), dtype=bool)
+        & np.asarray(categories.str.endswith("):"), dtype=bool))
     codes = source.cat.codes.to_numpy()
     ok &= (codes >= 0) & np.append(shape_ok, False)[codes]
     if not ok.any():
@@ -241,11 +240,19 @@ def _slow(lines: Lines, pending: Any) -> tuple[Any, pd.DataFrame, tuple[Any, lis
     texts = pd.Series(lines.text(pending), dtype=text_dtype())
     numbers = lines.numbers[pending]
     found = texts.str.extract(_LINE)
-    matched = found.notna().any(axis=1).to_numpy()
+    matched = np.array(found.notna().any(axis=1), dtype=bool)  # a writable copy
     found = found[matched]
+    values = {key: floats(found[column]) for key, column in (
+        ("bytes", "bytes"), ("seq", "seq"), ("ttl", "ttl"), ("rtt", "rtt"), ("timestamp", "timestamp"),
+        ("error_seq", "error_seq"), ("pending_seq", "pending_seq"))}
+    readable = _readable(values)
+    if not readable.all():  # a line of the right shape with a number no column holds
+        matched[matched] = readable
+        found = found[readable]
+        values = {key: v[readable] for key, v in values.items()}
 
     def number(column: pd.Series) -> Any:
-        return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return floats(column)
 
     def first(*columns: str) -> pd.Series:  # the first group that matched, column by column
         result = found[columns[0]]
@@ -267,12 +274,31 @@ def _slow(lines: Lines, pending: Any) -> tuple[Any, pd.DataFrame, tuple[Any, lis
     return numbers[matched], frame, (numbers[~matched], bad_text)
 
 
+#: [low, high) of each number of a line; out of it, the line is malformed (NaN: not on the line).
+_LIMITS = {"bytes": (0, 2.0**63), "seq": (0, 2.0**63), "ttl": (0, 2.0**63), "error_seq": (0, 2.0**63),
+           "pending_seq": (0, 2.0**63), "rtt": (0, float("inf")),
+           "timestamp": (-MAX_EPOCH_SECONDS, MAX_EPOCH_SECONDS)}
+
+
+def _readable(values: dict[str, Any]) -> Any:
+    """The rows whose numbers all fit their columns (int64 counts, a finite rtt, a
+    timestamp pandas holds)."""
+    import numpy as np
+
+    ok = np.ones(len(next(iter(values.values()))), dtype=bool)
+    for key, (low, high) in _LIMITS.items():
+        if key in values:
+            number = values[key]
+            ok &= np.isnan(number) | ((number >= low) & (number < high))
+    return ok
+
+
 def _frame(*, timestamp: Any, seq: Any, ttl: Any, rtt_ms: Any, bytes: Any, source: Any,
            duplicate: Any, error: Any) -> pd.DataFrame:
     import pandas as pd
 
     n = len(seq)
-    time = pd.to_datetime(timestamp, unit="s", utc=True).round("us").astype("datetime64[ns, UTC]")
+    time, _ = utc_times(timestamp)  # in range: checked by _readable
     return pd.DataFrame({
         "timestamp": time,
         "seq": pd.array(seq, dtype="Float64").astype("Int64"),

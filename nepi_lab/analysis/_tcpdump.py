@@ -35,7 +35,7 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any
 
-from ._common import as_bytes, as_text, example, finish, text_dtype
+from ._common import as_bytes, as_text, example, finish, floats, nullable_integers, text_dtype, utc_times
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,8 +156,11 @@ def _parse_capture(raw: bytes) -> pd.DataFrame:
     for index in np.flatnonzero(cut)[:5]:
         problems.append(f"packet {index + 1}: {lengths[index]} bytes captured of {expected[index]}")
     malformed = int(cut.sum()) + sum(1 for p in problems if "cut or damaged" in p or "not a readable" in p)
-    time = pd.to_datetime(np.asarray(times, dtype="float64"), unit="s", utc=True)
-    frame = pd.DataFrame({"time": time.round("us").astype("datetime64[ns, UTC]"), **decoded})
+    time, outside = utc_times(times)
+    for index in np.flatnonzero(outside)[:5]:  # a damaged record header: kept, without a time
+        problems.append(f"packet {index + 1}: its time, {times[index]!r} s, is beyond any timestamp")
+    malformed += int(outside.sum())
+    frame = pd.DataFrame({"time": time, **decoded})
     return finish(frame, "tcpdump", malformed, problems, linktype=linktype, time="UTC")
 
 
@@ -325,9 +328,9 @@ def _parse_text(text: str) -> pd.DataFrame:
         "source": pd.array(source.to_numpy(dtype=object, na_value=None), dtype=text_dtype()),
         "destination": pd.array(destination.to_numpy(dtype=object, na_value=None), dtype=text_dtype()),
         "protocol": pd.array(protocol, dtype=text_dtype()),
-        "source_port": pd.to_numeric(found["source_port"], errors="coerce").astype("Int64").array,
-        "destination_port": pd.to_numeric(found["destination_port"], errors="coerce").astype("Int64").array,
-        "length": pd.to_numeric(length).astype("Int64").array,
+        "source_port": nullable_integers(found["source_port"]),
+        "destination_port": nullable_integers(found["destination_port"]),
+        "length": nullable_integers(length),
     })
     interface = found["interface"]
     if interface.notna().any():
@@ -342,8 +345,8 @@ def _times(column: pd.Series) -> tuple[Any, str]:
     column = column.reset_index(drop=True)
     sample = column.iloc[0] if len(column) else "0.0"
     if ":" not in sample:  # -tt
-        seconds = pd.to_numeric(column, errors="coerce").astype("float64")
-        return pd.to_datetime(seconds, unit="s", utc=True).dt.round("us").astype("datetime64[ns, UTC]"), "UTC"
+        times, _ = utc_times(floats(column))  # a time beyond the year 2261 is NaT, as one unreadable
+        return pd.Series(times), "UTC"
     if "-" in sample:  # -tttt: local date and time, as the capturing machine printed it
         return pd.to_datetime(column, errors="coerce").astype("datetime64[ns]"), "local"
     return pd.to_timedelta(column, errors="coerce").astype("timedelta64[ns]"), "time of day"

@@ -4,6 +4,12 @@ A resource type declares its attributes as a tuple of :class:`Attribute` in its 
 body; subclasses inherit them and may redeclare one by name to change its default.
 Values are checked and normalised when set: ``Integer`` takes ``3`` or ``"3"`` (NEPI
 scripts often pass strings) but refuses ``"three"``, ``3.5`` and ``True``.
+
+Whatever the declaration, a few values are refused for every attribute, because they
+would only fail later, far from the call that made them: a string holding a NUL
+character (no command line, environment or file name can carry one), an integer that
+does not fit in 64 bits (the run directory and its readers store integers so), and a
+number too large to be a float.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ class Flags(enum.IntFlag):
     Reserved = 64  # maps to a live back-end attribute
     Global = 128  # class-wide value
 
+
+#: The integers an Integer attribute may hold: signed 64-bit ones.
+INTEGER_RANGE = (-(2**63), 2**63 - 1)
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -123,6 +132,8 @@ class Attribute:
                 value = str(value)
             elif not isinstance(value, str):
                 raise bad(f"expected a string, got {type(value).__name__}")
+            if "\x00" in value:
+                raise bad("a NUL character cannot reach a command line, an environment or a file name")
         elif t is Types.Bool:
             if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
                 value = value.strip().lower() in _TRUE
@@ -136,6 +147,8 @@ class Attribute:
                     raise bad("expected an integer") from None
             elif isinstance(value, bool) or not isinstance(value, int):
                 raise bad(f"expected an integer, got {type(value).__name__}")
+            if not INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]:
+                raise bad("must fit in 64 bits, between -2**63 and 2**63 - 1")
         elif t is Types.Double:
             if isinstance(value, str):
                 try:
@@ -145,7 +158,10 @@ class Attribute:
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad(f"expected a number, got {type(value).__name__}")
             else:
-                value = float(value)
+                try:
+                    value = float(value)
+                except OverflowError:  # an int beyond the largest float
+                    raise bad("expected a finite number") from None
             if not math.isfinite(value):
                 raise bad("expected a finite number")
         if self.allowed is not None and value not in self.allowed:

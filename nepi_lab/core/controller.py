@@ -52,7 +52,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from .attributes import Attribute, Flags
+from .attributes import Attribute, Flags, Types
 from .conditions import Condition, DependencyGraph
 from .display import view
 from .errors import (
@@ -74,10 +74,18 @@ from .events import EVENT_FORMAT, EventLog
 from .loop import LoopRunner
 from .registry import get_resource_type
 from .resource import DONE, Failure, ResourceManager
-from .results import DESCRIPTION, EVENTS, RUN_FORMAT, default_local_dir, make_run_dir, write_json_atomic
+from .results import (
+    DESCRIPTION,
+    EVENTS,
+    RUN_FORMAT,
+    check_local_dir,
+    default_local_dir,
+    make_run_dir,
+    write_json_atomic,
+)
 from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
 from .times import check_timeout, format_delay, parse_date, parse_delay
-from .traces import TraceAttr, as_trace_attr, check_name
+from .traces import TraceAttr, as_trace_attr, check_name, check_stream
 
 log = logging.getLogger("nepi_lab")
 
@@ -148,6 +156,12 @@ class _Group:
         return f"waits for deployment group {self.id} to be READY; not yet: {shown}{more}"
 
 
+#: The largest guid: the event log and the run directory's readers keep guids as signed
+#: 64-bit integers.
+MAX_GUID = 2**63 - 1
+#: How ``register_resource(..., autoDeploy=...)`` reads its value: as a Bool attribute.
+_AUTO_DEPLOY = Attribute("autoDeploy", "deploy the resource at once", type=Types.Bool, default=False)
+
 #: The event log is written at most this many seconds after a change: late enough
 #: to batch a burst into one write, early enough that a dying process loses little.
 _FLUSH_DELAY = 0.005
@@ -179,7 +193,7 @@ class ExperimentController:
 
     def __init__(self, exp_id: str | None = None, local_dir: str | None = None) -> None:
         self._exp_id = check_name(exp_id if exp_id is not None else f"exp-{secrets.token_hex(8)}", "exp_id")
-        self._local_dir = os.path.abspath(local_dir if local_dir is not None else default_local_dir())
+        self._local_dir = check_local_dir(local_dir if local_dir is not None else default_local_dir())
         self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id)
         self._wall_offset = time.time() - time.monotonic()
         self._resources: dict[int, ResourceManager] = {}
@@ -389,12 +403,17 @@ class ExperimentController:
         """Create a resource of type ``rtype``; returns its guid.
 
         Keyword arguments set attributes.  As in NEPI, ``connectedTo=<guid>``
-        connects it and ``autoDeploy=True`` deploys it at once (after connecting).
+        connects it and ``autoDeploy=True`` deploys it at once (after connecting);
+        ``autoDeploy`` is read as a Bool attribute is (``"no"`` and ``"false"`` are
+        False, ``"maybe"`` is refused).  An explicit ``guid`` is an int in
+        ``[0, MAX_GUID]``; the automatic one is the largest guid so far plus one, so
+        after ``guid=MAX_GUID`` every later resource needs an explicit guid.
         Everything is checked before anything changes.
         """
         self._check_open("register_resource")
         cls = get_resource_type(rtype)
-        auto_deploy = attributes.pop("autoDeploy", False) if attributes else False
+        auto_deploy = _AUTO_DEPLOY.check(attributes.pop("autoDeploy", False) if attributes else False,
+                                         None, cls._rtype)
         connected_to = attributes.pop("connectedTo", None) if attributes else None
         with self._lock:
             resources = self._resources
@@ -402,8 +421,12 @@ class ExperimentController:
                 guid = self._next_guid
                 while guid in resources:
                     guid += 1
-            elif isinstance(guid, bool) or not isinstance(guid, int) or guid < 0:
-                raise InvalidInputError(f"guid must be an integer >= 0, not {guid!r}")
+                if guid > MAX_GUID:
+                    raise InvalidInputError(
+                        f"no automatic guid is left: the next one, {guid}, is beyond the largest guid "
+                        f"(2**63 - 1); give guid= explicitly")
+            elif isinstance(guid, bool) or not isinstance(guid, int) or not 0 <= guid <= MAX_GUID:
+                raise InvalidInputError(f"guid must be an integer in [0, 2**63 - 1], not {guid!r}")
             elif guid in resources:
                 raise DuplicateGuidError(guid, resources[guid]._rtype)
             rm = cls(self, guid)
@@ -1305,10 +1328,14 @@ class ExperimentController:
     async def trace_async(self, guid: int, name: str, attr: TraceAttr | str = TraceAttr.ALL,
                           block: int = 512, offset: int = 0,
                           timeout: float | None = None) -> str | bytes | int:
-        """Read a trace: ALL (content), STREAM (``block`` bytes at block ``offset``), PATH, SIZE."""
+        """Read a trace: ALL (content), STREAM (``block`` bytes at block ``offset``), PATH, SIZE.
+
+        ``block`` is an int in ``[1, 2**30]`` and ``offset`` an int >= 0, in every mode.
+        """
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
+        check_stream(block, offset)
         check_timeout(timeout)
         if self._closed:  # collected traces stay readable from the run directory
             return await rm.read_trace(name, attr, block, offset)
@@ -1321,6 +1348,7 @@ class ExperimentController:
         rm = self._rm(guid)
         rm._check_trace(name)
         attr = as_trace_attr(attr)
+        check_stream(block, offset)
         check_timeout(timeout)
         if self._closed:  # collected traces stay readable from the run directory
             return _run_on_a_new_loop(rm.read_trace(name, attr, block, offset))
@@ -1339,6 +1367,7 @@ class ExperimentController:
         self._check_open("schedule")
         if not callable(callback):
             raise InvalidInputError(f"callback must be callable, not {callback!r}")
+        _check_no_arguments(callback)
         when = parse_date(date, time.time())
         with self._lock:
             task_id = self._next_task_id
@@ -1513,6 +1542,21 @@ class ExperimentController:
                 write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self.description())
         except OSError as exc:  # a full disk must not take the experiment down
             log.warning("could not save the experiment description: %s", exc)
+
+
+def _check_no_arguments(callback: Callable[..., Any]) -> None:
+    """Refuse, at ``schedule``, a callback that cannot be called without arguments
+    (it would only fail when its date comes)."""
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # some builtins have none: nothing to check
+        return
+    try:
+        signature.bind()
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"callback {callback!r} must be callable without arguments ({exc}); "
+            f"wrap it, e.g. functools.partial(f, x) or lambda: f(x)") from None
 
 
 def _run_on_a_new_loop(coro: Coroutine[Any, Any, T]) -> T:

@@ -13,6 +13,7 @@
     │   ├── InvalidConnectionError               .guid, .other, .rtype, .other_rtype, .allowed
     │   ├── TimeFormatError                      .value
     │   ├── UnsafeNameError                      .name, .what
+    │   ├── ResultsDirectoryError                .path, .reason
     │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
     │   └── ConditionError                       .guid, .action, .others, .state
     │       └── ConditionCycleError              .cycle
@@ -103,7 +104,10 @@ class AttributeValueError(InvalidInputError):
         self.guid, self.rtype, self.attribute, self.value = guid, rtype, attribute, value
         self.allowed = list(allowed) if allowed is not None else None
         who = f"resource {guid} ({rtype})" if guid is not None else rtype
-        super().__init__(f"bad value {value!r} for attribute {attribute!r} of {who}: {reason}")
+        shown = repr(value)
+        if len(shown) > 100:  # a 400-digit number, a megabyte of text: its start says enough
+            shown = f"{shown[:60]}... ({len(shown)} characters)"
+        super().__init__(f"bad value {shown} for attribute {attribute!r} of {who}: {reason}")
 
 
 class ReadOnlyAttributeError(InvalidInputError):
@@ -144,6 +148,21 @@ class UnsafeNameError(InvalidInputError):
     def __init__(self, name: Any, what: str, rule: str) -> None:
         self.name, self.what = name, what
         super().__init__(f"unsafe {what} {name!r}: {rule}")
+
+
+class ResultsDirectoryError(InvalidInputError):
+    """A results root (``local_dir``) in which no run directory can be made.
+
+    ``path`` is the folder given (made absolute when it is a path at all), ``reason``
+    what is wrong with it, in words (a file, not writable, a name too long ...).
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path, self.reason = path, reason
+        shown = repr(path)
+        if len(shown) > 200:  # a path too long to be one
+            shown = f"{shown[:80]}... ({len(shown)} characters)"
+        super().__init__(f"cannot keep results in local_dir {shown}: {reason}")
 
 
 class UnknownTraceError(InvalidInputError):

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import tempfile
 from typing import Any
+
+from .errors import ResultsDirectoryError
 
 #: Version of the run-directory format.
 RUN_FORMAT = 1
@@ -47,21 +50,76 @@ def new_run_id() -> str:
     return _dt.datetime.now().strftime("%Y%m%d%H%M%S%f")
 
 
+def check_local_dir(local_dir: object) -> str:
+    """``local_dir`` as an absolute path, or :class:`ResultsDirectoryError` if it cannot be one.
+
+    Only the form is checked here (a str or path, not empty, without NUL); whether
+    a run directory can be made in it is :func:`make_run_dir`'s to find out.
+    """
+    path = os.fspath(local_dir) if isinstance(local_dir, os.PathLike) else local_dir
+    if not isinstance(path, str):
+        raise ResultsDirectoryError(local_dir, f"expected a path (a str or os.PathLike), "
+                                               f"not {type(path).__name__}")
+    if not path:
+        raise ResultsDirectoryError(local_dir, "the path is empty")
+    if "\x00" in path:
+        raise ResultsDirectoryError(local_dir, "a path cannot hold a NUL character")
+    return os.path.abspath(path)
+
+
 def make_run_dir(local_dir: str, exp_id: str) -> tuple[str, str]:
     """Create a fresh run directory; returns ``(run_id, path)``.
 
-    Two controllers created in the same microsecond still get distinct runs.
+    Two controllers created in the same microsecond still get distinct runs.  If no
+    run directory can be made there (a file in the way, no permission, a path too
+    long ...), :class:`ResultsDirectoryError` says why, and the folders this call
+    made on the way are removed again: a refused ``local_dir`` leaves nothing behind.
     """
     exp_dir = os.path.join(local_dir, exp_id)
-    os.makedirs(exp_dir, exist_ok=True)
-    while True:
-        run_id = new_run_id()
-        path = os.path.join(exp_dir, run_id)
+    made: list[str] = []
+    try:
+        _make_dirs(exp_dir, made)
+        while True:
+            run_id = new_run_id()
+            path = os.path.join(exp_dir, run_id)
+            try:
+                os.mkdir(path)
+                return run_id, path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        for folder in reversed(made):
+            try:
+                os.rmdir(folder)
+            except OSError:  # someone else put something in it meanwhile: theirs now
+                break
+        where = ""
+        if exc.filename:  # what failed, said within local_dir (which the message shows)
+            failed = os.fsdecode(exc.filename)
+            inside = failed.startswith(local_dir + os.sep)
+            where = f" ({os.path.relpath(failed, local_dir)} in it)" if inside else f" ({failed})"
+        raise ResultsDirectoryError(local_dir, f"cannot make the run directory: "
+                                               f"{exc.strerror or exc}{where}") from None
+
+
+def _make_dirs(path: str, made: list[str]) -> None:
+    """``os.makedirs(path, exist_ok=True)`` that lists in ``made`` the folders it created."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
         try:
-            os.mkdir(path)
-            return run_id, path
+            os.mkdir(folder)
         except FileExistsError:
+            if not os.path.isdir(folder):  # a file where a folder should be
+                raise NotADirectoryError(errno.ENOTDIR, "a file is in the way, not a folder",
+                                         folder) from None
             continue
+        made.append(folder)
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:

@@ -36,7 +36,10 @@ def parse_delay(value: object) -> float:
     if isinstance(value, str):
         match = _RELATIVE.fullmatch(value)
         if match:
-            return float(match.group(1)) * _UNIT[match.group(2)]
+            seconds = float(match.group(1)) * _UNIT[match.group(2)]
+            if math.isfinite(seconds):  # 400 digits make an infinite float
+                return seconds
+            raise TimeFormatError(value, "a finite number of seconds >= 0")
     raise TimeFormatError(value, _RELATIVE_HELP)
 
 
@@ -45,6 +48,9 @@ def parse_date(value: object, now: float) -> float:
 
     ``value`` is relative to ``now`` (see :func:`parse_delay`) or absolute: a
     datetime (naive means local time) or a 20-digit ``YYYYmmddHHMMSSffffff`` stamp.
+
+    A date must be one a ``datetime`` can hold (before the year 10000): a delay such
+    as ``"99999999999h"`` or ``1e308`` is refused here, not when the task is made.
     """
     if isinstance(value, _dt.datetime):
         return value.timestamp()
@@ -54,11 +60,16 @@ def parse_date(value: object, now: float) -> float:
         except ValueError:
             raise TimeFormatError(value, "a valid YYYYmmddHHMMSSffffff date") from None
     try:
-        return now + parse_delay(value)
+        when = now + parse_delay(value)
     except TimeFormatError:
         raise TimeFormatError(
             value, _RELATIVE_HELP + ", a datetime, or a 20-digit YYYYmmddHHMMSSffffff stamp"
         ) from None
+    try:
+        _dt.datetime.fromtimestamp(when)
+    except (OverflowError, OSError, ValueError):
+        raise TimeFormatError(value, "a delay that ends before the year 10000") from None
+    return when
 
 
 def format_delay(seconds: float) -> str:

@@ -46,6 +46,34 @@ def as_trace_attr(value: object) -> TraceAttr:
         raise InvalidInputError(f"unknown trace mode {value!r}; modes are {modes}") from None
 
 
+#: The largest ``block`` of :attr:`TraceAttr.STREAM`: larger traces are read whole or
+#: in several blocks (a block is allocated before it is read).
+MAX_BLOCK = 2**30
+_MAX_POSITION = 2**63 - 1  # the largest file offset
+
+
+def check_stream(block: object, offset: object) -> None:
+    """Refuse a ``block`` and ``offset`` of :attr:`TraceAttr.STREAM` that cannot be read.
+
+    ``block`` is an int in ``[1, MAX_BLOCK]`` and ``offset`` an int >= 0 such that
+    ``block * offset`` is a file position; anything else raises
+    :class:`InvalidInputError`, whatever the mode and whether the file exists yet.
+    """
+    for name, value, low in (("block", block, 1), ("offset", offset, 0)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInputError(f"trace {name} must be an integer, not {value!r}")
+        if value < low:
+            raise InvalidInputError(f"trace {name} must be >= {low}, not {value!r}")
+    if block > MAX_BLOCK:  # type: ignore[operator]
+        raise InvalidInputError(
+            f"trace block must be at most {MAX_BLOCK} bytes (1 GiB), not {block!r}: "
+            f"read a larger trace whole (TraceAttr.ALL) or in several blocks")
+    if block * offset > _MAX_POSITION:  # type: ignore[operator]
+        raise InvalidInputError(
+            f"trace offset {offset!r} is beyond any file: block {block} x offset {offset} "
+            f"exceeds the largest file position (2**63 - 1)")
+
+
 @dataclasses.dataclass(frozen=True)
 class Trace:
     """The declaration of one trace a resource can produce.
@@ -82,13 +110,19 @@ def read_trace_file(path: str, attr: TraceAttr, block: int, offset: int) -> str 
             return os.path.getsize(path)
         except FileNotFoundError:
             return 0
+    if attr is TraceAttr.STREAM:
+        check_stream(block, offset)
     try:
         with open(path, "rb") as f:
             if attr is TraceAttr.STREAM:
-                if block <= 0 or offset < 0:
-                    raise ValueError("block must be > 0 and offset >= 0")
-                f.seek(block * offset)
-                data = f.read(block)
+                # Only what is there: read() allocates the whole block first, and a file
+                # system refuses to seek far beyond its largest file.
+                start = block * offset
+                size = os.fstat(f.fileno()).st_size
+                data = b""
+                if start < size:
+                    f.seek(start)
+                    data = f.read(min(block, size - start))
             else:
                 data = f.read()
     except FileNotFoundError:

@@ -12,8 +12,12 @@ Each case checks three things:
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import math
 import os
+import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,6 +37,7 @@ from nepi_lab import (
     ResourceAction,
     ResourceManager,
     ResourceState,
+    ResultsDirectoryError,
     TimeFormatError,
     UnknownAttributeError,
     UnknownGuidError,
@@ -40,6 +45,7 @@ from nepi_lab import (
     UnknownTraceError,
     UnsafeNameError,
 )
+from nepi_lab.core.controller import MAX_GUID
 
 S = ResourceState
 A = ResourceAction
@@ -907,3 +913,255 @@ def test_deploy_with_a_bad_group(ec, two, group):
         ec.deploy(group=group)
     assert repr(group) in str(info.value) and "group" in str(info.value)
     expect_unchanged(ec, before)
+
+
+# == values that escaped the error tree (issue 11, item 13) ============================
+
+
+@pytest.fixture
+def hosts(ec):
+    """A linux::Node with an application and a ping on it, registered, not deployed."""
+    node = ec.register_resource("linux::Node", hostname="localhost")
+    app = ec.register_resource("linux::Application", connectedTo=node, command="true")
+    ping = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1")
+    return SimpleNamespace(node=node, app=app, ping=ping)
+
+
+def _no_task_was_scheduled(ec):
+    return ec.schedule("0s", lambda: None, track=True) == 1
+
+
+#: (id, call, error, words in the message): each was a raw OverflowError, ValueError or
+#: TypeError, or was accepted and failed later (at deploy, at start, when the date came).
+ESCAPED = [
+    ("guid=2**63", lambda ec, r: ec.register_resource("test::Node", guid=2**63),
+     InvalidInputError, ["guid", "9223372036854775808", "2**63 - 1"]),
+    ("guid=-2**70", lambda ec, r: ec.register_resource("test::Node", guid=-(2**70)),
+     InvalidInputError, ["guid", "2**63 - 1"]),
+    ("stopGracePeriod=10**400", lambda ec, r: ec.set(r.app, "stopGracePeriod", 10**400),
+     AttributeValueError, ["'stopGracePeriod'", "finite", "401 characters"]),
+    ("stopGracePeriod=10**400 at registration",
+     lambda ec, r: ec.register_resource("linux::Application", stopGracePeriod=10**400),
+     AttributeValueError, ["'stopGracePeriod'", "finite"]),
+    ("schedule('99999999999h')", lambda ec, r: ec.schedule("99999999999h", lambda: None),
+     TimeFormatError, ["'99999999999h'", "year 10000"]),
+    ("schedule(1e308)", lambda ec, r: ec.schedule(1e308, lambda: None), TimeFormatError,
+     ["1e+308", "year 10000"]),
+    ("schedule('9'*400 + 's')", lambda ec, r: ec.schedule("9" * 400 + "s", lambda: None),
+     TimeFormatError, ["cannot read time", "expected"]),
+    ("delay '9'*400 + 's'", lambda ec, r: ec.register_condition(r.app, A.START, r.node, S.STARTED,
+                                                                 "9" * 400 + "s"),
+     TimeFormatError, ["finite"]),
+    ("schedule(callback with an argument)", lambda ec, r: ec.schedule("1s", lambda x: None),
+     InvalidInputError, ["without arguments", "missing a required argument: 'x'", "partial"]),
+    ("schedule(callback with a keyword-only argument)", lambda ec, r: ec.schedule("1s", lambda *, x: None),
+     InvalidInputError, ["without arguments"]),
+    ("trace stream block=0", lambda ec, r: ec.trace(r.app, "stdout", "stream", block=0),
+     InvalidInputError, ["block", ">= 1", "0"]),
+    ("trace stream offset=-1", lambda ec, r: ec.trace(r.app, "stdout", "stream", offset=-1),
+     InvalidInputError, ["offset", ">= 0", "-1"]),
+    ("trace stream block='512'", lambda ec, r: ec.trace(r.app, "stdout", "stream", block="512"),
+     InvalidInputError, ["block", "integer", "'512'"]),
+    ("trace stream block=True", lambda ec, r: ec.trace(r.app, "stdout", "stream", block=True),
+     InvalidInputError, ["block", "integer", "True"]),
+    ("trace stream block=2**70", lambda ec, r: ec.trace(r.app, "stdout", "stream", block=2**70),
+     InvalidInputError, ["block", "at most 1073741824", "ALL"]),
+    ("trace stream offset beyond any file",
+     lambda ec, r: ec.trace(r.app, "stdout", "stream", block=512, offset=2**62),
+     InvalidInputError, ["offset", "largest file position"]),
+    ("trace_async stream block=0",
+     lambda ec, r: asyncio.run(ec.trace_async(r.app, "stdout", "stream", block=0)),
+     InvalidInputError, ["block", ">= 1"]),
+    ("autoDeploy='maybe'", lambda ec, r: ec.register_resource("test::Node", autoDeploy="maybe"),
+     AttributeValueError, ["'autoDeploy'", "'maybe'", "True or False"]),
+    ("autoDeploy=2", lambda ec, r: ec.register_resource("test::Node", autoDeploy=2),
+     AttributeValueError, ["'autoDeploy'", "True or False"]),
+    ("command with a NUL", lambda ec, r: ec.set(r.app, "command", "echo a\x00b"),
+     AttributeValueError, ["'command'", "NUL", f"resource {2}"]),
+    ("env with a NUL", lambda ec, r: ec.set(r.app, "env", "A=a\x00b"), AttributeValueError, ["'env'", "NUL"]),
+    ("command with a NUL at registration",
+     lambda ec, r: ec.register_resource("linux::Application", command="\x00"),
+     AttributeValueError, ["'command'", "NUL"]),
+    ("hostname=''", lambda ec, r: ec.set(r.node, "hostname", ""), AttributeValueError,
+     ["'hostname'", "''", "needed"]),
+    ("hostname='  '", lambda ec, r: ec.set(r.node, "hostname", "  "), AttributeValueError,
+     ["'hostname'", "needed"]),
+    ("hostname='my host'", lambda ec, r: ec.set(r.node, "hostname", "my host"), AttributeValueError,
+     ["'hostname'", "spaces"]),
+    ("hostname='-oProxyCommand=x'", lambda ec, r: ec.set(r.node, "hostname", "-oProxyCommand=x"),
+     AttributeValueError, ["'hostname'", "'-'"]),
+    ("hostname='' at registration", lambda ec, r: ec.register_resource("linux::Node", hostname=""),
+     AttributeValueError, ["'hostname'", "needed"]),
+    ("Ping count=2**70", lambda ec, r: ec.set(r.ping, "count", 2**70), AttributeValueError,
+     ["'count'", "64 bits"]),
+    ("Ping count='2**70' as a string", lambda ec, r: ec.set(r.ping, "count", str(2**70)),
+     AttributeValueError, ["'count'", "64 bits"]),
+    ("Ping deadline=2**31", lambda ec, r: ec.set(r.ping, "deadline", 2**31), AttributeValueError,
+     ["'deadline'", "2147483647"]),
+    ("Ping interval=1e300", lambda ec, r: ec.set(r.ping, "interval", 1e300), AttributeValueError,
+     ["'interval'", "2147483"]),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "words"), [c[1:] for c in ESCAPED], ids=[c[0] for c in ESCAPED])
+def test_values_that_escaped_the_error_tree_are_refused_at_the_call(ec, hosts, call, error, words):
+    before = snapshot(ec)
+    with pytest.raises(error) as info:
+        call(ec, hosts)
+    err = info.value
+    assert isinstance(err, InvalidInputError) and isinstance(err, NepiError)
+    msg = str(err)
+    for word in words:
+        assert word in msg, f"{word!r} not in {msg!r}"
+    expect_unchanged(ec, before)
+    assert _no_task_was_scheduled(ec)
+    assert [ec.get(hosts.node, "hostname"), ec.get(hosts.app, "command"), ec.get(hosts.ping, "count")] == [
+        "localhost", "true", None]
+
+
+def test_values_at_the_edge_of_those_are_accepted(ec, hosts):
+    """Control for the table above."""
+    assert ec.set(hosts.ping, "count", 2**63 - 1) == 2**63 - 1
+    assert ec.set(hosts.ping, "count", str(2**63 - 1)) == 2**63 - 1
+    assert ec.set(hosts.ping, "deadline", 2**31 - 1) == 2**31 - 1
+    assert ec.set(hosts.app, "stopGracePeriod", "1e3") == 1000.0
+    assert ec.set(hosts.app, "stopGracePeriod", 10**20) == 1e20
+    for name in ("::1", "127.0.0.1", "host-1.example.org", "fe80::1%eth0", "localhost"):
+        assert ec.set(hosts.node, "hostname", name) == name
+    assert ec.register_resource("test::Node", guid=2**63 - 1) == 2**63 - 1
+    assert ec.register_resource("test::Node", guid=0) == 0
+    assert ec.schedule("99999h", lambda: None) == 1
+    assert ec.schedule(3e9, lambda: None) == 2  # in the year 2120 or so: a datetime holds it
+
+
+def _callback(a=1, *rest, b=2, **options):
+    return a
+
+
+class _Callable:
+    def __call__(self):
+        return 1
+
+
+@pytest.mark.parametrize("callback", [
+    lambda: None, _callback, functools.partial(_callback, 3), _Callable(), print, asyncio.sleep.__call__,
+], ids=["lambda", "defaults", "partial", "callable object", "builtin", "method-wrapper"])
+def test_callbacks_callable_without_arguments_are_scheduled(ec, callback):
+    """Control for the arity refusal: defaults, partials, callable objects, builtins
+    without a signature are all fine."""
+    assert ec.schedule("1h", callback) == 1
+
+
+def test_the_largest_guid_then_an_automatic_one(ec):
+    """Before: the second call raised OverflowError after inserting a resource, every later
+    call added another ghost, ``events.jsonl`` stayed empty and ``shutdown()`` raised
+    ``ValueError`` from a zip."""
+    top = ec.register_resource("test::Node", guid=MAX_GUID)
+    assert top == MAX_GUID == 2**63 - 1
+    before = snapshot(ec)
+    for _ in range(3):
+        with pytest.raises(InvalidInputError) as info:
+            ec.register_resource("test::Node")
+        assert "guid=" in str(info.value) and "2**63 - 1" in str(info.value)
+        expect_unchanged(ec, before)
+    assert ec.register_resource("test::Node", guid=5) == 5  # an explicit guid still works
+    ec.deploy()
+    ec.wait_finished(timeout=5)
+    ec.shutdown()
+    with open(os.path.join(ec.run_dir, "events.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    assert len(lines) == len(ec.events) > 2
+    assert {line["guid"] for line in lines} == {MAX_GUID, 5} == set(ec.resources)
+
+
+@pytest.mark.parametrize(("value", "deployed"), [
+    ("no", False), ("false", False), ("off", False), (False, False), (None, False),
+    ("yes", True), ("true", True), (True, True),
+])
+def test_auto_deploy_is_read_as_a_bool_attribute(ec, value, deployed):
+    """Before: ``autoDeploy="no"`` deployed (any truthy value did)."""
+    guid = ec.register_resource("test::Node", autoDeploy=value)
+    if deployed:
+        ec.wait_finished(guid, timeout=5)
+        assert ec.state(guid) == S.STARTED
+    else:
+        assert ec.state(guid) == S.NEW and "not deployed yet" in ec.explain(guid)
+
+
+def test_stream_reads_within_the_limits(ec, two):
+    """Control for the trace rows of the table: blocks of a trace that exists, and one
+    as large as allowed (read without allocating a gigabyte)."""
+    app, _ = two
+    with open(ec.trace(app, "log", "path"), "w") as f:
+        f.write("0123456789")
+    assert ec.trace(app, "log", "stream", block=4, offset=1) == "4567"
+    assert ec.trace(app, "log", "stream", block=4, offset=2) == "89"
+    assert ec.trace(app, "log", "stream", block=4, offset=9) == ""
+    assert ec.trace(app, "log", "stream", block=2**30, offset=0) == "0123456789"
+    assert ec.trace(app, "log", "stream", block=1, offset=2**62) == ""
+    assert ec.trace(app, "extra", "stream", block=3) == ""  # not written: empty, as before
+
+
+def _too_long_to_hold_a_run(tmp_path):
+    """A local_dir in which the experiment folder can be made, but not the run directory
+    (the path would pass PATH_MAX, 4096): the folders made on the way must go again."""
+    path = str(tmp_path)
+    target = 4096 - len("/test") - 10  # room for /test, not for /test/<20-digit run id>
+    while len(path) + 201 < target:
+        path = os.path.join(path, "d" * 200)
+    return os.path.join(path, "e" * (target - len(path) - 1))
+
+
+#: (id, local_dir made from tmp_path, what the message says)
+UNUSABLE_DIRS = [
+    ("a file", lambda t: _file(t / "file"), "a file is in the way"),
+    ("under a file", lambda t: os.path.join(_file(t / "file"), "sub"), "a file is in the way"),
+    ("an int", lambda t: 5, "not int"),
+    ("bytes", lambda t: os.fsencode(t), "not bytes"),
+    ("empty", lambda t: "", "empty"),
+    ("a NUL byte", lambda t: str(t / "a\x00b"), "NUL"),
+    ("a name too long", lambda t: str(t / ("x" * 300)), "File name too long"),
+    ("a path too long for the run", _too_long_to_hold_a_run, "File name too long"),
+    ("read-only (/sys)", lambda t: "/sys", "cannot make the run directory"),
+    ("not writable", lambda t: _read_only_dir(t / "ro"), "Permission denied"),
+]
+
+
+def _file(path):
+    path.write_text("not a folder")
+    return str(path)
+
+
+def _read_only_dir(path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a folder whatever its mode (the /sys row covers it)")
+    path.mkdir()
+    path.chmod(0o500)
+    return str(path)
+
+
+@pytest.mark.parametrize(("make", "words"), [c[1:] for c in UNUSABLE_DIRS], ids=[c[0] for c in UNUSABLE_DIRS])
+def test_an_unusable_local_dir_is_refused_and_leaves_nothing(tmp_path, make, words):
+    """Before: five raw OSError / TypeError / ValueError, and folders left behind."""
+    if make is UNUSABLE_DIRS[8][1] and not os.path.isdir("/sys"):
+        pytest.skip("no /sys here")
+    local_dir = make(tmp_path)
+    present = sorted(os.listdir(tmp_path))
+    threads = threading.active_count()
+    with pytest.raises(ResultsDirectoryError) as info:
+        ExperimentController(exp_id="test", local_dir=local_dir)
+    err = info.value
+    assert isinstance(err, InvalidInputError)
+    assert err.path == local_dir or err.path == os.path.abspath(local_dir)
+    assert "local_dir" in str(err) and words in str(err), str(err)
+    assert len(str(err)) < 600  # a path of 4,000 characters is shortened
+    assert sorted(os.listdir(tmp_path)) == present  # no folder was left behind
+    assert threading.active_count() == threads  # no loop thread was started
+    if os.path.isdir("/sys"):
+        assert not os.path.exists("/sys/test")
+
+
+def test_a_local_dir_as_a_path_object_or_to_be_made_is_fine(tmp_path):
+    """Control for the test above."""
+    with ExperimentController(exp_id="test", local_dir=tmp_path / "new" / "results") as ec:
+        assert ec.run_dir.startswith(str(tmp_path / "new" / "results" / "test"))

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Flags, Types
+from ...core.errors import AttributeValueError
 from ...core.resource import ResourceManager, TopologyRole, on_controller_loop
 from ...core.states import ResourceState
 from ...core.traces import TraceAttr
@@ -51,6 +52,23 @@ LOCAL_HOSTNAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: Name of the folder made under ``home``.
 NEPI_DIR = ".nepi_lab"
+
+
+def _check_hostname(rm: ResourceManager, old: object, new: object) -> object:
+    """Refuse at ``set`` a host name that could only fail at deploy: empty, with spaces or
+    control characters, or starting with ``-`` (never a host; an option to ssh tools)."""
+    if new is None:
+        return new
+    text = str(new)
+    if not text.strip():
+        reason = "a host name or address is needed (localhost for this machine)"
+    elif any(c.isspace() or not c.isprintable() for c in text):
+        reason = "a host name or address has no spaces or control characters"
+    elif text.startswith("-"):
+        reason = "a host name or address does not start with '-'"
+    else:
+        return new
+    raise AttributeValueError(rm.guid, rm._rtype, "hostname", new, reason)
 
 
 def make_executor(node: Node) -> Executor:
@@ -83,7 +101,7 @@ class Node(ResourceManager):
     _topology_role = TopologyRole.HOST
     _attributes = (
         Attribute("hostname", "host name or address; localhost, 127.0.0.1 or ::1 mean this machine",
-                  default="localhost", flags=Flags.Design),
+                  default="localhost", flags=Flags.Design, set_hook=_check_hostname),
         Attribute("username", "SSH user name (default: the local user)", flags=Flags.Design),
         Attribute("port", "SSH port", type=Types.Integer, default=22, range=(1, 65535), flags=Flags.Design),
         Attribute("identityFile", "SSH private key file", flags=Flags.Design),

@@ -79,6 +79,10 @@ class _Tool(Application):
         return _command(self.get("depends"), self._words())
 
 
+#: The longest interval and reply timeout iputils ping takes: INT_MAX milliseconds.
+_PING_SECONDS = 2147483
+
+
 class Ping(_Tool):
     """``ping`` (iputils) from the node to ``target``."""
 
@@ -87,11 +91,14 @@ class Ping(_Tool):
     _attributes = (
         Attribute("depends", "the tool's command, checked on the host", default="ping", flags=Flags.NoWrite),
         Attribute("target", "host name or address to ping"),
-        Attribute("count", "stop after sending this many packets (-c)", type=Types.Integer, range=(1, None)),
-        Attribute("interval", "seconds between packets (-i)", type=Types.Double, range=(0, None)),
+        # the ranges iputils ping accepts, so that a value it would refuse is refused at set
+        Attribute("count", "stop after sending this many packets (-c)", type=Types.Integer,
+                  range=(1, 2**63 - 1)),
+        Attribute("interval", "seconds between packets (-i)", type=Types.Double, range=(0, _PING_SECONDS)),
         Attribute("deadline", "stop after this many seconds, whatever was sent (-w)", type=Types.Integer,
-                  range=(1, None)),
-        Attribute("timeout", "seconds to wait for each reply (-W)", type=Types.Double, range=(0, None)),
+                  range=(1, 2**31 - 1)),
+        Attribute("timeout", "seconds to wait for each reply (-W)", type=Types.Double,
+                  range=(0, _PING_SECONDS)),
         Attribute("packetSize", "bytes of data per packet (-s)", type=Types.Integer, range=(0, 65507)),
         Attribute("ttl", "IP time to live (-t)", type=Types.Integer, range=(1, 255)),
         Attribute("interface", "source interface or address (-I)"),
