@@ -10,8 +10,9 @@ says which kernel and which ipykernel it is.
 Tests that want a line in the final summary (the Run-All results per notebook) append
 it with the ``summary_line`` fixture.
 
-Every test keeps the index of runs (``nepi-lab cleanup``'s) in its temporary folder,
-never the user's: :func:`run_records`.
+Every test keeps the index of runs (``nepi-lab cleanup``'s) and, unless it says
+otherwise, its run directories in its temporary folder, never the user's:
+:func:`run_records`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 
 import pytest
 
+from nepi_lab.core.results import RESULTS_ENV
 from nepi_lab.resources.linux._records import STATE_ENV
 
 from .kernels import describe
@@ -65,9 +67,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def run_records(request, tmp_path, monkeypatch):
     """The index of runs (for ``nepi-lab cleanup``) in the test's temporary folder, also
     for the scripts, kernels and commands it starts, never the user's.  A back-end test
-    leaves it empty: what it started is stopped, or cleaned up by the test itself."""
+    leaves it empty: what it started is stopped, or cleaned up by the test itself.
+    A controller without ``local_dir`` writes its run directory there too."""
     state = tmp_path / "state"
     monkeypatch.setenv(STATE_ENV, str(state))
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
     yield state
     if "resources" in request.path.parts:
         left = sorted(os.listdir(state / "runs")) if (state / "runs").exists() else []
