@@ -21,6 +21,8 @@ from nepi_lab import (
     WaitTimeoutError,
 )
 
+pytestmark = pytest.mark.faults
+
 S = ResourceState
 #: Lets the blocked hooks of a test go at its end (their threads must not outlive it).
 unblock = threading.Event()

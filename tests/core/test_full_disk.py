@@ -6,10 +6,14 @@ import json
 import logging
 import os
 
+import pytest
+
 from nepi_lab import ExperimentController, ResourceState
 from nepi_lab.analysis import events_frame
 
 from ..faults import fill, small_disk
+
+pytestmark = pytest.mark.faults
 
 S = ResourceState
 

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.faults
+
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = textwrap.dedent("""

@@ -34,7 +34,7 @@ if missing():
     pytest.skip(missing(), allow_module_level=True)
 psutil = pytest.importorskip("psutil", reason="the test extra installs psutil")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 #: A blocking call interrupted from the Kernel menu ends its cell within this long.
 INTERRUPT_SECONDS = 1.0

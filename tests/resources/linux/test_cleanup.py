@@ -23,6 +23,8 @@ from nepi_lab import ResourceState
 from .conftest import all_gone, processes_with, wait_for_processes, wait_for_trace
 from .sshd import sshd  # noqa: F401 - the session fixture
 
+pytestmark = pytest.mark.faults
+
 S = ResourceState
 
 SCRIPT = textwrap.dedent("""

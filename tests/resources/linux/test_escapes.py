@@ -23,6 +23,8 @@ from nepi_lab.resources.linux import _tracking
 from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes
 from .sshd import sshd  # noqa: F401 - the session fixture
 
+pytestmark = pytest.mark.faults
+
 S = ResourceState
 
 #: Commands whose ``sleep`` leaves the shell's process group and outlives the shell (each

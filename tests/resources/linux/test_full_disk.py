@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from nepi_lab import ExperimentController, ResourceState, ResultsWriteError
 
 from ...faults import small_disk
+
+pytestmark = pytest.mark.faults
 
 S = ResourceState
 THREE_MB = "head -c 3000000 /dev/zero | tr '\\\\0' x"

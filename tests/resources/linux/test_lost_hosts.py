@@ -23,6 +23,8 @@ from nepi_lab import ResourceState
 from .conftest import all_gone, processes_with, wait_for_processes, wait_for_trace
 from .sshd import Sshd, SshdUnavailable
 
+pytestmark = pytest.mark.faults
+
 S = ResourceState
 LINES = "".join(f"line {i}\n" for i in range(1, 17))
 

@@ -22,6 +22,8 @@ from nepi_lab import ResourceState
 
 from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes
 
+pytestmark = pytest.mark.faults
+
 S = ResourceState
 
 

@@ -18,6 +18,8 @@ import pytest
 
 from nepi_lab import ResourceState
 
+pytestmark = pytest.mark.faults
+
 PRELUDE = textwrap.dedent("""
     import json, resource, sys, time
     resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
