@@ -388,7 +388,8 @@ def graphml_graph(ec: ExperimentController) -> Any:
     """``ec.graph()`` with every attribute as GraphML holds it (what :func:`write_graphml` writes).
 
     - enum members (``state``, ``outcome``) become their names (``"FINISHED"``);
-    - None (an unset ``name``) is left out: GraphML has no null;
+    - None (an unset ``name``) is left out: GraphML has no null; so are secret values
+      (``Flags.NoRead``, ``Flags.Credential``);
     - the ``attributes`` dict becomes one key per attribute, ``attribute.<name>``, so
       that Gephi and yEd show them as columns;
     - other lists and dicts become JSON text;
@@ -399,7 +400,12 @@ def graphml_graph(ec: ExperimentController) -> Any:
 
     g = ec.graph()
     out = nx.MultiDiGraph(**_flatten(g.graph))
-    nodes = [(n, _flatten(d)) for n, d in g.nodes(data=True)]
+    nodes = []
+    for n, data in g.nodes(data=True):
+        secret = ec.get_resource(n)._secret_attributes  # a file never holds a secret value
+        if secret:
+            data = {**data, "attributes": {k: v for k, v in data["attributes"].items() if k not in secret}}
+        nodes.append((n, _flatten(data)))
     edges = [(u, v, k, _flatten(d)) for u, v, k, d in g.edges(keys=True, data=True)]
     _one_type_per_key([d for _, d in nodes])
     _one_type_per_key([d for *_, d in edges])
