@@ -1493,9 +1493,11 @@ class ExperimentController:
         """The experiment as written to ``experiment.json`` (see :mod:`nepi_lab.core.results`).
 
         What was built: types (declared attributes with defaults, traces, base type
-        names), resources (set attribute values, connections, enabled traces),
-        conditions, failures.  States and their times are not repeated here:
-        ``events.jsonl`` has them.
+        names, the module and package each comes from), resources (set attribute
+        values, connections, enabled traces; secret attributes by name only, their
+        values are never written), conditions, failures.  States and their times are
+        not repeated here: ``events.jsonl`` has them.  :meth:`save` writes it without
+        what belongs to the run.
         """
         rms = list(self._resources.values())
         types = {}

@@ -5,16 +5,53 @@ Layout (format version :data:`RUN_FORMAT`)::
     <run_id>/
         experiment.json      the description: format, version, events_format, ids,
                              controller state, types (declared attributes with
-                             defaults, traces, base type names), resources
-                             (set attribute values, connections, enabled traces),
-                             conditions, failures; rewritten atomically at creation,
-                             each deploy, release and shutdown
+                             defaults, traces, base type names, origin), resources
+                             (set attribute values, secrets, connections, enabled
+                             traces), conditions, failures; rewritten atomically at
+                             creation, each deploy, release and shutdown
         events.jsonl         one JSON object per state change, appended as it happens:
                              {"time", "guid", "type", "from", "to", "detail"}
         <guid>-<type>/       one folder per resource that produced traces
                              ("3-linux.Application"), one file per trace
+        <exp_id>.json        only if ``ec.save()`` was called without a path (as in NEPI)
 
 Nothing else is needed to read a run back later, on another machine.
+
+The description (``ExperimentController.description()``), in detail::
+
+    format, version          "nepi_lab.run", RUN_FORMAT
+    events_format            the version of events.jsonl's lines
+    exp_id, run_id           the scenario and this run
+    ecstate, end, saved      how the run stands or ended; when this was written
+    types                    {type name: {help, bases, long_lived,
+                               attributes: {name: {type, default, flags, allowed, help}},
+                               traces: {name: {help, enabled}},
+                               origin: {module, distribution, version}}}
+                             (only the types of the resources; origin says where the type
+                             came from, so that loading where it is missing can say what
+                             to install or import; distribution and version are null
+                             when no installed package provides the module)
+    resources                [{guid, type, attributes, secrets, connections, traces}]
+                             attributes: the values set (not the defaults); secrets: the
+                             names of secret attributes (Flags.NoRead, Flags.Credential)
+                             that are set: their values are never written; connections:
+                             guids; traces: the enabled trace names, only when not as
+                             declared; keys that would be empty are left out
+    conditions               [{guid, action, after, state, delay}]: ``action`` on ``guid``
+                             once all of ``after`` reached ``state``, plus ``delay`` seconds
+    failures                 [{guid, rtype, step, state, error, message, time, critical,
+                               command, returncode, stderr_tail}]
+
+A saved experiment (``ec.save()``, format ``"nepi_lab.experiment"``, the same version
+number) is this description without what belongs to one run, so that saving the same
+experiment always gives the same bytes: ``run_id``, ``ecstate``, ``end``, ``saved``,
+``failures`` and ``events_format`` are left out, and so are the values of
+``Flags.NoWrite`` attributes (a resource sets them itself while it runs: ``command`` of
+a tool, a namespace's name); each resource's attributes are sorted by name, and the
+JSON is indented by one space, UTF-8, ending with a newline.
+``ExperimentController.load()`` reads both formats (it ignores a run's keys and its
+NoWrite values); a secret it finds named stays unset until ``ec.set`` gives it a value,
+and stays named when saved again.
 """
 
 from __future__ import annotations
