@@ -149,6 +149,10 @@ def test_wait_timeout_error_is_a_timeout_error():
         ("ConditionError", "InvalidInputError"),
         ("ConditionCycleError", "ConditionError"),
         ("UnreachableStateError", "ResourceFailedError"),
+        ("ExperimentFileError", "InvalidInputError"),
+        ("ExperimentVersionError", "ExperimentFileError"),
+        ("ExperimentTypeError", "ExperimentFileError"),
+        ("ExperimentAttributeError", "ExperimentFileError"),
     ],
 )
 def test_documented_error_tree(child, parent):

@@ -1574,8 +1574,9 @@ class ExperimentController:
         -------
         >>> path = ec.save("ping.json")                     # doctest: +SKIP
         >>> again = ExperimentController.load(path)         # doctest: +SKIP
+
+        Allowed after :meth:`shutdown` too: it writes what was recorded.
         """
-        self._check_open("save")
         return files.save(self, path)
 
     @classmethod

@@ -145,6 +145,15 @@ def test_a_loaded_experiment_runs(ec, tmp_path):
         assert loaded.state(guids["b"]) == S.FINISHED
         assert loaded.get_start_time(guids["b"]) >= loaded.get_start_time(guids["a"])
         assert loaded.get(guids["host"], "discovered") == f"host-{guids['host']}"
+    # the run directory gives the same experiment again: without what the run set itself
+    with open(os.path.join(loaded.run_dir, "experiment.json")) as f:
+        assert json.load(f)["resources"][0]["attributes"]["discovered"] == "host-1"
+    with ExperimentController.load(loaded.run_dir, exp_id="files") as third:
+        assert third.get(guids["host"], "discovered") is None
+        with open(path) as f1, open(third.save(tmp_path / "third.json")) as f2:
+            assert f1.read() == f2.read()
+    with open(loaded.save(tmp_path / "after.json")) as f1, open(path) as f2:  # after shutdown too
+        assert json.load(f1)["resources"] == json.load(f2)["resources"]
 
 
 def comparable(description: dict) -> dict:
