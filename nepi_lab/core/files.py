@@ -228,7 +228,7 @@ def _check_description(file: str, data: dict[str, Any]) -> None:
         if not isinstance(condition, dict):
             raise refuse(where, 'must be an object {"guid", "action", "after", "state", "delay"}', condition)
         after = condition.get("after")
-        if condition.get("guid") not in guids or not is_guid(condition.get("guid")):
+        if not is_guid(condition.get("guid")) or condition["guid"] not in guids:
             raise refuse(f"{where}.guid", "must be the guid of a resource of the file", condition.get("guid"))
         if not isinstance(after, list) or not after or not all(is_guid(g) and g in guids for g in after):
             raise refuse(f"{where}.after", "must be a non-empty list of guids of the file's resources", after)
@@ -286,9 +286,9 @@ def load(path: str | os.PathLike[str], controller_class: type[ExperimentControll
         if isinstance(exc, InvalidInputError):
             raise ExperimentFileError(file, str(exc), exc) from exc
         raise
-    missing = {guid: names for guid, names in ec._secrets_to_set.items()}
-    if missing:
-        shown = "; ".join(f"resource {guid}: {', '.join(names)}" for guid, names in missing.items())
+    unset = ec._secrets_to_set
+    if unset:
+        shown = "; ".join(f"resource {guid}: {', '.join(names)}" for guid, names in unset.items())
         log.warning("experiment %s: secret attributes are never saved; set them before deploy() "
                     "(ec.set(guid, name, value)): %s", file, shown)
     return ec

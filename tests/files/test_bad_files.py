@@ -168,6 +168,8 @@ def test_paths_that_are_no_experiment(tmp_path, results):
     (lambda d: d["conditions"][0].update(delay=-1), "conditions[0].delay must be a number of seconds >= 0, "
                                                     "not -1"),
     (lambda d: d["conditions"][0].update(after=[]), "conditions[0].after must be a non-empty list of guids"),
+    (lambda d: d["conditions"][0].update(guid=[3]), "conditions[0].guid must be the guid of a resource of "
+                                                    "the file, not [3]"),
     (lambda d: d.update(resources={}), 'resources must be a list of {"guid": int, "type": str, ...}, not {}'),
 ])
 def test_values_of_the_wrong_kind_are_named_by_place(saved, tmp_path, results, damage, said):
