@@ -72,8 +72,9 @@ def _read_file(path: str, file: str) -> bytes:
         raise RunDirectoryError(path, "not a directory") from None
 
 
-def read_inside(root: str, *parts: str) -> bytes:
-    """The bytes of the plain file ``root/<parts>``, read without leaving ``root``.
+def read_inside(root: str, *parts: str, limit: int | None = None) -> bytes:
+    """The bytes of the plain file ``root/<parts>`` (its first ``limit`` bytes if given),
+    read without leaving ``root``.
 
     Each part is opened relative to the folder before it, never through a symbolic
     link (``O_NOFOLLOW``), and the file must be a regular one: a crafted run
@@ -103,7 +104,7 @@ def read_inside(root: str, *parts: str) -> bytes:
                                           "plain files only)", where)
         with os.fdopen(fd, "rb") as f:
             fd = -1  # the file object closes it
-            return f.read()
+            return f.read() if limit is None else f.read(limit)
     finally:
         if fd >= 0:
             os.close(fd)
