@@ -172,3 +172,10 @@ class Attribute:
                 bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
                 raise bad(f"must lie in {bounds}")
         return value
+
+
+def is_secret(attribute: Attribute) -> bool:
+    """Whether ``attribute`` holds a secret (``Flags.NoRead`` or ``Flags.Credential``): its
+    value is masked in views and never written to a file (run directory, saved
+    experiment, script); only its name is."""
+    return attribute.has_flag(Flags.NoRead) or attribute.has_flag(Flags.Credential)

@@ -52,6 +52,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
+from . import files, script
 from .attributes import Attribute, Flags, Types
 from .conditions import Condition, DependencyGraph
 from .display import view
@@ -72,7 +73,7 @@ from .errors import (
 )
 from .events import EVENT_FORMAT, EventLog
 from .loop import LoopRunner
-from .registry import get_resource_type
+from .registry import get_resource_type, type_origin
 from .resource import DONE, Failure, ResourceManager
 from .results import (
     DESCRIPTION,
@@ -212,6 +213,8 @@ class ExperimentController:
         self._background: set[asyncio.Future[Any]] = set()
         self._lock = threading.RLock()
         self._end: str | None = None
+        #: Secret attributes a loaded experiment named but could not hold (see :meth:`load`).
+        self._secrets_to_set: dict[int, tuple[str, ...]] = {}
         self.events = EventLog()
         self._failed = asyncio.Event()
         try:  # the run directory's files first: a failure here leaves no thread behind
@@ -1511,6 +1514,7 @@ class ExperimentController:
                 },
                 "traces": {name: {"help": t.help, "enabled": t.enabled}
                            for name, t in cls._trace_table.items()},
+                "origin": type_origin(cls),
             }
         return {
             "format": "nepi_lab.run",
@@ -1527,17 +1531,106 @@ class ExperimentController:
             "failures": [f.to_dict() for f in self._failures],
         }
 
-    @staticmethod
-    def _describe_resource(rm: ResourceManager) -> dict[str, Any]:
+    def _describe_resource(self, rm: ResourceManager) -> dict[str, Any]:
         # keys are left out when empty or as declared (traces): a run may hold 100,000
         entry: dict[str, Any] = {"guid": rm.guid, "type": rm._rtype}
+        secret = rm._secret_attributes
+        unset = self._secrets_to_set.get(rm.guid) if self._secrets_to_set else None
         if rm._values:
-            entry["attributes"] = dict(rm._values)  # a copy: set() may run in another thread
+            values = dict(rm._values)  # a copy: set() may run in another thread
+            if secret and not secret.isdisjoint(values):  # never written in clear: named only
+                unset = sorted({*(unset or ()), *(name for name in values if name in secret)})
+                values = {name: value for name, value in values.items() if name not in secret}
+            if values:
+                entry["attributes"] = values
+        if unset:
+            entry["secrets"] = list(unset)
         if rm._connections:
             entry["connections"] = sorted(rm._connections)
-        if rm._enabled_traces is not rm._default_traces:
+        if rm._enabled_traces is not rm._default_traces and rm._enabled_traces != rm._default_traces:
             entry["traces"] = sorted(rm._enabled_traces)
         return entry
+
+    # == experiments as files ==================================================
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Write the experiment as a JSON file; returns the file's absolute path.
+
+        Parameters
+        ----------
+        path : str or path, optional
+            A file name, or a folder to write ``<exp_id>.json`` in.  Default, as in
+            NEPI: the run directory.
+
+        The file is the run directory's ``experiment.json`` without what belongs to one
+        run (format ``"nepi_lab.experiment"``, see :mod:`nepi_lab.core.results`): the
+        types (with the module and package each comes from), the resources with their
+        guids and set attributes (a ``name`` too), connections, conditions with their
+        exact delays and enabled traces.  Secret values (``Flags.NoRead``,
+        ``Flags.Credential``) are never written, only their names; values a resource
+        sets itself (``Flags.NoWrite``) are left out.  Saving the same experiment
+        gives the same bytes, also after :meth:`load`.
+
+        Example
+        -------
+        >>> path = ec.save("ping.json")                     # doctest: +SKIP
+        >>> again = ExperimentController.load(path)         # doctest: +SKIP
+        """
+        self._check_open("save")
+        return files.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> ExperimentController:
+        """A new controller holding the experiment of ``path``, NEW and ready to :meth:`deploy`.
+
+        Parameters
+        ----------
+        path : str or path
+            A file written by :meth:`save`, a run directory (``<results>/<exp_id>/<run_id>``)
+            or its ``experiment.json``: that run's experiment is built again for a new run.
+        **kwargs
+            Passed to the constructor: ``exp_id`` (default: the file's), ``local_dir``.
+
+        The guids, names, attribute values, connections, conditions (with their delays)
+        and enabled traces are the file's.  A run's values that its resources set
+        themselves (``Flags.NoWrite``) are not loaded; secret attributes the file names
+        are left unset, with a warning in the ``nepi_lab`` log: set them with
+        :meth:`set` before deploying (saving again still names them).
+
+        Raises
+        ------
+        ExperimentFileError
+            The file cannot be read, is not valid JSON, is not a nepi_lab experiment,
+            or holds a value, connection or condition the controller refuses (``.error``
+            is the typed error behind it, e.g. an :class:`AttributeValueError`).
+            Subclasses: :class:`ExperimentVersionError` (a newer format: upgrade),
+            :class:`ExperimentTypeError` (a type not installed: what to install or
+            import), :class:`ExperimentAttributeError` (an attribute the installed type
+            does not declare).  Nothing is left behind: no controller, no run directory.
+        """
+        return files.load(path, cls, **kwargs)
+
+    def to_script(self, deploy: bool = False, timeout: float = 60) -> str:
+        """A readable Python script that rebuilds this experiment (see :mod:`nepi_lab.core.script`).
+
+        Running it gives a controller named ``ec`` with the same :meth:`description`
+        (but for the run).  With ``deploy=True`` it also deploys, waits ``timeout``
+        seconds at most for the end, prints the ``stdout`` traces and shuts down (what
+        the builder's "Show code" prints); by default it stops once the experiment is
+        built.  Secret values are not written (a comment names them).
+        """
+        return script.experiment_script(self, deploy=deploy, timeout=timeout)
+
+    def write_graphml(self, path: str | os.PathLike[str]) -> str:
+        """Write :meth:`graph` as GraphML for Gephi, yEd or ``networkx.read_graphml``; returns the path.
+
+        GraphML holds only booleans, numbers and text, so: states are their names,
+        unset values (None) are left out, each attribute of a resource is a key of
+        its own (``attribute.count``), and other lists and dicts are JSON text (see
+        :func:`nepi_lab.core.files.graphml_graph`).  Read it back with
+        ``networkx.read_graphml(path, node_type=int)``: node ids are the guids.
+        """
+        return files.write_graphml(self, path)
 
     def _save_description(self) -> None:
         try:

@@ -17,8 +17,12 @@
     │   ├── RunDirectoryError                    .path, .file, .line, .reason
     │   │   └── RunFormatError                   .version, .supported
     │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
-    │   └── ConditionError                       .guid, .action, .others, .state
-    │       └── ConditionCycleError              .cycle
+    │   ├── ConditionError                       .guid, .action, .others, .state
+    │   │   └── ConditionCycleError              .cycle
+    │   └── ExperimentFileError                  .path, .reason, .error
+    │       ├── ExperimentVersionError           .version, .supported
+    │       ├── ExperimentTypeError              .guid, .rtype, .module, .distribution, .suggestions
+    │       └── ExperimentAttributeError         .guid, .rtype, .attribute, .allowed, .distribution
     ├── InvalidTransitionError                   .guid, .rtype, .state, .action
     ├── ResourceFailedError                      .guid, .rtype, .state, .failure
     │   └── UnreachableStateError                .guid, .rtype, .state, .target
@@ -218,6 +222,81 @@ class ConditionCycleError(ConditionError):
         super().__init__(
             "conditions form a cycle and would never all hold: " + " -> ".join(self.cycle)
         )
+
+
+class ExperimentFileError(InvalidInputError):
+    """A file or run directory that ``ExperimentController.load`` cannot make an experiment of.
+
+    ``path`` is what was given, ``reason`` what is wrong, in words; ``error`` is the
+    typed error behind it when the file's content was refused as ``register_resource``
+    and friends refuse bad input (an :class:`AttributeValueError`, an
+    :class:`InvalidConnectionError` ...), else None.
+    """
+
+    def __init__(self, path: object, reason: str, error: BaseException | None = None) -> None:
+        self.path, self.reason, self.error = path, reason, error
+        super().__init__(f"cannot load experiment {path}: {reason}")
+
+
+class ExperimentVersionError(ExperimentFileError):
+    """An experiment file in a format version this nepi_lab does not read (a newer one)."""
+
+    def __init__(self, path: object, version: object, supported: Sequence[int]) -> None:
+        self.version, self.supported = version, list(supported)
+        known = ", ".join(map(str, self.supported))
+        reason = f"it is format version {version!r}; this nepi_lab reads version {known}"
+        if isinstance(version, int) and not isinstance(version, bool) and version > max(self.supported):
+            reason += " (the file was written by a newer nepi_lab: upgrade with pip install -U nepi_lab)"
+        super().__init__(path, reason)
+
+
+class ExperimentTypeError(ExperimentFileError):
+    """A resource type the file uses that is not registered here: says what to install or import.
+
+    ``module`` and ``distribution`` (``"name version"`` or None) say where the type
+    came from when the file was written; ``suggestions`` are the closest registered names.
+    """
+
+    def __init__(self, path: object, guid: int, rtype: str, module: str | None,
+                 distribution: str | None, suggestions: Sequence[str] = ()) -> None:
+        self.guid, self.rtype, self.module, self.distribution = guid, rtype, module, distribution
+        self.suggestions = list(suggestions)
+        reason = f"resource {guid} has type {rtype!r}, which is not registered here"
+        if module == "__main__":
+            reason += "; it was defined in a script or a notebook: run the code that defines it, then load"
+        elif not module:
+            pass  # the file does not say where it came from
+        elif distribution:
+            package = distribution.split()[0]
+            reason += (f"; it comes from module {module!r} of {distribution}: install it "
+                       f"(pip install {package}) and import {module}")
+        else:
+            reason += f"; it comes from module {module!r}: make it importable and import {module}"
+        if self.suggestions:
+            reason += "; or did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        super().__init__(path, reason)
+
+
+class ExperimentAttributeError(ExperimentFileError):
+    """An attribute the file sets that the installed type does not declare.
+
+    ``distribution`` is the type's distribution as the file recorded it (``"name
+    version"``, or None); the message says when the file was written with another
+    version than the one installed.
+    """
+
+    def __init__(self, path: object, guid: int, rtype: str, attribute: str, allowed: Iterable[str],
+                 distribution: str | None = None, installed: str | None = None) -> None:
+        self.guid, self.rtype, self.attribute = guid, rtype, attribute
+        self.allowed = sorted(allowed)
+        self.distribution = distribution
+        reason = (f"resource {guid} ({rtype}) sets attribute {attribute!r}, which {rtype} does not "
+                  f"declare here; its attributes are: {', '.join(self.allowed)}")
+        if distribution and installed and distribution != installed:
+            package = distribution.split()[0]
+            reason += (f" (the file was written with {distribution}, this is {installed}: "
+                       f"install the same version, e.g. pip install '{package}=={distribution.split()[-1]}')")
+        super().__init__(path, reason)
 
 
 class InvalidTransitionError(NepiError):

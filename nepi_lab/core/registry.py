@@ -19,9 +19,10 @@ Types come from three places, looked up lazily so that ``import nepi_lab`` stays
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import UnknownResourceTypeError
 
@@ -102,3 +103,43 @@ def resource_types() -> dict[str, type[ResourceManager]]:
     """Every registered type, by name, sorted."""
     _load_all()
     return dict(sorted(_types.items()))
+
+
+def type_origin(cls: type[ResourceManager]) -> dict[str, str | None]:
+    """Where a type comes from: ``{"module", "distribution", "version"}``.
+
+    ``module`` is the module defining the class (``"__main__"`` for a script or a
+    notebook cell); ``distribution`` and ``version`` name the installed package that
+    provides it (found through the ``nepi_lab.resources`` entry points, else a
+    distribution named like the module's top-level package), or are None.  Experiment
+    files record it so that loading one where the type is missing can say what to
+    install or import.
+    """
+    module = cls.__module__
+    return {"module": module, **_distribution_of(module)}
+
+
+@functools.cache
+def _plugin_distributions() -> tuple[tuple[str, object], ...]:
+    """``(module, distribution)`` of every ``nepi_lab.resources`` entry point (read once)."""
+    from importlib import metadata
+
+    return tuple((ep.module, ep.dist) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)
+                 if ep.dist is not None)
+
+
+@functools.cache
+def _distribution_of(module: str) -> dict[str, str | None]:
+    from importlib import metadata
+
+    none: dict[str, str | None] = {"distribution": None, "version": None}
+    if module == "__main__":
+        return none
+    plugins = _plugin_distributions()
+    dist: Any = next((d for m, d in plugins if module == m or module.startswith(m + ".")), None)
+    if dist is None:
+        try:
+            dist = metadata.distribution(module.split(".")[0])
+        except (metadata.PackageNotFoundError, ValueError):
+            return none
+    return {"distribution": dist.metadata["Name"], "version": dist.version}

@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .attributes import Attribute, Flags, Types
+from .attributes import Attribute, Flags, Types, is_secret
 from .display import view
 from .errors import (
     ReadOnlyAttributeError,
@@ -164,6 +164,8 @@ class ResourceManager:
     _long_lived: bool = True
     _hooks: frozenset[str] = frozenset()
     _default_traces: frozenset[str] = frozenset()
+    #: Attributes whose values are never written out (``Flags.NoRead``, ``Flags.Credential``).
+    _secret_attributes: frozenset[str] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -181,6 +183,7 @@ class ResourceManager:
                                 f"not the string {declared!r}")
             connects_to.update(dict.fromkeys(declared))
         cls._attribute_table = attributes
+        cls._secret_attributes = frozenset(name for name, a in attributes.items() if is_secret(a))
         cls._trace_table = traces
         cls._connection_types = tuple(connects_to)
         cls._type_names = frozenset(base.__dict__["_rtype"] for base in cls.__mro__
