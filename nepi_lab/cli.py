@@ -77,7 +77,6 @@ def _types(args: argparse.Namespace) -> int:
     width = max(map(len, types))
     for name, cls in types.items():
         print(f"{name:<{width}}  {cls.get_help()}")
-    print(f"\n{len(types)} types; nepi-lab types NAME shows one's attributes and traces")
     return 0
 
 
@@ -337,7 +336,7 @@ class Progress:
 
     On a terminal, one line rewritten in place at most 10 times a second; otherwise
     (a log, a pipe, CI) a plain line whenever the counts changed, at most once a
-    second, and the last counts when the wait ends.  The counts follow the
+    second, and when the wait ends.  The counts follow the
     controller's events (a subscriber: no polling of the resources), drawn from this
     thread's own asyncio loop while it waits.
     """
@@ -373,7 +372,7 @@ class Progress:
         text = self.line()
         if self.tty:
             self.out.write("\r\x1b[K" + text + ("\n" if last else ""))
-        elif text.split("  ", 1)[-1] != self._shown.split("  ", 1)[-1] or last:
+        elif text.split("  ", 1)[-1] != self._shown.split("  ", 1)[-1]:  # a line per change of counts
             self.out.write(text + "\n")
         self._shown = text
         self.out.flush()
