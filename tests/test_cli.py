@@ -21,7 +21,7 @@ import pytest
 from nepi_lab import ExperimentController, __version__
 from nepi_lab.cli import FAILED_STATUS, INTERRUPTED_STATUS, TIMEOUT_STATUS, USAGE_STATUS
 
-from .resources.linux.conftest import all_gone, wait_for_processes
+from .resources.linux.conftest import all_gone, processes_with
 
 COMMAND = [sys.executable, "-m", "nepi_lab.cli"]
 SUBCOMMANDS = ("run", "show", "types", "demo", "version", "cleanup")
@@ -42,13 +42,13 @@ def refused(proc: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
-def save_experiment(path, apps: dict[str, str], critical: bool = True, **node) -> str:
+def save_experiment(path, apps: dict[str, str], critical: bool = True, **app) -> str:
     """An experiment file: a localhost node and one application per (name, command)."""
     with ExperimentController(exp_id="cli-test") as ec:
-        host = ec.register_resource("linux::Node", name="host", **node)
+        host = ec.register_resource("linux::Node", name="host")
         for name, command in apps.items():
             ec.register_resource("linux::Application", connectedTo=host, name=name, command=command,
-                                 critical=critical)
+                                 critical=critical, **app)
         return ec.save(str(path))
 
 
@@ -351,12 +351,15 @@ def test_run_progress_is_one_updating_line_on_a_terminal(tmp_path):
 
 def test_ctrl_c_releases_everything_collects_the_traces_and_records_the_run(tmp_path):
     marker = f"nepi-cli-{uuid.uuid4().hex}"
-    apps = {f"sleeper {i}": f"echo started; sleep 60 # {marker}" for i in range(3)}
-    path = save_experiment(tmp_path / "exp.json", apps)
+    apps = {f"sleeper {i}": "echo started; sleep 60" for i in range(3)}
+    path = save_experiment(tmp_path / "exp.json", apps, env=f"MARK={marker}")
     proc = subprocess.Popen([*COMMAND, "run", path, "--results", str(tmp_path / "results")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert len(wait_for_processes(marker, 3, timeout=20)) >= 3
+    try:  # each sleep runs once its echo wrote the trace
+        deadline = time.monotonic() + 20
+        while len([p for p in processes_with(marker) if p.name() == "sleep"]) < 3:
+            assert time.monotonic() < deadline, "the sleeps did not start"
+            time.sleep(0.01)
     finally:
         proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
