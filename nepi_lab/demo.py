@@ -60,76 +60,76 @@ sys.exit(3)
 
 
 def run_demo(local_dir: str | None = None, out: TextIO = sys.stdout) -> int:
-    """Run the demo experiment; print its summary; return 0 if it behaved as expected."""
+    """Run the demo experiment; print its summary; return 0 if it behaved as expected.
+
+    Raises
+    ------
+    ResultsDirectoryError
+        ``local_dir`` cannot hold a run directory (``nepi-lab demo`` says so and exits 2).
+    """
     from . import ExperimentController, ResourceAction, ResourceState, TraceAttr
+    from ._summary import print_table, read_summary
 
     python = shlex.quote(sys.executable)
     home = tempfile.mkdtemp(prefix="nepi_lab-demo-")  # the "remote" home: removed at the end
     try:
         with ExperimentController(exp_id="demo", local_dir=local_dir) as ec:
-            node = ec.register_resource("linux::Node", hostname="localhost", home=home)
+            node = ec.register_resource("linux::Node", hostname="localhost", home=home, name="node")
             server = ec.register_resource("linux::Application", connectedTo=node, code=SERVER,
-                                          command=f'{python} "$CODE"')
+                                          command=f'{python} "$CODE"', name="echo server")
             clients = [
                 ec.register_resource("linux::Application", connectedTo=node, code=CLIENT,
-                                     command=f'{python} "$CODE" client-{i}')
+                                     command=f'{python} "$CODE" client-{i}', name=f"client {i}")
                 for i in range(1, CLIENTS + 1)
             ]
             failing = ec.register_resource("linux::Application", connectedTo=node, critical=False,
-                                           code=FAILING, command=f'{python} "$CODE"')
+                                           code=FAILING, command=f'{python} "$CODE"', name="fails on purpose")
             ec.register_condition(clients, ResourceAction.START, server, ResourceState.STARTED, "300ms")
-            roles = {node: "node", server: "echo server", failing: "fails on purpose"}
-            roles.update({c: f"client {i}" for i, c in enumerate(clients, 1)})
 
             print(f"nepi_lab demo: experiment {ec.exp_id!r}, run {ec.run_id}", file=out)
             print(f"  clients start 300 ms after the server; resource {failing} fails (non-critical)\n",
                   file=out)
             ec.deploy()
             ec.wait_finished(timeout=60)
-            ec.release(timeout=30)
-
-            rows = []
-            for guid in ec.resources:
-                started, ended = ec.get_start_time(guid), None
-                for state in (ResourceState.FINISHED, ResourceState.FAILED, ResourceState.STOPPED):
-                    ended = ended or ec.get_state_time(guid, state)
-                duration = f"{(ended - started).total_seconds():.3f} s" if started and ended else ""
-                first_line = ""
-                exit_code = ""
-                if guid != node:
-                    exit_code = str(ec.trace(guid, "exitcode")).strip()
-                    text = ec.trace(guid, "stdout") or ec.trace(guid, "stderr")
-                    first_line = str(text).strip().splitlines()[0] if str(text).strip() else ""
-                final = [e.new for e in ec.events.for_guid(guid) if e.new != ResourceState.RELEASED][-1]
-                rows.append((str(guid), roles[guid], final.name, duration, exit_code, first_line[:50]))
-            _print_table(("guid", "role", "ended", "ran for", "exit", "first line of output"), rows, out)
-
             failure = ec.get_resource(failing).failure
-            print(f"\nrecorded failure: {failure}", file=out)
             gap = (ec.get_start_time(clients[0]) - ec.get_start_time(server)).total_seconds()
-            print(f"client 1 started {gap * 1000:.1f} ms after the server (condition: 300 ms)", file=out)
-            print(f"server trace at {ec.trace(server, 'stdout', TraceAttr.PATH)}", file=out)
             run_dir = ec.run_dir
             expected = (
                 all(ec.get_finish_time(g) is not None for g in [server, *clients])
                 and failure is not None and failure.returncode == 3 and not failure.critical
             )
+            server_trace = ec.trace(server, "stdout", TraceAttr.PATH)
+        # released: the table is read back from the run directory, as nepi-lab show would
+        print_table(read_summary(run_dir), out)
+        print("\nthe node ran while its applications did (STARTED); the release stopped it: STOPPED",
+              file=out)
+        print(f"\nrecorded failure: {failure}", file=out)
+        print(f"client 1 started {gap * 1000:.1f} ms after the server (condition: 300 ms)", file=out)
+        print(f"server trace at {server_trace}", file=out)
         print(f"\nrun directory: {run_dir}", file=out)
         for entry in sorted(os.listdir(run_dir)):
             inside = os.path.join(run_dir, entry)
             files = sorted(os.listdir(inside)) if os.path.isdir(inside) else []
             print(f"  {entry}{'/  ' + ' '.join(files) if files else ''}", file=out)
-        print("\nload it later without the controller: the description is experiment.json, "
-              "every state change is in events.jsonl", file=out)
+        _print_next_steps(run_dir, out)
         return 0 if expected else 1
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]], out: TextIO) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in rows:
-        print(line.format(*row), file=out)
+def _print_next_steps(run_dir: str, out: TextIO) -> None:
+    """How to look at the run again, and where the tutorials are."""
+    print("\nthe run directory alone is enough to read the run again, here or on another machine:",
+          file=out)
+    print(f"  nepi-lab show {shlex.quote(run_dir)}", file=out)
+    print("  in Python or a notebook, as pandas DataFrames:", file=out)
+    print("    from nepi_lab import load_run", file=out)
+    print(f"    run = load_run({run_dir!r})", file=out)
+    print("    run.resources_frame(); run.events_frame(); run.trace_frame(2, 'stdout')", file=out)
+    notebooks = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
+    if os.path.isdir(notebooks):  # a clone of the repository (an editable install)
+        where = shlex.quote(notebooks)
+    else:
+        where = "notebooks/   (in a clone of the nepi_lab repository)"
+    print("\nthe tutorials are Jupyter notebooks (pip install jupyterlab):", file=out)
+    print(f"  jupyter lab {where}", file=out)

@@ -10,6 +10,9 @@
         └── RunDirectoryError                    .path, .file, .line, .reason
             └── RunFormatError                   .version, .supported
 
+(``RunDirectoryError`` and ``RunFormatError`` live in :mod:`nepi_lab.core.errors`,
+beside the reader of run directories that raises them, and are re-exported here.)
+
 A damaged run directory is refused with the file (and line) that is wrong; a trace
 that cannot be read says which resource it belongs to and which traces exist.
 Malformed *content* inside a trace is never an error: parsers count it in the
@@ -18,9 +21,11 @@ frame's ``attrs`` (see :mod:`nepi_lab.analysis.parsers`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from ..core.errors import InvalidInputError, UnknownTraceError
+from ..core.errors import InvalidInputError, RunDirectoryError, RunFormatError, UnknownTraceError
+
+__all__ = ["RunDirectoryError", "RunFormatError", "TraceNotFoundError", "UnknownParserError"]
 
 
 class UnknownParserError(InvalidInputError):
@@ -54,27 +59,3 @@ class TraceNotFoundError(UnknownTraceError):
             self, f"resource {guid} ({rtype}) has no trace {trace!r} to read: {reason}; "
                   f"its readable traces are: {have}"
         )
-
-
-class RunDirectoryError(InvalidInputError):
-    """A run directory that cannot be read: says which file, and which line, is wrong."""
-
-    def __init__(self, path: str, reason: str, file: str | None = None, line: int | None = None) -> None:
-        self.path, self.file, self.line, self.reason = path, file, line, reason
-        where = path if file is None else f"{path}/{file}"
-        if line is not None:
-            where += f", line {line}"
-        super().__init__(f"cannot read run directory: {where}: {reason}")
-
-
-class RunFormatError(RunDirectoryError):
-    """A run directory written in a format version this nepi_lab does not know."""
-
-    def __init__(self, path: str, file: str, version: object, supported: Sequence[int]) -> None:
-        self.version = version
-        self.supported = list(supported)
-        known = ", ".join(map(str, self.supported))
-        hint = (" (it was written by a newer nepi_lab: upgrade with pip install -U nepi_lab)"
-                if isinstance(version, int) and version > max(self.supported) else "")
-        super().__init__(path, f"unknown run format version {version!r}; this nepi_lab reads "
-                               f"version {known}{hint}", file)

@@ -27,31 +27,33 @@ Example
 
 from __future__ import annotations
 
-import bisect
 import json
 import os
-import stat
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from ..core.controller import ExperimentController
-from ..core.errors import InvalidInputError, UnknownGuidError
+from ..core.errors import InvalidInputError, RunDirectoryError, UnknownGuidError
 from ..core.results import DESCRIPTION, EVENTS
-from ..core.states import ResourceState
+from ..core.run_directory import STATES as _STATE_NAMES
+from ..core.run_directory import (
+    SUPPORTED_VERSIONS,  # noqa: F401 - re-exported by nepi_lab.analysis
+    plain_files,
+    read_description,
+    read_events,
+    read_inside,
+    refuse_if_not_plain,
+    resource_folder,
+)
 from ..core.traces import TraceAttr, check_name
 from . import parsers as _parsers
 from ._common import text_dtype
-from .errors import RunDirectoryError, RunFormatError, TraceNotFoundError
+from .errors import TraceNotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Versions of the run-directory format (``experiment.json`` "version") this reader knows.
-SUPPORTED_VERSIONS = (1,)
-FORMAT_NAME = "nepi_lab.run"
-
-STATES = [s.name for s in ResourceState]
+STATES = list(_STATE_NAMES)
 #: Column of :func:`resources_frame` holding when a resource last entered each state;
 #: the names of the controller's ``get_<verb>_time`` getters.
 TIME_COLUMNS = {
@@ -151,8 +153,9 @@ class DirectoryRun(Run):
 
     def __init__(self, path: str, strict: bool = True) -> None:
         self.path = os.path.abspath(os.fspath(path))
-        self._description = _read_description(self.path)
-        self._events, self.malformed_events = _read_events(self.path, strict)
+        self._description = read_description(self.path)
+        records, self.malformed_events = read_events(self.path, strict)
+        self._events = _event_table(records)
         self._resources = {r["guid"]: r for r in self._description["resources"]}
 
     def description(self) -> dict[str, Any]:
@@ -175,7 +178,7 @@ class DirectoryRun(Run):
 
     def _folder(self, guid: int) -> str:
         # one path component: the type names were checked when the description was read
-        return f"{guid}-{self.resource_type(guid).replace('::', '.')}"
+        return resource_folder(guid, self.resource_type(guid))
 
     def resource_dir(self, guid: int) -> str:
         """``<run dir>/<guid>-<type with :: as .>``: where the resource's traces were collected."""
@@ -193,7 +196,7 @@ class DirectoryRun(Run):
         rtype = entry["type"]
         declared = self._description["types"].get(rtype, {}).get("traces")
         folder = self.resource_dir(guid)
-        present = _plain_files(folder)
+        present = plain_files(folder)
         if declared is not None and name not in declared:
             raise TraceNotFoundError(guid, rtype, name, "its type declares no such trace",
                                      declared, present)
@@ -205,7 +208,7 @@ class DirectoryRun(Run):
                                      declared, present)
         path = os.path.join(folder, name)
         if name not in present:
-            _refuse_if_not_plain(self.path, self._folder(guid), name)
+            refuse_if_not_plain(self.path, self._folder(guid), name)
             raise TraceNotFoundError(guid, rtype, name,
                                      f"it was not collected into the run directory (no file {path})",
                                      declared or present, present)
@@ -214,7 +217,7 @@ class DirectoryRun(Run):
     def trace_bytes(self, guid: int, name: str) -> bytes:
         self.trace_path(guid, name)  # what is refused, and why
         try:
-            return _read_inside(self.path, self._folder(guid), name)
+            return read_inside(self.path, self._folder(guid), name)
         except FileNotFoundError:  # removed since
             raise RunDirectoryError(self.path, "removed while it was read", f"{self._folder(guid)}/{name}") \
                 from None
@@ -356,374 +359,15 @@ def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet
     return RunSet(runs, exp_dir)
 
 
-def _read_text(path: str, file: str) -> str:
-    data = _read_file(path, file)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise RunDirectoryError(path, f"not UTF-8 text (byte {exc.start})", file, line) from None
-
-
-def _read_file(path: str, file: str) -> bytes:
-    """The bytes of ``experiment.json`` or ``events.jsonl``, with the errors a user can act on."""
-    try:
-        return _read_inside(path, file)
-    except FileNotFoundError:
-        if not os.path.isdir(path):
-            raise RunDirectoryError(path, "no such directory") from None
-        present = ", ".join(sorted(os.listdir(path))[:10]) or "nothing"
-        raise RunDirectoryError(path, f"missing (the folder holds: {present}); is this a run directory?",
-                                file) from None
-    except NotADirectoryError:
-        raise RunDirectoryError(path, "not a directory") from None
-
-
-def _read_inside(root: str, *parts: str) -> bytes:
-    """The bytes of the plain file ``root/<parts>``, read without leaving ``root``.
-
-    Each part is opened relative to the folder before it, never through a symbolic
-    link (``O_NOFOLLOW``), and the file must be a regular one: a crafted run
-    directory cannot make the reader open ``/etc/passwd`` through a link, block on a
-    FIFO or read a device forever.  ``FileNotFoundError`` and ``NotADirectoryError``
-    (for ``root``) pass through; everything else is a :class:`RunDirectoryError`.
-    """
-    where = "/".join(parts)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_NONBLOCK if last else os.O_DIRECTORY)
-            try:
-                inner = os.open(part, flags, dir_fd=fd)
-            except FileNotFoundError:
-                raise
-            except OSError as exc:
-                _refuse_if_not_plain(root, *parts[: i + 1])
-                raise RunDirectoryError(root, f"cannot read it: {exc.strerror}", where) from None
-            finally:
-                os.close(fd)
-                fd = -1
-            fd = inner
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise RunDirectoryError(root, "not a plain file, so it is not read (a run directory holds "
-                                          "plain files only)", where)
-        with os.fdopen(fd, "rb") as f:
-            fd = -1  # the file object closes it
-            return f.read()
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
-def _refuse_if_not_plain(root: str, *parts: str) -> None:
-    """Raise :class:`RunDirectoryError` if ``root/<parts>`` is a symbolic link, or anything
-    but a folder on the way and a plain file at the end (said without following it)."""
-    current = root
-    for i, part in enumerate(parts):
-        current = os.path.join(current, part)
-        try:
-            mode = os.lstat(current).st_mode
-        except OSError:
-            return  # missing: the caller says so
-        where = "/".join(parts[: i + 1])
-        if stat.S_ISLNK(mode):
-            raise RunDirectoryError(root, "a symbolic link, so it is not followed (a run directory holds "
-                                          "plain files only, and reading never leaves it)", where)
-        wanted = stat.S_ISREG if i == len(parts) - 1 else stat.S_ISDIR
-        if not wanted(mode):
-            raise RunDirectoryError(root, f"not a plain {'file' if wanted is stat.S_ISREG else 'folder'}, "
-                                          f"so it is not read", where)
-
-
-def _plain_files(folder: str) -> list[str]:
-    """The plain files in ``folder``, sorted; nothing if it is missing or a symbolic link."""
-    try:
-        if not stat.S_ISDIR(os.lstat(folder).st_mode):
-            return []
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
-    except OSError:
-        return []
-
-
-def _read_description(path: str) -> dict[str, Any]:
-    """``experiment.json``, checked: every value the frames use has the kind they need.
-
-    It is written whole (atomically) by the controller, so damage in it is never the
-    trace of a crash but of a broken or crafted file: it is refused, also with
-    ``strict=False``, naming the file and the place (``resources[3].type``).
-    """
-    text = _read_text(path, DESCRIPTION)
-    try:
-        description = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunDirectoryError(path, f"not valid JSON: {exc.msg} (column {exc.colno})",
-                                DESCRIPTION, exc.lineno) from None
-    except RecursionError:
-        raise RunDirectoryError(path, "not a run description: nested too deeply", DESCRIPTION) from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise RunDirectoryError(path, f"not a run description: {exc}", DESCRIPTION) from None
-    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
-        raise RunDirectoryError(path, f'not a nepi_lab run description (no "format": "{FORMAT_NAME}")',
-                                DESCRIPTION)
-    version = description.get("version")
-    if type(version) is not int or version not in SUPPORTED_VERSIONS:
-        raise RunFormatError(path, DESCRIPTION, version, SUPPORTED_VERSIONS)
-    _check_description(path, description)
-    description.setdefault("types", {})
-    description.setdefault("conditions", [])
-    description.setdefault("failures", [])
-    return description
-
-
-_MAX_GUID = 2**63 - 1  # guids are int64 in the frames (and in the controller's event log)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
-
-
-def _check_description(path: str, description: dict[str, Any]) -> None:
-    """Raise :class:`RunDirectoryError` for the first value of the wrong kind (see README,
-    "The run directory", for the format)."""
-
-    def refuse(where: str, rule: str, value: Any) -> RunDirectoryError:
-        return RunDirectoryError(path, f"{where} {rule}, not {_shown(value)}", DESCRIPTION)
-
-    def is_a(value: Any, kind: type) -> bool:
-        return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
-
-    def optional(entry: dict[str, Any], key: str, kind: type, where: str, rule: str,
-                 items: type | None = None) -> None:
-        value = entry.get(key)
-        if value is None:
-            return
-        if not is_a(value, kind) or items is not None and not all(is_a(v, items) for v in value):
-            raise refuse(f"{where}.{key}" if where else key, rule, value)
-
-    for key in ("exp_id", "run_id", "ecstate"):
-        optional(description, key, str, "", "must be a string")
-    types = description.get("types", {})
-    if not isinstance(types, dict):
-        raise refuse("types", "must be an object of type name -> declaration", types)
-    for name, spec in types.items():
-        where = f"types[{json.dumps(name)}]"
-        if not isinstance(spec, dict):
-            raise refuse(where, "must be an object (help, bases, attributes, traces)", spec)
-        optional(spec, "bases", list, where, "must be a list of type names", str)
-        for table in ("attributes", "traces"):
-            optional(spec, table, dict, where, "must be an object of name -> declaration")
-            for item, declaration in (spec.get(table) or {}).items():
-                if not isinstance(declaration, dict):
-                    raise refuse(f"{where}.{table}[{json.dumps(item)}]", "must be an object", declaration)
-        for attribute, declaration in (spec.get("attributes") or {}).items():
-            optional(declaration, "type", str, f"{where}.attributes[{json.dumps(attribute)}]",
-                     "must be a value type name (STRING, INTEGER ...)")
-    resources = description.get("resources")
-    if not isinstance(resources, list):
-        raise refuse("resources", 'must be a list of {"guid": int, "type": str, ...}', resources)
-    seen: set[int] = set()
-    for index, entry in enumerate(resources):
-        where = f"resources[{index}]"
-        if not isinstance(entry, dict):
-            raise refuse(where, 'must be an object {"guid": int, "type": str, ...}', entry)
-        guid = entry.get("guid")
-        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
-            raise refuse(f"{where}.guid", "must be an integer in [0, 2**63 - 1]", guid)
-        if guid in seen:
-            raise refuse(f"{where}.guid", "must be unique: another resource has it", guid)
-        seen.add(guid)
-        rtype = entry.get("type")
-        # it names the resource's folder: one path component, whatever the file says
-        if not isinstance(rtype, str) or not rtype or "/" in rtype or "\x00" in rtype:
-            raise refuse(f"{where}.type", "must be a type name (not empty, without '/' or NUL)", rtype)
-        optional(entry, "attributes", dict, where, "must be an object of attribute name -> value")
-        optional(entry, "connections", list, where, "must be a list of guids", int)
-        optional(entry, "traces", list, where, "must be a list of trace names", str)
-    for key in ("conditions", "failures"):
-        records = description.get(key, [])
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise refuse(key, "must be a list of objects", records)
-    for index, failure in enumerate(description.get("failures", [])):
-        where = f"failures[{index}]"
-        guid = failure.get("guid")
-        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
-            raise refuse(f"{where}.guid", "must be an integer in [0, 2**63 - 1]", guid)
-        for key in ("step", "error", "message", "rtype", "state"):
-            optional(failure, key, str, where, "must be a string")
-        returncode = failure.get("returncode")
-        if returncode is not None and (type(returncode) is not int or abs(returncode) > _MAX_GUID):
-            raise refuse(f"{where}.returncode", "must be an integer (an exit status)", returncode)
-
-
-def _read_events(path: str, strict: bool) -> tuple[pd.DataFrame, list[str]]:
-    """The table of ``events.jsonl``; with ``strict=False`` also the damaged lines left out.
-
-    A damaged line is one that is not UTF-8 (a write cut inside a character), not
-    one JSON object (cut, empty, nested too deeply, a number of thousands of digits),
-    or not a state change (an unknown state, a time no timestamp holds ...).
-    """
-    data = _read_file(path, EVENTS)
-    try:
-        text = data.decode("utf-8")
-        undecodable: list[tuple[int, str]] = []
-    except UnicodeDecodeError:  # the bad bytes kept as surrogates, to find their lines
-        text = data.decode("utf-8", "surrogateescape")
-        undecodable = _undecodable_lines(data)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    bad: list[tuple[int, str]] = []
-    numbers = list(range(1, len(lines) + 1)) if undecodable else None
-    for index, reason in reversed(undecodable):
-        if strict and index == undecodable[0][0]:
-            raise RunDirectoryError(path, reason, EVENTS, index + 1)
-        bad.append((index + 1, reason))
-        del lines[index]
-        del numbers[index]  # type: ignore[union-attr]
-    while True:
-        try:
-            table = _event_table(_decode_lines(lines))
-            _check_table(table)
-            return table, [f"line {n}: {reason}" for n, reason in sorted(bad)]
-        except _BadLine as exc:
-            number = exc.index + 1 if numbers is None else numbers[exc.index]
-            if strict:
-                raise RunDirectoryError(path, exc.reason, EVENTS, number) from None
-            if numbers is None:
-                numbers = list(range(1, len(lines) + 1))
-            bad.append((number, exc.reason))
-            del lines[exc.index]
-            del numbers[exc.index]
-            if len(bad) > 1000:
-                raise RunDirectoryError(path, "more than 1000 damaged lines", EVENTS) from None
-
-
-def _undecodable_lines(data: bytes) -> list[tuple[int, str]]:
-    """(index, reason) of each line of ``data`` that is not UTF-8, in order."""
-    found = []
-    start = 0
-    for index, line in enumerate(data.split(b"\n")):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            found.append((index, f"not UTF-8 text (byte {start + exc.start})"))
-        start += len(line) + 1
-    return found
-
-
-class _BadLine(Exception):
-    def __init__(self, index: int, reason: str) -> None:
-        self.index, self.reason = index, reason
-
-
-def _decode_lines(lines: list[str]) -> list[dict[str, Any]]:
-    """Decode JSON lines in one pass, as one JSON array; a bad line is found by its offset.
-
-    Joining the lines with commas keeps every offset of the file (a comma replaces
-    each newline), so the decoder's error position names the line.  When it cannot
-    (no position: a line nested too deeply, a number of thousands of digits; or a
-    line holding two values), the lines are decoded one by one.
-    """
-    body = ",".join(lines)
-    try:
-        records = json.loads("[" + body + "]")
-    except json.JSONDecodeError as exc:
-        offset = max(0, min(exc.pos - 1, len(body)))  # "[" shifts every position by one
-        starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
-        index = max(0, bisect.bisect_right(starts, offset) - 1)
-        # The decoder notices the damage at or after it (a cut string swallows the
-        # separator): the bad line is the first of the few before that fails alone.
-        for candidate in range(max(0, index - 3), index + 1):
-            _decode_line(lines, candidate)
-    except (ValueError, RecursionError):
-        pass
-    else:
-        if len(records) == len(lines):
-            return records
-    return [_decode_line(lines, index) for index in range(len(lines))]
-
-
-def _decode_line(lines: list[str], index: int) -> Any:
-    """One line's JSON value, or :class:`_BadLine` saying what is wrong with it."""
-    line = lines[index]
-    if line.strip() == "":
-        raise _BadLine(index, "empty line")
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise _BadLine(index, f"not valid JSON: {exc.msg} (column {exc.colno})") from None
-    except RecursionError:
-        raise _BadLine(index, "not valid JSON: nested too deeply") from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
-        raise _BadLine(index, f"not valid JSON: {exc}") from None
-
-
 def _event_table(records: list[Any]) -> pd.DataFrame:
-    """The records as columns, the same way for a controller's log and a file's."""
+    """The records as columns, the same way for a controller's log and a file's (records
+    read from a file were checked by :func:`~nepi_lab.core.run_directory.read_events`)."""
     import pandas as pd
 
-    if set(map(type, records)) - {dict}:
-        index = next(i for i, r in enumerate(records) if not isinstance(r, dict))
-        raise _BadLine(index, "not a JSON object")
     if not records:
         return pd.DataFrame({c: pd.Series([], dtype="float64" if c == "time" else object)
                              for c in EVENT_COLUMNS})
     return pd.DataFrame.from_records(records, columns=EVENT_COLUMNS)
-
-
-#: The times a pandas timestamp (nanoseconds in an int64) holds, in seconds.
-_MAX_SECONDS = 9.2e9
-
-
-def _check_table(table: pd.DataFrame) -> None:
-    """Raise :class:`_BadLine` for the first record that is not a state change (vectorised)."""
-    import numpy as np
-    import pandas as pd
-
-    if table.empty:
-        return
-    states = pd.Index(STATES)
-
-    def not_instance(column: str, kinds: tuple[type, ...]) -> Any:
-        values = table[column]
-        return ~values.map(lambda v: isinstance(v, kinds) and not isinstance(v, bool)).astype(bool)
-
-    def outside(column: str, low: float, high: float, kinds: tuple[type, ...]) -> Any:
-        """Values not of ``kinds`` or not in [low, high] (NaN included: a line without it)."""
-        values = table[column]
-        if values.dtype.kind in "iuf":
-            numbers = values.to_numpy()
-            fine = (numbers >= low) & (numbers <= high)
-            if float not in kinds and values.dtype.kind == "f":  # ints made floats by a missing one
-                fine &= numbers == np.floor(numbers)
-            return pd.Series(~fine)
-        return values.map(lambda v: not (isinstance(v, kinds) and not isinstance(v, bool)
-                                         and low <= v <= high)).astype(bool)
-
-    checks = [
-        ("time", lambda: outside("time", -_MAX_SECONDS, _MAX_SECONDS, (int, float)),
-         '"time" must be seconds since the epoch, between the years 1678 and 2261'),
-        ("guid", lambda: outside("guid", 0, _MAX_GUID, (int,)),
-         '"guid" must be an integer in [0, 2**63 - 1]'),
-        ("to", lambda: ~table["to"].isin(states), "unknown state"),
-        ("from", lambda: ~(table["from"].isna() | table["from"].isin(states)), "unknown state"),
-        ("type", lambda: not_instance("type", (str,)), '"type" must be a string'),
-    ]
-    first: tuple[int, str] | None = None
-    for column, bad, reason in checks:
-        mask = bad().to_numpy(dtype=bool)
-        if mask.any():
-            index = int(mask.argmax())
-            if first is None or index < first[0]:
-                value = table[column].iloc[index]
-                first = (index, f"{reason}, not {value!r}" if column != "to" and column != "from"
-                         else f"unknown state in {{'from': {table['from'].iloc[index]!r}, "
-                              f"'to': {table['to'].iloc[index]!r}}}")
-    if first is not None:
-        raise _BadLine(*first)
 
 
 # == sources ========================================================================

@@ -315,8 +315,11 @@ class ExperimentController:
     def __enter__(self) -> ExperimentController:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # Leaving the block because of Ctrl-C: the run is recorded as interrupted
+        # (experiment.json "end"), whether or not the release is itself interrupted.
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        self._close(None, "interrupted" if interrupted else "shutdown")
 
     async def __aenter__(self) -> ExperimentController:
         return self
@@ -1307,7 +1310,7 @@ class ExperimentController:
         release goes on, is completed at interpreter exit, and the run directory
         records the run as interrupted.  ``experiment.json``'s ``end`` says how the
         run ended: ``shutdown``, ``exit`` (interpreter exit), ``signal`` (SIGTERM),
-        ``interrupted``.
+        ``interrupted`` (also when a ``with`` block is left by Ctrl-C).
         """
         self._close(timeout, "shutdown")
 

@@ -14,6 +14,8 @@
     │   ├── TimeFormatError                      .value
     │   ├── UnsafeNameError                      .name, .what
     │   ├── ResultsDirectoryError                .path, .reason
+    │   ├── RunDirectoryError                    .path, .file, .line, .reason
+    │   │   └── RunFormatError                   .version, .supported
     │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
     │   ├── ConditionError                       .guid, .action, .others, .state
     │   │   └── ConditionCycleError              .cycle
@@ -167,6 +169,30 @@ class ResultsDirectoryError(InvalidInputError):
         if len(shown) > 200:  # a path too long to be one
             shown = f"{shown[:80]}... ({len(shown)} characters)"
         super().__init__(f"cannot keep results in local_dir {shown}: {reason}")
+
+
+class RunDirectoryError(InvalidInputError):
+    """A run directory that cannot be read: says which file, and which line, is wrong."""
+
+    def __init__(self, path: str, reason: str, file: str | None = None, line: int | None = None) -> None:
+        self.path, self.file, self.line, self.reason = path, file, line, reason
+        where = path if file is None else f"{path}/{file}"
+        if line is not None:
+            where += f", line {line}"
+        super().__init__(f"cannot read run directory: {where}: {reason}")
+
+
+class RunFormatError(RunDirectoryError):
+    """A run directory written in a format version this nepi_lab does not know."""
+
+    def __init__(self, path: str, file: str, version: object, supported: Sequence[int]) -> None:
+        self.version = version
+        self.supported = list(supported)
+        known = ", ".join(map(str, self.supported))
+        hint = (" (it was written by a newer nepi_lab: upgrade with pip install -U nepi_lab)"
+                if isinstance(version, int) and version > max(self.supported) else "")
+        super().__init__(path, f"unknown run format version {version!r}; this nepi_lab reads "
+                               f"version {known}{hint}", file)
 
 
 class UnknownTraceError(InvalidInputError):

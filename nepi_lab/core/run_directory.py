@@ -1,0 +1,388 @@
+"""Reading a run directory back, without pandas: the one reader of its files.
+
+:mod:`nepi_lab.core.results` writes a run directory; this module reads it, for
+``nepi-lab show`` and for :mod:`nepi_lab.analysis` (which builds its DataFrames from
+what is read here), so both refuse the same damage with the same words.
+
+- :func:`read_description`: ``experiment.json``, checked value by value; damage is
+  refused naming the place (``resources[3].type``), since the controller writes the
+  file whole and damage there is never the trace of a crash.
+- :func:`read_events`: ``events.jsonl``, one state change per line; a damaged line
+  (cut, not UTF-8, not a state change) is refused naming the line, or with
+  ``strict=False`` left out and counted (a run whose controller died while writing
+  its last line stays readable).
+- :func:`read_inside`: a file of the run directory, never through a symbolic link,
+  never anything but a plain file: reading never leaves the run directory.
+
+Every refusal is a :class:`~nepi_lab.core.errors.RunDirectoryError` (a
+:class:`~nepi_lab.core.errors.RunFormatError` for an unknown format version).
+
+Example
+-------
+>>> from nepi_lab.core.run_directory import read_description, read_events  # doctest: +SKIP
+>>> description = read_description(ec.run_dir)
+>>> events, damaged = read_events(ec.run_dir, strict=False)
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import stat
+from itertools import accumulate
+from typing import Any
+
+from .errors import RunDirectoryError, RunFormatError
+from .results import DESCRIPTION, EVENTS
+from .states import ResourceState
+
+#: Versions of the run-directory format (``experiment.json`` "version") this reader knows.
+SUPPORTED_VERSIONS = (1,)
+FORMAT_NAME = "nepi_lab.run"
+#: The state names, in order.
+STATES = tuple(s.name for s in ResourceState)
+
+
+def resource_folder(guid: int, rtype: str) -> str:
+    """The name of a resource's folder in its run directory: ``3-linux.Application``."""
+    return f"{guid}-{rtype.replace('::', '.')}"
+
+
+def _read_text(path: str, file: str) -> str:
+    data = _read_file(path, file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RunDirectoryError(path, f"not UTF-8 text (byte {exc.start})", file, line) from None
+
+
+def _read_file(path: str, file: str) -> bytes:
+    """The bytes of ``experiment.json`` or ``events.jsonl``, with the errors a user can act on."""
+    try:
+        return read_inside(path, file)
+    except FileNotFoundError:
+        if not os.path.isdir(path):
+            raise RunDirectoryError(path, "no such directory") from None
+        present = ", ".join(sorted(os.listdir(path))[:10]) or "nothing"
+        raise RunDirectoryError(path, f"missing (the folder holds: {present}); is this a run directory?",
+                                file) from None
+    except NotADirectoryError:
+        raise RunDirectoryError(path, "not a directory") from None
+
+
+def read_inside(root: str, *parts: str, limit: int | None = None) -> bytes:
+    """The bytes of the plain file ``root/<parts>`` (its first ``limit`` bytes if given),
+    read without leaving ``root``.
+
+    Each part is opened relative to the folder before it, never through a symbolic
+    link (``O_NOFOLLOW``), and the file must be a regular one: a crafted run
+    directory cannot make the reader open ``/etc/passwd`` through a link, block on a
+    FIFO or read a device forever.  ``FileNotFoundError`` and ``NotADirectoryError``
+    (for ``root``) pass through; everything else is a :class:`RunDirectoryError`.
+    """
+    where = "/".join(parts)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+            try:
+                inner = os.open(part, flags, dir_fd=fd)
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                refuse_if_not_plain(root, *parts[: i + 1])
+                raise RunDirectoryError(root, f"cannot read it: {exc.strerror}", where) from None
+            finally:
+                os.close(fd)
+                fd = -1
+            fd = inner
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunDirectoryError(root, "not a plain file, so it is not read (a run directory holds "
+                                          "plain files only)", where)
+        with os.fdopen(fd, "rb") as f:
+            fd = -1  # the file object closes it
+            return f.read() if limit is None else f.read(limit)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def refuse_if_not_plain(root: str, *parts: str) -> None:
+    """Raise :class:`RunDirectoryError` if ``root/<parts>`` is a symbolic link, or anything
+    but a folder on the way and a plain file at the end (said without following it)."""
+    current = root
+    for i, part in enumerate(parts):
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except OSError:
+            return  # missing: the caller says so
+        where = "/".join(parts[: i + 1])
+        if stat.S_ISLNK(mode):
+            raise RunDirectoryError(root, "a symbolic link, so it is not followed (a run directory holds "
+                                          "plain files only, and reading never leaves it)", where)
+        wanted = stat.S_ISREG if i == len(parts) - 1 else stat.S_ISDIR
+        if not wanted(mode):
+            raise RunDirectoryError(root, f"not a plain {'file' if wanted is stat.S_ISREG else 'folder'}, "
+                                          f"so it is not read", where)
+
+
+def plain_files(folder: str) -> list[str]:
+    """The plain files in ``folder``, sorted; nothing if it is missing or a symbolic link."""
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return []
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+    except OSError:
+        return []
+
+
+def read_description(path: str) -> dict[str, Any]:
+    """``experiment.json``, checked: every value the frames use has the kind they need.
+
+    It is written whole (atomically) by the controller, so damage in it is never the
+    trace of a crash but of a broken or crafted file: it is refused, also with
+    ``strict=False``, naming the file and the place (``resources[3].type``).
+    """
+    text = _read_text(path, DESCRIPTION)
+    try:
+        description = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunDirectoryError(path, f"not valid JSON: {exc.msg} (column {exc.colno})",
+                                DESCRIPTION, exc.lineno) from None
+    except RecursionError:
+        raise RunDirectoryError(path, "not a run description: nested too deeply", DESCRIPTION) from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise RunDirectoryError(path, f"not a run description: {exc}", DESCRIPTION) from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
+        raise RunDirectoryError(path, f'not a nepi_lab run description (no "format": "{FORMAT_NAME}")',
+                                DESCRIPTION)
+    version = description.get("version")
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        raise RunFormatError(path, DESCRIPTION, version, SUPPORTED_VERSIONS)
+    _check_description(path, description)
+    description.setdefault("types", {})
+    description.setdefault("conditions", [])
+    description.setdefault("failures", [])
+    return description
+
+
+_MAX_GUID = 2**63 - 1  # guids are int64 in the frames (and in the controller's event log)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
+
+
+def _check_description(path: str, description: dict[str, Any]) -> None:
+    """Raise :class:`RunDirectoryError` for the first value of the wrong kind (see README,
+    "The run directory", for the format)."""
+
+    def refuse(where: str, rule: str, value: Any) -> RunDirectoryError:
+        return RunDirectoryError(path, f"{where} {rule}, not {_shown(value)}", DESCRIPTION)
+
+    def is_a(value: Any, kind: type) -> bool:
+        return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+
+    def optional(entry: dict[str, Any], key: str, kind: type, where: str, rule: str,
+                 items: type | None = None) -> None:
+        value = entry.get(key)
+        if value is None:
+            return
+        if not is_a(value, kind) or items is not None and not all(is_a(v, items) for v in value):
+            raise refuse(f"{where}.{key}" if where else key, rule, value)
+
+    for key in ("exp_id", "run_id", "ecstate"):
+        optional(description, key, str, "", "must be a string")
+    types = description.get("types", {})
+    if not isinstance(types, dict):
+        raise refuse("types", "must be an object of type name -> declaration", types)
+    for name, spec in types.items():
+        where = f"types[{json.dumps(name)}]"
+        if not isinstance(spec, dict):
+            raise refuse(where, "must be an object (help, bases, attributes, traces)", spec)
+        optional(spec, "bases", list, where, "must be a list of type names", str)
+        for table in ("attributes", "traces"):
+            optional(spec, table, dict, where, "must be an object of name -> declaration")
+            for item, declaration in (spec.get(table) or {}).items():
+                if not isinstance(declaration, dict):
+                    raise refuse(f"{where}.{table}[{json.dumps(item)}]", "must be an object", declaration)
+        for attribute, declaration in (spec.get("attributes") or {}).items():
+            optional(declaration, "type", str, f"{where}.attributes[{json.dumps(attribute)}]",
+                     "must be a value type name (STRING, INTEGER ...)")
+    resources = description.get("resources")
+    if not isinstance(resources, list):
+        raise refuse("resources", 'must be a list of {"guid": int, "type": str, ...}', resources)
+    seen: set[int] = set()
+    for index, entry in enumerate(resources):
+        where = f"resources[{index}]"
+        if not isinstance(entry, dict):
+            raise refuse(where, 'must be an object {"guid": int, "type": str, ...}', entry)
+        guid = entry.get("guid")
+        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
+            raise refuse(f"{where}.guid", "must be an integer in [0, 2**63 - 1]", guid)
+        if guid in seen:
+            raise refuse(f"{where}.guid", "must be unique: another resource has it", guid)
+        seen.add(guid)
+        rtype = entry.get("type")
+        # it names the resource's folder: one path component, whatever the file says
+        if not isinstance(rtype, str) or not rtype or "/" in rtype or "\x00" in rtype:
+            raise refuse(f"{where}.type", "must be a type name (not empty, without '/' or NUL)", rtype)
+        optional(entry, "attributes", dict, where, "must be an object of attribute name -> value")
+        optional(entry, "connections", list, where, "must be a list of guids", int)
+        optional(entry, "traces", list, where, "must be a list of trace names", str)
+    for key in ("conditions", "failures"):
+        records = description.get(key, [])
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise refuse(key, "must be a list of objects", records)
+    for index, failure in enumerate(description.get("failures", [])):
+        where = f"failures[{index}]"
+        guid = failure.get("guid")
+        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
+            raise refuse(f"{where}.guid", "must be an integer in [0, 2**63 - 1]", guid)
+        for key in ("step", "error", "message", "rtype", "state"):
+            optional(failure, key, str, where, "must be a string")
+        returncode = failure.get("returncode")
+        if returncode is not None and (type(returncode) is not int or abs(returncode) > _MAX_GUID):
+            raise refuse(f"{where}.returncode", "must be an integer (an exit status)", returncode)
+
+
+def _undecodable_lines(data: bytes) -> list[tuple[int, str]]:
+    """(index, reason) of each line of ``data`` that is not UTF-8, in order."""
+    found = []
+    start = 0
+    for index, line in enumerate(data.split(b"\n")):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            found.append((index, f"not UTF-8 text (byte {start + exc.start})"))
+        start += len(line) + 1
+    return found
+
+
+class _BadLine(Exception):
+    def __init__(self, index: int, reason: str) -> None:
+        self.index, self.reason = index, reason
+
+
+def _decode_lines(lines: list[str]) -> list[dict[str, Any]]:
+    """Decode JSON lines in one pass, as one JSON array; a bad line is found by its offset.
+
+    Joining the lines with commas keeps every offset of the file (a comma replaces
+    each newline), so the decoder's error position names the line.  When it cannot
+    (no position: a line nested too deeply, a number of thousands of digits; or a
+    line holding two values), the lines are decoded one by one.
+    """
+    body = ",".join(lines)
+    try:
+        records = json.loads("[" + body + "]")
+    except json.JSONDecodeError as exc:
+        offset = max(0, min(exc.pos - 1, len(body)))  # "[" shifts every position by one
+        starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+        index = max(0, bisect.bisect_right(starts, offset) - 1)
+        # The decoder notices the damage at or after it (a cut string swallows the
+        # separator): the bad line is the first of the few before that fails alone.
+        for candidate in range(max(0, index - 3), index + 1):
+            _decode_line(lines, candidate)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        if len(records) == len(lines):
+            return records
+    return [_decode_line(lines, index) for index in range(len(lines))]
+
+
+def _decode_line(lines: list[str], index: int) -> Any:
+    """One line's JSON value, or :class:`_BadLine` saying what is wrong with it."""
+    line = lines[index]
+    if line.strip() == "":
+        raise _BadLine(index, "empty line")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _BadLine(index, f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise _BadLine(index, "not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise _BadLine(index, f"not valid JSON: {exc}") from None
+
+
+def read_events(path: str, strict: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
+    """The state changes of ``events.jsonl``, each checked; and the damaged lines left out.
+
+    Returns ``(records, damaged)``: the records as dicts (``time, guid, type, from,
+    to, detail``), in file order, and for ``strict=False`` one ``"line N: reason"``
+    per damaged line left out (with ``strict=True`` the first one is an error).
+    A damaged line is one that is not UTF-8 (a write cut inside a character), not
+    one JSON object (cut, empty, nested too deeply, a number of thousands of digits),
+    or not a state change (an unknown state, a time no timestamp holds ...).
+
+    Raises
+    ------
+    RunDirectoryError
+        The file is missing or unreadable, or (``strict``) a line is damaged; the
+        message names the file and the line.
+    """
+    data = _read_file(path, EVENTS)
+    try:
+        text = data.decode("utf-8")
+        undecodable: list[tuple[int, str]] = []
+    except UnicodeDecodeError:  # the bad bytes kept as surrogates, to find their lines
+        text = data.decode("utf-8", "surrogateescape")
+        undecodable = _undecodable_lines(data)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    bad: list[tuple[int, str]] = []
+    numbers = list(range(1, len(lines) + 1))
+    for index, reason in reversed(undecodable):
+        if strict and index == undecodable[0][0]:
+            raise RunDirectoryError(path, reason, EVENTS, index + 1)
+        bad.append((index + 1, reason))
+        del lines[index]
+        del numbers[index]
+    while True:
+        try:
+            records = _decode_lines(lines)
+            _check_records(records)
+            return records, [f"line {n}: {reason}" for n, reason in sorted(bad)]
+        except _BadLine as exc:
+            number = numbers[exc.index]
+            if strict:
+                raise RunDirectoryError(path, exc.reason, EVENTS, number) from None
+            bad.append((number, exc.reason))
+            del lines[exc.index]
+            del numbers[exc.index]
+            if len(bad) > 1000:
+                raise RunDirectoryError(path, "more than 1000 damaged lines", EVENTS) from None
+
+
+#: The times a pandas timestamp (nanoseconds in an int64) holds, in seconds: the
+#: frames of :mod:`nepi_lab.analysis` must be able to hold every time read.
+_MAX_SECONDS = 9.2e9
+_STATE_NAMES = frozenset(STATES)
+
+
+def _check_records(records: list[Any]) -> None:
+    """Raise :class:`_BadLine` for the first record that is not a state change."""
+    for index, record in enumerate(records):
+        if type(record) is not dict:
+            raise _BadLine(index, "not a JSON object")
+        time, guid = record.get("time"), record.get("guid")
+        if type(time) not in (int, float) or not -_MAX_SECONDS <= time <= _MAX_SECONDS:  # also NaN
+            raise _BadLine(index, '"time" must be seconds since the epoch, between the years 1678 and 2261, '
+                                  f"not {time!r}")
+        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
+            raise _BadLine(index, f'"guid" must be an integer in [0, 2**63 - 1], not {_shown(guid)}')
+        old, new = record.get("from"), record.get("to")
+        if (type(new) is not str or new not in _STATE_NAMES
+                or old is not None and (type(old) is not str or old not in _STATE_NAMES)):
+            raise _BadLine(index, f"unknown state in {{'from': {_shown(old)}, 'to': {_shown(new)}}}")
+        if type(record.get("type")) is not str:
+            raise _BadLine(index, f'"type" must be a string, not {_shown(record.get("type"))}')
+
