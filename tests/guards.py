@@ -1,8 +1,13 @@
-"""Checks shared by the test packages' leak guards."""
+"""Checks and fixtures shared by the test packages' conftests: leak guards and a
+controller per test."""
 
 from __future__ import annotations
 
 import threading
+
+import pytest
+
+from nepi_lab import ExperimentController
 
 
 def assert_threads_back_to(before: int, seconds: float) -> None:
@@ -13,3 +18,29 @@ def assert_threads_back_to(before: int, seconds: float) -> None:
             return
         threading.Event().wait(0.01)
     assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+
+
+def thread_leak_guard(seconds: float):
+    """An autouse fixture: every test leaves the thread count as it found it, within
+    ``seconds`` (a refused load or a shut-down controller leaves no thread)."""
+
+    @pytest.fixture(autouse=True)
+    def no_thread_leak():
+        before = threading.active_count()
+        yield
+        assert_threads_back_to(before, seconds)
+
+    return no_thread_leak
+
+
+def controller_fixture(exp_id: str, folder: str = ""):
+    """An ``ec`` fixture: a controller writing into the test's temporary directory (or
+    its ``folder``), always shut down."""
+
+    @pytest.fixture
+    def ec(tmp_path):
+        controller = ExperimentController(exp_id=exp_id, local_dir=str(tmp_path / folder))
+        yield controller
+        controller.shutdown()
+
+    return ec

@@ -4,14 +4,13 @@ it), a temporary ``home`` and a controller writing into the test's temporary fol
 from __future__ import annotations
 
 import os
-import threading
 
 import psutil
 import pytest
 
 from nepi_lab import ExperimentController
 
-from ..guards import assert_threads_back_to
+from ..guards import thread_leak_guard
 
 
 @pytest.fixture
@@ -31,12 +30,7 @@ def ec(request, tmp_path):
     controller.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def no_thread_leak():
-    """Every test leaves the thread count as it found it."""
-    before = threading.active_count()
-    yield
-    assert_threads_back_to(before, 2.0)
+no_thread_leak = thread_leak_guard(2.0)
 
 
 @pytest.fixture(autouse=True)
