@@ -119,3 +119,20 @@ def test_a_failing_block_is_reported_with_its_line(tmp_path):
     text = "x\n```python\nprint(1)\n```\n<!-- readme-test: not run (why) -->\n```python\n1/0\n```\n"
     assert python_blocks(text) == [(3, "", "print(1)\n"), (7, "not run (why)", "1/0\n")]
     pytest.raises(ZeroDivisionError, exec, python_blocks(text)[1][2])
+
+
+def test_the_binder_link_opens_a_tutorial_that_binder_can_build():
+    with open(README) as f:
+        text = f.read()
+    links = re.findall(r"\]\((https://mybinder\.org/v2/gh/[^)\s]+)\)", text)
+    assert links, "no Binder launch link"
+    root = os.path.dirname(README)
+    for link in links:
+        opened = re.fullmatch(r"https://mybinder\.org/v2/gh/[\w.-]+/[\w.-]+/HEAD\?urlpath=lab/tree/(\S+)",
+                              link)
+        assert opened, link
+        assert os.path.isfile(os.path.join(root, opened.group(1))), link
+    # what repo2docker reads: only binder/ when it exists, so it must install the package
+    with open(os.path.join(root, "binder", "postBuild")) as f:
+        assert "pip install --no-cache-dir ." in f.read()
+    assert os.path.isfile(os.path.join(root, "binder", "requirements.txt"))
