@@ -18,8 +18,9 @@ controller writes to the directory.
 
 Example
 -------
->>> from nepi_lab import load_run, trace_frame                         # doctest: +SKIP
->>> run = load_run("/tmp/nepi_lab-results/ping-test/20240101120000000000")
+>>> import os                                                           # doctest: +SKIP
+>>> from nepi_lab import load_run, trace_frame
+>>> run = load_run(os.path.expanduser("~/.local/share/nepi_lab/results/ping-test/20240101120000000000"))
 >>> run.events_frame().groupby("to").size()
 >>> pings = trace_frame(run, 3, "stdout")                               # the ping parser
 >>> pings.rtt_ms.describe()

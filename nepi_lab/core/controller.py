@@ -182,7 +182,11 @@ class ExperimentController:
         digits, ``_ . + -`` only.  Default: ``exp-<16 hex digits>``.
     local_dir : str, optional
         Results root; the run directory is ``<local_dir>/<exp_id>/<run_id>/``.
-        Default: ``$NEPI_LAB_RESULTS``, else ``<temp dir>/nepi_lab-results``.
+        Default: ``$NEPI_LAB_RESULTS``, else ``$XDG_DATA_HOME/nepi_lab/results``
+        (``~/.local/share/nepi_lab/results``): one's own, kept across reboots (see
+        :func:`nepi_lab.core.results.default_local_dir`).  A folder in which no run
+        directory can be made raises :class:`ResultsDirectoryError`, before any
+        folder or thread is made.
 
     Example
     -------
@@ -195,7 +199,7 @@ class ExperimentController:
     def __init__(self, exp_id: str | None = None, local_dir: str | None = None) -> None:
         self._exp_id = check_name(exp_id if exp_id is not None else f"exp-{secrets.token_hex(8)}", "exp_id")
         self._local_dir = check_local_dir(local_dir if local_dir is not None else default_local_dir())
-        self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id)
+        self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id, default=local_dir is None)
         self._wall_offset = time.time() - time.monotonic()
         self._resources: dict[int, ResourceManager] = {}
         self._next_guid = 1

@@ -168,7 +168,8 @@ class ResultsDirectoryError(InvalidInputError):
         shown = repr(path)
         if len(shown) > 200:  # a path too long to be one
             shown = f"{shown[:80]}... ({len(shown)} characters)"
-        super().__init__(f"cannot keep results in local_dir {shown}: {reason}")
+        where = "" if path is None else f" in local_dir {shown}"  # None: no folder could be named
+        super().__init__(f"cannot keep results{where}: {reason}")
 
 
 class RunDirectoryError(InvalidInputError):

@@ -61,7 +61,6 @@ import datetime as _dt
 import errno
 import json
 import os
-import tempfile
 from typing import Any
 
 from .errors import ResultsDirectoryError
@@ -74,12 +73,44 @@ RESULTS_ENV = "NEPI_LAB_RESULTS"
 
 
 def default_local_dir() -> str:
-    """``$NEPI_LAB_RESULTS`` if set, else ``<system temp dir>/nepi_lab-results``.
+    """The results root when no ``local_dir`` is given: ``$NEPI_LAB_RESULTS`` if set, else
+    ``$XDG_DATA_HOME/nepi_lab/results``, else ``~/.local/share/nepi_lab/results``.
 
-    (Not ``<temp>/nepi_lab``: a folder named like the package in the directory Python
-    starts in would shadow the package itself.)
+    Why there, and not in the temporary directory (the earlier default):
+
+    - **Per user.** A folder in ``/tmp`` is shared: after one user made it, the next
+      could not write in it (the README's first command failed for the second user of
+      a machine), and another user could make it first, or put a symbolic link there,
+      and read or redirect every run.  A folder in one's own home is out of their reach.
+    - **Kept.** A run is there to be analysed later (``load_run``, sweeps that resume);
+      ``/tmp`` is emptied at reboot and by cleaners, a home is not.
+    - **Where such data goes.** The XDG base directories name ``$XDG_DATA_HOME``
+      (``~/.local/share``) for a user's data files; nepi_lab's index of runs already
+      lives beside it, in ``$XDG_STATE_HOME/nepi_lab`` (see ``nepi-lab cleanup``).  As
+      the XDG specification asks, folders made on the way are private (mode 0700):
+      traces, such as packet captures, are nobody else's business.
+    - **Works without root**, on Binder too (its user, jovyan, owns its home).
+
+    ``$NEPI_LAB_RESULTS`` (or ``local_dir=``) puts results anywhere else, for instance
+    a shared folder made for a class.  A relative ``$XDG_DATA_HOME`` is ignored, as the
+    specification says.  (The folder is not named ``nepi_lab`` alone: a folder named like
+    the package in the directory Python starts in would shadow the package itself.)
+
+    Raises :class:`ResultsDirectoryError` when neither variable is set and no home
+    folder is known (no ``$HOME`` and no entry in the password database).
     """
-    return os.environ.get(RESULTS_ENV) or os.path.join(tempfile.gettempdir(), "nepi_lab-results")
+    explicit = os.environ.get(RESULTS_ENV)
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):  # expanduser leaves "~" as it is when it finds no home
+            raise ResultsDirectoryError(
+                None, f"no home folder is known for this user to keep results in; "
+                      f"set ${RESULTS_ENV} or pass local_dir=")
+        base = os.path.join(home, ".local", "share")
+    return os.path.join(base, "nepi_lab", "results")
 
 
 def new_run_id() -> str:
@@ -104,17 +135,23 @@ def check_local_dir(local_dir: object) -> str:
     return os.path.abspath(path)
 
 
-def make_run_dir(local_dir: str, exp_id: str) -> tuple[str, str]:
+def make_run_dir(local_dir: str, exp_id: str, *, default: bool = False) -> tuple[str, str]:
     """Create a fresh run directory; returns ``(run_id, path)``.
 
     Two controllers created in the same microsecond still get distinct runs.  If no
     run directory can be made there (a file in the way, no permission, a path too
     long ...), :class:`ResultsDirectoryError` says why, and the folders this call
     made on the way are removed again: a refused ``local_dir`` leaves nothing behind.
+
+    ``default=True`` says that ``local_dir`` is :func:`default_local_dir`'s, and an
+    error then says where it came from and how to choose another folder.  The folders
+    made up to the XDG default are private (mode 0700, as XDG asks).
     """
     exp_dir = os.path.join(local_dir, exp_id)
     made: list[str] = []
+    from_env = default and bool(os.environ.get(RESULTS_ENV))
     try:
+        _make_dirs(local_dir, made, 0o700 if default and not from_env else 0o777)
         _make_dirs(exp_dir, made)
         while True:
             run_id = new_run_id()
@@ -135,12 +172,18 @@ def make_run_dir(local_dir: str, exp_id: str) -> tuple[str, str]:
             failed = os.fsdecode(exc.filename)
             inside = failed.startswith(local_dir + os.sep)
             where = f" ({os.path.relpath(failed, local_dir)} in it)" if inside else f" ({failed})"
+        hint = ""
+        if from_env:
+            hint = f"; it is ${RESULTS_ENV}"
+        elif default:
+            hint = (f"; it is the default results folder: set ${RESULTS_ENV} or pass local_dir= "
+                    f"to keep results elsewhere")
         raise ResultsDirectoryError(local_dir, f"cannot make the run directory: "
-                                               f"{exc.strerror or exc}{where}") from None
+                                               f"{exc.strerror or exc}{where}{hint}") from None
 
 
-def _make_dirs(path: str, made: list[str]) -> None:
-    """``os.makedirs(path, exist_ok=True)`` that lists in ``made`` the folders it created."""
+def _make_dirs(path: str, made: list[str], mode: int = 0o777) -> None:
+    """``os.makedirs(path, mode, exist_ok=True)`` that lists in ``made`` the folders it created."""
     missing = []
     while not os.path.isdir(path):
         missing.append(path)
@@ -150,7 +193,7 @@ def _make_dirs(path: str, made: list[str]) -> None:
         path = parent
     for folder in reversed(missing):
         try:
-            os.mkdir(folder)
+            os.mkdir(folder, mode)
         except FileExistsError:
             if not os.path.isdir(folder):  # a file where a folder should be
                 raise NotADirectoryError(errno.ENOTDIR, "a file is in the way, not a folder",

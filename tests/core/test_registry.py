@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -188,3 +189,34 @@ def test_the_back_ends_declare_their_roles():
     declared = get_resource_type("netns::Link").get_attribute_declarations()
     assert all(name in declared for name in link_labels)  # they name real attributes
     assert dict(get_resource_type("netns::Interface").get_topology_labels()).keys() == {"ip", "ipv6"}
+
+
+#: Words of a promise that a help text can only break: the text says what a type does today.
+_PROMISE = re.compile(r"\b(later|not yet|to ?do|fixme|xxx|coming soon|in a future|"
+                      r"not (?:yet )?implemented|for now|someday|eventually)\b", re.I)
+
+
+def _promises(text: str) -> list[str]:
+    return [text[max(0, m.start() - 40):m.end() + 20] for m in _PROMISE.finditer(text)]
+
+
+def test_help_texts_describe_what_is_there_not_what_is_promised():
+    """Every built-in type's help, attribute and trace help, class and module docstring
+    (what ``nepi-lab types``, the builder's tooltips and help() show)."""
+    builtin = {name: cls for name, cls in resource_types().items() if cls.__module__.startswith("nepi_lab.")}
+    assert {"linux::Node", "linux::Application", "linux::Ping", "netns::Node", "netns::Link"} <= set(builtin)
+    found = {}
+    for name, cls in builtin.items():
+        texts = [cls.get_help(), cls.__doc__ or "", sys.modules[cls.__module__].__doc__ or ""]
+        texts += [a.help for a in cls.get_attribute_declarations().values()]
+        texts += [t.help for t in cls.get_trace_declarations().values()]
+        if any(_promises(text) for text in texts):
+            found[name] = [p for text in texts for p in _promises(text)]
+    assert found == {}
+
+
+def test_the_promise_check_finds_the_old_node_help():
+    """Control: the help linux::Node had."""
+    assert _promises("A Linux host (localhost now; SSH later) that runs applications.")
+    assert _promises("needs SSH, which is not implemented yet")
+    assert not _promises("A Linux host that runs applications: this machine, or any other over SSH.")

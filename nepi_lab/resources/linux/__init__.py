@@ -1,7 +1,7 @@
 """Linux resource types: ``linux::Node``, ``linux::Application`` and tools.
 
 ========================  ==========================================================
-``linux::Node``           a host: this machine now, SSH later (:mod:`.node`)
+``linux::Node``           a host: this machine, or another over SSH (:mod:`.node`)
 ``linux::Application``    a shell command with sources, build, traces (:mod:`.application`)
 ``linux::Ping``           ping (iputils)                            (:mod:`.tools`)
 ``linux::Iperf3Server``   iperf3 -s, STARTED once listening
@@ -10,7 +10,7 @@
 ========================  ==========================================================
 
 Where a node's commands run is its :class:`~.executor.Executor`
-(:class:`~._local.LocalExecutor` on this machine).
+(:class:`~._local.LocalExecutor` on this machine, :class:`~._ssh.SshExecutor` over SSH).
 """
 
 from __future__ import annotations

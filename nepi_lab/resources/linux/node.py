@@ -9,8 +9,10 @@ Folders on the host, made at deploy (``home`` defaults to the user's home)::
     <RUN_HOME>/<app guid>/                  APP_HOME   an application's files and traces
 
 Where commands run is the node's :class:`~nepi_lab.resources.linux.executor.Executor`:
-this machine for ``hostname`` ``localhost``, ``127.0.0.1`` or ``::1``; any other host
-needs SSH, which is not implemented yet (the SSH attributes are already declared).
+this machine for ``hostname`` ``localhost``, ``127.0.0.1`` or ``::1``
+(:class:`~nepi_lab.resources.linux._local.LocalExecutor`); any other host over SSH with
+asyncssh (:class:`~nepi_lab.resources.linux._ssh.SshExecutor`, ``pip install
+'nepi_lab[ssh]'``), one connection per host and user shared by every resource on it.
 
 Example
 -------
@@ -86,7 +88,7 @@ def make_executor(node: Node) -> Executor:
 
 
 class Node(ResourceManager):
-    """A Linux host: this machine, or (later) one reached over SSH.
+    """A Linux host: this machine, or one reached over SSH.
 
     Long-lived: it stays STARTED until released.  Applications connected to it
     wait for it to be READY.  From a coroutine on the controller's loop, its methods
@@ -95,7 +97,7 @@ class Node(ResourceManager):
     """
 
     _rtype = "linux::Node"
-    _help = "A Linux host (localhost now; SSH later) that runs applications."
+    _help = "A Linux host that runs applications: this machine (localhost), or any other over SSH."
     _platform = "linux"
     _connects_to = ("linux::Application",)  # and every tool, which are applications
     _topology_role = TopologyRole.HOST
