@@ -515,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="set an attribute before deploying: the resource by its name or guid, the "
                           "value converted to the attribute's type (repeatable)")
     run.add_argument("--results", metavar="DIR",
-                     help="results root (default: $NEPI_LAB_RESULTS or <temp dir>/nepi_lab-results)")
+                     help="results root (default: $NEPI_LAB_RESULTS, else ~/.local/share/nepi_lab/results)")
     run.add_argument("--timeout", metavar="S", type=_seconds,
                      help="stop and release everything if the experiment has not finished after S "
                           "seconds (exit status 124)")
@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "by a condition, an application that fails on purpose) and print its summary and "
                    "its run directory.")
     demo.add_argument("--results", metavar="DIR",
-                      help="results root (default: $NEPI_LAB_RESULTS or <temp dir>/nepi_lab-results)")
+                      help="results root (default: $NEPI_LAB_RESULTS, else ~/.local/share/nepi_lab/results)")
     demo.set_defaults(run=_demo)
 
     command("version", "print the version", "Print the version of nepi_lab.").set_defaults(run=_version)
