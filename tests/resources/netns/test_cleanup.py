@@ -218,19 +218,25 @@ def test_nepi_lab_cleanup_leaves_a_live_run_alone(ec, home):
 
 
 def test_nepi_lab_cleanup_removes_what_is_named_like_ours_and_has_no_live_owner():
-    """A namespace named nl<tag>- with no record, and an interface of that tag left in the
-    root namespace (a veth end, down, never used), are leftovers; anything else is not ours."""
+    """A namespace named nl<tag>- with no record, and interfaces of that tag left in the
+    root namespace (a veth pair a crash left before moving one end into its namespace),
+    are leftovers; anything else is not ours.
+
+    The pair is made in the root namespace on purpose: a veth end whose peer lives in
+    the stray namespace dies with it, at a moment the kernel's namespace teardown
+    chooses, so it may or may not still be there when cleanup lists the interfaces."""
     tag = "".join(random.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(5))
     stray, other, root_end = f"nl{tag}-stray", f"not-ours-{os.getpid()}", f"nl{tag}-e0"
     subprocess.run(["ip", "netns", "add", stray], check=True)
     subprocess.run(["ip", "netns", "add", other], check=True)
     try:
-        subprocess.run(["ip", "link", "add", root_end, "type", "veth", "peer", "name", f"nl{tag}-e1",
-                        "netns", stray], check=True)
+        subprocess.run(["ip", "link", "add", root_end, "type", "veth", "peer", "name", f"nl{tag}-e1"],
+                       check=True)
         done = cleanup()
         assert f"removed network namespace {stray}" in done.stdout
         assert f"removed interface {root_end}" in done.stdout
         assert stray not in namespaces() and other in namespaces()
+        assert not {root_end, f"nl{tag}-e1"} & set(os.listdir("/sys/class/net"))
     finally:
         subprocess.run(["ip", "link", "del", root_end], capture_output=True)
         subprocess.run(["ip", "netns", "del", other], capture_output=True)
