@@ -24,6 +24,7 @@ import contextlib
 import json
 import secrets
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,17 @@ def processes(mark: str) -> list[psutil.Process]:
 def sleeping(mark: str) -> list[psutil.Process]:
     """The ``sleep`` processes among :func:`processes` (one per application)."""
     return [p for p in processes(mark) if p.info["cmdline"] and p.info["cmdline"][0] == "sleep"]
+
+
+def until_sleeping(mark: str, count: int, seconds: float = 10) -> list[psutil.Process]:
+    """The :func:`sleeping` processes once there are ``count`` (or after ``seconds``).
+
+    STARTED means an application's shell was spawned: the ``sleep`` it runs (after an
+    ``echo``) may come a moment later on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while len(found := sleeping(mark)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def run(notebook: Notebook, index: int, count: int, cell_seconds: float = 60) -> None:
@@ -159,7 +171,7 @@ def test_interrupt_during_a_blocking_wait(lab, kernel_name, mark, how):
         problems = notebook.watch(lambda cells: started_ms(cells[1]["timing"]) > 0 or settled(cells[1]))
         assert not problems, "; ".join(problems + notebook.errors())
     notebook.wait_output(1, "waiting")
-    assert len(sleeping(mark)) == 3
+    assert len(until_sleeping(mark, 3)) == 3
 
     asked = notebook.interrupt()
     problems = notebook.watch(lambda cells: not any("*" in cell["prompt"] for cell in cells),
@@ -196,7 +208,7 @@ def test_restart_releases_the_experiment(lab, kernel_name, mark, kernel_was):
     run(notebook, 0, 1)
     seen = json.loads(notebook.text(0))
     run_dir = Path(seen["run_dir"])
-    assert len(sleeping(mark)) == 3
+    assert len(until_sleeping(mark, 3)) == 3
     assert _description(run_dir)["ecstate"] == "RUNNING"
     if kernel_was == "blocked":
         notebook.run_cell(1)
