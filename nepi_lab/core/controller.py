@@ -79,6 +79,7 @@ from .results import (
     DESCRIPTION,
     EVENTS,
     RUN_FORMAT,
+    RUN_FORMAT_NAME,
     check_local_dir,
     default_local_dir,
     make_run_dir,
@@ -1519,7 +1520,7 @@ class ExperimentController:
                 "origin": type_origin(cls),
             }
         return {
-            "format": "nepi_lab.run",
+            "format": RUN_FORMAT_NAME,
             "version": RUN_FORMAT,
             "events_format": EVENT_FORMAT,
             "exp_id": self._exp_id,
