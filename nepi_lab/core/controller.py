@@ -1605,8 +1605,11 @@ class ExperimentController:
         ------
         ExperimentFileError
             The file cannot be read, is not valid JSON, is not a nepi_lab experiment,
-            or holds a value, connection or condition the controller refuses (``.error``
-            is the typed error behind it, e.g. an :class:`AttributeValueError`).
+            holds a value of the wrong kind (named by place, ``resources[2].type``: the
+            checks of the run-directory reader, so what ``nepi-lab show`` refuses,
+            ``load`` refuses too), or a value, connection or condition the controller
+            refuses (``.error`` is the typed error behind it, e.g. an
+            :class:`AttributeValueError`).
             Subclasses: :class:`ExperimentVersionError` (a newer format: upgrade),
             :class:`ExperimentTypeError` (a type not installed: what to install or
             import), :class:`ExperimentAttributeError` (an attribute the installed type
