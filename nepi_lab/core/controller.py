@@ -79,6 +79,7 @@ from .results import (
     DESCRIPTION,
     EVENTS,
     RUN_FORMAT,
+    RUN_FORMAT_NAME,
     check_local_dir,
     default_local_dir,
     make_run_dir,
@@ -1523,7 +1524,7 @@ class ExperimentController:
                 "origin": type_origin(cls),
             }
         return {
-            "format": "nepi_lab.run",
+            "format": RUN_FORMAT_NAME,
             "version": RUN_FORMAT,
             "events_format": EVENT_FORMAT,
             "exp_id": self._exp_id,
@@ -1608,8 +1609,11 @@ class ExperimentController:
         ------
         ExperimentFileError
             The file cannot be read, is not valid JSON, is not a nepi_lab experiment,
-            or holds a value, connection or condition the controller refuses (``.error``
-            is the typed error behind it, e.g. an :class:`AttributeValueError`).
+            holds a value of the wrong kind (named by place, ``resources[2].type``: the
+            checks of the run-directory reader, so what ``nepi-lab show`` refuses,
+            ``load`` refuses too), or a value, connection or condition the controller
+            refuses (``.error`` is the typed error behind it, e.g. an
+            :class:`AttributeValueError`).
             Subclasses: :class:`ExperimentVersionError` (a newer format: upgrade),
             :class:`ExperimentTypeError` (a type not installed: what to install or
             import), :class:`ExperimentAttributeError` (an attribute the installed type

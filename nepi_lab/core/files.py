@@ -22,13 +22,13 @@ import contextlib
 import enum
 import json
 import logging
-import math
 import os
 import re
 import shutil
 from typing import TYPE_CHECKING, Any
 
 from .attributes import Flags
+from .description import SUPPORTED_VERSIONS, check_description, decode, is_supported, shown
 from .errors import (
     ExperimentAttributeError,
     ExperimentFileError,
@@ -38,7 +38,7 @@ from .errors import (
     UnknownResourceTypeError,
 )
 from .registry import get_resource_type, type_origin
-from .results import DESCRIPTION, RUN_FORMAT
+from .results import DESCRIPTION, RUN_FORMAT_NAME
 from .traces import check_name
 
 if TYPE_CHECKING:
@@ -46,13 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nepi_lab")
 
-#: ``"format"`` of a file written by :func:`save`.
+#: ``"format"`` of a file written by :func:`save` (a run directory's is ``RUN_FORMAT_NAME``).
 EXPERIMENT_FORMAT = "nepi_lab.experiment"
-#: ``"format"`` of a run directory's ``experiment.json``.
-RUN_FORMAT_NAME = "nepi_lab.run"
-#: Versions of the description :func:`load` reads (saved files and run directories share them).
-SUPPORTED_VERSIONS = (RUN_FORMAT,)
-_MAX_GUID = 2**63 - 1
 
 
 # == save =====================================================================================
@@ -116,128 +111,43 @@ def save(ec: ExperimentController, path: str | os.PathLike[str] | None = None) -
 def read_description(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
     """``(file, description)`` from a saved experiment, a run directory or its experiment.json.
 
-    Checks the format, the version and the kind of every value :func:`load` uses;
-    raises :class:`ExperimentFileError` (or :class:`ExperimentVersionError`) saying
-    what is wrong and where (``resources[2].guid``).
+    Checks the format, the version and the kind of every value, with the checker the
+    run-directory reader uses (:func:`nepi_lab.core.description.check_description`: what
+    ``nepi-lab show`` refuses, ``load()`` refuses too); raises
+    :class:`ExperimentFileError` (or :class:`ExperimentVersionError`) saying what is
+    wrong and where (``resources[2].guid``).
     """
-    shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
-    if not isinstance(shown, str) or not shown or "\x00" in shown:
+    given = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    if not isinstance(given, str) or not given or "\x00" in given:
         raise ExperimentFileError(repr(path), "expected the path of a file or a run directory")
-    file = shown
+    file = given
     if os.path.isdir(file):
         file = os.path.join(file, DESCRIPTION)
         if not os.path.isfile(file):
-            raise ExperimentFileError(shown, f"a folder without {DESCRIPTION}: give a run directory "
+            raise ExperimentFileError(given, f"a folder without {DESCRIPTION}: give a run directory "
                                              f"(<results>/<exp_id>/<run_id>) or a file written by ec.save()")
     try:
         with open(file, "rb") as f:
             raw = f.read()
     except OSError as exc:
-        raise ExperimentFileError(shown, f"cannot read it: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ExperimentFileError(file, f"not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ExperimentFileError(file, f"not valid JSON: {exc.msg} (line {exc.lineno}, "
-                                        f"column {exc.colno})") from None
-    except RecursionError:
-        raise ExperimentFileError(file, "not an experiment: nested too deeply") from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise ExperimentFileError(file, f"not valid JSON: {exc}") from None
+        raise ExperimentFileError(given, f"cannot read it: {exc.strerror or exc}") from None
+
+    def refuse(reason: str, line: int | None = None, column: int | None = None) -> ExperimentFileError:
+        if column is not None:  # a JSON syntax error (a byte that is not UTF-8 is in the reason)
+            reason += f" (line {line}, column {column})"
+        return ExperimentFileError(file, reason)
+
+    data = decode(raw, "an experiment", refuse)
     form = data.get("format") if isinstance(data, dict) else None
     if form not in (EXPERIMENT_FORMAT, RUN_FORMAT_NAME):
-        what = f'its "format" is {_shown(form)}' if form is not None else 'it has no "format"'
-        raise ExperimentFileError(file, f'not a nepi_lab experiment: {what}; expected "{EXPERIMENT_FORMAT}" '
-                                        f'(ec.save()) or "{RUN_FORMAT_NAME}" (a run directory)')
+        what = f'its "format" is {shown(form)}' if form is not None else 'it has no "format"'
+        raise refuse(f'not a nepi_lab experiment: {what}; expected "{EXPERIMENT_FORMAT}" (ec.save()) '
+                     f'or "{RUN_FORMAT_NAME}" (a run directory)')
     version = data.get("version")
-    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+    if not is_supported(version):
         raise ExperimentVersionError(file, version, SUPPORTED_VERSIONS)
-    _check_description(file, data)
+    check_description(data, refuse)
     return file, data
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=repr)
-    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
-
-
-def _check_description(file: str, data: dict[str, Any]) -> None:
-    """Raise :class:`ExperimentFileError` for the first value of a kind :func:`load` cannot use."""
-
-    def refuse(where: str, rule: str, value: Any) -> ExperimentFileError:
-        return ExperimentFileError(file, f"{where} {rule}, not {_shown(value)}")
-
-    def is_int(value: Any) -> bool:
-        return type(value) is int
-
-    def is_guid(value: Any) -> bool:
-        return is_int(value) and 0 <= value <= _MAX_GUID
-
-    def str_list(value: Any) -> bool:
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-    exp_id = data.get("exp_id")
-    if exp_id is not None and not isinstance(exp_id, str):
-        raise refuse("exp_id", "must be a string", exp_id)
-    types = data.get("types", {})
-    if not isinstance(types, dict) or not all(isinstance(v, dict) for v in types.values()):
-        raise refuse("types", "must be an object of type name -> declaration", types)
-    for name, spec in types.items():
-        origin = spec.get("origin")
-        if origin is not None and not (isinstance(origin, dict) and all(
-                v is None or isinstance(v, str) for v in origin.values())):
-            raise refuse(f"types[{json.dumps(name)}].origin", "must be an object of strings", origin)
-        attributes = spec.get("attributes", {})
-        if not isinstance(attributes, dict) or not all(isinstance(v, dict) for v in attributes.values()):
-            raise refuse(f"types[{json.dumps(name)}].attributes", "must be an object of name -> declaration",
-                         attributes)
-    resources = data.get("resources")
-    if not isinstance(resources, list):
-        raise refuse("resources", 'must be a list of {"guid": int, "type": str, ...}', resources)
-    guids: set[int] = set()
-    for index, entry in enumerate(resources):
-        where = f"resources[{index}]"
-        if not isinstance(entry, dict):
-            raise refuse(where, 'must be an object {"guid": int, "type": str, ...}', entry)
-        if not is_guid(entry.get("guid")):
-            raise refuse(f"{where}.guid", "must be an integer in [0, 2**63 - 1]", entry.get("guid"))
-        if entry["guid"] in guids:
-            raise refuse(f"{where}.guid", "must be unique: another resource has it", entry["guid"])
-        guids.add(entry["guid"])
-        if not isinstance(entry.get("type"), str) or not entry["type"]:
-            raise refuse(f"{where}.type", "must be a type name", entry.get("type"))
-        if not isinstance(entry.get("attributes", {}), dict):
-            raise refuse(f"{where}.attributes", "must be an object of attribute name -> value",
-                         entry["attributes"])
-        for key, rule in (("traces", "trace names"), ("secrets", "attribute names")):
-            if not str_list(entry.get(key, [])):
-                raise refuse(f"{where}.{key}", f"must be a list of {rule}", entry[key])
-    for index, entry in enumerate(resources):
-        connections = entry.get("connections", [])
-        if not isinstance(connections, list) or not all(is_int(g) for g in connections):
-            raise refuse(f"resources[{index}].connections", "must be a list of guids", connections)
-        for other in connections:
-            if other not in guids:
-                raise refuse(f"resources[{index}].connections", "must name resources of the file", other)
-    conditions = data.get("conditions", [])
-    if not isinstance(conditions, list):
-        raise refuse("conditions", "must be a list of objects", conditions)
-    for index, condition in enumerate(conditions):
-        where = f"conditions[{index}]"
-        if not isinstance(condition, dict):
-            raise refuse(where, 'must be an object {"guid", "action", "after", "state", "delay"}', condition)
-        after = condition.get("after")
-        if not is_guid(condition.get("guid")) or condition["guid"] not in guids:
-            raise refuse(f"{where}.guid", "must be the guid of a resource of the file", condition.get("guid"))
-        if not isinstance(after, list) or not after or not all(is_guid(g) and g in guids for g in after):
-            raise refuse(f"{where}.after", "must be a non-empty list of guids of the file's resources", after)
-        for key in ("action", "state"):
-            if not isinstance(condition.get(key), str):
-                raise refuse(f"{where}.{key}", "must be a name (START, STARTED ...)", condition.get(key))
-        delay = condition.get("delay", 0)
-        if delay is not None and (type(delay) not in (int, float) or not math.isfinite(delay) or delay < 0):
-            raise refuse(f"{where}.delay", "must be a number of seconds >= 0", delay)
 
 
 def load(path: str | os.PathLike[str], controller_class: type[ExperimentController],

@@ -67,6 +67,8 @@ from .errors import ResultsDirectoryError
 
 #: Version of the run-directory format.
 RUN_FORMAT = 1
+#: ``"format"`` of a run directory's description.
+RUN_FORMAT_NAME = "nepi_lab.run"
 DESCRIPTION = "experiment.json"
 EVENTS = "events.jsonl"
 RESULTS_ENV = "NEPI_LAB_RESULTS"

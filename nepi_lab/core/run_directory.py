@@ -33,13 +33,11 @@ import stat
 from itertools import accumulate
 from typing import Any
 
+from .description import MAX_GUID, SUPPORTED_VERSIONS, check_description, decode, is_supported, shown
 from .errors import RunDirectoryError, RunFormatError
-from .results import DESCRIPTION, EVENTS
+from .results import DESCRIPTION, EVENTS, RUN_FORMAT_NAME
 from .states import ResourceState
 
-#: Versions of the run-directory format (``experiment.json`` "version") this reader knows.
-SUPPORTED_VERSIONS = (1,)
-FORMAT_NAME = "nepi_lab.run"
 #: The state names, in order.
 STATES = tuple(s.name for s in ResourceState)
 
@@ -47,15 +45,6 @@ STATES = tuple(s.name for s in ResourceState)
 def resource_folder(guid: int, rtype: str) -> str:
     """The name of a resource's folder in its run directory: ``3-linux.Application``."""
     return f"{guid}-{rtype.replace('::', '.')}"
-
-
-def _read_text(path: str, file: str) -> str:
-    data = _read_file(path, file)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise RunDirectoryError(path, f"not UTF-8 text (byte {exc.start})", file, line) from None
 
 
 def _read_file(path: str, file: str) -> bytes:
@@ -146,110 +135,27 @@ def read_description(path: str) -> dict[str, Any]:
 
     It is written whole (atomically) by the controller, so damage in it is never the
     trace of a crash but of a broken or crafted file: it is refused, also with
-    ``strict=False``, naming the file and the place (``resources[3].type``).
+    ``strict=False``, naming the file and the place (``resources[3].type``).  The
+    values are checked by :func:`nepi_lab.core.description.check_description`, as
+    ``ExperimentController.load`` checks them.
     """
-    text = _read_text(path, DESCRIPTION)
-    try:
-        description = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunDirectoryError(path, f"not valid JSON: {exc.msg} (column {exc.colno})",
-                                DESCRIPTION, exc.lineno) from None
-    except RecursionError:
-        raise RunDirectoryError(path, "not a run description: nested too deeply", DESCRIPTION) from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise RunDirectoryError(path, f"not a run description: {exc}", DESCRIPTION) from None
-    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
-        raise RunDirectoryError(path, f'not a nepi_lab run description (no "format": "{FORMAT_NAME}")',
-                                DESCRIPTION)
+
+    def refuse(reason: str, line: int | None = None, column: int | None = None) -> RunDirectoryError:
+        if column is not None:
+            reason += f" (column {column})"
+        return RunDirectoryError(path, reason, DESCRIPTION, line)
+
+    description = decode(_read_file(path, DESCRIPTION), "a run description", refuse)
+    if not isinstance(description, dict) or description.get("format") != RUN_FORMAT_NAME:
+        raise refuse(f'not a nepi_lab run description (no "format": "{RUN_FORMAT_NAME}")')
     version = description.get("version")
-    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+    if not is_supported(version):
         raise RunFormatError(path, DESCRIPTION, version, SUPPORTED_VERSIONS)
-    _check_description(path, description)
+    check_description(description, refuse)
     description.setdefault("types", {})
     description.setdefault("conditions", [])
     description.setdefault("failures", [])
     return description
-
-
-_MAX_GUID = 2**63 - 1  # guids are int64 in the frames (and in the controller's event log)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
-
-
-def _check_description(path: str, description: dict[str, Any]) -> None:
-    """Raise :class:`RunDirectoryError` for the first value of the wrong kind (see README,
-    "The run directory", for the format)."""
-
-    def refuse(where: str, rule: str, value: Any) -> RunDirectoryError:
-        return RunDirectoryError(path, f"{where} {rule}, not {_shown(value)}", DESCRIPTION)
-
-    def is_a(value: Any, kind: type) -> bool:
-        return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
-
-    def optional(entry: dict[str, Any], key: str, kind: type, where: str, rule: str,
-                 items: type | None = None) -> None:
-        value = entry.get(key)
-        if value is None:
-            return
-        if not is_a(value, kind) or items is not None and not all(is_a(v, items) for v in value):
-            raise refuse(f"{where}.{key}" if where else key, rule, value)
-
-    for key in ("exp_id", "run_id", "ecstate"):
-        optional(description, key, str, "", "must be a string")
-    types = description.get("types", {})
-    if not isinstance(types, dict):
-        raise refuse("types", "must be an object of type name -> declaration", types)
-    for name, spec in types.items():
-        where = f"types[{json.dumps(name)}]"
-        if not isinstance(spec, dict):
-            raise refuse(where, "must be an object (help, bases, attributes, traces)", spec)
-        optional(spec, "bases", list, where, "must be a list of type names", str)
-        for table in ("attributes", "traces"):
-            optional(spec, table, dict, where, "must be an object of name -> declaration")
-            for item, declaration in (spec.get(table) or {}).items():
-                if not isinstance(declaration, dict):
-                    raise refuse(f"{where}.{table}[{json.dumps(item)}]", "must be an object", declaration)
-        for attribute, declaration in (spec.get("attributes") or {}).items():
-            optional(declaration, "type", str, f"{where}.attributes[{json.dumps(attribute)}]",
-                     "must be a value type name (STRING, INTEGER ...)")
-    resources = description.get("resources")
-    if not isinstance(resources, list):
-        raise refuse("resources", 'must be a list of {"guid": int, "type": str, ...}', resources)
-    seen: set[int] = set()
-    for index, entry in enumerate(resources):
-        where = f"resources[{index}]"
-        if not isinstance(entry, dict):
-            raise refuse(where, 'must be an object {"guid": int, "type": str, ...}', entry)
-        guid = entry.get("guid")
-        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
-            raise refuse(f"{where}.guid", "must be an integer in [0, 2**63 - 1]", guid)
-        if guid in seen:
-            raise refuse(f"{where}.guid", "must be unique: another resource has it", guid)
-        seen.add(guid)
-        rtype = entry.get("type")
-        # it names the resource's folder: one path component, whatever the file says
-        if not isinstance(rtype, str) or not rtype or "/" in rtype or "\x00" in rtype:
-            raise refuse(f"{where}.type", "must be a type name (not empty, without '/' or NUL)", rtype)
-        optional(entry, "attributes", dict, where, "must be an object of attribute name -> value")
-        optional(entry, "connections", list, where, "must be a list of guids", int)
-        optional(entry, "traces", list, where, "must be a list of trace names", str)
-    for key in ("conditions", "failures"):
-        records = description.get(key, [])
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise refuse(key, "must be a list of objects", records)
-    for index, failure in enumerate(description.get("failures", [])):
-        where = f"failures[{index}]"
-        guid = failure.get("guid")
-        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
-            raise refuse(f"{where}.guid", "must be an integer in [0, 2**63 - 1]", guid)
-        for key in ("step", "error", "message", "rtype", "state"):
-            optional(failure, key, str, where, "must be a string")
-        returncode = failure.get("returncode")
-        if returncode is not None and (type(returncode) is not int or abs(returncode) > _MAX_GUID):
-            raise refuse(f"{where}.returncode", "must be an integer (an exit status)", returncode)
 
 
 def _undecodable_lines(data: bytes) -> list[tuple[int, str]]:
@@ -377,12 +283,12 @@ def _check_records(records: list[Any]) -> None:
         if type(time) not in (int, float) or not -_MAX_SECONDS <= time <= _MAX_SECONDS:  # also NaN
             raise _BadLine(index, '"time" must be seconds since the epoch, between the years 1678 and 2261, '
                                   f"not {time!r}")
-        if type(guid) is not int or not 0 <= guid <= _MAX_GUID:
-            raise _BadLine(index, f'"guid" must be an integer in [0, 2**63 - 1], not {_shown(guid)}')
+        if type(guid) is not int or not 0 <= guid <= MAX_GUID:
+            raise _BadLine(index, f'"guid" must be an integer in [0, 2**63 - 1], not {shown(guid)}')
         old, new = record.get("from"), record.get("to")
         if (type(new) is not str or new not in _STATE_NAMES
                 or old is not None and (type(old) is not str or old not in _STATE_NAMES)):
-            raise _BadLine(index, f"unknown state in {{'from': {_shown(old)}, 'to': {_shown(new)}}}")
+            raise _BadLine(index, f'unknown state in {{"from": {shown(old)}, "to": {shown(new)}}}')
         if type(record.get("type")) is not str:
-            raise _BadLine(index, f'"type" must be a string, not {_shown(record.get("type"))}')
+            raise _BadLine(index, f'"type" must be a string, not {shown(record.get("type"))}')
 

@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nepi_lab import (
+    ExperimentController,
+    ExperimentFileError,
     InvalidInputError,
     RunDirectoryError,
     RunFormatError,
@@ -306,6 +308,28 @@ BAD_DESCRIPTIONS = [
      "failures[0].step must be a string"),
     ("conditions that are a string", lambda d: d.update(conditions="none"), "conditions must be a list"),
     ("a run id that is a number", lambda d: d.update(run_id=5), "run_id must be a string"),
+    # the rules of ExperimentController.load, now checked here too (before: read without a word)
+    ("a connection to no resource", lambda d: d["resources"][0].update(connections=[99]),
+     "resources[0].connections must name resources of the file, not 99"),
+    ("a condition on no resource",
+     lambda d: d.update(conditions=[{"guid": 99, "action": "START", "after": [d["resources"][0]["guid"]],
+                                     "state": "STARTED", "delay": 0}]),
+     "conditions[0].guid must be the guid of a resource of the file, not 99"),
+    ("a condition after nothing",
+     lambda d: d.update(conditions=[{"guid": d["resources"][0]["guid"], "action": "START", "after": [],
+                                     "state": "STARTED", "delay": 0}]),
+     "conditions[0].after must be a non-empty list of guids"),
+    ("a negative condition delay",
+     lambda d: d.update(conditions=[{"guid": d["resources"][0]["guid"], "action": "START",
+                                     "after": [d["resources"][1]["guid"]], "state": "STARTED", "delay": -1}]),
+     "conditions[0].delay must be a number of seconds >= 0, not -1"),
+    ("secrets that are a string", lambda d: d["resources"][0].update(secrets="password"),
+     'resources[0].secrets must be a list of attribute names, not "password"'),
+    ("an origin that is a string", lambda d: d["types"]["analysis_test::Writer"].update(origin="pip"),
+     'types["analysis_test::Writer"].origin must be an object of strings'),
+    ("bases that are null (was: a TypeError choosing a trace's parser)",
+     lambda d: d["types"]["analysis_test::Writer"].update(bases=None),
+     'types["analysis_test::Writer"].bases must be a list of type names, not null'),
 ]
 
 
@@ -319,6 +343,21 @@ def test_a_malformed_description_is_refused_naming_the_place(run_dir, change, wo
     edit_description(path, change)
     err = refused(lambda: all_frames(path, ok, strict))
     assert err.file == "experiment.json" and words in str(err), str(err)
+
+
+@pytest.mark.parametrize(("change", "words"), [c[1:] for c in BAD_DESCRIPTIONS],
+                         ids=[c[0] for c in BAD_DESCRIPTIONS])
+def test_load_refuses_the_same_descriptions_in_the_same_words(run_dir, tmp_path, monkeypatch, change, words):
+    """``ExperimentController.load`` checks ``experiment.json`` with the same checker: a run
+    directory that cannot be analysed cannot be loaded either (nor leaves a run behind)."""
+    path, _, _ = run_dir
+    edit_description(path, change)
+    monkeypatch.setenv("NEPI_LAB_RESULTS", str(tmp_path / "load-results"))
+    with pytest.raises(ExperimentFileError) as info:
+        ExperimentController.load(path)
+    assert type(info.value) is ExperimentFileError and words in str(info.value), str(info.value)
+    assert os.path.join(path, "experiment.json") in str(info.value)
+    assert not (tmp_path / "load-results").exists()
 
 
 def test_a_deeply_nested_description(run_dir):

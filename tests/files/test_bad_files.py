@@ -20,8 +20,10 @@ from nepi_lab import (
     InvalidInputError,
     ResourceAction,
     ResourceState,
+    RunDirectoryError,
     UnsafeNameError,
 )
+from nepi_lab.core import run_directory
 
 
 @pytest.fixture
@@ -157,7 +159,8 @@ def test_paths_that_are_no_experiment(tmp_path, results):
     assert str(refused(42)) == "cannot load experiment 42: expected the path of a file or a run directory"
 
 
-@pytest.mark.parametrize(("damage", "said"), [
+#: (damage, words of the message): values of the wrong kind, named by place.
+WRONG_KINDS = [
     (lambda d: d["resources"][0].update(guid="1"), 'resources[0].guid must be an integer in [0, 2**63 - 1], '
                                                    'not "1"'),
     (lambda d: d["resources"][1].update(guid=1), "resources[1].guid must be unique: another resource has it"),
@@ -171,7 +174,10 @@ def test_paths_that_are_no_experiment(tmp_path, results):
     (lambda d: d["conditions"][0].update(guid=[3]), "conditions[0].guid must be the guid of a resource of "
                                                     "the file, not [3]"),
     (lambda d: d.update(resources={}), 'resources must be a list of {"guid": int, "type": str, ...}, not {}'),
-])
+]
+
+
+@pytest.mark.parametrize(("damage", "said"), WRONG_KINDS)
 def test_values_of_the_wrong_kind_are_named_by_place(saved, tmp_path, results, damage, said):
     damage(saved)
     error = refused(write(tmp_path, saved))
@@ -204,3 +210,63 @@ def test_what_the_controller_refuses_is_refused_with_its_typed_error(saved, tmp_
     unsafe["exp_id"] = "../elsewhere"
     error = refused(write(tmp_path, unsafe))
     assert isinstance(error.error, UnsafeNameError) and "exp_id: unsafe exp_id '../elsewhere'" in str(error)
+
+
+def as_run_directory(tmp_path, description) -> str:
+    """A folder holding ``description`` as a run's ``experiment.json`` (what load and show take)."""
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "experiment.json").write_text(json.dumps({**description, "format": "nepi_lab.run"}))
+    return str(run)
+
+
+@pytest.mark.parametrize(("damage", "said"), WRONG_KINDS)
+def test_the_run_reader_refuses_what_load_refuses_with_the_same_words(saved, tmp_path, damage, said):
+    """One checker: ``nepi-lab show`` and ``load_run`` refuse each value load() refuses
+    (before, a connection to no resource, say, was read without a word)."""
+    damage(saved)
+    run = as_run_directory(tmp_path, saved)
+    with pytest.raises(RunDirectoryError) as info:
+        run_directory.read_description(run)
+    assert info.value.file == "experiment.json" and said in str(info.value)
+
+
+@pytest.mark.parametrize(("damage", "said"), [
+    (lambda d: d["resources"][0].update(type="files::Host/../../x"),
+     "resources[0].type must be a type name (not empty, without '/' or NUL), not \"files::Host/../../x\""),
+    (lambda d: d.update(failures=[{"guid": "2", "step": "start"}]),
+     'failures[0].guid must be an integer in [0, 2**63 - 1], not "2"'),
+    (lambda d: d["types"]["files::Host"].update(bases=None),
+     'types["files::Host"].bases must be a list of type names, not null'),
+])
+def test_load_refuses_what_the_run_reader_refuses(saved, tmp_path, results, damage, said):
+    """A run directory that ``nepi-lab show`` refuses is refused by load() too, with the same
+    words (before, the type name with '/' was "not registered here" and the others loaded)."""
+    damage(saved)
+    run = as_run_directory(tmp_path, saved)
+    error = refused(run)
+    assert type(error) is ExperimentFileError
+    assert str(error) == f"cannot load experiment {os.path.join(run, 'experiment.json')}: {said}"
+    with pytest.raises(RunDirectoryError) as info:
+        run_directory.read_description(run)
+    assert str(info.value) == f"cannot read run directory: {run}/experiment.json: {said}"
+    error = refused(write(tmp_path, saved))  # a saved file is checked alike
+    assert type(error) is ExperimentFileError and str(error).endswith(said)
+
+
+def test_one_json_reading_step_for_both_readers(saved, tmp_path, results):
+    """Damaged JSON is refused by the same step: load() says line and column in its
+    reason, the run reader in its ``line`` (a well-formed number of 5,000 digits too)."""
+    text = json.dumps(saved)
+    run = as_run_directory(tmp_path, saved)
+    (tmp_path / "run" / "experiment.json").write_text('{"format": "nepi_lab.run",\n "version": 1,,}')
+    said = "not valid JSON: Expecting property name enclosed in double quotes"
+    assert str(refused(run)).endswith(f"{said} (line 2, column 15)")
+    with pytest.raises(RunDirectoryError) as info:
+        run_directory.read_description(run)
+    assert info.value.line == 2 and str(info.value).endswith(f"experiment.json, line 2: {said} (column 15)")
+
+    (tmp_path / "run" / "experiment.json").write_text(text[:-1] + ', "extra": ' + "9" * 5000 + "}")
+    assert "not an experiment: Exceeds the limit (4300 digits)" in str(refused(run))
+    with pytest.raises(RunDirectoryError, match=r"not a run description: Exceeds the limit \(4300 digits\)"):
+        run_directory.read_description(run)
