@@ -18,6 +18,8 @@ otherwise, its run directories in its temporary folder, never the user's:
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -27,6 +29,7 @@ from nepi_lab.resources.linux._records import STATE_ENV
 from .kernels import describe
 
 _SUMMARY = pytest.StashKey[list]()
+_RESULTS = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +40,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SUMMARY] = []
+    # outside any test too (a module's fixture, a helper at import): never the user's folder
+    config.stash[_RESULTS] = tempfile.mkdtemp(prefix="nepi_lab-test-results-")
+    os.environ.setdefault(RESULTS_ENV, config.stash[_RESULTS])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RESULTS in config.stash:
+        shutil.rmtree(config.stash[_RESULTS], ignore_errors=True)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
