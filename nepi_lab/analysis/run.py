@@ -141,6 +141,11 @@ class Run(_Frames):
         return self.description().get("ecstate")
 
     @property
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameter point (``experiment.json``'s ``"parameters"``; empty if none)."""
+        return dict(self.description().get("parameters", {}))
+
+    @property
     def guids(self) -> list[int]:
         """Every resource, in registration order."""
         return [r["guid"] for r in self.description().get("resources", ())]

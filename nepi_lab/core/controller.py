@@ -81,6 +81,7 @@ from .results import (
     RUN_FORMAT,
     RUN_FORMAT_NAME,
     check_local_dir,
+    check_parameters,
     default_local_dir,
     make_run_dir,
     write_json_atomic,
@@ -188,6 +189,12 @@ class ExperimentController:
         :func:`nepi_lab.core.results.default_local_dir`).  A folder in which no run
         directory can be made raises :class:`ResultsDirectoryError`, before any
         folder or thread is made.
+    parameters : dict, optional
+        The parameter point this run measures (``{"rate": "10mbit", "loss": 1}``): names
+        (strings) -> JSON values (str, int, float, bool, None).  Written to
+        ``experiment.json`` as ``"parameters"`` (left out when empty), so that a run
+        directory says which point of a sweep it is; :class:`nepi_lab.Sweep` sets it.
+        Anything else raises :class:`InvalidInputError` before any folder is made.
 
     Example
     -------
@@ -197,8 +204,10 @@ class ExperimentController:
     'doc'
     """
 
-    def __init__(self, exp_id: str | None = None, local_dir: str | None = None) -> None:
+    def __init__(self, exp_id: str | None = None, local_dir: str | None = None,
+                 parameters: dict[str, Any] | None = None) -> None:
         self._exp_id = check_name(exp_id if exp_id is not None else f"exp-{secrets.token_hex(8)}", "exp_id")
+        self._parameters = check_parameters(parameters)
         self._local_dir = check_local_dir(local_dir if local_dir is not None else default_local_dir())
         self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id, default=local_dir is None)
         self._wall_offset = time.time() - time.monotonic()
@@ -247,6 +256,11 @@ class ExperimentController:
     def run_id(self) -> str:
         """This run's id: its creation time, ``YYYYmmddHHMMSSffffff``."""
         return self._run_id
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The parameter point of this run (a copy; empty when none was given)."""
+        return dict(self._parameters)
 
     @property
     def local_dir(self) -> str:
@@ -1532,6 +1546,7 @@ class ExperimentController:
             "ecstate": self._ecstate.name,
             "end": self._end,
             "saved": time.time(),
+            **({"parameters": dict(self._parameters)} if self._parameters else {}),
             "types": dict(sorted(types.items())),
             "resources": [self._describe_resource(rm) for rm in rms],
             "conditions": [c.to_dict() for c in self._conditions],

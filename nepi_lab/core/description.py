@@ -83,6 +83,7 @@ def check_description(data: dict[str, Any], refuse: Refuse) -> None:
     What is checked, so that every reader can rely on it:
 
     - ``exp_id``, ``run_id``, ``ecstate``: strings, or absent (null);
+    - ``parameters``: an object of name -> a string, number, boolean or null (or absent);
     - ``types``: an object of type name -> declaration (an object); in each,
       ``origin`` an object of strings or nulls (or null), ``bases`` a list of type
       names, ``attributes`` and ``traces`` objects of name -> object, each attribute's
@@ -118,6 +119,12 @@ def check_description(data: dict[str, Any], refuse: Refuse) -> None:
     for key in ("exp_id", "run_id", "ecstate"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise wrong(key, "must be a string", data[key])
+    parameters = data.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise wrong("parameters", "must be an object of name -> value", parameters)
+    for name, value in parameters.items():
+        if not (value is None or isinstance(value, (str, int, float, bool))):
+            raise wrong(f"parameters[{json.dumps(name)}]", "must be a string, number, boolean or null", value)
 
     types = data.get("types", {})
     if not isinstance(types, dict):

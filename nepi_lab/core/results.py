@@ -23,6 +23,9 @@ The description (``ExperimentController.description()``), in detail::
     events_format            the version of events.jsonl's lines
     exp_id, run_id           the scenario and this run
     ecstate, end, saved      how the run stands or ended; when this was written
+    parameters               {name: value}: the parameter point this run measures (a
+                             sweep's point; ``ExperimentController(parameters=...)``);
+                             values are str, int, float, bool or null; left out when empty
     types                    {type name: {help, bases, long_lived,
                                attributes: {name: {type, default, flags, allowed, help}},
                                traces: {name: {help, enabled}},
@@ -45,7 +48,7 @@ The description (``ExperimentController.description()``), in detail::
 A saved experiment (``ec.save()``, format ``"nepi_lab.experiment"``, the same version
 number) is this description without what belongs to one run, so that saving the same
 experiment always gives the same bytes: ``run_id``, ``ecstate``, ``end``, ``saved``,
-``failures`` and ``events_format`` are left out, and so are the values of
+``failures``, ``parameters`` and ``events_format`` are left out, and so are the values of
 ``Flags.NoWrite`` attributes (a resource sets them itself while it runs: ``command`` of
 a tool, a namespace's name); each resource's attributes are sorted by name, and the
 JSON is indented by one space, UTF-8, ending with a newline.
@@ -60,10 +63,11 @@ import contextlib
 import datetime as _dt
 import errno
 import json
+import math
 import os
 from typing import Any
 
-from .errors import ResultsDirectoryError
+from .errors import InvalidInputError, ResultsDirectoryError
 
 #: Version of the run-directory format.
 RUN_FORMAT = 1
@@ -113,6 +117,28 @@ def default_local_dir() -> str:
                       f"set ${RESULTS_ENV} or pass local_dir=")
         base = os.path.join(home, ".local", "share")
     return os.path.join(base, "nepi_lab", "results")
+
+
+def check_parameters(parameters: object) -> dict[str, Any]:
+    """``parameters`` (a run's parameter point) as a dict of name -> JSON scalar, or
+    :class:`InvalidInputError` saying which name or value cannot be written.
+
+    Names are non-empty strings; values are str, int, float (finite), bool or None, so
+    that the point reads back from ``experiment.json`` exactly as it was given.
+    """
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        kind = type(parameters).__name__
+        raise InvalidInputError(f"parameters must be a dict of name -> value, not {kind}")
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"a parameter name must be a non-empty string, not {name!r}")
+        if not (value is None or isinstance(value, (str, int, float, bool))) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            raise InvalidInputError(f"parameter {name!r}: a value must be a str, int, finite float, bool "
+                                    f"or None (it is written to {DESCRIPTION}), not {value!r}")
+    return dict(parameters)
 
 
 def new_run_id() -> str:
