@@ -36,6 +36,7 @@ from .core.errors import (
     ResourceFailedError,
     ResultsDirectoryError,
     ResultsWriteError,
+    SweepError,
     TimeFormatError,
     UnknownAttributeError,
     UnknownGuidError,
@@ -61,9 +62,11 @@ _LAZY = {
     for name in (
         "Run", "RunDirectoryError", "RunFormatError", "RunSet", "TraceNotFoundError",
         "UnknownParserError", "events_frame", "load_run", "load_runs", "register_parser",
-        "resources_frame", "trace_frame",
+        "resources_frame", "sweep_frame", "sweep_summary", "trace_frame",
     )
 }
+#: The runs layer (sweeps), likewise.
+_LAZY.update(dict.fromkeys(("Sweep", "load_sweep"), "nepi_lab.runner"))
 #: The notebook layer's widgets, likewise (they load ipywidgets and matplotlib).
 _LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView", "TopologyView",
                             "draw_topology"), "nepi_lab.notebook"))
@@ -85,6 +88,9 @@ def _register_views() -> None:
     register_view("controller_html", lazy("nepi_lab.notebook.html", "controller_html"))
     register_view("resource_html", lazy("nepi_lab.notebook.html", "resource_html"))
     register_view("draw", lazy("nepi_lab.notebook.drawing", "draw"))
+    # a sweep (runs layer) is tabulated by the analysis layer above it
+    register_view("sweep_frame", lazy("nepi_lab.analysis.sweep", "sweep_frame"))
+    register_view("sweep_summary", lazy("nepi_lab.analysis.sweep", "sweep_summary"))
 
 
 _register_views()
@@ -147,6 +153,8 @@ __all__ = [
     "RunFormatError",
     "RunSet",
     "ScheduledTask",
+    "Sweep",
+    "SweepError",
     "TaskStatus",
     "TimeFormatError",
     "TopologyRole",
@@ -168,10 +176,13 @@ __all__ = [
     "get_resource_type",
     "load_run",
     "load_runs",
+    "load_sweep",
     "parse_delay",
     "register_parser",
     "register_type",
     "resource_types",
     "resources_frame",
+    "sweep_frame",
+    "sweep_summary",
     "trace_frame",
 ]

@@ -244,6 +244,28 @@ def test_the_core_imports_no_layer_above_it():
     assert offending == {}
 
 
+#: What the runs layer (nepi_lab.runner) may never import: the layers above it, and
+#: pandas (its frames are the analysis layer's, reached through the core's hook).
+LAYERS_ABOVE_RUNNER = ("nepi_lab.notebook", "nepi_lab.analysis", "nepi_lab.lab", "nepi_lab.cli",
+                       "nepi_lab.demo", "pandas", "matplotlib", "ipywidgets", "IPython")
+
+
+def test_the_runs_layer_imports_no_layer_above_it():
+    import glob
+    import os
+
+    import nepi_lab.runner
+
+    runner = os.path.dirname(nepi_lab.runner.__file__)
+    offending = {}
+    for path in sorted(glob.glob(os.path.join(runner, "*.py"))):
+        bad = sorted(m for m in imported_modules(path, "nepi_lab.runner")
+                     if any(m == layer or m.startswith(layer + ".") for layer in LAYERS_ABOVE_RUNNER))
+        if bad:
+            offending[os.path.basename(path)] = bad
+    assert offending == {}
+
+
 def test_the_layering_check_sees_a_relative_import(tmp_path):
     """Control for the test above: it resolves ``from ..notebook import x`` inside the core."""
     path = tmp_path / "probe.py"

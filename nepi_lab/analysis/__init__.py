@@ -8,6 +8,8 @@ tidy frames that concatenate across resources and runs.
 :func:`trace_frame`      one trace, parsed (``ping``, ``iperf3``, ``tcpdump``, ...)
 :func:`events_frame`     every state change
 :func:`resources_frame`  one row per resource: state, failure, state times, attributes
+:func:`sweep_frame`      one row per run of a sweep: parameters, state, failure, metrics
+:func:`sweep_summary`    one row per point of a sweep: mean, std, count, 95 % CI
 :func:`load_run`         a run directory as a :class:`Run`
 :func:`load_runs`        every run of an experiment, as a :class:`RunSet`
 :func:`register_parser`  add a parser; :func:`parser_names` lists them
@@ -55,6 +57,7 @@ from .run import (
     resources_frame,
     trace_frame,
 )
+from .sweep import sweep_frame, sweep_summary
 
 __all__ = [
     "Run",
@@ -83,6 +86,8 @@ __all__ = [
     "register_parser",
     "resources_frame",
     "set_default_parser",
+    "sweep_frame",
+    "sweep_summary",
     "trace_frame",
     "unregister_parser",
 ]

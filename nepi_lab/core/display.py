@@ -5,6 +5,8 @@
 show belongs to the notebook layer.  The layers above the core register their
 functions here by name (``nepi_lab/__init__.py`` registers the notebook layer's, which
 are imported only when first called), so the core imports no view, not even lazily.
+The runs layer (:mod:`nepi_lab.runner`) reaches the analysis layer's sweep frames
+through the same hook, for the same reason: it sits below the analysis layer.
 
 =====================  ==========================================================
 name                   called as
@@ -12,6 +14,8 @@ name                   called as
 ``"controller_html"``  ``f(ec) -> str | None`` (None: IPython shows the plain repr)
 ``"resource_html"``    ``f(rm) -> str | None``
 ``"draw"``             ``f(ec, ax=None, **options) -> matplotlib Axes``
+``"sweep_frame"``      ``f(sweep, metrics=None) -> DataFrame`` (``Sweep.frame``)
+``"sweep_summary"``    ``f(sweep, metrics=None) -> DataFrame`` (``Sweep.summary``)
 =====================  ==========================================================
 """
 

@@ -14,6 +14,7 @@
     │   ├── TimeFormatError                      .value
     │   ├── UnsafeNameError                      .name, .what
     │   ├── ResultsDirectoryError                .path, .reason
+    │   ├── SweepError                           .path, .reason
     │   ├── RunDirectoryError                    .path, .file, .line, .reason
     │   │   └── RunFormatError                   .version, .supported
     │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
@@ -170,6 +171,19 @@ class ResultsDirectoryError(InvalidInputError):
             shown = f"{shown[:80]}... ({len(shown)} characters)"
         where = "" if path is None else f" in local_dir {shown}"  # None: no folder could be named
         super().__init__(f"cannot keep results{where}: {reason}")
+
+
+class SweepError(InvalidInputError):
+    """A sweep that cannot be made or read: its points, or a sweep directory that holds
+    another sweep, or a damaged record (``sweep.json``).
+
+    ``path`` is the sweep directory (None when the definition alone is wrong), ``reason``
+    what is wrong, in words.
+    """
+
+    def __init__(self, path: str | None, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"sweep {path}: {reason}" if path else f"sweep: {reason}")
 
 
 class RunDirectoryError(InvalidInputError):

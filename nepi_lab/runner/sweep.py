@@ -1,0 +1,499 @@
+"""Parameter sweeps: one run per (point, repetition), resumable, recorded in a folder.
+
+A sweep is a function that describes the experiment for one parameter point, the
+points, and how many times to measure each.  Each (point, repetition) is one run: a
+fresh :class:`~nepi_lab.ExperimentController` and its own run directory.  Nothing
+about a sweep lives in memory only: its state is its directory, so it resumes after
+any interruption (Ctrl-C, a killed process, a reboot) and loads later, on another
+machine, without the code that made it.
+
+Layout of the sweep directory ``<results>/<exp_id>/``::
+
+    <results>/<exp_id>/
+        sweep.json          the record (format "nepi_lab.sweep", version SWEEP_FORMAT),
+                            rewritten atomically at each change of a run's state
+        sweep.lock          held (flock) while a process runs the sweep
+        <run_id>/           one ordinary run directory per run (see nepi_lab.core.results);
+                            its experiment.json holds the point as "parameters"
+        abandoned/<run_id>/ runs that never completed (the process was killed, Ctrl-C):
+                            kept for inspection, never counted, their run made again
+
+The run directories sit where a controller with ``exp_id`` and ``local_dir=results``
+puts them, so ``load_runs(sweep.path)`` reads them as any experiment's runs.
+
+The record, ``sweep.json``::
+
+    format, version      "nepi_lab.sweep", SWEEP_FORMAT
+    exp_id               the sweep's name (the folder's)
+    parameters           the parameter names, in column order
+    points               [{name: value}]: every point, in order
+    repetitions          how many runs each point has
+    runs                 [{point, repetition, state, run_dir, failure, start, end}], in
+                         the order they run: point (an index into points), repetition
+                         (0-based), state ("pending", "running", "done", "failed"),
+                         run_dir (relative to the sweep directory, or null), failure (why
+                         it failed, in words, or null), start and end (seconds since the
+                         epoch, or null)
+    abandoned            [{point, repetition, run_dir, reason}]: runs begun, never completed
+    updated              when the record was written
+
+Order: a grid ``{"a": [1, 2], "b": ["x", "y"]}`` gives its points as
+:func:`itertools.product` does, keys in the dict's order, the last key varying fastest:
+``(1, x), (1, y), (2, x), (2, y)``.  Runs go repetition by repetition (every point once,
+then every point a second time ...), so that an interrupted sweep has covered every
+point as evenly as it could.
+
+Frames (:meth:`Sweep.frame`, :meth:`Sweep.summary`) are built by the analysis layer
+(:func:`nepi_lab.analysis.sweep_frame`); this module, below it, reaches them through
+the core's display hook (``nepi_lab/__init__.py`` registers them), never by importing
+it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..core.controller import ExperimentController
+from ..core.display import view
+from ..core.errors import InvalidInputError, SweepError
+from ..core.results import (
+    DESCRIPTION,
+    check_local_dir,
+    check_parameters,
+    default_local_dir,
+    write_json_atomic,
+)
+from ..core.states import ECState
+from ..core.traces import check_name
+
+#: Version of the sweep record's format.
+SWEEP_FORMAT = 1
+#: ``"format"`` of a sweep record.
+SWEEP_FORMAT_NAME = "nepi_lab.sweep"
+RECORD = "sweep.json"
+LOCK = "sweep.lock"
+ABANDONED = "abandoned"
+
+#: The states of a run in the record.
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+STATES = (PENDING, RUNNING, DONE, FAILED)
+#: Columns of a sweep's frame that no parameter may be named.
+RESERVED = frozenset({"repetition", "point", "run_id", "state", "failure", "start", "duration", "runs",
+                      "failed"})
+
+
+class Sweep:
+    """Runs an experiment once per parameter point and repetition, each in its own run directory.
+
+    Parameters
+    ----------
+    build : callable
+        ``build(ec, **point)`` describes the experiment for one point on a fresh
+        controller (registers resources, connections, conditions); the sweep then
+        deploys it, waits until every resource is finished (``ec.wait_finished``) and
+        releases it.  None for a sweep loaded from its directory (it cannot run).
+    params : dict, list of dicts or pandas.DataFrame
+        A grid ``{name: [values]}`` (its product, see the module's docstring for the
+        order), a list of points ``[{name: value}]``, or a DataFrame (one point per
+        row).  Names are Python identifiers; values are str, int, float, bool or None.
+    repetitions : int
+        Runs per point (>= 1).
+    exp_id : str, optional
+        The sweep's name: its folder is ``<results>/<exp_id>``, and every run has this
+        ``exp_id``.  Default: ``build``'s name.  Running the same sweep again (same
+        exp_id and results) resumes it.
+    results : str, optional
+        The results root (as a controller's ``local_dir``; default ``$NEPI_LAB_RESULTS``
+        ...: :func:`nepi_lab.core.results.default_local_dir`).
+    metrics : callable, optional
+        ``metrics(run) -> dict`` of metric name -> number, computed for each done run
+        from its :func:`~nepi_lab.load_run` object when frames are made.
+    timeout : float, optional
+        Seconds a run may take to finish; past it, the run is released and failed.
+
+    Example
+    -------
+    >>> def ping(ec, count):                                  # doctest: +SKIP
+    ...     node = ec.register_resource("linux::Node", hostname="localhost")
+    ...     ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1", count=count)
+    >>> sweep = Sweep(ping, {"count": [1, 3]}, repetitions=2)  # doctest: +SKIP
+    >>> sweep.run()                                           # doctest: +SKIP
+    4
+    >>> sweep.frame()                                         # doctest: +SKIP
+    """
+
+    def __init__(self, build: Callable[..., Any] | None, params: Any, repetitions: int = 1,
+                 exp_id: str | None = None, results: str | os.PathLike[str] | None = None,
+                 metrics: Callable[[Any], Mapping[str, Any]] | None = None,
+                 timeout: float | None = None) -> None:
+        if build is not None and not callable(build):
+            raise InvalidInputError(f"build must be a function build(ec, **point), not {build!r}")
+        if type(repetitions) is not int or repetitions < 1:
+            raise InvalidInputError(f"repetitions must be an int >= 1, not {repetitions!r}")
+        if exp_id is None:
+            name = getattr(build, "__name__", None)
+            try:
+                exp_id = check_name(name, "exp_id") if isinstance(name, str) else None
+            except InvalidInputError:
+                exp_id = None
+            if exp_id is None:
+                raise InvalidInputError("give the sweep a name: exp_id=... (build has no name that can "
+                                        "name a folder)")
+        self._build = build
+        self.exp_id = check_name(exp_id, "exp_id")
+        self.results = check_local_dir(results if results is not None else default_local_dir())
+        self.path = os.path.join(self.results, self.exp_id)
+        self.points, self.parameters = _points(params)
+        self.repetitions = repetitions
+        self.metrics = metrics
+        self.timeout = timeout
+        self._record: dict[str, Any] = _new_record(self.exp_id, self.parameters, self.points, repetitions)
+        existing = _read_record(self.path)
+        if existing is not None:
+            self._adopt(existing)
+
+    # == loading =====================================================================
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str],
+             metrics: Callable[[Any], Mapping[str, Any]] | None = None) -> Sweep:
+        """The sweep recorded in ``path`` (a sweep directory), to make frames: it has no
+        ``build`` and cannot run.  Nothing but the directory is needed."""
+        path = os.path.abspath(os.fspath(path))
+        record = _read_record(path)
+        if record is None:
+            raise SweepError(path, f"no {RECORD} in it: not a sweep directory")
+        sweep = cls.__new__(cls)
+        sweep._build = None
+        sweep.exp_id = record["exp_id"]
+        sweep.results = os.path.dirname(path)
+        sweep.path = path
+        sweep.points = [dict(p) for p in record["points"]]
+        sweep.parameters = list(record["parameters"])
+        sweep.repetitions = record["repetitions"]
+        sweep.metrics = metrics
+        sweep.timeout = None
+        sweep._record = record
+        return sweep
+
+    def _adopt(self, existing: dict[str, Any]) -> None:
+        """Take over the record found in the directory: the same sweep, maybe with more repetitions."""
+        if existing["points"] != self.points or existing["parameters"] != self.parameters:
+            held = len(existing["points"])
+            raise SweepError(self.path, f"the directory holds another sweep ({held} points "
+                                        f"of {existing['parameters']}); give another exp_id or results "
+                                        f"folder, or the same points")
+        if existing["repetitions"] > self.repetitions:
+            raise SweepError(self.path, f"the directory holds {existing['repetitions']} repetitions of each "
+                                        f"point, more than the {self.repetitions} asked for")
+        if existing["repetitions"] < self.repetitions:
+            have = {(r["point"], r["repetition"]) for r in existing["runs"]}
+            existing["runs"] += [r for r in self._record["runs"] if (r["point"], r["repetition"]) not in have]
+            existing["repetitions"] = self.repetitions
+        self._record = existing
+
+    # == what it holds ===============================================================
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run's entry in the record (copies): point, repetition, state, run_dir,
+        failure, start, end."""
+        return [dict(r) for r in self._record["runs"]]
+
+    @property
+    def abandoned(self) -> list[dict[str, Any]]:
+        """Runs begun and never completed (moved to ``abandoned/``), with the reason."""
+        return [dict(r) for r in self._record["abandoned"]]
+
+    def counts(self) -> dict[str, int]:
+        """How many runs are in each state: ``{"pending": 3, "running": 0, "done": 4, "failed": 1}``."""
+        counts = dict.fromkeys(STATES, 0)
+        for entry in self._record["runs"]:
+            counts[entry["state"]] += 1
+        return counts
+
+    def run_dir(self, entry: Mapping[str, Any]) -> str | None:
+        """The absolute run directory of a run's entry, or None when it has none."""
+        return None if entry.get("run_dir") is None else os.path.join(self.path, entry["run_dir"])
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {state}" for state, n in self.counts().items() if n)
+        return (f"<Sweep {self.exp_id}: {len(self.points)} points x {self.repetitions} repetitions "
+                f"({counts}) in {self.path}>")
+
+    # == running =====================================================================
+
+    def run(self, retry_failed: bool = False) -> int:
+        """Run what is not done yet, one run after the other, in this process; returns
+        how many runs it made.
+
+        Done runs are never made again.  A run that failed (``build`` raised, the
+        experiment failed, or it took longer than ``timeout``) is recorded with the
+        reason and made again only with ``retry_failed=True``.  A run left unfinished
+        by an interruption (the process killed, Ctrl-C) is moved to ``abandoned/`` and
+        made again.  Ctrl-C stops the sweep: the current run is released (as leaving a
+        controller's ``with`` block does) and the KeyboardInterrupt goes on.
+
+        Raises :class:`SweepError` if the sweep was loaded (no ``build``) or another
+        process is running it.
+        """
+        if self._build is None:
+            raise SweepError(self.path, "loaded from its directory, it has no build function: "
+                                        "make it with Sweep(build, params, ...) to run it")
+        os.makedirs(self.path, exist_ok=True)
+        with self._locked():
+            current = _read_record(self.path)  # another process may have gone on meanwhile
+            if current is not None:
+                self._adopt(current)
+            self._settle()
+            made = 0
+            for entry in self._record["runs"]:
+                if entry["state"] == DONE or (entry["state"] == FAILED and not retry_failed):
+                    continue
+                self._run_one(entry)
+                made += 1
+            return made
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterable[None]:
+        fd = os.open(os.path.join(self.path, LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SweepError(self.path, "another process is running this sweep") from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _settle(self) -> None:
+        """Make the record true again after an interruption: a run still marked running
+        never completed (its process is gone, since we hold the lock), and a done run
+        whose directory does not say it ended is not done."""
+        changed = False
+        for entry in self._record["runs"]:
+            if entry["state"] == RUNNING:
+                self._abandon(entry, "interrupted: its process stopped before the run was recorded")
+                changed = True
+            elif entry["state"] == DONE and not _ended(self.run_dir(entry)):
+                self._abandon(entry, f"its run directory is missing or incomplete ({DESCRIPTION} does not "
+                                     f"say it ended)")
+                changed = True
+        if changed:
+            self._save()
+
+    def _abandon(self, entry: dict[str, Any], reason: str) -> None:
+        folder = self.run_dir(entry)
+        kept = None
+        if folder is not None and os.path.isdir(folder):
+            os.makedirs(os.path.join(self.path, ABANDONED), exist_ok=True)
+            kept = os.path.join(ABANDONED, os.path.basename(folder))
+            os.replace(folder, os.path.join(self.path, kept))
+        self._record["abandoned"].append({"point": entry["point"], "repetition": entry["repetition"],
+                                          "run_dir": kept, "reason": reason})
+        entry.update(state=PENDING, run_dir=None, failure=None, start=None, end=None)
+
+    def _run_one(self, entry: dict[str, Any]) -> None:
+        point = self.points[entry["point"]]
+        start = time.time()
+        ec = ExperimentController(exp_id=self.exp_id, local_dir=self.results, parameters=point)
+        entry.update(state=RUNNING, run_dir=ec.run_id, failure=None, start=start, end=None)
+        self._save()
+        failure = None
+        try:
+            with ec:  # always released, also on Ctrl-C (then recorded as interrupted)
+                try:
+                    self._build(ec, **point)
+                except Exception as exc:  # the user's code: any error fails this run only
+                    failure = f"build() raised {type(exc).__name__}: {exc}"
+                else:
+                    ec.deploy()
+                    ec.wait_finished(timeout=self.timeout)
+        except KeyboardInterrupt:
+            # Left RUNNING on purpose: the next run() moves it to abandoned/ and makes it again.
+            entry["end"] = time.time()
+            self._save()
+            raise
+        except Exception as exc:  # deploy refused, the experiment failed, a timeout
+            failure = failure or _reason(ec, exc)
+        if failure is None and ec.ecstate == ECState.FAILED:
+            failure = _reason(ec, None)
+        entry.update(state=FAILED if failure else DONE, failure=failure, end=time.time())
+        self._save()
+
+    def _save(self) -> None:
+        self._record["updated"] = time.time()
+        write_json_atomic(os.path.join(self.path, RECORD), self._record)
+
+    # == frames (the analysis layer's, through the core's hook) =======================
+
+    def frame(self, metrics: Callable[[Any], Mapping[str, Any]] | None = None) -> Any:
+        """One row per run (see :func:`nepi_lab.analysis.sweep_frame`)."""
+        return _analysis("sweep_frame")(self, metrics=metrics)
+
+    def summary(self, metrics: Callable[[Any], Mapping[str, Any]] | None = None) -> Any:
+        """One row per point: mean, std, count and 95 % confidence interval of each
+        metric (see :func:`nepi_lab.analysis.sweep_summary`)."""
+        return _analysis("sweep_summary")(self, metrics=metrics)
+
+
+def load_sweep(path: str | os.PathLike[str],
+               metrics: Callable[[Any], Mapping[str, Any]] | None = None) -> Sweep:
+    """The sweep recorded in the directory ``path`` (:meth:`Sweep.load`)."""
+    return Sweep.load(path, metrics=metrics)
+
+
+# == helpers ===========================================================================
+
+def _analysis(name: str) -> Callable[..., Any]:
+    function = view(name)
+    if function is None:  # only if nepi_lab/__init__.py was bypassed
+        raise RuntimeError(f"no {name} is registered: import nepi_lab.analysis")
+    return function
+
+
+def _points(params: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The points of ``params`` (a grid, a list of dicts, a DataFrame) and the parameter names."""
+    if isinstance(params, Mapping):
+        names = list(params)
+        values = []
+        for name in names:
+            column = params[name]
+            if isinstance(column, (str, bytes)) or not isinstance(column, Iterable):
+                raise SweepError(None, f"a grid gives each parameter a list of values: "
+                                       f"{name!r} has {column!r}")
+            values.append(list(column))
+        points = [dict(zip(names, combination, strict=True)) for combination in itertools.product(*values)]
+    elif hasattr(params, "to_dict") and hasattr(params, "columns"):  # a DataFrame, without importing pandas
+        names = [str(c) for c in params.columns]
+        points = [dict(zip(names, row, strict=True)) for row in params.itertuples(index=False, name=None)]
+    elif isinstance(params, Iterable) and not isinstance(params, (str, bytes)):
+        points = []
+        for point in params:
+            if not isinstance(point, Mapping):
+                raise SweepError(None, f"a list of points holds dicts of name -> value, not {point!r}")
+            points.append(dict(point))
+        names = list(dict.fromkeys(name for point in points for name in point))
+    else:
+        raise SweepError(None, f"params must be a grid (dict of name -> values), a list of dicts or a "
+                               f"DataFrame, not {type(params).__name__}")
+    if not points:
+        raise SweepError(None, "params gives no point")
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SweepError(None, f"a parameter name must be a Python identifier (it is passed to "
+                                   f"build as a keyword), not {name!r}")
+        if name in RESERVED:
+            raise SweepError(None, f"{name!r} names a column of the sweep's frames; call the parameter "
+                                   f"otherwise")
+    checked = []
+    for point in points:
+        point = {name: _plain(value) for name, value in point.items()}
+        try:
+            checked.append(check_parameters(point))
+        except InvalidInputError as exc:
+            raise SweepError(None, str(exc)) from None
+    # as JSON gives them back, so that a resumed sweep compares equal to its record
+    return json.loads(json.dumps(checked)), names
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (from a DataFrame) as the Python value it holds."""
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy":
+        return item()
+    return value
+
+
+def _new_record(exp_id: str, parameters: list[str], points: list[dict[str, Any]],
+                repetitions: int) -> dict[str, Any]:
+    runs = [{"point": p, "repetition": r, "state": PENDING, "run_dir": None, "failure": None,
+             "start": None, "end": None}
+            for r in range(repetitions) for p in range(len(points))]
+    return {"format": SWEEP_FORMAT_NAME, "version": SWEEP_FORMAT, "exp_id": exp_id,
+            "parameters": parameters, "points": points, "repetitions": repetitions,
+            "runs": runs, "abandoned": [], "updated": None}
+
+
+def _read_record(path: str) -> dict[str, Any] | None:
+    """The record in the sweep directory ``path``, checked; None if there is none."""
+    file = os.path.join(path, RECORD)
+    try:
+        with open(file, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SweepError(path, f"cannot read {RECORD}: {exc.strerror}") from None
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise SweepError(path, f"{RECORD} is damaged: {exc}") from None
+    if not isinstance(record, dict) or record.get("format") != SWEEP_FORMAT_NAME:
+        raise SweepError(path, f"{RECORD} is not a sweep record (format {SWEEP_FORMAT_NAME!r})")
+    if record.get("version") != SWEEP_FORMAT:
+        raise SweepError(path, f"{RECORD} has version {record.get('version')!r}; this nepi_lab reads "
+                               f"version {SWEEP_FORMAT}")
+    _check_record(path, record)
+    return record
+
+
+def _check_record(path: str, record: dict[str, Any]) -> None:
+    def bad(what: str) -> SweepError:
+        return SweepError(path, f"{RECORD} is damaged: {what}")
+
+    if not isinstance(record.get("exp_id"), str):
+        raise bad("exp_id must be a string")
+    names, points, repetitions = record.get("parameters"), record.get("points"), record.get("repetitions")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise bad("parameters must be a list of names")
+    if not (isinstance(points, list) and all(isinstance(p, dict) for p in points)):
+        raise bad("points must be a list of objects")
+    if type(repetitions) is not int or repetitions < 1:
+        raise bad("repetitions must be an int >= 1")
+    runs = record.get("runs")
+    if not isinstance(runs, list):
+        raise bad("runs must be a list")
+    for i, entry in enumerate(runs):
+        if not (isinstance(entry, dict) and type(entry.get("point")) is int
+                and 0 <= entry["point"] < len(points)
+                and type(entry.get("repetition")) is int and entry.get("state") in STATES):
+            raise bad(f"runs[{i}] is not a run entry (point, repetition, state)")
+        run_dir = entry.get("run_dir")
+        if run_dir is not None and (not isinstance(run_dir, str) or os.sep in run_dir
+                                    or run_dir in ("", ".", "..")):
+            raise bad(f"runs[{i}].run_dir must name a folder of the sweep directory")
+    if not isinstance(record.setdefault("abandoned", []), list):
+        raise bad("abandoned must be a list")
+
+
+def _ended(run_dir: str | None) -> bool:
+    """Whether the run directory is complete: its description says the run ended."""
+    if run_dir is None:
+        return False
+    try:
+        with open(os.path.join(run_dir, DESCRIPTION), "rb") as f:
+            description = json.loads(f.read())
+    except (OSError, ValueError):
+        return False
+    return isinstance(description, dict) and description.get("end") is not None
+
+
+def _reason(ec: ExperimentController, exc: BaseException | None) -> str:
+    """Why a run failed, in one line: the first critical failure, else the error."""
+    failures = ec.description().get("failures", [])
+    critical = [f for f in failures if f.get("critical", True)]
+    if critical:
+        f = critical[0]
+        return f"resource {f.get('guid')} ({f.get('rtype')}) failed in {f.get('step')}: " \
+               f"{f.get('error')}: {f.get('message')}"
+    if exc is not None:
+        return f"{type(exc).__name__}: {exc}"
+    return "the experiment failed"
