@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import SweepError
 from ..runner.sweep import DONE, FAILED, Sweep, load_sweep
 from .run import load_run
 
@@ -79,14 +80,18 @@ def sweep_frame(source: Any, metrics: Callable[[Any], Mapping[str, Any]] | None 
             values = metrics(load_run(sweep.run_dir(entry)))
             if not isinstance(values, Mapping):
                 values = {"metric": values}
+            taken = [name for name in values if name in sweep.parameters or name in RUN_COLUMNS]
+            if taken:
+                raise SweepError(sweep.path, f"metrics() returned {taken}: names of the frame's parameter "
+                                             f"or run columns; name the metrics otherwise")
             names.update(dict.fromkeys(values))
             row.update(values)
         rows.append(row)
-    columns = [*sweep.parameters, *RUN_COLUMNS, *(n for n in names if n not in sweep.parameters)]
+    columns = [*sweep.parameters, *RUN_COLUMNS, *names]
     frame = pd.DataFrame(rows, columns=columns)
     frame["start"] = pd.to_datetime(frame["start"], unit="s", utc=True)
     frame["duration"] = frame["duration"].astype(float)
-    frame.attrs["metrics"] = [n for n in names if n not in sweep.parameters]
+    frame.attrs["metrics"] = list(names)
     return frame
 
 

@@ -298,6 +298,9 @@ def test_frames_from_the_directory_alone_equal_the_live_ones(tmp_path, home):
     pd.testing.assert_frame_equal(sweep_frame(str(elsewhere), printed), live_frame)
     with pytest.raises(SweepError, match="no build function"):
         loaded.run()
+    # a metric named like a column would overwrite it: refused
+    with pytest.raises(SweepError, match=r"returned \['n', 'state'\]"):
+        loaded.frame(lambda run: {"n": 1, "state": 2, "fine": 3})
 
 
 # -- refusals ---------------------------------------------------------------------------------
