@@ -335,3 +335,37 @@ def test_bad_definitions_are_refused(tmp_path, home):
     more = Sweep(build, {"n": [1], "word": ["a"]}, repetitions=2, exp_id="taken", results=results)
     assert more.counts() == {"pending": 1, "running": 0, "done": 1, "failed": 0}
     assert more.run() == 1
+
+
+def test_a_run_past_its_timeout_fails_and_is_released(tmp_path, home):
+    sweep = Sweep(functools.partial(echo, home=home, seconds=30), {"n": [1], "word": ["slow"]},
+                  exp_id="slow", results=tmp_path / "results", timeout=0.5)
+    started = time.monotonic()
+    assert sweep.run() == 1
+    assert time.monotonic() - started < 15
+    (entry,) = sweep.runs
+    assert entry["state"] == "failed" and entry["failure"].startswith("WaitTimeoutError")
+    assert not _sleepers(home)
+
+
+# -- the parameters in experiment.json, checked by the one description checker ------------------
+
+@pytest.mark.parametrize("bad", [[1], {"x": [1]}, {"x": {"y": 1}}])
+def test_damaged_parameters_are_refused_by_both_readers(tmp_path, bad):
+    from nepi_lab import ExperimentFileError, RunDirectoryError
+
+    with ExperimentController(exp_id="p", local_dir=str(tmp_path), parameters={"x": 1}) as ec:
+        assert ec.parameters == {"x": 1}
+    path = os.path.join(ec.run_dir, "experiment.json")
+    with open(path) as f:
+        description = json.load(f)
+    assert description["parameters"] == {"x": 1}
+    with open(ec.save(str(tmp_path / "saved.json"))) as f:
+        assert "parameters" not in json.load(f)  # a saved experiment is not one run
+    description["parameters"] = bad
+    with open(path, "w") as f:
+        json.dump(description, f)
+    with pytest.raises(RunDirectoryError, match="parameters"):
+        load_run(ec.run_dir)
+    with pytest.raises(ExperimentFileError, match="parameters"):
+        ExperimentController.load(ec.run_dir, local_dir=str(tmp_path / "again"))
