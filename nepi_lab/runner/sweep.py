@@ -57,7 +57,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..core.controller import ExperimentController
@@ -262,7 +262,7 @@ class Sweep:
             return made
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterable[None]:
+    def _locked(self) -> Iterator[None]:
         fd = os.open(os.path.join(self.path, LOCK), os.O_RDWR | os.O_CREAT, 0o666)
         try:
             try:
