@@ -64,6 +64,8 @@ _LAZY = {
         "resources_frame", "trace_frame",
     )
 }
+#: The runner (many runs of one experiment), likewise: it sits above the core.
+_LAZY["ExperimentRunner"] = "nepi_lab.runner"
 #: The notebook layer's widgets, likewise (they load ipywidgets and matplotlib).
 _LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView", "TopologyView",
                             "draw_topology"), "nepi_lab.notebook"))
@@ -122,6 +124,7 @@ __all__ = [
     "ExperimentController",
     "ExperimentFailedError",
     "ExperimentFileError",
+    "ExperimentRunner",
     "ExperimentTypeError",
     "ExperimentVersionError",
     "ExplainView",
