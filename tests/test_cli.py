@@ -46,7 +46,8 @@ def save_experiment(path, apps: dict[str, str], critical: bool = True, **app) ->
     """An experiment file: a localhost node and one application per (name, command).
     The controller that writes it keeps its (empty) run directory beside the file: a
     module's fixture calls this outside any test's $NEPI_LAB_RESULTS."""
-    with ExperimentController(exp_id="cli-test", local_dir=os.path.join(os.path.dirname(path), "saving")) as ec:
+    saving = os.path.join(os.path.dirname(path), "saving")
+    with ExperimentController(exp_id="cli-test", local_dir=saving) as ec:
         host = ec.register_resource("linux::Node", name="host")
         for name, command in apps.items():
             ec.register_resource("linux::Application", connectedTo=host, name=name, command=command,
