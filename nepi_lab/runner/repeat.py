@@ -184,6 +184,7 @@ class ExperimentRunner:
 
     @property
     def metrics(self) -> list[float]:
+        """The metrics of the runs that went through and gave one, in run order."""
         return [r.metric for r in self.runs if r.failure is None and r.metric is not None]
 
     def __repr__(self) -> str:

@@ -57,6 +57,7 @@ def test_each_run_is_a_fresh_controller_with_a_metric_from_its_trace(template, t
     assert [r.run for r in runner.runs] == [1, 2, 3]
     run_ids = [r.run_id for r in runner.runs]
     assert len(set(run_ids)) == 3 and template.run_id not in run_ids
+    assert sorted(os.listdir(template.exp_dir)) == sorted([template.run_id, *run_ids])  # nothing else left
     for record in runner.runs:
         assert record.failure is None and record.ecstate == "TERMINATED" and record.duration > 0
         assert os.path.dirname(record.run_dir) == template.exp_dir  # same exp_id, same results root
