@@ -320,18 +320,33 @@ class ExperimentRunner:
                 if "metric" in record and "failure" not in record:
                     metrics.append(record["metric"])
                 converged = bool(evaluate(run_ec, run, metrics))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             record.setdefault("failure", "interrupted (Ctrl-C)")
+            # as leaving a ``with`` block by Ctrl-C: the run directory records the run as
+            # interrupted; a second Ctrl-C stops waiting for the release, not the release
+            try:
+                run_ec.__exit__(type(exc), exc, exc.__traceback__)
+            finally:
+                self._record(record, run_ec, started)
             raise
-        finally:
+        except BaseException:
             try:
                 run_ec.shutdown(timeout=timeout)
             finally:
-                record["ecstate"] = run_ec.ecstate.name
-                record["failures"] = tuple(str(f) for f in run_ec.failures)
-                record["duration"] = time.monotonic() - started
-                self.runs.append(RunRecord(**record))
+                self._record(record, run_ec, started)
+            raise
+        try:
+            run_ec.shutdown(timeout=timeout)
+        finally:
+            self._record(record, run_ec, started)
         return converged
+
+    def _record(self, record: dict[str, Any], run_ec: ExperimentController, started: float) -> None:
+        """Add the run to :attr:`runs`, with how its controller ended."""
+        record["ecstate"] = run_ec.ecstate.name
+        record["failures"] = tuple(str(f) for f in run_ec.failures)
+        record["duration"] = time.monotonic() - started
+        self.runs.append(RunRecord(**record))
 
     @staticmethod
     def _check(ec: Any, min_runs: Any, max_runs: Any, wait_time: Any, wait_guids: Any,
