@@ -247,8 +247,8 @@ class ExperimentRunner:
         timeout : float
             Bounds each wait of a run (deploy to end, release), in seconds.
 
-        Failures
-        --------
+        Notes
+        -----
         A run whose experiment fails (a critical resource FAILED, or a wait times out)
         is recorded in :attr:`runs` with its failure, gets no metric, counts towards
         ``max_runs``, and the runner goes on.  An exception raised by a callback is the
@@ -263,6 +263,8 @@ class ExperimentRunner:
             be called, no way to stop), before any run.
         UnknownGuidError
             A guid of ``wait_guids`` the template does not hold.
+        TimeFormatError
+            A ``wait_time`` that is neither seconds ≥ 0 nor a delay such as ``"2s"``.
         """
         limit, delay = self._check(ec, min_runs, max_runs, wait_time, wait_guids,
                                    compute_metric_callback, evaluate_convergence_callback, timeout)
