@@ -65,8 +65,8 @@ _LAZY = {
         "resources_frame", "sweep_frame", "sweep_summary", "trace_frame",
     )
 }
-#: The runs layer (sweeps), likewise.
-_LAZY.update(dict.fromkeys(("Sweep", "load_sweep"), "nepi_lab.runner"))
+#: The runner layer (repetitions, sweeps), likewise: it sits above the core.
+_LAZY.update(dict.fromkeys(("ExperimentRunner", "Sweep", "load_sweep"), "nepi_lab.runner"))
 #: The notebook layer's widgets, likewise (they load ipywidgets and matplotlib).
 _LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView", "TopologyView",
                             "draw_topology"), "nepi_lab.notebook"))
@@ -128,6 +128,7 @@ __all__ = [
     "ExperimentController",
     "ExperimentFailedError",
     "ExperimentFileError",
+    "ExperimentRunner",
     "ExperimentTypeError",
     "ExperimentVersionError",
     "ExplainView",
