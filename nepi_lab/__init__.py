@@ -88,9 +88,10 @@ def _register_views() -> None:
     register_view("controller_html", lazy("nepi_lab.notebook.html", "controller_html"))
     register_view("resource_html", lazy("nepi_lab.notebook.html", "resource_html"))
     register_view("draw", lazy("nepi_lab.notebook.drawing", "draw"))
-    # a sweep (runs layer) is tabulated by the analysis layer above it
+    # sweeps and repetitions (runs layer) are tabulated by the analysis layer above it
     register_view("sweep_frame", lazy("nepi_lab.analysis.sweep", "sweep_frame"))
     register_view("sweep_summary", lazy("nepi_lab.analysis.sweep", "sweep_summary"))
+    register_view("runner_frame", lazy("nepi_lab.analysis.sweep", "runner_frame"))
 
 
 _register_views()

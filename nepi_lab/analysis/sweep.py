@@ -5,10 +5,9 @@ this module reads the record and the run directories.  :meth:`Sweep.frame` and
 :meth:`Sweep.summary` call these functions through the core's hook, so both give the
 same frames, from a live sweep or from its directory alone.
 
-Confidence intervals use Student's t (two-sided 95 %): its quantiles for 1 to 30
-degrees of freedom from a table (four decimals), and beyond, the Cornish-Fisher
-expansion ``z + (z^3 + z) / 4df + (5z^5 + 16z^3 + 3z) / 96df^2`` around the normal
-quantile (error under 1e-4 from df = 30 on), so that scipy is not needed.
+Confidence intervals use Student's t (two-sided 95 %), from
+:func:`nepi_lab.runner.repeat.t_quantile_95` (a table, then the Cornish-Fisher
+expansion: no scipy), as ExperimentRunner's convergence rule does.
 """
 
 from __future__ import annotations
@@ -19,30 +18,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import SweepError
+from ..runner.repeat import ExperimentRunner, RunRecord, t_quantile_95
 from ..runner.sweep import DONE, FAILED, Sweep, load_sweep
 from .run import load_run
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Two-sided 95 % quantiles of Student's t (0.975), for 1 to 30 degrees of freedom.
-_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-_Z975 = 1.959963984540054
 
 #: Columns of :func:`sweep_frame` before the metrics (after the parameters).
 RUN_COLUMNS = ["repetition", "point", "run_id", "state", "failure", "start", "duration"]
-
-
-def t_quantile_975(df: int) -> float:
-    """Student's t 0.975 quantile for ``df`` degrees of freedom (table, then Cornish-Fisher)."""
-    if df < 1:
-        return math.nan
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = _Z975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 def _as_sweep(source: Any, metrics: Any) -> Sweep:
@@ -127,8 +112,17 @@ def sweep_summary(source: Any, metrics: Callable[[Any], Mapping[str, Any]] | Non
             n = len(values)
             mean = values.mean() if n else math.nan
             std = values.std(ddof=1) if n > 1 else math.nan
-            half = t_quantile_975(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+            half = t_quantile_95(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
             row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_count": n,
                         f"{name}_ci_low": mean - half, f"{name}_ci_high": mean + half})
         rows.append(row)
     return pd.DataFrame(rows).set_index("point")
+
+
+def runner_frame(runner: ExperimentRunner) -> pd.DataFrame:
+    """:meth:`ExperimentRunner.frame <nepi_lab.runner.repeat.ExperimentRunner.frame>`: one
+    row per run, the fields of :class:`~nepi_lab.runner.repeat.RunRecord` as columns."""
+    import pandas as pd
+
+    columns = list(RunRecord.__dataclass_fields__)
+    return pd.DataFrame([r.to_dict() for r in runner.runs], columns=columns)

@@ -5,7 +5,7 @@
 show belongs to the notebook layer.  The layers above the core register their
 functions here by name (``nepi_lab/__init__.py`` registers the notebook layer's, which
 are imported only when first called), so the core imports no view, not even lazily.
-The runs layer (:mod:`nepi_lab.runner`) reaches the analysis layer's sweep frames
+The runs layer (:mod:`nepi_lab.runner`) reaches the analysis layer's frames (sweeps, repetitions)
 through the same hook, for the same reason: it sits below the analysis layer.
 
 =====================  ==========================================================
@@ -16,6 +16,7 @@ name                   called as
 ``"draw"``             ``f(ec, ax=None, **options) -> matplotlib Axes``
 ``"sweep_frame"``      ``f(sweep, metrics=None) -> DataFrame`` (``Sweep.frame``)
 ``"sweep_summary"``    ``f(sweep, metrics=None) -> DataFrame`` (``Sweep.summary``)
+``"runner_frame"``     ``f(runner) -> DataFrame`` (``ExperimentRunner.frame``)
 =====================  ==========================================================
 """
 

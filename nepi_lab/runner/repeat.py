@@ -54,11 +54,11 @@ DEFAULT_MAX_RUNS = 100
 #: the mean's magnitude (5 %: NEPI's figure, with the right quantile).
 DEFAULT_RELATIVE_HALF_WIDTH = 0.05
 
-#: Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (the usual
-#: table, e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2, to three decimals).
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+#: Two-sided 95 % quantiles of Student's t (its 0.975 quantile) for 1..30 degrees of
+#: freedom (the usual table, e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2, to four decimals).
+_T95 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+        2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+        2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
 
 
 def t_quantile_95(df: int) -> float:
@@ -66,10 +66,10 @@ def t_quantile_95(df: int) -> float:
 
     From the table for ``df`` ≤ 30; beyond, the Cornish–Fisher expansion around the
     normal quantile z = 1.959964 (z + (z³ + z)/4df + (5z⁵ + 16z³ + 3z)/96df²), within
-    0.001 of the exact value there.
+    1e-4 of the exact value there.  (Sweep summaries use it too.)
 
     >>> t_quantile_95(4)
-    2.776
+    2.7764
     >>> round(t_quantile_95(1000), 3)
     1.962
     """
@@ -193,12 +193,11 @@ class ExperimentRunner:
                 f"{'converged' if self.converged else 'not converged'}>")
 
     def frame(self) -> Any:
-        """The runs as a pandas DataFrame, one row per :class:`RunRecord` (pandas is
-        imported here, not with the runner)."""
-        import pandas as pd
+        """The runs as a pandas DataFrame, one row per :class:`RunRecord` (made by the
+        analysis layer: :func:`nepi_lab.analysis.sweep.runner_frame`)."""
+        from .sweep import analysis_function
 
-        columns = list(RunRecord.__dataclass_fields__)
-        return pd.DataFrame([r.to_dict() for r in self.runs], columns=columns)
+        return analysis_function("runner_frame")(self)
 
     def run(self, ec: ExperimentController, min_runs: int = 1, max_runs: int = -1,
             wait_time: float | str = 0, wait_guids: Sequence[int] = (),

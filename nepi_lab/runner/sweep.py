@@ -336,12 +336,12 @@ class Sweep:
 
     def frame(self, metrics: Callable[[Any], Mapping[str, Any]] | None = None) -> Any:
         """One row per run (see :func:`nepi_lab.analysis.sweep_frame`)."""
-        return _analysis("sweep_frame")(self, metrics=metrics)
+        return analysis_function("sweep_frame")(self, metrics=metrics)
 
     def summary(self, metrics: Callable[[Any], Mapping[str, Any]] | None = None) -> Any:
         """One row per point: mean, std, count and 95 % confidence interval of each
         metric (see :func:`nepi_lab.analysis.sweep_summary`)."""
-        return _analysis("sweep_summary")(self, metrics=metrics)
+        return analysis_function("sweep_summary")(self, metrics=metrics)
 
 
 def load_sweep(path: str | os.PathLike[str],
@@ -352,7 +352,9 @@ def load_sweep(path: str | os.PathLike[str],
 
 # == helpers ===========================================================================
 
-def _analysis(name: str) -> Callable[..., Any]:
+def analysis_function(name: str) -> Callable[..., Any]:
+    """The analysis layer's function ``name``, through the core's hook (:mod:`nepi_lab.core.display`):
+    this layer sits below the analysis layer and never imports it."""
     function = view(name)
     if function is None:  # only if nepi_lab/__init__.py was bypassed
         raise RuntimeError(f"no {name} is registered: import nepi_lab.analysis")

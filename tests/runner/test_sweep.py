@@ -20,7 +20,6 @@ import pytest
 
 from nepi_lab import ExperimentController, InvalidInputError, Sweep, SweepError, load_run, load_sweep
 from nepi_lab.analysis import sweep_frame, sweep_summary
-from nepi_lab.analysis.sweep import t_quantile_975
 
 from .builds import echo, printed
 
@@ -103,15 +102,6 @@ def test_frame_and_summary_against_the_traces(tmp_path, home):
     # the same through the analysis functions
     pd.testing.assert_frame_equal(sweep_frame(sweep), frame)
     pd.testing.assert_frame_equal(sweep_summary(sweep), summary)
-
-
-def test_t_quantiles():
-    assert t_quantile_975(1) == 12.7062 and t_quantile_975(30) == 2.0423
-    # beyond the table: the Cornish-Fisher expansion (reference values of t 0.975)
-    assert t_quantile_975(40) == pytest.approx(2.0211, abs=2e-4)
-    assert t_quantile_975(120) == pytest.approx(1.9799, abs=2e-4)
-    assert t_quantile_975(10**6) == pytest.approx(1.95996, abs=1e-4)
-    assert math.isnan(t_quantile_975(0))
 
 
 # -- other ways to give the points ------------------------------------------------------------
