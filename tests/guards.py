@@ -3,8 +3,10 @@ controller per test."""
 
 from __future__ import annotations
 
+import os
 import threading
 
+import psutil
 import pytest
 
 from nepi_lab import ExperimentController
@@ -44,3 +46,20 @@ def controller_fixture(exp_id: str, folder: str = ""):
         controller.shutdown()
 
     return ec
+
+
+@pytest.fixture(autouse=True)
+def no_child_left():
+    """No test leaves a child process of this interpreter running (zombies aside)."""
+    yield
+    me = psutil.Process(os.getpid())
+    left = [c for c in me.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+    assert left == [], [c.cmdline() for c in left]
+
+
+@pytest.fixture
+def home(tmp_path):
+    """The nodes' ``home``: never the real $HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return str(path)

@@ -230,18 +230,24 @@ def imported_modules(path: str, package: str) -> set[str]:
     return names
 
 
-def test_the_core_imports_no_layer_above_it():
+def layer_offences(package: str, above: tuple[str, ...]) -> dict[str, list[str]]:
+    """Per source file of ``package``: what it imports from ``above``."""
     import glob
+    import importlib
     import os
 
-    core = os.path.dirname(nepi_lab.core.__file__)
+    folder = os.path.dirname(importlib.import_module(package).__file__)
     offending = {}
-    for path in sorted(glob.glob(os.path.join(core, "*.py"))):
-        bad = sorted(m for m in imported_modules(path, "nepi_lab.core")
-                     if any(m == layer or m.startswith(layer + ".") for layer in LAYERS_ABOVE_CORE))
+    for path in sorted(glob.glob(os.path.join(folder, "*.py"))):
+        bad = sorted(m for m in imported_modules(path, package)
+                     if any(m == layer or m.startswith(layer + ".") for layer in above))
         if bad:
             offending[os.path.basename(path)] = bad
-    assert offending == {}
+    return offending
+
+
+def test_the_core_imports_no_layer_above_it():
+    assert layer_offences("nepi_lab.core", LAYERS_ABOVE_CORE) == {}
 
 
 #: What the runs layer (nepi_lab.runner) may never import: the layers above it, and
@@ -251,19 +257,7 @@ LAYERS_ABOVE_RUNNER = ("nepi_lab.notebook", "nepi_lab.analysis", "nepi_lab.lab",
 
 
 def test_the_runs_layer_imports_no_layer_above_it():
-    import glob
-    import os
-
-    import nepi_lab.runner
-
-    runner = os.path.dirname(nepi_lab.runner.__file__)
-    offending = {}
-    for path in sorted(glob.glob(os.path.join(runner, "*.py"))):
-        bad = sorted(m for m in imported_modules(path, "nepi_lab.runner")
-                     if any(m == layer or m.startswith(layer + ".") for layer in LAYERS_ABOVE_RUNNER))
-        if bad:
-            offending[os.path.basename(path)] = bad
-    assert offending == {}
+    assert layer_offences("nepi_lab.runner", LAYERS_ABOVE_RUNNER) == {}
 
 
 def test_the_layering_check_sees_a_relative_import(tmp_path):

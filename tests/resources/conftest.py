@@ -3,22 +3,11 @@ it), a temporary ``home`` and a controller writing into the test's temporary fol
 
 from __future__ import annotations
 
-import os
-
-import psutil
 import pytest
 
 from nepi_lab import ExperimentController
 
-from ..guards import thread_leak_guard
-
-
-@pytest.fixture
-def home(tmp_path):
-    """The nodes' ``home``: never the real $HOME."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return str(path)
+from ..guards import home, no_child_left, thread_leak_guard  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -31,12 +20,3 @@ def ec(request, tmp_path):
 
 
 no_thread_leak = thread_leak_guard(2.0)
-
-
-@pytest.fixture(autouse=True)
-def no_child_left():
-    """No test leaves a child process of this interpreter running."""
-    yield
-    me = psutil.Process(os.getpid())
-    left = [c for c in me.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
-    assert left == [], [c.cmdline() for c in left]
