@@ -47,6 +47,8 @@ from ..core.run_directory import (
     resource_folder,
 )
 from ..core.traces import TraceAttr, check_name
+from ..runner.sweep import RECORD as SWEEP_RECORD
+from ..runner.sweep import Sweep, load_sweep
 from . import parsers as _parsers
 from ._common import text_dtype
 from .errors import TraceNotFoundError
@@ -94,6 +96,10 @@ class Run(_Frames):
     """
 
     path: str
+    #: Columns joined into this run's frames right after ``run_id``: for a run of a
+    #: sweep read by :func:`load_runs`, its point's parameters, ``repetition`` and
+    #: ``point``; empty otherwise.
+    point_columns: dict[str, Any] = {}  # noqa: RUF012 - replaced, never changed in place
 
     # -- what subclasses provide ------------------------------------------------------
 
@@ -346,6 +352,18 @@ def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet
 
     Sub-folders that are not runs (no ``experiment.json`` nor ``events.jsonl``) are
     ignored; a damaged run is an error, as in :func:`load_run`.
+
+    A sweep directory (one holding ``sweep.json``) gives the runs of the sweep, and
+    their frames carry the point's columns after ``run_id``: the parameters (from each
+    run's ``experiment.json``), ``repetition`` and ``point`` (from ``sweep.json``), so
+    that a frame over every run groups by parameter.  A column of the data named like a
+    parameter is renamed: ``_data`` suffix in a trace frame, ``_attribute`` in a
+    resources frame.
+
+    Example
+    -------
+    >>> runs = load_runs(sweep.path)                                   # doctest: +SKIP
+    >>> trace_frame(runs, 2, "stdout").groupby(["rate", "loss"]).size()
     """
     exp_dir = os.path.abspath(os.fspath(exp_dir))
     try:
@@ -362,7 +380,48 @@ def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet
         raise RunDirectoryError(exp_dir, "no run directory in it (a run directory holds "
                                          f"{DESCRIPTION} and {EVENTS}); give <results>/<exp_id>")
     runs.sort(key=lambda r: r.run_id)
+    if os.path.exists(os.path.join(exp_dir, SWEEP_RECORD)):
+        _join_sweep(runs, load_sweep(exp_dir))
     return RunSet(runs, exp_dir)
+
+
+def _join_sweep(runs: list[Run], sweep: Sweep) -> None:
+    """Give each run of ``sweep`` its point's columns (:attr:`Run.point_columns`)."""
+    entries = {entry["run_dir"]: entry for entry in sweep.runs if entry.get("run_dir")}
+    for run in runs:
+        entry = entries.get(os.path.basename(run.path))
+        if entry is None:  # not a run of the record (put there by hand): NA in those columns
+            point: dict[str, Any] = dict.fromkeys(sweep.parameters)
+            entry = {"repetition": None, "point": None}
+        else:
+            point = {**sweep.points[entry["point"]], **run.parameters}
+        run.point_columns = {**{name: point.get(name) for name in sweep.parameters},
+                             "repetition": entry["repetition"], "point": entry["point"]}
+
+
+def _with_point_columns(frame: pd.DataFrame, run: Run, suffix: str) -> pd.DataFrame:
+    """``frame`` with ``run``'s point columns after ``run_id`` (a data column named like one
+    of them gets ``suffix``)."""
+    import pandas as pd
+
+    columns = run.point_columns
+    if not columns:
+        return frame
+    attrs = frame.attrs
+    frame = frame.rename(columns={c: f"{c}{suffix}" for c in frame.columns if c in columns})
+    index = frame.index
+    joined = {}
+    for name, value in columns.items():
+        if name in ("repetition", "point"):
+            joined[name] = pd.Series(value, index=index, dtype="Int64")
+        elif isinstance(value, str):
+            joined[name] = pd.Series(value, index=index, dtype=text_dtype())
+        else:  # a number, a bool, None: as pandas infers it, the same way for every run
+            joined[name] = pd.Series([value] * len(index), index=index,
+                                     dtype=None if value is not None else object)
+    frame = pd.concat([frame.iloc[:, :1], pd.DataFrame(joined, index=index), frame.iloc[:, 1:]], axis=1)
+    frame.attrs = attrs
+    return frame
 
 
 def _event_table(records: list[Any]) -> pd.DataFrame:
@@ -449,7 +508,7 @@ def trace_frame(source: Any, guid: int | Iterable[int], name: str,
     frames = []
     for run in as_runs(source):
         for g in guids:
-            frames.append(_one_trace_frame(run, g, name, parser))
+            frames.append(_with_point_columns(_one_trace_frame(run, g, name, parser), run, "_data"))
     if len(frames) == 1:
         return frames[0]
     combined = pd.concat(frames, ignore_index=True)
@@ -500,7 +559,7 @@ def events_frame(source: Any) -> pd.DataFrame:
     """
     import pandas as pd
 
-    frames = [_events(run) for run in as_runs(source)]
+    frames = [_with_point_columns(_events(run), run, "_data") for run in as_runs(source)]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     frame.attrs = {"malformed": sum(f.attrs["malformed"] for f in frames),
                    "malformed_examples": [e for f in frames for e in f.attrs["malformed_examples"]][:5]}
@@ -549,7 +608,7 @@ def resources_frame(source: Any) -> pd.DataFrame:
     """
     import pandas as pd
 
-    frames = [_resources(run) for run in as_runs(source)]
+    frames = [_with_point_columns(_resources(run), run, "_attribute") for run in as_runs(source)]
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)

@@ -84,9 +84,10 @@ ABANDONED = "abandoned"
 #: The states of a run in the record.
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STATES = (PENDING, RUNNING, DONE, FAILED)
-#: Columns of a sweep's frame that no parameter may be named.
+#: Columns of a sweep's frames that no parameter may be named: those of ``frame()`` and
+#: ``summary()``, and the identity columns of the runs' frames (``load_runs(sweep.path)``).
 RESERVED = frozenset({"repetition", "point", "run_id", "state", "failure", "start", "duration", "runs",
-                      "failed"})
+                      "failed", "guid", "type", "trace"})
 
 
 class Sweep:
