@@ -92,6 +92,7 @@ def _register_views() -> None:
     register_view("sweep_frame", lazy("nepi_lab.analysis.sweep", "sweep_frame"))
     register_view("sweep_summary", lazy("nepi_lab.analysis.sweep", "sweep_summary"))
     register_view("runner_frame", lazy("nepi_lab.analysis.sweep", "runner_frame"))
+    register_view("sweep_plot", lazy("nepi_lab.analysis.plots", "plot_sweep"))
 
 
 _register_views()

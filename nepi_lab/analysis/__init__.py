@@ -16,6 +16,7 @@ tidy frames that concatenate across resources and runs.
 :func:`plot_timeline`    the run's resources over time, coloured by state
 :func:`plot_rtt`         ping round-trip times over time
 :func:`plot_throughput`  iperf3 throughput over time, per stream
+:func:`plot_sweep`       a sweep's metric against a parameter, 95 % CI error bars
 =======================  ===========================================================
 
 pandas is imported by the functions that build frames and matplotlib by those that
@@ -46,7 +47,7 @@ from .parsers import (
     set_default_parser,
     unregister_parser,
 )
-from .plots import STATE_COLOURS, plot_rtt, plot_throughput, plot_timeline
+from .plots import STATE_COLOURS, plot_rtt, plot_sweep, plot_throughput, plot_timeline
 from .run import (
     SUPPORTED_VERSIONS,
     Run,
@@ -81,6 +82,7 @@ __all__ = [
     "parse_tcpdump",
     "parser_names",
     "plot_rtt",
+    "plot_sweep",
     "plot_throughput",
     "plot_timeline",
     "register_parser",

@@ -1,4 +1,4 @@
-"""Plots of a run: its timeline, ping round-trip times, iperf3 throughput.
+"""Plots of a run (its timeline, ping round-trip times, iperf3 throughput) and of a sweep.
 
 Each function takes a source (an ExperimentController, a run directory, a
 :class:`~nepi_lab.analysis.Run`) or, for the measurement plots, a frame from
@@ -295,4 +295,64 @@ def plot_throughput(data: Any, ax: Axes | None = None) -> Axes:
     ax.grid(color="#dddddd", linewidth=0.6)
     if len(ax.lines):
         ax.legend(fontsize=8)
+    return ax
+
+
+def plot_sweep(data: Any, x: str, y: str, hue: str | None = None, ax: Axes | None = None,
+               metrics: Any = None) -> Axes:
+    """A metric of a sweep against a parameter: its mean per point with the 95 % confidence
+    interval as error bars, one line per value of ``hue``.
+
+    Parameters
+    ----------
+    data
+        A frame from :func:`~nepi_lab.analysis.sweep_summary`, a :class:`~nepi_lab.Sweep`
+        or a sweep directory (then summarised with ``metrics``, or the sweep's own).
+    x : str
+        The parameter along the x axis (numbers are spaced as numbers, other values as
+        categories, in the order of the points).
+    y : str
+        The metric (or ``"duration"``): its ``<y>_mean`` is drawn, the bars reach
+        ``<y>_ci_low`` and ``<y>_ci_high`` (none where a point has fewer than two runs).
+    hue : str or None
+        The parameter whose values each get a line.  Every other parameter must hold
+        one value (select rows of the summary first), or the lines would mix points.
+
+    Example
+    -------
+    >>> ax = plot_sweep(sweep, x="rate", y="throughput", hue="loss")  # doctest: +SKIP
+    >>> ax.figure.savefig("sweep.png", dpi=120)
+    """
+    import pandas as pd
+
+    from .sweep import sweep_summary
+
+    summary = data if isinstance(data, pd.DataFrame) else sweep_summary(data, metrics)
+    mean = f"{y}_mean"
+    for column in (x, mean) + ((hue,) if hue is not None else ()):
+        if column not in summary:
+            raise InvalidInputError(f"the summary has no {column!r} column: x and hue are parameters, y a "
+                                    f"metric (or 'duration'); it has {list(summary.columns)}")
+    parameters = list(summary.columns[: list(summary.columns).index("runs")]) if "runs" in summary else []
+    mixed = [p for p in parameters if p not in (x, hue) and summary[p].nunique(dropna=False) > 1]
+    if mixed:
+        raise InvalidInputError(f"parameters {mixed} vary too: pass one as hue=, or select rows, e.g. "
+                                f"summary[summary[{mixed[0]!r}] == value]")
+    ax = _axes(ax, (7, 4.5))
+    groups = summary.groupby(hue, sort=True, dropna=False) if hue is not None else [(None, summary)]
+    numeric = pd.api.types.is_numeric_dtype(summary[x])
+    for value, group in groups:
+        if numeric:
+            group = group.sort_values(x, kind="stable")
+        means = group[mean].to_numpy(dtype=float)
+        half = means - group[f"{y}_ci_low"].to_numpy(dtype=float)
+        xs = group[x].to_numpy(dtype=float) if numeric else group[x].astype(str).to_list()
+        ax.errorbar(xs, means, yerr=half, marker="o", capsize=4, linewidth=1.4,
+                    label=None if hue is None else f"{hue} = {value}")
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{y} (mean, 95 % CI)")
+    ax.set_title(f"{y} against {x}" + (f", by {hue}" if hue is not None else ""))
+    ax.grid(color="#dddddd", linewidth=0.6)
+    if hue is not None:
+        ax.legend(title=hue, fontsize=8)
     return ax

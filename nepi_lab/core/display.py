@@ -17,6 +17,7 @@ name                   called as
 ``"sweep_frame"``      ``f(sweep, metrics=None) -> DataFrame`` (``Sweep.frame``)
 ``"sweep_summary"``    ``f(sweep, metrics=None) -> DataFrame`` (``Sweep.summary``)
 ``"runner_frame"``     ``f(runner) -> DataFrame`` (``ExperimentRunner.frame``)
+``"sweep_plot"``       ``f(sweep, x, y, hue=None, ax=None, metrics=None) -> Axes`` (``Sweep.plot``)
 =====================  ==========================================================
 """
 

@@ -43,10 +43,10 @@ Order: a grid ``{"a": [1, 2], "b": ["x", "y"]}`` gives its points as
 then every point a second time ...), so that an interrupted sweep has covered every
 point as evenly as it could.
 
-Frames (:meth:`Sweep.frame`, :meth:`Sweep.summary`) are built by the analysis layer
-(:func:`nepi_lab.analysis.sweep_frame`); this module, below it, reaches them through
-the core's display hook (``nepi_lab/__init__.py`` registers them), never by importing
-it.
+Frames (:meth:`Sweep.frame`, :meth:`Sweep.summary`) and the plot (:meth:`Sweep.plot`)
+are built by the analysis layer (:func:`nepi_lab.analysis.sweep_frame`); this module,
+below it, reaches them through the core's display hook (``nepi_lab/__init__.py``
+registers them), never by importing it.
 """
 
 from __future__ import annotations
@@ -343,6 +343,12 @@ class Sweep:
         """One row per point: mean, std, count and 95 % confidence interval of each
         metric (see :func:`nepi_lab.analysis.sweep_summary`)."""
         return analysis_function("sweep_summary")(self, metrics=metrics)
+
+    def plot(self, x: str, y: str, hue: str | None = None, ax: Any = None,
+             metrics: Callable[[Any], Mapping[str, Any]] | None = None) -> Any:
+        """A metric against a parameter with 95 % confidence intervals, one line per value
+        of ``hue``; returns the matplotlib Axes (see :func:`nepi_lab.analysis.plot_sweep`)."""
+        return analysis_function("sweep_plot")(self, x=x, y=y, hue=hue, ax=ax, metrics=metrics)
 
 
 def load_sweep(path: str | os.PathLike[str],

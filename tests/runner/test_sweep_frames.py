@@ -1,5 +1,6 @@
 """A sweep's runs as frames with their point's columns joined in (``load_runs`` of a sweep
-directory): real localhost applications, checked against the traces on disk."""
+directory), and the error-bar plot of a metric against a parameter: real localhost
+applications, checked against the traces on disk and the artists drawn."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import functools
 import os
 import shutil
 
+import matplotlib
 import pandas as pd
 import pytest
 
-from nepi_lab import Sweep, SweepError, load_runs
+from nepi_lab import InvalidInputError, Sweep, SweepError, load_runs
+from nepi_lab.analysis import plot_sweep, sweep_summary
 
-from .builds import echo
+from .builds import echo, printed
+
+matplotlib.use("Agg")
 
 GRID = {"n": [1, 2], "word": ["a", "b"]}
 POINT_COLUMNS = ["run_id", "n", "word", "repetition", "point"]
@@ -93,3 +98,42 @@ def test_an_attribute_named_like_a_parameter_is_renamed(tmp_path, home):
 def test_the_runs_frames_identity_columns_are_reserved(tmp_path, name):
     with pytest.raises(SweepError, match=f"'{name}' names a column"):
         Sweep(shout, {name: [1]}, exp_id="x", results=tmp_path / "results")
+
+
+def test_plot_sweep_draws_the_summary_with_its_confidence_intervals(tmp_path, home):
+    sweep = Sweep(functools.partial(echo, home=home), GRID, repetitions=3, exp_id="plotted",
+                  results=tmp_path / "results", metrics=printed)
+    assert sweep.run() == 12
+    summary = sweep.summary()
+    assert (summary["value_count"] == 3).all() and summary["value_std"].notna().all()
+
+    ax = plot_sweep(summary, x="n", y="value", hue="word")
+    assert len(ax.containers) == 2  # one errorbar container per word
+    for container, word in zip(ax.containers, ["a", "b"], strict=True):
+        expected = summary[summary["word"] == word].sort_values("n")
+        line, _, (bars,) = container.lines
+        assert container.get_label() == f"word = {word}"
+        assert list(line.get_xdata()) == [1.0, 2.0]
+        assert list(line.get_ydata()) == pytest.approx(expected["value_mean"].tolist())
+        half = (expected["value_ci_high"] - expected["value_ci_low"]) / 2
+        segments = bars.get_segments()
+        assert [s[0][0] for s in segments] == [1.0, 2.0]
+        assert [s[1][1] - s[0][1] for s in segments] == pytest.approx((2 * half).tolist())
+        assert [s[0][1] for s in segments] == pytest.approx(expected["value_ci_low"].tolist())
+    assert ax.get_xlabel() == "n" and "value" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["word = a", "word = b"]
+    ax.figure.savefig(os.environ.get("NEPI_LAB_SWEEP_PNG", tmp_path / "sweep.png"), dpi=100)
+
+    # the same from the sweep (through the core's hook) and from its directory alone
+    for other in (sweep.plot(x="n", y="value", hue="word"),
+                  plot_sweep(sweep.path, x="n", y="value", hue="word", metrics=printed)):
+        assert [list(c.lines[0].get_ydata()) for c in other.containers] == \
+            [list(c.lines[0].get_ydata()) for c in ax.containers]
+    pd.testing.assert_frame_equal(sweep_summary(sweep.path, printed), summary)
+
+    with pytest.raises(InvalidInputError, match=r"parameters \['word'\] vary too"):
+        plot_sweep(summary, x="n", y="value")
+    with pytest.raises(InvalidInputError, match="no 'nothing_mean' column"):
+        plot_sweep(summary, x="n", y="nothing", hue="word")
+    one_word = plot_sweep(summary[summary["word"] == "a"], x="n", y="value")
+    assert len(one_word.containers) == 1 and one_word.get_legend() is None
