@@ -24,7 +24,7 @@ from nepi_lab.cli import FAILED_STATUS, INTERRUPTED_STATUS, TIMEOUT_STATUS, USAG
 from .resources.linux.conftest import all_gone, processes_with
 
 COMMAND = [sys.executable, "-m", "nepi_lab.cli"]
-SUBCOMMANDS = ("run", "show", "types", "demo", "version", "cleanup")
+SUBCOMMANDS = ("run", "show", "types", "demo", "sweep", "version", "cleanup")
 
 
 def nepi_lab(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
