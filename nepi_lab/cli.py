@@ -591,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = command("sweep", "look at a sweep's directory",
                     "Look at a parameter sweep (nepi_lab.Sweep) from its directory alone.")
-    sweep_commands = sweep.add_subparsers(dest="sweep_command", required=True, metavar="COMMAND")
+    sweep_commands = sweep.add_subparsers(dest="sweep_command", required=True, metavar="{status}")
     status = sweep_commands.add_parser(
         "status", help="a sweep's counts per state and its runs", epilog=_EPILOG,
         description="Show a sweep from its directory alone (sweep.json and its run directories; no "
