@@ -2,6 +2,7 @@
 
 ``nepi-lab run FILE``    run a saved experiment (``ec.save()``'s file, or a run directory) headless
 ``nepi-lab show RUN``    a finished run from its directory alone: states, failures, times, traces
+``nepi-lab sweep status DIR`` a sweep from its directory alone: counts per state, one row per run
 ``nepi-lab types [NAME]`` the registered resource types; with a name, its attributes and traces
 ``nepi-lab demo``        run a small real experiment on this machine and print its summary
 ``nepi-lab cleanup``     stop what crashed runs left (processes here and on SSH hosts, network
@@ -12,12 +13,12 @@ Exit status, for every subcommand:
 
 ====  =======================================================================================
 0     done: the experiment finished (non-critical failures are listed, not counted), the run
-      or the type was shown
+      or the type or sweep was shown
 1     the experiment failed: a critical resource failed, so everything was stopped and
       released (``run``); the demo did not behave as expected; ``cleanup``: namespaces need root
 2     a user error, said in one line on standard error: a bad command line, a file or folder
-      that is missing, unreadable or damaged, an unknown type, resource or attribute, a
-      value of the wrong type, a results folder that cannot hold a run
+      that is missing, unreadable or damaged (a sweep directory too), an unknown type,
+      resource or attribute, a value of the wrong type, a results folder that cannot hold a run
 3     ``cleanup``: a host could not be reached; its leftovers stay recorded for the next try
 124   ``run --timeout``: the time ran out before every resource finished; everything was
       stopped and released (as GNU ``timeout``)
@@ -26,7 +27,8 @@ Exit status, for every subcommand:
 ====  =======================================================================================
 
 The CLI sits above the resource back ends and below the analysis layer: it reads run
-directories through :mod:`nepi_lab.core.run_directory`, never through pandas.
+directories through :mod:`nepi_lab.core.run_directory` and sweep directories through the
+runs layer's record (:func:`nepi_lab.runner.sweep.load_sweep`), never through pandas.
 """
 
 from __future__ import annotations
@@ -218,6 +220,50 @@ def _size(size: int) -> str:
             return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024  # type: ignore[assignment]
     return str(size)
+
+
+# -- nepi-lab sweep status ----------------------------------------------------------------
+
+#: Rows of ``nepi-lab sweep status`` shown without ``--all``.
+SWEEP_ROWS = 40
+#: Characters of a failed run's reason in ``nepi-lab sweep status`` (sweep.json has all of it).
+FAILURE_WIDTH = 70
+
+
+def _sweep_status(args: argparse.Namespace) -> int:
+    from ._summary import format_seconds, print_rows
+    from .runner.sweep import load_sweep
+
+    if not os.path.isdir(args.sweep_dir):
+        raise UserError(f"{args.sweep_dir}: no such directory" if not os.path.exists(args.sweep_dir)
+                        else f"{args.sweep_dir}: not a directory (a sweep is <results>/<exp_id>/)")
+    sweep = load_sweep(args.sweep_dir)
+    counts = sweep.counts()
+    abandoned = len(sweep.abandoned)
+    print(f"sweep {sweep.exp_id} in {sweep.path}")
+    names = ", ".join(sweep.parameters) or "no parameters"
+    print(f"  {len(sweep.points)} points ({names}) x {sweep.repetitions} repetitions "
+          f"= {len(sweep.runs)} runs")
+    print(f"  {', '.join(f'{counts[s]} {s}' for s in ('done', 'failed', 'pending', 'running'))}, "
+          f"{abandoned} abandoned" + (f" (kept in {sweep.path}/abandoned)" if abandoned else ""))
+    runs = sweep.runs
+    shown = runs if args.all else runs[:SWEEP_ROWS]
+    rows = []
+    for entry in shown:
+        point = sweep.points[entry["point"]]
+        start, end = entry.get("start"), entry.get("end")
+        timed = isinstance(start, (int, float)) and isinstance(end, (int, float))
+        took = format_seconds(end - start) if timed else ""
+        failure = " ".join(str(entry.get("failure") or "").split())
+        if len(failure) > FAILURE_WIDTH:
+            failure = failure[:FAILURE_WIDTH - 3] + "..."
+        rows.append((*(_shown_value(point.get(p)) for p in sweep.parameters), str(entry["repetition"]),
+                     entry["state"], took, entry.get("run_dir") or "", failure))
+    print()
+    print_rows((*sweep.parameters, "repetition", "state", "duration", "run", "failure"), rows)
+    if len(shown) < len(runs):
+        print(f"... {len(runs) - len(shown)} more runs not shown (--all shows every run)")
+    return 0
 
 
 # -- nepi-lab run ------------------------------------------------------------------------
@@ -496,8 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="nepi-lab", description="Network experiments with nepi_lab: run saved experiments, show "
-                                     "finished runs, list resource types, run the demo.", epilog=_EPILOG)
+        prog="nepi-lab", epilog=_EPILOG,
+        description="Network experiments with nepi_lab: run saved experiments, show finished runs and "
+                    "sweeps, list resource types, run the demo.")
     parser.add_argument("--version", action="version", version=f"nepi-lab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -542,6 +589,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="results root (default: $NEPI_LAB_RESULTS, else ~/.local/share/nepi_lab/results)")
     demo.set_defaults(run=_demo)
 
+    sweep = command("sweep", "look at a sweep's directory",
+                    "Look at a parameter sweep (nepi_lab.Sweep) from its directory alone.")
+    sweep_commands = sweep.add_subparsers(dest="sweep_command", required=True, metavar="{status}")
+    status = sweep_commands.add_parser(
+        "status", help="a sweep's counts per state and its runs", epilog=_EPILOG,
+        description="Show a sweep from its directory alone (sweep.json and its run directories; no "
+                    "pandas): its parameters, how many runs are done, failed, pending, running or "
+                    f"abandoned, and one row per run (the point, repetition, state, duration, failure in "
+                    f"short), the first {SWEEP_ROWS} unless --all.")
+    status.add_argument("sweep_dir", metavar="DIR", help="the sweep directory, <results>/<exp_id>")
+    status.add_argument("--all", action="store_true", help=f"show every run, not only the first {SWEEP_ROWS}")
+    status.set_defaults(run=_sweep_status)
+
     command("version", "print the version", "Print the version of nepi_lab.").set_defaults(run=_version)
 
     cleanup = command(
@@ -559,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     from .core.errors import InvalidInputError, NepiError
 
     args = build_parser().parse_args(argv)
-    prefix = f"nepi-lab {args.command}"
+    prefix = " ".join(filter(None, ("nepi-lab", args.command, getattr(args, "sweep_command", None))))
     try:
         return args.run(args)
     except (UserError, InvalidInputError) as exc:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from nepi_lab.cli import FAILED_STATUS, INTERRUPTED_STATUS, TIMEOUT_STATUS, USAG
 from .resources.linux.conftest import all_gone, processes_with
 
 COMMAND = [sys.executable, "-m", "nepi_lab.cli"]
-SUBCOMMANDS = ("run", "show", "types", "demo", "version", "cleanup")
+SUBCOMMANDS = ("run", "show", "types", "demo", "sweep", "version", "cleanup")
 
 
 def nepi_lab(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
@@ -387,3 +388,116 @@ def test_demo_refuses_a_results_folder_it_cannot_use_in_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     refused(nepi_lab("demo", "--results", str(blocker)), "cannot keep results")
+
+
+# -- sweep status -------------------------------------------------------------------------
+
+
+def interrupt_at(n_stop):
+    """A build of ``tests.runner.builds.echo`` that presses Ctrl-C (raises KeyboardInterrupt)
+    at the point ``n == n_stop``: the sweep stops there, its run recorded as running."""
+    from .runner.builds import echo
+
+    def build(ec, n, word, *, home):
+        if n == n_stop:
+            raise KeyboardInterrupt
+        echo(ec, n, word, home=home)
+    return build
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    """Real sweeps of localhost applications: ``finished`` (2 points x 1 repetition, the
+    point n=3 fails), ``half`` (2 points x 2 repetitions, interrupted at its second run)
+    and ``long`` (45 points, interrupted at its first run: 44 pending)."""
+    import functools
+
+    from nepi_lab import Sweep
+
+    from .runner.builds import echo
+
+    folder = tmp_path_factory.mktemp("sweeps")
+    home = folder / "home"
+    home.mkdir()
+    results = str(folder / "results")
+    finished = Sweep(functools.partial(echo, home=str(home)), {"n": [1, 3], "word": ["a"]},
+                     exp_id="finished", results=results)
+    assert finished.run() == 2
+    half = Sweep(functools.partial(interrupt_at(2), home=str(home)), {"n": [1, 2], "word": ["a"]},
+                 repetitions=2, exp_id="half", results=results)
+    with pytest.raises(KeyboardInterrupt):
+        half.run()
+    long = Sweep(functools.partial(interrupt_at(0), home=str(home)), {"n": list(range(45)), "word": ["a"]},
+                 exp_id="long", results=results)
+    with pytest.raises(KeyboardInterrupt):
+        long.run()
+    return {"finished": finished.path, "half": half.path, "long": long.path}
+
+
+SWEEP_ROW = r"^(\d+)\s+(\w+)\s+(\d+)\s+(done|failed|pending|running)\b\s*(\d+\.\d+ s)?\s*(\d{20})?\s*(.*)$"
+
+
+def sweep_rows(out: str) -> list[tuple[str, ...]]:
+    """The runs table of ``sweep status``: (n, word, repetition, state, duration, run, failure)."""
+    return [m.groups("") for line in out.splitlines() if (m := re.match(SWEEP_ROW, line))]
+
+
+def test_sweep_status_of_a_finished_sweep_with_a_failed_run(sweeps):
+    proc = nepi_lab("sweep", "status", sweeps["finished"])
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"sweep finished in {sweeps['finished']}"
+    assert lines[1] == "  2 points (n, word) x 1 repetitions = 2 runs"
+    assert lines[2] == "  1 done, 1 failed, 0 pending, 0 running, 0 abandoned"
+    assert re.search(r"^n\s+word\s+repetition\s+state\s+duration\s+run\s+failure$", proc.stdout, re.M)
+    with open(os.path.join(sweeps["finished"], "sweep.json")) as f:
+        entries = json.load(f)["runs"]
+    rows = sweep_rows(proc.stdout)
+    assert [r[:4] for r in rows] == [("1", "a", "0", "done"), ("3", "a", "0", "failed")]
+    assert all(r[4].endswith(" s") for r in rows)  # both ran, both timed
+    assert [r[5] for r in rows] == [e["run_dir"] for e in entries]
+    assert rows[0][6] == ""
+    failure = rows[1][6]  # the reason, in short: sweep.json holds all of it
+    assert failure.startswith("resource 2 (linux::Application) failed in run: CommandError")
+    assert failure.endswith("...") and entries[1]["failure"].startswith(failure[:-3])
+
+
+def test_sweep_status_of_an_interrupted_sweep(sweeps):
+    proc = nepi_lab("sweep", "status", sweeps["half"])
+    assert proc.returncode == 0, proc.stderr
+    assert "  1 done, 0 failed, 2 pending, 1 running, 0 abandoned" in proc.stdout
+    rows = sweep_rows(proc.stdout)
+    # repetition by repetition: the first point done, the second interrupted, the rest to make
+    assert [r[:4] for r in rows] == [("1", "a", "0", "done"), ("2", "a", "0", "running"),
+                                     ("1", "a", "1", "pending"), ("2", "a", "1", "pending")]
+    assert rows[1][5] and not rows[2][5] and not rows[2][4]  # the running one has its folder
+
+
+def test_sweep_status_caps_the_rows_and_says_how_many_are_left_out(sweeps):
+    proc = nepi_lab("sweep", "status", sweeps["long"])
+    assert proc.returncode == 0, proc.stderr
+    assert "  0 done, 0 failed, 44 pending, 1 running, 0 abandoned" in proc.stdout
+    assert len(sweep_rows(proc.stdout)) == 40
+    assert proc.stdout.splitlines()[-1] == "... 5 more runs not shown (--all shows every run)"
+    every = nepi_lab("sweep", "status", "--all", sweeps["long"])
+    assert every.returncode == 0 and len(sweep_rows(every.stdout)) == 45
+    assert "not shown" not in every.stdout
+
+
+def test_sweep_status_refuses_what_is_not_a_sweep_in_one_line(tmp_path, sweeps, finished_run):
+    refused(nepi_lab("sweep", "status", str(tmp_path / "nowhere")), "nepi-lab sweep status:",
+            "no such directory")
+    file = tmp_path / "file"
+    file.write_text("x")
+    refused(nepi_lab("sweep", "status", str(file)), "not a directory")
+    refused(nepi_lab("sweep", "status", finished_run), "not a sweep directory")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(sweeps["finished"], damaged)
+    (damaged / "sweep.json").write_text('{"format": "nepi_lab.sweep", "version": 1, "exp_id": "x"')
+    refused(nepi_lab("sweep", "status", str(damaged)), "sweep.json is damaged")
+    (damaged / "sweep.json").write_text('{"format": "nepi_lab.sweep", "version": 1, "exp_id": "x", '
+                                        '"parameters": ["n"], "points": [{"n": 1}], "repetitions": 1, '
+                                        '"runs": [{"point": 7, "repetition": 0, "state": "done"}]}')
+    refused(nepi_lab("sweep", "status", str(damaged)), "runs[0] is not a run entry")
+    proc = nepi_lab("sweep")
+    assert proc.returncode == USAGE_STATUS and "status" in proc.stderr

@@ -56,6 +56,7 @@ import fcntl
 import itertools
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -72,6 +73,7 @@ from ..core.results import (
 )
 from ..core.states import ECState
 from ..core.traces import check_name
+from .progress import SweepProgress, wanted
 
 #: Version of the sweep record's format.
 SWEEP_FORMAT = 1
@@ -231,7 +233,7 @@ class Sweep:
 
     # == running =====================================================================
 
-    def run(self, retry_failed: bool = False) -> int:
+    def run(self, retry_failed: bool = False, progress: bool | None = None) -> int:
         """Run what is not done yet, one run after the other, in this process; returns
         how many runs it made.
 
@@ -242,25 +244,42 @@ class Sweep:
         made again.  Ctrl-C stops the sweep: the current run is released (as leaving a
         controller's ``with`` block does) and the KeyboardInterrupt goes on.
 
+        ``progress``: None (the default) shows one line rewritten in place (done,
+        failed, left, an estimate of the time left) when stdout is a terminal and this
+        is not a Jupyter kernel; True shows it anyway (a plain line per finished run
+        where stdout is not a terminal); False never (see :mod:`nepi_lab.runner.progress`).
+
         Raises :class:`SweepError` if the sweep was loaded (no ``build``) or another
         process is running it.
         """
         if self._build is None:
             raise SweepError(self.path, "loaded from its directory, it has no build function: "
                                         "make it with Sweep(build, params, ...) to run it")
+        if progress not in (None, True, False):
+            raise InvalidInputError(f"progress must be None (on a terminal), True or False, not {progress!r}")
         os.makedirs(self.path, exist_ok=True)
         with self._locked():
             current = _read_record(self.path)  # another process may have gone on meanwhile
             if current is not None:
                 self._adopt(current)
             self._settle()
-            made = 0
-            for entry in self._record["runs"]:
-                if entry["state"] == DONE or (entry["state"] == FAILED and not retry_failed):
-                    continue
-                self._run_one(entry)
-                made += 1
-            return made
+            todo = [e for e in self._record["runs"]
+                    if e["state"] != DONE and (e["state"] != FAILED or retry_failed)]
+            shown = SweepProgress(self.exp_id, sys.stdout) if wanted(progress, sys.stdout) else None
+            runs = self._record["runs"]
+            try:
+                for made, entry in enumerate(todo):
+                    if shown is not None:
+                        where = ", ".join(f"{k}={v}" for k, v in self.points[entry["point"]].items())
+                        shown.started(runs, len(todo) - made, f"run {runs.index(entry) + 1}/{len(runs)}"
+                                                              + (f" ({where})" if where else ""))
+                    self._run_one(entry)
+                    if shown is not None:
+                        shown.finished(runs, len(todo) - made - 1)
+            finally:
+                if shown is not None:
+                    shown.close()
+            return len(todo)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
