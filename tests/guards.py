@@ -63,3 +63,32 @@ def home(tmp_path):
     path = tmp_path / "home"
     path.mkdir()
     return str(path)
+
+
+def terminal_output(command: list[str], seconds: float = 60) -> str:
+    """Run ``command`` with its stdout on a new pseudo-terminal; return what it wrote there
+    (``\r\n`` as ``\n``) once it ended with status 0 (stderr, a pipe, is in the failure)."""
+    import select
+    import subprocess
+
+    leader, follower = os.openpty()
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE,
+                            close_fds=True)
+    os.close(follower)
+    output = b""
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], seconds)
+            assert ready, f"no output for {seconds} s"
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(leader)
+        assert proc.wait(timeout=seconds) == 0, proc.stderr.read()
+        proc.stderr.close()
+    return output.decode().replace("\r\n", "\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 from nepi_lab import ExperimentController, __version__
 from nepi_lab.cli import FAILED_STATUS, INTERRUPTED_STATUS, TIMEOUT_STATUS, USAGE_STATUS
 
+from .guards import terminal_output
 from .resources.linux.conftest import all_gone, processes_with
 
 COMMAND = [sys.executable, "-m", "nepi_lab.cli"]
@@ -323,27 +323,7 @@ def test_run_progress_is_plain_lines_when_not_a_terminal(tmp_path):
 
 def test_run_progress_is_one_updating_line_on_a_terminal(tmp_path):
     path = save_experiment(tmp_path / "exp.json", {"a": "sleep 0.5", "b": "sleep 1.5"})
-    leader, follower = os.openpty()
-    proc = subprocess.Popen([*COMMAND, "run", path], stdin=subprocess.DEVNULL, stdout=follower,
-                            stderr=subprocess.PIPE, close_fds=True)
-    os.close(follower)
-    output = b""
-    try:
-        while True:
-            ready, _, _ = select.select([leader], [], [], 30)
-            assert ready, "no output for 30 s"
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(leader)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read()
-        proc.stderr.close()
-    text = output.decode().replace("\r\n", "\n")
+    text = terminal_output([*COMMAND, "run", path], 30)
     frames = text.split("\r\x1b[K")
     assert len(frames) >= 5, text  # redrawn in place, several times a second
     assert frames[0].startswith("nepi-lab run: experiment 'cli-test'") and frames[0].count("\n") == 1

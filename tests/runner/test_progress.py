@@ -7,7 +7,6 @@ import functools
 import io
 import os
 import re
-import select
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 from nepi_lab import InvalidInputError, Sweep
 from nepi_lab.runner.progress import SweepProgress, estimate, format_duration, wanted
 
+from ..guards import terminal_output
 from .builds import echo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,27 +40,7 @@ def script(tmp_path, home, progress, results="results") -> list[str]:
 
 
 def test_on_a_terminal_one_line_is_rewritten_in_place(tmp_path, home):
-    leader, follower = os.openpty()
-    proc = subprocess.Popen(script(tmp_path, home, None), stdin=subprocess.DEVNULL, stdout=follower,
-                            stderr=subprocess.PIPE, close_fds=True)
-    os.close(follower)
-    output = b""
-    try:
-        while True:
-            ready, _, _ = select.select([leader], [], [], 60)
-            assert ready, "no output for 60 s"
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(leader)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        proc.stderr.close()
-    text = output.decode().replace("\r\n", "\n")
+    text = terminal_output(script(tmp_path, home, None), 60)
     frames = text.split("\r\x1b[K")[1:]
     # a frame when each run starts and when it ends: 3 runs, 6 frames, one line in all
     assert len(frames) == 6, text
