@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import psutil
 import pytest
@@ -92,3 +93,13 @@ def terminal_output(command: list[str], seconds: float = 60) -> str:
         assert proc.wait(timeout=seconds) == 0, proc.stderr.read()
         proc.stderr.close()
     return output.decode().replace("\r\n", "\n")
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    """Whether ``predicate()`` became true within ``timeout`` seconds (asked every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()

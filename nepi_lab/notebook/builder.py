@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ipywidgets as widgets
 
-from ..core.attributes import Attribute, Flags, Types
+from ..core.attributes import Attribute, Flags, Types, is_secret
 from ..core.registry import get_resource_type, resource_types
 from ..core.resource import Failure, ResourceManager
 from ..core.states import ECState, ResourceAction, ResourceState
@@ -243,7 +243,7 @@ def attribute_widget(declaration: Attribute) -> widgets.ValueWidget:
     if t in (Types.Integer, Types.Double):
         text = "" if default is None else (str(default) if t is Types.Integer else f"{float(default):g}")
         return widgets.Text(value=text, placeholder=_number_hint(declaration), **common)
-    secret = declaration.has_flag(Flags.NoRead) or declaration.has_flag(Flags.Credential)
+    secret = is_secret(declaration)
     factory = widgets.Password if secret else widgets.Text
     return factory(value="" if default is None else str(default), placeholder=declaration.help[:60], **common)
 

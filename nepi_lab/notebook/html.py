@@ -30,7 +30,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..core.attributes import Flags
+from ..core.attributes import Flags, is_secret
 from ..core.states import ResourceState
 from .colors import STATE_COLORS, text_color
 
@@ -108,7 +108,7 @@ def key_attributes(rm: ResourceManager) -> dict[str, Any]:
         value = values.get(name)
         if value is None or value == declaration.default:
             continue
-        secret = declaration.has_flag(Flags.NoRead) or declaration.has_flag(Flags.Credential)
+        secret = is_secret(declaration)
         shown[name] = "••••" if secret else value
     return shown
 
@@ -228,7 +228,7 @@ def _resource_html(rm: ResourceManager) -> str:
     rows = []
     for name, declaration in rm.get_attribute_declarations().items():
         value = values.get(name)
-        secret = declaration.has_flag(Flags.NoRead) or declaration.has_flag(Flags.Credential)
+        secret = is_secret(declaration)
         shown = "••••" if secret and value is not None else ("" if value is None else _short(value, 120))
         changed = value is not None and value != declaration.default
         flags = ", ".join(name for name, flag in _FLAGS if declaration.has_flag(flag))

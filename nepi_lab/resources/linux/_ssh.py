@@ -89,6 +89,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import CommandError, NepiError
 from ...core.traces import TraceAttr
+from ._batches import Batches
 from ._tracking import RUN_VARIABLE, SweepQueue, marker
 from .executor import STDERR_TAIL, CommandResult, CommandTimeoutError, Executor, ProcessHandle
 
@@ -993,8 +994,9 @@ class SshExecutor(Executor):
         self._handles: set[SshProcess] = set()
         self._home: str | None = None
         self._started: list[SshProcess] = []  # processes started, until their owner was swept
-        self._to_remove: list[tuple[str, asyncio.Future[None]]] = []
-        self._removing: asyncio.Task[None] | None = None
+        # trees removed together go in one ``rm``: 100 applications released at once
+        # cost a few commands, not 100
+        self._removals: Batches[str, None] = Batches(self._remove_trees, limit=REMOVE_BATCH)
 
     @classmethod
     def for_node(cls, node: Node) -> SshExecutor:
@@ -1329,31 +1331,10 @@ class SshExecutor(Executor):
                 return ""
 
     async def remove_tree(self, path: str) -> None:
-        # Trees removed while a removal runs go together in the next ``rm``: 100
-        # applications released at once cost a few commands, not 100.
-        if self._removing is None:
-            self._removing = asyncio.ensure_future(self._remove_trees())
-        future = asyncio.get_running_loop().create_future()
-        self._to_remove.append((path, future))
-        await asyncio.shield(future)
+        await self._removals.submit([path])
 
-    async def _remove_trees(self) -> None:
-        try:
-            while self._to_remove:
-                batch, self._to_remove = self._to_remove[:REMOVE_BATCH], self._to_remove[REMOVE_BATCH:]
-                paths = " ".join(shlex.quote(path) for path, _ in batch)
-                try:
-                    await self._run(f"rm -rf -- {paths}", check=False)
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
-        finally:
-            self._removing = None
+    async def _remove_trees(self, paths: list[str]) -> None:
+        await self._run("rm -rf -- " + " ".join(shlex.quote(path) for path in paths), check=False)
 
     async def remove_empty_dirs(self, paths: Sequence[str]) -> None:
         import asyncssh

@@ -43,6 +43,7 @@ import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from ...core.controller import call_at_exit
+from ._batches import Batches
 
 log = logging.getLogger("nepi_lab")
 
@@ -54,13 +55,6 @@ CGROUPS_ENV = "NEPI_LAB_CGROUPS"
 
 #: Rounds of :func:`kill_marked`: a process may fork between one look and the kill.
 SWEEP_ROUNDS = 10
-
-#: Seconds a sweep waits for more requests to serve at once.  None: one turn of the
-#: loop, which is enough: the releases of an experiment reach their sweep together (a
-#: release of 1,000 applications costs a few sweeps, not 1,000), and a real delay
-#: would add itself to the release of every single application.
-BATCH_DELAY: float | None = None
-
 
 def run_key(exp_id: str, run_id: str) -> str:
     """What names a run in markers and records: ``<exp_id>/<run_id>``."""
@@ -145,43 +139,13 @@ class SweepQueue:
     """
 
     def __init__(self, sweep: Callable[[set[str]], Awaitable[int]]) -> None:
-        self._sweep = sweep
-        self._pending: list[tuple[str, asyncio.Future[int]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._batches: Batches[str, int] = Batches(lambda values: sweep(set(values)))
 
     async def stop(self, values: Collection[str]) -> int:
         """Kill what carries one of ``values``; the number killed by the sweep that served it."""
         if not values:
             return 0
-        loop = asyncio.get_running_loop()
-        futures = []
-        for value in values:
-            future: asyncio.Future[int] = loop.create_future()
-            self._pending.append((value, future))
-            futures.append(future)
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-        if len(futures) == 1:  # the usual case: one application released
-            return await asyncio.shield(futures[0])
-        return max(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
-
-    async def _run(self) -> None:
-        try:
-            await asyncio.sleep(BATCH_DELAY or 0)  # let the releases under way join in
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    killed = await self._sweep({value for value, _ in batch})
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(killed)
-        finally:
-            self._task = None
+        return max(await self._batches.submit(list(values)))
 
 
 # -- cgroups ------------------------------------------------------------------------------

@@ -299,9 +299,9 @@ def _alive(process) -> bool:
 # -- pytest fixtures ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def sshd():
-    """One sshd and test user for the whole session; skipped, saying why, where impossible."""
+def sshd_or_skip():
+    """A fixture's body: an sshd (and test user) of its own, stopped at the end; the test
+    is skipped, saying why, where none can run."""
     try:
         server = Sshd()
         server.__enter__()
@@ -311,3 +311,9 @@ def sshd():
         yield server
     finally:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def sshd():
+    """One sshd and test user for the whole session."""
+    yield from sshd_or_skip()

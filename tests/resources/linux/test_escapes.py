@@ -66,15 +66,21 @@ def our_cgroups() -> list[str]:
     return [name for name in os.listdir(base) if name.startswith("nepi_lab.")]
 
 
-@pytest.mark.parametrize("command", ESCAPES.values(), ids=ESCAPES.keys())
-def test_release_stops_what_left_the_process_group(ec, node, marker, tracking, command):
+def finished_with_an_escape(ec, node, marker, command):
+    """Run ``command`` as an application of ``node`` to its end: it FINISHED, its shell is
+    gone, and the one process it sent out of its group lives on until release."""
     app = ec.register_resource("linux::Application", connectedTo=node, command=command, env=f"MARK={marker}")
     ec.deploy()
     ec.wait_finished(app, timeout=20)
     assert ec.state(app) == S.FINISHED
     assert ec.trace(app, "stdout") == "x\n"
-    # the shell is gone; what escaped its group lives on until release
     (sleeper,) = escaped_sleepers(marker)
+    return app, sleeper
+
+
+@pytest.mark.parametrize("command", ESCAPES.values(), ids=ESCAPES.keys())
+def test_release_stops_what_left_the_process_group(ec, node, marker, tracking, command):
+    app, sleeper = finished_with_an_escape(ec, node, marker, command)
     assert os.getsid(sleeper.pid) != os.getsid(os.getpid())
     ec.release(app)
     assert all_gone(marker)
@@ -173,12 +179,7 @@ def test_processes_without_the_marker_are_never_touched(ec, node, marker, tracki
 @pytest.mark.parametrize("command", ESCAPES.values(), ids=ESCAPES.keys())
 def test_release_stops_what_left_the_process_group_over_ssh(ec, sshd, marker, command):  # noqa: F811
     node = ec.register_resource("linux::Node", **sshd.node_attributes())
-    app = ec.register_resource("linux::Application", connectedTo=node, command=command, env=f"MARK={marker}")
-    ec.deploy()
-    ec.wait_finished(app, timeout=20)
-    assert ec.state(app) == S.FINISHED
-    assert ec.trace(app, "stdout") == "x\n"
-    (sleeper,) = escaped_sleepers(marker)
+    app, sleeper = finished_with_an_escape(ec, node, marker, command)
     assert sleeper.username() == sshd.user
     ec.release(app)
     assert all_gone(marker)

@@ -20,8 +20,9 @@ import pytest
 
 from nepi_lab import ResourceState
 
+from ...guards import wait_until
 from .conftest import all_gone, processes_with, wait_for_processes, wait_for_trace
-from .sshd import Sshd, SshdUnavailable
+from .sshd import sshd_or_skip
 
 pytestmark = pytest.mark.faults
 
@@ -32,22 +33,7 @@ LINES = "".join(f"line {i}\n" for i in range(1, 17))
 @pytest.fixture
 def doomed_sshd():
     """An sshd of its own, for the tests that kill it."""
-    try:
-        server = Sshd()
-        server.__enter__()
-    except SshdUnavailable as exc:
-        pytest.skip(f"no sshd: {exc}")
-    yield server
-    server.__exit__(None, None, None)
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    yield from sshd_or_skip()
 
 
 def cleanup(*args):
@@ -96,7 +82,7 @@ def test_sshd_lost_for_good_is_recorded_at_release_and_cleaned_up_later(ec, doom
     ec.wait_finished(app, timeout=20)
     assert ec.state(app) == S.FAILED
     assert "not restored within 1 s (reconnectTimeout" in rm.failure.message
-    assert wait_until(lambda: ec.state(node) == S.FAILED)
+    assert wait_until(lambda: ec.state(node) == S.FAILED, 10)
 
     ec.release(timeout=30)
     # release says what stays on the host ...

@@ -18,6 +18,8 @@ import pytest
 from nepi_lab.core.owner import is_alive
 from nepi_lab.resources.netns._namespace import OUR_NAME, RECORD_DIR, _read_records
 
+from ...guards import wait_until as wait_until  # the netns tests import it from here
+
 
 def _missing_capability() -> str | None:
     """Why namespaces cannot be tested here (None: they can)."""
@@ -117,11 +119,3 @@ def ping_counts(text: str) -> tuple[int, int]:
             return int(words[0]), int(words[3])
     raise AssertionError(f"no ping summary in {text!r}")
 
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
