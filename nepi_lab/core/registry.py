@@ -22,6 +22,7 @@ import difflib
 import functools
 import importlib
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import UnknownResourceTypeError
@@ -38,6 +39,10 @@ BUILTIN_MODULES: list[str] = ["nepi_lab.resources.linux", "nepi_lab.resources.ne
 
 _types: dict[str, type[ResourceManager]] = {}
 _loaded = False
+_loading = False  # the loading thread asked again (an import registering types)
+#: Held while the types load: a thread asking meanwhile (runs of a sweep made at once)
+#: waits for all of them instead of seeing some.
+_load_lock = threading.RLock()
 
 
 def register_type(cls: type[ResourceManager]) -> type[ResourceManager]:
@@ -47,11 +52,21 @@ def register_type(cls: type[ResourceManager]) -> type[ResourceManager]:
 
 
 def _load_all() -> None:
-    """Import the package's resource modules and the entry points, once."""
-    global _loaded
+    """Import the package's resource modules and the entry points, once (thread-safe)."""
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True
+    with _load_lock:
+        if _loaded or _loading:
+            return
+        _loading = True
+        try:
+            _import_types()
+        finally:
+            _loaded, _loading = True, False
+
+
+def _import_types() -> None:
     for name in BUILTIN_MODULES:
         try:
             importlib.import_module(name)

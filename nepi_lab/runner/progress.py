@@ -55,21 +55,22 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def estimate(runs: list[Mapping[str, Any]], left: int) -> float | None:
-    """Seconds left: the mean duration of the finished runs times ``left``; None before
-    any run finished."""
+def estimate(runs: list[Mapping[str, Any]], left: int, parallel: int = 1) -> float | None:
+    """Seconds left: the mean duration of the finished runs times ``left``, shared by
+    ``parallel`` runs at once; None before any run finished."""
     took = [r["end"] - r["start"] for r in runs
             if r["state"] in (DONE, FAILED) and r.get("start") is not None and r.get("end") is not None]
     if not took:
         return None
-    return sum(took) / len(took) * left
+    return sum(took) / len(took) * left / max(1, min(parallel, left))
 
 
 class SweepProgress:
     """Draws a sweep's counts on ``out``: in place on a terminal, else a line per finished run."""
 
-    def __init__(self, exp_id: str, out: TextIO, tty: bool | None = None) -> None:
+    def __init__(self, exp_id: str, out: TextIO, tty: bool | None = None, parallel: int = 1) -> None:
         self.exp_id = exp_id
+        self.parallel = parallel
         self.out = out
         self.tty = _isatty(out) if tty is None else tty
         self._drawn = False
@@ -80,9 +81,12 @@ class SweepProgress:
         ``left`` counts the runs this ``run()`` has still to make (the current one too)."""
         states = [r["state"] for r in runs]
         text = f"sweep {self.exp_id}: {states.count(DONE)} done, {states.count(FAILED)} failed, {left} left"
-        if current is not None:
+        making = states.count(RUNNING)
+        if making > 1:
+            text += f"; making {making} runs at once"
+        elif current is not None:
             text += f"; making {current}"
-        eta = estimate(runs, left)
+        eta = estimate(runs, left, self.parallel)
         if left and eta is not None:
             text += f"; about {format_duration(eta)} left"
         return text

@@ -51,12 +51,17 @@ registers them), never by importing it.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import fcntl
 import itertools
 import json
+import logging
 import os
 import sys
+import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -64,6 +69,7 @@ from typing import Any
 from ..core.controller import ExperimentController
 from ..core.display import view
 from ..core.errors import InvalidInputError, SweepError
+from ..core.loop import inbox
 from ..core.results import (
     DESCRIPTION,
     check_local_dir,
@@ -71,9 +77,11 @@ from ..core.results import (
     default_local_dir,
     write_json_atomic,
 )
-from ..core.states import ECState
 from ..core.traces import check_name
+from .executors import DaskExecutor, LocalExecutor, Outcome, unpack
 from .progress import SweepProgress, wanted
+
+log = logging.getLogger("nepi_lab")
 
 #: Version of the sweep record's format.
 SWEEP_FORMAT = 1
@@ -157,6 +165,7 @@ class Sweep:
         self.repetitions = repetitions
         self.metrics = metrics
         self.timeout = timeout
+        self._listeners: list[Callable[[Sweep], Any]] = []
         self._record: dict[str, Any] = _new_record(self.exp_id, self.parameters, self.points, repetitions)
         existing = _read_record(self.path)
         if existing is not None:
@@ -184,6 +193,7 @@ class Sweep:
         sweep.metrics = metrics
         sweep.timeout = None
         sweep._record = record
+        sweep._listeners = []
         return sweep
 
     def _adopt(self, existing: dict[str, Any]) -> None:
@@ -233,53 +243,186 @@ class Sweep:
 
     # == running =====================================================================
 
-    def run(self, retry_failed: bool = False, progress: bool | None = None) -> int:
-        """Run what is not done yet, one run after the other, in this process; returns
-        how many runs it made.
+    def run(self, retry_failed: bool = False, progress: bool | None = None,
+            max_parallel: int | None = None, executor: Any = None) -> int:
+        """Run what is not done yet; returns how many runs it made.
 
         Done runs are never made again.  A run that failed (``build`` raised, the
         experiment failed, or it took longer than ``timeout``) is recorded with the
         reason and made again only with ``retry_failed=True``.  A run left unfinished
         by an interruption (the process killed, Ctrl-C) is moved to ``abandoned/`` and
-        made again.  Ctrl-C stops the sweep: the current run is released (as leaving a
-        controller's ``with`` block does) and the KeyboardInterrupt goes on.
+        made again.  Ctrl-C stops the sweep: the runs in progress are released (as
+        leaving a controller's ``with`` block does) and the KeyboardInterrupt goes on.
+
+        ``max_parallel``: how many runs at once.  By default one at a time, in this
+        thread, as a script would; ``max_parallel=N`` makes N at once on this machine,
+        each in a thread of its own (each run has its own controller, so their run
+        directories, namespaces and host folders never collide; a port the experiment
+        fixes on a host is shared, see :mod:`nepi_lab.runner.executors`).
+
+        ``executor``: None (this process), or a ``dask.distributed.Client``: each run is
+        a task the cluster's workers make on their machines, and its run directory
+        comes back into the sweep directory (``pip install 'nepi_lab[dask]'``; the build
+        function must be picklable and nepi_lab installed on the workers).  A worker
+        that dies mid-run has the run made again on another.  With an executor,
+        ``max_parallel`` bounds the runs submitted at once (default: every run; the
+        scheduler places them).
 
         ``progress``: None (the default) shows one line rewritten in place (done,
         failed, left, an estimate of the time left) when stdout is a terminal and this
         is not a Jupyter kernel; True shows it anyway (a plain line per finished run
         where stdout is not a terminal); False never (see :mod:`nepi_lab.runner.progress`).
 
+        In a notebook, :meth:`start` runs the sweep in the background instead, and
+        :meth:`view` shows its live state.
+
         Raises :class:`SweepError` if the sweep was loaded (no ``build``) or another
-        process is running it.
+        process or thread is running it.
         """
-        if self._build is None:
-            raise SweepError(self.path, "loaded from its directory, it has no build function: "
-                                        "make it with Sweep(build, params, ...) to run it")
         if progress not in (None, True, False):
             raise InvalidInputError(f"progress must be None (on a terminal), True or False, not {progress!r}")
+        return self._run(retry_failed, progress, max_parallel, executor, None)
+
+    def start(self, retry_failed: bool = False, max_parallel: int | None = None,
+              executor: Any = None) -> SweepTask:
+        """Run the sweep in the background (as :meth:`run` does, without progress line);
+        returns at once with a :class:`SweepTask` to wait for or stop it.
+
+        The calling thread stays free: in a notebook, the kernel goes idle and the next
+        cells run while the sweep goes on (its view, :meth:`view`, follows it).  The
+        runs are made in threads of their own (``max_parallel``, default 1) or on a
+        Dask cluster (``executor``).
+        """
+        if self._build is None:
+            raise self._cannot_run()
+        return SweepTask(self, retry_failed, max_parallel, executor)
+
+    def subscribe(self, callback: Callable[[Sweep], Any]) -> Callable[[], None]:
+        """Call ``callback(sweep)`` after each change of the record (a run started or
+        ended, the record settled); returns a function that unsubscribes.
+
+        The callback runs in the thread that runs the sweep (a background one for
+        :meth:`start`), must be quick, and an exception it raises is logged, never
+        raised into the sweep.
+        """
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+        return unsubscribe
+
+    def view(self) -> Any:
+        """The sweep's live view (points x repetitions coloured by state, counts, an
+        estimate of the time left; see :func:`nepi_lab.notebook.sweep_view`)."""
+        return analysis_function("sweep_view")(self)
+
+    def _cannot_run(self) -> SweepError:
+        return SweepError(self.path, "loaded from its directory, it has no build function: "
+                                     "make it with Sweep(build, params, ...) to run it")
+
+    def _run(self, retry_failed: bool, progress: bool | None, max_parallel: int | None, executor: Any,
+             wake: _Wake | None) -> int:
+        if self._build is None:
+            raise self._cannot_run()
+        if max_parallel is not None and (type(max_parallel) is not int or max_parallel < 1):
+            raise InvalidInputError(f"max_parallel must be an int >= 1 (or None), not {max_parallel!r}")
+        background = wake is not None
+        wake = wake or _Wake()
+        if executor is None:
+            engine: Any = LocalExecutor(max_parallel or 1, inline=not background)
+        else:
+            engine = DaskExecutor(executor, self.exp_id, max_parallel)
+        limit = max_parallel or (1 if executor is None else len(self._record["runs"]))
         os.makedirs(self.path, exist_ok=True)
         with self._locked():
             current = _read_record(self.path)  # another process may have gone on meanwhile
             if current is not None:
                 self._adopt(current)
             self._settle()
-            todo = [e for e in self._record["runs"]
-                    if e["state"] != DONE and (e["state"] != FAILED or retry_failed)]
-            shown = SweepProgress(self.exp_id, sys.stdout) if wanted(progress, sys.stdout) else None
-            runs = self._record["runs"]
+            todo = collections.deque(e for e in self._record["runs"]
+                                     if e["state"] != DONE and (e["state"] != FAILED or retry_failed))
+            shown = None
+            if not background and wanted(progress, sys.stdout):
+                shown = SweepProgress(self.exp_id, sys.stdout, parallel=engine.parallelism)
+            active: dict[concurrent.futures.Future[Any], dict[str, Any]] = {}
+            made = 0
             try:
-                for made, entry in enumerate(todo):
-                    if shown is not None:
-                        where = ", ".join(f"{k}={v}" for k, v in self.points[entry["point"]].items())
-                        shown.started(runs, len(todo) - made, f"run {runs.index(entry) + 1}/{len(runs)}"
-                                                              + (f" ({where})" if where else ""))
-                    self._run_one(entry)
-                    if shown is not None:
-                        shown.finished(runs, len(todo) - made - 1)
+                while todo or active:
+                    while todo and len(active) < limit and not wake.stopping:
+                        entry = todo.popleft()
+                        future = self._start_one(entry, engine, shown, len(todo) + len(active) + 1)
+                        active[future] = entry
+                        future.add_done_callback(wake.set)
+                    if wake.stopping:
+                        raise _Stopped
+                    finished = [f for f in active if f.done()]
+                    if not finished:
+                        wake.wait()
+                        continue
+                    for future in finished:
+                        self._finish(active.pop(future), engine.outcome(future.result()))
+                        made += 1
+                        if shown is not None:
+                            shown.finished(self._record["runs"], len(todo) + len(active))
+            except BaseException as exc:
+                engine.stop()  # the runs in progress end; those that ended meanwhile count
+                engine.close()
+                for future, entry in active.items():
+                    outcome = None
+                    if future.done() and future.exception() is None:
+                        outcome = engine.outcome(future.result())
+                    if outcome is not None and not outcome.interrupted:
+                        self._finish(entry, outcome)
+                        made += 1
+                for entry in self._record["runs"]:
+                    if entry["state"] == RUNNING and entry["end"] is None:
+                        # left RUNNING on purpose: the next run() moves it to abandoned/ and makes it again
+                        entry["end"] = time.time()
+                self._save()
+                if not isinstance(exc, _Stopped):
+                    raise
             finally:
+                engine.close()
                 if shown is not None:
                     shown.close()
-            return len(todo)
+            return made
+
+    def _start_one(self, entry: dict[str, Any], engine: Any, shown: SweepProgress | None,
+                   left: int) -> concurrent.futures.Future[Any]:
+        """Record the run of ``entry`` as running and start it (its outcome: the future's)."""
+        point = self.points[entry["point"]]
+        ec = None
+        if isinstance(engine, LocalExecutor):
+            ec = ExperimentController(exp_id=self.exp_id, local_dir=self.results, parameters=point)
+        entry.update(state=RUNNING, run_dir=None if ec is None else ec.run_id, failure=None,
+                     start=time.time(), end=None)
+        self._save()
+        if shown is not None:
+            runs = self._record["runs"]
+            where = ", ".join(f"{k}={v}" for k, v in point.items())
+            current = f"run {runs.index(entry) + 1}/{len(runs)}" + (f" ({where})" if where else "")
+            shown.started(runs, left, current)
+        return engine.start(self._build, point, ec, self.timeout)
+
+    def _finish(self, entry: dict[str, Any], outcome: Outcome) -> None:
+        """Record how the run of ``entry`` ended (an interrupted one stays running)."""
+        if outcome.interrupted:
+            entry["end"] = time.time()
+            self._save()
+            return
+        failure = outcome.failure
+        if outcome.archive is not None and outcome.run_id is not None:
+            entry.update(start=outcome.start, run_dir=None)
+            try:
+                unpack(outcome.archive, outcome.run_id, self.path)
+            except (OSError, ValueError, tarfile.TarError) as exc:
+                failure = f"its run directory could not be unpacked into the sweep directory: {exc}"
+            else:
+                entry["run_dir"] = outcome.run_id
+        entry.update(state=FAILED if failure else DONE, failure=failure,
+                     end=outcome.end if outcome.end is not None else time.time())
+        self._save()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -288,7 +431,7 @@ class Sweep:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise SweepError(self.path, "another process is running this sweep") from None
+                raise SweepError(self.path, "another process (or thread) is running this sweep") from None
             yield
         finally:
             os.close(fd)  # releases the lock
@@ -320,37 +463,14 @@ class Sweep:
                                           "run_dir": kept, "reason": reason})
         entry.update(state=PENDING, run_dir=None, failure=None, start=None, end=None)
 
-    def _run_one(self, entry: dict[str, Any]) -> None:
-        point = self.points[entry["point"]]
-        start = time.time()
-        ec = ExperimentController(exp_id=self.exp_id, local_dir=self.results, parameters=point)
-        entry.update(state=RUNNING, run_dir=ec.run_id, failure=None, start=start, end=None)
-        self._save()
-        failure = None
-        try:
-            with ec:  # always released, also on Ctrl-C (then recorded as interrupted)
-                try:
-                    self._build(ec, **point)
-                except Exception as exc:  # the user's code: any error fails this run only
-                    failure = f"build() raised {type(exc).__name__}: {exc}"
-                else:
-                    ec.deploy()
-                    ec.wait_finished(timeout=self.timeout)
-        except KeyboardInterrupt:
-            # Left RUNNING on purpose: the next run() moves it to abandoned/ and makes it again.
-            entry["end"] = time.time()
-            self._save()
-            raise
-        except Exception as exc:  # deploy refused, the experiment failed, a timeout
-            failure = failure or _reason(ec, exc)
-        if failure is None and ec.ecstate == ECState.FAILED:
-            failure = _reason(ec, None)
-        entry.update(state=FAILED if failure else DONE, failure=failure, end=time.time())
-        self._save()
-
     def _save(self) -> None:
         self._record["updated"] = time.time()
         write_json_atomic(os.path.join(self.path, RECORD), self._record)
+        for callback in list(self._listeners):
+            try:
+                callback(self)
+            except Exception:  # a view's error never stops the sweep
+                log.exception("sweep %s: a subscriber failed", self.exp_id)
 
     # == frames (the analysis layer's, through the core's hook) =======================
 
@@ -514,14 +634,86 @@ def _ended(run_dir: str | None) -> bool:
     return isinstance(description, dict) and description.get("end") is not None
 
 
-def _reason(ec: ExperimentController, exc: BaseException | None) -> str:
-    """Why a run failed, in one line: the first critical failure, else the error."""
-    failures = ec.description().get("failures", [])
-    critical = [f for f in failures if f.get("critical", True)]
-    if critical:
-        f = critical[0]
-        return f"resource {f.get('guid')} ({f.get('rtype')}) failed in {f.get('step')}: " \
-               f"{f.get('error')}: {f.get('message')}"
-    if exc is not None:
-        return f"{type(exc).__name__}: {exc}"
-    return "the experiment failed"
+class _Stopped(Exception):
+    """A background sweep was asked to stop (:meth:`SweepTask.stop`)."""
+
+
+class _Wake:
+    """What the sweep's thread waits on: a run ended, or the sweep is asked to stop.
+
+    The wait serves the calling thread's inbox (a Jupyter kernel's: views go on
+    updating) and ends with KeyboardInterrupt on Ctrl-C.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.stopping = False
+
+    def set(self, *_: Any) -> None:
+        with self._lock:
+            if not self._future.done():
+                self._future.set_result(None)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.set()
+
+    def wait(self) -> None:
+        """Until :meth:`set` (since the last wait); the caller then looks at what changed."""
+        future = self._future
+        box = inbox()
+        if box is not None:
+            box.wait(future)
+        else:
+            future.result()
+        with self._lock:
+            if self._future is future:
+                self._future = concurrent.futures.Future()
+
+
+class SweepTask:
+    """A sweep running in the background (:meth:`Sweep.start`): wait for it, or stop it."""
+
+    def __init__(self, sweep: Sweep, retry_failed: bool, max_parallel: int | None, executor: Any) -> None:
+        self.sweep = sweep
+        self._wake = _Wake()
+        self._result: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._body, args=(retry_failed, max_parallel, executor),
+                                        name=f"nepi_lab-sweep-{sweep.exp_id}", daemon=True)
+        self._thread.start()
+
+    def _body(self, retry_failed: bool, max_parallel: int | None, executor: Any) -> None:
+        try:
+            made = self.sweep._run(retry_failed, False, max_parallel, executor, self._wake)
+        except BaseException as exc:  # noqa: BLE001  (handed to whoever waits)
+            self._result.set_exception(exc)
+        else:
+            self._result.set_result(made)
+
+    def done(self) -> bool:
+        """Whether the sweep stopped (all made, stopped, or failed with an error)."""
+        return self._result.done()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the sweep ends; how many runs it made.  Raises the error that ended
+        it (SweepError ...), or TimeoutError after ``timeout`` seconds (it goes on).
+        In a notebook the views go on updating meanwhile; Ctrl-C ends the wait, not the sweep."""
+        box = inbox()
+        if box is not None and timeout is None:
+            box.wait(self._result)
+        try:
+            return self._result.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"sweep {self.sweep.exp_id} still running after {timeout} s") from None
+
+    def stop(self, timeout: float | None = None) -> int:
+        """Stop the sweep: no run starts any more, the runs in progress are released
+        (recorded as interrupted, made again by the next run) and the record is saved.
+        Blocks until that is done; how many runs were made."""
+        self._wake.stop()
+        return self.wait(timeout)
+
+    def __repr__(self) -> str:
+        state = "running" if not self.done() else "done"
+        return f"<SweepTask {self.sweep.exp_id} {state}: {self.sweep!r}>"
