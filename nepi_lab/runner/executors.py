@@ -46,7 +46,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core.controller import ExperimentController
-from ..core.errors import InvalidInputError, WaitTimeoutError
+from ..core.errors import InvalidInputError, SweepError, WaitTimeoutError
 from ..core.states import ECState
 
 #: How often a run made in a thread of its own looks whether the sweep is stopping, in
@@ -200,7 +200,19 @@ class DaskExecutor:
     def start(self, build: Callable[..., Any], point: Mapping[str, Any], ec: None,
               timeout: float | None) -> concurrent.futures.Future[Any]:
         key = f"nepi_lab-{self.exp_id}-{os.getpid()}-{next(_tokens)}"
-        task = self.client.submit(remote_run, build, dict(point), self.exp_id, timeout, key=key, pure=False)
+        try:
+            task = self.client.submit(remote_run, build, dict(point), self.exp_id, timeout, key=key,
+                                      pure=False)
+        except Exception as exc:  # noqa: BLE001  (said in words; nothing was submitted)
+            root: BaseException = exc  # the first error raised "from": what could not be pickled
+            while root.__cause__ is not None:
+                root = root.__cause__
+            hint = ""
+            if any(word in f"{exc} {root}".lower() for word in ("pickle", "serializ")):
+                hint = (" (the build function and its arguments are pickled to the workers: define it at "
+                        "module level or in the notebook, without locks, sockets or open files)")
+            raise SweepError(None, f"cannot send a run to the Dask cluster{hint}: "
+                                   f"{type(root).__name__}: {root}") from exc
         self._tasks.append(task)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         # called in the client's thread: the result is fetched by outcome(), in the sweep's

@@ -403,7 +403,14 @@ class Sweep:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             current = f"run {runs.index(entry) + 1}/{len(runs)}" + (f" ({where})" if where else "")
             shown.started(runs, left, current)
-        return engine.start(self._build, point, ec, self.timeout)
+        try:
+            return engine.start(self._build, point, ec, self.timeout)
+        except Exception:  # it could not start (Ctrl-C in a run made here leaves it running)
+            if ec is not None:
+                ec.shutdown()
+            entry.update(state=PENDING, run_dir=None, start=None)
+            self._save()
+            raise
 
     def _finish(self, entry: dict[str, Any], outcome: Outcome) -> None:
         """Record how the run of ``entry`` ended (an interrupted one stays running)."""

@@ -23,3 +23,10 @@ def printed(run):
     """The metrics of an ``echo`` run: the number and the random value it printed."""
     n, _, value = run.trace(run.guids[1], "stdout").split()
     return {"printed_n": int(n), "value": int(value)}
+
+
+def sleeper(ec, n, *, home, seconds=1.0):
+    """One localhost application that sleeps ``seconds`` and prints ``n``: the same
+    output in every run, so that two sweeps' run directories compare equal."""
+    node = ec.register_resource("linux::Node", hostname="localhost", home=home)
+    ec.register_resource("linux::Application", connectedTo=node, command=f"sleep {seconds}; echo {n}")
