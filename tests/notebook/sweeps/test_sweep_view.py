@@ -18,11 +18,8 @@ from nepi_lab import Sweep, load_sweep
 from nepi_lab.notebook import SWEEP_STATE_COLORS, SweepView, sweep_html, sweep_view
 from nepi_lab.notebook._static import WIDGET_VIEW
 
-from ..guards import home, no_child_left, thread_leak_guard  # noqa: F401  (fixtures)
-from ..runner.builds import echo
-from .helpers import wait_until
-
-no_thread_leak = thread_leak_guard(2.0)
+from ...guards import wait_until
+from ...runner.builds import echo
 
 
 class Table(HTMLParser):
