@@ -286,6 +286,8 @@ def _resource_html(rm: ResourceManager) -> str:
 #: A sweep's run states, in the order their counts are shown.
 SWEEP_STATES = ("done", "failed", "running", "pending")
 _SWATCH = "display:inline-block;width:10px;height:10px;border-radius:2px;vertical-align:-1px"
+#: A point's parameter value (left-aligned also where the page right-aligns table cells).
+_LABEL = "padding:0 8px;text-align:left"
 #: Side of a run's square, in pixels.
 _SQUARE = 16
 
@@ -350,19 +352,22 @@ def _sweep_html(sweep: Sweep, max_points: int) -> str:
     # the sizes go on the columns and rows, not on each of the (maybe 1,000) squares
     columns = (f'<colgroup>{f"<col span={len(parameters)}>" if parameters else ""}'
                f'<col span="{repetitions}" style="width:{_SQUARE}px;min-width:{_SQUARE}px"></colgroup>')
+    # a row is as high as its labels' line; only a sweep without parameters sizes its rows
+    height = "" if parameters else f' style="height:{_SQUARE}px"'
     rows = []
     for index, point in enumerate(points[:max_points]):
-        values = "".join(f'<td style="padding:0 8px">{_e(_short(point.get(name, ""), 30))}</td>'
+        values = "".join(f'<td style="{_LABEL}">{_e(_short(point.get(name, ""), 30))}</td>'
                          for name in parameters)
         cells = "".join(_run_cell(by_point.get(index, {}).get(r), r) for r in range(repetitions))
-        rows.append(f'<tr data-point="{index}" style="height:{_SQUARE}px">{values}{cells}</tr>')
+        rows.append(f'<tr data-point="{index}"{height}>{values}{cells}</tr>')
     more = ""
     if len(points) > max_points:
         more = (f'<div style="{_MUTED};font-size:11px">… and {len(points) - max_points} more points '
                 "(sweep.frame() has every run)</div>")
     return (f'<div class="nepi-sweep {NO_MATH}" data-exp-id="{_e(sweep.exp_id)}" '
             f'style="font-family:sans-serif;font-size:12px">{header}'
-            f'<table style="border-collapse:separate;border-spacing:2px;font-size:12px;line-height:1">'
+            f'<table style="border-collapse:separate;border-spacing:2px;font-size:12px;'
+            f'line-height:{_SQUARE}px">'
             f'{columns}{thead}<tbody>{"".join(rows)}</tbody></table>{more}</div>')
 
 

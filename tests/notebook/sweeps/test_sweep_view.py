@@ -10,9 +10,12 @@ import asyncio
 import functools
 import html
 import json
+import os
 import threading
 import time
 from html.parser import HTMLParser
+
+import pytest
 
 from nepi_lab import Sweep, load_sweep
 from nepi_lab.notebook import SWEEP_STATE_COLORS, SweepView, sweep_html, sweep_view
@@ -236,6 +239,36 @@ def test_a_thousand_runs_make_one_widget_and_one_modest_string(tmp_path):
         assert getattr(view, "children", ()) == ()
         shown = states(view)
         assert len(shown) == 1000 and set(shown.values()) == {"pending"}
-        assert len(view.value) < 120 * 1000  # bytes sent per update
+        # bytes sent per update: about 120 a run (inline styles on every square gave 200 and more)
+        assert len(view.value) < 128 * 1000
     finally:
         view.close()
+
+
+def test_an_executed_notebook_keeps_the_views_last_frame(tmp_path, monkeypatch, kernel_name):
+    """nbclient (nbconvert --execute): the view is shown before the sweep starts in the
+    background; the cell that waits for it ends after the last run, and the view's output
+    (what nbconvert's HTML and GitHub show) holds the final table, not the all-pending one."""
+    nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
+    nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the kernel's linux::Node keeps its folders under ~
+    os.makedirs(tmp_path / "home")
+    monkeypatch.setenv("NEPI_LAB_RESULTS", str(tmp_path / "results"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in (
+        "from nepi_lab import Sweep\n"
+        "def build(ec, n):\n"
+        "    node = ec.register_resource('linux::Node', hostname='localhost')\n"
+        "    ec.register_resource('linux::Application', connectedTo=node, command=f'sleep 0.2; exit {n}')\n"
+        "sweep = Sweep(build, {'n': [0, 1]}, repetitions=2, exp_id='executed')\n"
+        "sweep.view()",
+        "task = sweep.start()",
+        "task.wait()",
+    )])
+    nbclient.NotebookClient(nb, timeout=60, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    (shown,) = [o for o in nb.cells[0].outputs if o.get("output_type") == "display_data"]
+    table = Table(shown["data"]["text/html"])
+    assert table.counts == {"done": 2, "failed": 2, "running": 0, "pending": 0, "left": 0}
+    assert states(shown["data"]["text/html"]) == {(0, 0): "done", (0, 1): "done",
+                                                 (1, 0): "failed", (1, 1): "failed"}
+    assert WIDGET_VIEW in shown["data"] and nb.cells[2].outputs[0]["data"]["text/plain"] == "4"
