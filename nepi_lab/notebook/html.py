@@ -26,6 +26,7 @@ never raises.
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -337,8 +338,8 @@ def _sweep_html(sweep: Sweep, max_points: int) -> str:
     abandoned = len(sweep.abandoned)
     if abandoned:
         head.append(f'<span style="{_MUTED}">{abandoned} abandoned (made again)</span>')
-    header = (f'<div class="nepi-sweep-counts" data-counts="{_e(_json(counts))}" style="margin-bottom:2px">'
-              + " · ".join(head) + "</div>")
+    header = (f'<div class="nepi-sweep-counts" data-counts="{_e(json.dumps(counts))}" '
+              f'style="margin-bottom:2px">{" · ".join(head)}</div>')
 
     by_point: dict[int, dict[int, dict[str, Any]]] = {}
     for entry in runs:
@@ -391,9 +392,3 @@ def _run_cell(entry: dict[str, Any] | None, repetition: int) -> str:
     mark, ink = ("✕", ";color:#ffffff;text-align:center;font-size:10px") if state == "failed" else ("", "")
     return (f'<td data-state="{state}" title="{_e(title)}" '
             f'style="background:{SWEEP_STATE_COLORS[state]}{ink}">{mark}</td>')
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
