@@ -93,6 +93,9 @@ def _register_views() -> None:
     register_view("sweep_summary", lazy("nepi_lab.analysis.sweep", "sweep_summary"))
     register_view("runner_frame", lazy("nepi_lab.analysis.sweep", "runner_frame"))
     register_view("sweep_plot", lazy("nepi_lab.analysis.plots", "plot_sweep"))
+    # and shown live by the notebook layer (sweep.view(), a sweep on a cell's last line)
+    register_view("sweep_view", lazy("nepi_lab.notebook.sweep", "sweep_view"))
+    register_view("sweep_html", lazy("nepi_lab.notebook.html", "sweep_html"))
 
 
 _register_views()

@@ -6,7 +6,8 @@ show belongs to the notebook layer.  The layers above the core register their
 functions here by name (``nepi_lab/__init__.py`` registers the notebook layer's, which
 are imported only when first called), so the core imports no view, not even lazily.
 The runs layer (:mod:`nepi_lab.runner`) reaches the analysis layer's frames (sweeps, repetitions)
-through the same hook, for the same reason: it sits below the analysis layer.
+and the notebook layer's sweep view through the same hook, for the same reason: it sits
+below both.
 
 =====================  ==========================================================
 name                   called as
@@ -18,6 +19,8 @@ name                   called as
 ``"sweep_summary"``    ``f(sweep, metrics=None) -> DataFrame`` (``Sweep.summary``)
 ``"runner_frame"``     ``f(runner) -> DataFrame`` (``ExperimentRunner.frame``)
 ``"sweep_plot"``       ``f(sweep, x, y, hue=None, ax=None, metrics=None) -> Axes`` (``Sweep.plot``)
+``"sweep_view"``       ``f(sweep) -> widget`` (``Sweep.view``: the live view)
+``"sweep_html"``       ``f(sweep) -> str | None`` (``Sweep._repr_html_``)
 =====================  ==========================================================
 """
 

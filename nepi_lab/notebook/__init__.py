@@ -1,7 +1,9 @@
-"""The notebook layer: views over an :class:`~nepi_lab.ExperimentController`.
+"""The notebook layer: views over an :class:`~nepi_lab.ExperimentController` and a
+:class:`~nepi_lab.Sweep`.
 
 Everything here reads the controller (``ec.graph()``, ``ec.explain()``, states) and
-subscribes to ``ec.events``; nothing here changes how an experiment runs.  The
+subscribes to ``ec.events`` (a sweep's view: ``sweep.subscribe``); nothing here
+changes how an experiment runs.  The
 widgets import ipywidgets and matplotlib, so they are loaded lazily: importing this
 package, or showing ``ec`` as HTML, loads neither.
 """
@@ -16,12 +18,14 @@ _EXPORTS = {
     "CONDITION_COLOR": "colors",
     "CONNECTION_COLOR": "colors",
     "STATE_COLORS": "colors",
+    "SWEEP_STATE_COLORS": "colors",
     "ExperimentBuilder": "builder",
     "ExplainView": "panels",
     "GraphView": "graph",
     "ProgressView": "progress",
     "ResourceTable": "panels",
     "StableLayout": "layout",
+    "SweepView": "sweep",
     "TopologyView": "topology_view",
     "auto_progress": "progress",
     "controller_html": "html",
@@ -31,6 +35,8 @@ _EXPORTS = {
     "resource_html": "html",
     "show_progress": "progress",
     "state_color": "colors",
+    "sweep_html": "html",
+    "sweep_view": "sweep",
     "topology_graph": "topology_view",
 }
 

@@ -1,6 +1,7 @@
 """How the views hear about state changes and stay cheap: one coalescing timer each.
 
-A view subscribes to ``ec.events``.  Its subscriber does almost nothing (it notes
+A view subscribes to ``ec.events`` (a controller's view) or to ``sweep.subscribe``
+(a sweep's view, :mod:`nepi_lab.notebook.sweep`).  Its subscriber does almost nothing (it notes
 that something changed and asks for an update); the update itself runs later, in the
 *view's thread*, at most once per ``interval`` seconds however many events arrived:
 10,000 state changes in a second give at most 10 redraws.
@@ -13,12 +14,14 @@ Where the update runs:
   blocked in (``ec.wait_finished()``) while it waits, so the widgets are only ever
   touched from the kernel's thread and never stop following the experiment;
 - a view made in a plain script (no loop in its thread) is updated in the
-  controller's loop thread.
+  controller's loop thread; a sweep's view, whose sweep has no loop, in a short-lived
+  timer thread (one at a time per view: the coalescer keeps at most one update pending).
 
 Events arrive in the controller's loop thread (every lifecycle change) or in the
-thread that called ``register_resource``.  Updates are serialised by a lock, so
-:meth:`Coalescer.flush` (an update now, from the caller's thread) never overlaps a
-timer-driven one.
+thread that called ``register_resource``; a sweep's changes, in the thread that runs
+the sweep (a background one for ``sweep.start()``, the caller's for ``sweep.run()``).
+Updates are serialised by a lock, so :meth:`Coalescer.flush` (an update now, from the
+caller's thread) never overlaps a timer-driven one.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..core.controller import ExperimentController
 from ..core.loop import inbox
 
 if TYPE_CHECKING:
-    from ..core.controller import ExperimentController
+    from ..runner.sweep import Sweep
 
 log = logging.getLogger("nepi_lab")
 
@@ -58,9 +62,20 @@ class _ControllerThread:
             self._runner.call_later(delay, callback)
 
 
-def view_scheduler(ec: ExperimentController) -> Scheduler:
-    """Where a view of ``ec`` made in this thread is updated (see the module docstring)."""
-    return inbox() or _ControllerThread(ec)
+class _TimerThread:
+    """A view without a loop of its own, of something without one (a sweep in a script):
+    each update in a daemon timer thread that ends with it."""
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> None:
+        timer = threading.Timer(delay, callback)
+        timer.name, timer.daemon = "nepi_lab-view-update", True
+        timer.start()
+
+
+def view_scheduler(ec: ExperimentController | None) -> Scheduler:
+    """Where a view of ``ec`` (None: of a sweep) made in this thread is updated (see the
+    module docstring)."""
+    return inbox() or (_ControllerThread(ec) if ec is not None else _TimerThread())
 
 
 class Coalescer:
@@ -122,17 +137,24 @@ class Coalescer:
 
 
 class Subscription:
-    """A view's subscription to ``ec.events``: marks the view dirty, asks for an update.
+    """A view's subscription to ``ec.events`` (or to a sweep's changes): marks the view
+    dirty, asks for an update.
 
-    ``on_event(event)`` runs in the thread that made the change and must be cheap;
-    ``update()`` runs on the view loop through a :class:`Coalescer`.
+    ``source`` is an :class:`~nepi_lab.ExperimentController` (``on_event(event)`` gets
+    each of its events) or a :class:`~nepi_lab.Sweep` (``on_event(sweep)`` after each
+    change of its record).  ``on_event`` runs in the thread that made the change and
+    must be cheap; ``update()`` runs on the view loop through a :class:`Coalescer`.
     """
 
-    def __init__(self, ec: ExperimentController, on_event: Callable[[Any], None],
+    def __init__(self, source: ExperimentController | Sweep, on_event: Callable[[Any], None],
                  update: Callable[[], None], interval: float = UPDATE_INTERVAL) -> None:
-        self.coalescer = Coalescer(update, view_scheduler(ec), interval)
+        if isinstance(source, ExperimentController):
+            scheduler, subscribe = view_scheduler(source), source.events.subscribe
+        else:
+            scheduler, subscribe = view_scheduler(None), source.subscribe
+        self.coalescer = Coalescer(update, scheduler, interval)
         self._on_event = on_event
-        self._unsubscribe = ec.events.subscribe(self._event)
+        self._unsubscribe = subscribe(self._event)
 
     def _event(self, event: Any) -> None:
         self._on_event(event)
@@ -153,7 +175,7 @@ class Subscription:
 
 
 class Following:
-    """Mixin for widgets that follow a controller through ``self._subscription``.
+    """Mixin for widgets that follow a controller (or a sweep) through ``self._subscription``.
 
     Put it before the widget class (``class View(Following, widgets.VBox)``) so that
     :meth:`close` ends the subscription, then closes the widget.

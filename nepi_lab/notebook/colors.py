@@ -3,7 +3,8 @@
 Every view uses it: the live graph, the static :func:`~nepi_lab.notebook.draw`, the
 HTML tables and the progress bars, so a state has the same colour everywhere.  The
 deploy steps go from pale to darker blue, READY is amber, the outcomes are green
-(FINISHED), purple (STOPPED) and red (FAILED); RELEASED is a dark grey.
+(FINISHED), purple (STOPPED) and red (FAILED); RELEASED is a dark grey.  A sweep's
+runs borrow the colours of the resource states they read like.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ STATE_COLORS: dict[ResourceState, str] = {
     S.FINISHED: "#43a047",  # green: ended by itself with success
     S.FAILED: "#e53935",  # red
     S.RELEASED: "#616161",  # dark grey: cleaned up
+}
+
+#: Fill colour of each state of a sweep's run (:mod:`nepi_lab.runner.sweep`), as the
+#: resource state it reads like: pending as NEW, running as STARTED, done as FINISHED,
+#: failed as FAILED.
+SWEEP_STATE_COLORS: dict[str, str] = {
+    "pending": STATE_COLORS[S.NEW],
+    "running": STATE_COLORS[S.STARTED],
+    "done": STATE_COLORS[S.FINISHED],
+    "failed": STATE_COLORS[S.FAILED],
 }
 
 #: Colours of the two kinds of edges of the experiment graph.

@@ -1,4 +1,4 @@
-"""Rich HTML for the controller and its resources (``_repr_html_``).
+"""Rich HTML for the controller, its resources and sweeps (``_repr_html_``).
 
 Plain HTML with inline styles only: no script, no stylesheet, no widget, so the
 tables render the same in JupyterLab, in Voilà, on nbviewer and on GitHub, and in a
@@ -26,17 +26,20 @@ never raises.
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..core.attributes import Flags, is_secret
 from ..core.states import ResourceState
-from .colors import STATE_COLORS, text_color
+from ..runner.progress import estimate, format_duration
+from .colors import STATE_COLORS, SWEEP_STATE_COLORS, text_color
 
 if TYPE_CHECKING:
     from ..core.controller import ExperimentController
     from ..core.resource import ResourceManager
+    from ..runner.sweep import Sweep
 
 log = logging.getLogger("nepi_lab")
 
@@ -46,6 +49,8 @@ S = ResourceState
 MAX_ROWS = 50
 #: Characters of one attribute value shown in a table cell.
 MAX_VALUE = 60
+#: Points (rows) of a sweep shown by :func:`sweep_html` unless told otherwise.
+MAX_POINTS = 1000
 
 #: Classes that keep MathJax off the text inside (see the module docstring).
 NO_MATH = "mathjax_ignore tex2jax_ignore"
@@ -275,3 +280,115 @@ def _resource_html(rm: ResourceManager) -> str:
                  f'<tbody>{"".join(rows)}</tbody></table>')
     parts.append("</div>")
     return "".join(parts)
+
+
+# == sweeps ============================================================================
+
+#: A sweep's run states, in the order their counts are shown.
+SWEEP_STATES = ("done", "failed", "running", "pending")
+_SWATCH = "display:inline-block;width:10px;height:10px;border-radius:2px;vertical-align:-1px"
+#: A point's parameter value (left-aligned also where the page right-aligns table cells).
+_LABEL = "padding:0 8px;text-align:left"
+#: Side of a run's square, in pixels.
+_SQUARE = 16
+
+
+def sweep_html(sweep: Sweep, max_points: int = MAX_POINTS) -> str | None:
+    """A sweep as HTML: one row per point (its parameter values), one square per
+    repetition coloured by its run's state (a failed run's square says why in its
+    tooltip), the counts, and an estimate of the time left while runs are being made.
+    None if it cannot be built.
+
+    Cheap enough to rebuild at every change of a 1,000-run sweep: one string, one
+    ``<td>`` per run.
+    """
+    try:
+        return _sweep_html(sweep, max_points)
+    except Exception:  # a display must never raise; IPython shows repr() instead
+        log.debug("sweep_html failed", exc_info=True)
+        return None
+
+
+def sweep_counts(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of ``runs`` (a sweep's record entries) are in each state, and ``left``:
+    the runs still to make (pending or running)."""
+    counts = dict.fromkeys(SWEEP_STATES, 0)
+    for entry in runs:
+        counts[entry["state"]] += 1
+    counts["left"] = counts["pending"] + counts["running"]
+    return counts
+
+
+def _sweep_html(sweep: Sweep, max_points: int) -> str:
+    runs = sweep.runs
+    points, parameters, repetitions = sweep.points, sweep.parameters, sweep.repetitions
+    counts = sweep_counts(runs)
+    head = [f"<b>sweep {_e(sweep.exp_id)}</b>: {len(points)} point{'s' * (len(points) != 1)} × "
+            f"{repetitions} repetition{'s' * (repetitions != 1)}"]
+    for state in SWEEP_STATES:
+        head.append(f'<span data-count="{state}" style="white-space:nowrap">'
+                    f'<span style="{_SWATCH};background:{SWEEP_STATE_COLORS[state]}"></span> '
+                    f"{counts[state]} {state}</span>")
+    if counts["running"]:
+        # runs at once now: what the sweep's max_parallel allows, as far as the view can tell
+        eta = estimate(runs, counts["left"], counts["running"])
+        if eta is not None:
+            head.append(f'<span class="nepi-sweep-eta" style="white-space:nowrap">'
+                        f"about {format_duration(eta)} left</span>")
+    abandoned = len(sweep.abandoned)
+    if abandoned:
+        head.append(f'<span style="{_MUTED}">{abandoned} abandoned (made again)</span>')
+    header = (f'<div class="nepi-sweep-counts" data-counts="{_e(json.dumps(counts))}" '
+              f'style="margin-bottom:2px">{" · ".join(head)}</div>')
+
+    by_point: dict[int, dict[int, dict[str, Any]]] = {}
+    for entry in runs:
+        by_point.setdefault(entry["point"], {})[entry["repetition"]] = entry
+    names = "".join(f'<th style="{_TH}">{_e(name)}</th>' for name in parameters)
+    numbers = "".join(f'<th style="{_TH};padding:2px 0;text-align:center;font-weight:normal">{r}</th>'
+                      for r in range(repetitions))
+    label = "" if not parameters else f'<th colspan="{len(parameters)}" style="{_TH}">point</th>'
+    thead = (f'<thead><tr>{label}<th colspan="{repetitions}" style="{_TH}">repetition</th></tr>'
+             f"<tr>{names}{numbers}</tr></thead>")
+    # the sizes go on the columns and rows, not on each of the (maybe 1,000) squares
+    columns = (f'<colgroup>{f"<col span={len(parameters)}>" if parameters else ""}'
+               f'<col span="{repetitions}" style="width:{_SQUARE}px;min-width:{_SQUARE}px"></colgroup>')
+    # a row is as high as its labels' line; only a sweep without parameters sizes its rows
+    height = "" if parameters else f' style="height:{_SQUARE}px"'
+    rows = []
+    for index, point in enumerate(points[:max_points]):
+        values = "".join(f'<td style="{_LABEL}">{_e(_short(point.get(name, ""), 30))}</td>'
+                         for name in parameters)
+        cells = "".join(_run_cell(by_point.get(index, {}).get(r), r) for r in range(repetitions))
+        rows.append(f'<tr data-point="{index}"{height}>{values}{cells}</tr>')
+    more = ""
+    if len(points) > max_points:
+        more = (f'<div style="{_MUTED};font-size:11px">… and {len(points) - max_points} more points '
+                "(sweep.frame() has every run)</div>")
+    return (f'<div class="nepi-sweep {NO_MATH}" data-exp-id="{_e(sweep.exp_id)}" '
+            f'style="font-family:sans-serif;font-size:12px">{header}'
+            f'<table style="border-collapse:separate;border-spacing:2px;font-size:12px;'
+            f'line-height:{_SQUARE}px">'
+            f'{columns}{thead}<tbody>{"".join(rows)}</tbody></table>{more}</div>')
+
+
+def _run_cell(entry: dict[str, Any] | None, repetition: int) -> str:
+    """One run's square: its state's colour, and a tooltip that says how it went (its
+    row names the point)."""
+    if entry is None:  # a record that lacks the run (never made by this nepi_lab)
+        return "<td></td>"
+    state = entry["state"]
+    if state == "pending":  # nothing to tell: the shortest cell (most are, in a big sweep's first frames)
+        return f'<td data-state="pending" style="background:{SWEEP_STATE_COLORS[state]}"></td>'
+    title = f"repetition {repetition}: {state}"
+    start, end = entry.get("start"), entry.get("end")
+    if state in ("done", "failed") and start is not None and end is not None:
+        title += f" in {end - start:.2f} s"
+    if entry.get("failure"):
+        title += f": {_short(entry['failure'], 300)}"
+    if entry.get("run_dir"):
+        title += f"\n{entry['run_dir']}"
+    # a failure is also marked by a cross, for readers who do not tell red from green
+    mark, ink = ("✕", ";color:#ffffff;text-align:center;font-size:10px") if state == "failed" else ("", "")
+    return (f'<td data-state="{state}" title="{_e(title)}" '
+            f'style="background:{SWEEP_STATE_COLORS[state]}{ink}">{mark}</td>')

@@ -317,6 +317,12 @@ class Sweep:
         estimate of the time left; see :func:`nepi_lab.notebook.sweep_view`)."""
         return analysis_function("sweep_view")(self)
 
+    def _repr_html_(self) -> str | None:
+        """The same table as :meth:`view`'s, once, in Jupyter (the notebook layer builds
+        it; None: the plain repr)."""
+        render = view("sweep_html")
+        return None if render is None else render(self)
+
     def _cannot_run(self) -> SweepError:
         return SweepError(self.path, "loaded from its directory, it has no build function: "
                                      "make it with Sweep(build, params, ...) to run it")

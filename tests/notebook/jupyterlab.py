@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -617,3 +618,16 @@ def served_notebooks(tmp: Path, sources: list[Path], env: dict[str, str] | None 
         copy_notebook(source, tmp / Path(source).name, kernel)
     with JupyterLab(tmp, env, kernel) as lab:
         yield lab
+
+
+def write_notebook(lab: JupyterLab, name: str, kernel: str, *cells: str) -> str:
+    """Write a notebook of these code cells where the lab serves it; its path there."""
+    source = [textwrap.dedent(cell).strip().splitlines(keepends=True) for cell in cells]
+    notebook = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
+        "cells": [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "source": lines,
+                   "outputs": [], "execution_count": None} for i, lines in enumerate(source)],
+    }
+    (lab.root / name).write_text(json.dumps(notebook, indent=1))
+    return name

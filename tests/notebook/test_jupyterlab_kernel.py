@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from .jupyterlab import JupyterLab, Notebook, ended_ms, missing, served_notebooks, settled, started_ms
+from .jupyterlab import Notebook, ended_ms, missing, served_notebooks, settled, started_ms, write_notebook
 
 if missing():
     pytest.skip(missing(), allow_module_level=True)
@@ -49,19 +49,6 @@ def lab(tmp_path_factory, kernel_name):
     """One JupyterLab (and one Chromium) for the module, on ``--kernel``."""
     with served_notebooks(tmp_path_factory.mktemp("lab"), [], kernel=kernel_name) as lab:
         yield lab
-
-
-def write_notebook(lab: JupyterLab, name: str, kernel: str, *cells: str) -> str:
-    """Write a notebook of these code cells where the lab serves it; its path there."""
-    source = [textwrap.dedent(cell).strip().splitlines(keepends=True) for cell in cells]
-    notebook = {
-        "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
-        "cells": [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "source": lines,
-                   "outputs": [], "execution_count": None} for i, lines in enumerate(source)],
-    }
-    (lab.root / name).write_text(json.dumps(notebook, indent=1))
-    return name
 
 
 @pytest.fixture

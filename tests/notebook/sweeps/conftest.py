@@ -1,0 +1,8 @@
+"""Guards for the sweep view's tests, as for the runs layer's (they make real sweeps):
+every test leaves the thread count and the child processes as it found them."""
+
+from __future__ import annotations
+
+from ...guards import home, no_child_left, thread_leak_guard  # noqa: F401  (fixtures)
+
+no_thread_leak = thread_leak_guard(2.0)
