@@ -5,7 +5,6 @@ compared with the same sweep made in this process."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -13,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -50,7 +48,7 @@ class Cluster:
     def _begin(self, workers: int) -> None:
         self.scheduler = self._start([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
                                       "--no-dashboard", "--scheduler-file", self.file], "scheduler")
-        assert wait_until(lambda: os.path.exists(self.file), 30), "waited in vain for the scheduler to write its file"
+        assert wait_until(lambda: os.path.exists(self.file), 30), "the scheduler never wrote its file"
         self.workers = [self.start_worker(i) for i in range(workers)]
         self.client = distributed.Client(scheduler_file=self.file, timeout=30)
         self.client.wait_for_workers(workers, timeout=30)
@@ -200,7 +198,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(cluster, t
     sweep = Sweep(build, {"n": list(range(6))}, exp_id="killed", results=tmp_path / "results")
     task = sweep.start(executor=cluster.client)
     try:
-        assert wait_until(lambda: cluster.runs_in_progress(0), 30), "waited in vain for worker 0 to start a run"
+        assert wait_until(lambda: cluster.runs_in_progress(0), 30), "worker 0 never started a run"
         cluster.workers[0].send_signal(signal.SIGKILL)
         cluster.workers[0].wait()
         assert task.wait(120) == 6
@@ -212,16 +210,20 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(cluster, t
     dirs = [e["run_dir"] for e in sweep.runs]
     assert len(set(dirs)) == 6
     assert sorted(os.listdir(sweep.path)) == sorted(dirs + ["sweep.json", "sweep.lock"])
-    printed = sorted(int(open(os.path.join(sweep.run_dir(e), "2-linux.Application", "stdout")).read())
-                     for e in sweep.runs)
+    printed = []
+    for entry in sweep.runs:
+        with open(os.path.join(sweep.run_dir(entry), "2-linux.Application", "stdout")) as f:
+            printed.append(int(f.read()))
+    printed.sort()
     assert printed == list(range(6))
     # the killed worker's run: its temporary folder and its index entry stay on its
     # machine, for `nepi-lab cleanup`, which stops what it left (its sleep, if still there)
     assert cluster.runs_in_progress(0), "the killed worker's run folder is not where expected"
-    cleanup = subprocess.run([sys.executable, "-m", "nepi_lab.cli", "cleanup"], capture_output=True, text=True,
-                             env=dict(os.environ, NEPI_LAB_STATE=str(cluster.state(0))), timeout=60)
+    state = dict(os.environ, NEPI_LAB_STATE=str(cluster.state(0)))
+    cleanup = subprocess.run([sys.executable, "-m", "nepi_lab.cli", "cleanup"], capture_output=True,
+                             text=True, env=state, timeout=60)
     assert cleanup.returncode == 0, cleanup.stderr
-    assert wait_until(lambda: marked_processes("killed") == [], 10), "waited in vain for the killed worker's processes to be gone"
+    assert wait_until(lambda: marked_processes("killed") == [], 10), "the killed worker's processes stay"
 
 
 def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(cluster, tmp_path, home):
@@ -245,7 +247,7 @@ def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(clu
     # the dropped runs' results never reached the sweep directory
     assert sorted(os.listdir(again.path)) == sorted([e["run_dir"] for e in again.runs]
                                                     + ["sweep.json", "sweep.lock"])
-    assert wait_until(lambda: marked_processes("resumed") == [], 10), "waited in vain for the dropped runs to end on the workers"
+    assert wait_until(lambda: marked_processes("resumed") == [], 10), "the dropped runs never ended"
 
 
 def test_failures_on_workers_are_recorded_with_their_reason(cluster, tmp_path, home):
@@ -287,4 +289,5 @@ def test_without_the_dask_extra_the_error_says_what_to_install(tmp_path):
               f"s = Sweep(lambda ec, n: None, {{'n': [1]}}, exp_id='x', results={str(tmp_path)!r})\n"
               "try:\n    s.run(executor=object())\nexcept ModuleNotFoundError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "running a sweep on Dask needs dask.distributed: pip install 'nepi_lab[dask]'"
+    assert out.stdout.strip() == ("running a sweep on Dask needs dask.distributed: "
+                                  "pip install 'nepi_lab[dask]'")
