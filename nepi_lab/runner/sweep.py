@@ -43,6 +43,11 @@ Order: a grid ``{"a": [1, 2], "b": ["x", "y"]}`` gives its points as
 then every point a second time ...), so that an interrupted sweep has covered every
 point as evenly as it could.
 
+Where runs are made: in the calling thread one at a time (the default), ``max_parallel``
+at once in threads of this process, in a background thread (:meth:`Sweep.start`), or on
+a Dask cluster (``executor``); see :mod:`nepi_lab.runner.executors`.  Whatever makes them,
+only the thread running the sweep writes the record.
+
 Frames (:meth:`Sweep.frame`, :meth:`Sweep.summary`) and the plot (:meth:`Sweep.plot`)
 are built by the analysis layer (:func:`nepi_lab.analysis.sweep_frame`); this module,
 below it, reaches them through the core's display hook (``nepi_lab/__init__.py``

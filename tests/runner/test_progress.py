@@ -102,3 +102,15 @@ def test_the_estimate_is_the_mean_duration_times_the_runs_left():
     shown.finished(runs, 2)
     shown.close()
     assert out.getvalue() == "sweep x: 1 done, 1 failed, 2 left; about 6 s left\n"
+
+
+def test_runs_made_at_once_share_the_estimate_and_the_line_counts_them():
+    runs = [{"state": "done", "start": 0.0, "end": 4.0}, {"state": "running", "start": 4.0, "end": None},
+            {"state": "running", "start": 4.0, "end": None}, {"state": "pending", "start": None, "end": None},
+            {"state": "pending", "start": None, "end": None}]
+    assert estimate(runs, 4, parallel=2) == 8.0  # four runs of 4 s, two at a time
+    assert estimate(runs, 1, parallel=2) == 4.0  # one left: no sharing
+    out = io.StringIO()
+    shown = SweepProgress("x", out, tty=True, parallel=2)
+    shown.started(runs, 4, "run 3/5")
+    assert out.getvalue() == "\r\x1b[Ksweep x: 1 done, 0 failed, 4 left; making 2 runs at once; about 8 s left"
