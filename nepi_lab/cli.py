@@ -246,6 +246,11 @@ def _sweep_status(args: argparse.Namespace) -> int:
           f"= {len(sweep.runs)} runs")
     print(f"  {', '.join(f'{counts[s]} {s}' for s in ('done', 'failed', 'pending', 'running'))}, "
           f"{abandoned} abandoned" + (f" (kept in {sweep.path}/abandoned)" if abandoned else ""))
+    if sweep.in_progress():
+        print("  being run now: a live process holds its lock (sweep.lock)")
+    elif counts["running"]:
+        print(f"  no process is running it: the {counts['running']} running were interrupted, and the "
+              f"next run() makes them again")
     runs = sweep.runs
     shown = runs if args.all else runs[:SWEEP_ROWS]
     rows = []

@@ -21,7 +21,7 @@ import pytest
 from nepi_lab import ExperimentController, __version__
 from nepi_lab.cli import FAILED_STATUS, INTERRUPTED_STATUS, TIMEOUT_STATUS, USAGE_STATUS
 
-from .guards import terminal_output
+from .guards import terminal_output, wait_until
 from .resources.linux.conftest import all_gone, processes_with
 
 COMMAND = [sys.executable, "-m", "nepi_lab.cli"]
@@ -445,12 +445,36 @@ def test_sweep_status_of_a_finished_sweep_with_a_failed_run(sweeps):
 def test_sweep_status_of_an_interrupted_sweep(sweeps):
     proc = nepi_lab("sweep", "status", sweeps["half"])
     assert proc.returncode == 0, proc.stderr
-    assert "  1 done, 0 failed, 2 pending, 1 running, 0 abandoned" in proc.stdout
+    assert "  1 done, 0 failed, 2 pending, 1 running, 0 abandoned\n  no process is running it: the 1 " \
+           "running were interrupted, and the next run() makes them again\n" in proc.stdout
     rows = sweep_rows(proc.stdout)
     # repetition by repetition: the first point done, the second interrupted, the rest to make
     assert [r[:4] for r in rows] == [("1", "a", "0", "done"), ("2", "a", "0", "running"),
                                      ("1", "a", "1", "pending"), ("2", "a", "1", "pending")]
     assert rows[1][5] and not rows[2][5] and not rows[2][4]  # the running one has its folder
+
+
+def test_sweep_status_of_a_sweep_being_run_says_so(tmp_path):
+    import functools
+
+    from nepi_lab import Sweep
+
+    from .runner.builds import sleeper
+
+    home = tmp_path / "home"
+    home.mkdir()
+    sweep = Sweep(functools.partial(sleeper, home=str(home), seconds=30), {"n": [1]}, exp_id="live",
+                  results=tmp_path / "results")
+    task = sweep.start()
+    try:
+        assert wait_until(lambda: sweep.counts()["running"] == 1, 30)
+        proc = nepi_lab("sweep", "status", sweep.path)
+    finally:
+        task.stop(30)
+    assert proc.returncode == 0, proc.stderr
+    assert "  0 done, 0 failed, 0 pending, 1 running, 0 abandoned\n  being run now: a live process holds " \
+           "its lock (sweep.lock)\n" in proc.stdout
+    assert "being run now" not in nepi_lab("sweep", "status", sweep.path).stdout
 
 
 def test_sweep_status_caps_the_rows_and_says_how_many_are_left_out(sweeps):

@@ -64,6 +64,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import sys
 import tarfile
 import threading
@@ -93,6 +94,7 @@ SWEEP_FORMAT = 1
 #: ``"format"`` of a sweep record.
 SWEEP_FORMAT_NAME = "nepi_lab.sweep"
 RECORD = "sweep.json"
+JOURNAL = "sweep.journal"
 LOCK = "sweep.lock"
 ABANDONED = "abandoned"
 
@@ -171,8 +173,9 @@ class Sweep:
         self.metrics = metrics
         self.timeout = timeout
         self._listeners: list[Callable[[Sweep], Any]] = []
+        self._journal: _Journal | None = None
         self._record: dict[str, Any] = _new_record(self.exp_id, self.parameters, self.points, repetitions)
-        existing = _read_record(self.path)
+        existing = read_record(self.path)
         if existing is not None:
             self._adopt(existing)
 
@@ -184,7 +187,7 @@ class Sweep:
         """The sweep recorded in ``path`` (a sweep directory), to make frames: it has no
         ``build`` and cannot run.  Nothing but the directory is needed."""
         path = os.path.abspath(os.fspath(path))
-        record = _read_record(path)
+        record = read_record(path)
         if record is None:
             raise SweepError(path, f"no {RECORD} in it: not a sweep directory")
         sweep = cls.__new__(cls)
@@ -199,6 +202,7 @@ class Sweep:
         sweep.timeout = None
         sweep._record = record
         sweep._listeners = []
+        sweep._journal = None
         return sweep
 
     def _adopt(self, existing: dict[str, Any]) -> None:
@@ -236,6 +240,21 @@ class Sweep:
         for entry in self._record["runs"]:
             counts[entry["state"]] += 1
         return counts
+
+    def in_progress(self) -> bool:
+        """Whether a process (or a thread of this one) is running the sweep now: it holds
+        the folder's lock.  Runs recorded as running while it is not were interrupted."""
+        try:
+            fd = os.open(os.path.join(self.path, LOCK), os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # (and the shared lock, if it was taken)
+        return False
 
     def run_dir(self, entry: Mapping[str, Any]) -> str | None:
         """The absolute run directory of a run's entry, or None when it has none."""
@@ -347,7 +366,7 @@ class Sweep:
         limit = max_parallel or (1 if executor is None else len(self._record["runs"]))
         os.makedirs(self.path, exist_ok=True)
         with self._locked():
-            current = _read_record(self.path)  # another process may have gone on meanwhile
+            current = read_record(self.path)  # another process may have gone on meanwhile
             if current is not None:
                 self._adopt(current)
             self._settle()
@@ -358,7 +377,10 @@ class Sweep:
                 shown = SweepProgress(self.exp_id, sys.stdout, parallel=engine.parallelism)
             active: dict[concurrent.futures.Future[Any], dict[str, Any]] = {}
             made = 0
+            self._journal = _Journal(self.path, self._record["runs"])
             try:
+                self._save()  # a snapshot, then an empty journal (see _save)
+                self._journal.open()
                 while todo or active:
                     while todo and len(active) < limit and not wake.stopping:
                         entry = todo.popleft()
@@ -395,6 +417,11 @@ class Sweep:
                     raise
             finally:
                 engine.close()
+                journal, self._journal = self._journal, None
+                try:
+                    self._save()  # the last snapshot holds every change: the journal goes
+                finally:
+                    journal.close(remove=True)
                 if shown is not None:
                     shown.close()
             return made
@@ -408,7 +435,7 @@ class Sweep:
             ec = ExperimentController(exp_id=self.exp_id, local_dir=self.results, parameters=point)
         entry.update(state=RUNNING, run_dir=None if ec is None else ec.run_id, failure=None,
                      start=time.time(), end=None)
-        self._save()
+        self._save(entry)
         if shown is not None:
             runs = self._record["runs"]
             where = ", ".join(f"{k}={v}" for k, v in point.items())
@@ -420,14 +447,14 @@ class Sweep:
             if ec is not None:
                 ec.shutdown()
             entry.update(state=PENDING, run_dir=None, start=None)
-            self._save()
+            self._save(entry)
             raise
 
     def _finish(self, entry: dict[str, Any], outcome: Outcome) -> None:
         """Record how the run of ``entry`` ended (an interrupted one stays running)."""
         if outcome.interrupted:
             entry["end"] = time.time()
-            self._save()
+            self._save(entry)
             return
         failure = outcome.failure
         if outcome.archive is not None and outcome.run_id is not None:
@@ -440,7 +467,7 @@ class Sweep:
                 entry["run_dir"] = outcome.run_id
         entry.update(state=FAILED if failure else DONE, failure=failure,
                      end=outcome.end if outcome.end is not None else time.time())
-        self._save()
+        self._save(entry)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -461,11 +488,27 @@ class Sweep:
         changed = False
         for entry in self._record["runs"]:
             if entry["state"] == RUNNING:
+                if entry["run_dir"] is not None:
+                    _clean_killed_run(self.exp_id, entry["run_dir"])
                 self._abandon(entry, "interrupted: its process stopped before the run was recorded")
                 changed = True
             elif entry["state"] == DONE and not _ended(self.run_dir(entry)):
                 self._abandon(entry, f"its run directory is missing or incomplete ({DESCRIPTION} does not "
                                      f"say it ended)")
+                changed = True
+        named = {entry["run_dir"] for entry in self._record["runs"]}
+        for name in sorted(os.listdir(self.path)):
+            folder = os.path.join(self.path, name)
+            if name.startswith(".incoming-"):  # a run coming back from a Dask worker, never finished
+                shutil.rmtree(folder, ignore_errors=True)
+            elif len(name) == 20 and name.isdigit() and name not in named and os.path.isdir(folder):
+                # made by a process killed before the record named it
+                _clean_killed_run(self.exp_id, name)
+                os.makedirs(os.path.join(self.path, ABANDONED), exist_ok=True)
+                os.replace(folder, os.path.join(self.path, ABANDONED, name))
+                self._record["abandoned"].append({
+                    "point": None, "repetition": None, "run_dir": os.path.join(ABANDONED, name),
+                    "reason": "interrupted: its process stopped before the record named the run"})
                 changed = True
         if changed:
             self._save()
@@ -481,9 +524,18 @@ class Sweep:
                                           "run_dir": kept, "reason": reason})
         entry.update(state=PENDING, run_dir=None, failure=None, start=None, end=None)
 
-    def _save(self) -> None:
+    def _save(self, entry: dict[str, Any] | None = None) -> None:
+        """Record a change: while the sweep runs, ``entry``'s new state as one line appended
+        to the journal; otherwise, and each time the journal grows as long as the record,
+        a new snapshot (``sweep.json``, atomically) and an emptied journal.  A change costs
+        a few microseconds however many runs the sweep has; readers fold the journal in
+        (:func:`read_record`)."""
         self._record["updated"] = time.time()
-        write_json_atomic(os.path.join(self.path, RECORD), self._record)
+        journal = self._journal
+        if entry is None or journal is None or not journal.append(entry):
+            write_json_atomic(os.path.join(self.path, RECORD), self._record)
+            if journal is not None:
+                journal.clear()
         for callback in list(self._listeners):
             try:
                 callback(self)
@@ -588,8 +640,16 @@ def _new_record(exp_id: str, parameters: list[str], points: list[dict[str, Any]]
             "runs": runs, "abandoned": [], "updated": None}
 
 
-def _read_record(path: str) -> dict[str, Any] | None:
-    """The record in the sweep directory ``path``, checked; None if there is none."""
+def read_record(path: str) -> dict[str, Any] | None:
+    """The record in the sweep directory ``path`` as it stands, checked: ``sweep.json``
+    with the changes of ``sweep.journal`` applied; None if there is none.
+
+    The journal holds, while a sweep runs, one JSON line per change of a run's entry
+    (``{"run": <index in runs>, "point": ..., "repetition": ..., "state": ...}``, the
+    entry's every field); ``run()`` folds it into ``sweep.json`` when it ends.  A line
+    cut short (a crash, a full disk) is skipped: the change it held is lost, never the
+    record.
+    """
     file = os.path.join(path, RECORD)
     try:
         with open(file, "rb") as f:
@@ -608,7 +668,77 @@ def _read_record(path: str) -> dict[str, Any] | None:
         raise SweepError(path, f"{RECORD} has version {record.get('version')!r}; this nepi_lab reads "
                                f"version {SWEEP_FORMAT}")
     _check_record(path, record)
+    if _apply_journal(path, record):
+        _check_record(path, record)
     return record
+
+
+def _apply_journal(path: str, record: dict[str, Any]) -> bool:
+    """Apply the journal's changes to ``record``; whether there were any."""
+    try:
+        with open(os.path.join(path, JOURNAL), "rb") as f:
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise SweepError(path, f"cannot read {JOURNAL}: {exc.strerror}") from None
+    runs = record["runs"]
+    applied = False
+    for line in lines:
+        try:
+            change = json.loads(line)
+        except ValueError:
+            continue  # empty, or cut short
+        if not isinstance(change, dict):
+            continue
+        i = change.pop("run", None)
+        if type(i) is not int or not 0 <= i < len(runs) or change.get("state") not in STATES:
+            continue
+        if change.get("point") != runs[i]["point"] or change.get("repetition") != runs[i]["repetition"]:
+            continue  # not a change of this record's runs
+        runs[i].update(change)
+        applied = True
+    return applied
+
+
+class _Journal:
+    """The journal of a sweep being run: ``sweep.journal``, one line appended per change."""
+
+    def __init__(self, path: str, runs: list[dict[str, Any]]) -> None:
+        self.file = os.path.join(path, JOURNAL)
+        self._positions = {id(entry): i for i, entry in enumerate(runs)}
+        self._limit = max(64, len(runs))
+        self._lines = 0
+        self._fd: int | None = None
+
+    def open(self) -> None:
+        """Start an empty journal (after a snapshot that holds everything)."""
+        self._fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)
+
+    def append(self, entry: dict[str, Any]) -> bool:
+        """Append ``entry``'s state; False when the journal is full (time for a snapshot)."""
+        if self._fd is None or self._lines >= self._limit:
+            return False
+        line = json.dumps({"run": self._positions[id(entry)], **entry}, separators=(",", ":")) + "\n"
+        data = line.encode()
+        if os.write(self._fd, data) != len(data):
+            raise OSError(f"{self.file}: a change was written in part (disk full?)")
+        self._lines += 1
+        return True
+
+    def clear(self) -> None:
+        """Empty it (a snapshot now holds its changes)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+        self._lines = 0
+
+    def close(self, remove: bool) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.file)
 
 
 def _check_record(path: str, record: dict[str, Any]) -> None:
@@ -638,6 +768,24 @@ def _check_record(path: str, record: dict[str, Any]) -> None:
             raise bad(f"runs[{i}].run_dir must name a folder of the sweep directory")
     if not isinstance(record.setdefault("abandoned", []), list):
         raise bad("abandoned must be a list")
+
+
+def _clean_killed_run(exp_id: str, run_id: str) -> None:
+    """Stop what a run whose process was killed left on its hosts (its processes; its
+    traces are collected and its experiment.json says ``"end": "killed"``), as
+    ``nepi-lab cleanup`` would, before the sweep makes the run again.  In a thread of its
+    own (cleanup runs an event loop; this thread may be a notebook kernel's)."""
+    from ..resources.linux._cleanup import cleanup_run
+
+    def clean() -> None:
+        try:
+            cleanup_run(exp_id, run_id)
+        except Exception:  # noqa: BLE001  (nepi-lab cleanup can still do it later)
+            log.warning("sweep %s: could not clean what run %s left", exp_id, run_id, exc_info=True)
+
+    thread = threading.Thread(target=clean, name="nepi_lab-sweep-cleanup", daemon=True)
+    thread.start()
+    thread.join()
 
 
 def _ended(run_dir: str | None) -> bool:

@@ -195,7 +195,7 @@ def test_a_sweep_on_two_workers_equals_the_same_sweep_made_here(cluster, tmp_pat
 
 def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(cluster, tmp_path, home):
     build = functools.partial(sleeper, home=home, seconds=1.0)
-    sweep = Sweep(build, {"n": list(range(6))}, exp_id="killed", results=tmp_path / "results")
+    sweep = Sweep(build, {"n": list(range(6))}, exp_id="dask-killed", results=tmp_path / "results")
     task = sweep.start(executor=cluster.client)
     try:
         assert wait_until(lambda: cluster.runs_in_progress(0), 30), "worker 0 never started a run"
@@ -210,12 +210,9 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(cluster, t
     dirs = [e["run_dir"] for e in sweep.runs]
     assert len(set(dirs)) == 6
     assert sorted(os.listdir(sweep.path)) == sorted(dirs + ["sweep.json", "sweep.lock"])
-    printed = []
-    for entry in sweep.runs:
-        with open(os.path.join(sweep.run_dir(entry), "2-linux.Application", "stdout")) as f:
-            printed.append(int(f.read()))
-    printed.sort()
-    assert printed == list(range(6))
+    here = Sweep(build, {"n": list(range(6))}, exp_id="dask-killed", results=tmp_path / "here")
+    assert here.run() == 6
+    assert by_run(sweep) == by_run(here)  # the same content, run by run, as if nothing had happened
     # the killed worker's run: its temporary folder and its index entry stay on its
     # machine, for `nepi-lab cleanup`, which stops what it left (its sleep, if still there)
     assert cluster.runs_in_progress(0), "the killed worker's run folder is not where expected"
@@ -223,12 +220,12 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(cluster, t
     cleanup = subprocess.run([sys.executable, "-m", "nepi_lab.cli", "cleanup"], capture_output=True,
                              text=True, env=state, timeout=60)
     assert cleanup.returncode == 0, cleanup.stderr
-    assert wait_until(lambda: marked_processes("killed") == [], 10), "the killed worker's processes stay"
+    assert wait_until(lambda: marked_processes("dask-killed") == [], 10), "the killed worker's processes stay"
 
 
 def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(cluster, tmp_path, home):
     build = functools.partial(sleeper, home=home, seconds=0.5)
-    sweep = Sweep(build, {"n": list(range(8))}, exp_id="resumed", results=tmp_path / "results")
+    sweep = Sweep(build, {"n": list(range(8))}, exp_id="dask-resumed", results=tmp_path / "results")
     ended = []
     sweep.subscribe(lambda s: ended.append(s.counts()["done"]))
     task = sweep.start(executor=cluster.client, max_parallel=2)
@@ -237,7 +234,7 @@ def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(clu
     done_before = {(e["point"], e["repetition"]): e["run_dir"] for e in sweep.runs if e["state"] == "done"}
     assert made == len(done_before) >= 2
     assert 0 < sweep.counts()["running"] <= 2  # submitted, dropped: made again by the next run
-    again = Sweep(build, {"n": list(range(8))}, exp_id="resumed", results=tmp_path / "results")
+    again = Sweep(build, {"n": list(range(8))}, exp_id="dask-resumed", results=tmp_path / "results")
     assert again.run(executor=cluster.client) == 8 - len(done_before)
     assert again.counts()["done"] == 8
     for entry in again.runs:
@@ -247,7 +244,7 @@ def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(clu
     # the dropped runs' results never reached the sweep directory
     assert sorted(os.listdir(again.path)) == sorted([e["run_dir"] for e in again.runs]
                                                     + ["sweep.json", "sweep.lock"])
-    assert wait_until(lambda: marked_processes("resumed") == [], 10), "the dropped runs never ended"
+    assert wait_until(lambda: marked_processes("dask-resumed") == [], 10), "the dropped runs never ended"
 
 
 def test_failures_on_workers_are_recorded_with_their_reason(cluster, tmp_path, home):

@@ -16,6 +16,7 @@ import threading
 import pytest
 
 from nepi_lab import InvalidInputError, Sweep, SweepError
+from nepi_lab.runner.sweep import read_record
 
 from ..guards import wait_until
 from .builds import echo, sleeper
@@ -43,7 +44,8 @@ def test_four_runs_at_once_have_their_own_directories_and_overlap(tmp_path, home
         assert sum(r["start"] <= entry["start"] < r["end"] for r in runs) <= 4
     assert min(r["start"] for r in second) >= min(r["end"] for r in first)
     with open(os.path.join(sweep.path, "sweep.json")) as f:
-        assert json.load(f)["runs"] == runs
+        assert json.load(f)["runs"] == runs  # the journal folded in when run() ended
+    assert not os.path.exists(os.path.join(sweep.path, "sweep.journal"))
 
 
 def test_failures_in_parallel_runs_are_recorded_per_run(tmp_path, home):
@@ -89,9 +91,8 @@ def test_ctrl_c_releases_every_run_in_progress_and_the_next_run_makes_them(tmp_p
 
     def two_sleeping() -> bool:
         try:
-            with open(path / "sweep.json") as f:
-                runs = json.load(f)["runs"]
-        except (OSError, ValueError):
+            runs = read_record(str(path))["runs"]
+        except (OSError, ValueError, TypeError):
             return False
         return all(os.path.exists(path / r["run_dir"] / "events.jsonl") for r in runs[:2] if r["run_dir"]) \
             and sum(r["state"] == "running" for r in runs) == 2 and _sleeps(home) == 2

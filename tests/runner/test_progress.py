@@ -113,4 +113,5 @@ def test_runs_made_at_once_share_the_estimate_and_the_line_counts_them():
     out = io.StringIO()
     shown = SweepProgress("x", out, tty=True, parallel=2)
     shown.started(runs, 4, "run 3/5")
-    assert out.getvalue() == "\r\x1b[Ksweep x: 1 done, 0 failed, 4 left; making 2 runs at once; about 8 s left"
+    assert out.getvalue() == "\r\x1b[Ksweep x: 1 done, 0 failed, 4 left; making 2 runs at once; " \
+                             "about 8 s left"

@@ -34,7 +34,17 @@ from ...core.owner import is_alive
 from ...core.results import DESCRIPTION, write_json_atomic
 from ...core.traces import check_name
 from . import _tracking
-from ._records import CLEANED, IN_USE, PENDING, UNREACHABLE, read_hosts, read_index, read_json, write_hosts
+from ._records import (
+    CLEANED,
+    IN_USE,
+    PENDING,
+    UNREACHABLE,
+    index_path,
+    read_hosts,
+    read_index,
+    read_json,
+    write_hosts,
+)
 from .node import NEPI_DIR
 
 log = logging.getLogger("nepi_lab")
@@ -80,6 +90,19 @@ def cleanup_runs(dry_run: bool = False) -> list[RunCleanup]:
     With ``dry_run`` only say what would be cleaned: nothing is reached or changed.
     """
     return [asyncio.run(_clean_run(path, entry, dry_run)) for path, entry in read_index()]
+
+
+def cleanup_run(exp_id: str, run_id: str) -> RunCleanup | None:
+    """:func:`cleanup_runs` for the one run ``exp_id/run_id`` (a sweep's run whose process
+    was killed, before the sweep makes it again); None when nothing of it is recorded.
+
+    Runs an event loop of its own: call it from a thread that runs none.
+    """
+    path = index_path(exp_id, run_id)
+    entry = read_json(path)
+    if entry is None:
+        return None
+    return asyncio.run(_clean_run(path, entry, False))
 
 
 def _pending(hosts: dict[str, Any], alive: bool) -> dict[str, dict[str, Any]]:
