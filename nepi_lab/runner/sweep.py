@@ -11,7 +11,10 @@ Layout of the sweep directory ``<results>/<exp_id>/``::
 
     <results>/<exp_id>/
         sweep.json          the record (format "nepi_lab.sweep", version SWEEP_FORMAT),
-                            rewritten atomically at each change of a run's state
+                            rewritten atomically when run() begins and ends, and
+                            whenever the journal grows as long as the record
+        sweep.journal       while the sweep runs: one JSON line per change of a run's
+                            entry since sweep.json was written (see read_record)
         sweep.lock          held (flock) while a process runs the sweep
         <run_id>/           one ordinary run directory per run (see nepi_lab.core.results);
                             its experiment.json holds the point as "parameters"
