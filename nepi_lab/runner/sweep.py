@@ -38,6 +38,8 @@ The record, ``sweep.json``::
                          it failed, in words, or null), start and end (seconds since the
                          epoch, or null)
     abandoned            [{point, repetition, run_dir, reason}]: runs begun, never completed
+                         (point and repetition null for a run directory the record never
+                         named: its process was killed between making and recording it)
     updated              when the record was written
 
 Order: a grid ``{"a": [1, 2], "b": ["x", "y"]}`` gives its points as
