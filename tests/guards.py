@@ -103,3 +103,28 @@ def wait_until(predicate, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
+
+
+def sleepers(home: str) -> list[int]:
+    """The ``sleep 30`` processes of applications on nodes with this ``home`` (they run in
+    a folder under it): what a test's long application left running, or not."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        if process.info["cmdline"] == ["sleep", "30"] and (process.info["cwd"] or "").startswith(home):
+            found.append(process.pid)
+    return found
+
+
+def interrupt(process, timeout: float = 30) -> str:
+    """Press Ctrl-C in ``process`` (SIGINT) and wait for it to end; its stderr.  Killed if
+    it does not end (the test then fails on what it finds)."""
+    import signal
+
+    try:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return stderr

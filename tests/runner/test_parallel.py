@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ import pytest
 from nepi_lab import InvalidInputError, Sweep, SweepError
 from nepi_lab.runner.sweep import read_record
 
-from ..guards import wait_until
+from ..guards import interrupt, sleepers, wait_until
 from .builds import echo, sleeper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -95,17 +94,13 @@ def test_ctrl_c_releases_every_run_in_progress_and_the_next_run_makes_them(tmp_p
         except (OSError, ValueError, TypeError):
             return False
         return all(os.path.exists(path / r["run_dir"] / "events.jsonl") for r in runs[:2] if r["run_dir"]) \
-            and sum(r["state"] == "running" for r in runs) == 2 and _sleeps(home) == 2
+            and sum(r["state"] == "running" for r in runs) == 2 and len(sleepers(home)) == 2
     try:
         assert wait_until(two_sleeping, 30), "the two first runs never started their applications"
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = interrupt(process)
     assert process.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
-    assert _sleeps(home) == 0  # both applications were stopped
+    assert not sleepers(home)  # both applications were stopped
     with open(path / "sweep.json") as f:
         runs = json.load(f)["runs"]
     assert [r["state"] for r in runs] == ["running", "running", "pending"]
@@ -118,23 +113,6 @@ def test_ctrl_c_releases_every_run_in_progress_and_the_next_run_makes_them(tmp_p
     assert again.counts()["done"] == 3 and len(again.abandoned) == 2
 
 
-def _sleeps(home: str) -> int:
-    """How many ``sleep 30`` processes of nodes with this ``home`` run (their cwd is under it)."""
-    count = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                command = f.read().split(b"\0")
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if command[:2] == [b"sleep", b"30"] and cwd.startswith(home):
-            count += 1
-    return count
-
-
 def test_start_runs_in_the_background_and_stop_releases_what_runs(tmp_path, home):
     sweep = Sweep(functools.partial(sleeper, home=home, seconds=30), {"n": [1, 2, 3]}, exp_id="background",
                   results=tmp_path / "results")
@@ -142,7 +120,7 @@ def test_start_runs_in_the_background_and_stop_releases_what_runs(tmp_path, home
     unsubscribe = sweep.subscribe(lambda s: changes.append((threading.current_thread().name, s.counts())))
     task = sweep.start(max_parallel=2)
     assert not task.done() and "running" in repr(task)
-    assert wait_until(lambda: _sleeps(home) == 2, 30)
+    assert wait_until(lambda: len(sleepers(home)) == 2, 30)
     with pytest.raises(TimeoutError, match="still running after 0.1 s"):
         task.wait(0.1)
     # while it runs, the sweep's directory is locked: another run() is refused
@@ -151,7 +129,7 @@ def test_start_runs_in_the_background_and_stop_releases_what_runs(tmp_path, home
     with pytest.raises(SweepError, match="another process \\(or thread\\) is running this sweep"):
         other.run()
     assert task.stop(30) == 0
-    assert task.done() and _sleeps(home) == 0
+    assert task.done() and not sleepers(home)
     assert sweep.counts() == {"pending": 1, "running": 2, "done": 0, "failed": 0}
     # the subscriber heard every change, in the sweep's thread
     assert {name for name, _ in changes} == {"nepi_lab-sweep-background"}

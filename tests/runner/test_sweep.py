@@ -9,7 +9,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,7 @@ from nepi_lab import ExperimentController, InvalidInputError, Sweep, SweepError,
 from nepi_lab.analysis import sweep_frame, sweep_summary
 from nepi_lab.runner.sweep import read_record
 
-from ..guards import wait_until
+from ..guards import interrupt, sleepers, wait_until
 from .builds import echo, printed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -270,15 +269,15 @@ def test_resuming_stops_what_the_killed_run_left_running(tmp_path, home):
     process = start_sweep_script(tmp_path, home, seconds=30)
     try:
         wait_for(lambda r: r["runs"][0]["state"] == "running", path)
-        assert wait_until(lambda: _sleepers(home), 30)
+        assert wait_until(lambda: sleepers(home), 30)
     finally:
         process.kill()
         process.communicate()
-    assert _sleepers(home)  # left running by the killed process
+    assert sleepers(home)  # left running by the killed process
     sweep = Sweep(functools.partial(echo, home=home), GRID, repetitions=2, exp_id="resumed",
                   results=tmp_path / "results")
     assert sweep.run() == 8
-    assert not _sleepers(home)
+    assert not sleepers(home)
     kept = os.path.join(path, sweep.abandoned[0]["run_dir"])
     with open(os.path.join(kept, "experiment.json")) as f:
         assert json.load(f)["end"] == "killed"
@@ -294,17 +293,13 @@ def test_ctrl_c_stops_the_sweep_and_releases_the_run(tmp_path, home):
         run_dir = os.path.join(path, current["runs"][0]["run_dir"])
         wait_for(lambda r: os.path.exists(os.path.join(run_dir, "2-linux.Application"))
                  or _started(run_dir), path)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = interrupt(process)
     assert process.returncode != 0 and "KeyboardInterrupt" in stderr
     with open(os.path.join(run_dir, "experiment.json")) as f:
         assert json.load(f)["end"] == "interrupted"
     assert record(path)["runs"][0]["state"] == "running"  # not done: made again next time
-    assert not _sleepers(home)  # the application was released
+    assert not sleepers(home)  # the application was released
 
     sweep = Sweep(functools.partial(echo, home=home), GRID, repetitions=2, exp_id="resumed",
                   results=tmp_path / "results")
@@ -319,18 +314,6 @@ def _started(run_dir) -> bool:
                        for line in f)
     except OSError:
         return False
-
-
-def _sleepers(home) -> list:
-    """The ``sleep 30`` processes of applications on nodes with this ``home`` (they run in
-    a folder under it)."""
-    import psutil
-
-    found = []
-    for process in psutil.process_iter(["cmdline", "cwd"]):
-        if process.info["cmdline"] == ["sleep", "30"] and (process.info["cwd"] or "").startswith(home):
-            found.append(process.pid)
-    return found
 
 
 # -- frames from the directory alone ----------------------------------------------------------
@@ -398,7 +381,7 @@ def test_a_run_past_its_timeout_fails_and_is_released(tmp_path, home):
     assert time.monotonic() - started < 15
     (entry,) = sweep.runs
     assert entry["state"] == "failed" and entry["failure"].startswith("WaitTimeoutError")
-    assert not _sleepers(home)
+    assert not sleepers(home)
 
 
 # -- the parameters in experiment.json, checked by the one description checker ------------------
