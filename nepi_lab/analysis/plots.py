@@ -298,6 +298,12 @@ def plot_throughput(data: Any, ax: Axes | None = None) -> Axes:
     return ax
 
 
+#: How far apart :func:`plot_sweep` draws its lines along x, in parts of the x range.
+DODGE = 0.015
+#: Up to this many values swept, :func:`plot_sweep` puts a tick at each (and only there).
+MAX_TICKS = 12
+
+
 def plot_sweep(data: Any, x: str, y: str, hue: str | None = None, ax: Axes | None = None,
                metrics: Any = None) -> Axes:
     """A metric of a sweep against a parameter: its mean per point with the 95 % confidence
@@ -339,16 +345,30 @@ def plot_sweep(data: Any, x: str, y: str, hue: str | None = None, ax: Axes | Non
         raise InvalidInputError(f"parameters {mixed} vary too: pass one as hue=, or select rows, e.g. "
                                 f"summary[summary[{mixed[0]!r}] == value]")
     ax = _axes(ax, (7, 4.5))
-    groups = summary.groupby(hue, sort=True, dropna=False) if hue is not None else [(None, summary)]
-    numeric = pd.api.types.is_numeric_dtype(summary[x])
-    for value, group in groups:
+    groups = list(summary.groupby(hue, sort=True, dropna=False)) if hue is not None else [(None, summary)]
+    numeric = pd.api.types.is_numeric_dtype(summary[x]) and not pd.api.types.is_bool_dtype(summary[x])
+    if numeric:
+        ticks = sorted(float(v) for v in summary[x].dropna().unique())
+        spacing = (ticks[-1] - ticks[0]) if len(ticks) > 1 else 1.0
+    else:  # categories, in the order of the points, one unit apart
+        labels = list(dict.fromkeys(summary[x].astype(str)))
+        ticks, spacing = [float(i) for i in range(len(labels))], len(labels) - 1 or 1.0
+    for i, (value, group) in enumerate(groups):
         if numeric:
             group = group.sort_values(x, kind="stable")
+            xs = group[x].to_numpy(dtype=float)
+        else:
+            xs = group[x].astype(str).map(labels.index).to_numpy(dtype=float)
+        # lines side by side, so that their error bars do not hide one another
+        xs = xs + (i - (len(groups) - 1) / 2) * DODGE * spacing
         means = group[mean].to_numpy(dtype=float)
         half = means - group[f"{y}_ci_low"].to_numpy(dtype=float)
-        xs = group[x].to_numpy(dtype=float) if numeric else group[x].astype(str).to_list()
         ax.errorbar(xs, means, yerr=half, marker="o", capsize=4, linewidth=1.4,
                     label=None if hue is None else f"{hue} = {value}")
+    if not numeric:
+        ax.set_xticks(ticks, labels)
+    elif len(ticks) <= MAX_TICKS:  # the values swept, as given (never 1.5 for an integer)
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel(x)
     ax.set_ylabel(f"{y} (mean, 95 % CI)")
     ax.set_title(f"{y} against {x}" + (f", by {hue}" if hue is not None else ""))

@@ -14,6 +14,7 @@ import pytest
 
 from nepi_lab import InvalidInputError, Sweep, SweepError, load_runs
 from nepi_lab.analysis import plot_sweep, sweep_summary
+from nepi_lab.analysis.plots import DODGE
 
 from .builds import echo, printed
 
@@ -109,17 +110,20 @@ def test_plot_sweep_draws_the_summary_with_its_confidence_intervals(tmp_path, ho
 
     ax = plot_sweep(summary, x="n", y="value", hue="word")
     assert len(ax.containers) == 2  # one errorbar container per word
-    for container, word in zip(ax.containers, ["a", "b"], strict=True):
+    # the two lines side by side (DODGE of the x range apart), ticks at the values swept only
+    shift = DODGE * (2 - 1) / 2
+    for container, word, dx in zip(ax.containers, ["a", "b"], [-shift, shift], strict=True):
         expected = summary[summary["word"] == word].sort_values("n")
         line, _, (bars,) = container.lines
         assert container.get_label() == f"word = {word}"
-        assert list(line.get_xdata()) == [1.0, 2.0]
+        assert list(line.get_xdata()) == pytest.approx([1.0 + dx, 2.0 + dx])
         assert list(line.get_ydata()) == pytest.approx(expected["value_mean"].tolist())
         half = (expected["value_ci_high"] - expected["value_ci_low"]) / 2
         segments = bars.get_segments()
-        assert [s[0][0] for s in segments] == [1.0, 2.0]
+        assert [s[0][0] for s in segments] == pytest.approx([1.0 + dx, 2.0 + dx])
         assert [s[1][1] - s[0][1] for s in segments] == pytest.approx((2 * half).tolist())
         assert [s[0][1] for s in segments] == pytest.approx(expected["value_ci_low"].tolist())
+    assert list(ax.get_xticks()) == [1.0, 2.0] and [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"]
     assert ax.get_xlabel() == "n" and "value" in ax.get_ylabel()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["word = a", "word = b"]
     ax.figure.savefig(os.environ.get("NEPI_LAB_SWEEP_PNG", tmp_path / "sweep.png"), dpi=100)
@@ -137,3 +141,7 @@ def test_plot_sweep_draws_the_summary_with_its_confidence_intervals(tmp_path, ho
         plot_sweep(summary, x="n", y="nothing", hue="word")
     one_word = plot_sweep(summary[summary["word"] == "a"], x="n", y="value")
     assert len(one_word.containers) == 1 and one_word.get_legend() is None
+    assert list(one_word.containers[0].lines[0].get_xdata()) == [1.0, 2.0]  # one line: in place
+    by_word = plot_sweep(summary[summary["n"] == 1], x="word", y="value")  # categories
+    assert [t.get_text() for t in by_word.get_xticklabels()] == ["a", "b"]
+    assert list(by_word.containers[0].lines[0].get_xdata()) == [0.0, 1.0]
