@@ -55,7 +55,10 @@ class Cluster:
 
     def _start(self, command: list[str], name: str, **env: str) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115  (closed with the process)
-        environment = dict(os.environ, PYTHONPATH=ROOT, PYTHONFAULTHANDLER="1", **env)
+        # Dask's own scratch folders (dask-scratch-space) go under root too, never /tmp
+        environment = dict(os.environ, PYTHONPATH=ROOT, PYTHONFAULTHANDLER="1", TMPDIR=str(self.root),
+                           DASK_TEMPORARY_DIRECTORY=str(self.root))
+        environment.update(env)
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    env=environment, cwd=self.root)
         log.close()
