@@ -7,6 +7,9 @@
 ``linux::Iperf3Server``   iperf3 -s, STARTED once listening
 ``linux::Iperf3Client``   iperf3 -c
 ``linux::Tcpdump``        tcpdump into a pcap trace, STARTED once capturing
+``linux::Traceroute``     traceroute, NEPI's attributes              (:mod:`.probes`)
+``linux::Mtr``            mtr --report, NEPI's attributes
+``linux::NPing``          nping (nmap), NEPI's attributes
 ========================  ==========================================================
 
 Where a node's commands run is its :class:`~.executor.Executor`
@@ -26,6 +29,7 @@ from .executor import (
     ProcessHandle,
 )
 from .node import Node
+from .probes import Mtr, NPing, Traceroute
 from .tools import Iperf3Client, Iperf3Server, Ping, Tcpdump
 
 __all__ = [
@@ -38,9 +42,12 @@ __all__ = [
     "LeftOnHostError",
     "LocalExecutor",
     "MissingCommandsError",
+    "Mtr",
+    "NPing",
     "Node",
     "Ping",
     "ProcessHandle",
     "Tcpdump",
+    "Traceroute",
     "parse_env",
 ]
