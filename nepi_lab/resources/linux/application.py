@@ -86,6 +86,7 @@ from ...core.errors import AttributeValueError, CommandError, InvalidInputError,
 from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, read_trace_file
+from . import _readiness
 from .executor import MissingCommandsError, ProcessHandle
 from .node import Node
 
@@ -164,6 +165,7 @@ class Application(ResourceManager):
                   "relative to it if relative)"),
         Attribute("stopGracePeriod", "seconds between SIGTERM and SIGKILL when stopping",
                   type=Types.Double, default=3.0, range=(0, None)),
+        *_readiness.ATTRIBUTES,
     )
     _traces = (
         Trace("stdout", "standard output of the command", enabled=True),
@@ -183,6 +185,7 @@ class Application(ResourceManager):
         super().__init__(ec, guid)
         self._node: Node | None = None
         self.app_home = ""  #: ``${APP_HOME}`` on the host, once deployed
+        self._workdir = ""  # where the command runs, once started
         self._env: dict[str, str] = {}
         self._process: ProcessHandle | None = None
         self._ended: asyncio.Future[int] | None = None
@@ -303,7 +306,15 @@ class Application(ResourceManager):
         return status
 
     async def _until_ready(self) -> None:
-        """Return once the started command is ready for others (types override it)."""
+        """Return once the started command is ready for others: its readiness attributes
+        hold (see :mod:`._readiness`; types with their own readiness override it)."""
+        await _readiness.until_ready(self, self._workdir)
+
+    def _readiness_timeout(self) -> float | None:
+        """Seconds :meth:`_until_ready` may take; None: STARTED once spawned."""
+        if self._ready_timeout is not None:
+            return self._ready_timeout
+        return self.get("readyTimeout") if _readiness.wanted(self) else None
 
     async def _probe(self, check: Any) -> None:
         """Await ``check()`` until true, backing off 2 ms to 50 ms (a readiness probe).
@@ -394,14 +405,15 @@ class Application(ResourceManager):
                 self._waiting = None
         self._process = process
         self._ended = asyncio.ensure_future(self._after_exit(process))
-        if self._ready_timeout is not None:
+        self._workdir = workdir
+        if self._readiness_timeout() is not None:
             await self._await_ready(process, self._ended)
 
     async def _await_ready(self, process: ProcessHandle, ended: asyncio.Future[int]) -> None:
         ready = asyncio.ensure_future(self._until_ready())
         started = time.monotonic()
         try:
-            done, _ = await asyncio.wait({ready, ended}, timeout=self._ready_timeout,
+            done, _ = await asyncio.wait({ready, ended}, timeout=self._readiness_timeout(),
                                          return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             process.kill()
@@ -420,8 +432,10 @@ class Application(ResourceManager):
         process.kill()
         if ready in done:
             ready.result()  # the probe itself failed: raise its error
+        waited = f" ({_readiness.describe(self)})" if self._ready_timeout is None else ""
         raise TimeoutError(
-            f"{self._rtype} {self.guid} was not ready {time.monotonic() - started:.1f} s after it started"
+            f"{self._rtype} {self.guid} was not ready{waited} {time.monotonic() - started:.1f} s after "
+            f"it started"
         )
 
     async def do_run(self) -> None:
