@@ -250,7 +250,8 @@ class Tcpdump(_Tool):
     Needs the capture privilege (root).  Stop it to end the capture: SIGTERM makes
     tcpdump flush the file and exit cleanly (STOPPED).  With ``writePcap`` (NEPI's ``w``)
     False it prints the packets to the ``stdout`` trace instead, as NEPI's tcpdump did
-    without ``-w``; the ``pcap`` trace is then absent.
+    without ``-w``, line by line (``-l``, so nothing is lost if it has to be killed at
+    stop); the ``pcap`` trace is then absent.
 
     NEPI's one-letter names are aliases (``i``, ``s``, ``c``, ``n``, ``U``, ``w``,
     ``expression`` and those of ``_TCPDUMP_FLAGS``).  NEPI's ``C`` and ``G`` (file
@@ -298,6 +299,10 @@ class Tcpdump(_Tool):
         if self.get("writePcap"):
             # the pcap file is named through the shell variable, which the shell quotes itself
             command += ' -w "${APP_HOME}/pcap"'
+        elif not self.get("lineBuffered"):
+            # printed packets reach the trace line by line: tcpdump may be killed at the end of
+            # the stop grace period, and its stdout buffer would be lost with it
+            command += " -l"
         if self.get("filter"):
             command += " " + shlex.quote(self.get("filter"))
         return command

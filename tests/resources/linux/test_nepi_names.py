@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import struct
 import time
@@ -97,6 +98,7 @@ def test_a_nepi_script_with_tcpdump_on_lo(ec, home):
     ec.set(dump, "s", "96")
     ec.set(dump, "n", True)
     ec.set(dump, "expression", "icmp")
+    ec.set(dump, "B", 4096)  # KiB of capture buffer
     ec.register_connection(dump, node)
     ping = ec.register_resource("linux::Ping", target="127.0.0.1", count=2, interval=0.1)
     ec.register_connection(ping, node)
@@ -120,17 +122,19 @@ def test_a_nepi_script_with_tcpdump_on_lo(ec, home):
 @need("ping")
 @pytest.mark.skipif(os.geteuid() != 0, reason="capturing packets needs root")
 def test_tcpdump_without_w_prints_the_packets_as_nepi_did(ec, node):
-    dump = ec.register_resource("linux::Tcpdump", connectedTo=node, i="lo", w=False, expression="icmp",
-                                tt=True, v=True)
-    ping = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1", count=2, interval=0.1)
+    target = f"127.{random.randrange(1, 255)}.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
+    # lo answers every 127/8 address: an address of its own keeps other tests' pings out
+    dump = ec.register_resource("linux::Tcpdump", connectedTo=node, i="lo", w=False,
+                                expression=f"icmp and host {target}", tt=True, v=True)
+    ping = ec.register_resource("linux::Ping", connectedTo=node, target=target, count=2, interval=0.1)
     ec.register_condition(ping, "START", dump, "STARTED")
     ec.register_condition(dump, "STOP", ping, "FINISHED")
     ec.deploy()
     ec.wait_finished([dump, ping], timeout=20)
     assert (ec.state(dump), ec.state(ping)) == (S.STOPPED, S.FINISHED), ec.failures
-    assert "-w" not in ec.get(dump, "command")
+    assert "-w" not in ec.get(dump, "command") and " -l " in ec.get(dump, "command")
     out = ec.trace(dump, "stdout")
-    assert out.count("ICMP echo request") == 2 and out.count("ICMP echo reply") == 2
+    assert out.count("ICMP echo request") == 2 and out.count("ICMP echo reply") == 2, out
     headers = [line for line in out.splitlines() if " IP (" in line]  # -v: the IP header's fields
     assert len(headers) == 4 and all("ttl 64" in line for line in headers)
     assert all(float(line.split()[0]) > 1.7e9 for line in headers)  # -tt: seconds since the epoch
@@ -160,15 +164,21 @@ def test_an_ssh_node_with_nepi_names(ec, sshd):  # noqa: F811 - the fixture impo
     assert executor.target.gateway.username == sshd.user
 
 
-def test_a_server_key_that_is_not_the_hosts_is_refused(ec, sshd):  # noqa: F811
-    with open(os.path.join(sshd.dir, "wrong_host_key.pub")) as f:
-        wrong = " ".join(f.read().split()[:2])
-    node = ec.register_resource("linux::Node", **sshd.node_attributes(serverKey=wrong, critical=False))
+@pytest.mark.parametrize(("key", "reason"), [
+    ("wrong_host_key.pub", "did not present the key given as serverKey"),
+    ("ssh-ed25519 not-base64", "serverKey is not an SSH public key"),
+])
+def test_a_server_key_that_is_not_the_hosts_is_refused(ec, sshd, key, reason):  # noqa: F811
+    if key.endswith(".pub"):
+        with open(os.path.join(sshd.dir, key)) as f:
+            key = " ".join(f.read().split()[:2])
+    # knownHosts holds the right key: serverKey, when given, is what counts
+    node = ec.register_resource("linux::Node", **sshd.node_attributes(serverKey=key, critical=False))
     ec.deploy()
     with pytest.raises(UnreachableStateError):
         ec.wait_deployed(node, timeout=20)
     assert ec.state(node) == S.FAILED
-    assert "did not present the key given as serverKey" in ec.get_resource(node).failure.message
+    assert reason in ec.get_resource(node).failure.message
 
 
 # -- every alias, both ways ----------------------------------------------------------------
@@ -279,3 +289,46 @@ def test_aliases_are_inherited_and_checked_when_a_type_is_declared(ec, home):
     with pytest.raises(TypeError, match="'port' is also the name of an attribute"):
         type("Broken", (Node,), {"_aliases": (Alias("port", "hostname"),)})
     assert Alias("identity", "identityFile").note == "NEPI's name"
+
+
+# -- NEPI's other flags, run for real ----------------------------------------------------------
+
+
+@need("ping")
+@pytest.mark.skipif(os.geteuid() != 0, reason="mark and preload above 3 need root")
+def test_nepis_other_ping_flags_reach_ping(ec, node):
+    names = {"mark": 5, "preload": 2, "pattern": "ff00", "tos": "0x10", "recordRoute": True,
+             "routeBypass": True, "sendBuff": 65536, "hint": "do", "fullLatency": True, "verbose": True}
+    ping = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1", count=2, interval=0.2,
+                                **names)
+    stamped = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1", count=1,
+                                   timestamp="tsonly")
+    flooded = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1", count=50,
+                                   flood=True)
+    ec.deploy()
+    ec.wait_finished([ping, stamped, flooded], timeout=20)
+    assert not ec.failures
+    assert ec.get(ping, "command") == (
+        "ping -c 2 -i 0.2 -m 5 -l 2 -p ff00 -Q 0x10 -R -r -S 65536 -M do -U -v -- 127.0.0.1")
+    out = ec.trace(ping, "stdout")
+    assert "2 packets transmitted, 2 received" in out
+    assert "RR:" in out  # -R: the recorded route is printed
+    assert "TS:" in ec.trace(stamped, "stdout")  # -T tsonly: the timestamps are printed
+    assert ec.get(flooded, "command") == "ping -c 50 -f -- 127.0.0.1"
+    assert "50 packets transmitted, 50 received" in ec.trace(flooded, "stdout")
+
+
+def test_every_tcpdump_flag_of_nepi_reaches_the_command_line(ec, node):
+    flags = {"i": "lo", "s": 96, "c": 5, "n": False, "U": False, "B": 4096, "F": "/tmp/filter",
+             "I": True, "j": "host", "l": True, "A": True, "b": True, "e": True, "K": True, "N": True,
+             "S": True, "T": "vxlan", "t": True, "tt": True, "ttt": True, "tttt": True, "ttttt": True,
+             "v": True, "vv": True, "vvv": True, "w": False, "expression": "icmp"}
+    dump = ec.register_resource("linux::Tcpdump", connectedTo=node, **flags)
+    rm = ec.get_resource(dump)
+    command = rm._compose()  # what do_discover sets as the read-only command
+    assert command == ("tcpdump -i lo -s 96 -c 5 --immediate-mode -B 4096 -F /tmp/filter -I -j host -l -A -b "
+                       "-e -K -N -S -T vxlan -t -tt -ttt -tttt -ttttt -v -vv -vvv icmp")
+    ec.set(dump, "l", False)  # printed packets are always line-buffered: -l comes anyway
+    assert rm._compose().endswith(" -vvv -l icmp")
+    ec.set(dump, "w", True)
+    assert rm._compose().endswith(' -w "${APP_HOME}/pcap" icmp')
