@@ -11,7 +11,7 @@ True
 
 from __future__ import annotations
 
-from .core.attributes import Attribute, Flags, Types
+from .core.attributes import Alias, Attribute, Flags, Types
 from .core.conditions import Condition
 from .core.controller import ExperimentController, ScheduledTask, TaskStatus
 from .core.errors import (
@@ -116,6 +116,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
+    "Alias",
     "Attribute",
     "AttributeValueError",
     "CommandError",

@@ -101,6 +101,11 @@ def _one_type(name: str, types: dict[str, Any]) -> int:
              ", ".join(_shown_value(v) for v in a.allowed) if a.allowed else _range(a.range), a.help)
             for a in cls.get_attribute_declarations().values()]
     print_rows(("name", "type", "default", "flags", "allowed", "help"), rows)
+    aliases = cls.get_attribute_aliases()
+    if aliases:
+        print("\naliases (other names of the attributes above):")
+        for alias in aliases.values():
+            print(f"  {alias.name} \u2192 {alias.attribute} ({alias.note})")
     traces = cls.get_trace_declarations()
     print("\ntraces:")
     if traces:

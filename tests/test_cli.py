@@ -136,6 +136,16 @@ def test_types_with_a_name_shows_its_attributes_and_traces():
     assert re.search(r"^stdout\s+always\s+standard output", traces, re.M)
 
 
+def test_types_with_a_name_lists_nepis_names_of_its_attributes():
+    proc = nepi_lab("types", "linux::Node")
+    assert proc.returncode == 0, proc.stderr
+    aliases = proc.stdout.split("\naliases (other names of the attributes above):\n")[1].split("\ntraces:")[0]
+    assert aliases.splitlines() == ["  identity \u2192 identityFile (NEPI's name)",
+                                    "  cleanProcessesAfter \u2192 cleanProcesses (NEPI's name)"]
+    proc = nepi_lab("types", "netns::Link")
+    assert proc.returncode == 0 and "aliases" not in proc.stdout  # none: no section
+
+
 def test_types_shows_allowed_values():
     proc = nepi_lab("types", "netns::Link")
     assert proc.returncode == 0, proc.stderr

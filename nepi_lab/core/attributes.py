@@ -174,6 +174,40 @@ class Attribute:
         return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Alias:
+    """Another name for a declared attribute: the same value, read and written by either name.
+
+    A resource type lists its aliases in ``_aliases``; subclasses inherit them.  They
+    exist so that a NEPI script ports by changing its imports: NEPI's ``linux::Node``
+    calls the SSH key file ``identity``, ours ``identityFile``, so ``linux::Node``
+    declares ``Alias("identity", "identityFile")`` and both ``ec.set(node,
+    "identity", path)`` and ``ec.get(node, "identity")`` work.  Only the attribute's
+    own name is ever written out (run directory, saved experiment, script), so a file
+    never depends on an alias.  An alias is right only where the meaning and the unit
+    are the same; where NEPI's attribute means something else, the type declares a
+    real attribute (or a set hook converts) instead.
+
+    Parameters
+    ----------
+    name : str
+        The other name (NEPI's).
+    attribute : str
+        The declared attribute it stands for.
+    note : str
+        Where the name comes from, shown by ``nepi-lab types NAME``.
+
+    Example
+    -------
+    >>> Alias("identity", "identityFile")
+    Alias(name='identity', attribute='identityFile', note="NEPI's name")
+    """
+
+    name: str
+    attribute: str
+    note: str = "NEPI's name"
+
+
 def is_secret(attribute: Attribute) -> bool:
     """Whether ``attribute`` holds a secret (``Flags.NoRead`` or ``Flags.Credential``): its
     value is masked in views and never written to a file (run directory, saved

@@ -455,6 +455,8 @@ class ExperimentController:
             elif guid in resources:
                 raise DuplicateGuidError(guid, resources[guid]._rtype)
             rm = cls(self, guid)
+            if cls._alias_table:
+                _refuse_two_names(rm, attributes)
             for name, value in attributes.items():
                 rm.set(name, value)
             if connected_to is not None:
@@ -1664,6 +1666,20 @@ class ExperimentController:
                 write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self.description())
         except OSError as exc:  # a full disk must not take the experiment down
             log.warning("could not save the experiment description: %s", exc)
+
+
+def _refuse_two_names(rm: ResourceManager, attributes: dict[str, Any]) -> None:
+    """Refuse ``register_resource(..., identity=a, identityFile=b)``: two names of one attribute
+    (an alias and its attribute) would leave the value to their order."""
+    seen: dict[str, str] = {}
+    for name in attributes:
+        alias = rm._alias_table.get(name)
+        canonical = alias.attribute if alias is not None else name
+        if canonical in seen:
+            raise InvalidInputError(
+                f"{rm._rtype}: {seen[canonical]!r} and {name!r} are two names of attribute {canonical!r}; "
+                f"give one")
+        seen[canonical] = name
 
 
 def _check_no_arguments(callback: Callable[..., Any]) -> None:

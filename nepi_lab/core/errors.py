@@ -7,7 +7,7 @@
     │   ├── UnknownResourceTypeError             .rtype, .suggestions
     │   ├── UnknownGuidError (also KeyError)     .guid
     │   ├── DuplicateGuidError                   .guid
-    │   ├── UnknownAttributeError                .guid, .rtype, .attribute, .allowed
+    │   ├── UnknownAttributeError                .guid, .rtype, .attribute, .allowed, .suggestions
     │   ├── AttributeValueError                  .guid, .rtype, .attribute, .value, .allowed
     │   ├── ReadOnlyAttributeError               .guid, .rtype, .attribute, .state
     │   ├── InvalidConnectionError               .guid, .other, .rtype, .other_rtype, .allowed
@@ -41,6 +41,7 @@ says it in words.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -92,13 +93,25 @@ class DuplicateGuidError(InvalidInputError):
 class UnknownAttributeError(InvalidInputError):
     """An attribute name the resource type does not declare."""
 
-    def __init__(self, guid: int | None, rtype: str, attribute: str, allowed: Iterable[str]) -> None:
+    def __init__(self, guid: int | None, rtype: str, attribute: str, allowed: Iterable[str],
+                 aliases: Iterable[str] = ()) -> None:
         self.guid, self.rtype, self.attribute = guid, rtype, attribute
         self.allowed = sorted(allowed)
+        #: Close names, among the attributes and their aliases (NEPI's names).
+        self.suggestions = _close_names(attribute, [*self.allowed, *aliases])
         who = f"resource {guid} ({rtype})" if guid is not None else rtype
+        hint = f" (did you mean {' or '.join(map(repr, self.suggestions))}?)" if self.suggestions else ""
         super().__init__(
-            f"{who} has no attribute {attribute!r}; its attributes are: {', '.join(self.allowed)}"
+            f"{who} has no attribute {attribute!r}{hint}; its attributes are: {', '.join(self.allowed)}"
         )
+
+
+def _close_names(name: object, names: list[str]) -> list[str]:
+    """Up to three of ``names`` close to ``name`` (a typo, another capitalisation)."""
+    if not isinstance(name, str):
+        return []
+    by_lower = {n.lower(): n for n in names}
+    return [by_lower[n] for n in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)]
 
 
 class AttributeValueError(InvalidInputError):

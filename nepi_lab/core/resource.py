@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .attributes import Attribute, Flags, Types, is_secret
+from .attributes import Alias, Attribute, Flags, Types, is_secret
 from .display import view
 from .errors import (
     ReadOnlyAttributeError,
@@ -146,6 +146,8 @@ class ResourceManager:
                   type=Types.Bool, default=False, flags=Flags.Design),
     )
     _traces: tuple[Trace, ...] = ()
+    #: Other names of declared attributes (NEPI's), merged with those of its bases; see :class:`Alias`.
+    _aliases: tuple[Alias, ...] = ()
     #: Type names this type may be connected to (their subtypes too), merged with
     #: those of its bases; none declared: any type (see :meth:`accepts_type`).
     _connects_to: tuple[str, ...] = ()
@@ -157,6 +159,7 @@ class ResourceManager:
 
     #: Filled by ``__init_subclass__``: every attribute / trace / connection type, inherited included.
     _attribute_table: dict[str, Attribute] = {a.name: a for a in _attributes}
+    _alias_table: dict[str, Alias] = {}
     _trace_table: dict[str, Trace] = {}
     _connection_types: tuple[str, ...] = ()
     _type_names: frozenset[str] = frozenset()  # its own type name and those of its bases
@@ -172,9 +175,13 @@ class ResourceManager:
         attributes: dict[str, Attribute] = {}
         traces: dict[str, Trace] = {}
         connects_to: dict[str, None] = {}  # ordered set
+        aliases: dict[str, Alias] = {}
         for base in reversed(cls.__mro__):
             for a in base.__dict__.get("_attributes", ()):
                 attributes[a.name] = a
+                aliases.pop(a.name, None)  # a real attribute declared below an alias replaces it
+            for alias in base.__dict__.get("_aliases", ()):
+                aliases[alias.name] = alias
             for t in base.__dict__.get("_traces", ()):
                 traces[t.name] = t
             declared = base.__dict__.get("_connects_to", ())
@@ -182,7 +189,14 @@ class ResourceManager:
                 raise TypeError(f"{cls.__qualname__}._connects_to must be a tuple of type names, "
                                 f"not the string {declared!r}")
             connects_to.update(dict.fromkeys(declared))
+        for alias in aliases.values():
+            if alias.attribute not in attributes:
+                raise TypeError(f"{cls.__qualname__}: alias {alias.name!r} stands for {alias.attribute!r}, "
+                                f"which is not a declared attribute")
+            if alias.name in attributes:
+                raise TypeError(f"{cls.__qualname__}: alias {alias.name!r} is also the name of an attribute")
         cls._attribute_table = attributes
+        cls._alias_table = aliases
         cls._secret_attributes = frozenset(name for name, a in attributes.items() if is_secret(a))
         cls._trace_table = traces
         cls._connection_types = tuple(connects_to)
@@ -307,6 +321,11 @@ class ResourceManager:
         return dict(cls._attribute_table)
 
     @classmethod
+    def get_attribute_aliases(cls) -> dict[str, Alias]:
+        """Every alias (inherited included), by its name: other names of declared attributes."""
+        return dict(cls._alias_table)
+
+    @classmethod
     def get_trace_declarations(cls) -> dict[str, Trace]:
         """Every declared trace (inherited included), by name."""
         return dict(cls._trace_table)
@@ -390,23 +409,29 @@ class ResourceManager:
     # -- attributes -------------------------------------------------------------
 
     def _declaration(self, name: str) -> Attribute:
+        """The declaration of attribute ``name``, or of the attribute it is an alias of."""
         try:
-            return self._attribute_table[name]
+            alias = self._alias_table.get(name)
+            return self._attribute_table[alias.attribute if alias is not None else name]
         except (KeyError, TypeError):
-            raise UnknownAttributeError(self.guid, self._rtype, name, self._attribute_table) from None
+            raise UnknownAttributeError(self.guid, self._rtype, name, self._attribute_table,
+                                        self._alias_table) from None
 
     def get(self, name: str) -> Any:
-        """The value of attribute ``name`` (its default when never set)."""
+        """The value of attribute ``name`` (its default when never set); ``name`` may be an alias."""
         declaration = self._declaration(name)
-        return self._values.get(name, declaration.default)
+        return self._values.get(declaration.name, declaration.default)
 
     def set(self, name: str, value: Any, *, internal: bool = False) -> Any:
         """Check, normalise and store an attribute value; returns the stored value.
 
-        ``internal=True`` is for the resource's own code: it bypasses the NoWrite
-        and Design flags (a resource may record what it discovered).
+        ``name`` may be an alias (see :class:`~nepi_lab.core.attributes.Alias`): the value
+        is stored under the attribute's own name.  ``internal=True`` is for the resource's
+        own code: it bypasses the NoWrite and Design flags (a resource may record what it
+        discovered).
         """
         declaration = self._declaration(name)
+        name = declaration.name
         if not internal:
             if declaration.flags & Flags.NoWrite:
                 raise ReadOnlyAttributeError(

@@ -23,7 +23,8 @@ Channels
     ends, so a host running many long-lived processes at once needs a higher
     ``MaxSessions`` in its ``sshd_config`` (and a node attribute to match).
 Checks
-    Host keys are verified by default, against ``knownHosts`` or ``~/.ssh/known_hosts``;
+    Host keys are verified by default, against ``serverKey`` (the key itself, NEPI's way),
+    else ``knownHosts`` or ``~/.ssh/known_hosts``;
     only ``strictHostKeyChecking=False`` turns that off.  Every connection failure
     fails the node at once with its reason, and is never retried in a loop: an
     authentication refused (:class:`SshAuthenticationError`), a host key unknown or
@@ -207,6 +208,9 @@ class SshTarget:
     username: str | None = None  #: None: asyncssh's default (~/.ssh/config, else the local user)
     identity_file: str | None = None  #: None: the default keys and the agent
     known_hosts: str | None = None  #: None: ~/.ssh/known_hosts
+    #: The host's public key text ("ssh-ed25519 AAAA..."); when given, the only key accepted
+    #: (NEPI's ``serverKey``) and known_hosts is not read
+    server_key: str | None = None
     strict_host_key_checking: bool = True
     connect_timeout: float = 10.0
     gateway: SshTarget | None = None
@@ -224,7 +228,7 @@ class SshTarget:
     def key(self) -> tuple[Any, ...]:
         """What the pool keys connections by: the account, and the settings that guard it."""
         return (self.host, self.port, self.username or "", self.identity_file, self.known_hosts_file,
-                self.strict_host_key_checking, self.gateway.key if self.gateway else None)
+                self.server_key, self.strict_host_key_checking, self.gateway.key if self.gateway else None)
 
     @property
     def known_hosts_file(self) -> str:
@@ -328,7 +332,15 @@ class _Connection:
                 f"cannot log in to {target.where} over SSH: identity file {target.identity_file!r} does not "
                 f"exist", target.where)
         known_hosts: Any = None
-        if target.strict_host_key_checking:
+        if target.strict_host_key_checking and target.server_key:
+            try:
+                known_hosts = ([asyncssh.import_public_key(target.server_key)], [], [])
+            except (asyncssh.KeyImportError, ValueError) as exc:
+                raise SshHostKeyError(
+                    f"cannot verify the SSH host key of {target.where}: serverKey is not an SSH public key "
+                    f"({exc}); give the key as known_hosts holds it, e.g. 'ssh-ed25519 AAAA...'",
+                    target.where) from None
+        elif target.strict_host_key_checking:
             known_hosts = target.known_hosts_file
             if not os.path.exists(known_hosts):  # trust no key: the host is reached, then refused
                 known_hosts = ([], [], [])
@@ -618,6 +630,11 @@ def explain_connect_error(exc: BaseException, target: SshTarget) -> SshError:
     import asyncssh
 
     where = target.where
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable) and target.server_key:
+        return SshHostKeyError(
+            f"SSH host key of {where} not verified ({exc.reason}): the host did not present the key "
+            f"given as serverKey; if it was reinstalled, give its new key (ssh-keyscan -p {target.port} "
+            f"{target.host})", where)
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         known_hosts = target.known_hosts_file
         if not os.path.exists(known_hosts):
@@ -1014,9 +1031,13 @@ class SshExecutor(Executor):
         if "reconnectTimeout" in declared:
             options["reconnect_timeout"] = node.get("reconnectTimeout")
         gateway = node.get("gateway")
-        target = SshTarget(
-            node.get("hostname"), node.get("port"), node.get("username"),
-            gateway=SshTarget.parse_gateway(gateway, **options) if gateway else None, **options)
+        jump = SshTarget.parse_gateway(gateway, **options) if gateway else None
+        if jump is not None and jump.username is None and "gatewayUser" in declared:
+            jump = dataclasses.replace(jump, username=node.get("gatewayUser"))
+        server_key = node.get("serverKey") if "serverKey" in declared else None
+        # the key is the node's, not the gateway's: the gateway keeps its known_hosts lookup
+        target = SshTarget(node.get("hostname"), node.get("port"), node.get("username"), gateway=jump,
+                           server_key=server_key, **options)
         return cls(target, pool_for(node.ec), on_lost=lambda exc: _fail_node_soon(node, exc),
                    on_trouble=node._connection_trouble)
 

@@ -30,14 +30,18 @@ From a script without a loop, ``asyncio.run(rm.run("uname -r"))`` does the same.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import ipaddress
 import os
 import posixpath
+import shlex
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...core.attributes import Attribute, Flags, Types
-from ...core.errors import AttributeValueError
+from ...core.attributes import Alias, Attribute, Flags, Types
+from ...core.errors import AttributeValueError, CommandError
 from ...core.resource import ResourceManager, TopologyRole, on_controller_loop
 from ...core.states import ResourceState
 from ...core.traces import TraceAttr
@@ -107,6 +111,8 @@ class Node(ResourceManager):
         Attribute("username", "SSH user name (default: the local user)", flags=Flags.Design),
         Attribute("port", "SSH port", type=Types.Integer, default=22, range=(1, 65535), flags=Flags.Design),
         Attribute("identityFile", "SSH private key file", flags=Flags.Design),
+        Attribute("serverKey", "the host's SSH public key, as in known_hosts ('ssh-ed25519 AAAA...'): "
+                  "the host must present it (instead of a knownHosts lookup)", flags=Flags.Design),
         Attribute("knownHosts", "known_hosts file that verifies the host's key (default: ~/.ssh/known_hosts)",
                   flags=Flags.Design),
         Attribute("strictHostKeyChecking", "refuse a host whose key is unknown or changed",
@@ -115,11 +121,20 @@ class Node(ResourceManager):
                   default=10.0, range=(0, None), flags=Flags.Design),
         Attribute("gateway", "jump host, [user@]host[:port], through which the node is reached",
                   flags=Flags.Design),
+        Attribute("gatewayUser", "user name on the gateway when gateway names none (default: username)",
+                  flags=Flags.Design),
+        Attribute("ip", "the host's address: resolved from hostname at deploy when not set",
+                  flags=Flags.Design),
         Attribute("maxSessions", "SSH channels open at once on the connection (the server's MaxSessions, "
                   "OpenSSH's default 10); commands beyond it queue", type=Types.Integer, default=10,
                   range=(2, None), flags=Flags.Design),
         Attribute("home", "folder that holds .nepi_lab/: absolute, or relative to the user's home "
                   "(default: the user's home)", flags=Flags.Design),
+        Attribute("cleanHome", "at deploy, first remove what earlier experiments left in <home>/.nepi_lab "
+                  "(every folder there but this run's: use it only on a host of your own)",
+                  type=Types.Bool, default=False, flags=Flags.Design),
+        Attribute("tearDown", "shell command run on the host at release, in the node's folder, before "
+                  "its processes are killed and its folders removed", flags=Flags.Design),
         Attribute("cleanExperiment", "on release, remove this run's folders from the host "
                   "(traces are collected into the run directory first)", type=Types.Bool, default=True),
         Attribute("cleanProcesses", "on release, kill every process group this experiment started on "
@@ -128,6 +143,12 @@ class Node(ResourceManager):
         Attribute("reconnectTimeout", "seconds a lost SSH connection is retried (backing off from 0.1 s to "
                   "2 s) before the node and what runs on it fail; meanwhile they keep their state",
                   type=Types.Double, default=30.0, range=(0, None), flags=Flags.Design),
+    )
+    # NEPI's names of the same attributes (NEPI-REFERENCE section 3); see the README's
+    # "Porting a NEPI script" for the names whose meaning differs
+    _aliases = (
+        Alias("identity", "identityFile"),
+        Alias("cleanProcessesAfter", "cleanProcesses"),
     )
 
     def __init__(self, ec: ExperimentController, guid: int) -> None:
@@ -196,7 +217,25 @@ class Node(ResourceManager):
     async def do_provision(self) -> None:
         # recorded before anything runs there: nepi-lab cleanup finds it after a kill -9
         run_record(self.ec).in_use(self, self._describe_host())
+        if self.get("cleanHome"):
+            await self._clean_home()
         await self.executor.makedirs(self.bin_dir)
+        if not self.get("ip"):
+            ip = await _address_of(self.hostname)
+            if ip is not None:
+                self.set("ip", ip, internal=True)
+
+    async def _clean_home(self) -> None:
+        """NEPI's ``cleanHome``: remove every folder under ``<home>/.nepi_lab`` but this run's
+        (other nodes of this run on the same host may already have made theirs)."""
+        nepi_dir = shlex.quote(posixpath.dirname(self.exp_home))
+        exp_home = shlex.quote(self.exp_home)
+        keep_exp = shlex.quote(self.ec.exp_id)
+        keep_run = shlex.quote(self.ec.run_id)
+        await self.run(
+            f"if [ -d {nepi_dir} ]; then find {nepi_dir} -mindepth 1 -maxdepth 1 ! -name {keep_exp} "
+            f"-exec rm -rf -- {{}} +; fi; if [ -d {exp_home} ]; then find {exp_home} -mindepth 1 "
+            f"-maxdepth 1 ! -name {keep_run} -exec rm -rf -- {{}} +; fi", timeout=TEAR_DOWN_TIMEOUT)
 
     def _describe_host(self) -> dict[str, Any]:
         """This node's entry in the run's ``hosts.json`` (see :mod:`._records`)."""
@@ -218,9 +257,18 @@ class Node(ResourceManager):
         executor = self._executor
         if executor is None:
             return
+        tear_down_error: CommandError | None = None
         try:
             if not await executor.reconnect():
                 raise self._left_on_host(executor)
+            tear_down = self.get("tearDown")
+            if tear_down and self.node_home:
+                # run before the cleanup, so it may still use what the experiment left; a
+                # failure is reported once the cleanup is done
+                try:
+                    await executor.run(tear_down, cwd=self.node_home, timeout=TEAR_DOWN_TIMEOUT)
+                except CommandError as exc:  # a non-zero status, or the timeout
+                    tear_down_error = exc
             if self.get("cleanProcesses"):
                 executor.kill_all()
                 await executor.stop_tracked()
@@ -235,6 +283,8 @@ class Node(ResourceManager):
                 run_record(self.ec).released(self)
         finally:
             await executor.close()
+        if tear_down_error is not None:
+            raise tear_down_error
 
     def _note_left(self, application: ResourceManager, folder: str) -> LeftOnHostError:
         """Application ``application`` could not be released on the unreachable host:
@@ -351,6 +401,26 @@ class Node(ResourceManager):
     async def makedirs(self, path: str) -> None:
         """Create folder ``path`` on the host, with its parents."""
         await self.executor.makedirs(path)
+
+
+#: Seconds ``tearDown`` and ``cleanHome`` may take.
+TEAR_DOWN_TIMEOUT = 60.0
+
+
+async def _address_of(hostname: str) -> str | None:
+    """NEPI's ``ip``: the address ``hostname`` resolves to here (IPv4 first), or None."""
+    if hostname == "localhost":  # no lookup (a pool thread) for every local node
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(hostname))
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
+    except OSError:  # not resolvable from here (a host behind a gateway): left unset, as in NEPI
+        return None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return str(infos[0][4][0]) if infos else None
 
 
 def _describe_left(processes: list[dict[str, Any]], folders: list[str]) -> str:

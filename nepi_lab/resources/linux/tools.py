@@ -22,7 +22,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from ...core.attributes import Attribute, Flags, Types
+from ...core.attributes import Alias, Attribute, Flags, Types
 from ...core.errors import InvalidInputError
 from ...core.traces import Trace
 from .application import Application
@@ -106,6 +106,32 @@ class Ping(_Tool):
                   default=False),
         Attribute("numeric", "print addresses, no name lookups (-n)", type=Types.Bool, default=False),
         Attribute("quiet", "print only the summary (-q)", type=Types.Bool, default=False),
+        # the other iputils flags NEPI's linux::Ping had, under its names
+        Attribute("mark", "tag outgoing packets with this firewall mark (-m; needs CAP_NET_ADMIN)",
+                  type=Types.Integer, range=(0, 2**32 - 1)),
+        Attribute("preload", "packets sent before waiting for replies (-l; above 3 needs root)",
+                  type=Types.Integer, range=(1, 65536)),
+        Attribute("pattern", "up to 16 pad bytes in hexadecimal, e.g. 'ff00' (-p)"),
+        Attribute("tos", "quality of service bits, decimal or 0x hexadecimal (-Q)"),
+        Attribute("recordRoute", "record the route in the packets (-R; IPv4)", type=Types.Bool,
+                  default=False),
+        Attribute("routeBypass", "bypass the routing tables: the target is on an attached network (-r)",
+                  type=Types.Bool, default=False),
+        Attribute("sendBuffer", "socket send buffer in bytes (-S)", type=Types.Integer, range=(1, 2**31 - 1)),
+        Attribute("timestamp", "IP timestamp option (-T; IPv4): tsonly, tsandaddr, or 'tsprespec HOST...'"),
+        Attribute("pmtuDiscovery", "path MTU discovery strategy (-M)", type=Types.Enumerate,
+                  allowed=("do", "want", "dont", "probe")),
+        Attribute("fullLatency", "round trip time from user to user, not only the network's (-U)",
+                  type=Types.Bool, default=False),
+        Attribute("verbose", "verbose output (-v)", type=Types.Bool, default=False),
+        Attribute("flood", "flood ping (-f; below 0.002 s of interval needs root)", type=Types.Bool,
+                  default=False),
+    )
+    # NEPI's names (NEPI's ``address`` is ping's -I, the source, not the target)
+    _aliases = (
+        Alias("address", "interface"),
+        Alias("sendBuff", "sendBuffer"),
+        Alias("hint", "pmtuDiscovery"),
     )
     _required = ("target",)
 
@@ -113,8 +139,13 @@ class Ping(_Tool):
         words = _flags(self, (
             ("count", "-c"), ("interval", "-i"), ("deadline", "-w"), ("timeout", "-W"),
             ("packetSize", "-s"), ("ttl", "-t"), ("interface", "-I"), ("printTimestamp", "-D"),
-            ("numeric", "-n"), ("quiet", "-q"),
+            ("numeric", "-n"), ("quiet", "-q"), ("mark", "-m"), ("preload", "-l"), ("pattern", "-p"),
+            ("tos", "-Q"), ("recordRoute", "-R"), ("routeBypass", "-r"), ("sendBuffer", "-S"),
+            ("pmtuDiscovery", "-M"), ("fullLatency", "-U"), ("verbose", "-v"), ("flood", "-f"),
         ))
+        timestamp = self.get("timestamp")
+        if timestamp:  # 'tsprespec HOST...' is one option with its hosts: each a word of its own
+            words += ["-T", *timestamp.split()]
         return [*words, "--", self.get("target")]
 
 
@@ -187,11 +218,46 @@ class Iperf3Client(_Tool):
         return words
 
 
+#: tcpdump's flags beyond the capture's own, as (attribute, NEPI's name, flag, type, help).
+#: Those that only change how packets are printed matter when ``writePcap`` is False.
+_TCPDUMP_FLAGS = (
+    ("bufferSize", "B", "-B", Types.Integer, "capture buffer of the operating system, in KiB (-B)"),
+    ("filterFile", "F", "-F", Types.String, "file on the host holding the filter expression (-F)"),
+    ("monitorMode", "I", "-I", Types.Bool, "put a Wi-Fi interface in monitor mode (-I)"),
+    ("timestampType", "j", "-j", Types.String, "time stamp type of the capture: pcap-tstamp-type(7) (-j)"),
+    ("lineBuffered", "l", "-l", Types.Bool, "printed: line-buffered standard output (-l)"),
+    ("ascii", "A", "-A", Types.Bool, "printed: each packet in ASCII (-A)"),
+    ("asdot", "b", "-b", Types.Bool, "printed: AS numbers of BGP packets in ASDOT notation (-b)"),
+    ("linkHeader", "e", "-e", Types.Bool, "printed: the link-level header on each line (-e)"),
+    ("noChecksum", "K", "-K", Types.Bool, "printed: do not verify IP, TCP or UDP checksums (-K)"),
+    ("noDomain", "N", "-N", Types.Bool, "printed: host names without their domain (-N)"),
+    ("absoluteSequence", "S", "-S", Types.Bool, "printed: absolute TCP sequence numbers (-S)"),
+    ("packetType", "T", "-T", Types.String, "printed: interpret the packets as this type, e.g. vxlan (-T)"),
+    ("noTimestamp", "t", "-t", Types.Bool, "printed: no timestamp on each line (-t)"),
+    ("epochTimestamp", "tt", "-tt", Types.Bool, "printed: seconds since the epoch on each line (-tt)"),
+    ("deltaTimestamp", "ttt", "-ttt", Types.Bool, "printed: time since the previous line (-ttt)"),
+    ("dateTimestamp", "tttt", "-tttt", Types.Bool, "printed: date and time on each line (-tttt)"),
+    ("sinceFirstTimestamp", "ttttt", "-ttttt", Types.Bool, "printed: time since the first line (-ttttt)"),
+    ("verbose", "v", "-v", Types.Bool, "printed: more detail (-v)"),
+    ("moreVerbose", "vv", "-vv", Types.Bool, "printed: even more detail (-vv)"),
+    ("mostVerbose", "vvv", "-vvv", Types.Bool, "printed: the most detail (-vvv)"),
+)
+
+
 class Tcpdump(_Tool):
     """``tcpdump`` writing packets to the ``pcap`` trace; STARTED once it captures.
 
     Needs the capture privilege (root).  Stop it to end the capture: SIGTERM makes
-    tcpdump flush the file and exit cleanly (STOPPED).
+    tcpdump flush the file and exit cleanly (STOPPED).  With ``writePcap`` (NEPI's ``w``)
+    False it prints the packets to the ``stdout`` trace instead, as NEPI's tcpdump did
+    without ``-w``, line by line (``-l``, so nothing is lost if it has to be killed at
+    stop); the ``pcap`` trace is then absent.
+
+    NEPI's one-letter names are aliases (``i``, ``s``, ``c``, ``n``, ``U``, ``w``,
+    ``expression`` and those of ``_TCPDUMP_FLAGS``).  NEPI's ``C`` and ``G`` (file
+    rotation) are left out: they would split the one ``pcap`` trace into files;
+    ``d``/``dd``/``ddd``/``D`` are too: they print and exit without capturing
+    (run ``tcpdump -D`` with the node's ``run`` instead).
     """
 
     _rtype = "linux::Tcpdump"
@@ -208,6 +274,15 @@ class Tcpdump(_Tool):
         Attribute("immediateMode", "deliver packets as they arrive, so stopping loses none "
                   "(--immediate-mode)", type=Types.Bool, default=True),
         Attribute("numeric", "no name lookups (-n)", type=Types.Bool, default=True),
+        Attribute("writePcap", "write the packets to the pcap trace (-w); False: print them to the "
+                  "stdout trace", type=Types.Bool, default=True),
+        *(Attribute(name, text, type=kind, default=False if kind is Types.Bool else None)
+          for name, _, _, kind, text in _TCPDUMP_FLAGS),
+    )
+    _aliases = (
+        Alias("i", "interface"), Alias("s", "snapLength"), Alias("c", "count"), Alias("n", "numeric"),
+        Alias("U", "packetBuffered"), Alias("expression", "filter"), Alias("w", "writePcap"),
+        *(Alias(nepi, name) for name, nepi, _, _, _ in _TCPDUMP_FLAGS),
     )
     _traces = (Trace("pcap", "the captured packets (pcap format)", enabled=True),)
     _ready_timeout = 10.0
@@ -216,11 +291,18 @@ class Tcpdump(_Tool):
         return _flags(self, (
             ("interface", "-i"), ("snapLength", "-s"), ("count", "-c"), ("packetBuffered", "-U"),
             ("immediateMode", "--immediate-mode"), ("numeric", "-n"),
+            *((name, flag) for name, _, flag, _, _ in _TCPDUMP_FLAGS),
         ))
 
     def _compose(self) -> str:
-        # the pcap file is named through the shell variable, which the shell quotes itself
-        command = f'{super()._compose()} -w "${{APP_HOME}}/pcap"'
+        command = super()._compose()
+        if self.get("writePcap"):
+            # the pcap file is named through the shell variable, which the shell quotes itself
+            command += ' -w "${APP_HOME}/pcap"'
+        elif not self.get("lineBuffered"):
+            # printed packets reach the trace line by line: tcpdump may be killed at the end of
+            # the stop grace period, and its stdout buffer would be lost with it
+            command += " -l"
         if self.get("filter"):
             command += " " + shlex.quote(self.get("filter"))
         return command

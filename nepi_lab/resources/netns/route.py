@@ -5,6 +5,12 @@ Connected to one ``netns::Node``.  ``destination`` is a network (``10.0.2.0/24``
 ``gateway`` the next hop's address; ``device`` the interface to leave by (needed only
 without a gateway); ``metric`` the route's priority.
 
+NEPI's ``netns::IPv4Route`` (and ``linux::Route``) named the route by ``network``,
+``prefix`` and ``nexthop``: ``nexthop`` is an alias of ``gateway``; ``network`` and
+``prefix`` are attributes of their own, read together as the destination
+``network/prefix`` (``prefix`` defaults to the whole address: a host route) when
+``destination`` is not given.
+
 Deploy waits for the node and all its interfaces (so the gateway is reachable),
 then adds the route; release deletes it (unless the node is being released too).
 """
@@ -17,7 +23,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-from ...core.attributes import Attribute, Flags, Types
+from ...core.attributes import Alias, Attribute, Flags, Types
 from ...core.errors import AttributeValueError, InvalidInputError
 from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
@@ -40,6 +46,16 @@ def _check_destination(rm: ResourceManager, old: Any, new: Any) -> Any:
     except ValueError as exc:
         raise AttributeValueError(rm.guid, rm._rtype, "destination", new,
                                   f"{exc}; expected a network such as 10.0.2.0/24, or 'default'") from None
+
+
+def _check_network(rm: ResourceManager, old: Any, new: Any) -> Any:
+    if new is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(new.strip()))
+    except ValueError as exc:
+        raise AttributeValueError(rm.guid, rm._rtype, "network", new,
+                                  f"{exc}; expected the network's address, e.g. 10.0.2.0") from None
 
 
 def _check_gateway(rm: ResourceManager, old: Any, new: Any) -> Any:
@@ -66,7 +82,12 @@ class Route(ResourceManager):
         Attribute("device", "interface to leave by (needed only without a gateway)", flags=Flags.Design),
         Attribute("metric", "route priority (lower wins)", type=Types.Integer, range=(0, 2**32 - 1),
                   flags=Flags.Design),
+        Attribute("network", "NEPI's way: the destination network's address, e.g. 10.0.2.0 (with prefix)",
+                  flags=Flags.Design, set_hook=_check_network),
+        Attribute("prefix", "NEPI's way: the destination's prefix length (default: the whole address)",
+                  type=Types.Integer, range=(0, 128), flags=Flags.Design),
     )
+    _aliases = (Alias("nexthop", "gateway"),)
 
     def __init__(self, ec: ExperimentController, guid: int) -> None:
         super().__init__(ec, guid)
@@ -88,8 +109,27 @@ class Route(ResourceManager):
                                     f"connect one with ec.register_connection({self.guid}, node)")
         return nodes[0]  # type: ignore[return-value]
 
+    def _destination(self) -> str | None:
+        """``destination``, or NEPI's ``network``/``prefix`` read as one."""
+        destination, network = self.get("destination"), self.get("network")
+        if network is None:
+            if self.get("prefix") is not None:
+                raise InvalidInputError(f"netns::Route {self.guid}: prefix needs network (or give "
+                                        f"destination, e.g. 10.0.2.0/24)")
+            return destination
+        if destination is not None:
+            raise InvalidInputError(f"netns::Route {self.guid}: give destination or network and prefix, "
+                                    f"not both")
+        prefix = self.get("prefix")
+        text = network if prefix is None else f"{network}/{prefix}"
+        try:
+            return ipaddress.ip_network(text).with_prefixlen
+        except ValueError as exc:
+            raise InvalidInputError(f"netns::Route {self.guid}: network {network} with prefix {prefix} is "
+                                    f"not a network: {exc}") from None
+
     def _family(self) -> int:
-        destination, gateway = self.get("destination"), self.get("gateway")
+        destination, gateway = self._destination(), self.get("gateway")
         if destination not in (None, "default"):
             version = ipaddress.ip_network(destination).version
         elif gateway is not None:
@@ -102,8 +142,9 @@ class Route(ResourceManager):
         return socket.AF_INET6 if version == 6 else socket.AF_INET
 
     async def do_discover(self) -> None:
-        if self.get("destination") is None:
-            raise InvalidInputError(f"netns::Route {self.guid} needs a destination (a network, or 'default')")
+        if self._destination() is None:
+            raise InvalidInputError(f"netns::Route {self.guid} needs a destination (a network, or 'default'; "
+                                    f"or NEPI's network and prefix)")
         if self.get("gateway") is None and self.get("device") is None:
             raise InvalidInputError(f"netns::Route {self.guid} needs a gateway or a device")
         self._family()
@@ -115,7 +156,7 @@ class Route(ResourceManager):
         for interface in node.get_connected(Interface):
             await self.wait_for(interface, S.READY)
         family = self._family()
-        destination = self.get("destination")
+        destination = self._destination()
         if destination == "default":
             destination = "::/0" if family == socket.AF_INET6 else "0.0.0.0/0"
         request: dict[str, Any] = {"dst": destination, "family": family}
