@@ -541,12 +541,12 @@ class Application(ResourceManager):
         workdir = self.expand(self.get("workingDirectory") or self.app_home)
         workdir = posixpath.join(self.app_home, workdir)  # absolute stays absolute
         stdin = posixpath.join(self.app_home, "stdin") if self.get("stdin") is not None else None
+        if not self.get("splitStderr"):  # merged: the stderr trace exists, empty
+            await node.write_file(self.host_path("stderr"), "")
         queue = node.executor.spawn_queue
         note = None
         if queue() is not None and self._waiting is None:  # explain() says why it is not STARTED yet
             note = self._waiting = lambda: queue() or "starting its command"
-        if not self.get("splitStderr"):  # merged: the stderr trace exists, empty
-            await node.write_file(self.host_path("stderr"), "")
         try:
             process = await node.spawn(command, stdout=self.host_path("stdout"),
                                        stderr=self._stderr_path(), stdin=stdin, cwd=workdir,
