@@ -323,7 +323,7 @@ def test_the_form_shows_the_type_s_own_fields_first_and_the_inherited_ones_under
             "hardRelease"} == set(advanced)
     assert advanced[0] == "sources" and advanced[-2:] == ["critical", "hardRelease"]  # nearest first
     assert builder.advanced.selected_index is None  # folded
-    assert builder.advanced.get_title(0).startswith("Advanced (10")
+    assert builder.advanced.get_title(0).startswith("Advanced (16")
     # the type's own fields are all there, in declaration order
     own = ["target", "count", "interval", "deadline", "timeout", "packetSize", "ttl", "interface",
            "printTimestamp", "numeric", "quiet"]
