@@ -154,7 +154,7 @@ USR_DIR = ".usr"
 _PLACED = (("sources", "SRC"), ("files", "SHARE"), ("libs", "LIB"), ("bins", "BIN"))
 
 #: Files of ``${RUN_HOME}`` that are inputs, not traces.
-_NOT_TRACES = frozenset({"stdin", "code"})
+NOT_TRACES = frozenset({"stdin", "code"})
 
 #: Downloads URL $1 to file $2 on the host with whichever of curl, wget or python3 it has;
 #: written to a temporary name first, so a failed download leaves no partial file.
@@ -354,7 +354,7 @@ class Application(ResourceManager):
         """The files the application wrote in ``${RUN_HOME}``, not declared traces: the
         traces by file name that are collected with the declared ones."""
         names = await node.executor.list_files(self.app_home)
-        return [name for name in names if name not in self._trace_table and name not in _NOT_TRACES
+        return [name for name in names if name not in self._trace_table and name not in NOT_TRACES
                 and _safe_name(name)]
 
     async def _wait_or_kill(self, process: ProcessHandle) -> int:
