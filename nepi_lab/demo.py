@@ -25,7 +25,7 @@ import os, socket
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 sock.listen()
-port_file = os.path.join(os.environ["RUN_HOME"], "server.port")
+port_file = os.path.join(os.environ["NODE_HOME"], "server.port")
 with open(port_file + ".tmp", "w") as f:
     f.write(str(sock.getsockname()[1]))
 os.replace(port_file + ".tmp", port_file)
@@ -41,7 +41,7 @@ print("done after", {CLIENTS}, "clients")
 
 CLIENT = """\
 import os, socket, sys, time
-port_file = os.path.join(os.environ["RUN_HOME"], "server.port")
+port_file = os.path.join(os.environ["NODE_HOME"], "server.port")
 deadline = time.monotonic() + 10
 while not os.path.exists(port_file):
     if time.monotonic() > deadline:

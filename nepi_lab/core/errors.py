@@ -18,6 +18,7 @@
     │   ├── RunDirectoryError                    .path, .file, .line, .reason
     │   │   └── RunFormatError                   .version, .supported
     │   ├── UnknownTraceError                    .guid, .rtype, .trace, .allowed
+    │   │   └── MissingTraceError                .where: a trace by file name never written
     │   ├── ConditionError                       .guid, .action, .others, .state
     │   │   └── ConditionCycleError              .cycle
     │   └── ExperimentFileError                  .path, .reason, .error
@@ -32,6 +33,7 @@
     ├── ControllerClosedError                    .exp_id
     ├── ResultsWriteError (also OSError)         .guid, .path, .kept, .errno
     ├── MissingCommandsError                     .missing, .where, .guid
+    ├── DownloadError                            .url, .where, .guid, .reason
     └── CommandError                             .command, .returncode, .stderr_tail
         └── CommandTimeoutError (also TimeoutError)  .timeout
 
@@ -443,3 +445,27 @@ class MissingCommandsError(NepiError):
             f"{'it' if len(self.missing) == 1 else 'them'} there (e.g. apt-get install ...) "
             f"or fix the 'depends' attribute"
         )
+
+
+class MissingTraceError(UnknownTraceError):
+    """A trace asked for by file name (``ec.trace(app, "bw.txt")``) that the resource
+    never wrote: no such file in its folder on the host, nor in the run directory.
+    A kind of :class:`UnknownTraceError`, which is what a type without file traces raises."""
+
+    def __init__(self, guid: int, rtype: str, trace: str, allowed: Iterable[str], where: str) -> None:
+        super().__init__(guid, rtype, trace, allowed)
+        self.where = where
+        names = ", ".join(self.allowed) or "none"
+        self.args = (f"resource {guid} ({rtype}) has no trace {trace!r}: no file of that name is in {where} "
+                     f"and its declared traces are: {names}",)
+
+
+class DownloadError(NepiError):
+    """An ``http://`` or ``https://`` entry of ``sources``, ``files``, ``libs`` or ``bins``
+    could not be downloaded on the host."""
+
+    def __init__(self, url: str, where: str, reason: str, guid: int | None = None) -> None:
+        self.url, self.where, self.reason, self.guid = url, where, reason, guid
+        who = f"application {guid}: " if guid is not None else ""
+        why = reason.strip()[-500:] or "no reason given"
+        super().__init__(f"{who}cannot download {url} on {where}: {why}")

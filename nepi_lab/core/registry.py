@@ -35,7 +35,8 @@ log = logging.getLogger("nepi_lab")
 ENTRY_POINT_GROUP = "nepi_lab.resources"
 
 #: Modules of this package that define resource types, imported on demand.
-BUILTIN_MODULES: list[str] = ["nepi_lab.resources.linux", "nepi_lab.resources.netns"]
+BUILTIN_MODULES: list[str] = ["nepi_lab.resources.collector", "nepi_lab.resources.linux",
+                               "nepi_lab.resources.netns"]
 
 _types: dict[str, type[ResourceManager]] = {}
 _loaded = False

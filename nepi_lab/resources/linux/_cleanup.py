@@ -45,6 +45,7 @@ from ._records import (
     read_json,
     write_hosts,
 )
+from .application import NOT_TRACES
 from .node import NEPI_DIR
 
 log = logging.getLogger("nepi_lab")
@@ -221,7 +222,10 @@ async def _clean_host(run: RunCleanup, node: int, host: dict[str, Any], descript
         for guid, rtype, traces in apps:
             folder = os.path.join(run.run_dir, f"{guid}-{rtype.replace('::', '.')}")
             os.makedirs(folder, exist_ok=True)
-            for name in traces:
+            # and the traces by file name, as the application's release would have
+            files = await executor.list_files(posixpath.join(run_home, str(guid)))
+            written = [n for n in files if n not in traces and n not in NOT_TRACES and _safe(n)]
+            for name in [*traces, *written]:
                 remote = posixpath.join(run_home, str(guid), name)
                 if await executor.download(remote, os.path.join(folder, name)):
                     done.collected.append(f"{guid}/{name}")
@@ -236,6 +240,14 @@ async def _clean_host(run: RunCleanup, node: int, host: dict[str, Any], descript
     finally:
         await executor.close()
     return done
+
+
+def _safe(name: str) -> bool:
+    try:
+        check_name(name, "trace name")
+    except ValueError:
+        return False
+    return True
 
 
 def _is_our_cgroup(folder: str, run: RunCleanup) -> bool:

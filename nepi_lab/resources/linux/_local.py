@@ -305,6 +305,13 @@ class LocalExecutor(Executor):
     async def download_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         return [await self.download(remote, local) for remote, local in pairs]  # links: no need for tasks
 
+    async def list_files(self, folder: str) -> list[str]:
+        try:
+            with os.scandir(folder) as entries:
+                return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     async def read_file(self, path: str, attr: TraceAttr = TraceAttr.ALL, block: int = 512,
                         offset: int = 0) -> str | bytes | int:
         return read_trace_file(path, attr, block, offset)

@@ -4,15 +4,20 @@ Lifecycle
 ---------
 deploy
     waits for its node to be READY (fails at once, naming the node, if the node
-    failed); checks ``depends``; uploads ``sources`` to ``${SRC}``, ``code`` to
-    ``${CODE}`` and ``stdin``; runs ``build`` then ``install`` in ``${APP_HOME}``,
-    their output (standard output and error together) in the ``build`` and
-    ``install`` traces.  A failing step fails the application with its exit status
-    and the end of its log.
+    failed); checks ``depends``; puts ``sources`` in ``${SRC}``, ``files`` in
+    ``${SHARE}``, ``libs`` in ``${LIB}`` and ``bins`` in ``${BIN}`` (local paths are
+    uploaded, ``http://`` and ``https://`` URLs downloaded on the host with curl, wget
+    or python3, whichever it has: a failed download fails the application with a
+    :class:`~nepi_lab.DownloadError` naming the URL); writes ``code`` to ``${CODE}``
+    and ``stdin``; runs ``build`` then ``install`` in ``${RUN_HOME}``, their output
+    (standard output and error together) in the ``build`` and ``install`` traces.  A
+    failing step fails the application with its exit status and the end of its log.
 start
-    starts ``command`` in ``workingDirectory`` (default ``${APP_HOME}``), standard
-    output and error in files on the host, standard input from ``stdin`` (or empty).
-    The process leads its own process group; STARTED as soon as it is spawned.
+    starts ``command`` in ``workingDirectory`` (default ``${RUN_HOME}``), standard
+    output and error in files on the host (one file, the ``stdout`` trace, with
+    ``splitStderr`` false), standard input from ``stdin`` (or empty); with ``sudo``,
+    as root (through ``sudo -n`` unless the node's user is root already).  The
+    process leads its own process group; STARTED as soon as it is spawned.
 run
     its end is noticed from the process itself (a pidfd), never by polling.  Exit
     status 0 gives FINISHED; anything else FAILED, with the status and the end of
@@ -25,8 +30,9 @@ stop
 release
     kills whatever still runs, also what left the process group (``setsid``,
     daemons: found in the application's cgroup or by the run's marker in its
-    environment, see :mod:`._tracking`); collects the traces if that was not done;
-    with the node's ``cleanExperiment`` removes ``${APP_HOME}`` from the host.  If
+    environment, see :mod:`._tracking`); runs ``tearDown`` (in ``${RUN_HOME}``; a
+    failure is recorded, not fatal); collects the traces if that was not done;
+    with the node's ``cleanExperiment`` removes ``${RUN_HOME}`` from the host.  If
     the host cannot be reached (an SSH connection lost for good), release says so and
     the run's ``hosts.json`` lists what stays there, for ``nepi-lab cleanup``.
 
@@ -36,22 +42,51 @@ the application finishes, fails, is stopped or released.  ``exitcode`` is writte
 straight into the run directory by the controller, which learns the status from the
 process itself: negative when killed by that signal, as :mod:`subprocess` reports it.
 
+Traces by file name: as in NEPI, ``ec.trace(app, "bw.txt")`` reads a file the
+application wrote in ``${RUN_HOME}`` (a name, never a path: no ``/``, no ``..``).
+Every regular file directly in ``${RUN_HOME}`` (except ``stdin`` and ``code``) is
+collected with the declared traces, so it stays readable after release; a name that
+is neither declared nor written raises :class:`~nepi_lab.MissingTraceError`.  A
+deliberate difference from NEPI: ``TraceAttr.PATH`` gives the path on the host only
+until the trace is collected, then the local copy in the run directory.
+
 Placeholders
 ------------
-``command``, ``build`` and ``install`` are shell command lines (``/bin/sh -c``), run
-with these variables set, so NEPI's placeholders expand in them (and in ``code``
-scripts) as ordinary shell variables, quoted or not:
+``command``, ``build``, ``install`` and ``tearDown`` are shell command lines
+(``/bin/sh -c``), run with these variables set, so NEPI's placeholders expand in them
+(and in ``code`` scripts) as ordinary shell variables, quoted or not.  The names mean
+what they mean in NEPI; where the folder differs, the reason is given:
 
-==============  ===============================================================
-``${HOME}``     the node's ``home`` (the user's home unless set)
-``${EXP_HOME}`` ``${HOME}/.nepi_lab/<exp_id>``
-``${RUN_HOME}`` ``${EXP_HOME}/<run_id>``: this run, shared by its applications
-``${NODE_HOME}`` ``${RUN_HOME}/<node guid>``
-``${BIN}``      ``${NODE_HOME}/bin``, first on PATH (``install`` puts tools there)
-``${APP_HOME}`` ``${RUN_HOME}/<guid>``: the application's folder and traces
-``${SRC}``      ``${APP_HOME}/src``: where ``sources`` are uploaded
-``${CODE}``     ``${APP_HOME}/code``: the ``code`` script, executable
-==============  ===============================================================
+=================  ============================================================
+``${HOME}``        the node's ``home`` (the user's home unless set)
+``${EXP}``         ``${HOME}/.nepi_lab``: every experiment's folders on the host
+``${EXP_HOME}``    ``${EXP}/<exp_id>``: every run of this experiment
+``${NODE_HOME}``   ``${EXP_HOME}/<run_id>/<node guid>``: the node's folder for
+                   this run (NEPI: ``${EXP_HOME}/node-<guid>``, kept across runs)
+``${BIN}``         ``${NODE_HOME}/bin``, first on PATH; ``bins`` go there
+                   (NEPI: ``${USR}/bin``, kept; here removed with the run, so a
+                   tool a run installs cannot leak into the next one)
+``${USR}``         ``${EXP}/.usr``: kept on the host, shared by every experiment
+                   (a dot name, which no ``exp_id`` can be)
+``${LIB}``         ``${USR}/lib``: ``libs`` go there; kept
+``${SHARE}``       ``${USR}/share``: ``files`` go there; kept
+``${RUN_HOME}``    ``${EXP_HOME}/<run_id>/<guid>``: the application's own folder
+                   for this run: its traces, where ``build``, ``install``,
+                   ``command`` and ``tearDown`` run, and where what they write
+                   lands (``build "gcc hello.c -o hello"`` then
+                   ``command "${RUN_HOME}/hello"``)
+``${APP_HOME}``    the same folder as ``${RUN_HOME}``: in NEPI it is the
+                   application's folder across runs, the parent of
+                   ``${RUN_HOME}``; here every run starts from clean folders, so
+                   the two coincide and scripts using either keep working
+``${SRC}``         ``${RUN_HOME}/src``: where ``sources`` go (NEPI: ``${USR}/src``)
+``${CODE}``        ``${RUN_HOME}/code``: the ``code`` script, executable
+=================  ============================================================
+
+Earlier versions of nepi_lab used ``${RUN_HOME}`` for the run's folder shared by
+all its applications (``${EXP_HOME}/<run_id>``); applications of one node
+share a folder through ``${NODE_HOME}``, of one run on one host through its parent
+(``"$(dirname "$NODE_HOME")"``).
 
 In ``workingDirectory`` and in ``env`` values the same placeholders are replaced by
 nepi_lab itself, and nothing else is expanded: values are literal.
@@ -62,7 +97,7 @@ Example
 >>> with ExperimentController() as ec:                          # doctest: +SKIP
 ...     node = ec.register_resource("linux::Node")
 ...     app = ec.register_resource("linux::Application", connectedTo=node,
-...                                command="echo $GREETING from ${APP_HOME}",
+...                                command="echo $GREETING from ${RUN_HOME}",
 ...                                env="GREETING='hello world'")
 ...     ec.deploy()
 ...     ec.wait_finished(app)
@@ -79,16 +114,26 @@ import posixpath
 import re
 import shlex
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Types
-from ...core.errors import AttributeValueError, CommandError, InvalidInputError, ResultsWriteError
+from ...core.errors import (
+    AttributeValueError,
+    CommandError,
+    DownloadError,
+    InvalidInputError,
+    MissingTraceError,
+    ResultsWriteError,
+    UnknownTraceError,
+    UnsafeNameError,
+)
 from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
-from ...core.traces import Trace, TraceAttr, read_trace_file
+from ...core.traces import Trace, TraceAttr, check_name, read_trace_file
 from . import _readiness
 from .executor import MissingCommandsError, ProcessHandle
-from .node import Node
+from .node import NEPI_DIR, Node
 
 if TYPE_CHECKING:
     from ...core.controller import ExperimentController
@@ -97,9 +142,46 @@ S = ResourceState
 log = logging.getLogger("nepi_lab")
 
 #: The placeholders, in the order they are documented.
-PLACEHOLDERS = ("HOME", "EXP_HOME", "RUN_HOME", "NODE_HOME", "BIN", "APP_HOME", "SRC", "CODE")
+PLACEHOLDERS = ("HOME", "EXP", "EXP_HOME", "NODE_HOME", "BIN", "USR", "LIB", "SHARE", "RUN_HOME",
+                "APP_HOME", "SRC", "CODE")
 _PLACEHOLDER = re.compile(r"\$\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+#: ``${USR}``'s name under ``${EXP}``: a dot name, which ``check_name`` refuses as an exp_id.
+USR_DIR = ".usr"
+
+#: Attributes whose entries are put in a folder at deploy, and that folder's placeholder.
+_PLACED = (("sources", "SRC"), ("files", "SHARE"), ("libs", "LIB"), ("bins", "BIN"))
+
+#: Files of ``${RUN_HOME}`` that are inputs, not traces.
+NOT_TRACES = frozenset({"stdin", "code"})
+
+#: Downloads URL $1 to file $2 on the host with whichever of curl, wget or python3 it has;
+#: written to a temporary name first, so a failed download leaves no partial file.
+_DOWNLOAD = """\
+tmp="$2.part.$$"
+if command -v curl >/dev/null 2>&1; then curl -fsSL -o "$tmp" "$1"
+elif command -v wget >/dev/null 2>&1; then wget -nv -O "$tmp" "$1"
+elif command -v python3 >/dev/null 2>&1; then python3 -c 'import shutil, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1]) as r, open(sys.argv[2], "wb") as f:
+    shutil.copyfileobj(r, f)' "$1" "$tmp"
+else echo "none of curl, wget or python3 is installed" >&2; false
+fi && mv -f "$tmp" "$2" || { status=$?; rm -f "$tmp"; exit $status; }
+"""
+
+
+def _safe_name(name: str) -> bool:
+    try:
+        check_name(name, "trace name")
+    except UnsafeNameError:
+        return False
+    return True
+
+
+def _entries(text: str | None) -> list[str]:
+    """The ``;``-separated entries of ``sources``, ``files``, ``libs`` or ``bins``."""
+    return [entry.strip() for entry in (text or "").split(";") if entry.strip()]
 
 
 def parse_env(text: str | None) -> dict[str, str]:
@@ -152,17 +234,30 @@ class Application(ResourceManager):
     _attributes = (
         Attribute("command", "shell command line to run (may use ${APP_HOME} ...); "
                   "default: ${CODE} if code is set, else nothing to run"),
-        Attribute("sources", "local files or folders uploaded to ${SRC}, separated by ';'"),
+        Attribute("sources", "local files or folders uploaded to ${SRC}, or http(s) URLs downloaded "
+                  "there on the host, separated by ';'"),
+        Attribute("files", "local files or http(s) URLs put in ${SHARE} (kept on the host, shared "
+                  "by every experiment), separated by ';'"),
+        Attribute("libs", "local files or http(s) URLs put in ${LIB} (kept on the host, shared by "
+                  "every experiment), separated by ';'"),
+        Attribute("bins", "local files or http(s) URLs put in ${BIN} (on PATH, made executable), "
+                  "separated by ';'"),
         Attribute("code", "text uploaded to ${CODE} as an executable script"),
-        Attribute("build", "shell command line run in ${APP_HOME} at deploy, before install"),
-        Attribute("install", "shell command line run in ${APP_HOME} at deploy, after build"),
+        Attribute("build", "shell command line run in ${RUN_HOME} at deploy, before install"),
+        Attribute("install", "shell command line run in ${RUN_HOME} at deploy, after build"),
+        Attribute("tearDown", "shell command line run in ${RUN_HOME} when the application is "
+                  "released (a failure is recorded, not fatal)"),
         Attribute("depends", "space-separated commands that must exist on the host",
                   set_hook=_check_depends),
         Attribute("env", "space-separated NAME=value variables; values quoted as in a shell, "
                   "never expanded (except the placeholders)", set_hook=_check_env),
         Attribute("stdin", "text fed to the command's standard input"),
-        Attribute("workingDirectory", "folder the command runs in (default ${APP_HOME}; "
+        Attribute("workingDirectory", "folder the command runs in (default ${RUN_HOME}; "
                   "relative to it if relative)"),
+        Attribute("splitStderr", "standard error in its own trace, stderr; false: merged into "
+                  "stdout (NEPI's default is false, nepi_lab's true)", type=Types.Bool, default=True),
+        Attribute("sudo", "run the command as root: through sudo -n unless the node's user is root",
+                  type=Types.Bool, default=False),
         Attribute("stopGracePeriod", "seconds between SIGTERM and SIGKILL when stopping",
                   type=Types.Double, default=3.0, range=(0, None)),
         *_readiness.ATTRIBUTES,
@@ -224,9 +319,12 @@ class Application(ResourceManager):
     def _paths(self) -> dict[str, str]:
         if self._path_map is None or self._path_map["APP_HOME"] != self.app_home:
             node = self.node
+            exp = posixpath.join(node.home, NEPI_DIR)
+            usr = posixpath.join(exp, USR_DIR)
             self._path_map = {
-                "HOME": node.home, "EXP_HOME": node.exp_home, "RUN_HOME": node.run_home,
-                "NODE_HOME": node.node_home, "BIN": node.bin_dir, "APP_HOME": self.app_home,
+                "HOME": node.home, "EXP": exp, "EXP_HOME": node.exp_home, "NODE_HOME": node.node_home,
+                "BIN": node.bin_dir, "USR": usr, "LIB": posixpath.join(usr, "lib"),
+                "SHARE": posixpath.join(usr, "share"), "RUN_HOME": self.app_home, "APP_HOME": self.app_home,
                 "SRC": posixpath.join(self.app_home, "src"), "CODE": posixpath.join(self.app_home, "code"),
             }
         return self._path_map
@@ -243,6 +341,24 @@ class Application(ResourceManager):
         """Where trace ``trace`` is written on the host."""
         self._check_trace(trace)
         return posixpath.join(self.app_home, trace)
+
+    def _check_trace(self, name: str) -> Trace:
+        """A declared trace, or any other safe name: a file the command writes in ``${RUN_HOME}``."""
+        try:
+            return super()._check_trace(name)
+        except UnknownTraceError:
+            return Trace(name, "a file the application wrote in ${RUN_HOME}")
+
+    def _stderr_path(self) -> str:
+        """The file standard error goes to: the stdout trace's unless ``splitStderr``."""
+        return self.host_path("stderr" if self.get("splitStderr") else "stdout")
+
+    async def _written_files(self, node: Node) -> list[str]:
+        """The files the application wrote in ``${RUN_HOME}``, not declared traces: the
+        traces by file name that are collected with the declared ones."""
+        names = await node.executor.list_files(self.app_home)
+        return [name for name in names if name not in self._trace_table and name not in NOT_TRACES
+                and _safe_name(name)]
 
     async def _wait_or_kill(self, process: ProcessHandle) -> int:
         try:
@@ -273,6 +389,11 @@ class Application(ResourceManager):
             names = [name for name in self._trace_table
                      if name in self._enabled_traces and name not in self._local_traces
                      and not (name in ("build", "install") and not self.get(name))]  # no such step
+            try:
+                names += await self._written_files(node)
+            except (OSError, CommandError) as exc:  # the declared traces are still collected
+                log.warning("application %s: could not list the files in %s on %s: %s", self.guid,
+                            self.app_home, node.executor.where, exc)
             pairs = [(self.host_path(n), self._local_path(n)) for n in names]
             try:
                 await node.executor.download_many(pairs)
@@ -361,17 +482,13 @@ class Application(ResourceManager):
             missing = await node.executor.missing_commands(depends, [node.bin_dir])
             if missing:
                 raise MissingCommandsError(missing, node.executor.where, self.guid)
-        sources = [s.strip() for s in (self.get("sources") or "").split(";") if s.strip()]
-        if sources:
-            await node.makedirs(paths["SRC"])
-        for source in sources:
-            if re.match(r"[a-z][a-z0-9+.-]*://", source):
-                raise InvalidInputError(f"application {self.guid}: source {source!r} is a URL; "
-                                        f"download it and give the local path")
-            local = os.path.abspath(os.path.expanduser(source))
-            if not os.path.exists(local):
-                raise InvalidInputError(f"application {self.guid}: source {source!r} does not exist here")
-            await node.upload(local, posixpath.join(paths["SRC"], os.path.basename(local.rstrip("/"))))
+        for attribute, placeholder in _PLACED:
+            entries = _entries(self.get(attribute))
+            if entries:
+                await node.makedirs(paths[placeholder])
+            placed = [await self._place(attribute, entry, paths[placeholder]) for entry in entries]
+            if attribute == "bins" and placed:
+                await node.run("chmod +x -- " + " ".join(shlex.quote(path) for path in placed))
         if self.get("code") is not None:
             await node.write_file(paths["CODE"], self.get("code"), 0o755)
         if self.get("stdin") is not None:
@@ -379,6 +496,47 @@ class Application(ResourceManager):
         for step in ("build", "install"):
             if self.get(step):
                 await self._run_step(step)
+
+    async def _place(self, attribute: str, entry: str, folder: str) -> str:
+        """Put one entry of ``attribute`` (``sources``, ``files``...) in ``folder`` on the
+        host: upload a local path, download an http(s) URL there; return where it went."""
+        node = self.node
+        if _URL.match(entry):
+            if not re.match(r"https?://", entry, re.IGNORECASE):
+                raise InvalidInputError(f"application {self.guid}: {attribute} entry {entry!r}: only "
+                                        f"http:// and https:// URLs are downloaded; give a local path")
+            return await self._download(entry, folder)
+        local = os.path.abspath(os.path.expanduser(entry))
+        if not os.path.exists(local):
+            raise InvalidInputError(f"application {self.guid}: {attribute} entry {entry!r} "
+                                    f"does not exist here")
+        remote = posixpath.join(folder, os.path.basename(local.rstrip("/")))
+        await node.upload(local, remote)
+        return remote
+
+    async def _download(self, url: str, folder: str) -> str:
+        """Download ``url`` into ``folder`` on the host (as NEPI does: the host fetches it)."""
+        node = self.node
+        name = posixpath.basename(urllib.parse.urlsplit(url).path)
+        if not _safe_name(name):
+            raise DownloadError(url, node.executor.where, f"its path does not end with a usable file name "
+                                f"({name!r})", self.guid)
+        remote = posixpath.join(folder, name)
+        command = f"sh -c {shlex.quote(_DOWNLOAD)} download {shlex.quote(url)} {shlex.quote(remote)}"
+        result = await node.run(command, check=False)
+        if result.returncode != 0:
+            raise DownloadError(url, node.executor.where, result.stderr
+                                or f"exit status {result.returncode}", self.guid)
+        return remote
+
+    async def _as_root(self, command: str) -> str:
+        """``command`` run as root: itself if the node's user is root, else through ``sudo -n``
+        (never prompting), with the placeholders and ``env`` passed on and PATH kept."""
+        node = self.node
+        if (await node.run("id -u")).stdout.strip() == "0":
+            return command
+        variables = " ".join(shlex.quote(f"{k}={v}") for k, v in self._env.items())
+        return f'sudo -n -- env {variables} PATH="$PATH" /bin/sh -c {shlex.quote(command)}'
 
     async def do_start(self) -> None:
         command = self._command_line()
@@ -389,16 +547,20 @@ class Application(ResourceManager):
             return
         node = self.node
         self._env = self._environment()
+        if self.get("sudo"):
+            command = await self._as_root(command)
         workdir = self.expand(self.get("workingDirectory") or self.app_home)
         workdir = posixpath.join(self.app_home, workdir)  # absolute stays absolute
         stdin = posixpath.join(self.app_home, "stdin") if self.get("stdin") is not None else None
+        if not self.get("splitStderr"):  # merged: the stderr trace exists, empty
+            await node.write_file(self.host_path("stderr"), "")
         queue = node.executor.spawn_queue
         note = None
         if queue() is not None and self._waiting is None:  # explain() says why it is not STARTED yet
             note = self._waiting = lambda: queue() or "starting its command"
         try:
             process = await node.spawn(command, stdout=self.host_path("stdout"),
-                                       stderr=self.host_path("stderr"), stdin=stdin, cwd=workdir,
+                                       stderr=self._stderr_path(), stdin=stdin, cwd=workdir,
                                        env=self._env, path=[node.bin_dir], owner=self.guid)
         finally:
             if note is not None and self._waiting is note:
@@ -427,7 +589,7 @@ class Application(ResourceManager):
             status = ended.result()
             if status == 0:
                 return  # over before anyone could look: do_run reports FINISHED
-            tail = await self.node.executor.tail(self.host_path("stderr"))
+            tail = await self.node.executor.tail(self._stderr_path())
             raise CommandError(process.command, status, tail, self.node.executor.where)
         process.kill()
         if ready in done:
@@ -444,7 +606,7 @@ class Application(ResourceManager):
             return
         status = await asyncio.shield(ended)
         if status != 0:
-            tail = await self.node.executor.tail(self.host_path("stderr"))
+            tail = await self.node.executor.tail(self._stderr_path())
             raise CommandError(self._process.command, status, tail, self.node.executor.where)  # type: ignore[union-attr]
 
     async def do_stop(self) -> None:
@@ -484,6 +646,10 @@ class Application(ResourceManager):
         if stopped:
             log.info("application %s: stopped %s processes it left running on %s", self.guid, stopped,
                      executor.where)
+        teardown = self.get("tearDown")
+        if teardown and self.app_home:
+            await self._tear_down(teardown)
+            collect, self._collected = True, False  # what it wrote is collected too
         if collect and not self._collected:
             await self._collect()
         if self.app_home and node.get("cleanExperiment"):
@@ -492,6 +658,20 @@ class Application(ResourceManager):
                             "written into the run directory)", self.guid, self.app_home, executor.where)
             else:
                 await executor.remove_tree(self.app_home)
+
+    async def _tear_down(self, command: str) -> None:
+        """Run ``tearDown`` in ``${RUN_HOME}``; a failure is recorded, the release goes on."""
+        node = self.node
+        env = self._env or self._environment()
+        line = f"PATH={shlex.quote(node.bin_dir)}:\"$PATH\"; export PATH; {command}"
+        try:
+            result = await node.run(line, check=False, cwd=self.app_home, env=env)
+        except (OSError, CommandError) as exc:
+            self.record_problem(exc, "tearDown")
+            return
+        if result.returncode != 0:
+            self.record_problem(CommandError(command, result.returncode, result.stderr or result.stdout,
+                                             f"{node.executor.where} (tearDown)"), "tearDown")
 
     # -- traces --------------------------------------------------------------------------
 
@@ -503,6 +683,12 @@ class Application(ResourceManager):
         on_host = (node is not None and node._executor is not None and bool(self.app_home)
                    and self.state != S.RELEASED and name not in self._local_traces
                    and not (self._collected and os.path.exists(local)))
+        declared = name in self._trace_table
         if on_host:
+            if not declared and name not in await node.executor.list_files(self.app_home):  # type: ignore[union-attr]
+                raise MissingTraceError(self.guid, self._rtype, name, self._trace_table,  # type: ignore[union-attr]
+                                        f"{node.executor.where}:{self.app_home}")
             return await node.read_file(self.host_path(name), attr, block, offset)  # type: ignore[union-attr]
+        if not declared and not os.path.isfile(local):
+            raise MissingTraceError(self.guid, self._rtype, name, self._trace_table, self.results_dir)
         return read_trace_file(local, attr, block, offset)

@@ -221,6 +221,14 @@ class Executor(abc.ABC):
                         offset: int = 0) -> str | bytes | int:
         """Read file ``path`` in one of the trace modes (a missing file reads as empty)."""
 
+    async def list_files(self, folder: str) -> list[str]:
+        """Names of the regular files directly in ``folder`` (no links, no folders; sorted;
+        empty if ``folder`` is missing).  Names holding a newline are not listed reliably."""
+        script = ('cd "$1" 2>/dev/null || exit 0; for f in * .[!.]* ..?*; do '
+                  '[ -f "$f" ] && [ ! -L "$f" ] && printf "%s\\n" "$f"; done; exit 0')
+        result = await self.run(f"sh -c {shlex.quote(script)} list {shlex.quote(folder)}")
+        return sorted(result.stdout.splitlines())
+
     @abc.abstractmethod
     async def tail(self, path: str, size: int = STDERR_TAIL) -> str:
         """The last ``size`` bytes of file ``path``, decoded ('' if missing)."""

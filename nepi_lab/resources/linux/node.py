@@ -2,11 +2,17 @@
 
 Folders on the host, made at deploy (``home`` defaults to the user's home)::
 
+    <home>/.nepi_lab/                       EXP        every experiment's folders
     <home>/.nepi_lab/<exp_id>/              EXP_HOME   every run of the scenario
-    <home>/.nepi_lab/<exp_id>/<run_id>/     RUN_HOME   this run, shared by its resources
-    <RUN_HOME>/<node guid>/                 NODE_HOME  the node's own folder
+    <EXP_HOME>/<run_id>/                    (run_home) this run, shared by its resources
+    <run_home>/<node guid>/                 NODE_HOME  the node's own folder
     <NODE_HOME>/bin/                        BIN        first on every application's PATH
-    <RUN_HOME>/<app guid>/                  APP_HOME   an application's files and traces
+    <run_home>/<app guid>/                  RUN_HOME = APP_HOME: an application's files and traces
+    <home>/.nepi_lab/.usr/{lib,share}/      LIB, SHARE kept, shared by every experiment
+
+The upper-case names are the placeholders of ``linux::Application`` (see there); the
+attribute ``run_home`` is this run's folder, which no placeholder names (NEPI's
+``${RUN_HOME}`` is the application's own folder).
 
 Where commands run is the node's :class:`~nepi_lab.resources.linux.executor.Executor`:
 this machine for ``hostname`` ``localhost``, ``127.0.0.1`` or ``::1``

@@ -118,19 +118,23 @@ def test_stdin_is_fed_to_the_command(ec, node):
 
 
 def test_placeholders(ec, node, home):
-    names = ["HOME", "EXP_HOME", "RUN_HOME", "NODE_HOME", "APP_HOME", "SRC", "BIN", "CODE"]
+    names = ["HOME", "EXP", "EXP_HOME", "NODE_HOME", "BIN", "USR", "LIB", "SHARE", "RUN_HOME", "APP_HOME",
+             "SRC", "CODE"]
     a = app(ec, node, command=" ; ".join(f'echo "{n}=${{{n}}}"' for n in names) + " ; pwd")
     run(ec, a)
     rm = ec.get_resource(a)
     n = ec.get_resource(node)
     seen = dict(line.split("=", 1) for line in ec.trace(a, "stdout").splitlines()[:-1])
+    own = f"{home}/.nepi_lab/{ec.exp_id}/{ec.run_id}/{a}"  # the application's folder for this run
     assert seen == {
-        "HOME": home, "EXP_HOME": f"{home}/.nepi_lab/{ec.exp_id}", "RUN_HOME": n.run_home,
-        "NODE_HOME": n.node_home, "APP_HOME": rm.app_home, "SRC": f"{rm.app_home}/src",
-        "BIN": n.bin_dir, "CODE": f"{rm.app_home}/code",
+        "HOME": home, "EXP": f"{home}/.nepi_lab", "EXP_HOME": f"{home}/.nepi_lab/{ec.exp_id}",
+        "NODE_HOME": f"{home}/.nepi_lab/{ec.exp_id}/{ec.run_id}/{node}", "BIN": f"{n.node_home}/bin",
+        "USR": f"{home}/.nepi_lab/.usr", "LIB": f"{home}/.nepi_lab/.usr/lib",
+        "SHARE": f"{home}/.nepi_lab/.usr/share", "RUN_HOME": own, "APP_HOME": own, "SRC": f"{own}/src",
+        "CODE": f"{own}/code",
     }
-    assert rm.app_home == f"{n.run_home}/{a}"
-    assert ec.trace(a, "stdout").splitlines()[-1] == rm.app_home  # the default working directory
+    assert rm.app_home == own
+    assert ec.trace(a, "stdout").splitlines()[-1] == own  # the default working directory
 
 
 def test_working_directory(ec, node, tmp_path):

@@ -35,7 +35,8 @@ SCRIPT = textwrap.dedent("""
     there = ec.register_resource("linux::Node", **{ssh!r})
     mark = "MARK=" + {head!r} + {tail!r}  # not the marker itself: this command line
     apps = [ec.register_resource("linux::Application", connectedTo=node, env=mark,
-                                 command="echo started; setsid -f sleep 300; sleep 300")
+                                 command="echo started; echo noted > notes.txt; setsid -f sleep 300; "
+                                         "sleep 300")
             for node in (here, there)]
     ec.deploy()
     ec.wait_started(timeout=30)
@@ -109,13 +110,15 @@ def test_cleanup_stops_a_killed_runs_processes_collects_its_traces_and_marks_it(
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(rf"stopped [1-9]\d* processes of run {run} on localhost\n", done.stdout)
     assert re.search(rf"stopped [1-9]\d* processes of run {run} on {sshd.user}@", done.stdout)
-    assert f"collected 2 traces of run {run} from localhost into {run_dir}" in done.stdout
+    assert f"collected 3 traces of run {run} from localhost into {run_dir}" in done.stdout  # notes.txt
     assert f"marked run {run} as killed in {run_dir}/experiment.json" in done.stdout
     assert f"kept run linux/{ec.run_id} of a live process ({os.getpid()})" in done.stdout
     assert all_gone(marker)  # every process of the killed run, here and there, escaped ones too
     for app in (local_app, remote_app):
         with open(os.path.join(run_dir, f"{app}-linux.Application", "stdout")) as f:
             assert f.read() == "started\n"
+        with open(os.path.join(run_dir, f"{app}-linux.Application", "notes.txt")) as f:  # by file name
+            assert f.read() == "noted\n"
     marked = description(run_dir)
     assert marked["end"] == "killed" and marked["cleanup"]["by"] == "nepi-lab cleanup"
     assert os.listdir(run_records / "runs") == [f"linux.{ec.run_id}.json"]  # only the live run's

@@ -18,7 +18,7 @@ import time
 import psutil
 import pytest
 
-from nepi_lab import ExperimentFailedError, ResourceState, TraceAttr
+from nepi_lab import ExperimentFailedError, MissingTraceError, ResourceState, TraceAttr
 from nepi_lab.resources.linux import _ssh
 from nepi_lab.resources.linux._ssh import (
     SshExecutor,
@@ -107,6 +107,29 @@ def test_an_application_with_sources_code_build_env_stdin_and_placeholders(ec, s
     assert ec.trace(a, "stderr") == f"{sshd.user}\n"  # it ran as the test user
     assert ec.trace(a, "build") == "built\n"
     assert ec.trace(a, "exitcode") == "0\n"
+
+
+def test_traces_by_file_name_and_tear_down_over_ssh(ec, ssh_node, sshd):  # noqa: F811
+    a = app(ec, ssh_node, command="echo 7 > bw.txt; exec sleep 30", splitStderr=False,
+            tearDown="echo torn > farewell.txt")
+    ec.deploy()
+    ec.wait_started(a, timeout=20)
+    deadline = time.monotonic() + 10
+    while True:  # listed on the host with the executor's shell command
+        try:
+            assert ec.trace(a, "bw.txt") == "7\n"
+            break
+        except MissingTraceError:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    run_home = ec.get_resource(a).expand("${RUN_HOME}")
+    assert ec.trace(a, "bw.txt", TraceAttr.PATH) == f"{run_home}/bw.txt"
+    with pytest.raises(MissingTraceError):
+        ec.trace(a, "never.txt")
+    ec.release()
+    assert not os.path.exists(run_home)
+    assert ec.trace(a, "bw.txt") == "7\n"  # collected over SFTP before the folder went
+    assert ec.trace(a, "farewell.txt") == "torn\n"
 
 
 def test_the_four_trace_modes_read_the_host_while_it_runs(ec, ssh_node, sshd):  # noqa: F811
