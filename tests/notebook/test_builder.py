@@ -319,14 +319,15 @@ def test_the_form_shows_the_type_s_own_fields_first_and_the_inherited_ones_under
     assert "stopGracePeriod" not in shown and "critical" not in shown and "command" not in shown
     advanced = builder.advanced_fields
     assert {"sources", "files", "libs", "bins", "code", "build", "install", "tearDown", "env", "stdin",
-            "workingDirectory", "splitStderr", "sudo", "stopGracePeriod", "critical",
-            "hardRelease"} == set(advanced)
+            "workingDirectory", "splitStderr", "sudo", "stopGracePeriod", "readyPort", "readyPattern",
+            "readyFile", "readyTimeout", "critical", "hardRelease"} == set(advanced)
     assert advanced[0] == "sources" and advanced[-2:] == ["critical", "hardRelease"]  # nearest first
     assert builder.advanced.selected_index is None  # folded
-    assert builder.advanced.get_title(0).startswith("Advanced (16")
+    assert builder.advanced.get_title(0).startswith("Advanced (20")
     # the type's own fields are all there, in declaration order
     own = ["target", "count", "interval", "deadline", "timeout", "packetSize", "ttl", "interface",
-           "printTimestamp", "numeric", "quiet"]
+           "printTimestamp", "numeric", "quiet", "mark", "preload", "pattern", "tos", "recordRoute",
+           "routeBypass", "sendBuffer", "timestamp", "pmtuDiscovery", "fullLatency", "verbose", "flood"]
     assert shown == ["name", *own]
     # an application's own fields are its form; only the base's are advanced
     choose(builder, "linux::Application")
