@@ -197,6 +197,8 @@ class Iperf3Client(_Tool):
         *_IPERF_COMMON,
         Attribute("server", "address of the iperf3 server"),
         Attribute("duration", "seconds to transmit (-t; whole seconds)", type=Types.Integer, range=(1, None)),
+        Attribute("omit", "seconds left out of the results at the start, TCP's slow start (-O)",
+                  type=Types.Integer, range=(0, None)),
         Attribute("protocol", "transport protocol", type=Types.Enumerate, default="tcp",
                   allowed=("tcp", "udp")),
         Attribute("bandwidth", "target bitrate, e.g. 10M (-b; UDP default 1M)"),
@@ -209,7 +211,7 @@ class Iperf3Client(_Tool):
 
     def _words(self) -> list[str]:
         words = ["-c", self.get("server"), *_flags(self, (
-            ("port", "-p"), ("duration", "-t"), ("bandwidth", "-b"), ("parallel", "-P"),
+            ("port", "-p"), ("duration", "-t"), ("omit", "-O"), ("bandwidth", "-b"), ("parallel", "-P"),
             ("reverse", "-R"), ("length", "-l"), ("bind", "-B"), ("json", "-J"), ("interval", "-i"),
             ("forceFlush", "--forceflush"),
         ))]

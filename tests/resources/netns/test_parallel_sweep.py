@@ -17,7 +17,7 @@ def shaped_transfer(ec, rate, *, home):
         ec.set(node, "home", home)
     server = ec.register_resource("linux::Iperf3Server", connectedTo=topo.nodes["h2"], oneOff=True, json=True)
     client = ec.register_resource("linux::Iperf3Client", connectedTo=topo.nodes["h1"], json=True,
-                                  server=topo.address("h2"), duration=2)
+                                  server=topo.address("h2"), duration=3, omit=1)
     ec.register_condition(client, "START", server, "STARTED")
 
 
