@@ -805,6 +805,16 @@ def _ended(run_dir: str | None) -> bool:
     return isinstance(description, dict) and description.get("end") is not None
 
 
+def _block(future: concurrent.futures.Future[Any]) -> None:
+    """Until ``future`` is done, serving the calling thread's inbox meanwhile (a Jupyter
+    kernel's: views go on updating); Ctrl-C ends the wait with KeyboardInterrupt."""
+    box = inbox()
+    if box is not None:
+        box.wait(future)
+    else:
+        concurrent.futures.wait([future])
+
+
 class _Stopped(Exception):
     """A background sweep was asked to stop (:meth:`SweepTask.stop`)."""
 
@@ -833,11 +843,7 @@ class _Wake:
     def wait(self) -> None:
         """Until :meth:`set` (since the last wait); the caller then looks at what changed."""
         future = self._future
-        box = inbox()
-        if box is not None:
-            box.wait(future)
-        else:
-            future.result()
+        _block(future)
         with self._lock:
             if self._future is future:
                 self._future = concurrent.futures.Future()
@@ -870,9 +876,8 @@ class SweepTask:
         """Block until the sweep ends; how many runs it made.  Raises the error that ended
         it (SweepError ...), or TimeoutError after ``timeout`` seconds (it goes on).
         In a notebook the views go on updating meanwhile; Ctrl-C ends the wait, not the sweep."""
-        box = inbox()
-        if box is not None and timeout is None:
-            box.wait(self._result)
+        if timeout is None:
+            _block(self._result)
         try:
             return self._result.result(timeout)
         except concurrent.futures.TimeoutError:

@@ -18,6 +18,7 @@ import pytest
 from nepi_lab import InvalidInputError, Sweep, SweepError
 
 from ..guards import wait_until
+from ..resources.linux.conftest import all_gone
 from .builds import echo, sleeper
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed (pip install "
@@ -120,22 +121,6 @@ def cluster(tmp_path):
         made.close()
 
 
-def marked_processes(exp_id: str) -> list[int]:
-    """Processes of this machine started by a run of ``exp_id`` (nepi_lab's marker)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if any(v.startswith(f"NEPI_LAB_RUN={exp_id}/".encode()) for v in env):
-            found.append(int(pid))
-    return found
-
-
 def normalised(run_dir: str, run_id: str) -> dict[str, object]:
     """A run directory's content without what differs between two makings of the same
     run: its run_id, and the times (events, saves, host states)."""
@@ -223,7 +208,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(cluster, t
     cleanup = subprocess.run([sys.executable, "-m", "nepi_lab.cli", "cleanup"], capture_output=True,
                              text=True, env=state, timeout=60)
     assert cleanup.returncode == 0, cleanup.stderr
-    assert wait_until(lambda: marked_processes("dask-killed") == [], 10), "the killed worker's processes stay"
+    assert all_gone("dask-killed/", 10), "the killed worker's processes stay"  # (their NEPI_LAB_RUN)
 
 
 def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(cluster, tmp_path, home):
@@ -247,7 +232,7 @@ def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(clu
     # the dropped runs' results never reached the sweep directory
     assert sorted(os.listdir(again.path)) == sorted([e["run_dir"] for e in again.runs]
                                                     + ["sweep.json", "sweep.lock"])
-    assert wait_until(lambda: marked_processes("dask-resumed") == [], 10), "the dropped runs never ended"
+    assert all_gone("dask-resumed/", 10), "the dropped runs never ended"
 
 
 def test_failures_on_workers_are_recorded_with_their_reason(cluster, tmp_path, home):

@@ -45,7 +45,7 @@ from ._records import (
     read_json,
     write_hosts,
 )
-from .application import NOT_TRACES
+from .application import written_files
 from .node import NEPI_DIR
 
 log = logging.getLogger("nepi_lab")
@@ -223,8 +223,7 @@ async def _clean_host(run: RunCleanup, node: int, host: dict[str, Any], descript
             folder = os.path.join(run.run_dir, f"{guid}-{rtype.replace('::', '.')}")
             os.makedirs(folder, exist_ok=True)
             # and the traces by file name, as the application's release would have
-            files = await executor.list_files(posixpath.join(run_home, str(guid)))
-            written = [n for n in files if n not in traces and n not in NOT_TRACES and _safe(n)]
+            written = await written_files(executor, posixpath.join(run_home, str(guid)), traces)
             for name in [*traces, *written]:
                 remote = posixpath.join(run_home, str(guid), name)
                 if await executor.download(remote, os.path.join(folder, name)):
@@ -240,14 +239,6 @@ async def _clean_host(run: RunCleanup, node: int, host: dict[str, Any], descript
     finally:
         await executor.close()
     return done
-
-
-def _safe(name: str) -> bool:
-    try:
-        check_name(name, "trace name")
-    except ValueError:
-        return False
-    return True
 
 
 def _is_our_cgroup(folder: str, run: RunCleanup) -> bool:

@@ -75,15 +75,22 @@ def describe(app: Application) -> str:
     return " and ".join(said)
 
 
+async def until_listening(app: Application, port: int) -> None:
+    """Return once TCP ``port`` listens on ``app``'s host (``readyPort``; the typed servers')."""
+    executor = app.node.executor
+
+    async def listening() -> bool:
+        return port in await executor.listening_tcp_ports()
+    await app._probe(listening)
+
+
 async def until_ready(app: Application, folder: str) -> None:
     """Return once every readiness attribute of ``app`` holds (``folder``: where its
     command runs, for a relative ``readyFile``)."""
     executor = app.node.executor
     port, pattern, file = app.get("readyPort"), app.get("readyPattern"), app.get("readyFile")
     if port is not None:
-        async def listening() -> bool:
-            return port in await executor.listening_tcp_ports()
-        await app._probe(listening)
+        await until_listening(app, port)
     if pattern not in (None, ""):
         compiled = re.compile(pattern)
         stdout = app.host_path("stdout")

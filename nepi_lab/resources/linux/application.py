@@ -115,6 +115,7 @@ import re
 import shlex
 import time
 import urllib.parse
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Attribute, Types
@@ -132,7 +133,7 @@ from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, check_name, read_trace_file
 from . import _readiness
-from .executor import MissingCommandsError, ProcessHandle
+from .executor import Executor, MissingCommandsError, ProcessHandle
 from .node import NEPI_DIR, Node
 
 if TYPE_CHECKING:
@@ -177,6 +178,14 @@ def _safe_name(name: str) -> bool:
     except UnsafeNameError:
         return False
     return True
+
+
+async def written_files(executor: Executor, folder: str, declared: Collection[str]) -> list[str]:
+    """The files an application wrote in its folder ``folder`` on the host that are not
+    ``declared`` traces: its traces by file name (safe names only, never ``stdin`` or
+    ``code``), collected with the declared ones at release, and by ``nepi-lab cleanup``."""
+    names = await executor.list_files(folder)
+    return [name for name in names if name not in declared and name not in NOT_TRACES and _safe_name(name)]
 
 
 def _entries(text: str | None) -> list[str]:
@@ -356,9 +365,7 @@ class Application(ResourceManager):
     async def _written_files(self, node: Node) -> list[str]:
         """The files the application wrote in ``${RUN_HOME}``, not declared traces: the
         traces by file name that are collected with the declared ones."""
-        names = await node.executor.list_files(self.app_home)
-        return [name for name in names if name not in self._trace_table and name not in NOT_TRACES
-                and _safe_name(name)]
+        return await written_files(node.executor, self.app_home, self._trace_table)
 
     async def _wait_or_kill(self, process: ProcessHandle) -> int:
         try:

@@ -25,6 +25,7 @@ from typing import Any
 from ...core.attributes import Alias, Attribute, Flags, Types
 from ...core.errors import InvalidInputError
 from ...core.traces import Trace
+from ._readiness import until_listening
 from .application import Application
 
 
@@ -179,13 +180,7 @@ class Iperf3Server(_Tool):
         ))]
 
     async def _until_ready(self) -> None:
-        port = self.get("port")
-        executor = self.node.executor
-
-        async def listening() -> bool:
-            return port in await executor.listening_tcp_ports()
-
-        await self._probe(listening)
+        await until_listening(self, self.get("port"))
 
 
 class Iperf3Client(_Tool):
