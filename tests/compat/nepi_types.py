@@ -1,4 +1,4 @@
-# ruff: noqa: UP008, UP031  -- NEPI's own style (super(Class, self), % formatting), kept on purpose
+# ruff: noqa: UP008, UP031, SIM114  -- NEPI's own style (super(Class, self), % formatting, NEPI test code as written), kept on purpose
 """Resource types written the NEPI way, as NEPI's own tests wrote theirs.
 
 Only the imports differ from NEPI 6 (``nepi.execution.resource`` ->
@@ -188,3 +188,61 @@ class Installer(ResourceManager):
             return
         node.install_packages("iperf3", node.home_dir)
         super(Installer, self).do_deploy()
+
+
+# -- NEPI's deploy-in-order scenario (its test/execution/resource.py), with short sleeps --
+
+
+class OrderChannel(ResourceManager):
+    _rtype = "order::Channel"
+
+    def do_deploy(self):
+        time.sleep(0.2)
+        super(OrderChannel, self).do_deploy()
+
+
+class OrderInterface(ResourceManager):
+    _rtype = "order::Interface"
+
+    def do_deploy(self):
+        node = self.get_connected(OrderNode.get_rtype())[0]
+        chan = self.get_connected(OrderChannel.get_rtype())[0]
+        if node.state < ResourceState.PROVISIONED:
+            self.ec.schedule("0.1s", self.deploy)
+        elif chan.state < ResourceState.READY:
+            self.ec.schedule("0.1s", self.deploy)
+        else:
+            time.sleep(0.1)
+            super(OrderInterface, self).do_deploy()
+
+
+class OrderNode(ResourceManager):
+    _rtype = "order::Node"
+    _long_lived = True
+
+    def do_deploy(self):
+        if self.state == ResourceState.NEW:
+            self.do_discover()
+            self.do_provision()
+            self.ec.schedule("0.1s", self.deploy)
+        elif self.state == ResourceState.PROVISIONED:
+            for rm in self.get_connected(OrderInterface.get_rtype()):
+                if rm.state < ResourceState.READY:
+                    self.ec.schedule("0.1s", self.deploy)
+                    return
+            super(OrderNode, self).do_deploy()
+
+
+class OrderApplication(ResourceManager):
+    _rtype = "order::Application"
+
+    def do_deploy(self):
+        node = self.get_connected(OrderNode.get_rtype())[0]
+        if node.state < ResourceState.READY:
+            self.ec.schedule("0.1s", self.deploy)
+        else:
+            super(OrderApplication, self).do_deploy()
+
+    def do_start(self):
+        super(OrderApplication, self).do_start()
+        self.ec.schedule("0s", self.stop)

@@ -58,9 +58,36 @@ def test_deploy_start_stop_release_with_blocking_hooks(ec):
     ec.stop(link)
     assert rm_link.state == S.STOPPED and rm_link.stop_time >= rm_link.start_time
     assert ec.trace(link, "log") == "started eth\nstopped\n"
+    first_start = rm_link.start_time
+    ec.start(link)  # started again: do_start once more
+    assert rm_link.state == S.STARTED and rm_link.start_time >= rm_link.stop_time >= first_start
     ec.release()
     assert all(ec.state(g) == S.RELEASED for g in (link, iface, app.guid))
     assert rm_link.release_time >= rm_link.stop_time
+
+
+def test_nepis_deploy_in_order_scenario(ec):
+    """NEPI's test_deploy_in_order: applications wait for their node, a node for its
+    interfaces, an interface for its node's PROVISIONED and for the channel."""
+    app1, app2 = ec.register_resource("order::Application"), ec.register_resource("order::Application")
+    node1, node2 = ec.register_resource("order::Node"), ec.register_resource("order::Node")
+    iface1, iface2 = ec.register_resource("order::Interface"), ec.register_resource("order::Interface")
+    chan = ec.register_resource("order::Channel")
+    for a, b in ((app1, node1), (app2, node2), (iface1, node1), (iface2, node2), (iface1, chan),
+                 (iface2, chan)):
+        ec.register_connection(a, b)
+    ec.deploy()
+    ec.wait_finished([app1, app2], timeout=60)
+    rm = {guid: ec.get_resource(guid) for guid in (app1, app2, node1, node2, iface1, iface2, chan)}
+    assert ec.state(app1) == ec.state(app2) == S.STOPPED
+    assert ec.state(node1) == S.STARTED  # long-lived, as NEPI's nodes
+    for app, node, iface in ((app1, node1, iface1), (app2, node2, iface2)):
+        assert rm[node].ready_time < rm[app].ready_time
+        assert rm[node].ready_time > rm[iface].ready_time
+        assert rm[node].provision_time < rm[iface].ready_time
+        assert rm[chan].ready_time < rm[iface].ready_time
+    ec.shutdown()
+    assert all(r.state == S.RELEASED for r in rm.values())
 
 
 def test_a_start_condition_between_nepi_style_resources(ec):
