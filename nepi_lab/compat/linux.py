@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.registry import register_type
 from ..core.states import ResourceState
-from ..resources.linux.application import USR_DIR
+from ..resources.linux.application import USR_DIR, parse_env
 from ..resources.linux.application import Application as _NativeApplication
 from ..resources.linux.node import NEPI_DIR
 from ..resources.linux.node import Node as _NativeNode
@@ -111,6 +111,8 @@ class LinuxNode:
         return cls._rtype
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_node":  # not made yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self._node, name)
 
     def __eq__(self, other: object) -> bool:
@@ -194,14 +196,14 @@ class LinuxNode:
             self._root = out.strip() == "0"
         return command if self._root else f"sudo -n -- /bin/sh -c {shlex.quote(command)}"
 
-    def execute(self, command: str, sudo: bool = False, env: dict[str, Any] | None = None,
+    def execute(self, command: str, sudo: bool = False, env: dict[str, Any] | str | None = None,
                 tty: bool = False, forward_x11: bool = False, retry: int = 3, connect_timeout: float = 30,
                 strict_host_checking: bool = False, persistent: bool = True, blocking: bool = True,
                 with_lock: bool = False, timeout: float | None = None) -> tuple[tuple[str, str], Completed]:
         """Run shell command line ``command`` on the host and wait: ``((out, err), proc)``.
 
-        ``env`` (a dict) adds variables; ``sudo`` runs it as root (``sudo -n``, never
-        prompting, unless the node's user is root).  A non-zero status is not an
+        ``env`` (a dict, or NEPI's ``"A=1 B='x y'"``) adds variables; ``sudo`` runs it as
+        root (``sudo -n``, never prompting, unless the node's user is root).  A non-zero status is not an
         error here (as in NEPI): ``proc.poll()`` gives it.  ``timeout`` (ours) kills
         the command after that many seconds (:class:`~nepi_lab.CommandTimeoutError`).
         """
@@ -211,6 +213,8 @@ class LinuxNode:
                 "for a command that goes on in the background")
         if sudo:
             command = self._as_root(command)
+        if isinstance(env, str):
+            env = parse_env(env)
         variables = {str(k): str(v) for k, v in (env or {}).items()} or None
         result: CommandResult = self._wait(
             self._node.run(command, check=False, env=variables, timeout=timeout), f"execute {command!r}")

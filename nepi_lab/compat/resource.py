@@ -710,7 +710,7 @@ class ResourceFactory:
 
 
 def populate_factory() -> None:
-    """NEPI's ``populate_factory``: every type is found when first looked up; nothing to do."""
+    """NEPI's ``populate_factory``: the registry finds every type on its first lookup, which this makes."""
     _registry.resource_types()
 
 

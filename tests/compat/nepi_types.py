@@ -163,6 +163,8 @@ class Commands(ResourceManager):
         self.home = node.home_dir
         (out, err), proc = node.execute("echo $GREETING; exit 3", env={"GREETING": "hi there"})
         self.result = (out, err, proc.poll())
+        (out, err), proc = node.execute("echo $A-$B", env="A=1 B='x y'")
+        self.env_string = out
         try:
             node.run_and_wait("echo oops >&2; exit 4", os.path.join(self.home, "rw"))
         except RuntimeError as exc:

@@ -175,6 +175,7 @@ def test_a_plain_type_uses_a_connected_nodes_commands(ec, home):
     rm = ec.get_resource(commands)
     assert rm.home == home
     assert rm.result == ("hi there\n", "", 3)
+    assert rm.env_string == "1-x y\n"
     assert "exit status 4" in rm.failure and "oops" in rm.failure
     assert rm.soft == ("", "quiet\n", 5)
     assert os.path.isdir(os.path.join(home, "rw"))
