@@ -21,6 +21,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..core.registry import register_type
+from ..core.resource import ResourceManager as _NativeResourceManager
 from ..core.states import ResourceState
 from ..resources.linux.application import USR_DIR, parse_env
 from ..resources.linux.application import Application as _NativeApplication
@@ -435,6 +436,37 @@ class LinuxApplication(ResourceManager, _NativeApplication):
             return _NativeApplication.node.fget(self)  # type: ignore[attr-defined]
         nodes = ResourceManager.get_connected(self, _NativeNode)
         return nodes[0] if nodes else None
+
+    @property
+    def run_home(self) -> str:
+        """``${RUN_HOME}``: the application's folder on the host (NEPI's ``run_home``; here
+        also ``app_home``), known once its node is DISCOVERED."""
+        if not self.app_home:
+            nodes = _NativeResourceManager.get_connected(self, _NativeNode)
+            if not nodes or not nodes[0].run_home:
+                raise RuntimeError(f"{self._rtype} {self.guid}: its folder is known once its linux::Node is "
+                                   f"DISCOVERED (connect one, and wait for it as do_deploy does)")
+            self.app_home = posixpath.join(nodes[0].run_home, str(self.guid))  # as our do_provision sets it
+        return self.app_home
+
+    def trace_filepath(self, filename: str) -> str:
+        """Where file ``filename`` of the application is on the host."""
+        return posixpath.join(self.run_home, filename)
+
+    def replace_paths(self, command: str, node: Any = None, app_home: str | None = None,
+                      run_home: str | None = None) -> str:
+        """``command`` with NEPI's placeholders (``${RUN_HOME}``, ``${BIN}``...) replaced by
+        the paths on the host (see "Folders and placeholders" in the README)."""
+        self.run_home  # noqa: B018 - makes app_home known
+        return self.expand(command)
+
+    def execute_command(self, command: str, env: str | None = None, sudo: bool = False,
+                        tty: bool = False, forward_x11: bool = False,
+                        blocking: bool = False) -> tuple[tuple[str, str], Completed]:
+        """NEPI's ``execute_command``: ``command`` with NEPI's ``env`` string exported and the
+        placeholders replaced, run on the node and waited for (``blocking`` is ignored)."""
+        environ = self.node.format_environment(env, inline=True) if env else ""
+        return self.node.execute(self.replace_paths(environ + command), sudo=sudo)
 
     def _native(self, coro: Any, what: str) -> None:
         call_on_loop(self.ec, coro, f"{self._rtype} {self.guid}: {what}")

@@ -144,6 +144,8 @@ class Uploader(LinuxApplication):
         self.listing = out.split()
         (out, err), proc = node.run_and_wait("sh greet.sh | tr a-z A-Z", folder, shfile="loud.sh")
         self.loud = out
+        (out, err), proc = self.execute_command("echo $X ${RUN_HOME}", env="X=1")
+        self.expanded = out
         self.set("command", os.path.join(folder, "greet.sh"))
         self.set("tearDown", "rm -rf %s" % folder)
         super(Uploader, self).do_deploy()

@@ -160,6 +160,8 @@ def test_a_linux_application_prepared_with_the_nodes_blocking_commands(ec, home,
     folder = os.path.join(home, f"uploader-{app}")
     assert sorted(rm.listing) == ["greet.sh", "payload.txt"]
     assert rm.loud == "BONJOUR FROM GREET.SH\n"
+    assert rm.expanded == f"1 {rm.app_home}\n" and rm.app_home == rm.trace_filepath("x")[:-2]
+    assert rm.app_home == os.path.join(ec.get_resource(node).run_home, str(app))
     assert ec.trace(app, "stdout") == f"bonjour from {folder}/greet.sh\n"
     assert rm.start_time <= rm.stop_time  # FINISHED ends its work, as NEPI's STOPPED did
     ec.release()
