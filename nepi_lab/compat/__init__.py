@@ -56,16 +56,20 @@ Differences that remain, and why
 - Attributes a NEPI-style hook sets on its own resource bypass ``Flags.Design`` and
   ``Flags.NoWrite`` (NEPI checked neither); users' ``ec.set`` still honour them,
   and values are checked against the declared type, as for every type.
-- The Linux node's ``run`` (a detached process and its pid file), ``getpid``,
-  ``status``, ``kill``, ``copy`` and ``execute(blocking=False)`` are not provided:
-  ``run_and_wait(..., wait_run=False)`` starts a command in the background, and a
-  ``LinuxApplication`` runs (and stops) a long-lived one.
+- The Linux node's ``run`` starts a process our node tracks (stopped at release); its
+  ``status``, ``wait_run`` and ``kill`` know only the processes ``run`` started (never
+  a pid of anything else, nor by name).  ``copy`` and ``execute(blocking=False)`` are
+  not provided: ``run`` starts a command in the background.
+- Overriding NEPI's provisioning internals of ``LinuxApplication`` (``upload_sources``,
+  ``upload_start_command``, ``build``, ``install``...) changes nothing: set the
+  attributes (``sources``, ``build``, ``install``, ``command``...) in ``do_deploy``
+  before ``super().do_deploy()``.
 """
 
 from ..core.attributes import Flags, Types
 from ..core.states import ResourceAction, ResourceState
 from ..core.traces import Trace, TraceAttr
-from .linux import Completed, ExitCode, LinuxApplication, LinuxNode, nepi_view
+from .linux import Completed, ExitCode, LinuxApplication, LinuxNode, ProcStatus, nepi_view
 from .resource import (
     Attribute,
     LegacyHook,
@@ -82,7 +86,8 @@ from .resource import (
 
 __all__ = [
     "Attribute", "Completed", "ExitCode", "Flags", "LegacyHook", "LinuxApplication", "LinuxNode",
-    "ResourceAction", "ResourceFactory", "ResourceManager", "ResourceState", "Trace", "TraceAttr", "Types",
+    "ProcStatus", "ResourceAction", "ResourceFactory", "ResourceManager", "ResourceState", "Trace",
+    "TraceAttr", "Types",
     "call_on_loop", "clsinit", "clsinit_copy", "failtrap", "in_legacy_hook", "nepi_view",
     "populate_factory", "reschedule_delay",
 ]

@@ -44,6 +44,13 @@ class ExitCode:
     OK = 0
 
 
+class ProcStatus:
+    """NEPI's process states, as :meth:`LinuxNode.status` gives them."""
+
+    RUNNING = 1
+    FINISHED = 2
+
+
 class Completed:
     """What NEPI's node methods return as ``proc``: the command's exit status.
 
@@ -105,6 +112,7 @@ class LinuxNode:
         self._node = node
         self._home_dir = ""
         self._root: bool | None = None
+        self._started: dict[int, ProcessHandle] = {}  # what run() started, by pid
 
     @classmethod
     def get_rtype(cls) -> str:
@@ -309,6 +317,89 @@ class LinuxNode:
                                    f"exit status {status}: {err.strip()[-2000:]}")
         (out, _), _ = self.check_output(home, stdout)
         return (out, err), Completed(status)
+
+    # -- background processes (NEPI's run, getpid, status, kill) -----------------------------
+
+    def run(self, command: str, home: str, create_home: bool = False, pidfile: str = "pidfile",
+            stdin: str | None = None, stdout: str | None = "stdout", stderr: str | None = "stderr",
+            sudo: bool = False, tty: bool = False,
+            strict_host_checking: bool = False) -> tuple[tuple[str, str], Completed]:
+        """Start ``command`` in the background in folder ``home``, its output in files
+        ``stdout`` and ``stderr`` there (None: discarded), and return at once; its pid
+        is written to ``pidfile`` in ``home`` (``"<pid> 1"``, as NEPI wrote it).
+
+        The process leads its own process group and belongs to the node, which stops
+        it at release if it still runs.  ``proc.poll()`` is its exit status once it ended.
+        """
+        node = self._node
+        if create_home:
+            self._wait(node.makedirs(home), f"mkdir {home}")
+        if sudo:
+            command = self._as_root(command)
+
+        def where(name: str | None) -> str:
+            if not name:
+                return "/dev/null"
+            path = posixpath.join(home, name)
+            self._wait(node.write_file(path, ""), f"empty {path}")  # overwritten, as NEPI's `>` did
+            return path
+
+        handle: ProcessHandle = self._wait(
+            node.spawn(command, stdout=where(stdout), stderr=where(stderr),
+                       stdin=posixpath.join(home, stdin) if stdin else None, cwd=home), f"run {command!r}")
+        self._started[handle.pid] = handle
+        self._wait(node.write_file(posixpath.join(home, pidfile), f"{handle.pid} 1\n"), f"write {pidfile}")
+        return ("", ""), Completed(None, handle)
+
+    def getpid(self, home: str, pidfile: str = "pidfile") -> tuple[int, int] | None:
+        """``(pid, ppid)`` read from ``pidfile`` in ``home``, or None."""
+        (out, _), proc = self.check_output(home, pidfile)
+        try:
+            pid, ppid = (int(word) for word in out.split()[:2])
+        except ValueError:
+            return None
+        return (pid, ppid) if proc.returncode == 0 else None
+
+    def wait_pid(self, home: str, pidfile: str = "pidfile", raise_on_error: bool = False) -> tuple[Any, Any]:
+        """``(pid, ppid)`` from ``pidfile`` (written before :meth:`run` returned), or
+        ``(None, None)`` (a :class:`RuntimeError` with ``raise_on_error``)."""
+        found = self.getpid(home, pidfile)
+        if found is None:
+            if raise_on_error:
+                raise RuntimeError(f"linux::Node {self._node.guid}: failed to get the pid from "
+                                   f"{posixpath.join(home, pidfile)}")
+            return None, None
+        return found
+
+    def status(self, pid: int, ppid: int | None = None) -> int:
+        """:attr:`ProcStatus.RUNNING` or :attr:`ProcStatus.FINISHED`."""
+        handle = self._started.get(int(pid))
+        if handle is not None:
+            return ProcStatus.RUNNING if handle.returncode is None else ProcStatus.FINISHED
+        (_, _), proc = self.execute(f"kill -0 {int(pid)}")
+        return ProcStatus.RUNNING if proc.returncode == 0 else ProcStatus.FINISHED
+
+    def wait_run(self, pid: int, ppid: int | None = None, trial: int = 0) -> None:
+        """Wait until process ``pid`` (one :meth:`run` started) has ended."""
+        handle = self._started.get(int(pid))
+        if handle is None:
+            raise RuntimeError(f"linux::Node {self._node.guid}: process {pid} was not started by run(): its "
+                               f"end cannot be awaited")
+        self._wait(handle.wait(), f"wait for process {pid}")
+
+    def kill(self, pid: int, ppid: int | None = None,
+             sudo: bool = False) -> tuple[tuple[str, str], Completed]:
+        """Kill process ``pid`` (one :meth:`run` started) with its process group."""
+        handle = self._started.get(int(pid))
+        if handle is None:
+            raise RuntimeError(f"linux::Node {self._node.guid}: process {pid} was not started by run(): "
+                               f"only those are killed (never by number or by name)")
+        async def kill_and_wait() -> int:
+            if handle.returncode is None:
+                handle.kill()
+            return await handle.wait()
+
+        return ("", ""), Completed(self._wait(kill_and_wait(), f"kill process {pid}"))
 
     # -- files ------------------------------------------------------------------------------
 

@@ -174,6 +174,17 @@ class Commands(ResourceManager):
         (out, err), proc = node.run_and_wait("echo quiet >&2; exit 5", os.path.join(self.home, "rw"),
                                              raise_on_error=False)
         self.soft = (out, err, proc.returncode)
+        rw = os.path.join(self.home, "rw")
+        (out, err), proc = node.run("echo background; echo errors >&2", rw)
+        pid, ppid = node.wait_pid(rw)
+        node.wait_run(pid, ppid)
+        self.background = (node.status(pid, ppid), proc.poll(), node.check_output(rw, "stdout")[0][0],
+                           node.check_output(rw, "stderr")[0][0])
+        (out, err), proc = node.run("exec sleep 60", rw, pidfile="sleeper.pid", stdout=None, stderr=None)
+        pid, ppid = node.getpid(rw, "sleeper.pid")
+        self.sleeping = node.status(pid, ppid)
+        (out, err), proc = node.kill(pid, ppid)
+        self.killed = (node.status(pid, ppid), proc.poll())
         super(Commands, self).do_deploy()
 
     def do_release(self):

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from nepi_lab import ReadOnlyAttributeError, ResourceAction, ResourceState
-from nepi_lab.compat import LinuxNode, ResourceFactory, ResourceManager, nepi_view
+from nepi_lab.compat import LinuxNode, ProcStatus, ResourceFactory, ResourceManager, nepi_view
 from nepi_lab.resources.linux.node import Node
 
 from ..test_public_api import layer_offences
@@ -180,6 +180,8 @@ def test_a_plain_type_uses_a_connected_nodes_commands(ec, home):
     assert rm.env_string == "1-x y\n"
     assert "exit status 4" in rm.failure and "oops" in rm.failure
     assert rm.soft == ("", "quiet\n", 5)
+    assert rm.background == (ProcStatus.FINISHED, 0, "background\n", "errors\n")
+    assert rm.sleeping == ProcStatus.RUNNING and rm.killed == (ProcStatus.FINISHED, -9)
     assert os.path.isdir(os.path.join(home, "rw"))
     ec.release()
     assert not os.path.exists(os.path.join(home, "rw"))
