@@ -220,3 +220,6 @@ def test_nothing_below_the_compatibility_layer_imports_it():
     for package in ("nepi_lab.core", "nepi_lab.resources", "nepi_lab.resources.linux",
                     "nepi_lab.resources.netns", "nepi_lab.runner"):
         assert layer_offences(package, ("nepi_lab.compat",)) == {}, package
+    above = ("nepi_lab.notebook", "nepi_lab.analysis", "nepi_lab.cli", "nepi_lab.demo", "nepi_lab.runner",
+             "pandas", "matplotlib", "ipywidgets", "IPython")
+    assert layer_offences("nepi_lab.compat", above) == {}
