@@ -50,6 +50,10 @@ Differences that remain, and why
   FAILED, RELEASED), as NEPI did; a type that never ends (a node) declares
   ``_long_lived = True``, so that ``wait_finished`` returns once it is STARTED.
 - ``self.fail()`` in a hook fails the resource when the hook returns.
+- ``valid_connection(self, guid)`` gets the other resource's guid, as in NEPI (the
+  class's own is adapted); a string it returns is the reason given to the user.
+  ``do_connect``, ``do_disconnect`` and ``Flags.Global`` values (``get_global``)
+  are not provided.
 - ``self.logger`` is an adapter on the logger ``nepi_lab.<rtype>`` that puts the
   guid before each message (NEPI's was ``logging.getLogger(rtype)``): one logger per
   type, since a logger is never freed and an experiment may hold 100,000 resources.

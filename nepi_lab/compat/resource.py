@@ -251,6 +251,17 @@ class LegacyHook:
         return functools.partial(step, rm)
 
 
+def _by_guid(check: Callable[[Any, int], Any]) -> Callable[[Any, Any], Any]:
+    """NEPI's ``valid_connection(self, guid)`` as ours, ``valid_connection(self, other)``."""
+
+    @functools.wraps(check)
+    def valid_connection(self: Any, other: Any) -> Any:
+        return check(self, other.guid)
+
+    valid_connection._takes_resource = True  # type: ignore[attr-defined]
+    return valid_connection
+
+
 # -- the base class --------------------------------------------------------------------------
 
 
@@ -327,6 +338,9 @@ class ResourceManager(_NativeResourceManager):
         if declared["removed_attributes"] or declared["removed_traces"]:
             cls._secret_attributes = cls._secret_attributes & set(cls._attribute_table)
             cls._default_traces = cls._default_traces & set(cls._trace_table)
+        check = cls.__dict__.get("valid_connection")
+        if check is not None and not getattr(check, "_takes_resource", False):
+            cls.valid_connection = _by_guid(check)  # type: ignore[method-assign]
         for name, hook in own.items():
             setattr(cls, name, hook if isinstance(hook, LegacyHook) else LegacyHook(hook))
             getattr(cls, name).__set_name__(cls, name)

@@ -108,6 +108,13 @@ class FailingStart(ResourceManager):
         self.fail()
 
 
+class Picky(ResourceManager):
+    _rtype = "dummy::Picky"
+
+    def valid_connection(self, guid):
+        return self.ec.get_resource(guid).get_rtype() != Link.get_rtype()
+
+
 class Gate(ResourceManager):
     _rtype = "dummy::Gate"
 

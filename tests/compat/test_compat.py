@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from nepi_lab import ReadOnlyAttributeError, ResourceAction, ResourceState
+from nepi_lab import InvalidConnectionError, ReadOnlyAttributeError, ResourceAction, ResourceState
 from nepi_lab.compat import LinuxNode, ProcStatus, ResourceFactory, ResourceManager, nepi_view
 from nepi_lab.resources.linux.node import Node
 
@@ -32,6 +32,15 @@ def test_a_nepi_style_type_registers_with_its_attributes_and_traces():
     assert len(Interface._attribute_table) == len(ResourceManager._attribute_table)  # undecorated: inherits
     assert ResourceFactory.get_resource_type("dummy::NoSuchType") is None
     assert {"dummy::Link", "dummy::Application", "linux::Node"} <= set(ResourceFactory.resource_types())
+
+
+def test_valid_connection_gets_a_guid_as_in_nepi(ec):
+    picky, link, app = (ec.register_resource(t)
+                        for t in ("dummy::Picky", "dummy::Link", "dummy::Application"))
+    with pytest.raises(InvalidConnectionError, match="dummy::Picky does not accept a dummy::Link"):
+        ec.register_connection(picky, link)
+    ec.register_connection(picky, app)
+    assert ec.get_resource(picky).connections == {app}
 
 
 def test_deploy_start_stop_release_with_blocking_hooks(ec):
