@@ -61,8 +61,8 @@ Differences that remain, and why
   ``Flags.NoWrite`` (NEPI checked neither); users' ``ec.set`` still honour them,
   and values are checked against the declared type, as for every type.
 - The Linux node's ``run`` starts a process our node tracks (stopped at release); its
-  ``status``, ``wait_run`` and ``kill`` know only the processes ``run`` started (never
-  a pid of anything else, nor by name).  ``copy`` and ``execute(blocking=False)`` are
+  ``wait_run`` and ``kill`` act only on the processes ``run`` started (never on
+  another pid, nor by name).  ``copy`` and ``execute(blocking=False)`` are
   not provided: ``run`` starts a command in the background.
 - Overriding NEPI's provisioning internals of ``LinuxApplication`` (``upload_sources``,
   ``upload_start_command``, ``build``, ``install``...) changes nothing: set the
