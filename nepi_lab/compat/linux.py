@@ -476,7 +476,8 @@ class LinuxNode:
 
     # -- packages -------------------------------------------------------------------------------
 
-    def _packages(self, method: str, packages: str | list[str]) -> tuple[tuple[str, str], Completed]:
+    def _packages(self, method: str, packages: str | list[str],
+                  raise_on_error: bool) -> tuple[tuple[str, str], Completed]:
         names = packages.split() if isinstance(packages, str) else list(packages)
         native = getattr(self._node, method, None)
         if native is None:
@@ -485,23 +486,40 @@ class LinuxNode:
                 f"{method.replace('_', ' ')} ({' '.join(names)}): install them on the host beforehand "
                 f"(apt-get install / dnf install), or give the application `depends` so that a missing "
                 f"command fails its deploy clearly")
-        result = self._wait(native(names), f"{method} {' '.join(names)}")
+        try:
+            result = self._wait(native(names), f"{method} {' '.join(names)}")
+        except Exception as exc:  # noqa: BLE001 - NEPI's raise_on_error=False reports it instead
+            if raise_on_error:
+                raise
+            return ("", f"{type(exc).__name__}: {exc}"), Completed(1)
         out, err = getattr(result, "stdout", "") or "", getattr(result, "stderr", "") or ""
-        return (out, err), Completed(getattr(result, "returncode", 0))
+        status = getattr(result, "returncode", 0)
+        if status and raise_on_error:
+            raise RuntimeError(f"linux::Node {self._node.guid}: {method} {' '.join(names)} failed: "
+                               f"exit status {status}: {err.strip()[-2000:]}")
+        return (out, err), Completed(status)
 
     def install_packages(self, packages: str | list[str], home: str | None = None,
                          run_home: str | None = None,
                          raise_on_error: bool = True) -> tuple[tuple[str, str], Completed]:
         """Install ``packages`` (space-separated or a list) on the host with its package
         manager, through the node's own ``install_packages``; ``home`` and
-        ``run_home`` (where NEPI wrote its script) are not needed."""
-        return self._packages("install_packages", packages)
+        ``run_home`` (where NEPI wrote its script) are not needed.  A failure raises
+        unless ``raise_on_error`` is false (then ``err`` says it and the status is 1).
+
+        Raises
+        ------
+        NotImplementedError
+            The node has no ``install_packages`` of its own (raised whatever
+            ``raise_on_error``: the porting must install the packages another way).
+        """
+        return self._packages("install_packages", packages, raise_on_error)
 
     def remove_packages(self, packages: str | list[str], home: str | None = None,
                         run_home: str | None = None,
                         raise_on_error: bool = True) -> tuple[tuple[str, str], Completed]:
         """Remove ``packages`` from the host, through the node's own ``remove_packages``."""
-        return self._packages("remove_packages", packages)
+        return self._packages("remove_packages", packages, raise_on_error)
 
 
 class LinuxApplication(ResourceManager, _NativeApplication):
