@@ -125,6 +125,7 @@ from ...core.errors import (
     DownloadError,
     InvalidInputError,
     MissingTraceError,
+    PackageInstallError,
     ResultsWriteError,
     UnknownTraceError,
     UnsafeNameError,
@@ -133,6 +134,7 @@ from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, check_name, read_trace_file
 from . import _readiness
+from ._packages import parse_depends
 from .executor import Executor, MissingCommandsError, ProcessHandle
 from .node import NEPI_DIR, Node
 
@@ -225,10 +227,10 @@ def _check_env(rm: ResourceManager, old: Any, new: Any) -> Any:
 
 
 def _check_depends(rm: ResourceManager, old: Any, new: Any) -> Any:
-    for name in (new or "").split():
-        if "/" in name or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
-            raise AttributeValueError(rm.guid, rm._rtype, "depends", new,
-                                      f"{name!r} is not a command name")
+    try:
+        parse_depends(new)
+    except ValueError as exc:
+        raise AttributeValueError(rm.guid, rm._rtype, "depends", new, str(exc)) from None
     return new
 
 
@@ -256,8 +258,11 @@ class Application(ResourceManager):
         Attribute("install", "shell command line run in ${RUN_HOME} at deploy, after build"),
         Attribute("tearDown", "shell command line run in ${RUN_HOME} when the application is "
                   "released (a failure is recorded, not fatal)"),
-        Attribute("depends", "space-separated commands that must exist on the host",
-                  set_hook=_check_depends),
+        Attribute("depends", "space-separated commands (or packages) needed on the host; "
+                  "command=package names the package of a command", set_hook=_check_depends),
+        Attribute("installDepends", "at deploy, install the missing depends with the host's package "
+                  "manager (apt-get, dnf, yum), as root or through sudo -n", type=Types.Bool,
+                  default=False),
         Attribute("env", "space-separated NAME=value variables; values quoted as in a shell, "
                   "never expanded (except the placeholders)", set_hook=_check_env),
         Attribute("stdin", "text fed to the command's standard input"),
@@ -484,11 +489,7 @@ class Application(ResourceManager):
         paths = self._paths()
         self._env = self._environment()
         await node.makedirs(self.app_home)
-        depends = (self.get("depends") or "").split()
-        if depends:
-            missing = await node.executor.missing_commands(depends, [node.bin_dir])
-            if missing:
-                raise MissingCommandsError(missing, node.executor.where, self.guid)
+        await self._check_depends(node)
         for attribute, placeholder in _PLACED:
             entries = _entries(self.get(attribute))
             if entries:
@@ -503,6 +504,25 @@ class Application(ResourceManager):
         for step in ("build", "install"):
             if self.get(step):
                 await self._run_step(step)
+
+    async def _check_depends(self, node: Node) -> None:
+        """Fail unless every ``depends`` item is satisfied on the host; with
+        ``installDepends``, first install the packages of those that are not."""
+        items = parse_depends(self.get("depends"))
+        missing = await node.missing_depends(items) if items else []
+        if missing and self.get("installDepends"):
+            packages = list(dict.fromkeys(item.package for item in missing))
+            log.info("application %s: installing %s on %s", self.guid, " ".join(packages),
+                     node.executor.where)
+            await node.install_packages(packages, owner=self.guid)
+            missing = await node.missing_depends(missing)
+            if missing:
+                raise PackageInstallError(
+                    [item.package for item in missing], node.executor.where,
+                    f"installed, but {', '.join(item.command for item in missing)} is still not a command "
+                    f"there: name the package that provides it in depends, as command=package", self.guid)
+        if missing:
+            raise MissingCommandsError([item.command for item in missing], node.executor.where, self.guid)
 
     async def _place(self, attribute: str, entry: str, folder: str) -> str:
         """Put one entry of ``attribute`` (``sources``, ``files``...) in ``folder`` on the
