@@ -135,6 +135,7 @@ from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, check_name, read_trace_file
 from . import _readiness
 from ._packages import parse_depends
+from ._tracking import RUN_VARIABLE, marker
 from .executor import Executor, MissingCommandsError, ProcessHandle
 from .node import NEPI_DIR, Node
 
@@ -156,6 +157,28 @@ USR_DIR = ".usr"
 
 #: Attributes whose entries are put in a folder at deploy, and that folder's placeholder.
 _PLACED = (("sources", "SRC"), ("files", "SHARE"), ("libs", "LIB"), ("bins", "BIN"))
+
+#: Signals ($1: TERM, KILL ...) every process whose environment holds the NAME=value
+#: line $2 (the run's marker), but itself; for KILL, looks again until none is left (a
+#: process may fork meanwhile), at most ten times.  Run as root (through sudo -n) to reach
+#: the processes a command started through sudo.
+_SIGNAL_MARKED = r"""sig=$1 line=$2 round=0
+while [ "$round" -lt 10 ]; do
+  round=$((round + 1))
+  pids=
+  for f in $(grep -lzxF -e "$line" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; p=${p%/environ}
+    [ "$p" = "$$" ] || pids="$pids $p"
+  done
+  [ -n "$pids" ] || break
+  kill -s "$sig" $pids 2>/dev/null
+  [ "$sig" = KILL ] || break
+done
+exit 0
+"""
+
+#: Seconds the signalling of a sudo'd command's root processes may take.
+_SIGNAL_TIMEOUT = 30.0
 
 #: Files of ``${RUN_HOME}`` that are inputs, not traces.
 NOT_TRACES = frozenset({"stdin", "code"})
@@ -304,6 +327,9 @@ class Application(ResourceManager):
         #: copy is then kept at release (see ``cleanExperiment``)
         self.keeps_files_on_host = False
         self._path_map: dict[str, str] | None = None  #: the placeholders, once app_home is known
+        #: the run's marker of the command started through ``sudo -n`` (the node's user is not
+        #: root): its root processes are signalled as root, by this marker (see _signal_as_root)
+        self._root_marker: str | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -558,12 +584,41 @@ class Application(ResourceManager):
 
     async def _as_root(self, command: str) -> str:
         """``command`` run as root: itself if the node's user is root, else through ``sudo -n``
-        (never prompting), with the placeholders and ``env`` passed on and PATH kept."""
+        (never prompting), with the placeholders and ``env`` passed on, PATH kept, and the
+        run's marker too, so that its root processes can be found and stopped as root."""
         node = self.node
         if (await node.run("id -u")).stdout.strip() == "0":
             return command
         variables = " ".join(shlex.quote(f"{k}={v}") for k, v in self._env.items())
-        return f'sudo -n -- env {variables} PATH="$PATH" /bin/sh -c {shlex.quote(command)}'
+        run = node.executor.tracked_run
+        if run is not None:
+            self._root_marker = marker(run, self.guid)
+            variables += f' {RUN_VARIABLE}="${RUN_VARIABLE}"'
+        # exec: sudo leads the process group, so a TERM to the group reaches sudo, which passes
+        # it on to the command and waits for it: the stop grace period holds for the command
+        return f'exec sudo -n -- env {variables} PATH="$PATH" /bin/sh -c {shlex.quote(command)}'
+
+    async def _signal_as_root(self, sig: str) -> bool:
+        """Send signal ``sig`` (TERM, KILL) as root, through ``sudo -n``, to every process of
+        the command started through sudo: those carrying its marker.  The node's user may
+        not signal root's processes, so the process group's own signals reach only
+        ``sudo`` (which passes TERM on to its child alone, and dies of KILL, leaving its
+        children running).  KILL looks again until none is left.  False (recorded) if
+        sudo refused or the host could not be reached."""
+        if self._root_marker is None:
+            return True
+        line = f"{RUN_VARIABLE}={self._root_marker}"
+        command = f"sudo -n -- sh -c {shlex.quote(_SIGNAL_MARKED)} signal {sig} {shlex.quote(line)}"
+        try:
+            result = await self.node.run(command, check=False, timeout=_SIGNAL_TIMEOUT)
+        except (OSError, CommandError) as exc:
+            self.record_problem(exc, f"stopping its root processes ({sig})")
+            return False
+        if result.returncode != 0:
+            error = CommandError(command, result.returncode, result.stderr, self.node.executor.where)
+            self.record_problem(error, f"stopping its root processes ({sig})")
+            return False
+        return True
 
     async def do_start(self) -> None:
         command = self._command_line()
@@ -574,6 +629,7 @@ class Application(ResourceManager):
             return
         node = self.node
         self._env = self._environment()
+        self._root_marker = None
         if self.get("sudo"):
             command = await self._as_root(command)
         workdir = self.expand(self.get("workingDirectory") or self.app_home)
@@ -639,12 +695,21 @@ class Application(ResourceManager):
     async def do_stop(self) -> None:
         process = self._process
         if process is not None and process.returncode is None:
+            sudoed = self._root_marker is not None
+            if sudoed:  # TERM to its root processes too, which the process group's would miss
+                await self._signal_as_root("TERM")
             await process.terminate(self.get("stopGracePeriod"))
+            if sudoed:  # and KILL to those that outlived the grace period
+                await self._signal_as_root("KILL")
         if self._ended is not None:
             await asyncio.shield(self._ended)
 
     async def do_release(self) -> None:
         process = self._process
+        if self._root_marker is not None and self._node is not None and self._node._executor is not None:
+            # what runs as root, also what the command left behind when it ended
+            await self._signal_as_root("KILL")
+            self._root_marker = None
         if process is not None and process.returncode is None:
             process.kill()
         # collected when the process ended, unless it never ran or its end was not seen
