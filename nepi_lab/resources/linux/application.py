@@ -4,7 +4,11 @@ Lifecycle
 ---------
 deploy
     waits for its node to be READY (fails at once, naming the node, if the node
-    failed); checks ``depends``; puts ``sources`` in ``${SRC}``, ``files`` in
+    failed); checks ``depends`` (commands, packages, or ``command=package``: see
+    :mod:`._packages`), first installing the missing ones' packages with the host's
+    package manager if ``installDepends`` is set (as root, or through ``sudo -n``;
+    :meth:`Node.install_packages <nepi_lab.resources.linux.node.Node.install_packages>`);
+    puts ``sources`` in ``${SRC}``, ``files`` in
     ``${SHARE}``, ``libs`` in ``${LIB}`` and ``bins`` in ``${BIN}`` (local paths are
     uploaded, ``http://`` and ``https://`` URLs downloaded on the host with curl, wget
     or python3, whichever it has: a failed download fails the application with a
@@ -27,8 +31,14 @@ run
     until release.
 stop
     SIGTERM to the process group, SIGKILL after ``stopGracePeriod`` seconds: STOPPED.
+    A command started through ``sudo -n`` runs as root, out of the node's user's
+    reach: its processes carry the run's marker (passed through sudo), and get the
+    SIGTERM, and the SIGKILL after the grace period, as root through ``sudo -n``
+    (``sudo`` itself leads the process group, passes the SIGTERM on and waits for
+    the command, so the grace period holds).
 release
-    kills whatever still runs, also what left the process group (``setsid``,
+    kills whatever still runs (as root too, for a command started through sudo:
+    also what it left running when it ended), also what left the process group (``setsid``,
     daemons: found in the application's cgroup or by the run's marker in its
     environment, see :mod:`._tracking`); runs ``tearDown`` (in ``${RUN_HOME}``; a
     failure is recorded, not fatal); collects the traces if that was not done;

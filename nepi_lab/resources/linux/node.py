@@ -487,9 +487,9 @@ class Node(ResourceManager):
                 result = await self.run(script, check=False, timeout=timeout)
             except CommandTimeoutError as exc:
                 raise PackageInstallError(
-                    names, self.executor.where, f"the package manager did not finish within {timeout:g} s "
-                    f"and was killed (an interrupted dpkg may need `dpkg --configure -a` as root); "
-                    f"{exc.stderr_tail}", owner) from None
+                    names, self.executor.where, f"the package manager did not finish within {timeout:g} s: "
+                    f"as root it was killed (an interrupted dpkg may need `dpkg --configure -a`), through "
+                    f"sudo it may still run, as root; {exc.stderr_tail}", owner) from None
         if result.returncode != 0:
             reason = (result.stderr.strip() or result.stdout.strip()
                       or f"the package manager exited with status {result.returncode}")

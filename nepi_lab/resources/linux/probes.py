@@ -13,10 +13,11 @@ NEPI script's ``ec.register_resource("linux::Mtr", ...)`` ports unchanged:
 
 Differences from NEPI, deliberate: no ``sudo -S`` in front of mtr and nping (the
 command runs as the node's user; they need root or the capabilities their packages
-give them, as on Debian); no package installation (``depends`` names the command, checked
-on the host); ``useIP`` resolves the name *on the host* (``getent ahosts``) rather than on the
-controller (numeric output is the ``numeric`` attribute); NEPI's
-``earlyStart`` is not kept (conditions say when to start).
+give them, as on Debian); packages are installed only with ``installDepends``
+(``depends`` names the command, checked on the host, and installed as the package of
+that name); ``useIP`` resolves the name *on the host* (``getent ahosts``) rather than on
+the controller (numeric output is the ``numeric`` attribute); NEPI's ``earlyStart`` is
+not kept (conditions say when to start).
 
 Example
 -------
