@@ -21,6 +21,7 @@ from nepi_lab import ResourceState
 
 from .conftest import all_gone, processes_with
 from .sshd import Sshd, SshdUnavailable, sshd  # noqa: F401 - the session fixture (no sudo rights)
+from .test_packages import OFFLINE, PACKAGE, installed
 
 S = ResourceState
 
@@ -144,3 +145,27 @@ def test_sudo_without_the_right_fails_at_once_with_sudos_message(ec, sshd, marke
     (failure,) = ec.failures
     assert "a password is required" in failure.message  # sudo's own words, through sudo -n
     assert all_gone(marker)
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or shutil.which("dpkg") is None, reason="needs apt-get")
+def test_install_depends_over_ssh_through_sudo(ec, sudoer):
+    if installed(PACKAGE):
+        pytest.skip(f"{PACKAGE} is installed already: the test installs and purges it")
+    node = ec.register_resource("linux::Node", **sudoer.node_attributes())
+    app = ec.register_resource("linux::Application", connectedTo=node, depends=PACKAGE, installDepends=True,
+                               command=PACKAGE, critical=False)
+    try:
+        ec.deploy()
+        ec.wait_finished(app, timeout=600)
+        if ec.state(app) == S.FAILED:
+            (failure,) = ec.failures
+            if any(text in failure.message for text in OFFLINE):
+                pytest.skip(f"the Debian mirror cannot be reached: {failure.message[-300:]}")
+            pytest.fail(failure.message)
+        assert installed(PACKAGE)  # by the SSH user, who is not root: through sudo -n
+        assert ec.trace(app, "stdout") == "Hello, world!\n"
+    finally:
+        if installed(PACKAGE):
+            subprocess.run(["apt-get", "purge", "-y", "-q", PACKAGE], capture_output=True,
+                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, timeout=300)
+    assert not installed(PACKAGE)
