@@ -62,7 +62,7 @@ class _Probe(_Tool):
         return shlex.quote(self.get("target"))
 
     def _compose(self) -> str:
-        once = f"{_command(self.get('depends'), self._words())} {self._target()}"
+        once = f"{_command(self._program(), self._words())} {self._target()}"
         if self.get("printTimestamp"):
             once = f"{_STAMP}; {once}"
         if not self.get("continuous"):
@@ -126,7 +126,8 @@ class NPing(_Probe):
     _rtype = "linux::NPing"
     _help = "nping (from nmap) towards a target (NEPI's attributes); output in the stdout trace."
     _attributes = (
-        Attribute("depends", "the tool's command, checked on the host", default="nping", flags=Flags.NoWrite),
+        Attribute("depends", "the tool's command, checked on the host (=its Debian package)",
+                  default="nping=nmap", flags=Flags.NoWrite),
         Attribute("c", "rounds of probes to send (-c)", type=Types.Integer, range=(1, None)),
         Attribute("e", "network interface to send from (-e)"),
         Attribute("delay", "time between probes, e.g. 0.5 or 200ms (--delay)"),

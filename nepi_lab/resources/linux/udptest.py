@@ -159,7 +159,7 @@ class UdpTest(Iperf3Client):
         return words
 
     def _compose(self) -> str:
-        once = _command(self.get("depends"), self._words())
+        once = _command(self._program(), self._words())
         if self.get("output"):
             once += ' --logfile "${RUN_HOME}"/' + shlex.quote(self.get("output"))
         if self.get("printTimestamp"):
