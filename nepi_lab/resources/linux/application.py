@@ -32,13 +32,14 @@ run
 stop
     SIGTERM to the process group, SIGKILL after ``stopGracePeriod`` seconds: STOPPED.
     A command started through ``sudo -n`` runs as root, out of the node's user's
-    reach: its processes carry the run's marker (passed through sudo), and get the
-    SIGTERM, and the SIGKILL after the grace period, as root through ``sudo -n``
-    (``sudo`` itself leads the process group, passes the SIGTERM on and waits for
-    the command, so the grace period holds).
+    reach: its processes carry the run's marker (passed through sudo), and those in
+    its process group get the SIGTERM, and the SIGKILL after the grace period, as
+    root through ``sudo -n`` (``sudo`` itself leads the process group, passes the
+    SIGTERM on and waits for the command, so the grace period holds); so does what
+    it leaves in its group when it ends.
 release
-    kills whatever still runs (as root too, for a command started through sudo:
-    also what it left running when it ended), also what left the process group (``setsid``,
+    kills whatever still runs (as root too, for a command started through sudo),
+    also what left the process group (``setsid``,
     daemons: found in the application's cgroup or by the run's marker in its
     environment, see :mod:`._tracking`); runs ``tearDown`` (in ``${RUN_HOME}``; a
     failure is recorded, not fatal); collects the traces if that was not done;
@@ -169,16 +170,23 @@ USR_DIR = ".usr"
 _PLACED = (("sources", "SRC"), ("files", "SHARE"), ("libs", "LIB"), ("bins", "BIN"))
 
 #: Signals ($1: TERM, KILL ...) every process whose environment holds the NAME=value
-#: line $2 (the run's marker), but itself; for KILL, looks again until none is left (a
-#: process may fork meanwhile), at most ten times.  Run as root (through sudo -n) to reach
-#: the processes a command started through sudo.
-_SIGNAL_MARKED = r"""sig=$1 line=$2 round=0
+#: line $2 (the run's marker), but itself; with $3, only those in process group $3.  For
+#: KILL, looks again until none is left (a process may fork meanwhile), at most ten
+#: times.  Run as root (through sudo -n) to reach the processes a command started
+#: through sudo.
+_SIGNAL_MARKED = r"""sig=$1 line=$2 group=${3:-} round=0
 while [ "$round" -lt 10 ]; do
   round=$((round + 1))
   pids=
   for f in $(grep -lzxF -e "$line" /proc/[0-9]*/environ 2>/dev/null); do
     p=${f#/proc/}; p=${p%/environ}
-    [ "$p" = "$$" ] || pids="$pids $p"
+    [ "$p" = "$$" ] && continue
+    if [ -n "$group" ]; then  # the fifth field of /proc/<pid>/stat, after "(command)"
+      stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+      set -- ${stat##*) }
+      [ "$3" = "$group" ] || continue
+    fi
+    pids="$pids $p"
   done
   [ -n "$pids" ] || break
   kill -s "$sig" $pids 2>/dev/null
@@ -466,6 +474,8 @@ class Application(ResourceManager):
 
     async def _after_exit(self, process: ProcessHandle) -> int:
         status = await process.wait()
+        if self._root_marker is not None:  # what it left in its group as root, as for any command
+            await self._signal_as_root("KILL", process.pid)
         try:
             with open(self._local_path("exitcode"), "w") as f:
                 f.write(f"{status}\n")
@@ -608,9 +618,10 @@ class Application(ResourceManager):
         # it on to the command and waits for it: the stop grace period holds for the command
         return f'exec sudo -n -- env {variables} PATH="$PATH" /bin/sh -c {shlex.quote(command)}'
 
-    async def _signal_as_root(self, sig: str) -> bool:
-        """Send signal ``sig`` (TERM, KILL) as root, through ``sudo -n``, to every process of
-        the command started through sudo: those carrying its marker.  The node's user may
+    async def _signal_as_root(self, sig: str, group: int | None = None) -> bool:
+        """Send signal ``sig`` (TERM, KILL) as root, through ``sudo -n``, to the processes of
+        the command started through sudo: those carrying its marker (with ``group``,
+        only those still in that process group, the command's).  The node's user may
         not signal root's processes, so the process group's own signals reach only
         ``sudo`` (which passes TERM on to its child alone, and dies of KILL, leaving its
         children running).  KILL looks again until none is left.  False (recorded) if
@@ -619,12 +630,17 @@ class Application(ResourceManager):
             return True
         line = f"{RUN_VARIABLE}={self._root_marker}"
         command = f"sudo -n -- sh -c {shlex.quote(_SIGNAL_MARKED)} signal {sig} {shlex.quote(line)}"
+        if group is not None:
+            command += f" {group}"
         try:
             result = await self.node.run(command, check=False, timeout=_SIGNAL_TIMEOUT)
         except (OSError, CommandError) as exc:
             self.record_problem(exc, f"stopping its root processes ({sig})")
             return False
         if result.returncode != 0:
+            if "a password is required" in result.stderr:  # so the command never ran as root either
+                log.debug("application %s: sudo -n refused: no root process to signal", self.guid)
+                return False
             error = CommandError(command, result.returncode, result.stderr, self.node.executor.where)
             self.record_problem(error, f"stopping its root processes ({sig})")
             return False
@@ -707,19 +723,15 @@ class Application(ResourceManager):
         if process is not None and process.returncode is None:
             sudoed = self._root_marker is not None
             if sudoed:  # TERM to its root processes too, which the process group's would miss
-                await self._signal_as_root("TERM")
+                await self._signal_as_root("TERM", process.pid)
             await process.terminate(self.get("stopGracePeriod"))
             if sudoed:  # and KILL to those that outlived the grace period
-                await self._signal_as_root("KILL")
+                await self._signal_as_root("KILL", process.pid)
         if self._ended is not None:
             await asyncio.shield(self._ended)
 
     async def do_release(self) -> None:
         process = self._process
-        if self._root_marker is not None and self._node is not None and self._node._executor is not None:
-            # what runs as root, also what the command left behind when it ended
-            await self._signal_as_root("KILL")
-            self._root_marker = None
         if process is not None and process.returncode is None:
             process.kill()
         # collected when the process ended, unless it never ran or its end was not seen
@@ -736,6 +748,10 @@ class Application(ResourceManager):
         executor = node.executor
         if not await executor.reconnect():  # the host stays unreachable: its node records what is left
             raise node._note_left(self, self.app_home)
+        if self._root_marker is not None:
+            # what a command started through sudo runs as root, also what it left when it ended
+            await self._signal_as_root("KILL")
+            self._root_marker = None
         # what the command started and left running, also outside its process group
         try:
             stopped = await executor.stop_owner(self.guid)

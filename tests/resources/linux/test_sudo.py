@@ -132,6 +132,27 @@ def test_a_sudo_command_gets_its_stop_grace_period(ec, sudoer, marked):
     ec.release(timeout=30)
 
 
+def test_what_a_sudo_command_leaves_in_its_group_is_killed_what_left_it_runs_until_release(
+        ec, sudoer, marked):
+    marker = marked
+    node = ec.register_resource("linux::Node", **sudoer.node_attributes())
+    app = ec.register_resource("linux::Application", connectedTo=node, sudo=True, env=f"MARK={marker}",
+                               command="sleep 3600 & setsid sleep 3601 & echo started")
+    ec.deploy()
+    ec.wait_finished(app, timeout=30)
+    assert ec.state(app) == S.FINISHED and ec.trace(app, "stdout") == "started\n"
+
+    def sleeps():
+        return sorted(p.cmdline()[-1] for p in root_processes(marker) if p.name() == "sleep")
+
+    deadline = time.monotonic() + 5
+    while sleeps() != ["3601"] and time.monotonic() < deadline:  # a KILL is delivered asynchronously
+        time.sleep(0.02)
+    assert sleeps() == ["3601"]  # as without sudo: the group is killed, a daemon runs until release
+    ec.release(timeout=30)
+    assert all_gone(marker, timeout=5), [p.cmdline() for p in processes_with(marker)]
+
+
 def test_sudo_without_the_right_fails_at_once_with_sudos_message(ec, sshd, marked):  # noqa: F811
     marker = marked
     node = ec.register_resource("linux::Node", **sshd.node_attributes())
