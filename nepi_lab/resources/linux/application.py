@@ -628,7 +628,7 @@ class Application(ResourceManager):
         sudo refused or the host could not be reached."""
         if self._root_marker is None:
             return True
-        if self._node is None or self._node._executor is None:  # the node is gone: so is its host's
+        if self._node is None or self._node._executor is None:  # a released node: no way to the host
             return False
         line = f"{RUN_VARIABLE}={self._root_marker}"
         command = f"sudo -n -- sh -c {shlex.quote(_SIGNAL_MARKED)} signal {sig} {shlex.quote(line)}"
