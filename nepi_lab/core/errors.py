@@ -34,6 +34,7 @@
     ├── ResultsWriteError (also OSError)         .guid, .path, .kept, .errno
     ├── MissingCommandsError                     .missing, .where, .guid
     ├── DownloadError                            .url, .where, .guid, .reason
+    ├── PackageInstallError                      .packages, .where, .guid, .reason
     └── CommandError                             .command, .returncode, .stderr_tail
         └── CommandTimeoutError (also TimeoutError)  .timeout
 
@@ -442,8 +443,8 @@ class MissingCommandsError(NepiError):
         who = f"application {guid} needs" if guid is not None else "needs"
         super().__init__(
             f"{who} {', '.join(self.missing)}, not found on {where}; install "
-            f"{'it' if len(self.missing) == 1 else 'them'} there (e.g. apt-get install ...) "
-            f"or fix the 'depends' attribute"
+            f"{'it' if len(self.missing) == 1 else 'them'} there (e.g. apt-get install ...), "
+            f"set the application's installDepends to let it do so, or fix the 'depends' attribute"
         )
 
 
@@ -469,3 +470,16 @@ class DownloadError(NepiError):
         who = f"application {guid}: " if guid is not None else ""
         why = reason.strip()[-500:] or "no reason given"
         super().__init__(f"{who}cannot download {url} on {where}: {why}")
+
+
+class PackageInstallError(NepiError):
+    """Packages could not be installed on a host (``installDepends``, or
+    :meth:`~nepi_lab.resources.linux.node.Node.install_packages`): no package manager,
+    no root (nor ``sudo -n``), the package manager failed (``reason`` ends with its
+    message) or took too long."""
+
+    def __init__(self, packages: Sequence[str], where: str, reason: str, guid: int | None = None) -> None:
+        self.packages, self.where, self.reason, self.guid = list(packages), where, reason, guid
+        who = f"application {guid}: " if guid is not None else ""
+        why = reason.strip()[-800:] or "no reason given"
+        super().__init__(f"{who}cannot install {', '.join(self.packages)} on {where}: {why}")

@@ -318,12 +318,13 @@ def test_the_form_shows_the_type_s_own_fields_first_and_the_inherited_ones_under
     assert shown[:3] == ["name", "target", "count"]
     assert "stopGracePeriod" not in shown and "critical" not in shown and "command" not in shown
     advanced = builder.advanced_fields
-    assert {"sources", "files", "libs", "bins", "code", "build", "install", "tearDown", "env", "stdin",
+    assert {"sources", "files", "libs", "bins", "code", "build", "install", "tearDown", "installDepends",
+            "env", "stdin",
             "workingDirectory", "splitStderr", "sudo", "stopGracePeriod", "readyPort", "readyPattern",
             "readyFile", "readyTimeout", "critical", "hardRelease"} == set(advanced)
     assert advanced[0] == "sources" and advanced[-2:] == ["critical", "hardRelease"]  # nearest first
     assert builder.advanced.selected_index is None  # folded
-    assert builder.advanced.get_title(0).startswith("Advanced (20")
+    assert builder.advanced.get_title(0).startswith("Advanced (21")
     # the type's own fields are all there, in declaration order
     own = ["target", "count", "interval", "deadline", "timeout", "packetSize", "ttl", "interface",
            "printTimestamp", "numeric", "quiet", "mark", "preload", "pattern", "tos", "recordRoute",

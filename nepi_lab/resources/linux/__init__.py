@@ -10,6 +10,7 @@
 ``linux::Traceroute``     traceroute, NEPI's attributes              (:mod:`.probes`)
 ``linux::Mtr``            mtr --report, NEPI's attributes
 ``linux::NPing``          nping (nmap), NEPI's attributes
+``linux::UdpTest``        NEPI's UDP throughput test, with iperf3 -u  (:mod:`.udptest`)
 ========================  ==========================================================
 
 Where a node's commands run is its :class:`~.executor.Executor`
@@ -31,6 +32,7 @@ from .executor import (
 from .node import Node
 from .probes import Mtr, NPing, Traceroute
 from .tools import Iperf3Client, Iperf3Server, Ping, Tcpdump
+from .udptest import UdpTest
 
 __all__ = [
     "Application",
@@ -49,5 +51,6 @@ __all__ = [
     "ProcessHandle",
     "Tcpdump",
     "Traceroute",
+    "UdpTest",
     "parse_env",
 ]

@@ -25,7 +25,9 @@ What still escapes: on a host without cgroups, a process that starts with a clea
 or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
 handed to another service, which is not our descendant (``systemd-run``, ``at``, a
 container runtime, ``ssh localhost``), and processes of another user (``sudo -u``),
-which we may neither read nor signal.
+which we may neither read nor signal.  (An application's ``sudo`` is the exception it
+can afford: its root processes get the marker through sudo's ``env``, and are signalled
+as root through ``sudo -n``; see :mod:`.application`.)
 
 Signals go through pidfds opened *before* the environment is checked again, so a
 recycled pid never gets a signal meant for a process that just ended.

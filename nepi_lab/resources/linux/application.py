@@ -4,7 +4,11 @@ Lifecycle
 ---------
 deploy
     waits for its node to be READY (fails at once, naming the node, if the node
-    failed); checks ``depends``; puts ``sources`` in ``${SRC}``, ``files`` in
+    failed); checks ``depends`` (commands, packages, or ``command=package``: see
+    :mod:`._packages`), first installing the missing ones' packages with the host's
+    package manager if ``installDepends`` is set (as root, or through ``sudo -n``;
+    :meth:`Node.install_packages <nepi_lab.resources.linux.node.Node.install_packages>`);
+    puts ``sources`` in ``${SRC}``, ``files`` in
     ``${SHARE}``, ``libs`` in ``${LIB}`` and ``bins`` in ``${BIN}`` (local paths are
     uploaded, ``http://`` and ``https://`` URLs downloaded on the host with curl, wget
     or python3, whichever it has: a failed download fails the application with a
@@ -27,8 +31,15 @@ run
     until release.
 stop
     SIGTERM to the process group, SIGKILL after ``stopGracePeriod`` seconds: STOPPED.
+    A command started through ``sudo -n`` runs as root, out of the node's user's
+    reach: its processes carry the run's marker (passed through sudo), and those in
+    its process group get the SIGTERM, and the SIGKILL after the grace period, as
+    root through ``sudo -n`` (``sudo`` itself leads the process group, passes the
+    SIGTERM on and waits for the command, so the grace period holds); so does what
+    it leaves in its group when it ends.
 release
-    kills whatever still runs, also what left the process group (``setsid``,
+    kills whatever still runs (as root too, for a command started through sudo),
+    also what left the process group (``setsid``,
     daemons: found in the application's cgroup or by the run's marker in its
     environment, see :mod:`._tracking`); runs ``tearDown`` (in ``${RUN_HOME}``; a
     failure is recorded, not fatal); collects the traces if that was not done;
@@ -125,6 +136,7 @@ from ...core.errors import (
     DownloadError,
     InvalidInputError,
     MissingTraceError,
+    PackageInstallError,
     ResultsWriteError,
     UnknownTraceError,
     UnsafeNameError,
@@ -133,6 +145,8 @@ from ...core.resource import ResourceManager, TopologyRole
 from ...core.states import ResourceState
 from ...core.traces import Trace, TraceAttr, check_name, read_trace_file
 from . import _readiness
+from ._packages import parse_depends
+from ._tracking import RUN_VARIABLE, marker
 from .executor import Executor, MissingCommandsError, ProcessHandle
 from .node import NEPI_DIR, Node
 
@@ -154,6 +168,35 @@ USR_DIR = ".usr"
 
 #: Attributes whose entries are put in a folder at deploy, and that folder's placeholder.
 _PLACED = (("sources", "SRC"), ("files", "SHARE"), ("libs", "LIB"), ("bins", "BIN"))
+
+#: Signals ($1: TERM, KILL ...) every process whose environment holds the NAME=value
+#: line $2 (the run's marker), but itself; with $3, only those in process group $3.  For
+#: KILL, looks again until none is left (a process may fork meanwhile), at most ten
+#: times.  Run as root (through sudo -n) to reach the processes a command started
+#: through sudo.
+_SIGNAL_MARKED = r"""sig=$1 line=$2 group=${3:-} round=0
+while [ "$round" -lt 10 ]; do
+  round=$((round + 1))
+  pids=
+  for f in $(grep -lzxF -e "$line" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; p=${p%/environ}
+    [ "$p" = "$$" ] && continue
+    if [ -n "$group" ]; then  # the fifth field of /proc/<pid>/stat, after "(command)"
+      stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+      set -- ${stat##*) }
+      [ "$3" = "$group" ] || continue
+    fi
+    pids="$pids $p"
+  done
+  [ -n "$pids" ] || break
+  kill -s "$sig" $pids 2>/dev/null
+  [ "$sig" = KILL ] || break
+done
+exit 0
+"""
+
+#: Seconds the signalling of a sudo'd command's root processes may take.
+_SIGNAL_TIMEOUT = 30.0
 
 #: Files of ``${RUN_HOME}`` that are inputs, not traces.
 NOT_TRACES = frozenset({"stdin", "code"})
@@ -225,10 +268,10 @@ def _check_env(rm: ResourceManager, old: Any, new: Any) -> Any:
 
 
 def _check_depends(rm: ResourceManager, old: Any, new: Any) -> Any:
-    for name in (new or "").split():
-        if "/" in name or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
-            raise AttributeValueError(rm.guid, rm._rtype, "depends", new,
-                                      f"{name!r} is not a command name")
+    try:
+        parse_depends(new)
+    except ValueError as exc:
+        raise AttributeValueError(rm.guid, rm._rtype, "depends", new, str(exc)) from None
     return new
 
 
@@ -256,8 +299,11 @@ class Application(ResourceManager):
         Attribute("install", "shell command line run in ${RUN_HOME} at deploy, after build"),
         Attribute("tearDown", "shell command line run in ${RUN_HOME} when the application is "
                   "released (a failure is recorded, not fatal)"),
-        Attribute("depends", "space-separated commands that must exist on the host",
-                  set_hook=_check_depends),
+        Attribute("depends", "space-separated commands (or packages) needed on the host; "
+                  "command=package names the package of a command", set_hook=_check_depends),
+        Attribute("installDepends", "at deploy, install the missing depends with the host's package "
+                  "manager (apt-get, dnf, yum), as root or through sudo -n", type=Types.Bool,
+                  default=False),
         Attribute("env", "space-separated NAME=value variables; values quoted as in a shell, "
                   "never expanded (except the placeholders)", set_hook=_check_env),
         Attribute("stdin", "text fed to the command's standard input"),
@@ -299,6 +345,9 @@ class Application(ResourceManager):
         #: copy is then kept at release (see ``cleanExperiment``)
         self.keeps_files_on_host = False
         self._path_map: dict[str, str] | None = None  #: the placeholders, once app_home is known
+        #: the run's marker of the command started through ``sudo -n`` (the node's user is not
+        #: root): its root processes are signalled as root, by this marker (see _signal_as_root)
+        self._root_marker: str | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -425,6 +474,8 @@ class Application(ResourceManager):
 
     async def _after_exit(self, process: ProcessHandle) -> int:
         status = await process.wait()
+        if self._root_marker is not None:  # what it left in its group as root, as for any command
+            await self._signal_as_root("KILL", process.pid)
         try:
             with open(self._local_path("exitcode"), "w") as f:
                 f.write(f"{status}\n")
@@ -484,11 +535,7 @@ class Application(ResourceManager):
         paths = self._paths()
         self._env = self._environment()
         await node.makedirs(self.app_home)
-        depends = (self.get("depends") or "").split()
-        if depends:
-            missing = await node.executor.missing_commands(depends, [node.bin_dir])
-            if missing:
-                raise MissingCommandsError(missing, node.executor.where, self.guid)
+        await self._check_depends(node)
         for attribute, placeholder in _PLACED:
             entries = _entries(self.get(attribute))
             if entries:
@@ -503,6 +550,25 @@ class Application(ResourceManager):
         for step in ("build", "install"):
             if self.get(step):
                 await self._run_step(step)
+
+    async def _check_depends(self, node: Node) -> None:
+        """Fail unless every ``depends`` item is satisfied on the host; with
+        ``installDepends``, first install the packages of those that are not."""
+        items = parse_depends(self.get("depends"))
+        missing = await node.missing_depends(items) if items else []
+        if missing and self.get("installDepends"):
+            packages = list(dict.fromkeys(item.package for item in missing))
+            log.info("application %s: installing %s on %s", self.guid, " ".join(packages),
+                     node.executor.where)
+            await node.install_packages(packages, owner=self.guid)
+            missing = await node.missing_depends(missing)
+            if missing:
+                raise PackageInstallError(
+                    [item.package for item in missing], node.executor.where,
+                    f"installed, but {', '.join(item.command for item in missing)} is still not a command "
+                    f"there: name the package that provides it in depends, as command=package", self.guid)
+        if missing:
+            raise MissingCommandsError([item.command for item in missing], node.executor.where, self.guid)
 
     async def _place(self, attribute: str, entry: str, folder: str) -> str:
         """Put one entry of ``attribute`` (``sources``, ``files``...) in ``folder`` on the
@@ -538,12 +604,49 @@ class Application(ResourceManager):
 
     async def _as_root(self, command: str) -> str:
         """``command`` run as root: itself if the node's user is root, else through ``sudo -n``
-        (never prompting), with the placeholders and ``env`` passed on and PATH kept."""
+        (never prompting), with the placeholders and ``env`` passed on, PATH kept, and the
+        run's marker too, so that its root processes can be found and stopped as root."""
         node = self.node
         if (await node.run("id -u")).stdout.strip() == "0":
             return command
         variables = " ".join(shlex.quote(f"{k}={v}") for k, v in self._env.items())
-        return f'sudo -n -- env {variables} PATH="$PATH" /bin/sh -c {shlex.quote(command)}'
+        run = node.executor.tracked_run
+        if run is not None:
+            self._root_marker = marker(run, self.guid)
+            variables += f' {RUN_VARIABLE}="${RUN_VARIABLE}"'
+        # exec: sudo leads the process group, so a TERM to the group reaches sudo, which passes
+        # it on to the command and waits for it: the stop grace period holds for the command
+        return f'exec sudo -n -- env {variables} PATH="$PATH" /bin/sh -c {shlex.quote(command)}'
+
+    async def _signal_as_root(self, sig: str, group: int | None = None) -> bool:
+        """Send signal ``sig`` (TERM, KILL) as root, through ``sudo -n``, to the processes of
+        the command started through sudo: those carrying its marker (with ``group``,
+        only those still in that process group, the command's).  The node's user may
+        not signal root's processes, so the process group's own signals reach only
+        ``sudo`` (which passes TERM on to its child alone, and dies of KILL, leaving its
+        children running).  KILL looks again until none is left.  False (recorded) if
+        sudo refused or the host could not be reached."""
+        if self._root_marker is None:
+            return True
+        if self._node is None or self._node._executor is None:  # a released node: no way to the host
+            return False
+        line = f"{RUN_VARIABLE}={self._root_marker}"
+        command = f"sudo -n -- sh -c {shlex.quote(_SIGNAL_MARKED)} signal {sig} {shlex.quote(line)}"
+        if group is not None:
+            command += f" {group}"
+        try:
+            result = await self.node.run(command, check=False, timeout=_SIGNAL_TIMEOUT)
+        except (OSError, CommandError) as exc:
+            self.record_problem(exc, f"stopping its root processes ({sig})")
+            return False
+        if result.returncode != 0:
+            if "a password is required" in result.stderr:  # so the command never ran as root either
+                log.debug("application %s: sudo -n refused: no root process to signal", self.guid)
+                return False
+            error = CommandError(command, result.returncode, result.stderr, self.node.executor.where)
+            self.record_problem(error, f"stopping its root processes ({sig})")
+            return False
+        return True
 
     async def do_start(self) -> None:
         command = self._command_line()
@@ -554,6 +657,7 @@ class Application(ResourceManager):
             return
         node = self.node
         self._env = self._environment()
+        self._root_marker = None
         if self.get("sudo"):
             command = await self._as_root(command)
         workdir = self.expand(self.get("workingDirectory") or self.app_home)
@@ -619,7 +723,12 @@ class Application(ResourceManager):
     async def do_stop(self) -> None:
         process = self._process
         if process is not None and process.returncode is None:
+            sudoed = self._root_marker is not None
+            if sudoed:  # TERM to its root processes too, which the process group's would miss
+                await self._signal_as_root("TERM", process.pid)
             await process.terminate(self.get("stopGracePeriod"))
+            if sudoed:  # and KILL to those that outlived the grace period
+                await self._signal_as_root("KILL", process.pid)
         if self._ended is not None:
             await asyncio.shield(self._ended)
 
@@ -641,6 +750,10 @@ class Application(ResourceManager):
         executor = node.executor
         if not await executor.reconnect():  # the host stays unreachable: its node records what is left
             raise node._note_left(self, self.app_home)
+        if self._root_marker is not None:
+            # what a command started through sudo runs as root, also what it left when it ended
+            await self._signal_as_root("KILL")
+            self._root_marker = None
         # what the command started and left running, also outside its process group
         try:
             stopped = await executor.stop_owner(self.guid)

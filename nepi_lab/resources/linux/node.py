@@ -47,10 +47,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.attributes import Alias, Attribute, Flags, Types
-from ...core.errors import AttributeValueError, CommandError
+from ...core.errors import AttributeValueError, CommandError, CommandTimeoutError, PackageInstallError
 from ...core.resource import ResourceManager, TopologyRole, on_controller_loop
 from ...core.states import ResourceState
 from ...core.traces import TraceAttr
+from . import _packages
 from ._local import LocalExecutor
 from ._records import run_record
 from ._tracking import run_key
@@ -64,6 +65,9 @@ LOCAL_HOSTNAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: Name of the folder made under ``home``.
 NEPI_DIR = ".nepi_lab"
+
+#: Seconds a package manager run of :meth:`Node.install_packages` may take by default.
+PACKAGE_TIMEOUT = 600.0
 
 
 def _check_hostname(rm: ResourceManager, old: object, new: object) -> object:
@@ -169,6 +173,7 @@ class Node(ResourceManager):
         self._users_note = lambda: (f"its node {self.guid} is reconnecting: {self._trouble}; the command "
                                     f"keeps running on the host")
         self._left: dict[int, dict[str, Any]] = {}  # applications released while the host was unreachable
+        self._installing: asyncio.Lock | None = None  # one package manager run at a time
 
     # -- where ------------------------------------------------------------------------
 
@@ -408,6 +413,88 @@ class Node(ResourceManager):
         """Create folder ``path`` on the host, with its parents."""
         await self.executor.makedirs(path)
 
+
+    # -- packages (see :mod:`._packages`) ----------------------------------------------------
+
+    @on_controller_loop
+    async def missing_depends(self, depends: str | Sequence[_packages.Depend]) -> list[_packages.Depend]:
+        """The items of ``depends`` (an application's ``depends`` text, or parsed items)
+        that the host does not satisfy: the command is not found (``bin_dir`` searched
+        first) and, for an item without ``=``, no package of that name is installed.
+        One command on the host for all of them."""
+        items = _packages.parse_depends(depends) if isinstance(depends, str) else list(depends)
+        if not items:
+            return []
+        words = [word for item in items for word in (item.command, item.package, str(int(item.explicit)))]
+        script = " ".join(["sh -c", shlex.quote(_packages.MISSING), "missing", shlex.quote(self.bin_dir),
+                           *(shlex.quote(word) for word in words)])
+        result = await self.run(script, check=False)
+        if result.returncode != 0:
+            result.check_returncode(self.executor.where)
+        missing = set(result.stdout.split())
+        return [item for item in items if item.command in missing]
+
+    @on_controller_loop
+    async def install_packages(self, packages: list[str], *, timeout: float = PACKAGE_TIMEOUT,
+                               owner: int | None = None) -> CommandResult:
+        """Install ``packages`` on the host with its package manager, as root.
+
+        ``apt-get`` on Debian and Ubuntu (``DEBIAN_FRONTEND=noninteractive``; one
+        ``apt-get update`` first if a package is unknown to its lists, or if the install
+        fails without one), ``dnf`` or else ``yum`` on Fedora and RHEL; detected on the
+        host, over SSH too.  As root if the node's user is root, else through ``sudo -n``,
+        which never asks for a password.  Packages already installed are left as they
+        are (the package manager says so).  One install at a time per node.
+
+        NEPI's ``LinuxNode.install_packages(packages, home)`` did the same with
+        ``sudo -S`` and wrote a script under ``home``; here nothing is written on the
+        host.
+
+        Parameters
+        ----------
+        packages : list of str
+            Package names (``hello``, ``iputils-ping``).
+        timeout : float
+            Seconds the package manager may take (downloads included); then it is
+            killed and :class:`~nepi_lab.PackageInstallError` says so.
+        owner : int, optional
+            The guid of the application it is for, named in the error.
+
+        Returns
+        -------
+        CommandResult
+            The package manager's output (``stdout``, ``stderr``).
+
+        Raises
+        ------
+        PackageInstallError
+            No package manager, no root and no ``sudo -n``, the package manager failed
+            (the message ends with its own), or ``timeout`` passed.
+        """
+        names = list(packages)
+        for name in names:
+            if not _packages.PACKAGE.fullmatch(name):
+                raise PackageInstallError(names, self.executor.where, f"{name!r} is not a package name",
+                                          owner)
+        script = " ".join(["sh -c", shlex.quote(_packages.INSTALL), "install",
+                           *(shlex.quote(name) for name in names)])
+        if not names:
+            return CommandResult(0, "", "", script)
+        if self._installing is None:
+            self._installing = asyncio.Lock()
+        async with self._installing:
+            try:
+                result = await self.run(script, check=False, timeout=timeout)
+            except CommandTimeoutError as exc:
+                raise PackageInstallError(
+                    names, self.executor.where, f"the package manager did not finish within {timeout:g} s: "
+                    f"as root it was killed (an interrupted dpkg may need `dpkg --configure -a`), through "
+                    f"sudo it may still run, as root; {exc.stderr_tail}", owner) from None
+        if result.returncode != 0:
+            reason = (result.stderr.strip() or result.stdout.strip()
+                      or f"the package manager exited with status {result.returncode}")
+            raise PackageInstallError(names, self.executor.where, reason, owner)
+        return result
 
 #: Seconds ``tearDown`` and ``cleanHome`` may take.
 TEAR_DOWN_TIMEOUT = 60.0

@@ -13,10 +13,11 @@ NEPI script's ``ec.register_resource("linux::Mtr", ...)`` ports unchanged:
 
 Differences from NEPI, deliberate: no ``sudo -S`` in front of mtr and nping (the
 command runs as the node's user; they need root or the capabilities their packages
-give them, as on Debian); no package installation (``depends`` names the command, checked
-on the host); ``useIP`` resolves the name *on the host* (``getent ahosts``) rather than on the
-controller (numeric output is the ``numeric`` attribute); NEPI's
-``earlyStart`` is not kept (conditions say when to start).
+give them, as on Debian); packages are installed only with ``installDepends``
+(``depends`` names the command, checked on the host, and installed as the package of
+that name); ``useIP`` resolves the name *on the host* (``getent ahosts``) rather than on
+the controller (numeric output is the ``numeric`` attribute); NEPI's ``earlyStart`` is
+not kept (conditions say when to start).
 
 Example
 -------
@@ -61,7 +62,7 @@ class _Probe(_Tool):
         return shlex.quote(self.get("target"))
 
     def _compose(self) -> str:
-        once = f"{_command(self.get('depends'), self._words())} {self._target()}"
+        once = f"{_command(self._program(), self._words())} {self._target()}"
         if self.get("printTimestamp"):
             once = f"{_STAMP}; {once}"
         if not self.get("continuous"):
@@ -125,7 +126,8 @@ class NPing(_Probe):
     _rtype = "linux::NPing"
     _help = "nping (from nmap) towards a target (NEPI's attributes); output in the stdout trace."
     _attributes = (
-        Attribute("depends", "the tool's command, checked on the host", default="nping", flags=Flags.NoWrite),
+        Attribute("depends", "the tool's command, checked on the host (=its Debian package)",
+                  default="nping=nmap", flags=Flags.NoWrite),
         Attribute("c", "rounds of probes to send (-c)", type=Types.Integer, range=(1, None)),
         Attribute("e", "network interface to send from (-e)"),
         Attribute("delay", "time between probes, e.g. 0.5 or 200ms (--delay)"),

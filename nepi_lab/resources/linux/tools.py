@@ -25,6 +25,7 @@ from typing import Any
 from ...core.attributes import Alias, Attribute, Flags, Types
 from ...core.errors import InvalidInputError
 from ...core.traces import Trace
+from ._packages import parse_depends
 from ._readiness import until_listening
 from .application import Application
 
@@ -76,8 +77,13 @@ class _Tool(Application):
         self.set("command", self._compose(), internal=True)
         await super().do_discover()
 
+    def _program(self) -> str:
+        """The tool's command: ``depends``, or its command part where it says
+        ``command=package`` (the Debian package, for ``installDepends``)."""
+        return parse_depends(self.get("depends"))[0].command
+
     def _compose(self) -> str:
-        return _command(self.get("depends"), self._words())
+        return _command(self._program(), self._words())
 
 
 #: The longest interval and reply timeout iputils ping takes: INT_MAX milliseconds.
@@ -90,7 +96,8 @@ class Ping(_Tool):
     _rtype = "linux::Ping"
     _help = "ping (iputils) towards a target; output in the stdout trace."
     _attributes = (
-        Attribute("depends", "the tool's command, checked on the host", default="ping", flags=Flags.NoWrite),
+        Attribute("depends", "the tool's command, checked on the host (=its Debian package)",
+                  default="ping=iputils-ping", flags=Flags.NoWrite),
         Attribute("target", "host name or address to ping"),
         # the ranges iputils ping accepts, so that a value it would refuse is refused at set
         Attribute("count", "stop after sending this many packets (-c)", type=Types.Integer,
