@@ -200,15 +200,24 @@ class Commands(ResourceManager):
         super(Commands, self).do_release()
 
 
+@clsinit_copy
 class Installer(ResourceManager):
     _rtype = "dummy::Installer"
+
+    @classmethod
+    def _register_attributes(cls):
+        cls._register_attribute(Attribute("packages", "what to install", default="iperf3"))
+        cls._register_attribute(Attribute("remove", "remove them instead", type=Types.Bool, default=False))
 
     def do_deploy(self):
         node = self.get_connected(LinuxNode.get_rtype())[0]
         if node.state < ResourceState.READY:
             self.ec.schedule(self.reschedule_delay, self.deploy)
             return
-        node.install_packages("iperf3", node.home_dir)
+        if self.get("remove"):
+            node.remove_packages(self.get("packages"), node.home_dir)
+        else:
+            (self.out, self.err), self.proc = node.install_packages(self.get("packages"), node.home_dir)
         super(Installer, self).do_deploy()
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from nepi_lab import InvalidConnectionError, ReadOnlyAttributeError, ResourceAction, ResourceState
 from nepi_lab.compat import LinuxNode, ProcStatus, ResourceFactory, ResourceManager, nepi_view
-from nepi_lab.resources.linux.node import Node
 
 from ..test_public_api import layer_offences
 from . import nepi_types
@@ -196,16 +195,27 @@ def test_a_plain_type_uses_a_connected_nodes_commands(ec, home):
     assert not os.path.exists(os.path.join(home, "rw"))
 
 
-@pytest.mark.skipif(hasattr(Node, "install_packages"), reason="linux::Node installs packages itself")
-def test_install_packages_says_what_to_do_without_the_nodes_own(ec, home):
+def test_install_packages_goes_through_the_nodes_own(ec, home):
+    # iperf3 is installed (the tests use it): the package manager runs and says so, as root
     node = ec.register_resource("linux::Node", hostname="localhost", home=home)
-    installer = ec.register_resource("dummy::Installer", critical=False)
+    installer = ec.register_resource("dummy::Installer", packages="iperf3")
+    ec.register_connection(installer, node)
+    ec.deploy()
+    ec.wait_deployed(installer, timeout=300)
+    rm = ec.get_resource(installer)
+    assert rm.proc.poll() == 0
+    assert "iperf3" in rm.out + rm.err  # apt-get: "iperf3 is already the newest version"
+
+
+def test_remove_packages_says_what_to_do_without_the_nodes_own(ec, home):
+    node = ec.register_resource("linux::Node", hostname="localhost", home=home)
+    installer = ec.register_resource("dummy::Installer", packages="iperf3", remove=True, critical=False)
     ec.register_connection(installer, node)
     ec.deploy()
     ec.wait_finished(installer, timeout=60)
     failure = ec.get_resource(installer).failure
     assert failure.error == "NotImplementedError"
-    assert "cannot install packages (iperf3)" in failure.message and "beforehand" in failure.message
+    assert "cannot remove packages (iperf3)" in failure.message and "beforehand" in failure.message
 
 
 def test_the_blocking_commands_refuse_the_loop_thread(ec, home):
