@@ -3,8 +3,10 @@ channel its interfaces share.
 
 ``linux::Interface``
     Connected to one ``linux::Node`` (a ``netns::Node`` included) and at most one
-    ``linux::Channel``.  Deploy finds an existing device of the node, as NEPI's did
-    with ``ifconfig``, now with ``ip -json addr``:
+    ``linux::Channel``.  Deploy waits for the devices the experiment makes on the node
+    (its ``netns::Interface``, ``linux::Tap`` and ``linux::Tun``), then finds an
+    existing device of the node, as NEPI's did with ``ifconfig``, now with
+    ``ip -json addr``:
 
     - by ``deviceName`` when set;
     - else by an address already on a device (``ip4`` or ``ip6``);
@@ -186,6 +188,9 @@ class Interface(ResourceManager):
         channel = self.channel
         if channel is not None:
             await self.wait_for(channel, S.READY)
+        for other in node.get_connected():  # the devices the experiment makes on the node
+            if other._rtype in ("netns::Interface", "linux::Tap", "linux::Tun"):
+                await self.wait_for(other, S.READY)
         device = self._choose(await self._devices())
         name = device["ifname"]
         dev = shlex.quote(name)

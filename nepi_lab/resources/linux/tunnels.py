@@ -259,7 +259,8 @@ class Tap(ResourceManager):
         address = self._address_with_prefix()
         if address:
             peer = self.get("pointopoint")
-            peer_words = f" peer {shlex.quote(peer)}" if peer else ""
+            length = address.split("/")[1]
+            peer_words = f" peer {shlex.quote(peer)}/{length}" if peer else ""  # NEPI's peer/prefix
             family = "-6 " if ":" in address else ""
             nodad = " nodad" if family else ""
             commands.append(f"ip {family}addr add {shlex.quote(address)}{peer_words} dev {dev}{nodad}")
@@ -267,6 +268,24 @@ class Tap(ResourceManager):
             commands.append(f"ip link set dev {dev} up")
         if commands:
             await self._run(" && ".join(commands))
+
+    async def point_to(self, peer: str | None) -> None:
+        """Make ``peer`` (the other end's ``ip``) reachable through the device, as NEPI's
+        tunnels did: when ``pointopoint`` is unset and ``peer`` lies outside ``ip``'s
+        network (NEPI's tests give both ends a /32), it becomes the point-to-point peer."""
+        address = self._address_with_prefix()
+        if not peer or not address or self.get("pointopoint"):
+            return
+        network = ipaddress.ip_interface(address).network
+        peer_address = ipaddress.ip_address(peer)
+        if peer_address.version != network.version or peer_address in network:
+            return
+        self.set("pointopoint", peer, internal=True)
+        if self._created:
+            dev = shlex.quote(self.device)
+            length = address.split("/")[1]
+            await self._run(f"ip addr del {shlex.quote(address)} dev {dev} && ip addr add "
+                            f"{shlex.quote(address)} peer {shlex.quote(peer)}/{length} dev {dev}")
 
     async def _apply(self, attribute: str, value: Any) -> None:
         if not self._created or self.state >= S.RELEASED:
@@ -368,6 +387,8 @@ class _Tunnel(ResourceManager):
         ends = self.endpoints
         for end in ends:
             await self.wait_for(end, S.READY)
+        await ends[0].point_to(ends[1].address)
+        await ends[1].point_to(ends[0].address)
         addresses = [underlay(end) for end in ends]
         remotes = [ends[0].get("greRemote") or addresses[1], ends[1].get("greRemote") or addresses[0]]
         await self._join(ends, addresses, remotes)
