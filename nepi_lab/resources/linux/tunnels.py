@@ -414,7 +414,20 @@ class _Tunnel(ResourceManager):
                                   stdout=posixpath.join(folder, "stdout"),
                                   stderr=posixpath.join(folder, "stderr"), cwd=folder, owner=self.guid)
         self._handles.append((node, handle))
+        self.ec._spawn(self._watch_forwarder(node, folder, handle))
         return node, folder, handle
+
+    async def _watch_forwarder(self, node: Node, folder: str, handle: ProcessHandle) -> None:
+        """Fail the tunnel when a forwarder ends before its release (NEPI polled for it)."""
+        status = await handle.wait()
+        if not any(h is handle for _, h in self._handles) or self.state >= S.STOPPED:
+            return  # stopped by the release
+        try:
+            stderr = str(await node.read_file(posixpath.join(folder, "stderr")))
+        except (OSError, CommandError):
+            stderr = ""
+        why = f"the tunnel's forwarder ended: {stderr.strip()[-2000:]}"
+        self.fail(CommandError(handle.command, status, why, node.executor.where))
 
     async def _printed(self, node: Node, folder: str, handle: ProcessHandle, word: str) -> str:
         """The first line of the forwarder's output that starts with ``word``."""

@@ -155,6 +155,24 @@ def test_a_tunnel_carries_ping_between_two_namespaces_and_release_leaves_nothing
     assert not os.path.exists(os.path.join(home, ".nepi_lab"))
 
 
+def test_a_udp_tunnel_whose_forwarder_dies_fails_in_words(ec, home):
+    h1, h2, _, _ = two_hosts(ec, home)
+    t1 = ec.register_resource("linux::Tap", connectedTo=h1, ip="192.168.1.1", prefix=24)
+    t2 = ec.register_resource("linux::Tap", connectedTo=h2, ip="192.168.1.2", prefix=24)
+    tun = ec.register_resource("linux::UdpTunnel", connectedTo=t1, critical=False)
+    ec.register_connection(tun, t2)
+    ec.deploy()
+    ec.wait_deployed(timeout=30)
+    assert wait_until(lambda: ec.state(tun) == S.STARTED, 10)
+    forwarders = [p for p in processes_with(home) if len(p.cmdline()) > 1
+                  and p.cmdline()[1].endswith("/forwarder.py")]
+    forwarders[0].kill()
+    assert wait_until(lambda: ec.state(tun) == S.FAILED, 10)
+    assert "the tunnel's forwarder ended" in ec.failures[0].message
+    ec.release()
+    assert all_gone(home)
+
+
 def test_without_the_tunnel_the_inner_address_is_unreachable(ec, home):
     h1, h2, _, _ = two_hosts(ec, home)
     ec.register_resource("linux::Tap", connectedTo=h1, ip="192.168.1.1", prefix=24)
