@@ -104,6 +104,25 @@ def test_a_device_is_made_configured_at_ready_follows_up_and_is_deleted_at_relea
     ec.release()
 
 
+def test_a_tap_on_a_localhost_node_runs_its_tear_down_then_is_deleted(ec, home, tmp_path):
+    name = f"nlt{os.getpid() % 100000}x"  # in the root namespace: a name of this test's own
+    seen = tmp_path / "seen"
+    node = ec.register_resource("linux::Node", hostname="localhost", home=home)
+    tap = ec.register_resource("linux::Tap", connectedTo=node, deviceName=name, ip="fd00:77::1", prefix=64,
+                               tearDown=f"ip -br link show dev {name} > {seen}")
+    ec.deploy()
+    ec.wait_deployed(timeout=30)
+    assert not ec.failures, ec.failures
+    shown = subprocess.run(["ip", "-json", "addr", "show", "dev", name], capture_output=True, text=True)
+    addresses = json.loads(shown.stdout)[0]["addr_info"]
+    assert ("fd00:77::1", 64) in {(a["local"], a["prefixlen"]) for a in addresses}
+    ec.release()
+    assert seen.read_text().startswith(name)  # the tear-down saw the device ...
+    gone = subprocess.run(["ip", "link", "show", "dev", name], capture_output=True)
+    assert gone.returncode != 0  # ... gone now
+    assert ec.get(tap, "deviceName") == name
+
+
 def test_a_tap_refuses_a_prefix_given_twice_differently_and_a_tun_a_mac(ec, home):
     h1 = ec.register_resource("netns::Node", name="h1", home=home)
     ec.register_resource("linux::Tap", connectedTo=h1, ip="192.168.1.1/24", prefix=16)
