@@ -170,4 +170,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as exc:  # no device, no such address, no permission: one line, for the failure record
+        sys.exit(f"forwarder: {exc}")

@@ -420,8 +420,8 @@ class _Tunnel(ResourceManager):
     async def _watch_forwarder(self, node: Node, folder: str, handle: ProcessHandle) -> None:
         """Fail the tunnel when a forwarder ends before its release (NEPI polled for it)."""
         status = await handle.wait()
-        if not any(h is handle for _, h in self._handles) or self.state >= S.STOPPED:
-            return  # stopped by the release
+        if not any(h is handle for _, h in self._handles) or not S.READY <= self.state < S.STOPPED:
+            return  # stopped by the release; before READY, deploy reports it (_printed, do_configure)
         try:
             stderr = str(await node.read_file(posixpath.join(folder, "stderr")))
         except (OSError, CommandError):
@@ -454,6 +454,12 @@ class _Tunnel(ResourceManager):
                                    node.executor.where)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+    async def do_configure(self) -> None:
+        for node, handle in self._handles:  # one that ended after it started: say so before READY
+            if handle.returncode is not None:
+                raise CommandError(handle.command, handle.returncode,
+                                   "the tunnel's forwarder ended at deploy", node.executor.where)
 
     async def do_release(self) -> None:
         handles, self._handles = self._handles, []
@@ -518,7 +524,7 @@ class GRETunnel(_Tunnel):
                 if "Unknown device type" in stderr or "not supported" in stderr.lower():
                     if i == 1:  # the first end's kernel had it: take it back
                         await ends[0].node.run(f"ip link del dev {shlex.quote(ends[0].device)}", check=False)
-                        await self._replace(ends[0], "tuntap")
+                        await self._replace(ends[0])
                     if required:
                         raise GreUnavailableError(self.guid, end.node.executor.where, stderr)
                     return False
@@ -529,7 +535,8 @@ class GRETunnel(_Tunnel):
             await end.configure()
         return True
 
-    async def _replace(self, end: Tap, kind: str) -> None:
+    async def _replace(self, end: Tap) -> None:
+        """Give ``end`` back a tap or tun device (its kernel GRE one was deleted)."""
         pi = " pi" if end.get("pi") else ""
         await end.node.run(f"ip tuntap add dev {shlex.quote(end.device)} mode {end._mode}{pi}", timeout=30)
         await end.configure()

@@ -192,6 +192,21 @@ def test_a_udp_tunnel_whose_forwarder_dies_fails_in_words(ec, home):
     assert all_gone(home)
 
 
+def test_a_forwarder_that_cannot_start_fails_the_tunnel_with_its_stderr(ec, home):
+    h1, h2, _, _ = two_hosts(ec, home)
+    ec.set(h1, "ip", "10.9.9.9")  # not h1's: the forwarder cannot send from it
+    t1 = ec.register_resource("linux::Tun", connectedTo=h1, ip="192.168.1.1", prefix=24)
+    t2 = ec.register_resource("linux::Tun", connectedTo=h2, ip="192.168.1.2", prefix=24)
+    tun = ec.register_resource("linux::UdpTunnel", connectedTo=t1)
+    ec.register_connection(tun, t2)
+    ec.deploy()
+    refused = "forwarder exited with status 1: forwarder: .Errno 99. Cannot assign requested address"
+    with pytest.raises(ExperimentFailedError, match=refused):
+        ec.wait_deployed(timeout=30)
+    ec.wait_released(timeout=30)
+    assert all_gone(home)
+
+
 def test_without_the_tunnel_the_inner_address_is_unreachable(ec, home):
     h1, h2, _, _ = two_hosts(ec, home)
     ec.register_resource("linux::Tap", connectedTo=h1, ip="192.168.1.1", prefix=24)
