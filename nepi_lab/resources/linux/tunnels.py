@@ -30,7 +30,15 @@
     kernel and exchanged at deploy.  NEPI's ``bwLimit`` (bytes per second sent by each
     end) and ``txQueueLen`` (set on both devices) are kept; ``cipher`` only as
     ``PLAIN`` (no encryption: nepi_lab adds no crypto dependency).  Release stops the
-    forwarders (and whatever they left) and removes their folder.
+    forwarders (and whatever they left) and removes their folder.  A forwarder that
+    cannot start fails the deploy with its reason; one that ends before the release
+    fails the tunnel (NEPI polled for it).
+
+What a ``kill -9`` of the controller leaves: on a ``netns::Node``, nothing once
+``nepi-lab cleanup`` removed the namespace (devices and forwarders go with it); on
+another node, ``nepi-lab cleanup`` stops the forwarders (they carry the run's marker)
+but a tap or tun device stays until ``ip link del`` (``ip tuntap`` devices are
+persistent).
 
 A node's address for a tunnel (the *underlay*) is its ``ip`` attribute; on a node
 whose ``ip`` is a loopback address (any ``netns::Node``, a ``localhost`` node), the
