@@ -11,6 +11,12 @@
 ``linux::Mtr``            mtr --report, NEPI's attributes
 ``linux::NPing``          nping (nmap), NEPI's attributes
 ``linux::UdpTest``        NEPI's UDP throughput test, with iperf3 -u  (:mod:`.udptest`)
+``linux::Tap``            a tap device on a node                     (:mod:`.tunnels`)
+``linux::Tun``            a tun device on a node
+``linux::GRETunnel``      two taps (or tuns) joined by GRE
+``linux::UdpTunnel``      two taps (or tuns) joined by UDP, a forwarder per end
+``linux::Interface``      an existing device of a node, read back     (:mod:`.interface`)
+``linux::Channel``        groups interfaces; configures nothing
 ========================  ==========================================================
 
 Where a node's commands run is its :class:`~.executor.Executor`
@@ -29,16 +35,22 @@ from .executor import (
     MissingCommandsError,
     ProcessHandle,
 )
+from .interface import Channel, Interface
 from .node import Node
 from .probes import Mtr, NPing, Traceroute
 from .tools import Iperf3Client, Iperf3Server, Ping, Tcpdump
+from .tunnels import GRETunnel, GreUnavailableError, Tap, Tun, UdpTunnel
 from .udptest import UdpTest
 
 __all__ = [
     "Application",
+    "Channel",
     "CommandResult",
     "CommandTimeoutError",
     "Executor",
+    "GRETunnel",
+    "GreUnavailableError",
+    "Interface",
     "Iperf3Client",
     "Iperf3Server",
     "LeftOnHostError",
@@ -49,8 +61,11 @@ __all__ = [
     "Node",
     "Ping",
     "ProcessHandle",
+    "Tap",
     "Tcpdump",
     "Traceroute",
+    "Tun",
     "UdpTest",
+    "UdpTunnel",
     "parse_env",
 ]
