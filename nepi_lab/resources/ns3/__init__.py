@@ -20,7 +20,7 @@ simulation fails at deploy with ``pip install 'nepi_lab[ns3]'``.
 
 from __future__ import annotations
 
-from ._process import INSTALL_HINT, SimulationError, live_pids
+from ._process import INSTALL_HINT, SimulationError, live_pids, stop_shared_process
 from .applications import Application, Ping, UdpEchoClient, UdpEchoServer
 from .network import Node, PointToPointLink
 from .simulation import Simulation
@@ -36,4 +36,5 @@ __all__ = [
     "UdpEchoClient",
     "UdpEchoServer",
     "live_pids",
+    "stop_shared_process",
 ]

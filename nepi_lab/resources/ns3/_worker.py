@@ -36,12 +36,13 @@ _CPP = r"""
 #include <sstream>
 #include <string>
 namespace nepi_lab {
-std::map<std::string, int> last_ttl;      // "/NodeList/<n>" -> TTL of the last packet delivered
+std::map<std::string, int> last_ttl;      // "/NodeList/<n>" -> TTL of the last packet received
 std::map<std::string, std::string> records;  // application path -> its records, one a line
 static std::string node_of(const std::string& path) { return path.substr(0, path.find('/', 10)); }
 static std::string app_of(const std::string& path) { return path.substr(0, path.rfind('/')); }
-void deliver(std::string path, const ns3::Ipv4Header& header, ns3::Ptr<const ns3::Packet>, uint32_t) {
-    last_ttl[node_of(path)] = header.GetTtl();
+void receive(std::string path, ns3::Ptr<const ns3::Packet> packet, ns3::Ptr<ns3::Ipv4>, uint32_t) {
+    ns3::Ipv4Header header;  // Rx fires before the packet goes up: its reply is read after this
+    if (packet->PeekHeader(header)) last_ttl[node_of(path)] = header.GetTtl();
 }
 void ping_rtt(std::string path, uint16_t seq, ns3::Time rtt) {
     std::ostringstream s;
@@ -72,7 +73,7 @@ void echo_rx(std::string path, ns3::Ptr<const ns3::Packet> p) {
     records[app_of(path)] += s.str();
 }
 void watch_node(const std::string& node) {
-    ns3::Config::Connect(node + "/$ns3::Ipv4L3Protocol/LocalDeliver", ns3::MakeCallback(&deliver));
+    ns3::Config::Connect(node + "/$ns3::Ipv4L3Protocol/Rx", ns3::MakeCallback(&receive));
 }
 void watch_ping(const std::string& app) {
     ns3::Config::Connect(app + "/Rtt", ns3::MakeCallback(&ping_rtt));
@@ -117,8 +118,7 @@ class World:
     """One simulation built from its description (ns-3 imported here, in the child)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from ns import ns
-
+        ns = _import_ns()
         self.ns = ns
         self.spec = spec
         self.stop_time = float(spec["stop_time"])
@@ -126,7 +126,6 @@ class World:
         ns.RngSeedManager.SetRun(int(spec["run"]))
         if spec.get("checksum"):
             ns.GlobalValue.Bind("ChecksumEnabled", ns.BooleanValue(True))
-        ns.cppyy.cppdef(_CPP)
         self.cpp = ns.cppyy.gbl.nepi_lab
         self.nodes: dict[int, Any] = {}
         self.index: dict[int, int] = {}  # node guid -> ns-3 node id
@@ -359,19 +358,33 @@ def _address_text(address: Any) -> str:
     return text
 
 
-def main() -> int:
-    """Run one simulation as described on standard input (see the module docstring)."""
-    _die_with_parent()
-    protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)  # C++ std::cout (and Python's print) go to standard error
+def _import_ns() -> Any:
+    """ns-3, with the C++ trace callbacks compiled (once per process)."""
+    from ns import ns
+
+    if not hasattr(ns.cppyy.gbl, "nepi_lab"):
+        ns.cppyy.cppdef(_CPP)
+    return ns
+
+
+def serve(incoming: Any, outgoing: Any) -> int:
+    """Run one simulation: its description and commands read from ``incoming``, events
+    written to ``outgoing`` (text files).  Returns the exit status."""
 
     def send(message: dict[str, Any]) -> None:
-        protocol.write(json.dumps(message, allow_nan=False) + "\n")
+        outgoing.write(json.dumps(message, allow_nan=False) + "\n")
+        outgoing.flush()
 
-    line = sys.stdin.readline()
+    send({"event": "hello", "pid": os.getpid()})
+    line = incoming.readline()
     if not line:
         return 0
     spec = json.loads(line)
+    if spec.get("log"):  # C++ std::cout, std::cerr and ns-3's aborts go to the simulation's log
+        fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     try:
         world = World(spec)
     except BuildError as exc:
@@ -380,8 +393,8 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001 - a cppyy exception carries ns-3's message
         send({"event": "error", "guid": None, "message": f"{type(exc).__name__}: {exc}"})
         return 1
-    send({"event": "ready", "addresses": world.addresses, "pid": os.getpid()})
-    for line in sys.stdin:
+    send({"event": "ready", "addresses": world.addresses})
+    for line in incoming:
         command = json.loads(line)
         if command.get("do") == "run":
             try:
@@ -395,5 +408,55 @@ def main() -> int:
     return 0
 
 
+def main() -> int:
+    """One simulation over standard input and output (see the module docstring)."""
+    _die_with_parent()
+    protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # C++ std::cout (and Python's print) go to standard error
+    return serve(sys.stdin, protocol)
+
+
+def zygote(listen_fd: int) -> int:
+    """Import ns-3 once, then fork a process per connection on the listening socket
+    ``listen_fd``; each runs :func:`serve` over its connection.  Ends when standard
+    input closes (the controller's process ended or closed it)."""
+    import selectors
+    import socket
+
+    listener = socket.socket(fileno=listen_fd)
+    os.dup2(2, 1)
+    _import_ns()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    selector.register(sys.stdin, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is sys.stdin:
+                if not os.read(0, 4096):
+                    return 0
+                continue
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            if os.fork() == 0:  # the simulation's process
+                try:
+                    selector.close()
+                    listener.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    os.setsid()
+                    _die_with_parent()
+                    incoming = connection.makefile("r", encoding="utf-8")
+                    outgoing = connection.makefile("w", encoding="utf-8")
+                    status = serve(incoming, outgoing)
+                    outgoing.flush()
+                finally:
+                    os._exit(locals().get("status", 1))
+            connection.close()
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--zygote":
+        sys.exit(zygote(int(sys.argv[2])))
     sys.exit(main())

@@ -27,6 +27,7 @@ from ...core.attributes import Alias, Attribute, Flags, Types
 from ...core.errors import UnreachableStateError
 from ...core.resource import ResourceManager
 from ...core.states import ResourceState
+from ...core.traces import Trace
 from ._process import SimulationError, WorkerProcess, check_installed
 
 log = logging.getLogger("nepi_lab")
@@ -99,9 +100,13 @@ class Simulation(_SimulatedTimes, ResourceManager):
                   flags=Flags.Design),
         Attribute("buildTimeout", "wall-clock seconds allowed to start the worker, import ns-3 and build "
                   "(importing ns-3 alone takes 8-20 s)", type=Types.Double, default=300.0, range=(1, None)),
+        Attribute("isolated", "run in a fresh Python process that imports ns-3 itself (8-20 s more) instead "
+                  "of a fork of the shared ns-3 process", type=Types.Bool, default=False, flags=Flags.Design),
         Attribute("simulatedTime", "how far the simulation got, in simulated seconds", type=Types.Double,
                   flags=Flags.NoWrite),
     )
+    _traces = (Trace("log", "the simulation process's output: ns-3's messages, an abort's backtrace",
+                     enabled=True),)
     _aliases = (Alias("StopTime", "stopTime"), Alias("checksumEnabled", "checksum"),
                 Alias("populateRoutingTables", "globalRouting"))
 
@@ -158,7 +163,7 @@ class Simulation(_SimulatedTimes, ResourceManager):
                 for state in (S.STARTED, S.FINISHED):
                     self._app_futures[rm.guid, state] = loop.create_future()
         spec = self._describe()
-        self._worker = WorkerProcess(self._on_event)
+        self._worker = WorkerProcess(self._on_event, self.trace_path("log"), shared=not self.get("isolated"))
         try:
             ready = await self._worker.start(spec, self.get("buildTimeout"))
         except SimulationError as exc:
@@ -221,8 +226,5 @@ class Simulation(_SimulatedTimes, ResourceManager):
 
     @property
     def worker_pid(self) -> int | None:
-        """The process id of the simulation's worker while it lives, else None."""
-        worker = self._worker
-        if worker is None or worker.process is None or worker.process.returncode is not None:
-            return None
-        return worker.pid
+        """The process id of the simulation's process once it started, else None."""
+        return None if self._worker is None else self._worker.pid
