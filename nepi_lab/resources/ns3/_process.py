@@ -44,8 +44,8 @@ log = logging.getLogger("nepi_lab")
 #: What a missing ns-3 asks the user to do.
 INSTALL_HINT = "pip install 'nepi_lab[ns3]'"
 
-#: ns-3's NS_FATAL_ERROR / NS_ASSERT line: ``msg="...", file=...``.
-_FATAL = re.compile(r'msg="(?P<msg>.*?)"(?:, +file=|\s*$)')
+#: ns-3's NS_FATAL_ERROR / NS_ASSERT line: ``msg="...", +0.000000000s -1 file=..., line=...``.
+_FATAL = re.compile(r'^msg="(?P<msg>.*?)"(?:,|$)')
 _NOISE = ("[runStaticInitializersOnce]",)
 
 
@@ -143,6 +143,9 @@ def _child_environment() -> dict[str, str]:
     env = dict(os.environ)
     # the parent's import path (a source checkout on PYTHONPATH, a notebook's folder)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    # on an abort, cppyy runs gdb for a backtrace of thousands of lines (seconds, and a
+    # gdb process): ns-3's own msg="..." line says what went wrong
+    env.setdefault("CPPYY_CRASH_QUIET", "1")
     return env
 
 
@@ -298,11 +301,13 @@ class WorkerProcess:
     async def kill(self) -> None:
         """End the process (ends its simulation) and reap it; safe to call twice."""
         if self._pidfd is not None:
-            _signal(self._pidfd)
+            pidfd = self._pidfd
+            _signal(pidfd)
+            await _exited(pidfd, 10.0)
             with _live_lock:
                 _live.pop(self.pid, None)  # type: ignore[arg-type]
             with contextlib.suppress(OSError):
-                os.close(self._pidfd)
+                os.close(pidfd)
             self._pidfd = None
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -323,6 +328,20 @@ class WorkerProcess:
             with contextlib.suppress(asyncio.TimeoutError, SimulationError):
                 await asyncio.wait_for(self._next(), timeout)  # EOF once it ended
         await self.kill()
+
+
+async def _exited(pidfd: int, timeout: float) -> None:
+    """Return once the process of ``pidfd`` has exited (its pidfd is readable), or after
+    ``timeout`` seconds; never polls."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
+    try:
+        await asyncio.wait_for(done, timeout)
+    except asyncio.TimeoutError:
+        log.warning("an ns-3 simulation process did not end within %g s of SIGKILL", timeout)
+    finally:
+        loop.remove_reader(pidfd)
 
 
 def _log_lines(path: str, limit: int = 1 << 20) -> list[str]:
