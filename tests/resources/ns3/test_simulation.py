@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from nepi_lab import ExperimentController, ExperimentFailedError, ResourceState
-from nepi_lab.analysis import trace_frame
+from nepi_lab.analysis import events_frame, trace_frame
 from nepi_lab.resources.ns3 import _process
 
 from .conftest import needs_ns3
@@ -93,6 +93,7 @@ def test_line_ping_and_udp_echo_states_at_simulated_times_and_traces(ec):
     started = frame[(frame["guid"] == client) & (frame["to"] == "STARTED")]
     assert started["sim_time"].tolist() == [2.0]
     assert ec.get(sim, "simulatedTime") == 6.0
+    run_dir = ec.run_dir
 
     # the pcap of n0's end of the first link: 3 pings and 2 echoes, requests and replies
     packets = trace_frame(ec, l1, "pcapA")
@@ -103,6 +104,15 @@ def test_line_ping_and_udp_echo_states_at_simulated_times_and_traces(ec):
         out = subprocess.run(["tcpdump", "-nr", ec.trace(l1, "pcapA", "path")],
                              capture_output=True, text=True)
         assert len(out.stdout.splitlines()) == 10, out.stderr
+
+    # the analysis layer's events frame, from the controller and from the run directory
+    ec.release()
+    ec.events.flush()
+    for source in (ec, run_dir):
+        events = events_frame(source)
+        rows = events[(events["guid"] == ping) & events["to"].isin(["STARTED", "FINISHED"])]
+        assert rows["sim_time"].tolist() == [1.0, 6.0]
+        assert events.loc[events["type"] == "ns3::Node", "sim_time"].isna().all()
 
 
 def test_bad_attribute_fails_the_resource_with_ns3s_words(ec):
