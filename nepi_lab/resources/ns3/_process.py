@@ -143,9 +143,6 @@ def _child_environment() -> dict[str, str]:
     env = dict(os.environ)
     # the parent's import path (a source checkout on PYTHONPATH, a notebook's folder)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    # on an abort, cppyy runs gdb for a backtrace of thousands of lines (seconds, and a
-    # gdb process): ns-3's own msg="..." line says what went wrong
-    env.setdefault("CPPYY_CRASH_QUIET", "1")
     return env
 
 

@@ -364,6 +364,9 @@ def _import_ns() -> Any:
 
     if not hasattr(ns.cppyy.gbl, "nepi_lab"):
         ns.cppyy.cppdef(_CPP)
+        # an NS_FATAL_ERROR aborts: die at once (cppyy's handler would run gdb for a
+        # backtrace of thousands of lines, seconds); ns-3 printed its msg="..." line before
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
     return ns
 
 

@@ -70,7 +70,7 @@ class PointToPointLink(Ns3Resource):
         Attribute("queueSize", "each device's transmit queue (DropTailQueue MaxSize): '100p' packets "
                   "or '64KB' bytes", default="100p", flags=Flags.Design),
         Attribute("lossRate", "fraction of packets each receiving device drops at random "
-                  "(a RateErrorModel per packet), 0 to 1", type=Types.Double, default=0.0, range=(0, 1),
+                  "(a RateErrorModel per packet), 0 to 1; unset: none", type=Types.Double, range=(0, 1),
                   flags=Flags.Design),
         Attribute("network", "IPv4 network of the two ends, e.g. '10.1.2.0/24' (ends get .1 and .2); "
                   "unset: 10.0.<k>.0/24 for the k-th link without one", flags=Flags.Design),

@@ -179,6 +179,24 @@ def test_two_simulations_side_by_side_a_shared_and_an_isolated_one(ec):
     assert len(pids) == 2 and os.getpid() not in pids
 
 
+def test_a_lossy_link_loses_packets_as_the_seed_and_run_number_draw_them(ec):
+    lost = []
+    for run in (1, 1, 2):
+        sim = ec.register_resource("ns3::Simulation", stopTime=30.0, seed=7, runNumber=run, checksum=True)
+        a, b = (ec.register_resource("ns3::Node", connectedTo=sim) for _ in range(2))
+        link = ec.register_resource("ns3::PointToPointLink", connectedTo=a, lossRate=0.3)
+        ec.register_connection(link, b)
+        ping = ec.register_resource("ns3::Ping", connectedTo=a, target=b, count=25, interval=1.0)
+        lost.append((sim, ping))
+    ec.deploy()
+    ec.wait_finished([guid for pair in lost for guid in pair], timeout=BUILD)
+    received = [trace_frame(ec, ping, "stdout").attrs["summary"]["received"] for _, ping in lost]
+    assert all(0 < r < 25 for r in received), received  # each way: 0.7 ** 2 = 49 % arrive
+    assert received[0] == received[1]  # the same seed and run: the same losses
+    sequences = [list(trace_frame(ec, ping, "stdout")["seq"]) for _, ping in lost]
+    assert sequences[0] == sequences[1] != sequences[2]
+
+
 def test_release_ends_the_simulation_process(ec):
     sim, nodes, _ = line(ec, stop=86400.0)
     ping = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", interval=0.001)
