@@ -1,23 +1,29 @@
-"""The program that runs one ns-3 simulation, in a child process of the controller.
+"""The program that runs ns-3 simulations, in processes of their own.
 
-``python -m nepi_lab.resources.ns3._worker`` imports ns-3 (8-18 s, 640 MB: ns-3's
-global state and memory stay in this process and die with it), then talks JSON lines:
+Two ways to run it (see :mod:`._process` for the controller's side):
 
-- it reads one line on standard input: the description of the world (see
-  :func:`nepi_lab.resources.ns3.simulation.Simulation._describe`), builds it and
-  answers ``{"event": "ready", "addresses": {...}}`` (or ``{"event": "error", ...}``
-  and exits with status 1);
-- it then reads commands: ``{"do": "run"}`` runs the simulation to its stop time in
-  chunks, reporting ``{"event": "app", "guid": g, "state": "STARTED"|"FINISHED",
-  "sim_time": t}`` at each application's start and stop, ``{"event": "progress",
-  "sim_time": t}`` between, and ``{"event": "finished", "sim_time": t}`` at the end;
-  ``{"do": "quit"}`` (or the end of standard input) ends the process.
+``python -m nepi_lab.resources.ns3._worker``
+    one simulation over standard input and output (``isolated=True``);
+``python -m nepi_lab.resources.ns3._worker --zygote FD``
+    the shared process: imports ns-3 once (8-20 s, 640 MB), then forks a process per
+    connection on the listening Unix socket ``FD``; ends when its standard input closes.
 
-The JSON lines go to the process's original standard output; C++'s ``std::cout`` is
-sent to standard error, so nothing ns-3 prints can break the protocol.  An ns-3
-``NS_FATAL_ERROR`` aborts the process: the parent reads its ``msg="..."`` line from
-standard error.  Traces are written straight to the paths given in the description.
-The process dies with its parent (``PR_SET_PDEATHSIG``).
+Either way one simulation's process speaks JSON lines (:func:`serve`): it says
+``{"event": "hello", "pid": ...}``, reads the description of the world (see
+``Simulation._describe``; ``log`` names the file that gets its standard output and
+error), builds it and answers ``{"event": "ready", "addresses": {link guid: [a, b]}}``
+or ``{"event": "error", "guid": ..., "message": ...}``.  Then ``{"do": "run"}`` runs
+the simulated time in chunks (``Simulator::Stop`` + ``Run`` up to each mark: every
+application's start and stop time, every twentieth of the stop time) and reports
+``{"event": "app", "guid": g, "state": "STARTED"|"FINISHED", "sim_time": t}``,
+``{"event": "progress", "sim_time": t}`` and ``{"event": "finished", "sim_time": t}``;
+``{"do": "quit"}`` or the end of the input ends it.
+
+An ns-3 ``NS_FATAL_ERROR`` aborts the process (SIGABRT, no backtrace): the parent reads
+ns-3's ``msg="..."`` line from the log.  Attribute values are checked with ns-3's own
+checkers first, so a refused value is an ``error`` naming the resource, not an abort.
+Traces are written straight to the paths in the description.  A simulation's process
+dies with its parent (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
