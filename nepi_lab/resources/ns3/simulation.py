@@ -75,6 +75,9 @@ class Ns3Resource(_SimulatedTimes, ResourceManager):
                 raise SimulationError(own) from None
             raise SimulationError(f"its simulation (resource {sim.guid}) was not built"
                                   + (f": {sim.failure.message}" if sim.failure else "")) from None
+        if self not in sim._members:
+            raise SimulationError(f"its simulation (resource {sim.guid}) was built without it: register "
+                                  "and deploy a simulation's resources before or with the simulation")
 
 
 class Simulation(_SimulatedTimes, ResourceManager):

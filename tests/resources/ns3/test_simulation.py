@@ -197,6 +197,18 @@ def test_a_lossy_link_loses_packets_as_the_seed_and_run_number_draw_them(ec):
     assert sequences[0] == sequences[1] != sequences[2]
 
 
+def test_a_resource_added_after_the_build_fails_with_the_reason(ec):
+    sim, nodes, _ = line(ec, stop=2.0)
+    ec.deploy()
+    ec.wait(sim, S.READY, timeout=BUILD)
+    late = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", critical=False)
+    ec.deploy(late)
+    ec.wait(late, S.FAILED, timeout=30)
+    assert "was built without it" in ec.get_resource(late).failure.message
+    ec.wait_finished(sim, timeout=30)
+    assert ec.state(sim) == S.FINISHED
+
+
 def test_release_ends_the_simulation_process(ec):
     sim, nodes, _ = line(ec, stop=86400.0)
     ping = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", interval=0.001)
