@@ -138,26 +138,31 @@ class World:
         self.first_address: dict[int, str] = {}
         self.addresses: dict[str, list[str]] = {}
         self.apps: list[dict[str, Any]] = []
+        self._checked: set[tuple[str, str, str]] = set()
         self._build()
 
     # -- attributes, checked before ns-3 sees them (a bad one is NS_FATAL there) -------
 
     def check(self, guid: int, type_name: str, name: str, value: str) -> Any:
         """``value`` as an ns-3 attribute value of ``type_name``'s ``name``; raises BuildError."""
+        key = (type_name, name, str(value))
+        if key not in self._checked:
+            self._check(guid, type_name, name, str(value))
+            self._checked.add(key)
+        return self.ns.StringValue(str(value))
+
+    def _check(self, guid: int, type_name: str, name: str, value: str) -> None:
         ns = self.ns
-        try:
-            tid = ns.TypeId.LookupByName(type_name)
-        except Exception:  # noqa: BLE001 - cppyy raises its own types
-            raise BuildError(guid, f"ns-3 has no type {type_name!r}") from None
+        tid = ns.TypeId()
+        if not ns.TypeId.LookupByNameFailSafe(type_name, tid):  # LookupByName aborts on a bad name
+            raise BuildError(guid, f"ns-3 has no type {type_name!r}")
         info = ns.TypeId.AttributeInformation()
         if not tid.LookupAttributeByName(name, info):
             names = sorted(_text(tid.GetAttribute(i).name) for i in range(tid.GetAttributeN()))
             raise BuildError(guid, f"{type_name} has no attribute {name!r}; it has: {', '.join(names)}")
-        checked = info.checker.CreateValidValue(ns.StringValue(str(value)))
-        if not checked:
+        if not info.checker.CreateValidValue(ns.StringValue(value)):
             raise BuildError(guid, f"{value!r} is not a valid value for {type_name}::{name} "
                                    f"({_text(info.checker.GetValueTypeName())})")
-        return ns.StringValue(str(value))
 
     # -- building ------------------------------------------------------------------
 
@@ -175,9 +180,7 @@ class World:
             automatic = self._link(link, automatic)
         if self.spec.get("global_routing", True):
             ns.Ipv4GlobalRoutingHelper.PopulateRoutingTables()
-        for guid, index in self.index.items():
-            if guid in self.first_address:
-                self.cpp.watch_node(f"/NodeList/{index}")
+        self.watched: set[int] = set()  # nodes whose received TTLs are followed (for their apps' lines)
         for app in self.spec["apps"]:
             self._app(app)
 
@@ -250,12 +253,12 @@ class World:
         installed.Stop(ns.Seconds(float(app["stop"])))
         path = f"/NodeList/{node.GetId()}/ApplicationList/{index}/${type_name}"
         record = {**app, "path": path, "target_address": None, "out": None, "pending": [], "seen": 0}
-        if kind == "ping":
+        if kind in ("ping", "udp_echo_client"):
             record["target_address"] = self._target(app)
-            self.cpp.watch_ping(path)
-        elif kind == "udp_echo_client":
-            record["target_address"] = self._target(app)
-            self.cpp.watch_echo(path)
+            (self.cpp.watch_ping if kind == "ping" else self.cpp.watch_echo)(path)
+            if node.GetId() not in self.watched:
+                self.watched.add(node.GetId())
+                self.cpp.watch_node(f"/NodeList/{node.GetId()}")
         if app.get("stdout"):
             record["out"] = open(app["stdout"], "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
             if kind == "ping":
@@ -376,6 +379,32 @@ def _import_ns() -> Any:
     return ns
 
 
+def _warm_up(ns: Any) -> None:
+    """Make cppyy compile, once in the shared process, the calls every simulation makes
+    (a fork inherits them: about half of a small simulation's build time), without
+    touching ns-3's global state: no node, no address, no simulator, no random stream."""
+    for type_name, name, value in (("ns3::PointToPointNetDevice", "DataRate", "5Mbps"),
+                                   ("ns3::PointToPointChannel", "Delay", "2ms"),
+                                   ("ns3::DropTailQueue<Packet>", "MaxSize", "100p"),
+                                   ("ns3::Ping", "Interval", "1.0s")):
+        tid = ns.TypeId()
+        ns.TypeId.LookupByNameFailSafe(type_name, tid)
+        info = ns.TypeId.AttributeInformation()
+        tid.LookupAttributeByName(name, info)
+        info.checker.CreateValidValue(ns.StringValue(value))
+    helper = ns.PointToPointHelper()
+    helper.SetDeviceAttribute("DataRate", ns.StringValue("5Mbps"))
+    helper.SetChannelAttribute("Delay", ns.StringValue("2ms"))
+    helper.SetQueue("ns3::DropTailQueue<Packet>", "MaxSize", ns.StringValue("100p"))
+    ns.InternetStackHelper()
+    address = ns.Ipv4Address("10.0.0.1")
+    ns.PingHelper(address.ConvertTo()).SetAttribute("Size", ns.StringValue("56"))
+    ns.UdpEchoServerHelper(9)
+    ns.UdpEchoClientHelper(address.ConvertTo(), 9)
+    ns.Ipv4Mask("/24")
+    ns.Seconds(1.0)
+
+
 def serve(incoming: Any, outgoing: Any) -> int:
     """Run one simulation: its description and commands read from ``incoming``, events
     written to ``outgoing`` (text files).  Returns the exit status."""
@@ -434,7 +463,7 @@ def zygote(listen_fd: int) -> int:
 
     listener = socket.socket(fileno=listen_fd)
     os.dup2(2, 1)
-    _import_ns()
+    _warm_up(_import_ns())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
