@@ -209,6 +209,20 @@ def test_a_resource_added_after_the_build_fails_with_the_reason(ec):
     assert ec.state(sim) == S.FINISHED
 
 
+def test_a_linux_application_starts_once_the_simulation_finished(ec, tmp_path):
+    sim, nodes, _ = line(ec, stop=3.0)
+    ping = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", count=2)
+    (tmp_path / "home").mkdir()
+    host = ec.register_resource("linux::Node", home=str(tmp_path / "home"))
+    after = ec.register_resource("linux::Application", connectedTo=host, command="echo done")
+    ec.register_condition(after, "START", sim, "FINISHED")
+    ec.deploy()
+    ec.wait_finished([sim, ping, after], timeout=BUILD)
+    assert ec.trace(after, "stdout") == "done\n"
+    finished = events_of(ec, sim)[S.FINISHED]
+    assert events_of(ec, after)[S.STARTED].time >= finished.time and finished.sim_time == 3.0
+
+
 def test_release_ends_the_simulation_process(ec):
     sim, nodes, _ = line(ec, stop=86400.0)
     ping = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", interval=0.001)
