@@ -196,11 +196,12 @@ class WorkerProcess:
         self.shared = shared
         self.pid: int | None = None
         self._pidfd: int | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._popen: subprocess.Popen[bytes] | None = None  # the fresh process (isolated)
         self._zygote: _Zygote | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: Any = None
         self.ended = False
+        self.ready = False  #: it built the simulation and reads commands
 
     async def start(self, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Start the process, send it ``spec`` and return its ``ready`` message.
@@ -223,25 +224,32 @@ class WorkerProcess:
         if self.shared:
             self._zygote = _get_zygote()  # a fork and exec: milliseconds
             self._reader, self._writer = await asyncio.open_unix_connection(self._zygote.path, limit=1 << 20)
-        else:
-            with open(self.log, "ab") as log:
-                self._process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "nepi_lab.resources.ns3._worker",
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
-                    env=_child_environment(), start_new_session=True, limit=1 << 20,
+        else:  # a socket for its standard input and output; a pidfd, no watcher thread
+            ours, theirs = socket.socketpair()
+            with theirs, open(self.log, "ab") as log:
+                self._popen = subprocess.Popen(
+                    [sys.executable, "-m", "nepi_lab.resources.ns3._worker"],
+                    stdin=theirs, stdout=theirs, stderr=log, env=_child_environment(), start_new_session=True,
                 )
-            self._reader, self._writer = self._process.stdout, self._process.stdin
+            self._track(self._popen.pid)
+            self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
         hello = await self._next()
         self.pid = int(hello["pid"])
+        if self._pidfd is None:
+            self._track(self.pid)
+        self._send(spec)
+        ready = await self._next()
+        self.ready = True
+        return ready
+
+    def _track(self, pid: int) -> None:
         try:
-            self._pidfd = os.pidfd_open(self.pid)
+            self._pidfd = os.pidfd_open(pid)
         except OSError:  # already dead: the next read says why
             self._pidfd = None
         else:
             with _live_lock:
-                _live[self.pid] = self._pidfd
-        self._send(spec)
-        return await self._next()
+                _live[pid] = self._pidfd
 
     def _send(self, message: dict[str, Any]) -> None:
         self._writer.write((json.dumps(message) + "\n").encode())
@@ -278,10 +286,10 @@ class WorkerProcess:
     async def _death(self) -> str:
         """Why the process ended: ns-3's fatal message, else its exit status and last line."""
         how = ""
-        if self._process is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._process.wait(), 5)
-            code = self._process.returncode
+        if self._popen is not None:
+            if self._pidfd is not None:
+                await _exited(self._pidfd, 5.0)
+            code = self._popen.poll()
             how = f" (exit status {code})"
             if code is not None and code < 0:
                 with contextlib.suppress(ValueError):
@@ -297,28 +305,33 @@ class WorkerProcess:
 
     async def kill(self) -> None:
         """End the process (ends its simulation) and reap it; safe to call twice."""
+        popen = self._popen
+        if popen is not None and popen.returncode is None:
+            with contextlib.suppress(OSError):  # its group: not reaped yet, so the id is still its own
+                os.killpg(popen.pid, signal.SIGKILL)
         if self._pidfd is not None:
             pidfd = self._pidfd
             _signal(pidfd)
             await _exited(pidfd, 10.0)
             with _live_lock:
-                _live.pop(self.pid, None)  # type: ignore[arg-type]
+                for pid, fd in list(_live.items()):
+                    if fd == pidfd:
+                        del _live[pid]
             with contextlib.suppress(OSError):
                 os.close(pidfd)
             self._pidfd = None
-        if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-        if self._process is not None:
-            await self._process.wait()
+        if popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=1)  # it exited (the pidfd said so): this only reaps it
         if self._writer is not None:
             with contextlib.suppress(OSError, RuntimeError):
                 self._writer.close()
         self.ended = True
 
     async def quit(self, timeout: float = 5.0) -> None:
-        """Ask the process to end (it closes its traces), then kill it if it does not."""
-        if not self.ended and self._writer is not None:
+        """Ask the process to end (it closes its traces), then kill it if it does not;
+        one that is still importing ns-3 or building is killed at once."""
+        if self.ready and not self.ended and self._writer is not None:
             with contextlib.suppress(ConnectionError, RuntimeError, OSError):
                 self._send({"do": "quit"})
                 await self._writer.drain()
