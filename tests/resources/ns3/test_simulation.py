@@ -19,6 +19,7 @@ from nepi_lab import ExperimentController, ExperimentFailedError, ResourceState
 from nepi_lab.analysis import events_frame, trace_frame
 from nepi_lab.resources.ns3 import _process
 
+from ...guards import wait_until
 from .conftest import needs_ns3
 
 pytestmark = [pytest.mark.slow, needs_ns3]
@@ -233,3 +234,15 @@ def test_release_ends_the_simulation_process(ec):
     ec.release()
     assert ec.state(sim) == S.RELEASED and ec.get_resource(sim).outcome == S.STOPPED
     assert pid not in _process.live_pids() and not _process._alive(pid)
+
+
+def test_shutdown_while_an_isolated_simulation_imports_ns3_ends_it_at_once(ec):
+    sim, nodes, _ = line(ec, stop=2.0, isolated=True)
+    ec.deploy()
+    simulation = ec.get_resource(sim)
+    assert wait_until(lambda: simulation.worker_pid is not None, 60)
+    pid = simulation.worker_pid
+    assert ec.state(sim) < S.READY and _process._alive(pid)  # importing ns-3 (seconds)
+    ec.shutdown(timeout=10)
+    assert not _process._alive(pid) and _process.live_pids() == []
+    assert ec.get_resource(sim).state == S.RELEASED
