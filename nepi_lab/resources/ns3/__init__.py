@@ -12,9 +12,11 @@
 ``ns3::UdpEchoClient``      ns-3's UDP echo client; stdout one ping-like line per echo
 ==========================  ==============================================================
 
-Importing this package does not import ns-3: only the worker process that runs a
-simulation does (``python -m nepi_lab.resources.ns3._worker``, 8-20 s and 640 MB,
-away from the controller and the notebook kernel).  Without the ``ns3`` package a
+Importing this package does not import ns-3: only the processes that run simulations
+do, away from the controller and the notebook kernel (:mod:`._process`).  One shared
+process per interpreter imports ns-3 once (8-20 s, 640 MB) and forks a process per
+simulation; ``isolated=True`` gives a simulation a fresh one instead;
+:func:`stop_shared_process` gives the memory back.  Without the ``ns3`` package a
 simulation fails at deploy with ``pip install 'nepi_lab[ns3]'``.
 """
 
