@@ -300,6 +300,10 @@ class WorkerProcess:
         fatal = next((m["msg"] for m in map(_FATAL.search, text) if m), None)
         if fatal is not None:
             return f"ns-3 aborted: {fatal}"
+        crash = next((line.split("*** Break ***", 1)[1].strip() for line in text if "*** Break ***" in line),
+                     None)
+        if crash:  # cppyy's report of a signal: " *** Break *** segmentation violation"
+            return f"ns-3 crashed: {crash}{how}"
         last = next((line for line in reversed(text) if not line.startswith("#")), None)
         return f"the ns-3 process ended{how}" + (f": {last}" if last else "")
 

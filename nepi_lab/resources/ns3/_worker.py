@@ -231,6 +231,8 @@ class World:
 
     def _app(self, app: dict[str, Any]) -> None:
         ns, guid, kind = self.ns, app["guid"], app["kind"]
+        if float(app["start"]) >= self.stop_time:  # never runs (ns-3 would stop it before its start)
+            return
         node = self.nodes[app["node"]]
         attributes = app.get("attributes", {})
         if kind == "ping":

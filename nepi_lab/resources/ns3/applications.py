@@ -72,6 +72,9 @@ class Application(Ns3Resource):
 
     def _describe(self, sim: Simulation) -> dict[str, Any]:
         stop = self.get("stopTime")
+        if stop is not None and stop <= self.get("startTime"):
+            raise SimulationError(f"{self._rtype} {self.guid}: its stopTime ({stop:g} s) must come after "
+                                  f"its startTime ({self.get('startTime'):g} s)")
         return {
             "guid": self.guid, "kind": self._kind, "node": self.node().guid,
             "start": self.get("startTime"), "stop": sim.get("stopTime") if stop is None else stop,

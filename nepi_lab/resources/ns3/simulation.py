@@ -170,7 +170,7 @@ class Simulation(_SimulatedTimes, ResourceManager):
         try:
             ready = await self._worker.start(spec, self.get("buildTimeout"))
         except SimulationError as exc:
-            self._fail_futures(exc)
+            self._fail_futures(f"failed: {exc}")
             if exc.guid is None:
                 raise
             self._member_errors[exc.guid] = exc.message
@@ -193,9 +193,10 @@ class Simulation(_SimulatedTimes, ResourceManager):
         try:
             end = await self._worker.run()
         except SimulationError as exc:
-            self._fail_futures(exc)
+            self._fail_futures(f"failed: {exc}")
             raise
         self._at_sim_time(S.FINISHED, end)
+        self._fail_futures(f"ended at simulated {end:g} s, before this application's startTime")
         await self._worker.quit()
 
     def _on_event(self, message: dict[str, Any]) -> None:
@@ -207,10 +208,11 @@ class Simulation(_SimulatedTimes, ResourceManager):
             if future is not None and not future.done():
                 future.set_result(float(message["sim_time"]))
 
-    def _fail_futures(self, exc: BaseException) -> None:
+    def _fail_futures(self, reason: str) -> None:
+        """Tell the applications still waiting for a simulated time that it will not come."""
         for future in self._app_futures.values():
             if not future.done():
-                future.set_exception(SimulationError(f"the simulation (resource {self.guid}) failed: {exc}"))
+                future.set_exception(SimulationError(f"the simulation (resource {self.guid}) {reason}"))
                 future.exception()  # retrieved: no "never retrieved" warning for apps never started
 
     async def app_state(self, guid: int, state: ResourceState) -> float:
@@ -220,12 +222,12 @@ class Simulation(_SimulatedTimes, ResourceManager):
     async def do_stop(self) -> None:
         if self._worker is not None:
             await self._worker.kill()
-        self._fail_futures(SimulationError("it was stopped"))
+        self._fail_futures("was stopped")
 
     async def do_release(self) -> None:
         if self._worker is not None:
             await self._worker.quit()
-        self._fail_futures(SimulationError("it was released"))
+        self._fail_futures("was released")
 
     @property
     def worker_pid(self) -> int | None:

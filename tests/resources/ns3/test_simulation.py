@@ -210,6 +210,17 @@ def test_a_resource_added_after_the_build_fails_with_the_reason(ec):
     assert ec.state(sim) == S.FINISHED
 
 
+def test_an_application_starting_after_the_stop_time_fails_with_the_reason(ec):
+    sim, nodes, _ = line(ec, stop=2.0)
+    never = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", startTime=5.0,
+                                 critical=False)
+    ec.deploy()
+    ec.wait_finished([sim, never], timeout=BUILD)
+    assert ec.state(sim) == S.FINISHED and ec.state(never) == S.FAILED
+    assert ec.get_resource(never).failure.message == (
+        f"the simulation (resource {sim}) ended at simulated 2 s, before this application's startTime")
+
+
 def test_a_linux_application_starts_once_the_simulation_finished(ec, tmp_path):
     sim, nodes, _ = line(ec, stop=3.0)
     ping = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", count=2)
