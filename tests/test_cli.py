@@ -154,7 +154,7 @@ def test_types_shows_allowed_values():
 
 def test_an_unknown_type_is_one_line_with_close_names():
     line = refused(nepi_lab("types", "linux::Aplication"), "unknown resource type 'linux::Aplication'")
-    assert "did you mean linux::Application?" in line
+    assert "(did you mean linux::Application" in line  # first: the closest name
     refused(nepi_lab("types", "nothing-like-it"), "unknown resource type")
 
 

@@ -5,12 +5,14 @@ variables of the blocks before it (``ec`` of the ping example in the analysis on
 The line before a block's fence may say how it runs, in an HTML comment that GitHub
 does not show: ``<!-- readme-test: a notebook cell -->`` (it runs as one cell in a real
 Jupyter kernel, ``--kernel``, with every expression displayed as if each had its own
-cell), ``<!-- readme-test: needs root -->`` (it runs as root only), or, for a block
-that cannot run at all, ``<!-- readme-test: not run (reason) -->``.
+cell), ``<!-- readme-test: needs root -->`` (it runs as root only), ``<!-- readme-test:
+needs ns3 -->`` (it runs where the ns3 package is installed), or, for a block that cannot
+run at all, ``<!-- readme-test: not run (reason) -->``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -35,7 +37,7 @@ def test_markers_are_known():
         blocks = python_blocks(f.read())
     assert len(blocks) >= 5
     for line, marker, _ in blocks:
-        known = marker in ("", "needs root", "a notebook cell") or marker.startswith("not run (")
+        known = marker in ("", "needs root", "needs ns3", "a notebook cell") or marker.startswith("not run (")
         assert known, (line, marker)
 
 
@@ -43,8 +45,9 @@ def test_the_readme_blocks_run(tmp_path):
     with open(README) as f:
         blocks = python_blocks(f.read())
     root = os.geteuid() == 0
+    ns3 = importlib.util.find_spec("ns") is not None
     chosen = [(line, code) for line, marker, code in blocks
-              if marker == "" or (root and marker == "needs root")]
+              if marker == "" or (root and marker == "needs root") or (ns3 and marker == "needs ns3")]
     script = [_SESSION]
     for line, code in chosen:
         script.append(f"print('README block at line {line}', flush=True)")

@@ -22,7 +22,8 @@ ip_length : Int64
 Capture files (pcap, both byte orders, micro- and nanosecond; pcapng) are read with
 `dpkt <https://dpkt.readthedocs.io>`_, which splits the file into packets; the
 headers are then decoded for all packets at once with numpy (Ethernet, Linux
-cooked v1 and v2 as ``tcpdump -i any`` writes, raw IP, BSD loopback; IPv4 with
+cooked v1 and v2 as ``tcpdump -i any`` writes, raw IP, BSD loopback, PPP as ns-3's
+point-to-point devices write; IPv4 with
 options, IPv6, ARP, TCP, UDP, ICMP).  A capture cut short (the last packet
 truncated by a crash, not by the snap length) counts as malformed.
 """
@@ -209,6 +210,12 @@ def _decode(window: np.ndarray, lengths: np.ndarray, linktype: int) -> dict[str,
         family = np.maximum(window[:, 0], window[:, 3]).astype(np.int64)
         ethertype = np.select([family == 2, np.isin(family, (10, 24, 28, 30))], [0x0800, 0x86DD], 0)
         net = zeros + 4
+    elif linktype in (9, 50):  # PPP (ns-3's point-to-point devices): [0xff 0x03] then a 2-byte protocol
+        hdlc = (window[:, 0] == 0xFF) & (window[:, 1] == 0x03)
+        at = np.where(hdlc, 2, 0)
+        protocol = _u16(window, at)
+        ethertype = np.select([protocol == 0x0021, protocol == 0x0057], [0x0800, 0x86DD], 0)
+        net = at + 2
     elif linktype in (12, 14, 101, 228, 229):  # raw IP
         version = window[:, 0] >> 4
         ethertype = np.select([version == 4, version == 6], [0x0800, 0x86DD], 0)

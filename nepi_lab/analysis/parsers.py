@@ -201,5 +201,9 @@ for _key, _name in (
     (("linux::Iperf3Client", "stdout"), "iperf3"),
     (("linux::Iperf3Server", "stdout"), "iperf3"),
     (("linux::Tcpdump", "pcap"), "tcpdump"),
+    (("ns3::Ping", "stdout"), "ping"),
+    (("ns3::UdpEchoClient", "stdout"), "ping"),
+    (("ns3::PointToPointLink", "pcapA"), "tcpdump"),
+    (("ns3::PointToPointLink", "pcapB"), "tcpdump"),
 ):
     set_default_parser(*_key, _name)

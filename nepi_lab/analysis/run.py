@@ -432,7 +432,8 @@ def _event_table(records: list[Any]) -> pd.DataFrame:
     if not records:
         return pd.DataFrame({c: pd.Series([], dtype="float64" if c == "time" else object)
                              for c in EVENT_COLUMNS})
-    return pd.DataFrame.from_records(records, columns=EVENT_COLUMNS)
+    columns = EVENT_COLUMNS + ["sim_time"] if any("sim_time" in r for r in records) else EVENT_COLUMNS
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 # == sources ========================================================================
@@ -551,11 +552,14 @@ def _one_trace_frame(run: Run, guid: int, name: str, parser: str | _parsers.Pars
 
 
 def events_frame(source: Any) -> pd.DataFrame:
-    """Every state change: ``run_id, time, guid, type, from, to, detail``.
+    """Every state change: ``run_id, time, guid, type, from, to, detail``, and
+    ``sim_time`` when a simulation (``ns3::``) recorded simulated times.
 
     ``time`` is a UTC timestamp; ``from`` and ``to`` are ordered categoricals of the
     state names (``from`` is NA for the registration); ``detail`` says why when there
-    is something to say (a failure ...).  In the order they happened.
+    is something to say (a failure ...); ``sim_time`` is the simulated time of the
+    change in seconds (NaN for resources outside a simulation).  In the order they
+    happened.
     """
     import pandas as pd
 
@@ -569,17 +573,19 @@ def events_frame(source: Any) -> pd.DataFrame:
 def _events(run: Run) -> pd.DataFrame:
     import pandas as pd
 
-    frame = run.event_table()
+    table = run.event_table()
     states = pd.CategoricalDtype(STATES, ordered=True)
     frame = pd.DataFrame({
-        "run_id": pd.Series(run.run_id, index=frame.index, dtype=text_dtype()),
-        "time": _utc(frame["time"]),
-        "guid": frame["guid"].astype("int64"),
-        "type": frame["type"].astype(text_dtype()),
-        "from": frame["from"].astype(states),
-        "to": frame["to"].astype(states),
-        "detail": frame["detail"].astype(text_dtype()),
+        "run_id": pd.Series(run.run_id, index=table.index, dtype=text_dtype()),
+        "time": _utc(table["time"]),
+        "guid": table["guid"].astype("int64"),
+        "type": table["type"].astype(text_dtype()),
+        "from": table["from"].astype(states),
+        "to": table["to"].astype(states),
+        "detail": table["detail"].astype(text_dtype()),
     })
+    if "sim_time" in table.columns:
+        frame["sim_time"] = pd.to_numeric(table["sim_time"], errors="coerce").astype("float64")
     bad = getattr(run, "malformed_events", [])
     frame.attrs = {"malformed": len(bad), "malformed_examples": bad[:5]}
     return frame

@@ -37,6 +37,9 @@ class Event(NamedTuple):
     old: ResourceState | None  #: state before (None for the registration)
     new: ResourceState  #: state after
     detail: str | None  #: why, when there is something to say (failure reason ...)
+    #: For resources of a simulation (``ns3::``): the simulated time of the change, in
+    #: seconds; None for everything else.
+    sim_time: float | None = None
 
     @property
     def datetime(self) -> _dt.datetime:
@@ -44,8 +47,8 @@ class Event(NamedTuple):
         return _dt.datetime.fromtimestamp(self.time)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict, with state names."""
-        return {
+        """A JSON-friendly dict, with state names (``sim_time`` only when there is one)."""
+        d = {
             "time": self.time,
             "guid": self.guid,
             "type": self.rtype,
@@ -53,6 +56,9 @@ class Event(NamedTuple):
             "to": self.new.name,
             "detail": self.detail,
         }
+        if self.sim_time is not None:
+            d["sim_time"] = self.sim_time
+        return d
 
 
 _STATES = list(ResourceState)
@@ -94,6 +100,7 @@ class EventLog:
         self._code = array("h")
         self._type: list[str] = []  # references to the types' (shared) name strings
         self._detail: dict[int, str] = {}
+        self._sim_time: dict[int, float] = {}  # simulated times, for the few events that have one
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._fd: int | None = None  # the file, written with os.write: we know what reached it
@@ -121,11 +128,14 @@ class EventLog:
         self.flush()
 
     def append(self, time: float, guid: int, rtype: str, old: int, new: int,
-               detail: str | None = None) -> None:
-        """Record one change (``old`` is -1 for a registration)."""
+               detail: str | None = None, sim_time: float | None = None) -> None:
+        """Record one change (``old`` is -1 for a registration; ``sim_time``: the
+        simulated time of a change inside a simulation)."""
         with self._lock:
             if detail is not None:
                 self._detail[len(self._time)] = detail
+            if sim_time is not None:
+                self._sim_time[len(self._time)] = sim_time
             self._time.append(time)
             self._guid.append(guid)
             self._code.append((old + 1) * _WIDTH + new)
@@ -134,7 +144,8 @@ class EventLog:
                 self._flush_pending = True
                 self._request_flush()
         if self._subscribers:
-            event = Event(time, guid, rtype, None if old < 0 else _STATES[old], _STATES[new], detail)
+            event = Event(time, guid, rtype, None if old < 0 else _STATES[old], _STATES[new], detail,
+                          sim_time)
             for subscriber in list(self._subscribers):
                 try:
                     subscriber(event)
@@ -167,6 +178,9 @@ class EventLog:
             for i, detail in self._detail.items():
                 if start <= i < end:
                     lines[i - start] = lines[i - start][:-7] + json.dumps(detail) + "}\n"
+            for i, sim_time in self._sim_time.items():
+                if start <= i < end:
+                    lines[i - start] = lines[i - start][:-2] + f', "sim_time": {sim_time!r}}}\n'
             self._write(lines, start, end)
 
     def _write(self, lines: list[str], start: int, end: int) -> None:
@@ -228,7 +242,8 @@ class EventLog:
     def _event(self, i: int) -> Event:
         old, new = divmod(self._code[i], _WIDTH)
         return Event(self._time[i], self._guid[i], self._type[i],
-                     None if old == 0 else _STATES[old - 1], _STATES[new], self._detail.get(i))
+                     None if old == 0 else _STATES[old - 1], _STATES[new], self._detail.get(i),
+                     self._sim_time.get(i))
 
     @overload
     def __getitem__(self, i: int) -> Event: ...
@@ -257,12 +272,16 @@ class EventLog:
         return [e.to_dict() for e in self]
 
     def to_dataframe(self):  # -> pandas.DataFrame
-        """Every event as a pandas DataFrame: time, guid, type, from, to, detail."""
+        """Every event as a pandas DataFrame: time, guid, type, from, to, detail, and
+        ``sim_time`` (float seconds, NaN where none) when a simulation recorded any."""
         import pandas as pd
 
-        frame = pd.DataFrame.from_records(
-            self.to_dicts(), columns=["time", "guid", "type", "from", "to", "detail"]
-        )
+        columns = ["time", "guid", "type", "from", "to", "detail"]
+        if self._sim_time:
+            columns.append("sim_time")
+        frame = pd.DataFrame.from_records(self.to_dicts(), columns=columns)
+        if self._sim_time:
+            frame["sim_time"] = frame["sim_time"].astype("float64")
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
         return frame
 

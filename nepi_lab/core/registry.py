@@ -36,7 +36,7 @@ ENTRY_POINT_GROUP = "nepi_lab.resources"
 
 #: Modules of this package that define resource types, imported on demand.
 BUILTIN_MODULES: list[str] = ["nepi_lab.resources.collector", "nepi_lab.resources.linux",
-                               "nepi_lab.resources.netns"]
+                               "nepi_lab.resources.netns", "nepi_lab.resources.ns3"]
 
 _types: dict[str, type[ResourceManager]] = {}
 _loaded = False

@@ -593,7 +593,8 @@ class ResourceManager:
 
     # -- state machine (driven by the controller) ---------------------------------
 
-    def _set_state(self, new: ResourceState, detail: str | None = None) -> None:
+    def _set_state(self, new: ResourceState, detail: str | None = None,
+                   sim_time: float | None = None) -> None:
         # hot path: 100,000 resources make 700,000 transitions; plain ints, no calls
         old = self._state
         if new not in TRANSITIONS[old]:
@@ -608,7 +609,7 @@ class ResourceManager:
         if new >= _STOPPED and self._ended_at is None:
             self._ended_at = now
         ec = self.ec
-        ec.events.append(now + ec._wall_offset, self.guid, self._rtype, old, new, detail)
+        ec.events.append(now + ec._wall_offset, self.guid, self._rtype, old, new, detail, sim_time)
         if self._watchers:
             self._notify()
 

@@ -1,0 +1,371 @@
+"""The controller's side of a simulation's process (see :mod:`._worker`).
+
+Importing ns-3 costs 8-20 s and 640 MB in every process, so by default one *shared*
+process per interpreter imports it once and forks a process per simulation (about
+0.1-0.7 s each, measured: the fork inherits the parsed headers; a simulation's
+process never shares ns-3's global state with another).  The shared process is
+started on the first simulation, listens on a Unix socket in a private temporary
+folder, ends when this interpreter does (its standard input closes) and can be ended
+earlier with :func:`stop_shared_process`.  ``ns3::Simulation``'s ``isolated``
+attribute runs a fresh Python instead (one import of ns-3 per simulation).
+
+A :class:`WorkerProcess` lives on the controller's event loop: the JSON lines are
+read as they come and nothing blocks the loop.  The simulation's process writes its
+standard output and error (ns-3's messages, an abort's backtrace) to a log file; on
+its death, ns-3's ``msg="..."`` line is the failure's message.  Every simulation
+process is tracked by a pidfd until it is killed, and killed at interpreter exit if an
+orderly release did not; each also dies with its parent (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ...core.controller import call_at_exit
+from ...core.errors import NepiError
+
+log = logging.getLogger("nepi_lab")
+
+#: What a missing ns-3 asks the user to do.
+INSTALL_HINT = "pip install 'nepi_lab[ns3]'"
+
+#: ns-3's NS_FATAL_ERROR / NS_ASSERT line: ``msg="...", +0.000000000s -1 file=..., line=...``.
+_FATAL = re.compile(r'^msg="(?P<msg>.*?)"(?:,|$)')
+_NOISE = ("[runStaticInitializersOnce]",)
+
+
+class SimulationError(NepiError):
+    """An ns-3 simulation could not be built or run.
+
+    ``message`` is ns-3's own (an ``NS_FATAL_ERROR`` message, a refused attribute) or
+    the reason the worker process ended; ``stderr_tail`` the end of its standard error;
+    ``guid`` the resource whose description ns-3 refused, when there is one.
+    """
+
+    def __init__(self, message: str, stderr_tail: str | None = None, guid: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.stderr_tail = stderr_tail
+        self.guid = guid  #: the resource at fault, when the build named one
+
+
+def check_installed() -> None:
+    """Raise :class:`SimulationError` with the install hint when ns-3 is missing (cheap:
+    it looks for the package, it does not import it)."""
+    if importlib.util.find_spec("ns") is None:
+        raise SimulationError(f"ns-3 simulations need the ns3 package: {INSTALL_HINT}")
+
+
+class _Zygote:
+    """The shared ns-3 process: imports ns-3 once, forks a process per simulation."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="nepi_lab-ns3-")
+        self.path = os.path.join(self.folder, "zygote.sock")
+        self.log = os.path.join(self.folder, "zygote.log")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        listener.listen(64)
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "nepi_lab.resources.ns3._worker", "--zygote", str(listener.fileno())],
+                stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(listener.fileno(),),
+                env=_child_environment(), start_new_session=True,
+            )
+        listener.close()  # the zygote holds it; connections wait in its backlog while it imports ns-3
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def why_dead(self) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                lines = [line for line in f.read().decode(errors="replace").splitlines()
+                         if line.strip() and not line.startswith(_NOISE)]
+        except OSError:
+            lines = []
+        return f"the shared ns-3 process ended (exit status {self.process.poll()})" + (
+            f": {lines[-1]}" if lines else "")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()  # type: ignore[union-attr]
+            with contextlib.suppress(OSError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_zygote: _Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def _get_zygote() -> _Zygote:
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive():
+            if _zygote is not None:
+                _zygote.stop()
+            _zygote = _Zygote()
+        return _zygote
+
+
+def stop_shared_process() -> bool:
+    """End the shared ns-3 process (it holds about 640 MB between simulations); the
+    next simulation starts it again.  Running simulations are not affected.  Returns
+    whether there was one."""
+    global _zygote
+    with _zygote_lock:
+        zygote, _zygote = _zygote, None
+    if zygote is None:
+        return False
+    zygote.stop()
+    return True
+
+
+def _child_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # the parent's import path (a source checkout on PYTHONPATH, a notebook's folder)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
+_live: dict[int, int] = {}  # pid -> pidfd of every simulation process not known to be dead
+_live_lock = threading.Lock()
+
+
+def live_pids() -> list[int]:
+    """Process ids of the simulation processes this interpreter started that may still live."""
+    with _live_lock:
+        return [pid for pid in _live if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
+
+
+def _signal(pidfd: int) -> None:
+    with contextlib.suppress(OSError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+
+
+@call_at_exit
+def _kill_live_at_exit() -> None:
+    with _live_lock:
+        fds = list(_live.values())
+        _live.clear()
+    for fd in fds:
+        _signal(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    stop_shared_process()
+
+
+class WorkerProcess:
+    """One simulation's process: start it, build, run, kill.
+
+    ``shared=True`` forks it from the shared ns-3 process (milliseconds once that one
+    imported ns-3); ``shared=False`` starts a fresh Python that imports ns-3 itself.
+    ``on_event(message)`` is called on the loop for every JSON line after ``ready``;
+    ``log`` is the file that gets the process's standard output and error.
+    """
+
+    def __init__(self, on_event: Callable[[dict[str, Any]], None], log: str, shared: bool = True) -> None:
+        self.on_event = on_event
+        self.log = log
+        self.shared = shared
+        self.pid: int | None = None
+        self._pidfd: int | None = None
+        self._popen: subprocess.Popen[bytes] | None = None  # the fresh process (isolated)
+        self._zygote: _Zygote | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: Any = None
+        self.ended = False
+        self.ready = False  #: it built the simulation and reads commands
+
+    async def start(self, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Start the process, send it ``spec`` and return its ``ready`` message.
+
+        Raises :class:`SimulationError` with ns-3's message when the build fails or
+        the process dies, and after ``timeout`` seconds without an answer.
+        """
+        spec = {**spec, "log": self.log}
+        try:
+            return await asyncio.wait_for(self._start(spec), timeout)
+        except SimulationError:
+            await self.kill()
+            raise
+        except asyncio.TimeoutError:
+            await self.kill()
+            raise SimulationError(f"the ns-3 process did not build the simulation within {timeout:g} s",
+                                  self.stderr_tail()) from None
+
+    async def _start(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if self.shared:
+            self._zygote = _get_zygote()  # a fork and exec: milliseconds
+            self._reader, self._writer = await asyncio.open_unix_connection(self._zygote.path, limit=1 << 20)
+        else:  # a socket for its standard input and output; a pidfd, no watcher thread
+            ours, theirs = socket.socketpair()
+            with theirs, open(self.log, "ab") as log:
+                self._popen = subprocess.Popen(
+                    [sys.executable, "-m", "nepi_lab.resources.ns3._worker"],
+                    stdin=theirs, stdout=theirs, stderr=log, env=_child_environment(), start_new_session=True,
+                )
+            self._track(self._popen.pid)
+            self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
+        hello = await self._next()
+        self.pid = int(hello["pid"])
+        if self._pidfd is None:
+            self._track(self.pid)
+        self._send(spec)
+        ready = await self._next()
+        self.ready = True
+        return ready
+
+    def _track(self, pid: int) -> None:
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except OSError:  # already dead: the next read says why
+            self._pidfd = None
+        else:
+            with _live_lock:
+                _live[pid] = self._pidfd
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._writer.write((json.dumps(message) + "\n").encode())
+
+    async def _next(self) -> dict[str, Any]:
+        assert self._reader is not None
+        try:
+            line = await self._reader.readline()
+        except (ConnectionError, ValueError) as exc:
+            line = b""
+            log.debug("ns-3 process %s: %s", self.pid, exc)
+        if not line:  # the process ended without a word
+            self.ended = True
+            raise SimulationError(await self._death(), self.stderr_tail())
+        message = json.loads(line)
+        if message.get("event") == "error":
+            raise SimulationError(str(message.get("message")), self.stderr_tail(), message.get("guid"))
+        return message
+
+    async def run(self) -> float:
+        """Run the simulation to its end, passing every event to ``on_event``; returns
+        the simulated end time.  Raises :class:`SimulationError` if it dies."""
+        self._send({"do": "run"})
+        while True:
+            message = await self._next()
+            self.on_event(message)
+            if message.get("event") == "finished":
+                return float(message["sim_time"])
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        """The last lines of the process's output (ns-3's noise left out)."""
+        return "\n".join(_log_lines(self.log)[-lines:])
+
+    async def _death(self) -> str:
+        """Why the process ended: ns-3's fatal message, else its exit status and last line."""
+        how = ""
+        if self._popen is not None:
+            if self._pidfd is not None:
+                await _exited(self._pidfd, 5.0)
+            code = self._popen.poll()
+            how = f" (exit status {code})"
+            if code is not None and code < 0:
+                with contextlib.suppress(ValueError):
+                    how = f" (killed by {signal.Signals(-code).name})"
+        elif self._zygote is not None and self.pid is None and not self._zygote.alive():
+            return self._zygote.why_dead()
+        text = _log_lines(self.log)
+        fatal = next((m["msg"] for m in map(_FATAL.search, text) if m), None)
+        if fatal is not None:
+            return f"ns-3 aborted: {fatal}"
+        crash = next((line.split("*** Break ***", 1)[1].strip() for line in text if "*** Break ***" in line),
+                     None)
+        if crash:  # cppyy's report of a signal: " *** Break *** segmentation violation"
+            return f"ns-3 crashed: {crash}{how}"
+        last = next((line for line in reversed(text) if not line.startswith("#")), None)
+        return f"the ns-3 process ended{how}" + (f": {last}" if last else "")
+
+    async def kill(self) -> None:
+        """End the process (ends its simulation) and reap it; safe to call twice."""
+        popen = self._popen
+        if popen is not None and popen.returncode is None:
+            with contextlib.suppress(OSError):  # its group: not reaped yet, so the id is still its own
+                os.killpg(popen.pid, signal.SIGKILL)
+        if self._pidfd is not None:
+            pidfd = self._pidfd
+            _signal(pidfd)
+            await _exited(pidfd, 10.0)
+            with _live_lock:
+                for pid, fd in list(_live.items()):
+                    if fd == pidfd:
+                        del _live[pid]
+            with contextlib.suppress(OSError):
+                os.close(pidfd)
+            self._pidfd = None
+        if popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=1)  # it exited (the pidfd said so): this only reaps it
+        if self._writer is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._writer.close()
+        self.ended = True
+
+    async def quit(self, timeout: float = 5.0) -> None:
+        """Ask the process to end (it closes its traces), then kill it if it does not;
+        one that is still importing ns-3 or building is killed at once."""
+        if self.ready and not self.ended and self._writer is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError, OSError):
+                self._send({"do": "quit"})
+                await self._writer.drain()
+            with contextlib.suppress(asyncio.TimeoutError, SimulationError):
+                await asyncio.wait_for(self._next(), timeout)  # EOF once it ended
+        await self.kill()
+
+
+async def _exited(pidfd: int, timeout: float) -> None:
+    """Return once the process of ``pidfd`` has exited (its pidfd is readable), or after
+    ``timeout`` seconds; never polls."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
+    try:
+        await asyncio.wait_for(done, timeout)
+    except asyncio.TimeoutError:
+        log.warning("an ns-3 simulation process did not end within %g s of SIGKILL", timeout)
+    finally:
+        loop.remove_reader(pidfd)
+
+
+def _log_lines(path: str, limit: int = 1 << 20) -> list[str]:
+    """The lines of the end of a process's log, ns-3's noise left out."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line.rstrip() for line in text.splitlines() if line.strip() and not line.startswith(_NOISE)]

@@ -1,0 +1,191 @@
+"""ns-3 applications: ``ns3::Ping``, ``ns3::UdpEchoServer``, ``ns3::UdpEchoClient``.
+
+An application is connected to one ``ns3::Node`` and runs from ``startTime`` to
+``stopTime`` in simulated seconds (``stopTime`` unset: the simulation's).  Its states
+follow simulated time: STARTED when the simulation reaches ``startTime``, FINISHED
+at ``stopTime``, each event carrying that simulated time.  ``ec.stop`` on an
+application records STOPPED but does not change what the simulation does (stopping
+at a simulated time is ``stopTime``).
+
+``target`` (Ping, UdpEchoClient) is an IPv4 address, or the guid or ``name`` of an
+``ns3::Node``: then the address of that node's first link.
+
+The ``stdout`` trace of ``ns3::Ping`` and ``ns3::UdpEchoClient`` is written in Linux
+ping's format (``64 bytes from 10.0.2.2: icmp_seq=0 ttl=63 time=20.275 ms``, then the
+statistics block for Ping), so ``trace_frame(ec, ping, "stdout")`` gives the ``ping``
+parser's columns.  Sequence numbers start at 0, as ns-3's own Ping counts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from ...core.attributes import Alias, Attribute, Flags, Types
+from ...core.resource import ResourceManager, TopologyRole
+from ...core.states import ResourceState
+from ...core.traces import Trace
+from ._process import SimulationError
+from .network import Node
+from .simulation import Ns3Resource, Simulation
+
+S = ResourceState
+
+
+class Application(Ns3Resource):
+    """Base of the ns-3 applications (see the module docstring)."""
+
+    _rtype = "ns3::Application"
+    _help = "An ns-3 application on one ns3::Node, from startTime to stopTime in simulated seconds."
+    _connects_to = ("ns3::Node",)
+    _topology_role = TopologyRole.APPLICATION
+    #: ns-3's name of the application's type and what the worker builds
+    _ns3_type = ""
+    _kind = ""
+    _attributes = (
+        Attribute("startTime", "simulated seconds at which it starts", type=Types.Double, default=1.0,
+                  range=(0, None), flags=Flags.Design),
+        Attribute("stopTime", "simulated seconds at which it stops (unset: the simulation's stopTime)",
+                  type=Types.Double, range=(0, None), flags=Flags.Design),
+    )
+    _aliases = (Alias("StartTime", "startTime"), Alias("StopTime", "stopTime"))
+
+    def valid_connection(self, other: ResourceManager) -> bool | str:
+        nodes = self.get_connected(Node)
+        if isinstance(other, Node) and nodes and other not in nodes:
+            return f"application {self.guid} already runs on node {nodes[0].guid}"
+        return True
+
+    def node(self) -> Node:
+        """The node the application runs on."""
+        nodes = self.get_connected(Node)
+        if not nodes:
+            raise SimulationError(f"{self._rtype} {self.guid} runs on no node: connect it to an ns3::Node")
+        return nodes[0]  # type: ignore[return-value]
+
+    def simulation(self) -> Simulation:
+        return self.node().simulation()
+
+    def _ns3_attributes(self) -> dict[str, str]:
+        """The ns-3 attributes this application sets, by ns-3's names, as strings."""
+        return {}
+
+    def _describe(self, sim: Simulation) -> dict[str, Any]:
+        stop = self.get("stopTime")
+        if stop is not None and stop <= self.get("startTime"):
+            raise SimulationError(f"{self._rtype} {self.guid}: its stopTime ({stop:g} s) must come after "
+                                  f"its startTime ({self.get('startTime'):g} s)")
+        return {
+            "guid": self.guid, "kind": self._kind, "node": self.node().guid,
+            "start": self.get("startTime"), "stop": sim.get("stopTime") if stop is None else stop,
+            "attributes": self._ns3_attributes(),
+            "stdout": self.trace_path("stdout") if "stdout" in self._trace_table
+            and self.trace_enabled("stdout") else None,
+        }
+
+    def _target(self, sim: Simulation) -> str | dict[str, int]:
+        """The ``target`` attribute for the worker: an address, or ``{"node": guid}``."""
+        target = self.get("target")
+        if target is None:
+            raise SimulationError(f"{self._rtype} {self.guid}: set its target (an address, or a node)")
+        try:
+            return str(ipaddress.IPv4Address(str(target)))
+        except ValueError:
+            pass
+        for rm in sim._members:
+            if isinstance(rm, Node) and (str(rm.guid) == str(target) or rm.name == str(target)):
+                return {"node": rm.guid}
+        raise SimulationError(f"{self._rtype} {self.guid}: target {target!r} is neither an IPv4 address "
+                              f"nor the guid or name of a node of simulation {sim.guid}")
+
+    async def _simulated(self, state: ResourceState) -> None:
+        sim = self.simulation()
+        self._waiting = lambda: (f"waits for simulation {sim.guid} to reach this application's "
+                                 f"{'start' if state == S.STARTED else 'stop'} time")
+        try:
+            sim_time = await sim.app_state(self.guid, state)
+        finally:
+            self._waiting = None
+        self._at_sim_time(state, sim_time)
+
+    async def do_start(self) -> None:
+        await self._simulated(S.STARTED)
+
+    async def do_run(self) -> None:
+        await self._simulated(S.FINISHED)
+
+
+class Ping(Application):
+    """ns-3's Ping (ICMP echo) to ``target``; its stdout trace reads like Linux ping's."""
+
+    _rtype = "ns3::Ping"
+    _help = "ns-3's Ping: ICMP echo requests to a target; stdout in Linux ping's format."
+    _ns3_type = "ns3::Ping"
+    _kind = "ping"
+    _attributes = (
+        Attribute("target", "IPv4 address, or the guid or name of an ns3::Node (its first address)",
+                  flags=Flags.Design),
+        Attribute("count", "echo requests to send (unset: until stopTime)", type=Types.Integer,
+                  range=(1, 2**32 - 1), flags=Flags.Design),
+        Attribute("interval", "seconds between requests", type=Types.Double, default=1.0,
+                  range=(1e-9, None), flags=Flags.Design),
+        Attribute("packetSize", "bytes of data per request", type=Types.Integer, default=56,
+                  range=(16, 65507), flags=Flags.Design),
+    )
+    _aliases = (Alias("size", "packetSize"),)
+    _traces = (Trace("stdout", "the replies and statistics, in Linux ping's format", enabled=True),)
+
+    def _ns3_attributes(self) -> dict[str, str]:
+        values = {"Interval": f"{self.get('interval')!r}s", "Size": str(self.get("packetSize"))}
+        if self.get("count") is not None:
+            values["Count"] = str(self.get("count"))
+        return values
+
+    def _describe(self, sim: Simulation) -> dict[str, Any]:
+        return {**super()._describe(sim), "target": self._target(sim)}
+
+
+class UdpEchoServer(Application):
+    """ns-3's UdpEchoServer: sends every UDP datagram back to its sender."""
+
+    _rtype = "ns3::UdpEchoServer"
+    _help = "ns-3's UdpEchoServer: echoes UDP datagrams on a port."
+    _ns3_type = "ns3::UdpEchoServer"
+    _kind = "udp_echo_server"
+    _attributes = (
+        Attribute("port", "UDP port it listens on", type=Types.Integer, default=9, range=(1, 65535),
+                  flags=Flags.Design),
+    )
+
+    def _describe(self, sim: Simulation) -> dict[str, Any]:
+        return {**super()._describe(sim), "port": self.get("port")}
+
+
+class UdpEchoClient(Application):
+    """ns-3's UdpEchoClient: sends datagrams to a UdpEchoServer; its stdout trace has one
+    ping-like line per echo received (``seq=``, ``ttl=``, ``time=``)."""
+
+    _rtype = "ns3::UdpEchoClient"
+    _help = "ns-3's UdpEchoClient: datagrams to a UdpEchoServer; stdout: one ping-like line per echo."
+    _ns3_type = "ns3::UdpEchoClient"
+    _kind = "udp_echo_client"
+    _attributes = (
+        Attribute("target", "the server: IPv4 address, or the guid or name of its ns3::Node",
+                  flags=Flags.Design),
+        Attribute("port", "the server's UDP port", type=Types.Integer, default=9, range=(1, 65535),
+                  flags=Flags.Design),
+        Attribute("maxPackets", "datagrams to send", type=Types.Integer, default=1, range=(1, 2**32 - 1),
+                  flags=Flags.Design),
+        Attribute("interval", "seconds between datagrams", type=Types.Double, default=1.0,
+                  range=(1e-9, None), flags=Flags.Design),
+        Attribute("packetSize", "bytes of payload per datagram", type=Types.Integer, default=1024,
+                  range=(1, 65507), flags=Flags.Design),
+    )
+    _traces = (Trace("stdout", "one ping-like line per echo received", enabled=True),)
+
+    def _ns3_attributes(self) -> dict[str, str]:
+        return {"MaxPackets": str(self.get("maxPackets")), "Interval": f"{self.get('interval')!r}s",
+                "PacketSize": str(self.get("packetSize"))}
+
+    def _describe(self, sim: Simulation) -> dict[str, Any]:
+        return {**super()._describe(sim), "target": self._target(sim), "port": self.get("port")}
