@@ -565,12 +565,13 @@ class ResourceManager(_NativeResourceManager):
                 native(self, s)
                 self._marked.add(s)
 
-    def _set_state(self, new: ResourceState, detail: str | None = None) -> None:
+    def _set_state(self, new: ResourceState, detail: str | None = None,
+                   sim_time: float | None = None) -> None:
         # the controller's own step follows NEPI's marks: what they entered is not entered again
         if new in self._marked:
             self._marked.discard(new)
             return
-        super()._set_state(new, detail)
+        super()._set_state(new, detail, sim_time)
 
     def set_state(self, state: ResourceState, state_time_attr: str | None = None, time: Any = None) -> None:
         """NEPI's ``set_state``: enter ``state`` (the time is always now)."""
