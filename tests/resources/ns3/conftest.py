@@ -4,7 +4,8 @@ ns-3 costs 8-20 s and 640 MB per import, so the whole session shares one ns-3
 process (the back end's own shared process, which forks a process per simulation):
 the first simulation of the session pays the import, the others about a second.
 Every test is checked to leave no simulation process behind; the shared process
-itself is ended when the session ends.
+itself is ended after the last test of this folder (the tests elsewhere check that no
+child process of the interpreter is left).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def ns3_missing() -> str | None:
 needs_ns3 = pytest.mark.skipif(ns3_missing() is not None, reason=str(ns3_missing()))
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def shared_ns3_process():
-    """End the shared ns-3 process (if a test started it) when the session ends."""
+    """End the shared ns-3 process (if a test started it) after this folder's tests."""
     yield
     _process.stop_shared_process()
 
