@@ -9,7 +9,7 @@ release to remove devices, forwarder processes and namespaces (the package's
 ``nothing_left_behind`` fixture checks the last).
 """
 
-# NEPI's scripts below keep NEPI's "%s" % value formatting: they are ported by changing imports only
+# the NEPI-style scripts below keep NEPI 6's "%d" % value formatting, as its users wrote them
 # ruff: noqa: UP031
 
 from __future__ import annotations
@@ -291,155 +291,83 @@ def test_kernel_gre_devices_replace_the_tuntap_ones(ec, home, kind):
     assert device(ec, h1, t1)["linkinfo"]["info_kind"] == expected
 
 
-# -- NEPI's scripts, with only the imports and the hosts changed ------------------------------------
+# -- scripts written as for NEPI 6 (NEPI's names and calls; the hosts are namespaces) -----------------
 
 
-def test_nepi_tap_gre_tunnel_script(home):
-    # NEPI's test/resources/linux/gretunnel.py, t_tap_gre_tunnel: two hosts become two
-    # namespaces joined by a link (the lines marked "host")
-    ec = ExperimentController(exp_id="test-tap-gre-tunnel", local_dir=str(home) + "-results")
-    netblock = "192.168.1"
-
-    node1 = ec.register_resource("netns::Node")                             # host
-    ec.set(node1, "home", home)                                             # host
-    ec.set(node1, "cleanProcesses", True)
-
-    tap1 = ec.register_resource("linux::Tap")
-    ec.set(tap1, "ip4", "%s.1" % netblock)
-    ec.set(tap1, "prefix4", 24)
-    ec.register_connection(tap1, node1)
-
-    node2 = ec.register_resource("netns::Node")                             # host
-    ec.set(node2, "home", home)                                             # host
-    ec.set(node2, "cleanProcesses", True)
-
-    tap2 = ec.register_resource("linux::Tap")
-    ec.set(tap2, "ip4", "%s.2" % netblock)
-    ec.set(tap2, "prefix4", 24)
-    ec.register_connection(tap2, node2)
-
-    iface1 = ec.register_resource("netns::Interface", ip="10.0.0.1/30")     # host
-    iface2 = ec.register_resource("netns::Interface", ip="10.0.0.2/30")     # host
-    link = ec.register_resource("netns::Link")                              # host
-    for a, b in ((iface1, node1), (iface2, node2), (iface1, link), (iface2, link)):  # host
-        ec.register_connection(a, b)                                        # host
-
-    gretun = ec.register_resource("linux::GRETunnel")
-    ec.register_connection(tap1, gretun)
-    ec.register_connection(tap2, gretun)
-
-    app = ec.register_resource("linux::Application")
-    cmd = "ping -c3 %s.2" % netblock
-    ec.set(app, "command", cmd)
-    ec.register_connection(app, node1)
-
+def nepi_style_tunnel(home, device_type, tunnel_type, prefix):
+    """A NEPI 6 style script: two hosts, a tap or tun on each, a tunnel between them, an
+    application pinging across; returns what it read back.  Only the lines marked
+    ``# host`` say where the hosts are (NEPI's scripts named two machines)."""
+    ec = ExperimentController(exp_id="nepi-style-tunnel", local_dir=str(home) + "-results")
+    ends = []
+    for last in (1, 2):
+        host = ec.register_resource("netns::Node")                         # host
+        ec.set(host, "home", home)                                         # host
+        vif = ec.register_resource(device_type)
+        ec.set(vif, "ip4", "172.20.%d.%d" % (last, last) if prefix == 16 else "172.20.0.%d" % last)
+        ec.set(vif, "prefix4", prefix)
+        ec.register_connection(vif, host)
+        ends.append((host, vif))
+    (left, left_vif), (right, right_vif) = ends
+    underlay = ec.register_resource("netns::Link")                        # host
+    for host, address in ((left, "10.0.0.1/30"), (right, "10.0.0.2/30")):  # host
+        nic = ec.register_resource("netns::Interface", ip=address)         # host
+        ec.register_connection(nic, host)                                  # host
+        ec.register_connection(nic, underlay)                              # host
+    tunnel = ec.register_resource(tunnel_type)
+    for vif in (left_vif, right_vif):
+        ec.register_connection(vif, tunnel)
+    far = ec.get(right_vif, "ip4")
+    pinger = ec.register_resource("linux::Application")
+    ec.set(pinger, "command", "ping -c 2 -W 5 " + far)
+    ec.register_connection(pinger, left)
     ec.deploy()
-
-    ec.wait_finished(app)
-
-    ping = ec.trace(app, 'stdout')
-    expected = """3 packets transmitted, 3 received, 0% packet loss"""
-    assert ping.find(expected) > -1
-
-    if_name = ec.get(tap1, "deviceName")
-    assert if_name.startswith("tap")
-
-    if_name = ec.get(tap2, "deviceName")
-    assert if_name.startswith("tap")
-
+    ec.wait_finished(pinger)
+    seen = {"stdout": ec.trace(pinger, "stdout"), "state": ec.state(pinger),
+            "names": (ec.get(left_vif, "deviceName"), ec.get(right_vif, "deviceName"))}
     ec.shutdown()
+    return seen
 
 
-def test_nepi_tun_udp_tunnel_script(home):
-    # NEPI's test/resources/linux/udptunnel.py, t_tun_udp_tunnel (/32 ends)
-    ec = ExperimentController(exp_id="test-tun-udp-tunnel", local_dir=str(home) + "-results")
-    netblock = "192.168.1"
-
-    node1 = ec.register_resource("netns::Node")                             # host
-    ec.set(node1, "home", home)                                             # host
-    ec.set(node1, "cleanProcesses", True)
-
-    tun1 = ec.register_resource("linux::Tun")
-    ec.set(tun1, "ip4", "%s.1" % netblock)
-    ec.set(tun1, "prefix4", 32)
-    ec.register_connection(tun1, node1)
-
-    node2 = ec.register_resource("netns::Node")                             # host
-    ec.set(node2, "home", home)                                             # host
-    ec.set(node2, "cleanProcesses", True)
-
-    tun2 = ec.register_resource("linux::Tun")
-    ec.set(tun2, "ip4", "%s.2" % netblock)
-    ec.set(tun2, "prefix4", 32)
-    ec.register_connection(tun2, node2)
-
-    iface1 = ec.register_resource("netns::Interface", ip="10.0.0.1/30")     # host
-    iface2 = ec.register_resource("netns::Interface", ip="10.0.0.2/30")     # host
-    link = ec.register_resource("netns::Link")                              # host
-    for a, b in ((iface1, node1), (iface2, node2), (iface1, link), (iface2, link)):  # host
-        ec.register_connection(a, b)                                        # host
-
-    udptun = ec.register_resource("linux::UdpTunnel")
-    ec.register_connection(tun1, udptun)
-    ec.register_connection(tun2, udptun)
-
-    app = ec.register_resource("linux::Application")
-    cmd = "ping -c3 %s.2" % netblock
-    ec.set(app, "command", cmd)
-    ec.register_connection(app, node1)
-
-    ec.deploy()
-
-    ec.wait_finished(app)
-
-    ping = ec.trace(app, 'stdout')
-    expected = """3 packets transmitted, 3 received, 0% packet loss"""
-    assert ping.find(expected) > -1
-
-    vif_name = ec.get(tun1, "deviceName")
-    assert vif_name.startswith("tun")
-
-    vif_name = ec.get(tun2, "deviceName")
-    assert vif_name.startswith("tun")
-
-    ec.shutdown()
+@pytest.mark.parametrize(("device_type", "tunnel_type", "prefix"), [
+    ("linux::Tap", "linux::GRETunnel", 16),
+    ("linux::Tun", "linux::UdpTunnel", 32),   # NEPI's /32 ends: each other's point-to-point peer
+])
+def test_a_nepi_style_tunnel_script(home, device_type, tunnel_type, prefix):
+    seen = nepi_style_tunnel(home, device_type, tunnel_type, prefix)
+    assert seen["state"] == S.FINISHED
+    assert ping_counts(seen["stdout"]) == (2, 2)
+    kind = device_type[len("linux::"):].lower()
+    assert all(name.startswith(kind) for name in seen["names"])  # NEPI's tap<guid> / tun<guid>
     assert all_gone(home)
 
 
 # -- linux::Interface and linux::Channel ---------------------------------------------------------------
 
 
-def test_nepi_interface_script_finds_the_node_s_device(home):
-    # NEPI's test/resources/linux/interface.py, t_deploy: the host is a namespace with one link
+def test_a_nepi_style_interface_script_reads_the_node_s_device(home):
+    # as for NEPI 6: an interface of a node and its channel, read back after deploy; the
+    # node is a namespace with one link (the lines marked "host")
     ec = ExperimentController(local_dir=str(home) + "-results")
-
-    node = ec.register_resource("netns::Node")                              # host
-    ec.set(node, "home", home)                                              # host
-    veth = ec.register_resource("netns::Interface", connectedTo=node, ip="10.0.0.1/30")  # host
-    peer_node = ec.register_resource("netns::Node", home=home)              # host
-    peer = ec.register_resource("netns::Interface", connectedTo=peer_node, ip="10.0.0.2/30")  # host
-    link = ec.register_resource("netns::Link", connectedTo=veth)            # host
-    ec.register_connection(link, peer)                                      # host
-
-    iface = ec.register_resource("linux::Interface")
-    chan = ec.register_resource("linux::Channel")
-
-    ec.register_connection(iface, node)
-    ec.register_connection(iface, chan)
-
+    hosts = [ec.register_resource("netns::Node", home=home) for _ in range(2)]      # host
+    nics = [ec.register_resource("netns::Interface", connectedTo=host, ip=address)  # host
+            for host, address in zip(hosts, ("10.0.0.1/30", "10.0.0.2/30"), strict=True)]  # host
+    wire = ec.register_resource("netns::Link")                                      # host
+    for nic in nics:                                                                 # host
+        ec.register_connection(wire, nic)                                           # host
+    channel = ec.register_resource("linux::Channel")
+    interface = ec.register_resource("linux::Interface")
+    ec.register_connection(interface, hosts[0])
+    ec.register_connection(interface, channel)
     ec.deploy()
-
-    assert wait_until(lambda: all(ec.state(guid) == ResourceState.STARTED for guid in [node, iface])
-                      or ec.finished, 30)
-
-    assert ec.state(node) == ResourceState.STARTED
-    assert ec.state(iface) == ResourceState.STARTED
-    assert ec.get(iface, "deviceName") == ec.get(veth, "ifname")           # NEPI: "eth0"
-    assert ec.get(iface, "ip4") == "10.0.0.1" and ec.get(iface, "mask4") == "255.255.255.252"
-    assert ec.get(iface, "up") is True and ec.get(iface, "mtu") == 1500
-    assert ec.get(iface, "mac")
-
+    ec.wait_started([hosts[0], interface], timeout=30)
+    assert ec.state(interface, hr=True) == "STARTED"
+    read_back = {name: ec.get(interface, name) for name in ("deviceName", "ip4", "mask4", "up", "mtu", "mac")}
+    veth = ec.get(nics[0], "ifname")
     ec.shutdown()
+    assert read_back["deviceName"] == veth  # NEPI read "eth0" on its hosts
+    assert (read_back["ip4"], read_back["mask4"]) == ("10.0.0.1", "255.255.255.252")
+    assert read_back["up"] is True and read_back["mtu"] == 1500 and read_back["mac"]
 
 
 def test_an_interface_not_found_says_what_to_set(ec, home):
