@@ -1,5 +1,5 @@
-# ruff: noqa: UP008, UP031, SIM114  -- NEPI's own style (super(Class, self), % formatting, NEPI test code as written), kept on purpose
-"""Resource types written the NEPI way, as NEPI's own tests wrote theirs.
+# ruff: noqa: UP008, UP031  -- NEPI 6's style (super(Class, self), % formatting), kept on purpose
+"""Resource types written the NEPI way, as a NEPI 6 user wrote them.
 
 Only the imports differ from NEPI 6 (``nepi.execution.resource`` ->
 ``nepi_lab.compat``): the classes below are what a NEPI user would have written.
@@ -54,7 +54,7 @@ class Link(ResourceManager):
         self.deploys += 1
         time.sleep(self.get("delay"))
         super(Link, self).do_deploy()
-        self.logger.debug(" -------- DEPLOYED ------- ")
+        self.logger.debug("deployed after %.1f s", self.get("delay"))
 
     def do_start(self):
         super(Link, self).do_start()
@@ -75,7 +75,7 @@ class Interface(ResourceManager):
         link = self.get_connected(Link.get_rtype())[0]
         if link.state < ResourceState.READY:
             self.ec.schedule(self.reschedule_delay, self.deploy)
-            self.logger.debug(" -------- RESCHEDULING ------- ")
+            self.logger.debug("waiting for link %d", link.guid)
         else:
             super(Interface, self).do_deploy()
 
@@ -98,7 +98,7 @@ class ErrorApplication(ResourceManager):
 
     def do_deploy(self):
         time.sleep(0.05)
-        raise RuntimeError("NOT A REAL ERROR. JUST TESTING")
+        raise RuntimeError("the dummy application refuses to deploy")
 
 
 class FailingStart(ResourceManager):
@@ -221,59 +221,64 @@ class Installer(ResourceManager):
         super(Installer, self).do_deploy()
 
 
-# -- NEPI's deploy-in-order scenario (its test/execution/resource.py), with short sleeps --
+# -- a rack deployed in dependency order: every type reschedules its own deploy ------------------
 
 
-class OrderChannel(ResourceManager):
-    _rtype = "order::Channel"
+def not_yet(rm, others, state):
+    """Whether one of ``others`` is still below ``state``; then ``rm``'s deploy is asked
+    for again a little later (a NEPI-style resource waits for its neighbours so)."""
+    if any(other.state < state for other in others):
+        rm.ec.schedule("0.1s", rm.deploy)
+        return True
+    return False
+
+
+class RackSwitch(ResourceManager):
+    _rtype = "rack::Switch"
 
     def do_deploy(self):
-        time.sleep(0.2)
-        super(OrderChannel, self).do_deploy()
+        time.sleep(0.2)  # powering up
+        super(RackSwitch, self).do_deploy()
 
 
-class OrderInterface(ResourceManager):
-    _rtype = "order::Interface"
+class RackPort(ResourceManager):
+    """Ready once its server is provisioned and its switch is ready."""
+
+    _rtype = "rack::Port"
 
     def do_deploy(self):
-        node = self.get_connected(OrderNode.get_rtype())[0]
-        chan = self.get_connected(OrderChannel.get_rtype())[0]
-        if node.state < ResourceState.PROVISIONED:
-            self.ec.schedule("0.1s", self.deploy)
-        elif chan.state < ResourceState.READY:
-            self.ec.schedule("0.1s", self.deploy)
-        else:
-            time.sleep(0.1)
-            super(OrderInterface, self).do_deploy()
+        servers = self.get_connected(RackServer.get_rtype())
+        switches = self.get_connected(RackSwitch.get_rtype())
+        if not_yet(self, servers, ResourceState.PROVISIONED) or not_yet(self, switches, ResourceState.READY):
+            return
+        time.sleep(0.1)  # cabling
+        super(RackPort, self).do_deploy()
 
 
-class OrderNode(ResourceManager):
-    _rtype = "order::Node"
+class RackServer(ResourceManager):
+    """Provisions itself at once, then is ready once all its ports are."""
+
+    _rtype = "rack::Server"
     _long_lived = True
 
     def do_deploy(self):
-        if self.state == ResourceState.NEW:
+        if self.state < ResourceState.PROVISIONED:
             self.do_discover()
             self.do_provision()
-            self.ec.schedule("0.1s", self.deploy)
-        elif self.state == ResourceState.PROVISIONED:
-            for rm in self.get_connected(OrderInterface.get_rtype()):
-                if rm.state < ResourceState.READY:
-                    self.ec.schedule("0.1s", self.deploy)
-                    return
-            super(OrderNode, self).do_deploy()
+        if not_yet(self, self.get_connected(RackPort.get_rtype()), ResourceState.READY):
+            return
+        super(RackServer, self).do_deploy()
 
 
-class OrderApplication(ResourceManager):
-    _rtype = "order::Application"
+class RackService(ResourceManager):
+    """Ready after its server; stops itself right after starting."""
+
+    _rtype = "rack::Service"
 
     def do_deploy(self):
-        node = self.get_connected(OrderNode.get_rtype())[0]
-        if node.state < ResourceState.READY:
-            self.ec.schedule("0.1s", self.deploy)
-        else:
-            super(OrderApplication, self).do_deploy()
+        if not not_yet(self, self.get_connected(RackServer.get_rtype()), ResourceState.READY):
+            super(RackService, self).do_deploy()
 
     def do_start(self):
-        super(OrderApplication, self).do_start()
+        super(RackService, self).do_start()
         self.ec.schedule("0s", self.stop)
