@@ -22,9 +22,10 @@ changing its imports to this module::
             super().do_deploy()                  # READY
             self.logger.debug("deployed")
 
-The controller runs those blocking methods in its bounded pool of hook threads
-(:data:`~nepi_lab.core.loop.EXECUTOR_THREADS` at a time), never on its loop: a hook
-that sleeps leaves the experiment running.  How NEPI's lifecycle maps onto ours, and
+The controller runs those blocking methods in a bounded pool of hook threads kept for
+NEPI-style types (:data:`~nepi_lab.compat.resource.NEPI_THREADS`, 20, at a time, or
+``NEPI_NTHREADS`` as in NEPI), never on its loop: a hook that sleeps leaves the
+experiment running.  How NEPI's lifecycle maps onto ours, and
 the one rule that settles the names both share, are in
 :mod:`nepi_lab.compat.resource`; the Linux command API in :mod:`nepi_lab.compat.linux`.
 Our own (native) style is unchanged: nothing below this module imports it.
@@ -49,6 +50,12 @@ Differences that remain, and why
 - A NEPI-style type waits for its end in ``ec.wait_finished`` (STOPPED, FINISHED,
   FAILED, RELEASED), as NEPI did; a type that never ends (a node) declares
   ``_long_lived = True``, so that ``wait_finished`` returns once it is STARTED.
+- NEPI-style hooks run at most 20 at a time (``NEPI_NTHREADS``, read once per
+  controller when its first NEPI-style hook runs), in a pool of their own that the
+  controller makes on first use and closes at shutdown; NEPI's whole scheduler ran in
+  its 20 threads.  Our own plain-def hooks stay in the pool of
+  :data:`~nepi_lab.core.loop.EXECUTOR_THREADS` (2), and the controller's own work never
+  waits for either pool.
 - ``self.fail()`` in a hook fails the resource when the hook returns.
 - ``valid_connection(self, guid)`` gets the other resource's guid, as in NEPI (the
   class's own is adapted); a string it returns is the reason given to the user.

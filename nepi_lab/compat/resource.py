@@ -3,8 +3,9 @@
 How the two lifecycles meet
 ---------------------------
 The controller drives every resource the same way (deploy, start, stop, release).  For
-a NEPI-style type it runs NEPI's blocking methods in its bounded pool of hook threads,
-never on its loop:
+a NEPI-style type it runs NEPI's blocking methods in a bounded pool of hook threads of
+their own (:func:`nepi_threads` at a time, NEPI's 20 or ``NEPI_NTHREADS``; made when
+the first NEPI-style hook runs, one per controller), never on its loop:
 
 =========================  ===================================================
 the controller's step      runs, in a hook thread
@@ -39,6 +40,7 @@ import datetime as _dt
 import functools
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,6 +69,30 @@ LEGACY_HOOKS = ("do_discover", "do_reserve", "do_provision", "do_configure", "do
 
 #: The hooks the controller calls on a NEPI-style type (each runs a NEPI step).
 _DRIVEN = frozenset({"do_discover", "do_start", "do_stop", "do_release"})
+
+#: How many NEPI-style hooks a controller runs at once unless ``NEPI_NTHREADS`` says
+#: otherwise: NEPI's own default (its ``ExperimentController._nthreads``).
+NEPI_THREADS = 20
+
+
+def nepi_threads() -> int:
+    """How many NEPI-style hooks a controller runs at once: ``NEPI_NTHREADS`` (as NEPI
+    read it, a positive integer) or :data:`NEPI_THREADS`.  Read when a controller runs
+    its first NEPI-style hook; a value that is not a positive integer is ignored with a
+    warning."""
+    value = os.environ.get("NEPI_NTHREADS", "").strip()
+    if not value:
+        return NEPI_THREADS
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        log.warning("NEPI_NTHREADS=%r is not a positive integer: NEPI-style hooks run %d at a time",
+                    value, NEPI_THREADS)
+        return NEPI_THREADS
+    return count
+
 
 _here = threading.local()  # .rm: the NEPI-style resource whose hook this thread runs
 
@@ -187,7 +213,7 @@ async def _run_legacy(rm: ResourceManager, name: str) -> None:
             _here.rm = before
 
     rm._failed_in_hook = None
-    await rm.ec._runner.hooks.run(in_thread)
+    await rm.ec._runner.hook_pool("nepi", nepi_threads).run(in_thread)
     if rm._failed_in_hook is not None:
         raise rm._failed_in_hook
 

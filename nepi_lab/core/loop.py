@@ -50,7 +50,8 @@ log = logging.getLogger("nepi_lab")
 
 #: At most this many threads do the controller's own blocking work (file copies,
 #: getaddrinfo), and at most this many run legacy synchronous hooks (user code), so
-#: that a hook that blocks never holds up the controller's own work.
+#: that a hook that blocks never holds up the controller's own work.  (NEPI-style types
+#: run theirs in a pool of their own: :meth:`LoopRunner.hook_pool`.)
 EXECUTOR_THREADS = 2
 
 
@@ -66,10 +67,23 @@ class HookThreads:
     def __init__(self, limit: int = EXECUTOR_THREADS, name: str = "nepi_lab-hook") -> None:
         self.limit = limit
         self.name = name
+        self.closed = False
         self._places: asyncio.Semaphore | None = None  # made on the loop, on first use
 
+    def close(self) -> None:
+        """Refuse new hooks (the controller is shutting down); running ones are abandoned."""
+        self.closed = True
+
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` in a thread of its own; its result, or its exception."""
+        """``function(*args)`` in a thread of its own; its result, or its exception.
+
+        Raises
+        ------
+        RuntimeError
+            The pool is closed (its controller shut down).
+        """
+        if self.closed:
+            raise RuntimeError(f"{self.name}: the controller is shut down, no hook runs any more")
         loop = asyncio.get_running_loop()
         if self._places is None:
             self._places = asyncio.Semaphore(self.limit)
@@ -221,6 +235,9 @@ class LoopRunner:
             max_workers=EXECUTOR_THREADS, thread_name_prefix=f"{name}-blocking"
         )
         self.hooks = HookThreads(EXECUTOR_THREADS, f"{name}-hook")
+        self._name = name
+        self._pools: dict[str, HookThreads] = {}  # further pools of hook threads, made on first use
+        self._pools_lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self.loop.set_default_executor(self.executor)
         started = threading.Event()
@@ -241,6 +258,23 @@ class LoopRunner:
                 return  # stopped by close()
             except BaseException as exc:  # noqa: BLE001 - SystemExit from a task must not kill the loop
                 log.error("the controller's loop caught %r escaping a task; it goes on", exc)
+
+    def hook_pool(self, key: str, limit: int | Callable[[], int]) -> HookThreads:
+        """The runner's pool of hook threads named ``key``, made on first use with ``limit``.
+
+        A family of hooks with other needs than :attr:`hooks` (NEPI-style types, whose
+        hooks NEPI ran 20 at a time) gets a pool of its own, one per runner whatever
+        the number of resources, closed with the runner.  ``limit`` (or what it returns
+        when called) counts only when the pool is made.
+        """
+        with self._pools_lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                if self.closed:
+                    raise RuntimeError(f"{self._name}: the controller is shut down, no hook runs any more")
+                count = limit() if callable(limit) else limit
+                pool = self._pools[key] = HookThreads(max(1, int(count)), f"{self._name}-{key}-hook")
+            return pool
 
     def in_loop_thread(self) -> bool:
         """Whether the caller runs in the loop's thread."""
@@ -310,3 +344,7 @@ class LoopRunner:
         else:
             loop.call_soon(loop.stop)
         self.executor.shutdown(wait=True)
+        self.hooks.close()
+        with self._pools_lock:
+            for pool in self._pools.values():
+                pool.close()
