@@ -9,6 +9,12 @@ coroutines to the controller's loop and wait for them; everything else (``state`
 ``self.node`` (in a :class:`LinuxApplication`) and ``self.get_connected(...)``; code on
 the loop gets our node, unchanged.  Called on the loop's own thread, a blocking method
 raises :class:`RuntimeError` instead of blocking the loop for ever.
+
+``LinuxNode(ec, guid)`` with anything but one of our controllers as ``ec`` (NEPI's
+tests passed a bare object with an ``exp_id``) is a *standalone* node, NEPI's
+command helper used without an experiment: it owns a private controller, deploys
+itself on its first command and is released by :meth:`LinuxNode.release`, when it
+is garbage-collected, or at interpreter exit (see :class:`LinuxNode`).
 """
 
 from __future__ import annotations
@@ -17,15 +23,19 @@ import os
 import posixpath
 import re
 import shlex
+import shutil
+import tempfile
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..core.registry import register_type
 from ..core.resource import ResourceManager as _NativeResourceManager
 from ..core.states import ResourceState
+from ..core.traces import check_name
 from ..resources.linux.application import USR_DIR, parse_env
 from ..resources.linux.application import Application as _NativeApplication
-from ..resources.linux.node import NEPI_DIR
+from ..resources.linux.node import LOCAL_HOSTNAMES, NEPI_DIR
 from ..resources.linux.node import Node as _NativeNode
 from .resource import ResourceManager, _here, call_on_loop
 
@@ -94,6 +104,95 @@ def nepi_view(rm: Any) -> Any:
     return view
 
 
+#: Seconds a standalone :class:`LinuxNode` waits for its node to deploy (its first command).
+DEPLOY_TIMEOUT = 120.0
+#: Seconds a standalone :class:`LinuxNode`'s release may take.
+RELEASE_TIMEOUT = 60.0
+
+
+def _exp_id_of(ec: Any) -> str:
+    """The exp_id a standalone node's private controller takes from NEPI's ``ec``: its
+    ``exp_id`` when it has a usable one (unsafe characters become ``-``)."""
+    exp_id = getattr(ec, "exp_id", None)
+    if not exp_id:
+        return "nepi-standalone"
+    text = re.sub(r"[^A-Za-z0-9_.+-]", "-", str(exp_id)).lstrip(".-").replace("..", "-")[:128]
+    try:
+        return check_name(text, "exp_id")
+    except Exception:  # noqa: BLE001 - nothing usable left: our own name
+        return "nepi-standalone"
+
+
+class _Standalone:
+    """What a standalone :class:`LinuxNode` owns: a private controller (results in a
+    temporary folder) holding one ``linux::Node``.  Its :meth:`release` must not refer
+    to the view (it runs as the view's finalizer)."""
+
+    def __init__(self, nepi_ec: Any) -> None:
+        from ..core.controller import ExperimentController  # here: the controller imports the registry
+
+        self.local_dir = tempfile.mkdtemp(prefix="nepi_lab-linuxnode-")
+        try:
+            self.ec = ExperimentController(exp_id=_exp_id_of(nepi_ec), local_dir=self.local_dir)
+        except BaseException:
+            shutil.rmtree(self.local_dir, ignore_errors=True)
+            raise
+        self.guid = self.ec.register_resource("linux::Node")
+        self.node: _NativeNode = self.ec.get_resource(self.guid)
+        self.lock = threading.Lock()
+        self.released = False
+
+    def ensure_deployed(self, timeout: float) -> None:
+        """Deploy the node on first use and wait until it is READY (a clear error if not)."""
+        node = self.node
+        if node.state == S.READY or node.state == S.STARTED:
+            return
+        if self.released:
+            raise RuntimeError(f"linux::Node {self.guid}: this standalone LinuxNode was released: make a "
+                               f"new one")
+        with self.lock:
+            if node.state == S.NEW:
+                self.ec.deploy(self.guid)
+            where = node.get("hostname") or "(no hostname set)"
+            try:
+                self.ec.wait_deployed(self.guid, timeout=timeout)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"linux::Node {self.guid} ({where}): not deployed after {timeout} s (state "
+                    f"{node.state.name}); the host may be unreachable: check hostname, username and "
+                    f"identity, or raise LinuxNode.deploy_timeout") from None
+            except Exception as exc:  # noqa: BLE001 - said once, with what to do
+                raise RuntimeError(
+                    f"linux::Node {self.guid} ({where}): deploy failed: {exc} - check the attributes "
+                    f"set on it (hostname, username, identity, home); make a new LinuxNode to try "
+                    f"again") from exc
+
+    def release(self) -> None:
+        """Shut the private controller down (kills what the node started, removes this
+        run's folders on the host) and remove its results folder.  Idempotent; from
+        the controller's own loop thread (a garbage collection there) it is done in
+        another thread."""
+        if self.released:
+            return
+        self.released = True
+        if self.ec._runner.in_loop_thread():
+            threading.Thread(target=self._shutdown, name="nepi_lab-linuxnode-release", daemon=True).start()
+        else:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self.ec.shutdown(timeout=RELEASE_TIMEOUT)
+        finally:
+            shutil.rmtree(self.local_dir, ignore_errors=True)
+
+
+def _is_our_controller(ec: Any) -> bool:
+    from ..core.controller import ExperimentController
+
+    return isinstance(ec, ExperimentController)
+
+
 class LinuxNode:
     """NEPI's ``LinuxNode`` API over one of our ``linux::Node`` resources.
 
@@ -104,12 +203,46 @@ class LinuxNode:
     controller's loop (a NEPI-style hook's).  The SSH options of NEPI's signatures
     (``tty``, ``retry``, ``connect_timeout``, ``strict_host_checking``, ``persistent``,
     ``with_lock``) are accepted and ignored: the node's attributes say how to connect.
+
+    Standalone, as NEPI's tests and users' scripts used it::
+
+        node = LinuxNode(ec, 1)            # ec: anything but our controller (NEPI's DummyEC)
+        node.set("hostname", "localhost")  # attributes before the first command
+        (out, err), proc = node.execute("uname -r")   # deploys the node first (blocks)
+        node.release()                     # or when it is garbage-collected, or at exit
+
+    The node then owns a private controller (its ``exp_id`` is ``ec.exp_id`` when
+    ``ec`` has one; its results go to a temporary folder, removed at release) that
+    holds one ``linux::Node``.  The first command deploys it and waits up to
+    :attr:`deploy_timeout` seconds; a node that fails to deploy raises
+    :class:`RuntimeError` saying why.  Releasing it does what releasing any node does:
+    the processes it started (``run``, ``run_and_wait(wait_run=False)``) are killed
+    (``cleanProcesses``) and this run's folders on the host, ``exp_home`` among them,
+    are removed (``cleanExperiment``).  Given one of our controllers, ``LinuxNode(ec,
+    guid)`` is the view of its ``linux::Node`` ``guid``.
     """
 
     _rtype = "linux::Node"
 
-    def __init__(self, node: _NativeNode) -> None:
-        self._node = node
+    #: Seconds a standalone node's first command waits for the node to deploy.
+    deploy_timeout: float = DEPLOY_TIMEOUT
+
+    def __init__(self, node: Any, guid: int | None = None) -> None:
+        self._own: _Standalone | None = None
+        if guid is None:
+            if not isinstance(node, _NativeNode):
+                raise TypeError(f"LinuxNode(node) takes a linux::Node, not {type(node).__name__}; "
+                                f"NEPI's LinuxNode(ec, guid) makes a standalone node")
+        elif _is_our_controller(node):
+            rm = node.get_resource(guid)
+            if not isinstance(rm, _NativeNode):
+                raise TypeError(f"resource {guid} is a {rm.get_rtype()}, not a linux::Node")
+            node = rm
+        else:
+            self._own = _Standalone(node)
+            self._finalizer = weakref.finalize(self, self._own.release)
+            node = self._own.node
+        self._node: _NativeNode = node
         self._home_dir = ""
         self._root: bool | None = None
         self._started: dict[int, ProcessHandle] = {}  # what run() started, by pid
@@ -120,7 +253,7 @@ class LinuxNode:
         return cls._rtype
 
     def __getattr__(self, name: str) -> Any:
-        if name == "_node":  # not made yet (a copy being built): no recursion
+        if name in ("_node", "_own"):  # not made yet (a copy being built): no recursion
             raise AttributeError(name)
         return getattr(self._node, name)
 
@@ -140,7 +273,57 @@ class LinuxNode:
         return self._node
 
     def _wait(self, coro: Any, what: str, timeout: float | None = None) -> Any:
+        if self._own is not None:
+            try:
+                self._own.ensure_deployed(self.deploy_timeout)
+            except BaseException:
+                coro.close()
+                raise
         return call_on_loop(self._node.ec, coro, f"linux::Node {self._node.guid}: {what}", timeout)
+
+    # -- a standalone node's own life ------------------------------------------------------------
+
+    @property
+    def standalone(self) -> bool:
+        """Whether the node owns its private controller (made as ``LinuxNode(ec, guid)``
+        with anything but one of our controllers)."""
+        return self._own is not None
+
+    def set(self, name: str, value: Any, **kwargs: Any) -> Any:
+        """Set attribute ``name`` of the node (a standalone node: through its controller,
+        as ``ec.set``; ``Flags.Design`` ones only before its first command)."""
+        if self._own is not None:
+            return self._own.ec.set(self._own.guid, name, value)
+        return self._node.set(name, value, **kwargs)
+
+    def get(self, name: str) -> Any:
+        """The value of attribute ``name`` of the node."""
+        if self._own is not None:
+            return self._own.ec.get(self._own.guid, name)
+        return self._node.get(name)
+
+    def deploy(self) -> None:
+        """Deploy a standalone node now, and wait until it is READY (its first command
+        does it otherwise).  A node in an experiment is deployed by its controller."""
+        if self._own is None:
+            raise RuntimeError(f"linux::Node {self._node.guid} belongs to an experiment: its controller "
+                               f"deploys it (ec.deploy)")
+        self._own.ensure_deployed(self.deploy_timeout)
+
+    def release(self) -> None:
+        """Release a standalone node: kill the processes it started, remove this run's
+        folders from the host, shut its private controller down (also done when the
+        node is garbage-collected and at interpreter exit).  Idempotent; the node takes
+        no command afterwards.  A node in an experiment is released by its controller."""
+        if self._own is None:
+            raise RuntimeError(f"linux::Node {self._node.guid} belongs to an experiment: its controller "
+                               f"releases it (ec.release or ec.shutdown)")
+        self._finalizer()
+
+    def _check_standalone(self, what: str, instead: str) -> None:
+        if self._own is None:
+            raise RuntimeError(f"linux::Node {self._node.guid}: {what} acts only on a standalone LinuxNode "
+                               f"(it would remove what the rest of the experiment uses); here {instead}")
 
     # -- folders ---------------------------------------------------------------------------
 
@@ -188,6 +371,29 @@ class LinuxNode:
     def src_dir(self) -> str:
         """``<usr_dir>/src``."""
         return posixpath.join(self.usr_dir, "src")
+
+    def _deployed_path(self, name: str) -> str:
+        if self._own is not None:
+            self._own.ensure_deployed(self.deploy_timeout)
+        return getattr(self._node, name)
+
+    @property
+    def exp_home(self) -> str:
+        """NEPI's experiment folder on the host.  Standalone: the private run's folder
+        (``<home>/.nepi_lab/<exp_id>/<run_id>``), removed at release, so that what NEPI
+        code makes under it goes too; in an experiment: the node's ``exp_home``
+        (``<home>/.nepi_lab/<exp_id>``)."""
+        return self._deployed_path("run_home" if self._own is not None else "exp_home")
+
+    @property
+    def node_home(self) -> str:
+        """The node's own folder, ``<run_home>/<guid>`` (removed at release)."""
+        return self._deployed_path("node_home")
+
+    @property
+    def run_home(self) -> str:
+        """This run's folder on the host, ``<exp_home>/<run_id>`` (removed at release)."""
+        return self._deployed_path("run_home")
 
     def find_home(self) -> None:
         """Learn the user's home folder on the host (``echo ${HOME}``), as NEPI did."""
@@ -243,6 +449,22 @@ class LinuxNode:
             except ValueError:
                 return ExitCode.CORRUPTFILE
         return ExitCode.FILENOTFOUND if proc.returncode == 1 else ExitCode.ERROR
+
+    def check_errors(self, home: str, ecodefile: str = "exitcode",
+                     stderr: str = "stderr") -> tuple[tuple[str, str], Completed]:
+        """``(("", err), proc)``: ``err`` is the standard error file ``stderr`` in ``home``
+        when the status in ``ecodefile`` is not 0 or not written yet (a missing standard
+        error file then counts as none), a message when the status file cannot be read,
+        else ``""``.  ``proc.poll()`` is 0 when ``err`` is empty."""
+        status = self.exitcode(home, ecodefile)
+        if status in (ExitCode.CORRUPTFILE, ExitCode.ERROR):
+            return ("", f"could not read the exit status in {posixpath.join(home, ecodefile)}"), Completed(1)
+        if status == ExitCode.OK:
+            return ("", ""), Completed(0)
+        (err, _), proc = self.check_output(home, stderr)
+        if proc.returncode != 0:  # no standard error file
+            err = ""
+        return ("", err), Completed(1 if err else 0)
 
     def is_alive(self) -> bool:
         """Whether the host answers a command."""
@@ -473,6 +695,90 @@ class LinuxNode:
         """Remove folder(s) ``paths`` from the host, with what they hold."""
         paths = [paths] if isinstance(paths, str) else list(paths)
         return self.execute("rm -rf -- " + " ".join(shlex.quote(p) for p in paths))
+
+    def _command_dir(self) -> str:
+        """The folder commands start in on the host (NEPI's relative paths are relative to it)."""
+        if not getattr(self, "_cwd", ""):
+            (out, _), proc = self.execute("pwd")
+            if proc.returncode != 0 or not out.strip():
+                raise RuntimeError(f"linux::Node {self._node.guid}: could not learn the folder commands "
+                                   f"start in (pwd)")
+            self._cwd = out.strip()
+        return self._cwd
+
+    def copy(self, src: str | list[str], dst: str) -> tuple[tuple[str, str], Completed]:
+        """NEPI's ``copy(src, dst)`` with ``dst`` on this node: copy local file(s) or
+        folder(s) ``src`` (a list, or a ``;``-separated string) to ``[user@]host:path``
+        (NEPI's scp form; the host must be this node's, the user part is ignored) or to
+        a plain path on the node.  A relative path is relative to the folder the node's
+        commands start in (the user's home over SSH), as in scp.  Into ``path`` when it is
+        a folder on the host; several sources need one.  Copies to another host, or from
+        a host (``host:path`` as ``src``) are refused: use :meth:`download`.
+        """
+        sources = [s.strip() for s in src.split(";") if s.strip()] if isinstance(src, str) else list(src)
+        for source in sources:
+            if re.match(r"^[^/]*:", source) and not os.path.exists(source):
+                raise ValueError(f"linux::Node {self._node.guid}: copy from a host ({source!r}) is not "
+                                 f"supported: use download(src, dst)")
+        match = re.match(r"^(?:([^@/:]+)@)?([^/:]+|\[[^\]]+\]):(.*)$", dst)
+        path = dst
+        if match:
+            host = match.group(2).strip("[]")
+            mine = self.get("hostname") or ""
+            same = host == mine or (host in LOCAL_HOSTNAMES and self._node.is_local)
+            if not same:
+                raise ValueError(f"linux::Node {self._node.guid}: copy to {host!r} from the node of "
+                                 f"{mine!r}: only copies to this node's own host are supported (make "
+                                 f"a LinuxNode for {host!r})")
+            path = match.group(3) or "."
+        if not path.startswith("/"):
+            path = posixpath.normpath(posixpath.join(self._command_dir(), path))
+        many = len(sources) > 1 or any(os.path.isdir(os.path.expanduser(s)) for s in sources)
+        if many and not self._exists(path, "-d"):
+            self._wait(self._node.makedirs(path), f"mkdir {path}")
+        return self.upload(sources, path)
+
+    def clean_processes(self) -> tuple[tuple[str, str], Completed]:
+        """Kill every process this standalone node started (``run``,
+        ``run_and_wait(wait_run=False)``) that still runs, with its process group.
+
+        NEPI killed every process of the user (``killall -u``, or ``kill -9`` of all
+        but the shell as root): never here, only what the node itself started and
+        tracks; the same is done at release.  In an experiment, set ``cleanProcesses``
+        on the node instead (done at release).
+        """
+        self._check_standalone("clean_processes", "set cleanProcesses (at release)")
+        node = self._node
+
+        async def stop_all() -> int:
+            executor = node.executor
+            count = executor.kill_all()
+            await executor.stop_tracked()
+            return count
+
+        count = self._wait(stop_all(), "kill the processes it started")
+        for handle in self._started.values():
+            if handle.returncode is None:
+                self._wait(handle.wait(), f"wait for process {handle.pid}")
+        return (f"{count}\n", ""), Completed(0)
+
+    def clean_experiment(self) -> tuple[tuple[str, str], Completed]:
+        """Remove ``exp_home`` (the private run's folder, with ``node_home`` and what was
+        made under them) from the host: NEPI's ``clean_experiment``.  Standalone nodes
+        only (in an experiment, ``cleanExperiment`` does it at release); commands that
+        write there make their folders again."""
+        self._check_standalone("clean_experiment", "cleanExperiment does it at release")
+        return self.rmdir(self.exp_home)
+
+    def clean_home(self) -> tuple[tuple[str, str], Completed]:
+        """Remove every folder under ``<home>/.nepi_lab`` but this run's (other
+        experiments' folders and the shared ``.usr``: ``lib_dir``, ``share_dir``,
+        ``src_dir``): NEPI's ``clean_home`` (which removed ``~/.nepi``), our
+        ``cleanHome``.  Standalone nodes only; use it on a host (and ``home``) of your
+        own: other experiments' files there go."""
+        self._check_standalone("clean_home", "set cleanHome (at deploy)")
+        self._wait(self._node._clean_home(), "clean home")
+        return ("", ""), Completed(0)
 
     # -- packages -------------------------------------------------------------------------------
 
