@@ -68,9 +68,17 @@ Differences that remain, and why
   ``Flags.NoWrite`` (NEPI checked neither); users' ``ec.set`` still honour them,
   and values are checked against the declared type, as for every type.
 - The Linux node's ``run`` starts a process our node tracks (stopped at release); its
-  ``wait_run`` and ``kill`` act only on the processes ``run`` started (never on
-  another pid, nor by name).  ``copy`` and ``execute(blocking=False)`` are
-  not provided: ``run`` starts a command in the background.
+  ``wait_run``, ``kill`` and ``clean_processes`` act only on the processes the node
+  started (never on another pid, nor by user or name: NEPI's ``clean_processes``
+  ran ``killall -u``).  ``execute(blocking=False)`` is not provided (``run`` starts a
+  command in the background); ``copy`` copies only to the node's own host.
+- ``LinuxNode(ec, guid)`` with anything but one of our controllers as ``ec`` is a
+  standalone node with a private controller, deployed on its first command and
+  released by ``release()``, garbage collection or exit (NEPI's node needed no
+  deploy); its ``exp_home`` is its run's folder, removed at release.
+  ``clean_experiment`` and ``clean_home`` act on standalone nodes only;
+  ``remove_packages`` raises :class:`NotImplementedError` (our nodes never
+  uninstall packages from a host).
 - Overriding NEPI's provisioning internals of ``LinuxApplication`` (``upload_sources``,
   ``upload_start_command``, ``build``, ``install``...) changes nothing: set the
   attributes (``sources``, ``build``, ``install``, ``command``...) in ``do_deploy``
