@@ -590,10 +590,12 @@ class Application(ResourceManager):
                 entries = _entries(self.get(attribute))
                 if entries:
                     await node.makedirs(paths[placeholder])
-                placed = [await self._place(attribute, entry, paths[placeholder]) for entry in entries]
+                placed: list[str] = []
+                for entry in entries:
+                    placed.append(await self._place(attribute, entry, paths[placeholder]))
+                    placed_all.append(placed[-1])
                 if attribute == "bins" and placed:
                     await node.run("chmod +x -- " + " ".join(shlex.quote(path) for path in placed))
-                placed_all += placed
             if self.get("code") is not None:
                 await node.write_file(paths["CODE"], self.get("code"), 0o755)
             if self.get("stdin") is not None:
