@@ -24,6 +24,7 @@ import pytest
 from nepi_lab import AttributeValueError, ResourceState, TraceAttr
 
 from .conftest import run_on_loop, wait_for_trace
+from .sshd import sshd  # noqa: F401 - the session fixture
 
 S = ResourceState
 
@@ -190,6 +191,26 @@ def test_a_failed_download_gives_deploy_exitcode_1_and_names_the_url(ec, home, w
     assert ec.trace(app, "deploy_exitcode") == "1\n"
     assert ec.trace(app, "deploy_stdout").endswith("/src/here.txt\n")  # what was placed before
     assert f"{base}/missing.txt" in ec.trace(app, "deploy_stderr")
+
+
+def test_run_home_and_deploy_traces_on_an_ssh_host(ec, sshd, tmp_path):  # noqa: F811 - the fixture
+    (tmp_path / "input.txt").write_text("42\n")
+    node = ec.register_resource("linux::Node", **sshd.node_attributes())
+    app = ec.register_resource("linux::Application")
+    ec.set(app, "sources", str(tmp_path / "input.txt"))
+    ec.set(app, "build", "cp ${SRC}/input.txt copy.txt && echo copied")
+    ec.set(app, "command", "cat copy.txt")
+    ec.register_connection(app, node)
+    ec.deploy()
+    ec.wait_finished(app, timeout=30)
+    assert ec.state(app) == S.FINISHED, ec.failures
+    run_home = ec.get_resource(app).run_home
+    assert run_home.startswith(sshd.home + "/.nepi_lab/") and run_home.endswith(f"/{app}")
+    assert ec.trace(app, "deploy_stdout") == f"{run_home}/src/input.txt\ncopied\n"
+    assert (ec.trace(app, "deploy_exitcode"), ec.trace(app, "deploy_stderr")) == ("0\n", "")
+    ec.release()  # collected over SFTP, removed from the host
+    assert ec.trace(app, "deploy_exitcode") == "0\n" and ec.trace(app, "stdout") == "42\n"
+    assert not os.path.exists(run_home)
 
 
 def test_without_a_deploy_step_there_are_no_deploy_files(ec, home):
