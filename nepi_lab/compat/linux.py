@@ -856,13 +856,13 @@ class LinuxApplication(ResourceManager, _NativeApplication):
     def run_home(self) -> str:
         """``${RUN_HOME}``: the application's folder on the host (NEPI's ``run_home``; here
         also ``app_home``), known once its node is DISCOVERED."""
-        if not self.app_home:
+        if not self._app_home:
             nodes = _NativeResourceManager.get_connected(self, _NativeNode)
             if not nodes or not nodes[0].run_home:
                 raise RuntimeError(f"{self._rtype} {self.guid}: its folder is known once its linux::Node is "
                                    f"DISCOVERED (connect one, and wait for it as do_deploy does)")
-            self.app_home = posixpath.join(nodes[0].run_home, str(self.guid))  # as our do_provision sets it
-        return self.app_home
+            self._app_home = posixpath.join(nodes[0].run_home, str(self.guid))  # as our do_provision sets it
+        return self._app_home
 
     def trace_filepath(self, filename: str) -> str:
         """Where file ``filename`` of the application is on the host."""

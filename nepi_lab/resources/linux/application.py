@@ -16,6 +16,12 @@ deploy
     and ``stdin``; runs ``build`` then ``install`` in ``${RUN_HOME}``, their output
     (standard output and error together) in the ``build`` and ``install`` traces.  A
     failing step fails the application with its exit status and the end of its log.
+    NEPI's deploy traces are written too when there is such a step (an entry to put
+    on the host, ``build`` or ``install``), as NEPI wrote them:
+    ``deploy_stdout`` (the path of each entry put on the host, one a line, then the
+    build and install output), ``deploy_exitcode`` (``0``, the failed step's status,
+    or ``1`` for another failure such as a download; a number then a newline) and
+    ``deploy_stderr`` (why the deploy failed; empty when it succeeded).
 start
     starts ``command`` in ``workingDirectory`` (default ``${RUN_HOME}``), standard
     output and error in files on the host (one file, the ``stdout`` trace, with
@@ -60,6 +66,10 @@ collected with the declared traces, so it stays readable after release; a name t
 is neither declared nor written raises :class:`~nepi_lab.MissingTraceError`.  A
 deliberate difference from NEPI: ``TraceAttr.PATH`` gives the path on the host only
 until the trace is collected, then the local copy in the run directory.
+
+The application's folder on the host is ``ec.get_resource(app).run_home`` (NEPI's
+name; ``app_home`` is the same folder, as ``${APP_HOME}`` is), known once the
+application is provisioned: before, reading it raises :class:`RuntimeError`.
 
 Placeholders
 ------------
@@ -198,6 +208,9 @@ exit 0
 #: Seconds the signalling of a sudo'd command's root processes may take.
 _SIGNAL_TIMEOUT = 30.0
 
+#: NEPI's traces of the deploy step (sources, files, libs, bins, build, install).
+DEPLOY_TRACES = ("deploy_stdout", "deploy_stderr", "deploy_exitcode")
+
 #: Files of ``${RUN_HOME}`` that are inputs, not traces.
 NOT_TRACES = frozenset({"stdin", "code"})
 
@@ -323,6 +336,11 @@ class Application(ResourceManager):
         Trace("exitcode", "exit status of the command (negative: killed by that signal)", enabled=True),
         Trace("build", "output of the build step", enabled=True),
         Trace("install", "output of the install step", enabled=True),
+        Trace("deploy_stdout", "NEPI's deploy step output: where each sources/files/libs/bins entry was "
+              "put, then the build and install output (written only if there is such a step)", enabled=True),
+        Trace("deploy_stderr", "why the deploy step failed (empty when it succeeded)", enabled=True),
+        Trace("deploy_exitcode", "exit status of the deploy step: 0, the failed build or install step's "
+              "status, or 1 for another failure (a download, a missing local file)", enabled=True),
     )
 
     #: Traces the controller writes itself, straight into the run directory.
@@ -334,7 +352,7 @@ class Application(ResourceManager):
     def __init__(self, ec: ExperimentController, guid: int) -> None:
         super().__init__(ec, guid)
         self._node: Node | None = None
-        self.app_home = ""  #: ``${APP_HOME}`` on the host, once deployed
+        self._app_home = ""  # ``${RUN_HOME}`` = ``${APP_HOME}`` on the host, once provisioning began
         self._workdir = ""  # where the command runs, once started
         self._env: dict[str, str] = {}
         self._process: ProcessHandle | None = None
@@ -365,6 +383,34 @@ class Application(ResourceManager):
             raise RuntimeError(f"application {self.guid} is {self.state.name}: its node is not known yet")
         return self._node
 
+    @property
+    def run_home(self) -> str:
+        """``${RUN_HOME}``: the path of the application's own folder on the host (NEPI's
+        ``run_home``), where its command runs and its traces are written.  Known once
+        the application is provisioned (``ec.wait_deployed(app)``); the folder is
+        removed at release with the node's ``cleanExperiment``, the path stays.
+
+        Example: ``node.run(f"ls {ec.get_resource(app).run_home}")``.
+
+        Raises
+        ------
+        RuntimeError
+            The application is not provisioned yet: its folder does not exist.
+        """
+        if not self._app_home:
+            raise RuntimeError(
+                f"{self._rtype} {self.guid} is {self.state.name}: its folder on the host is known once it "
+                f"is provisioned (call ec.deploy(), then ec.wait_deployed({self.guid}))"
+            )
+        return self._app_home
+
+    @property
+    def app_home(self) -> str:
+        """``${APP_HOME}``: the same folder as :attr:`run_home` (in NEPI, the parent of
+        ``run_home``, kept across runs; here every run starts from clean folders, so
+        the two coincide, as the placeholders do).  Raises as :attr:`run_home`."""
+        return self.run_home
+
     # -- helpers -----------------------------------------------------------------------
 
     def _command_line(self) -> str | None:
@@ -375,15 +421,15 @@ class Application(ResourceManager):
         return command or None
 
     def _paths(self) -> dict[str, str]:
-        if self._path_map is None or self._path_map["APP_HOME"] != self.app_home:
+        if self._path_map is None or self._path_map["APP_HOME"] != self._app_home:
             node = self.node
             exp = posixpath.join(node.home, NEPI_DIR)
             usr = posixpath.join(exp, USR_DIR)
             self._path_map = {
                 "HOME": node.home, "EXP": exp, "EXP_HOME": node.exp_home, "NODE_HOME": node.node_home,
                 "BIN": node.bin_dir, "USR": usr, "LIB": posixpath.join(usr, "lib"),
-                "SHARE": posixpath.join(usr, "share"), "RUN_HOME": self.app_home, "APP_HOME": self.app_home,
-                "SRC": posixpath.join(self.app_home, "src"), "CODE": posixpath.join(self.app_home, "code"),
+                "SHARE": posixpath.join(usr, "share"), "RUN_HOME": self._app_home, "APP_HOME": self._app_home,
+                "SRC": posixpath.join(self._app_home, "src"), "CODE": posixpath.join(self._app_home, "code"),
             }
         return self._path_map
 
@@ -398,7 +444,7 @@ class Application(ResourceManager):
     def host_path(self, trace: str) -> str:
         """Where trace ``trace`` is written on the host."""
         self._check_trace(trace)
-        return posixpath.join(self.app_home, trace)
+        return posixpath.join(self._app_home, trace)
 
     def _check_trace(self, name: str) -> Trace:
         """A declared trace, or any other safe name: a file the command writes in ``${RUN_HOME}``."""
@@ -414,7 +460,7 @@ class Application(ResourceManager):
     async def _written_files(self, node: Node) -> list[str]:
         """The files the application wrote in ``${RUN_HOME}``, not declared traces: the
         traces by file name that are collected with the declared ones."""
-        return await written_files(node.executor, self.app_home, self._trace_table)
+        return await written_files(node.executor, self._app_home, self._trace_table)
 
     async def _wait_or_kill(self, process: ProcessHandle) -> int:
         try:
@@ -427,7 +473,7 @@ class Application(ResourceManager):
         """Run the ``build`` or ``install`` command, its output in the trace of that name."""
         command = self.get(step)
         log_path = self.host_path(step)
-        process = await self.node.spawn(command, stdout=log_path, stderr=log_path, cwd=self.app_home,
+        process = await self.node.spawn(command, stdout=log_path, stderr=log_path, cwd=self._app_home,
                                         env=self._env, path=[self.node.bin_dir], owner=self.guid)
         status = await self._wait_or_kill(process)
         if status != 0:
@@ -437,19 +483,20 @@ class Application(ResourceManager):
     async def _collect(self) -> None:
         """Copy (or hard-link) the enabled traces from the host into the run directory."""
         node = self._node
-        if node is None or not self.app_home or node._executor is None:
+        if node is None or not self._app_home or node._executor is None:
             return
         if self._collect_lock is None:
             self._collect_lock = asyncio.Lock()
         async with self._collect_lock:
             names = [name for name in self._trace_table
                      if name in self._enabled_traces and name not in self._local_traces
-                     and not (name in ("build", "install") and not self.get(name))]  # no such step
+                     and not (name in ("build", "install") and not self.get(name))  # no such step
+                     and not (name in DEPLOY_TRACES and not self._deploys())]
             try:
                 names += await self._written_files(node)
             except (OSError, CommandError) as exc:  # the declared traces are still collected
                 log.warning("application %s: could not list the files in %s on %s: %s", self.guid,
-                            self.app_home, node.executor.where, exc)
+                            self._app_home, node.executor.where, exc)
             pairs = [(self.host_path(n), self._local_path(n)) for n in names]
             try:
                 await node.executor.download_many(pairs)
@@ -520,7 +567,7 @@ class Application(ResourceManager):
     async def do_provision(self) -> None:
         node = self.node
         await self.wait_for(node, S.READY)
-        self.app_home = posixpath.join(node.run_home, str(self.guid))
+        self._app_home = posixpath.join(node.run_home, str(self.guid))
         try:
             await self._provision(node)
         except Exception:
@@ -534,22 +581,62 @@ class Application(ResourceManager):
     async def _provision(self, node: Node) -> None:
         paths = self._paths()
         self._env = self._environment()
-        await node.makedirs(self.app_home)
+        await node.makedirs(self._app_home)
         await self._check_depends(node)
-        for attribute, placeholder in _PLACED:
-            entries = _entries(self.get(attribute))
-            if entries:
-                await node.makedirs(paths[placeholder])
-            placed = [await self._place(attribute, entry, paths[placeholder]) for entry in entries]
-            if attribute == "bins" and placed:
-                await node.run("chmod +x -- " + " ".join(shlex.quote(path) for path in placed))
-        if self.get("code") is not None:
-            await node.write_file(paths["CODE"], self.get("code"), 0o755)
-        if self.get("stdin") is not None:
-            await node.write_file(posixpath.join(self.app_home, "stdin"), self.get("stdin"))
-        for step in ("build", "install"):
-            if self.get(step):
-                await self._run_step(step)
+        placed_all: list[str] = []
+        steps: list[str] = []
+        try:
+            for attribute, placeholder in _PLACED:
+                entries = _entries(self.get(attribute))
+                if entries:
+                    await node.makedirs(paths[placeholder])
+                placed: list[str] = []
+                for entry in entries:
+                    placed.append(await self._place(attribute, entry, paths[placeholder]))
+                    placed_all.append(placed[-1])
+                if attribute == "bins" and placed:
+                    await node.run("chmod +x -- " + " ".join(shlex.quote(path) for path in placed))
+            if self.get("code") is not None:
+                await node.write_file(paths["CODE"], self.get("code"), 0o755)
+            if self.get("stdin") is not None:
+                await node.write_file(posixpath.join(self._app_home, "stdin"), self.get("stdin"))
+            for step in ("build", "install"):
+                if self.get(step):
+                    steps.append(step)
+                    await self._run_step(step)
+        except Exception as exc:
+            if self._deploys():
+                try:
+                    await self._write_deploy_traces(placed_all, steps, exc)
+                except Exception as again:  # e.g. the host is gone: the deploy's own error matters
+                    log.debug("application %s: could not write its deploy traces: %s", self.guid, again)
+            raise
+        if self._deploys():
+            await self._write_deploy_traces(placed_all, steps, None)
+
+    def _deploys(self) -> bool:
+        """Whether the application has a deploy step, as NEPI called it: entries of
+        ``sources``, ``files``, ``libs`` or ``bins`` to put on the host, ``build`` or
+        ``install``.  Only then are the ``deploy_*`` traces written (NEPI's too)."""
+        steps = self.get("build") or self.get("install")
+        return bool(steps) or any(_entries(self.get(attribute)) for attribute, _ in _PLACED)
+
+    async def _write_deploy_traces(self, placed: list[str], steps: list[str],
+                                   error: Exception | None) -> None:
+        """Write NEPI's deploy traces into ``${RUN_HOME}`` with one command on the host:
+        ``deploy_stdout`` (where each entry was put, one path a line, as NEPI's download
+        command listed them, then the output of the ``steps`` that ran), ``deploy_exitcode``
+        (``0``, the failed step's status, or ``1`` for any other ``error``; a number and a
+        newline, as NEPI wrote it) and ``deploy_stderr`` (``error``'s message, or empty)."""
+        status = 0
+        if error is not None:
+            status = error.returncode if isinstance(error, CommandError) and error.returncode else 1
+        listed = "printf '%s\\n' " + " ".join(shlex.quote(path) for path in placed) + "; " if placed else ""
+        outputs = "cat -- " + " ".join(steps) + "; " if steps else ""
+        message = shlex.quote(f"{error}\n" if error is not None else "")
+        command = (f"cd -- {shlex.quote(self._app_home)} && {{ {listed}{outputs}:; }} > deploy_stdout && "
+                   f"printf '%s\\n' {status} > deploy_exitcode && printf '%s' {message} > deploy_stderr")
+        await self.node.run(command)
 
     async def _check_depends(self, node: Node) -> None:
         """Fail unless every ``depends`` item is satisfied on the host; with
@@ -660,9 +747,9 @@ class Application(ResourceManager):
         self._root_marker = None
         if self.get("sudo"):
             command = await self._as_root(command)
-        workdir = self.expand(self.get("workingDirectory") or self.app_home)
-        workdir = posixpath.join(self.app_home, workdir)  # absolute stays absolute
-        stdin = posixpath.join(self.app_home, "stdin") if self.get("stdin") is not None else None
+        workdir = self.expand(self.get("workingDirectory") or self._app_home)
+        workdir = posixpath.join(self._app_home, workdir)  # absolute stays absolute
+        stdin = posixpath.join(self._app_home, "stdin") if self.get("stdin") is not None else None
         if not self.get("splitStderr"):  # merged: the stderr trace exists, empty
             await node.write_file(self.host_path("stderr"), "")
         queue = node.executor.spawn_queue
@@ -749,7 +836,7 @@ class Application(ResourceManager):
             return
         executor = node.executor
         if not await executor.reconnect():  # the host stays unreachable: its node records what is left
-            raise node._note_left(self, self.app_home)
+            raise node._note_left(self, self._app_home)
         if self._root_marker is not None:
             # what a command started through sudo runs as root, also what it left when it ended
             await self._signal_as_root("KILL")
@@ -767,17 +854,17 @@ class Application(ResourceManager):
             log.info("application %s: stopped %s processes it left running on %s", self.guid, stopped,
                      executor.where)
         teardown = self.get("tearDown")
-        if teardown and self.app_home:
+        if teardown and self._app_home:
             await self._tear_down(teardown)
             collect, self._collected = True, False  # what it wrote is collected too
         if collect and not self._collected:
             await self._collect()
-        if self.app_home and node.get("cleanExperiment"):
+        if self._app_home and node.get("cleanExperiment"):
             if self.keeps_files_on_host:
                 log.warning("application %s: its traces stay in %s on %s (they could not all be "
-                            "written into the run directory)", self.guid, self.app_home, executor.where)
+                            "written into the run directory)", self.guid, self._app_home, executor.where)
             else:
-                await executor.remove_tree(self.app_home)
+                await executor.remove_tree(self._app_home)
 
     async def _tear_down(self, command: str) -> None:
         """Run ``tearDown`` in ``${RUN_HOME}``; a failure is recorded, the release goes on."""
@@ -785,7 +872,7 @@ class Application(ResourceManager):
         env = self._env or self._environment()
         line = f"PATH={shlex.quote(node.bin_dir)}:\"$PATH\"; export PATH; {command}"
         try:
-            result = await node.run(line, check=False, cwd=self.app_home, env=env)
+            result = await node.run(line, check=False, cwd=self._app_home, env=env)
         except (OSError, CommandError) as exc:
             self.record_problem(exc, "tearDown")
             return
@@ -800,14 +887,14 @@ class Application(ResourceManager):
         """Read a trace: from the host while it is written, from the run directory once collected."""
         local = self.trace_path(name)
         node = self._node
-        on_host = (node is not None and node._executor is not None and bool(self.app_home)
+        on_host = (node is not None and node._executor is not None and bool(self._app_home)
                    and self.state != S.RELEASED and name not in self._local_traces
                    and not (self._collected and os.path.exists(local)))
         declared = name in self._trace_table
         if on_host:
-            if not declared and name not in await node.executor.list_files(self.app_home):  # type: ignore[union-attr]
+            if not declared and name not in await node.executor.list_files(self._app_home):  # type: ignore[union-attr]
                 raise MissingTraceError(self.guid, self._rtype, name, self._trace_table,  # type: ignore[union-attr]
-                                        f"{node.executor.where}:{self.app_home}")
+                                        f"{node.executor.where}:{self._app_home}")
             return await node.read_file(self.host_path(name), attr, block, offset)  # type: ignore[union-attr]
         if not declared and not os.path.isfile(local):
             raise MissingTraceError(self.guid, self._rtype, name, self._trace_table, self.results_dir)

@@ -23,11 +23,11 @@ import shlex
 from typing import Any
 
 from ...core.attributes import Alias, Attribute, Flags, Types
-from ...core.errors import InvalidInputError
-from ...core.traces import Trace
+from ...core.errors import AttributeValueError, InvalidInputError, UnsafeNameError
+from ...core.traces import Trace, check_name
 from ._packages import parse_depends
 from ._readiness import until_listening
-from .application import Application
+from .application import NOT_TRACES, Application
 
 
 def _flags(rm: Application, spec: tuple[tuple[str, str], ...]) -> list[str]:
@@ -52,6 +52,21 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+#: The words a Bool attribute reads as True and as False.
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _flag(value: Any) -> bool | None:
+    """``value`` as a boolean if it is one (or a word for one: true/false, yes/no, on/off,
+    1/0), else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return None
 
 
 def _command(program: str, words: list[str]) -> str:
@@ -248,16 +263,39 @@ _TCPDUMP_FLAGS = (
 )
 
 
+def _check_pcap_file(rm: Application, old: Any, new: Any) -> Any:
+    """``pcapFile`` is one file name in ``${RUN_HOME}``, not one of the other traces' or inputs'."""
+    if new is None:
+        return new
+    try:
+        check_name(new, "capture file name")
+    except UnsafeNameError as exc:
+        raise AttributeValueError(rm.guid, rm._rtype, "pcapFile", new, str(exc)) from None
+    if new != "pcap" and (new in rm._trace_table or new in NOT_TRACES):
+        raise AttributeValueError(rm.guid, rm._rtype, "pcapFile", new,
+                                  f"{new!r} is already the name of another trace or input of the capture")
+    return new
+
+
 class Tcpdump(_Tool):
     """``tcpdump`` writing packets to the ``pcap`` trace; STARTED once it captures.
 
     Needs the capture privilege (root).  Stop it to end the capture: SIGTERM makes
-    tcpdump flush the file and exit cleanly (STOPPED).  With ``writePcap`` (NEPI's ``w``)
-    False it prints the packets to the ``stdout`` trace instead, as NEPI's tcpdump did
-    without ``-w``, line by line (``-l``, so nothing is lost if it has to be killed at
-    stop); the ``pcap`` trace is then absent.
+    tcpdump flush the file and exit cleanly (STOPPED).  With ``writePcap`` False it
+    prints the packets to the ``stdout`` trace instead, as NEPI's tcpdump did without
+    ``-w``, line by line (``-l``, so nothing is lost if it has to be killed at stop);
+    the ``pcap`` trace is then absent.  ``pcapFile`` names the capture file in
+    ``${RUN_HOME}`` (default ``pcap``, the declared trace); any other name is read as
+    the trace of that name (a trace by file name, collected with the others), and the
+    ``pcap`` trace is then absent.
 
-    NEPI's one-letter names are aliases (``i``, ``s``, ``c``, ``n``, ``U``, ``w``,
+    NEPI's ``w`` is the capture file's name: ``ec.set(dump, "w", "custom_output")``
+    sets ``pcapFile`` (and ``writePcap``, so the capture is written), then
+    ``ec.trace(dump, "custom_output")`` reads it.  ``w`` given ``True`` or ``False`` (or
+    the words true/false, yes/no, on/off, 1/0), as nepi_lab's scripts did, sets
+    ``writePcap`` instead and leaves the name alone.  Read back, ``w`` is ``pcapFile``.
+
+    NEPI's other one-letter names are aliases (``i``, ``s``, ``c``, ``n``, ``U``,
     ``expression`` and those of ``_TCPDUMP_FLAGS``).  NEPI's ``C`` and ``G`` (file
     rotation) are left out: they would split the one ``pcap`` trace into files;
     ``d``/``dd``/``ddd``/``D`` are too: they print and exit without capturing
@@ -278,18 +316,34 @@ class Tcpdump(_Tool):
         Attribute("immediateMode", "deliver packets as they arrive, so stopping loses none "
                   "(--immediate-mode)", type=Types.Bool, default=True),
         Attribute("numeric", "no name lookups (-n)", type=Types.Bool, default=True),
-        Attribute("writePcap", "write the packets to the pcap trace (-w); False: print them to the "
-                  "stdout trace", type=Types.Bool, default=True),
+        Attribute("writePcap", "write the packets to the capture file, pcapFile (-w); False: print "
+                  "them to the stdout trace", type=Types.Bool, default=True),
+        Attribute("pcapFile", "name of the capture file in ${RUN_HOME}, read as the trace of that name "
+                  "(NEPI's w; the default is the pcap trace)", default="pcap", set_hook=_check_pcap_file),
         *(Attribute(name, text, type=kind, default=False if kind is Types.Bool else None)
           for name, _, _, kind, text in _TCPDUMP_FLAGS),
     )
     _aliases = (
         Alias("i", "interface"), Alias("s", "snapLength"), Alias("c", "count"), Alias("n", "numeric"),
-        Alias("U", "packetBuffered"), Alias("expression", "filter"), Alias("w", "writePcap"),
+        Alias("U", "packetBuffered"), Alias("expression", "filter"),
+        Alias("w", "pcapFile", "NEPI's name; True/False set writePcap"),
         *(Alias(nepi, name) for name, nepi, _, _, _ in _TCPDUMP_FLAGS),
     )
     _traces = (Trace("pcap", "the captured packets (pcap format)", enabled=True),)
     _ready_timeout = 10.0
+
+    def set(self, name: str, value: Any, *, internal: bool = False) -> Any:
+        """Set an attribute; NEPI's ``w`` takes a file name (``pcapFile``, and
+        ``writePcap`` becomes True) or a boolean (``writePcap``): see the class docstring."""
+        if name == "w":
+            flag = _flag(value)
+            if flag is not None:
+                return super().set("writePcap", flag, internal=internal)
+            stored = super().set("pcapFile", value, internal=internal)
+            if stored is not None:
+                super().set("writePcap", True, internal=internal)
+            return stored
+        return super().set(name, value, internal=internal)
 
     def _words(self) -> list[str]:
         return _flags(self, (
@@ -301,8 +355,9 @@ class Tcpdump(_Tool):
     def _compose(self) -> str:
         command = super()._compose()
         if self.get("writePcap"):
-            # the pcap file is named through the shell variable, which the shell quotes itself
-            command += ' -w "${APP_HOME}/pcap"'
+            # the folder is named through the shell variable, which the shell quotes itself; the
+            # file name is a safe one (letters, digits, '_', '.', '+', '-': see _check_pcap_file)
+            command += f' -w "${{APP_HOME}}/{self.get("pcapFile")}"'
         elif not self.get("lineBuffered"):
             # printed packets reach the trace line by line: tcpdump may be killed at the end of
             # the stop grace period, and its stdout buffer would be lost with it
