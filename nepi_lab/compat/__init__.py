@@ -79,6 +79,13 @@ Differences that remain, and why
   ``clean_experiment`` and ``clean_home`` act on standalone nodes only;
   ``remove_packages`` raises :class:`NotImplementedError` (our nodes never
   uninstall packages from a host).
+- NEPI's class names of the types both share (``LinuxPing``, ``LinuxTcpdump``,
+  ``LinuxTraceroute``, ``LinuxMtr``, ``LinuxNPing``, ``LinuxUdpTest``, ``LinuxTap``,
+  ``LinuxTun``, ``LinuxGRETunnel``, ``LinuxUdpTunnel``, ``LinuxInterface``,
+  ``LinuxChannel``, ``Collector``) are our own types, importable here so that
+  ``ResourceFactory.register_type(LinuxInterface)`` and ``get_rtype()`` work as in
+  NEPI; their hooks are coroutines, so a NEPI-style subclass (plain ``do_deploy``)
+  derives from :class:`ResourceManager` or :class:`LinuxApplication` only.
 - Overriding NEPI's provisioning internals of ``LinuxApplication`` (``upload_sources``,
   ``upload_start_command``, ``build``, ``install``...) changes nothing: set the
   attributes (``sources``, ``build``, ``install``, ``command``...) in ``do_deploy``
@@ -88,6 +95,19 @@ Differences that remain, and why
 from ..core.attributes import Flags, Types
 from ..core.states import ResourceAction, ResourceState
 from ..core.traces import Trace, TraceAttr
+from ..resources.collector import Collector
+from ..resources.linux import Channel as LinuxChannel
+from ..resources.linux import GRETunnel as LinuxGRETunnel
+from ..resources.linux import Interface as LinuxInterface
+from ..resources.linux import Mtr as LinuxMtr
+from ..resources.linux import NPing as LinuxNPing
+from ..resources.linux import Ping as LinuxPing
+from ..resources.linux import Tap as LinuxTap
+from ..resources.linux import Tcpdump as LinuxTcpdump
+from ..resources.linux import Traceroute as LinuxTraceroute
+from ..resources.linux import Tun as LinuxTun
+from ..resources.linux import UdpTest as LinuxUdpTest
+from ..resources.linux import UdpTunnel as LinuxUdpTunnel
 from .linux import Completed, ExitCode, LinuxApplication, LinuxNode, ProcStatus, nepi_view
 from .resource import (
     Attribute,
@@ -104,7 +124,9 @@ from .resource import (
 )
 
 __all__ = [
-    "Attribute", "Completed", "ExitCode", "Flags", "LegacyHook", "LinuxApplication", "LinuxNode",
+    "Attribute", "Collector", "Completed", "ExitCode", "Flags", "LegacyHook", "LinuxApplication",
+    "LinuxChannel", "LinuxGRETunnel", "LinuxInterface", "LinuxMtr", "LinuxNPing", "LinuxNode", "LinuxPing",
+    "LinuxTap", "LinuxTcpdump", "LinuxTraceroute", "LinuxTun", "LinuxUdpTest", "LinuxUdpTunnel",
     "ProcStatus", "ResourceAction", "ResourceFactory", "ResourceManager", "ResourceState", "Trace",
     "TraceAttr", "Types",
     "call_on_loop", "clsinit", "clsinit_copy", "failtrap", "in_legacy_hook", "nepi_view",

@@ -244,3 +244,18 @@ def test_nothing_below_the_compatibility_layer_imports_it():
     above = ("nepi_lab.notebook", "nepi_lab.analysis", "nepi_lab.cli", "nepi_lab.demo", "nepi_lab.runner",
              "pandas", "matplotlib", "ipywidgets", "IPython")
     assert layer_offences("nepi_lab.compat", above) == {}
+
+
+def test_nepis_class_names_of_the_shared_types_are_ours():
+    import nepi_lab.compat as compat
+    from nepi_lab import get_resource_type
+
+    shared = ("Ping", "Tcpdump", "Traceroute", "Mtr", "NPing", "UdpTest", "Tap", "Tun", "GRETunnel",
+              "UdpTunnel", "Interface", "Channel")
+    names = {f"Linux{t}": f"linux::{t}" for t in shared}
+    names["Collector"] = "Collector"
+    for name, rtype in names.items():
+        cls = getattr(compat, name)
+        assert cls.get_rtype() == rtype
+        ResourceFactory.register_type(cls)  # as NEPI scripts did: changes nothing
+        assert get_resource_type(rtype) is cls and ResourceFactory.get_resource_type(rtype) is cls
