@@ -727,8 +727,19 @@ class ResourceFactory:
 
     @classmethod
     def register_type(cls, rclass: type[_NativeResourceManager]) -> None:
-        """Register ``rclass`` under its ``_rtype`` (defining it already did)."""
-        _registry.register_type(rclass)
+        """Register ``rclass`` under its ``_rtype`` (defining it already did).
+
+        NEPI scripts also registered ``LinuxNode``, which here is the blocking command
+        API over our ``linux::Node``, not a type: a class that is no resource type but
+        names a registered one (``get_rtype()``) changes nothing; any other raises
+        :class:`TypeError`.
+        """
+        if isinstance(rclass, type) and issubclass(rclass, _NativeResourceManager):
+            _registry.register_type(rclass)
+            return
+        rtype = getattr(rclass, "get_rtype", lambda: None)()
+        if rtype is None or cls.get_resource_type(rtype) is None:
+            raise TypeError(f"{rclass!r} is not a resource type (a subclass of ResourceManager)")
 
     @classmethod
     def get_resource_type(cls, rtype: str) -> type[_NativeResourceManager] | None:

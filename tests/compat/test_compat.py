@@ -259,3 +259,15 @@ def test_nepis_class_names_of_the_shared_types_are_ours():
         assert cls.get_rtype() == rtype
         ResourceFactory.register_type(cls)  # as NEPI scripts did: changes nothing
         assert get_resource_type(rtype) is cls and ResourceFactory.get_resource_type(rtype) is cls
+
+
+def test_registering_nepis_linux_node_class_keeps_our_type(ec, home):
+    from nepi_lab.resources.linux.node import Node
+
+    ResourceFactory.register_type(LinuxNode)  # NEPI scripts did: LinuxNode is our command API here
+    assert ResourceFactory.get_resource_type("linux::Node") is Node
+    guid = ec.register_resource("linux::Node", hostname="localhost", home=home)
+    ec.deploy()
+    ec.wait_started(guid, timeout=30)
+    with pytest.raises(TypeError, match="not a resource type"):
+        ResourceFactory.register_type(object)
