@@ -10,7 +10,8 @@ channel its interfaces share.
 
     - by ``deviceName`` when set;
     - else by an address already on a device (``ip4`` or ``ip6``);
-    - else the first device that is up and is not the loopback (NEPI's ``eth0``).
+    - else the first device that is up, is not the loopback and has an IPv4 address
+      (NEPI's ``eth0``), else the first that is up but the loopback.
 
     It then reads the device back into its attributes: ``deviceName``, ``mac``,
     ``ip4`` with ``mask4`` (dotted, as NEPI's ``ifconfig`` printed it), ``ip6`` with
@@ -105,7 +106,8 @@ class Interface(ResourceManager):
     _platform = "linux"
     _connects_to = ("linux::Node", "linux::Channel")
     _attributes = (
-        Attribute("deviceName", "the device (default: found by ip4/ip6, else the first up one but lo)",
+        Attribute("deviceName", "the device (default: found by ip4/ip6, else the first up one but lo, "
+                  "one with an IPv4 address first)",
                   flags=Flags.Design),
         Attribute("ip4", "IPv4 address: found on a device, or added to deviceName", flags=Flags.Design,
                   set_hook=_check_ip(4, "ip4")),
@@ -176,9 +178,10 @@ class Interface(ResourceManager):
                     return device
             raise InvalidInputError(f"linux::Interface {self.guid}: no device of {where} has address "
                                     f"{ip4 or ip6}; set deviceName too, to add it to that device")
-        for device in devices:
-            if "UP" in device.get("flags", []) and "LOOPBACK" not in device.get("flags", []):
-                return device
+        up = [d for d in devices if "UP" in d.get("flags", []) and "LOOPBACK" not in d.get("flags", [])]
+        with_ipv4 = [d for d in up if any(a.get("family") == "inet" for a in d.get("addr_info", []))]
+        if up:
+            return (with_ipv4 or up)[0]  # the host's interface: one with an address first
         raise InvalidInputError(f"linux::Interface {self.guid}: {where} has no device up but lo; "
                                 f"set deviceName")
 

@@ -370,6 +370,31 @@ def test_a_nepi_style_interface_script_reads_the_node_s_device(home):
     assert read_back["up"] is True and read_back["mtu"] == 1500 and read_back["mac"]
 
 
+def test_without_a_name_or_address_the_interface_is_the_first_up_device_with_an_ipv4_address(ec, home):
+    # as NEPI's hosts' eth0: a device up without an address (a bare veth end, listed first)
+    # is passed over for the next one that has an IPv4 address
+    h1, _, i1, _ = two_hosts(ec, home)
+    iface = ec.register_resource("linux::Interface", connectedTo=h1)
+    rm = ec.get_resource(iface)
+    ec.deploy()
+    ec.wait_deployed(timeout=30)
+    assert ec.get(iface, "deviceName") == ec.get(i1, "ifname")  # the namespace's one device
+    for name in ("deviceName", "ip4", "ip6"):  # as before deploy: nothing to find it by
+        rm.set(name, None, internal=True)
+
+    def device(name, up=True, *families):
+        return {"ifname": name, "flags": ["BROADCAST", "UP"] if up else ["BROADCAST"],
+                "addr_info": [{"family": f, "local": "x"} for f in families]}
+
+    lo = {"ifname": "lo", "flags": ["LOOPBACK", "UP"], "addr_info": [{"family": "inet", "local": "::1"}]}
+    listed = [lo, device("bare"), device("down", False, "inet"), device("v6", True, "inet6"),
+              device("eth0", True, "inet6", "inet")]
+    assert rm._choose(listed)["ifname"] == "eth0"
+    assert rm._choose([lo, device("bare"), device("v6", True, "inet6")])["ifname"] == "bare"  # none has IPv4
+    with pytest.raises(Exception, match="no device up but lo"):
+        rm._choose([lo, device("down", False, "inet")])
+
+
 def test_an_interface_not_found_says_what_to_set(ec, home):
     h1, _, _, _ = two_hosts(ec, home)
     ec.register_resource("linux::Interface", connectedTo=h1, ip4="172.16.0.1", mask4="16")
