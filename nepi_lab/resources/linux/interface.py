@@ -43,7 +43,7 @@ from ...core.errors import AttributeValueError, InvalidInputError
 from ...core.resource import ResourceManager
 from ...core.states import ResourceState
 from .node import Node
-from .tunnels import being_released
+from .tunnels import being_released, node_of, one_of_each
 
 if TYPE_CHECKING:
     from ...core.controller import ExperimentController
@@ -132,22 +132,12 @@ class Interface(ResourceManager):
         self._restore: list[str] = []
 
     def valid_connection(self, other: ResourceManager) -> bool | str:
-        for kind in (Node, Channel):
-            if isinstance(other, kind):
-                taken = [rm for rm in self.get_connected(kind) if rm is not other]
-                if taken:
-                    return (f"linux::Interface {self.guid} is already connected to {taken[0]._rtype} "
-                            f"{taken[0].guid}")
-        return True
+        return one_of_each(self, other, (Node, Channel))
 
     @property
     def node(self) -> Node:
         """The node the device is on."""
-        nodes = self.get_connected(Node)
-        if not nodes:
-            raise InvalidInputError(f"linux::Interface {self.guid} is not connected to a linux::Node: "
-                                    f"connect one with ec.register_connection({self.guid}, node)")
-        return nodes[0]  # type: ignore[return-value]
+        return node_of(self)
 
     @property
     def channel(self) -> Channel | None:

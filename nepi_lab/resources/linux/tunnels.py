@@ -144,6 +144,26 @@ def being_released(rm: Any) -> bool:
     return task is not None and not task.done()
 
 
+def one_of_each(rm: ResourceManager, other: ResourceManager,
+                kinds: tuple[type[ResourceManager], ...]) -> bool | str:
+    """``valid_connection`` of a resource that takes at most one of each of ``kinds``."""
+    for kind in kinds:
+        if isinstance(other, kind):
+            taken = [r for r in rm.get_connected(kind) if r is not other]
+            if taken:
+                return f"{rm._rtype} {rm.guid} is already connected to {taken[0]._rtype} {taken[0].guid}"
+    return True
+
+
+def node_of(rm: ResourceManager) -> Node:
+    """The ``linux::Node`` ``rm`` is connected to; says what to do when there is none."""
+    nodes = rm.get_connected(Node)
+    if not nodes:
+        raise InvalidInputError(f"{rm._rtype} {rm.guid} is not connected to a linux::Node: connect "
+                                f"one with ec.register_connection({rm.guid}, node)")
+    return nodes[0]  # type: ignore[return-value]
+
+
 class Tap(ResourceManager):
     """A tap device on a ``linux::Node`` (see the module docstring)."""
 
@@ -187,23 +207,12 @@ class Tap(ResourceManager):
     # -- connections -------------------------------------------------------------------
 
     def valid_connection(self, other: ResourceManager) -> bool | str:
-        kinds: list[type[ResourceManager]] = [Node, _Tunnel]
-        for kind in kinds:
-            if isinstance(other, kind):
-                taken = [rm for rm in self.get_connected(kind) if rm is not other]
-                if taken:
-                    return (f"{self._rtype} {self.guid} is already connected to {taken[0]._rtype} "
-                            f"{taken[0].guid}")
-        return True
+        return one_of_each(self, other, (Node, _Tunnel))
 
     @property
     def node(self) -> Node:
         """The node the device is on."""
-        nodes = self.get_connected(Node)
-        if not nodes:
-            raise InvalidInputError(f"{self._rtype} {self.guid} is not connected to a linux::Node: connect "
-                                    f"one with ec.register_connection({self.guid}, node)")
-        return nodes[0]  # type: ignore[return-value]
+        return node_of(self)
 
     @property
     def device(self) -> str:
