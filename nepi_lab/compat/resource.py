@@ -162,7 +162,9 @@ def call_on_loop(ec: ExperimentController, coro: Coroutine[Any, Any, T], what: s
 
     From the loop's own thread it would wait for ever (the loop would be blocked in
     the wait): it raises :class:`RuntimeError` instead, naming ``what``.  ``timeout``
-    None waits as long as it takes; a controller shut down meanwhile ends the wait.
+    None waits as long as it takes, as the controller's own synchronous calls do
+    (:meth:`~nepi_lab.core.loop.LoopRunner.run`: a notebook's live views are served
+    meanwhile, Ctrl-C ends the wait); a controller shut down meanwhile ends it too.
     """
     runner = ec._runner
     if runner.in_loop_thread():
@@ -174,15 +176,18 @@ def call_on_loop(ec: ExperimentController, coro: Coroutine[Any, Any, T], what: s
     if runner.closed:
         coro.close()
         raise RuntimeError(f"{what}: the controller is shut down")
-    future = asyncio.run_coroutine_threadsafe(coro, runner.loop)
     try:
-        return future.result(timeout)
+        if timeout is None:  # as every synchronous call: a notebook's views are served meanwhile
+            return runner.run(coro, what)
+        future = asyncio.run_coroutine_threadsafe(coro, runner.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"{what} took more than {timeout} s") from None
     except concurrent.futures.CancelledError:
         raise RuntimeError(f"{what} was cancelled: the controller released the resource or shut "
                            f"down meanwhile") from None
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise TimeoutError(f"{what} took more than {timeout} s") from None
 
 
 def _on_loop(rm: ResourceManager, function: Callable[[], None]) -> None:
