@@ -205,5 +205,6 @@ for _key, _name in (
     (("ns3::UdpEchoClient", "stdout"), "ping"),
     (("ns3::PointToPointLink", "pcapA"), "tcpdump"),
     (("ns3::PointToPointLink", "pcapB"), "tcpdump"),
+    (("ns3::CsmaLink", "pcap"), "tcpdump"),
 ):
     set_default_parser(*_key, _name)

@@ -137,7 +137,7 @@ class Simulation(_SimulatedTimes, ResourceManager):
     def _describe(self) -> dict[str, Any]:
         """The description the worker builds (JSON)."""
         from .applications import Application
-        from .network import Node, PointToPointLink
+        from .network import CsmaLink, Node, PointToPointLink, Route
 
         spec: dict[str, Any] = {
             "stop_time": self.get("stopTime"), "seed": self.get("seed"), "run": self.get("runNumber"),
@@ -147,8 +147,10 @@ class Simulation(_SimulatedTimes, ResourceManager):
         for rm in self._members:
             if isinstance(rm, Node):
                 spec["nodes"].append({"guid": rm.guid})
-            elif isinstance(rm, PointToPointLink):
+            elif isinstance(rm, (PointToPointLink, CsmaLink)):
                 spec["links"].append(rm._describe())
+            elif isinstance(rm, Route):
+                spec.setdefault("routes", []).append(rm._describe())
             elif isinstance(rm, Application):
                 spec["apps"].append(rm._describe(self))
         return spec
@@ -177,11 +179,11 @@ class Simulation(_SimulatedTimes, ResourceManager):
             culprit = self.ec._resources.get(exc.guid)
             what = f"resource {exc.guid}" + (f" ({culprit._rtype})" if culprit is not None else "")
             raise SimulationError(f"{what}: {exc.message}", exc.stderr_tail, exc.guid) from None
+        networks = ready.get("networks", {})
         for guid, addresses in ready.get("addresses", {}).items():
             link = self.ec._resources.get(int(guid))
             if link is not None:
-                link.set("addressA", addresses[0], internal=True)
-                link.set("addressB", addresses[1], internal=True)
+                link._assigned(addresses, networks[guid])
 
     async def do_start(self) -> None:
         if self._worker is None:
