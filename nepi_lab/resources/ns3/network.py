@@ -10,7 +10,7 @@ guid.  NEPI spelled this out as four resources per link (two NetDevices, a Chann
 their queues and error models); one link resource with the link's properties is what
 a topology needs, and it is what ``netns::Link`` is on the real-network side.
 
-A CSMA link is a bus joining two or more nodes (one ``CsmaHelper::Install``: an
+A CSMA link is a bus joining nodes (usually two or more) (one ``CsmaHelper::Install``: an
 ``ns3::CsmaNetDevice`` per node on one ``ns3::CsmaChannel``): ns-3's model of a shared
 Ethernet segment, what a ``netns::Switch`` and its links are on the real-network side.
 Its ends are its nodes in guid order; they get ``.1``, ``.2`` ... of its ``network``.
@@ -156,10 +156,10 @@ def _with_prefix(addresses: list[str], network: str) -> str:
 
 
 class CsmaLink(Ns3Resource):
-    """A CSMA bus joining two or more ``ns3::Node`` (see the module docstring)."""
+    """A CSMA bus joining ``ns3::Node`` resources (see the module docstring)."""
 
     _rtype = "ns3::CsmaLink"
-    _help = ("A simulated shared Ethernet segment (CSMA bus) joining two or more ns3::Node: data rate, "
+    _help = ("A simulated shared Ethernet segment (CSMA bus) joining ns3::Nodes: data rate, "
              "delay, queue size, loss; its ends get .1, .2 ... of its network, in guid order.")
     _connects_to = ("ns3::Node",)
     _topology_role = TopologyRole.LINK
@@ -187,9 +187,8 @@ class CsmaLink(Ns3Resource):
 
     def _ends(self) -> list[Node]:
         nodes = self.get_connected(Node)
-        if len(nodes) < 2:
-            raise SimulationError(f"ns3::CsmaLink {self.guid} joins {len(nodes)} node(s); "
-                                  "connect it to at least two ns3::Node")
+        if not nodes:
+            raise SimulationError(f"ns3::CsmaLink {self.guid} joins no node; connect it to ns3::Node")
         return nodes  # type: ignore[return-value]
 
     def simulation(self) -> Simulation:
