@@ -551,8 +551,6 @@ def _build_ns3(ec: ExperimentController, g: nx.Graph, hosts: list[Hashable], swi
                simulation: int | None) -> Topology:
     """The ns-3 resources of ``g`` (addresses already in its edges): see the module docstring."""
     node_attributes = set(get_resource_type("ns3::Node").get_attribute_declarations())
-    if simulation is None:
-        simulation = ec.register_resource("ns3::Simulation", globalRouting=False)
     # every edge's ns-3 values first: nothing is registered for a graph that cannot be built
     edge_values = {(u, v): _ns3_link_values(data, (u, v)) for u, v, data in g.edges(data=True)}
     segment_values: dict[int, dict[str, Any]] = {}
@@ -566,6 +564,8 @@ def _build_ns3(ec: ExperimentController, g: nx.Graph, hosts: list[Hashable], swi
                     f"edge {u!r}-{v!r}: an ns-3 CSMA bus has one rate, delay, loss and queue for its whole "
                     f"segment, and this edge's ({values}) differ from another edge of the segment of "
                     f"switches {sorted(map(str, segments[index][0]))} ({first}); give them the same")
+    if simulation is None:
+        simulation = ec.register_resource("ns3::Simulation", globalRouting=False)
     node_guids: dict[Hashable, int] = {}
     for node in hosts:  # graph order: guid order is what the links number their ends by
         data = g.nodes[node]
@@ -576,7 +576,9 @@ def _build_ns3(ec: ExperimentController, g: nx.Graph, hosts: list[Hashable], swi
     for index, (component, attached) in enumerate(segments):
         if not attached:  # switches without hosts: nothing to simulate
             continue
-        bus = ec.register_resource("ns3::CsmaLink", network=_segment_subnet(g, attached, component),
+        first = next(n for n in g.nodes if n in component)  # the bus is named after its first switch
+        bus = ec.register_resource("ns3::CsmaLink", name=g.nodes[first]["name"],
+                                   network=_segment_subnet(g, attached, component),
                                    **segment_values.get(index, {}))
         for node in attached:  # in graph order, as the addresses were numbered
             ec.register_connection(bus, node_guids[node])
