@@ -208,6 +208,7 @@ def test_ns3_gets_the_same_addresses_and_routes_as_namespaces(tmp_path, graph):
             assert topo.backend == backend
             plans[backend] = plan(ec, topo)
             if backend == "ns3":
+                assert set(topo.guids) == set(ec.resources)  # the simulation included
                 types = {ec.get_resource(g)._rtype for g in topo.guids}
                 assert types <= {"ns3::Simulation", "ns3::Node", "ns3::PointToPointLink", "ns3::CsmaLink",
                                  "ns3::Route"}
