@@ -86,7 +86,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from .core.errors import InvalidInputError
+from .core.errors import InvalidInputError, UnknownGuidError
 from .core.registry import get_resource_type
 
 if TYPE_CHECKING:
@@ -491,7 +491,7 @@ def _check_simulation(ec: ExperimentController, simulation: int | None) -> None:
         return
     try:
         rtype = ec.get_resource(simulation)._rtype
-    except Exception:  # noqa: BLE001 - an unknown guid, whatever the error's type
+    except (UnknownGuidError, TypeError):  # no such guid, or no guid at all
         rtype = None
     if rtype != "ns3::Simulation":
         raise InvalidInputError(f"build(): simulation={simulation!r} is not the guid of an ns3::Simulation "
