@@ -203,42 +203,50 @@ class Simulation(_SimulatedTimes, ResourceManager):
                     problem = self._uncompilable(condition, apps)
                     if problem:
                         raise SimulationError(f"condition '{condition.describe()}' {problem}", guid=app.guid)
-        times: dict[int, tuple[float, float]] = {}
-        resolving: list[int] = []
+        memo: dict[tuple[int, ResourceAction], float] = {}
+        resolving: list[tuple[int, ResourceAction]] = []
 
         def when(guid: int, state: ResourceState) -> float:
             """Simulated time at which ``guid`` reaches ``state`` (inf: never)."""
             if guid == self.guid:
                 return 0.0 if state == S.STARTED else stop_time
-            start, stop = resolve(apps[guid])
-            if start >= stop:  # never runs: never STARTED, never FINISHED
+            start = resolve(guid, A.START)
+            if state == S.STARTED and (guid, A.STOP) in resolving:
+                # its stop waits for this start (STOP after an application that starts after it):
+                # whether it runs at all is settled by its own stopTime
+                end = own_stop(apps[guid])
+            else:
+                end = resolve(guid, A.STOP)
+            if start >= end:  # never runs: never STARTED, never FINISHED
                 return math.inf
-            return start if state == S.STARTED else stop
+            return start if state == S.STARTED else end
+
+        def own_stop(app: Application) -> float:
+            stop = app.get("stopTime")
+            return stop_time if stop is None else min(float(stop), stop_time)
+
+        def resolve(guid: int, action: ResourceAction) -> float:
+            """The simulated start (``A.START``) or end (``A.STOP``) of application ``guid``."""
+            key = (guid, action)
+            if key in memo:
+                return memo[key]
+            if key in resolving:
+                chain = " -> ".join(f"{g} {a.name}" for g, a in [*resolving[resolving.index(key):], key])
+                raise SimulationError(f"its conditions wait on each other ({chain})", guid=guid)
+            app = apps[guid]
+            resolving.append(key)
+            times = [condition_time(c) for c in app._conditions.get(action, ())]
+            resolving.pop()
+            if action == A.START:
+                explicit = not times or "startTime" in app._values  # unset: the default does not apply
+                value = max([float(app.get("startTime")), *times]) if explicit else max(times)
+            else:
+                value = min(own_stop(app), max(times)) if times else own_stop(app)
+            memo[key] = value
+            return value
 
         def condition_time(condition: Condition) -> float:
             return max(when(g, condition.state) for g in condition.after) + condition.delay
-
-        def resolve(app: Application) -> tuple[float, float]:
-            if app.guid in times:
-                return times[app.guid]
-            if app.guid in resolving:
-                chain = " -> ".join(map(str, [*resolving[resolving.index(app.guid):], app.guid]))
-                raise SimulationError(f"its conditions wait on each other ({chain})", guid=app.guid)
-            resolving.append(app.guid)
-            starts = [condition_time(c) for c in app._conditions.get(A.START, ())]
-            stops = [condition_time(c) for c in app._conditions.get(A.STOP, ())]
-            resolving.pop()
-            own_start = float(app.get("startTime"))
-            if starts:
-                start = max(starts) if "startTime" not in app._values else max(own_start, *starts)
-            else:
-                start = own_start
-            own_stop = app.get("stopTime")
-            stop = stop_time if own_stop is None else min(float(own_stop), stop_time)
-            if stops:
-                stop = min(stop, max(stops))
-            times[app.guid] = (start, stop)
-            return start, stop
 
         self._compiled = set()
         self._never = {}
@@ -247,7 +255,7 @@ class Simulation(_SimulatedTimes, ResourceManager):
             conditions = [*app._conditions.get(A.START, ()), *app._conditions.get(A.STOP, ())]
             if not conditions:
                 continue
-            start, stop = resolve(app)
+            start, stop = resolve(app.guid, A.START), resolve(app.guid, A.STOP)
             self._compiled.update(conditions)
             schedule[app.guid] = (start, stop)
             if start == math.inf:

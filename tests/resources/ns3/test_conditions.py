@@ -107,8 +107,14 @@ def test_several_conditions_the_latest_and_the_start_time(ec):
     ec.register_condition(bound, "START", early, "STARTED", "1s")
     sooner = ec.register_resource("ns3::Ping", connectedTo=n0, target="n1", count=1)
     ec.register_condition(sooner, "START", sim, "STARTED", "250ms")
+    # one stops after the other started, which starts after the first started: no cycle
+    first = ec.register_resource("ns3::Ping", connectedTo=n0, target="n1", startTime=1.0)
+    second = ec.register_resource("ns3::Ping", connectedTo=n0, target="n1")
+    ec.register_condition(first, "STOP", second, "STARTED", "1s")
+    ec.register_condition(second, "START", first, "STARTED", "1s")
     ec.deploy()
-    ec.wait_finished([sim, early, late, both, bound, sooner], timeout=BUILD)
+    ec.wait_finished([sim, early, late, both, bound, sooner, first, second], timeout=BUILD)
+    assert (sim_time(ec, first, S.FINISHED), sim_time(ec, second, S.STARTED)) == (3.0, 2.0)
     assert sim_time(ec, both, S.STARTED) == 3.5
     assert sim_time(ec, bound, S.STARTED) == 4.0
     assert sim_time(ec, sooner, S.STARTED) == 0.25
