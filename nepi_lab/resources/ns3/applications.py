@@ -7,6 +7,15 @@ at ``stopTime``, each event carrying that simulated time.  ``ec.stop`` on an
 application records STOPPED but does not change what the simulation does (stopping
 at a simulated time is ``stopTime``).
 
+START and STOP conditions between applications of one simulation (or on the
+simulation itself) are honoured in simulated time: the simulation compiles them into
+the applications' start and stop times when it is built
+(:meth:`Simulation._compile_conditions`), so ``ec.register_condition(ping, "START",
+sink, "STARTED", "2s")`` starts the ping 2 simulated seconds after the sink, and its
+STARTED event carries that time.  A condition on a resource outside the simulation,
+or on a state without a simulated time, fails the deploy saying what to do instead;
+one registered after the simulation was built fails the application when it starts.
+
 ``target`` (Ping, UdpEchoClient) is an IPv4 address, or the guid or ``name`` of an
 ``ns3::Node``: then the address of that node's first link.
 
@@ -23,13 +32,14 @@ from typing import Any
 
 from ...core.attributes import Alias, Attribute, Flags, Types
 from ...core.resource import ResourceManager, TopologyRole
-from ...core.states import ResourceState
+from ...core.states import ResourceAction, ResourceState
 from ...core.traces import Trace
 from ._process import SimulationError
 from .network import Node
 from .simulation import Ns3Resource, Simulation
 
 S = ResourceState
+A = ResourceAction
 
 
 class Application(Ns3Resource):
@@ -70,14 +80,27 @@ class Application(Ns3Resource):
         """The ns-3 attributes this application sets, by ns-3's names, as strings."""
         return {}
 
+    def honours_condition(self, condition: Any) -> bool:
+        """START and STOP conditions are compiled into simulated time by the simulation
+        (:meth:`Simulation.honours`): the controller does not wait for them."""
+        try:
+            sim = self.simulation()
+        except SimulationError:
+            return False
+        return sim.honours(self, condition)
+
     def _describe(self, sim: Simulation) -> dict[str, Any]:
-        stop = self.get("stopTime")
-        if stop is not None and stop <= self.get("startTime"):
-            raise SimulationError(f"{self._rtype} {self.guid}: its stopTime ({stop:g} s) must come after "
-                                  f"its startTime ({self.get('startTime'):g} s)")
+        compiled = (sim._schedule or {}).get(self.guid)
+        if compiled is not None:  # from its conditions; one that never runs starts at the end
+            start, stop = compiled if compiled[0] < compiled[1] else (sim.get("stopTime"),) * 2
+        else:
+            start, stop = self.get("startTime"), self.get("stopTime")
+            if stop is not None and stop <= start:
+                raise SimulationError(f"{self._rtype} {self.guid}: its stopTime ({stop:g} s) must come "
+                                      f"after its startTime ({start:g} s)")
         return {
             "guid": self.guid, "kind": self._kind, "node": self.node().guid,
-            "start": self.get("startTime"), "stop": sim.get("stopTime") if stop is None else stop,
+            "start": start, "stop": sim.get("stopTime") if stop is None else stop,
             "attributes": self._ns3_attributes(),
             "stdout": self.trace_path("stdout") if "stdout" in self._trace_table
             and self.trace_enabled("stdout") else None,
@@ -109,6 +132,13 @@ class Application(Ns3Resource):
         self._at_sim_time(state, sim_time)
 
     async def do_start(self) -> None:
+        sim = self.simulation()
+        late = [c for action in (A.START, A.STOP) for c in self._conditions.get(action, ())
+                if not sim.honours(self, c)]
+        if late:
+            raise SimulationError(f"condition '{late[0].describe()}' was registered after simulation "
+                                  f"{sim.guid} was built, so its simulated times do not include it: "
+                                  "register the conditions of ns-3 applications before deploying them")
         await self._simulated(S.STARTED)
 
     async def do_run(self) -> None:
