@@ -380,7 +380,8 @@ class Check:
         if not self.kind:
             raise InvalidInputError(f"{type(self).__name__} has no kind: it cannot be written to a spec file")
         entry: dict[str, Any] = {"kind": self.kind}
-        for f in dataclasses.fields(self):
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for f in (fields[n] for n in self.field_names()):
             value = getattr(self, f.name)
             if f.default is not dataclasses.MISSING and value == f.default and type(value) is type(f.default):
                 continue
@@ -393,7 +394,8 @@ class Check:
     @classmethod
     def field_names(cls) -> list[str]:
         """The fields a spec entry of this kind may hold (besides ``kind``)."""
-        return [f.name for f in dataclasses.fields(cls)]
+        names = [f.name for f in dataclasses.fields(cls)]
+        return [n for n in names if n not in ("name", "points")] + ["name", "points"]
 
 
 def check_kinds() -> dict[str, type[Check]]:

@@ -146,19 +146,21 @@ class Lab:
 
         folders = expand_paths(paths)
         students = _students(folders, student_from)
-        rows = []
+        everything: list[CheckResult] = []
+        identity: dict[str, list[Any]] = {"student": [], "path": [], "run_id": []}
         totals = []
         for folder, student in zip(folders, students, strict=True):
             ctx = Context(folder)
             run_id = ctx._run.run_id if ctx._run is not None else None
             results = self.results(ctx)
-            for result in results:
-                rows.append((student, folder, run_id, *result.as_dict().values()))
+            everything += results
+            for column, value in (("student", student), ("path", folder), ("run_id", run_id)):
+                identity[column] += [value] * len(results)
             earned = sum(r.points for r in results)
             passed = sum(r.passed for r in results)
             totals.append((student, folder, run_id, passed, len(results), earned, self.max_points,
                            round(100 * earned / self.max_points, 1) if self.max_points else 100.0))
-        frame = pd.DataFrame.from_records(rows, columns=GRADE_COLUMNS + RESULT_COLUMNS)
+        frame = _results_frame(everything, identity)
         total = pd.DataFrame.from_records(totals, columns=TOTAL_COLUMNS)
         order = sorted(range(len(students)), key=lambda i: students[i])
         total = total.iloc[order].reset_index(drop=True)
@@ -206,10 +208,16 @@ def _with_points(checks: list[Check], points: Any) -> list[Check]:
     return [dataclasses.replace(c, points=points) for c in checks]
 
 
-def _results_frame(results: list[CheckResult]) -> pd.DataFrame:
+def _results_frame(results: list[CheckResult], identity: dict[str, list[Any]] | None = None) -> pd.DataFrame:
+    """The results as columns: ``observed`` keeps each value as it was (object dtype)."""
     import pandas as pd
 
-    return pd.DataFrame.from_records([tuple(r.as_dict().values()) for r in results], columns=RESULT_COLUMNS)
+    columns: dict[str, Any] = dict(identity or {})
+    for name in RESULT_COLUMNS:
+        values = [getattr(r, name) for r in results]
+        columns[name] = pd.Series(values, dtype=object) if name == "observed" else values
+    frame = pd.DataFrame(columns)
+    return frame.astype({"passed": bool, "evaluated": bool})
 
 
 def _is_run_dir(path: str) -> bool:
