@@ -1160,8 +1160,9 @@ class Custom(Check):
         return _import(self.function) if isinstance(self.function, str) else self.function
 
     def describe(self) -> str:
+        # the function's name, the same whether given as a function or as "module:function"
         if isinstance(self.function, str):
-            return self.function
+            return self.function.rpartition(":")[2].rpartition(".")[2]
         return getattr(self.function, "__name__", "custom check")
 
     def expected(self) -> str:

@@ -253,7 +253,7 @@ def _lab_from(document: Any, path: str) -> Lab:
     if not isinstance(document, _Map):
         raise LabSpecError(path, getattr(document, "line", 1 if document is not None else None),
                            "a lab spec is a mapping with version, title and checks "
-                           f"(it holds {type(document).__name__})")
+                           f"(it holds {_kind_of(document)})")
     _known(document, TOP_KEYS, "the top level", path)
     if "version" not in document:
         raise LabSpecError(path, document.line, f"no version: write version: {SPEC_VERSION} first")
@@ -269,10 +269,24 @@ def _lab_from(document: Any, path: str) -> Lab:
         raise LabSpecError(path, document.lines.get("checks", document.line),
                            "checks is a non-empty list of checks (each a mapping with a kind)")
     made = [_check_from(entry, line, path) for entry, line in zip(checks, checks.lines, strict=True)]
+    named: dict[str, int] = {}
+    for check, line in zip(made, checks.lines, strict=True):
+        if check.title in named:
+            raise LabSpecError(path, line, f"this check and the one at line {named[check.title]} are both "
+                                           f"named {check.title!r}: give one a name")
+        named[check.title] = line
     try:
         return Lab(made, title=title)
     except InvalidInputError as exc:
         raise LabSpecError(path, checks.line, str(exc)) from None
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing" if value is None else f"a {type(value).__name__}: {value!r}"
 
 
 def _known(mapping: _Map, keys: Any, where: str, path: str) -> None:
