@@ -588,7 +588,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"\ntotals written to {args.totals}")
     failed = int((~grades.frame["passed"]).sum())
     if failed:
-        print(f"\n{failed} checks failed", file=sys.stderr)
+        print(f"{failed} of {len(grades.frame)} checks failed", file=sys.stderr)
         return FAILED_STATUS
     return 0
 
