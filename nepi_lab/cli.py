@@ -655,9 +655,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(quoted: 'submissions/*')")
     check.add_argument("--csv", metavar="FILE", help="write the grades, one row per run and check, as CSV")
     check.add_argument("--totals", metavar="FILE", help="write the totals, one row per run, as CSV")
-    check.add_argument("--student-from", choices=("parent", "dir", "exp_id", "parameter"), default="parent",
-                       help="how a run's student is named: its parent folder's name (default), the run "
-                            "directory's name, the run's exp_id, or its 'student' parameter")
+    check.add_argument("--student-from", choices=("auto", "parent", "dir", "exp_id", "parameter"),
+                       default="auto",
+                       help="how a run's student is named: auto (default) the folder given or matched when "
+                            "it holds the run directory, else the run directory's parent; parent: the "
+                            "folder holding the run directory; dir: the run directory's name; exp_id: the "
+                            "run's exp_id; parameter: the run's 'student' parameter")
     check.set_defaults(run=_check)
 
     demo = command("demo", "run a small real experiment on this machine",

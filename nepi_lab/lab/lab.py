@@ -5,28 +5,34 @@ one row per check; :meth:`Lab.grade` evaluates them against many run directories
 students' submissions) and gives a :class:`Grades`: one row per student and check,
 and a totals frame, written with :meth:`Grades.to_csv` or :meth:`Grades.to_excel`.
 
+Which runs
+----------
+Paths given to :meth:`Lab.grade` are run directories, folders holding run directories
+(a student's submission: ``<student>/<run dir>``, or a results folder
+``<student>/<exp_id>/<run dir>``: looked for one level down, then two), or glob
+patterns of either (``"submissions/*"``, ``"subs/**/2026*"``).  A pattern that matches
+nothing, or a path that does not exist, is refused; a folder that exists but holds no
+readable run directory is graded, every check failing with the reason.
+
 Who is the student
 ------------------
 Each graded run directory is given a student by ``student_from``:
 
 ==============  =========================================================================
-``"parent"``    the name of the folder holding the run directory (the default): hand
-                in ``submissions/<student>/<run dir>``, grade ``submissions/*``
-``"dir"``       the run directory's own name (``submissions/<student>/`` is the run)
+``"auto"``      (the default) the folder named (or matched by the pattern) when it *holds*
+                the run directory: ``grade("submissions/*")`` names ``alice`` for
+                ``submissions/alice/...``; else, for a run directory named directly, the
+                name of the folder holding it (``"parent"``)
+``"parent"``    the name of the folder holding the run directory
+``"dir"``       the run directory's own name
 ``"exp_id"``    the run's ``exp_id`` (each student ran ``ExperimentController("lab1-alice")``)
 ``"parameter"`` the run's ``student`` parameter (``ExperimentController(parameters=
                 {"student": "alice"})``); a run without one is named by its folder
-a function      ``function(path) -> str``
+a function      ``function(path) -> str`` of the run directory's path
 ==============  =========================================================================
 
 Two run directories of the same student are refused (naming both): grade one per
 student, or choose another ``student_from``.
-
-Paths given to :meth:`Lab.grade` are run directories, glob patterns (``"subs/*"``,
-``"subs/**/2026*"``), or folders holding run directories (a student's ``<exp_id>``
-folder): those are expanded one level.  A pattern that matches nothing, or a path that
-does not exist, is refused; a folder that exists but is no readable run directory is
-graded, every check failing with the reason.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ GRADE_COLUMNS = ["student", "path", "run_id"]
 #: Columns of :attr:`Grades.totals`.
 TOTAL_COLUMNS = ["student", "path", "run_id", "passed", "checks", "points", "max_points", "percent"]
 #: The ways of naming the student of a run directory (see the module docstring).
-STUDENT_FROM = ("parent", "dir", "exp_id", "parameter")
+STUDENT_FROM = ("auto", "parent", "dir", "exp_id", "parameter")
 
 
 class Lab:
@@ -139,13 +145,14 @@ class Lab:
     # -- many runs ------------------------------------------------------------------
 
     def grade(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-              student_from: str | Callable[[str], str] = "parent") -> Grades:
+              student_from: str | Callable[[str], str] = "auto") -> Grades:
         """Evaluate every check against every run directory of ``paths`` (see the module
         docstring: globs, student names); returns :class:`Grades`."""
         import pandas as pd
 
-        folders = expand_paths(paths)
-        students = _students(folders, student_from)
+        found = _expand(paths)
+        folders = [run for run, _ in found]
+        students = _students(found, student_from)
         everything: list[CheckResult] = []
         identity: dict[str, list[Any]] = {"student": [], "path": [], "run_id": []}
         totals = []
@@ -245,10 +252,15 @@ def _runs_of(source: Any) -> list[Run] | None:
 
 def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
     """The run directories ``paths`` stand for (globs expanded, folders of runs opened), in order."""
+    return [run for run, _ in _expand(paths)]
+
+
+def _expand(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
+    """``(run directory, the folder named or matched that led to it)``, in order, each once."""
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not items:
         raise InvalidInputError("no run directory to grade")
-    found: list[str] = []
+    found: dict[str, str] = {}
     for item in items:
         text = os.fspath(item)
         if glob.has_magic(text) and not os.path.exists(text):
@@ -262,21 +274,38 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         else:
             matches = [text]
         for match in matches:
-            inner = []
-            if not _is_run_dir(match):
-                try:
-                    inner = sorted(os.path.join(match, n) for n in os.listdir(match)
-                                   if _is_run_dir(os.path.join(match, n)))
-                except OSError:
-                    inner = []
-            found.extend(inner or [match])
-    unique = list(dict.fromkeys(os.path.abspath(p) for p in found))
-    return unique
+            named = os.path.abspath(match)
+            for run in _runs_in(named):
+                found.setdefault(run, named)
+    return list(found.items())
 
 
-def _students(folders: list[str], student_from: str | Callable[[str], str]) -> list[str]:
+def _runs_in(folder: str) -> list[str]:
+    """``folder`` if it is a run directory, else the run directories one level down, else two."""
+    if _is_run_dir(folder):
+        return [folder]
+    level = [folder]
+    for _ in range(2):
+        below = []
+        for parent in level:
+            try:
+                names = sorted(os.listdir(parent))
+            except OSError:
+                continue
+            below += [os.path.join(parent, n) for n in names if os.path.isdir(os.path.join(parent, n))]
+        runs = [b for b in below if _is_run_dir(b)]
+        if runs:
+            return runs
+        level = below
+    return [folder]  # graded as it is: its checks say why it is no run
+
+
+def _students(found: list[tuple[str, str]], student_from: str | Callable[[str], str]) -> list[str]:
+    folders = [run for run, _ in found]
     if callable(student_from):
         names = [str(student_from(f)) for f in folders]
+    elif student_from == "auto":
+        names = [os.path.basename(named if named != run else os.path.dirname(run)) for run, named in found]
     elif student_from == "parent":
         names = [os.path.basename(os.path.dirname(f)) for f in folders]
     elif student_from == "dir":

@@ -67,7 +67,8 @@ def test_students_are_named_as_chosen(runs, tmp_path):
     assert list(lab.grade(paths, student_from=lambda p: p[-4:]).totals["student"]) == sorted(p[-4:]
                                                                                             for p in paths)
     assert lab.grade(paths, student_from="parameter").all_passed
-    with pytest.raises(ValueError, match="student_from='name': use one of parent, dir, exp_id, parameter"):
+    assert list(lab.grade(paths).totals["student"]) == ["lab1-alice", "lab1-bob"]  # auto: the parent
+    with pytest.raises(ValueError, match="student_from='name': use one of auto, parent, dir, exp_id, param"):
         lab.grade(paths, student_from="name")
 
 
@@ -81,9 +82,16 @@ def test_two_runs_of_one_student_are_refused(runs, tmp_path):
 
 def test_paths_globs_and_folders_of_runs(runs, tmp_path):
     run = copy_run(runs.good, tmp_path / "subs" / "alice" / "lab1" / "run-1")
+    other = copy_run(runs.good, tmp_path / "subs" / "bob" / "run-1")
     assert expand_paths(str(tmp_path / "subs" / "alice" / "lab1")) == [run]  # a folder of runs: opened
+    assert expand_paths(str(tmp_path / "subs" / "alice")) == [run]  # two levels down
     assert expand_paths(str(tmp_path / "subs" / "*" / "lab1")) == [run]
-    assert expand_paths(str(tmp_path / "subs" / "**" / "run-*")) == [run]
+    assert expand_paths(str(tmp_path / "subs" / "**" / "run-*")) == [run, other]
+    assert expand_paths([run, str(tmp_path / "subs" / "*")]) == [run, other]  # each once
+    grades = Lab([State("ping")]).grade(str(tmp_path / "subs" / "*"))
+    assert list(grades.totals["student"]) == ["alice", "bob"]  # the folders matched
+    grades = Lab([State("ping")]).grade(str(tmp_path / "subs" / "*" / "run-1"))
+    assert list(grades.totals["student"]) == ["bob"]  # run directories matched: their parent
     with pytest.raises(ValueError, match="matches no folder"):
         expand_paths(str(tmp_path / "nothing" / "*"))
     with pytest.raises(ValueError, match="no such run directory"):
