@@ -19,24 +19,20 @@ resource of that type).
 
 Built-in checks (``kind`` is their name in a spec file, see :mod:`nepi_lab.lab.spec`):
 
-===================  =================  ===================================================
-class                kind               passes when
-===================  =================  ===================================================
-:class:`State`       ``state``          the resource (each of the type) entered ``state``
-:class:`NotFailed`   ``not_failed``     the resource (each of the type; all) did not fail
-:class:`ExitStatus`  ``exit_status``    the application's ``exitcode`` trace is ``code``
-:class:`Reachable`   ``reachable``      the ping's loss (its statistics) is <= ``max_loss`` %
-:class:`RttBound`    ``rtt``            the ping's RTT statistic is <= ``max_ms``
-:class:`Throughput`  ``throughput``     iperf3's end report is >= ``min_mbps`` Mbit/s
-:class:`TraceContains` ``trace_contains`` a line of the trace contains ``text``
-:class:`TraceMatches`  ``trace_matches``  at least ``min_count`` lines match ``pattern``
-:class:`TraceLines`  ``trace_lines``    the trace has at least ``min_lines`` lines
-:class:`RoutePresent`  ``route``        the node has a route to ``destination``
-:class:`AddressPresent` ``address``     the node has the address
-:class:`Order`       ``order``          ``then`` entered ``then_state`` after ``first``
-                                        entered ``first_state``
-:class:`Custom`      ``custom``         ``function(run)`` returns True (or (True, observed))
-===================  =================  ===================================================
+- :class:`State` (``state``): the resource (each of the type) entered ``state``;
+- :class:`NotFailed` (``not_failed``): the resource (each of the type; all) did not fail;
+- :class:`ExitStatus` (``exit_status``): the application's ``exitcode`` trace is ``code``;
+- :class:`Reachable` (``reachable``): the ping's loss (its statistics) is <= ``max_loss`` %;
+- :class:`RttBound` (``rtt``): the ping's RTT statistic is <= ``max_ms``;
+- :class:`Throughput` (``throughput``): iperf3's end report is >= ``min_mbps`` Mbit/s;
+- :class:`TraceContains` (``trace_contains``): a line of the trace contains ``text``;
+- :class:`TraceMatches` (``trace_matches``): at least ``min_count`` lines match ``pattern``;
+- :class:`TraceLines` (``trace_lines``): the trace has at least ``min_lines`` lines;
+- :class:`RoutePresent` (``route``): the node has a route to ``destination``;
+- :class:`AddressPresent` (``address``): the node has the address;
+- :class:`Order` (``order``): ``then`` entered ``then_state`` after ``first`` entered
+  ``first_state``;
+- :class:`Custom` (``custom``): ``function(run)`` returns True (or ``(True, observed)``).
 
 Every check is a frozen dataclass (compared by value, hashable, safe to share) with
 two common fields, ``name`` (default: a description made from its fields) and
