@@ -226,8 +226,7 @@ class World:
             raise BuildError(guid, f"ns-3 has no type {type_name!r}")
         info = ns.TypeId.AttributeInformation()
         if not tid.LookupAttributeByName(name, info):
-            names = sorted({entry["name"] for entry in _describe_type(ns, tid)})
-            raise BuildError(guid, f"{type_name} has no attribute {name!r}; it has: {', '.join(names)}")
+            raise BuildError(guid, f"{type_name} has no attribute {name!r}; it has: {_names(ns, type_name)}")
         if not info.checker.CreateValidValue(ns.StringValue(value)):
             raise BuildError(guid, f"{value!r} is not a valid value for {type_name}::{name} "
                                    f"({_text(info.checker.GetValueTypeName())})")
@@ -335,9 +334,14 @@ class World:
             if ns.TypeId.LookupByName(device_type).LookupAttributeByName(key, info):
                 for i in range(2):
                     devices.Get(i).SetAttribute(key, self.check(guid, device_type, key, value))
-            else:  # the channel's, or the list of both types' attributes
+            elif ns.TypeId.LookupByName("ns3::PointToPointChannel").LookupAttributeByName(key, info):
                 devices.Get(0).GetChannel().SetAttribute(
                     key, self.check(guid, "ns3::PointToPointChannel", key, value))
+            else:
+                channel_type = "ns3::PointToPointChannel"
+                raise BuildError(guid, f"ns3Attributes: neither {device_type} nor {channel_type} has an "
+                                       f"attribute {key!r}; the devices have: {_names(ns, device_type)}; "
+                                       f"the channel has: {_names(ns, channel_type)}")
         return automatic
 
     def _target(self, app: dict[str, Any]) -> str:
@@ -600,6 +604,11 @@ def _describe_type(ns: Any, tid: Any) -> list[dict[str, str]]:
         if parent == tid or _text(parent.GetName()) in ("", _text(tid.GetName())):
             return entries
         tid = parent
+
+
+def _names(ns: Any, type_name: str) -> str:
+    """The attribute names of ``type_name`` (its parents' included), sorted, as text."""
+    return ", ".join(sorted({e["name"] for e in _describe_type(ns, ns.TypeId.LookupByName(type_name))}))
 
 
 def _subtypes(ns: Any, base: str) -> list[str]:
