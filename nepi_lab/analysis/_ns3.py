@@ -176,7 +176,7 @@ def flows_frame(source: Any, sim: int | None = None) -> pd.DataFrame:
         if sim is not None:
             sims = [sim]
         else:
-            sims = [g for g in run.guids() if run.resource_type(g) == "ns3::Simulation"]
+            sims = [g for g in run.guids if run.resource_type(g) == "ns3::Simulation"]
         missing: TraceNotFoundError | None = None
         found = 0
         for guid in sims:
