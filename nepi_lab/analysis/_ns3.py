@@ -98,6 +98,12 @@ def parse_ns3_flows(data: str | bytes) -> pd.DataFrame:
     if raw is None:
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in FLOW_COLUMNS})
         return finish(empty, "ns3_flows", bad, examples)
+    numeric = [c for c in raw.columns if c not in ("source", "destination")]
+    for column in numeric:
+        raw[column] = pd.to_numeric(raw[column], errors="coerce")
+    good = raw[numeric].notna().all(axis=1) & raw["source"].notna() & raw["destination"].notna()
+    bad += int((~good).sum())
+    raw = raw[good].reset_index(drop=True)
     ns = 1e-9
     rx = raw["rx_packets"].astype("float64")
     frame = pd.DataFrame({

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -397,10 +398,15 @@ def describe_type(type_name: str, timeout: float = 300.0) -> list[dict[str, str]
             hello = stream.readline()
             if not hello:
                 raise SimulationError(zygote.why_dead())
-            stream.write(json.dumps({"describe": str(type_name)}) + "\n")
-            stream.flush()
-            line = stream.readline()
-            stream.read()  # its end: the process exited
+            pidfd = os.pidfd_open(int(json.loads(hello)["pid"]))
+            try:
+                stream.write(json.dumps({"describe": str(type_name)}) + "\n")
+                stream.flush()
+                line = stream.readline()
+                stream.read()  # its end: the process is exiting
+                select.select([pidfd], [], [], timeout)  # and gone: nothing is left behind
+            finally:
+                os.close(pidfd)
         except (OSError, TimeoutError) as exc:
             raise SimulationError(f"the shared ns-3 process did not answer within {timeout:g} s: {exc}") \
                 from None
