@@ -683,6 +683,11 @@ def _warm_up(ns: Any) -> None:
     ns.UdpEchoClientHelper(address.ConvertTo(), 9)
     ns.Ipv4Mask("/24")
     ns.Seconds(1.0)
+    # the traffic applications' helpers (factories only: no object of the world is made)
+    remote = ns.InetSocketAddress(address, 9).ConvertTo()
+    ns.PacketSinkHelper("ns3::UdpSocketFactory", ns.InetSocketAddress(ns.Ipv4Address.GetAny(), 9).ConvertTo())
+    ns.OnOffHelper("ns3::UdpSocketFactory", remote).SetAttribute("DataRate", ns.StringValue("1Mbps"))
+    ns.BulkSendHelper("ns3::TcpSocketFactory", remote)
 
 
 def serve(incoming: Any, outgoing: Any) -> int:
