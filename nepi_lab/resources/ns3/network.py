@@ -83,6 +83,9 @@ class PointToPointLink(Ns3Resource):
     _traces = (
         Trace("pcapA", "packets of the end on the node with the smaller guid (pcap, link type PPP)"),
         Trace("pcapB", "packets of the end on the other node (pcap, link type PPP)"),
+        Trace("asciiA", "ns-3's ASCII trace of the end on the node with the smaller guid: one line per "
+              "queue and receive event (+ - d r), with the packet's headers"),
+        Trace("asciiB", "ns-3's ASCII trace of the end on the other node"),
     )
 
     def valid_connection(self, other: ResourceManager) -> bool | str:
@@ -122,4 +125,7 @@ class PointToPointLink(Ns3Resource):
             "queue_size": self.get("queueSize"), "loss_rate": self.get("lossRate"), "network": network,
             "pcap": [self.trace_path(name) if self.trace_enabled(name) else None
                      for name in ("pcapA", "pcapB")],
+            "ascii": [self.trace_path(name) if self.trace_enabled(name) else None
+                      for name in ("asciiA", "asciiB")],
+            "ns3_attributes": self.get("ns3Attributes") or {},
         }

@@ -28,6 +28,8 @@ interpreter kill it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import math
 from typing import Any
@@ -43,6 +45,44 @@ from ._process import SimulationError, WorkerProcess, check_installed
 log = logging.getLogger("nepi_lab")
 S = ResourceState
 A = ResourceAction
+
+
+@dataclasses.dataclass(frozen=True)
+class MappingAttribute(Attribute):
+    """An attribute holding a mapping of ns-3 names to values, e.g. ``{"DataRate":
+    "2Mbps"}``: a dict, or its JSON text; stored as a dict of strings (numbers are
+    written as ns-3 reads them, booleans as ``true``/``false``).  The names and values
+    are checked by ns-3's own TypeIds when the simulation is built."""
+
+    def check(self, value: Any, guid: int | None = None, rtype: str = "") -> Any:
+        from ...core.errors import AttributeValueError
+
+        if value is None:
+            return None
+
+        def bad(reason: str) -> AttributeValueError:
+            return AttributeValueError(guid, rtype, self.name, value, reason, self.allowed)
+
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise bad('expected a dict (or its JSON text), e.g. {"Name": "value"}') from None
+        if not isinstance(value, dict):
+            raise bad(f"expected a dict of ns-3 names to values, got {type(value).__name__}")
+        mapping = {}
+        for name, item in value.items():
+            if not isinstance(name, str) or not name.strip():
+                raise bad(f"every name must be a non-empty string, not {name!r}")
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            elif isinstance(item, (int, float)):
+                item = repr(item)
+            elif not isinstance(item, str):
+                raise bad(f"the value of {name!r} must be a string, a number or a bool, "
+                          f"not {type(item).__name__}")
+            mapping[name] = item
+        return mapping
 
 
 def _sim_detail(sim_time: float) -> str:
@@ -71,6 +111,11 @@ class Ns3Resource(_SimulatedTimes, ResourceManager):
     becoming READY with it, and simulated times in its events."""
 
     _platform = "ns3"
+    _attributes = (
+        MappingAttribute("ns3Attributes", "ns-3 attributes our attributes do not cover, set on this "
+                         "resource's ns-3 object by ns-3's names, e.g. {\"PacketSize\": \"1000\"}; "
+                         "describe_type(name) lists a type's", flags=Flags.Design),
+    )
 
     def simulation(self) -> Simulation:
         """The ``ns3::Simulation`` this resource belongs to (raises :class:`SimulationError`)."""
@@ -118,9 +163,20 @@ class Simulation(_SimulatedTimes, ResourceManager):
                   "of a fork of the shared ns-3 process", type=Types.Bool, default=False, flags=Flags.Design),
         Attribute("simulatedTime", "how far the simulation got, in simulated seconds", type=Types.Double,
                   flags=Flags.NoWrite),
+        Attribute("flowMonitor", "measure every IPv4 UDP/TCP flow with ns-3's FlowMonitor (trace 'flows', "
+                  "read by flows_frame; enabling that trace does the same)", type=Types.Bool, default=False,
+                  flags=Flags.Design, set_hook=lambda rm, old, new: rm._flow_monitor(new)),
+        MappingAttribute("defaults", "ns-3 attribute defaults set before the world is built "
+                         "(Config::SetDefault), e.g. {\"ns3::TcpSocket::SegmentSize\": \"1448\"}",
+                         flags=Flags.Design),
+        MappingAttribute("config", "ns-3 attributes set by Config path once the world is built, before "
+                         "it runs (Config::Set), e.g. {\"/NodeList/0/$ns3::Ipv4L3Protocol/DefaultTtl\": "
+                         "\"32\"}", flags=Flags.Design),
     )
     _traces = (Trace("log", "the simulation process's output: ns-3's messages, an abort's backtrace",
-                     enabled=True),)
+                     enabled=True),
+               Trace("flows", "FlowMonitor's statistics per IPv4 UDP/TCP flow at the end, CSV (times in "
+                     "nanoseconds); flows_frame reads it"))
     _aliases = (Alias("StopTime", "stopTime"), Alias("checksumEnabled", "checksum"),
                 Alias("populateRoutingTables", "globalRouting"))
 
@@ -135,6 +191,11 @@ class Simulation(_SimulatedTimes, ResourceManager):
         self._compiled: set[Condition] = set()
         #: why an application with compiled times never runs (for its failure message)
         self._never: dict[int, str] = {}
+
+    def _flow_monitor(self, on: bool | None) -> bool | None:
+        if on:
+            self._enable_trace("flows")
+        return on
 
     # -- membership -------------------------------------------------------------
 
@@ -159,10 +220,13 @@ class Simulation(_SimulatedTimes, ResourceManager):
             "stop_time": self.get("stopTime"), "seed": self.get("seed"), "run": self.get("runNumber"),
             "checksum": self.get("checksum"), "global_routing": self.get("globalRouting"),
             "nodes": [], "links": [], "apps": [],
+            "defaults": self.get("defaults") or {}, "config": self.get("config") or {},
+            "flows": self.trace_path("flows") if self.get("flowMonitor") or self.trace_enabled("flows")
+            else None,
         }
         for rm in self._members:
             if isinstance(rm, Node):
-                spec["nodes"].append({"guid": rm.guid})
+                spec["nodes"].append({"guid": rm.guid, "ns3_attributes": rm.get("ns3Attributes") or {}})
             elif isinstance(rm, PointToPointLink):
                 spec["links"].append(rm._describe())
             elif isinstance(rm, Application):
@@ -355,6 +419,11 @@ class Simulation(_SimulatedTimes, ResourceManager):
         kind = message.get("event")
         if kind in ("progress", "app", "finished"):
             self.set("simulatedTime", float(message["sim_time"]), internal=True)
+        if kind == "results":  # what the members measured, read at the end
+            for guid, values in message.get("values", {}).items():
+                rm = self.ec._resources.get(int(guid))
+                for name, value in values.items() if rm is not None else ():
+                    rm.set(name, value, internal=True)
         if kind == "app":
             future = self._app_futures.get((int(message["guid"]), S[message["state"]]))
             if future is not None and not future.done():
