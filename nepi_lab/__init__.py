@@ -64,7 +64,7 @@ _LAZY = {
     name: "nepi_lab.analysis"
     for name in (
         "Run", "RunDirectoryError", "RunFormatError", "RunSet", "TraceNotFoundError",
-        "UnknownParserError", "events_frame", "load_run", "load_runs", "register_parser",
+        "UnknownParserError", "events_frame", "flows_frame", "load_run", "load_runs", "register_parser",
         "resources_frame", "sweep_frame", "sweep_summary", "trace_frame",
     )
 }
@@ -186,6 +186,7 @@ __all__ = [
     "WaitTimeoutError",
     "draw_topology",
     "events_frame",
+    "flows_frame",
     "get_resource_type",
     "load_run",
     "load_runs",

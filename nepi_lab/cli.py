@@ -4,6 +4,8 @@
 ``nepi-lab show RUN``    a finished run from its directory alone: states, failures, times, traces
 ``nepi-lab sweep status DIR`` a sweep from its directory alone: counts per state, one row per run
 ``nepi-lab types [NAME]`` the registered resource types; with a name, its attributes and traces
+``nepi-lab check LAB RUN...`` evaluate a lab's checks (a spec file, YAML or JSON) against run
+                         directories: a table per run, the totals; ``--csv`` writes the grades
 ``nepi-lab demo``        run a small real experiment on this machine and print its summary
 ``nepi-lab cleanup``     stop what crashed runs left (processes here and on SSH hosts, network
                          namespaces), collect their traces, mark the runs; never a live run's
@@ -15,10 +17,13 @@ Exit status, for every subcommand:
 0     done: the experiment finished (non-critical failures are listed, not counted), the run
       or the type or sweep was shown
 1     the experiment failed: a critical resource failed, so everything was stopped and
-      released (``run``); the demo did not behave as expected; ``cleanup``: namespaces need root
+      released (``run``); the demo did not behave as expected; ``cleanup``: namespaces need root;
+      ``check``: a check failed (or could not be evaluated) for at least one run
 2     a user error, said in one line on standard error: a bad command line, a file or folder
       that is missing, unreadable or damaged (a sweep directory too), an unknown type,
-      resource or attribute, a value of the wrong type, a results folder that cannot hold a run
+      resource or attribute, a value of the wrong type, a results folder that cannot hold a run;
+      ``check``: a lab spec file that cannot be read (the line is named), a run directory or
+      pattern that names nothing
 3     ``cleanup``: a host could not be reached; its leftovers stay recorded for the next try
 124   ``run --timeout``: the time ran out before every resource finished; everything was
       stopped and released (as GNU ``timeout``)
@@ -28,7 +33,8 @@ Exit status, for every subcommand:
 
 The CLI sits above the resource back ends and below the analysis layer: it reads run
 directories through :mod:`nepi_lab.core.run_directory` and sweep directories through the
-runs layer's record (:func:`nepi_lab.runner.sweep.load_sweep`), never through pandas.
+runs layer's record (:func:`nepi_lab.runner.sweep.load_sweep`), never through pandas;
+only ``check`` imports the lab layer (:mod:`nepi_lab.lab`, with pandas), inside the command.
 """
 
 from __future__ import annotations
@@ -541,9 +547,56 @@ def _cleanup_namespaces(args: argparse.Namespace) -> tuple[int, bool]:
     return 0, bool(report.namespaces or report.interfaces or report.records)
 
 
+# -- nepi-lab check -----------------------------------------------------------------------
+
+#: Characters of a check's observed value and message in ``nepi-lab check``'s table.
+CHECK_WIDTH = 60
+
+
+def _short(value: Any, width: int = CHECK_WIDTH) -> str:
+    text = " ".join(str("" if value is None else value).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ._summary import print_rows
+    from .lab import Lab
+
+    if not os.path.isfile(args.lab):
+        raise UserError(f"{args.lab}: no such file" if not os.path.exists(args.lab)
+                        else f"{args.lab}: not a file (a lab spec, .yaml or .json)")
+    lab = Lab.load(args.lab)
+    grades = lab.grade(args.runs, student_from=args.student_from)
+    print(f"lab {lab.title or os.path.basename(args.lab)}: {len(lab.checks)} checks, "
+          f"{lab.max_points:g} points, {len(grades.totals)} runs")
+    for student, rows in grades.frame.groupby("student", sort=False):
+        print(f"\n{student}  ({rows['path'].iloc[0]})")
+        print_rows(("check", "result", "observed", "expected", "points", "message"),
+                   [(_short(r.name, 50), "pass" if r.passed else ("FAIL" if r.evaluated else "ERROR"),
+                     _short(r.observed, 30), _short(r.expected, 30),
+                     f"{r.points:g}/{r.max_points:g}", _short(r.message))
+                    for r in rows.itertuples(index=False)])
+    print("\ntotals:")
+    print_rows(("student", "passed", "points", "percent"),
+               [(str(t.student), f"{t.passed}/{t.checks}", f"{t.points:g}/{t.max_points:g}",
+                 f"{t.percent:g} %") for t in grades.totals.itertuples(index=False)])
+    if args.csv:
+        grades.to_csv(args.csv, totals=args.totals)
+        print(f"\ngrades written to {args.csv}" + (f", totals to {args.totals}" if args.totals else ""))
+    elif args.totals:
+        grades.totals.to_csv(args.totals, index=False)
+        print(f"\ntotals written to {args.totals}")
+    failed = int((~grades.frame["passed"]).sum())
+    if failed:
+        print(f"{failed} of {len(grades.frame)} checks failed", file=sys.stderr)
+        return FAILED_STATUS
+    return 0
+
+
 # -- the parser --------------------------------------------------------------------------
 
-_EPILOG = ("exit status: 0 done; 1 the experiment failed; 2 a user error (one line on stderr); "
+_EPILOG = ("exit status: 0 done; 1 the experiment failed (check: a check failed); 2 a user error (one "
+           "line on stderr); "
            "3 cleanup could not reach a host; 124 run --timeout ran out; 130 run interrupted by Ctrl-C")
 
 
@@ -590,6 +643,25 @@ def build_parser() -> argparse.ArgumentParser:
                     "show that type's attributes (type, default, flags, allowed values, help) and traces.")
     types.add_argument("name", metavar="NAME", nargs="?", help="a type name, such as linux::Application")
     types.set_defaults(run=_types)
+
+    check = command(
+        "check", "evaluate a lab's checks against run directories",
+        "Evaluate the checks of a lab spec file (YAML or JSON, see nepi_lab.lab.spec) against run "
+        "directories: print, for each run, one row per check (pass, FAIL, or ERROR when it could not be "
+        "evaluated, and why), then each run's points. Exit status 1 when a check failed.")
+    check.add_argument("lab", metavar="LAB", help="the lab spec file (.yaml, .yml or .json)")
+    check.add_argument("runs", metavar="RUN_DIR", nargs="+",
+                       help="run directories, folders holding run directories, or glob patterns "
+                            "(quoted: 'submissions/*')")
+    check.add_argument("--csv", metavar="FILE", help="write the grades, one row per run and check, as CSV")
+    check.add_argument("--totals", metavar="FILE", help="write the totals, one row per run, as CSV")
+    check.add_argument("--student-from", choices=("auto", "parent", "dir", "exp_id", "parameter"),
+                       default="auto",
+                       help="how a run's student is named: auto (default) the folder given or matched when "
+                            "it holds the run directory, else the run directory's parent; parent: the "
+                            "folder holding the run directory; dir: the run directory's name; exp_id: the "
+                            "run's exp_id; parameter: the run's 'student' parameter")
+    check.set_defaults(run=_check)
 
     demo = command("demo", "run a small real experiment on this machine",
                    "Run a small real experiment on this machine (an echo server, three clients started "

@@ -25,7 +25,7 @@ from .guards import terminal_output, wait_until
 from .resources.linux.conftest import all_gone, processes_with
 
 COMMAND = [sys.executable, "-m", "nepi_lab.cli"]
-SUBCOMMANDS = ("run", "show", "types", "demo", "sweep", "version", "cleanup")
+SUBCOMMANDS = ("run", "show", "types", "demo", "sweep", "version", "cleanup", "check")
 
 
 def nepi_lab(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:

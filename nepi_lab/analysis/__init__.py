@@ -8,6 +8,7 @@ tidy frames that concatenate across resources and runs.
 :func:`trace_frame`      one trace, parsed (``ping``, ``iperf3``, ``tcpdump``, ...)
 :func:`events_frame`     every state change
 :func:`resources_frame`  one row per resource: state, failure, state times, attributes
+:func:`flows_frame`      one row per flow of an ns-3 simulation (FlowMonitor)
 :func:`sweep_frame`      one row per run of a sweep: parameters, state, failure, metrics
 :func:`sweep_summary`    one row per point of a sweep: mean, std, count, 95 % CI
 :func:`load_run`         a run directory as a :class:`Run`
@@ -33,6 +34,7 @@ Example
 from __future__ import annotations
 
 from ._iperf3 import parse_iperf3
+from ._ns3 import flows_frame, parse_ns3_flows, parse_packet_sink
 from ._ping import parse_ping
 from ._tcpdump import parse_tcpdump
 from .errors import RunDirectoryError, RunFormatError, TraceNotFoundError, UnknownParserError
@@ -72,12 +74,15 @@ __all__ = [
     "default_parser",
     "default_parsers",
     "events_frame",
+    "flows_frame",
     "get_parser",
     "load_run",
     "load_runs",
     "parse_csv",
     "parse_iperf3",
     "parse_lines",
+    "parse_ns3_flows",
+    "parse_packet_sink",
     "parse_ping",
     "parse_tcpdump",
     "parser_names",

@@ -19,6 +19,8 @@ Built-in parsers (each vectorised: pandas' C CSV reader, ``str.extract``,
 ``ping``   iputils ping (see :mod:`nepi_lab.analysis._ping`)
 ``iperf3`` iperf3 ``-J`` JSON or text (see :mod:`nepi_lab.analysis._iperf3`)
 ``tcpdump`` pcap/pcapng capture or tcpdump text (see :mod:`nepi_lab.analysis._tcpdump`)
+``packet_sink`` ns3::PacketSink's rx trace (see :mod:`nepi_lab.analysis._ns3`)
+``ns3_flows`` ns3::Simulation's FlowMonitor flows (see :mod:`nepi_lab.analysis._ns3`)
 =========  ====================================================================
 
 Defaults are keyed by resource type *name* and trace name, so a run directory is
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import InvalidInputError
 from ._common import as_bytes, as_text, example, finish, text_dtype
 from ._iperf3 import parse_iperf3
+from ._ns3 import parse_ns3_flows, parse_packet_sink
 from ._ping import parse_ping
 from ._tcpdump import parse_tcpdump
 from .errors import UnknownParserError
@@ -193,7 +196,8 @@ def parse_csv(data: str | bytes) -> pd.DataFrame:
 
 
 for _name, _function in (("lines", parse_lines), ("csv", parse_csv), ("ping", parse_ping),
-                         ("iperf3", parse_iperf3), ("tcpdump", parse_tcpdump)):
+                         ("iperf3", parse_iperf3), ("tcpdump", parse_tcpdump),
+                         ("packet_sink", parse_packet_sink), ("ns3_flows", parse_ns3_flows)):
     register_parser(_name, _function)
 
 for _key, _name in (
@@ -206,5 +210,7 @@ for _key, _name in (
     (("ns3::PointToPointLink", "pcapA"), "tcpdump"),
     (("ns3::PointToPointLink", "pcapB"), "tcpdump"),
     (("ns3::CsmaLink", "pcap"), "tcpdump"),
+    (("ns3::PacketSink", "rx"), "packet_sink"),
+    (("ns3::Simulation", "flows"), "ns3_flows"),
 ):
     set_default_parser(*_key, _name)

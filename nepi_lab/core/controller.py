@@ -857,6 +857,8 @@ class ExperimentController:
 
     async def _stop_when(self, rm: ResourceManager) -> None:
         """Stop ``rm`` once its STOP conditions hold and it is started."""
+        if rm._conditions.get(A.STOP) and not self._waited_conditions(rm, A.STOP):
+            return  # the resource honours all its STOP conditions itself
         try:
             await self._await_conditions(rm, A.STOP, slot="_stop_waiting")
             if rm._status(S.STARTED) == 0:
@@ -931,13 +933,19 @@ class ExperimentController:
 
     async def _await_conditions(self, rm: ResourceManager, action: ResourceAction,
                                 slot: str = "_waiting") -> None:
-        for condition in list(rm._conditions.get(action, ())):
+        for condition in self._waited_conditions(rm, action):
             await self._await_condition(rm, condition, slot)
+
+    @staticmethod
+    def _waited_conditions(rm: ResourceManager, action: ResourceAction) -> list[Condition]:
+        """``rm``'s conditions on ``action`` that the controller waits for: all but those
+        the resource honours itself (:meth:`ResourceManager.honours_condition`)."""
+        return [c for c in rm._conditions.get(action, ()) if not rm.honours_condition(c)]
 
     def _unmet(self, rm: ResourceManager, action: ResourceAction) -> list[str]:
         """The conditions on ``action`` of ``rm`` that do not hold yet, in words."""
         texts = []
-        for condition in rm._conditions.get(action, ()) if rm._conditions else ():
+        for condition in self._waited_conditions(rm, action) if rm._conditions else ():
             others = [self._resources[g] for g in condition.after if g in self._resources]
             if any(o._status(condition.state) <= 0 for o in others):
                 texts.append(self._describe_wait(condition, others))

@@ -504,6 +504,18 @@ class ResourceManager:
         finally:
             self._waiting = None
 
+    def honours_condition(self, condition: Any) -> bool:
+        """Whether this resource honours ``condition`` (one of its own) by itself.
+
+        The controller then does not wait for it: the resource has folded it into
+        what it does (an ns-3 application compiles a START condition on another
+        application of its simulation into its simulated start time).  The default
+        is False: the controller waits for every condition.  Asked when the
+        controller is about to wait, so the answer may depend on the experiment's
+        resources, not on this resource's state.
+        """
+        return False
+
     def fail(self, error: BaseException | str, step: str = "run") -> None:
         """Fail this resource from outside its hooks, e.g. when a watcher sees its host go.
 

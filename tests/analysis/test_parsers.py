@@ -362,7 +362,7 @@ def test_unknown_parser_lists_the_known_ones():
         get_parser("pong")
     assert isinstance(info.value, InvalidInputError) and isinstance(info.value, NepiError)
     assert info.value.name == "pong" and "ping" in info.value.known
-    assert "csv, iperf3, lines, ping, tcpdump" in str(info.value)
+    assert "csv, iperf3, lines, ns3_flows, packet_sink, ping, tcpdump" in str(info.value)
 
 
 def test_defaults_are_keyed_by_type_name():

@@ -236,7 +236,8 @@ def test_frames_of_many_resources_and_runs_concatenate(writer_run, tmp_path):
 
 def test_unknown_parser_is_refused_first(writer_run):
     ec, _, (ok, _) = writer_run
-    with pytest.raises(UnknownParserError, match="registered parsers are: csv, iperf3, lines, ping"):
+    with pytest.raises(UnknownParserError,
+                       match="registered parsers are: csv, iperf3, lines, ns3_flows, packet_sink, ping"):
         trace_frame(ec, ok, "out", parser="nope")
 
 

@@ -95,6 +95,31 @@ def test_set_with_conditions(ec):
     assert ec.get(b, "label") == "after"
 
 
+def test_a_condition_the_resource_honours_itself_is_not_waited_for(ec):
+    """``honours_condition``: the controller leaves such a condition to the resource."""
+    a = ec.register_resource("test::Application", duration=30)
+    own = ec.register_resource("test::SelfTimed", duration=0.05)
+    waits = ec.register_resource("test::SelfTimed", duration=0.05, honours=False)
+    ec.register_condition([own, waits], A.START, a, S.FINISHED)
+    ec.deploy()
+    ec.wait_finished(own, timeout=10)
+    assert ec.state(own) == S.FINISHED and ec.state(a) == S.STARTED
+    assert ec.state(waits) == S.READY
+    assert "waits to START until resource" in ec.explain(waits)
+    assert "waits to START" not in ec.explain(own)
+
+
+def test_a_stop_condition_the_resource_honours_itself_does_not_stop_it(ec):
+    a = ec.register_resource("test::Application", duration=30)
+    own = ec.register_resource("test::SelfTimed", duration=0.2)
+    stopped = ec.register_resource("test::SelfTimed", duration=30, honours=False)
+    ec.register_condition([own, stopped], A.STOP, a, S.STARTED)
+    ec.deploy()
+    ec.wait_finished([own, stopped], timeout=10)
+    assert ec.state(own) == S.FINISHED and ec.state(stopped) == S.STOPPED
+    assert ec.state(a) == S.STARTED
+
+
 def test_wait_all_ready_holds_the_group_until_everyone_is_ready(ec):
     fast = ec.register_resource("test::Application")
     slow = ec.register_resource("test::Application", deploy_delay=0.3)

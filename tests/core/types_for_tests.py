@@ -94,6 +94,15 @@ class Application(Scripted):
             f.write(f"ran {self.guid}\n")
 
 
+class SelfTimed(Application):
+    _rtype = "test::SelfTimed"
+    _help = "An application that honours its conditions itself when `honours` is set."
+    _attributes = (Attribute("honours", "honour every condition itself", type=Types.Bool, default=True),)
+
+    def honours_condition(self, condition: object) -> bool:
+        return bool(self.get("honours"))
+
+
 class Instant(ResourceManager):
     _rtype = "test::Instant"
     _help = "Does nothing, at once: measures the controller itself."

@@ -14,7 +14,16 @@
 ``ns3::Ping``               ICMP echo; stdout in Linux ping's format (:mod:`.applications`)
 ``ns3::UdpEchoServer``      ns-3's UDP echo server                    (:mod:`.applications`)
 ``ns3::UdpEchoClient``      ns-3's UDP echo client; stdout one ping-like line per echo
+``ns3::PacketSink``         receives UDP or TCP on a port; trace ``rx``, ``totalRx``
+``ns3::OnOff``              ns-3's OnOffApplication: constant rate in on/off periods
+``ns3::BulkSend``           ns-3's BulkSendApplication: TCP as fast as it goes; ``tcpVariant``
+``ns3::App``                any ns-3 application by TypeId, its attributes raw
 ==========================  ==============================================================
+
+Every resource but the simulation takes ``ns3Attributes``: ns-3 attributes by ns-3's
+names, checked against the installed ns-3's TypeIds when the simulation is built;
+the simulation takes ``defaults`` (``Config::SetDefault``) and ``config``
+(``Config::Set`` by path).  :func:`describe_type` lists a type's attributes.
 
 Importing this package does not import ns-3: only the processes that run simulations
 do, away from the controller and the notebook kernel (:mod:`._process`).  One shared
@@ -26,16 +35,20 @@ simulation fails at deploy with ``pip install 'nepi_lab[ns3]'``.
 
 from __future__ import annotations
 
-from ._process import INSTALL_HINT, SimulationError, live_pids, stop_shared_process
-from .applications import Application, Ping, UdpEchoClient, UdpEchoServer
+from ._process import INSTALL_HINT, SimulationError, describe_type, live_pids, stop_shared_process
+from .applications import App, Application, BulkSend, OnOff, PacketSink, Ping, UdpEchoClient, UdpEchoServer
 from .network import CsmaLink, Node, PointToPointLink, Route
 from .simulation import Simulation
 
 __all__ = [
     "INSTALL_HINT",
+    "App",
     "Application",
+    "BulkSend",
     "CsmaLink",
     "Node",
+    "OnOff",
+    "PacketSink",
     "Ping",
     "PointToPointLink",
     "Route",
@@ -43,6 +56,7 @@ __all__ = [
     "SimulationError",
     "UdpEchoClient",
     "UdpEchoServer",
+    "describe_type",
     "live_pids",
     "stop_shared_process",
 ]

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -369,3 +370,50 @@ def _log_lines(path: str, limit: int = 1 << 20) -> list[str]:
     except OSError:
         return []
     return [line.rstrip() for line in text.splitlines() if line.strip() and not line.startswith(_NOISE)]
+
+
+def describe_type(type_name: str, timeout: float = 300.0) -> list[dict[str, str]]:
+    """The attributes of ns-3 type ``type_name`` in the installed ns-3, its parents' included.
+
+    Each is a dict: ``name``, ``help``, ``type`` (its value type: ``DataRateValue``,
+    ``UintegerValue`` ...), ``default`` (as text, what ``ns3Attributes`` takes),
+    ``declared_by`` (the type that declares it) and ``access`` (``get,set,construct``).
+    ns-3 answers in a fork of the shared ns-3 process (which this starts if needed:
+    8-20 s once); this interpreter never imports it.  Raises :class:`SimulationError`
+    for an unknown type (with the closest names) or when ns-3 cannot be reached within
+    ``timeout`` seconds.
+
+    Example
+    -------
+    >>> [a["name"] for a in describe_type("ns3::OnOffApplication")][:3]   # doctest: +SKIP
+    ['DataRate', 'PacketSize', 'OnTime']
+    """
+    check_installed()
+    zygote = _get_zygote()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(timeout)
+        try:
+            connection.connect(zygote.path)
+            stream = connection.makefile("rw", encoding="utf-8")
+            hello = stream.readline()
+            if not hello:
+                raise SimulationError(zygote.why_dead())
+            pidfd = os.pidfd_open(int(json.loads(hello)["pid"]))
+            try:
+                stream.write(json.dumps({"describe": str(type_name)}) + "\n")
+                stream.flush()
+                line = stream.readline()
+                stream.read()  # its end: the process is exiting
+                select.select([pidfd], [], [], timeout)  # and gone: nothing is left behind
+            finally:
+                os.close(pidfd)
+        except (OSError, TimeoutError) as exc:
+            raise SimulationError(f"the shared ns-3 process did not answer within {timeout:g} s: {exc}") \
+                from None
+    if not line:
+        raise SimulationError(zygote.why_dead() if not zygote.alive()
+                              else "the ns-3 process ended without an answer")
+    answer = json.loads(line)
+    if answer.get("event") != "described":
+        raise SimulationError(str(answer.get("message")))
+    return list(answer["attributes"])

@@ -91,6 +91,65 @@ void watch_echo(const std::string& app) {
     ns3::Config::Connect(app + "/Tx", ns3::MakeCallback(&echo_tx));
     ns3::Config::Connect(app + "/Rx", ns3::MakeCallback(&echo_rx));
 }
+void sink_rx(std::string path, ns3::Ptr<const ns3::Packet> p, const ns3::Address& from) {
+    std::ostringstream s;
+    s << ns3::Simulator::Now().GetNanoSeconds() << " " << p->GetSize() << " ";
+    if (ns3::InetSocketAddress::IsMatchingType(from)) {
+        ns3::InetSocketAddress a = ns3::InetSocketAddress::ConvertFrom(from);
+        s << a.GetIpv4() << " " << a.GetPort();
+    } else {
+        s << "- 0";
+    }
+    s << "\n";
+    records[app_of(path)] += s.str();
+}
+void watch_sink(const std::string& app) {
+    ns3::Config::Connect(app + "/Rx", ns3::MakeCallback(&sink_rx));
+}
+// the congestion control types of a node's TCP sockets, space-separated
+std::string congestion_of(const std::string& node) {
+    ns3::Config::MatchContainer m = ns3::Config::LookupMatches(node + "/$ns3::TcpL4Protocol/SocketList/*");
+    std::string names;
+    for (std::size_t i = 0; i < m.GetN(); i++) {
+        ns3::PointerValue ops;
+        if (m.Get(i)->GetAttributeFailSafe("CongestionOps", ops) && ops.GetObject()) {
+            names += ops.GetObject()->GetInstanceTypeId().GetName() + " ";
+        }
+    }
+    return names;
+}
+// ns-3 objects matched by a Config path (its last segment, the attribute, left out)
+std::string instance_types(const std::string& path) {
+    ns3::Config::MatchContainer m = ns3::Config::LookupMatches(path);
+    std::string names;
+    for (std::size_t i = 0; i < m.GetN(); i++) names += m.Get(i)->GetInstanceTypeId().GetName() + "\n";
+    return names;
+}
+// FlowMonitor's statistics per flow as CSV, times in integer nanoseconds (its XML rounds them)
+std::string flow_table(ns3::Ptr<ns3::FlowMonitor> monitor, ns3::Ptr<ns3::FlowClassifier> classifier) {
+    ns3::Ptr<ns3::Ipv4FlowClassifier> ipv4 = ns3::DynamicCast<ns3::Ipv4FlowClassifier>(classifier);
+    std::ostringstream s;
+    s << "flow_id,protocol,source,source_port,destination,destination_port,tx_packets,tx_bytes,"
+         "rx_packets,rx_bytes,lost_packets,dropped_packets,times_forwarded,delay_sum_ns,jitter_sum_ns,"
+         "max_delay_ns,first_tx_ns,last_tx_ns,first_rx_ns,last_rx_ns\n";
+    for (const auto& entry : monitor->GetFlowStats()) {
+        const ns3::FlowMonitor::FlowStats& f = entry.second;
+        ns3::Ipv4FlowClassifier::FiveTuple t = ipv4->FindFlow(entry.first);
+        uint64_t dropped = 0;
+        for (uint32_t n : f.packetsDropped) dropped += n;
+        s << entry.first << "," << int(t.protocol) << "," << t.sourceAddress << "," << t.sourcePort << ","
+          << t.destinationAddress << "," << t.destinationPort << "," << f.txPackets << "," << f.txBytes << ","
+          << f.rxPackets << "," << f.rxBytes << "," << f.lostPackets << "," << dropped << ","
+          << f.timesForwarded << "," << f.delaySum.GetNanoSeconds() << "," << f.jitterSum.GetNanoSeconds()
+          << "," << f.maxDelay.GetNanoSeconds() << "," << f.timeFirstTxPacket.GetNanoSeconds() << ","
+          << f.timeLastTxPacket.GetNanoSeconds() << "," << f.timeFirstRxPacket.GetNanoSeconds() << ","
+          << f.timeLastRxPacket.GetNanoSeconds() << "\n";
+    }
+    return s.str();
+}
+ns3::Ptr<ns3::Application> make_application(ns3::ObjectFactory& factory) {
+    return factory.Create<ns3::Application>();
+}
 std::string take(const std::string& app) {
     std::string text = records[app];
     records[app].clear();
@@ -141,6 +200,15 @@ class World:
         self.networks: dict[str, str] = {}  # link guid -> its IPv4 network
         self.apps: list[dict[str, Any]] = []
         self._checked: set[tuple[str, str, str]] = set()
+        self.streams: list[Any] = []  # ASCII trace files, flushed at the end
+        self.monitor: Any = None
+        self.variants: dict[int, tuple[int, str]] = {}  # node id -> (application guid, TCP variant)
+        for key, value in (spec.get("defaults") or {}).items():
+            type_name, _, name = key.rpartition("::")
+            if not type_name.startswith("ns3::"):
+                raise BuildError(None, f"defaults: {key!r} is not 'ns3::Type::Attribute' "
+                                       "(e.g. 'ns3::TcpSocket::SegmentSize')")
+            ns.Config.SetDefault(key, self.check(None, type_name, name, value))
         self._build()
 
     # -- attributes, checked before ns-3 sees them (a bad one is NS_FATAL there) -------
@@ -160,8 +228,7 @@ class World:
             raise BuildError(guid, f"ns-3 has no type {type_name!r}")
         info = ns.TypeId.AttributeInformation()
         if not tid.LookupAttributeByName(name, info):
-            names = sorted(_text(tid.GetAttribute(i).name) for i in range(tid.GetAttributeN()))
-            raise BuildError(guid, f"{type_name} has no attribute {name!r}; it has: {', '.join(names)}")
+            raise BuildError(guid, f"{type_name} has no attribute {name!r}; it has: {_names(ns, type_name)}")
         if not info.checker.CreateValidValue(ns.StringValue(value)):
             raise BuildError(guid, f"{value!r} is not a valid value for {type_name}::{name} "
                                    f"({_text(info.checker.GetValueTypeName())})")
@@ -177,6 +244,8 @@ class World:
         stack = ns.InternetStackHelper()
         for n in self.nodes.values():
             stack.Install(n)
+        for node in self.spec["nodes"]:
+            self._node_attributes(node)
         automatic = 0
         for link in self.spec["links"]:
             if link.get("kind") == "csma":
@@ -190,6 +259,42 @@ class World:
         self.watched: set[int] = set()  # nodes whose received TTLs are followed (for their apps' lines)
         for app in self.spec["apps"]:
             self._app(app)
+        self._config(self.spec.get("config") or {})
+        if self.spec.get("flows"):
+            self.flow_helper = ns.FlowMonitorHelper()  # owns the classifier: kept
+            self.monitor = self.flow_helper.InstallAll()
+
+    def _node_attributes(self, node: dict[str, Any]) -> None:
+        """A node's raw attributes: ``Attribute`` of ns3::Node, or ``ns3::Type::Attribute``
+        of an object aggregated to it (``ns3::Ipv4L3Protocol::DefaultTtl``)."""
+        ns, guid = self.ns, node["guid"]
+        for key, value in (node.get("ns3_attributes") or {}).items():
+            type_name, _, name = key.rpartition("::")
+            n = self.nodes[guid]
+            if not type_name:
+                n.SetAttribute(key, self.check(guid, "ns3::Node", key, value))
+                continue
+            checked = self.check(guid, type_name, name, value)
+            if not ns.Config.SetFailSafe(f"/NodeList/{n.GetId()}/${type_name}/{name}", checked):
+                raise BuildError(guid, f"ns3Attributes: the node has no {type_name} (name an attribute of "
+                                       "ns3::Node, or ns3::Type::Attribute of an object of its stack, such "
+                                       "as "
+                                       "ns3::Ipv4L3Protocol::DefaultTtl or ns3::TcpL4Protocol::SocketType)")
+
+    def _config(self, config: dict[str, str]) -> None:
+        """``Config::Set`` by path, each value checked against every object the path matches."""
+        ns = self.ns
+        for path, value in config.items():
+            base, _, name = path.rpartition("/")
+            if not base or not name:
+                raise BuildError(None, f"config: {path!r} is not a Config path ending with an attribute, "
+                                       "e.g. '/NodeList/0/$ns3::Ipv4L3Protocol/DefaultTtl'")
+            types = [t for t in str(self.cpp.instance_types(base)).splitlines() if t]
+            if not types:
+                raise BuildError(None, f"config: no ns-3 object matches {base!r} (of {path!r})")
+            for type_name in sorted(set(types)):
+                checked = self.check(None, type_name, name, value)
+            ns.Config.Set(path, checked)
 
     def _link(self, link: dict[str, Any], automatic: int) -> int:
         ns, guid = self.ns, link["guid"]
@@ -212,7 +317,29 @@ class World:
         for i, path in enumerate(link.get("pcap") or ()):
             if path:
                 p2p.EnablePcap(path, devices.Get(i), False, True)
+        for i, path in enumerate(link.get("ascii") or ()):
+            if path:
+                stream = ns.AsciiTraceHelper().CreateFileStream(path)
+                p2p.EnableAscii(stream, devices.Get(i))
+                self.streams.append(stream)
+        self._link_attributes(link, devices, "ns3::PointToPointNetDevice", "ns3::PointToPointChannel")
         return automatic
+
+    def _link_attributes(self, link: dict[str, Any], devices: Any, device_type: str,
+                         channel_type: str) -> None:
+        """A link's ``ns3Attributes``: each on its devices, or else on their channel."""
+        ns, guid = self.ns, link["guid"]
+        for key, value in (link.get("ns3_attributes") or {}).items():
+            info = ns.TypeId.AttributeInformation()
+            if ns.TypeId.LookupByName(device_type).LookupAttributeByName(key, info):
+                for i in range(devices.GetN()):
+                    devices.Get(i).SetAttribute(key, self.check(guid, device_type, key, value))
+            elif ns.TypeId.LookupByName(channel_type).LookupAttributeByName(key, info):
+                devices.Get(0).GetChannel().SetAttribute(key, self.check(guid, channel_type, key, value))
+            else:
+                raise BuildError(guid, f"ns3Attributes: neither {device_type} nor {channel_type} has an "
+                                       f"attribute {key!r}; the devices have: {_names(ns, device_type)}; "
+                                       f"the channel has: {_names(ns, channel_type)}")
 
     def _assign(self, link: dict[str, Any], devices: Any, node_guids: Any, automatic: int) -> int:
         """IPv4 addresses for a link's ``devices`` (of ``node_guids``, in order) from its network."""
@@ -257,6 +384,7 @@ class World:
                 model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
                 devices.Get(i).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
         automatic = self._assign(link, devices, link["nodes"], automatic)
+        self._link_attributes(link, devices, "ns3::CsmaNetDevice", "ns3::CsmaChannel")
         if link.get("pcap"):
             csma.EnablePcap(link["pcap"], devices.Get(0), True, True)
         return automatic
@@ -312,12 +440,41 @@ class World:
         elif kind == "udp_echo_client":
             type_name = "ns3::UdpEchoClient"
             helper = ns.UdpEchoClientHelper(ns.Ipv4Address(self._target(app)).ConvertTo(), int(app["port"]))
+        elif kind == "packet_sink":
+            type_name = "ns3::PacketSink"
+            helper = ns.PacketSinkHelper(app["protocol"], ns.InetSocketAddress(
+                ns.Ipv4Address.GetAny(), int(app["port"])).ConvertTo())
+        elif kind in ("onoff", "bulk_send"):
+            type_name = "ns3::OnOffApplication" if kind == "onoff" else "ns3::BulkSendApplication"
+            remote = ns.InetSocketAddress(ns.Ipv4Address(self._target(app)), int(app["port"])).ConvertTo()
+            helper = (ns.OnOffHelper if kind == "onoff" else ns.BulkSendHelper)(app["protocol"], remote)
+            if app.get("tcp_variant"):
+                self._tcp_variant(guid, node, app["tcp_variant"])
+        elif kind == "raw":
+            type_name = str(app["type_id"])
+            helper = None
+            tid = ns.TypeId()
+            if not ns.TypeId.LookupByNameFailSafe(type_name, tid) or \
+                    not tid.IsChildOf(ns.TypeId.LookupByName("ns3::Application")):
+                raise BuildError(guid, f"typeId {type_name!r} is not an ns-3 application type; ns-3 has: "
+                                       + ", ".join(_subtypes(ns, "ns3::Application")))
         else:
             raise BuildError(guid, f"unknown application kind {kind!r}")
-        for name, value in attributes.items():
-            helper.SetAttribute(name, self.check(guid, type_name, name, value))
+        attributes = {**attributes, **(app.get("raw") or {})}
+        checked = {name: self.check(guid, type_name, name, value) for name, value in attributes.items()}
         index = node.GetNApplications()
-        installed = helper.Install(node)
+        if helper is None:
+            factory = ns.ObjectFactory()
+            factory.SetTypeId(type_name)
+            for name, value in checked.items():
+                factory.Set(name, value)
+            application = self.cpp.make_application(factory)
+            node.AddApplication(application)
+            installed = ns.ApplicationContainer(application)
+        else:
+            for name, value in checked.items():
+                helper.SetAttribute(name, value)
+            installed = helper.Install(node)
         installed.Start(ns.Seconds(float(app["start"])))
         installed.Stop(ns.Seconds(float(app["stop"])))
         path = f"/NodeList/{node.GetId()}/ApplicationList/{index}/${type_name}"
@@ -328,6 +485,11 @@ class World:
             if node.GetId() not in self.watched:
                 self.watched.add(node.GetId())
                 self.cpp.watch_node(f"/NodeList/{node.GetId()}")
+        if kind == "packet_sink":
+            self.cpp.watch_sink(path)
+            record["total"] = 0
+            if app.get("rx"):
+                record["rx_out"] = open(app["rx"], "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         if app.get("stdout"):
             record["out"] = open(app["stdout"], "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
             if kind == "ping":
@@ -335,6 +497,23 @@ class World:
                 record["out"].write(f"PING {record['target_address']} ({record['target_address']}) "
                                     f"{size}({size + 28}) bytes of data.\n")
         self.apps.append(record)
+
+    def _tcp_variant(self, guid: int, node: Any, variant: str) -> None:
+        """The congestion control of ``node``'s TCP sockets (those made from now on)."""
+        ns = self.ns
+        tid = ns.TypeId()
+        if not ns.TypeId.LookupByNameFailSafe(variant, tid) or \
+                not tid.IsChildOf(ns.TypeId.LookupByName("ns3::TcpCongestionOps")) or \
+                variant == "ns3::TcpCongestionOps":
+            names = [n.removeprefix("ns3::") for n in _subtypes(ns, "ns3::TcpCongestionOps")]
+            raise BuildError(guid, f"tcpVariant {variant.removeprefix('ns3::')!r} is not one of ns-3's TCP "
+                                   f"congestion controls: {', '.join(names)}")
+        chosen = self.variants.setdefault(node.GetId(), (guid, variant))
+        if chosen[1] != variant:
+            raise BuildError(guid, f"tcpVariant {variant} differs from {chosen[1]} of application "
+                                   f"{chosen[0]} on the same node (the variant is the node's, for all its "
+                                   "TCP sockets)")
+        ns.Config.Set(f"/NodeList/{node.GetId()}/$ns3::TcpL4Protocol/SocketType", ns.TypeIdValue(tid))
 
     # -- running ---------------------------------------------------------------------
 
@@ -357,6 +536,7 @@ class World:
                 ns.Simulator.Stop(delay)
                 ns.Simulator.Run()
             self._drain()
+            self._congestion()
             for app, state in marks.get(t, ()):
                 if state == "FINISHED":
                     self._close_app(app)
@@ -364,15 +544,57 @@ class World:
             send({"event": "progress", "sim_time": t})
         for app in self.apps:
             self._close_app(app)
+        for stream in self.streams:
+            stream.GetStream().flush()
+        if self.monitor is not None:
+            self.monitor.CheckForLostPackets()
+            with open(self.spec["flows"], "w", encoding="utf-8") as flows:
+                flows.write(str(self.cpp.flow_table(self.monitor, self.flow_helper.GetClassifier())))
+        send({"event": "results", "values": self._results()})
         send({"event": "finished", "sim_time": self.stop_time})
 
     def _drain(self) -> None:
         for app in self.apps:
+            if app["kind"] == "packet_sink":
+                self._drain_sink(app)
             if app["kind"] in ("ping", "udp_echo_client"):
                 text = str(self.cpp.take(app["path"]))
                 if text and app["out"] is not None:
                     app["out"].write(self._format(app, text))
                     app["out"].flush()
+
+    def _drain_sink(self, app: dict[str, Any]) -> None:
+        text = str(self.cpp.take(app["path"]))
+        if not text:
+            return
+        lines = []
+        for record in text.splitlines():
+            time_ns, size, source, port = record.split()
+            app["total"] += int(size)
+            lines.append(f"{int(time_ns) / 1e9:.9f} {size} {source} {port}\n")
+        if app.get("rx_out") is not None:
+            app["rx_out"].write("".join(lines))
+            app["rx_out"].flush()
+
+    def _results(self) -> dict[str, dict[str, Any]]:
+        """What the applications measured, for their attributes."""
+        values: dict[str, dict[str, Any]] = {}
+        for app in self.apps:
+            if app["kind"] == "packet_sink":
+                values[str(app["guid"])] = {"totalRx": app["total"]}
+            elif app["kind"] == "bulk_send" and app.get("congestion"):
+                values[str(app["guid"])] = {"congestionControl": app["congestion"]}
+        return values
+
+    def _congestion(self) -> None:
+        """Read the congestion control of a BulkSend's node's sockets once they exist."""
+        for app in self.apps:
+            if app["kind"] == "bulk_send" and not app.get("congestion"):
+                names = str(self.cpp.congestion_of(app["path"].split("/ApplicationList")[0])).split()
+                if names:
+                    app["congestion"] = names[0]
+                    print(f"application {app['guid']} (ns3::BulkSendApplication): TCP congestion control "
+                          f"{names[0]}", flush=True)
 
     def _format(self, app: dict[str, Any], text: str) -> str:
         """Linux ping's lines from the C++ records."""
@@ -406,22 +628,82 @@ class World:
         return "".join(line + "\n" for line in lines)
 
     def _close_app(self, app: dict[str, Any]) -> None:
-        out = app["out"]
-        if out is None:
+        if app["out"] is None and app.get("rx_out") is None:
             return
         self._drain()
-        app["out"] = None
-        out.close()
+        for key in ("out", "rx_out"):
+            if app.get(key) is not None:
+                app[key].close()
+                app[key] = None
 
     def close(self) -> None:
         for app in self.apps:
-            if app["out"] is not None:
-                app["out"].close()
+            for key in ("out", "rx_out"):
+                if app.get(key) is not None:
+                    app[key].close()
+        for stream in self.streams:
+            stream.GetStream().flush()
         self.ns.Simulator.Destroy()
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _describe_type(ns: Any, tid: Any) -> list[dict[str, str]]:
+    """Every attribute of TypeId ``tid``, its parents' included (nearest first): name,
+    help, value type, default, and the type that declares it."""
+    entries = []
+    seen: set[str] = set()
+    while True:
+        for i in range(tid.GetAttributeN()):
+            info = tid.GetAttribute(i)
+            name = _text(info.name)
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                default = _text(info.originalInitialValue.SerializeToString(info.checker))
+            except Exception:  # noqa: BLE001 - a value that cannot print itself
+                default = ""
+            entries.append({"name": name, "help": _text(info.help),
+                            "type": _text(info.checker.GetValueTypeName()).removeprefix("ns3::"),
+                            "default": default, "declared_by": _text(tid.GetName()),
+                            "access": ",".join(f for f, bit in (("get", 1), ("set", 2), ("construct", 4))
+                                               if int(info.flags) & bit)})
+        parent = tid.GetParent()
+        if parent == tid or _text(parent.GetName()) in ("", _text(tid.GetName())):
+            return entries
+        tid = parent
+
+
+def _names(ns: Any, type_name: str) -> str:
+    """The attribute names of ``type_name`` (its parents' included), sorted, as text."""
+    return ", ".join(sorted({e["name"] for e in _describe_type(ns, ns.TypeId.LookupByName(type_name))}))
+
+
+def _subtypes(ns: Any, base: str) -> list[str]:
+    """The names of ns-3's registered types that derive from ``base``, sorted."""
+    parent = ns.TypeId.LookupByName(base)
+    return sorted(_text(t.GetName()) for t in (ns.TypeId.GetRegistered(i)
+                                               for i in range(ns.TypeId.GetRegisteredN()))
+                  if t.IsChildOf(parent) and t != parent and t.HasConstructor())
+
+
+def describe(ns: Any, type_name: str) -> dict[str, Any]:
+    """The answer to a ``describe`` request: the attributes of ``type_name``, or an error
+    with the closest type names."""
+    import difflib
+
+    tid = ns.TypeId()
+    if not ns.TypeId.LookupByNameFailSafe(type_name, tid):
+        names = [_text(ns.TypeId.GetRegistered(i).GetName()) for i in range(ns.TypeId.GetRegisteredN())]
+        close = difflib.get_close_matches(type_name, names, n=5, cutoff=0.6)
+        return {"event": "error", "guid": None,
+                "message": f"ns-3 has no type {type_name!r}" + (f"; did you mean {', '.join(close)}?"
+                                                                if close else "")}
+    return {"event": "described", "type": type_name, "parent": _text(tid.GetParent().GetName()),
+            "attributes": _describe_type(ns, tid)}
 
 
 def _address_text(address: Any) -> str:
@@ -472,6 +754,11 @@ def _warm_up(ns: Any) -> None:
     ns.UdpEchoClientHelper(address.ConvertTo(), 9)
     ns.Ipv4Mask("/24")
     ns.Seconds(1.0)
+    # the traffic applications' helpers (factories only: no object of the world is made)
+    remote = ns.InetSocketAddress(address, 9).ConvertTo()
+    ns.PacketSinkHelper("ns3::UdpSocketFactory", ns.InetSocketAddress(ns.Ipv4Address.GetAny(), 9).ConvertTo())
+    ns.OnOffHelper("ns3::UdpSocketFactory", remote).SetAttribute("DataRate", ns.StringValue("1Mbps"))
+    ns.BulkSendHelper("ns3::TcpSocketFactory", remote)
 
 
 def serve(incoming: Any, outgoing: Any) -> int:
@@ -487,6 +774,9 @@ def serve(incoming: Any, outgoing: Any) -> int:
     if not line:
         return 0
     spec = json.loads(line)
+    if spec.get("describe"):  # a question about ns-3's types, no simulation
+        send(describe(_import_ns(), str(spec["describe"])))
+        return 0
     if spec.get("log"):  # C++ std::cout, std::cerr and ns-3's aborts go to the simulation's log
         fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)

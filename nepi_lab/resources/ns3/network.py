@@ -99,6 +99,9 @@ class PointToPointLink(Ns3Resource):
     _traces = (
         Trace("pcapA", "packets of the end on the node with the smaller guid (pcap, link type PPP)"),
         Trace("pcapB", "packets of the end on the other node (pcap, link type PPP)"),
+        Trace("asciiA", "ns-3's ASCII trace of the end on the node with the smaller guid: one line per "
+              "queue and receive event (+ - d r), with the packet's headers"),
+        Trace("asciiB", "ns-3's ASCII trace of the end on the other node"),
     )
 
     def valid_connection(self, other: ResourceManager) -> bool | str:
@@ -130,6 +133,9 @@ class PointToPointLink(Ns3Resource):
             "queue_size": self.get("queueSize"), "loss_rate": self.get("lossRate"), "network": network,
             "pcap": [self.trace_path(name) if self.trace_enabled(name) else None
                      for name in ("pcapA", "pcapB")],
+            "ascii": [self.trace_path(name) if self.trace_enabled(name) else None
+                      for name in ("asciiA", "asciiB")],
+            "ns3_attributes": self.get("ns3Attributes") or {},
         }
 
     def _assigned(self, addresses: list[str], network: str) -> None:
@@ -205,6 +211,7 @@ class CsmaLink(Ns3Resource):
             "queue_size": self.get("queueSize"), "loss_rate": self.get("lossRate"),
             "network": _network(self),
             "pcap": self.trace_path("pcap") if self.trace_enabled("pcap") else None,
+            "ns3_attributes": self.get("ns3Attributes") or {},
         }
 
     def _assigned(self, addresses: list[str], network: str) -> None:
@@ -254,4 +261,7 @@ class Route(Ns3Resource):
         except ValueError as exc:
             raise SimulationError(f"ns3::Route {self.guid}: {exc} (destination: an IPv4 network or "
                                   "'default'; gateway: an IPv4 address)") from None
+        if self.get("ns3Attributes"):
+            raise SimulationError(f"ns3::Route {self.guid}: a route has no ns-3 object of its own to take "
+                                  "ns3Attributes; leave them out")
         return {"guid": self.guid, "node": self.node().guid, "destination": destination, "gateway": gateway}

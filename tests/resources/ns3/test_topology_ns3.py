@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from nepi_lab import ExperimentController, topology
+from nepi_lab import ExperimentController, ExperimentFailedError, ResourceState, topology
 from nepi_lab.analysis import trace_frame
 from nepi_lab.notebook.topology_view import topology_graph
 from nepi_lab.resources.netns import run_prefix
@@ -128,3 +128,29 @@ def test_weights_choose_the_same_longer_path(ec):
     ec.wait_finished(pings, timeout=BUILD)
     for ping in pings:
         assert list(trace_frame(ec, ping, "stdout")["ttl"]) == [62, 62]  # two routers each way
+
+
+def test_a_csma_bus_takes_raw_ns3_attributes_of_its_devices_and_channel(ec):
+    topo = topology.build(ec, topology.star(2, switch=True), backend="ns3")
+    bus = topo.switches["c"]
+    ec.set(bus, "ns3Attributes", {"Mtu": "500"})  # a CsmaNetDevice attribute: IP fragments of <= 500 bytes
+    ec.enable_trace(bus, "pcap")
+    ec.set(topo.simulation, "stopTime", 4.0)
+    _, replies = ns3_ping(ec, topo, "h1", "h2", count=1, packetSize=1000)
+    assert len(replies) == 1
+    ec.wait_finished(topo.simulation, timeout=BUILD)
+    lengths = trace_frame(ec, bus, "pcap")["ip_length"].dropna()
+    assert len(lengths) >= 6 and lengths.max() <= 500  # request and reply, 3 fragments each
+
+
+
+def test_a_csma_bus_refuses_a_raw_name_its_devices_and_channel_lack(ec):
+    topo = topology.build(ec, topology.star(2, switch=True), backend="ns3")
+    bus = topo.switches["c"]
+    ec.set(bus, "ns3Attributes", {"Colour": "blue"})
+    ec.deploy()
+    with pytest.raises(ExperimentFailedError):
+        ec.wait_finished(topo.simulation, timeout=BUILD)
+    assert ec.get_resource(bus).outcome == ResourceState.FAILED
+    assert "neither ns3::CsmaNetDevice nor ns3::CsmaChannel has an attribute 'Colour'" in \
+        ec.get_resource(bus).failure.message
