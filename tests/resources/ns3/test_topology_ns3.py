@@ -55,9 +55,9 @@ def test_a_line_of_three_in_ns3_and_in_namespaces(ec, tmp_path, home):
         ping = real.register_resource("linux::Ping", connectedTo=same.nodes["h1"], target=same.address("h3"),
                                       count=3, interval=0.05)
         real.deploy()
+        real.wait_finished(ping, timeout=60)
         prefix = run_prefix(real)
         assert {prefix + n for n in ("h1", "h2", "h3")} <= namespaces()
-        real.wait_finished(ping, timeout=60)
         measured = trace_frame(real, ping, "stdout")
         assert same.addresses() == topo.addresses()
         interfaces = {real.get(i, "ip") for i in same.interfaces.values()}
