@@ -7,7 +7,7 @@
 ``ns3::Node``               a simulated host with the internet stack (:mod:`.network`)
 ``ns3::PointToPointLink``   a link between two nodes: data rate, delay, queue size, loss;
                             IPv4 addresses for both ends; pcap per end (:mod:`.network`)
-``ns3::CsmaLink``           a shared Ethernet segment (bus) joining two or more nodes:
+``ns3::CsmaLink``           a shared Ethernet segment (bus) joining any number of nodes:
                             data rate, delay, queue size, loss; addresses; a pcap of
                             the whole bus (:mod:`.network`)
 ``ns3::Route``              a static route on a node (:mod:`.network`)

@@ -10,10 +10,12 @@ guid.  NEPI spelled this out as four resources per link (two NetDevices, a Chann
 their queues and error models); one link resource with the link's properties is what
 a topology needs, and it is what ``netns::Link`` is on the real-network side.
 
-A CSMA link is a bus joining nodes (usually two or more) (one ``CsmaHelper::Install``: an
+A CSMA link is a bus joining any number of nodes (one ``CsmaHelper::Install``: an
 ``ns3::CsmaNetDevice`` per node on one ``ns3::CsmaChannel``): ns-3's model of a shared
 Ethernet segment, what a ``netns::Switch`` and its links are on the real-network side.
 Its ends are its nodes in guid order; they get ``.1``, ``.2`` ... of its ``network``.
+Its ``pcap`` trace is the first end's device in promiscuous mode: every frame on the
+bus (Ethernet, ARP included), complete once the simulation has finished.
 
 Every link's ``addresses`` attribute holds, after deploy, its ends' addresses with
 their prefix length, in guid order, separated by spaces (``"10.0.0.1/30 10.0.0.2/30"``):
