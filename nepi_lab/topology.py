@@ -1,11 +1,12 @@
-"""Network-namespace topologies from networkx graphs.
+"""Topologies from networkx graphs: network namespaces, or an ns-3 simulation.
 
 :func:`build` turns any undirected networkx graph into ``netns`` resources of an
-experiment: a ``netns::Node`` per graph node (a ``netns::Switch`` where the node's
-``kind`` is ``"switch"``), a ``netns::Link`` per edge with a ``netns::Interface`` on
-each node end, IPv4 addresses (and IPv6 ones with ``ipv6=True``) and static routes
-along shortest paths.  The result is an ordinary experiment: the guids in the
-returned :class:`Topology` take applications, conditions and traces, and
+experiment (``backend="netns"``, the default; needs root): a ``netns::Node`` per graph
+node (a ``netns::Switch`` where the node's ``kind`` is ``"switch"``), a ``netns::Link``
+per edge with a ``netns::Interface`` on each node end, IPv4 addresses (and IPv6 ones
+with ``ipv6=True``) and static routes along shortest paths; or into an ns-3 simulation
+(``backend="ns3"``, see *Back ends*).  The result is an ordinary experiment: the guids
+in the returned :class:`Topology` take applications, conditions and traces, and
 ``ec.graph()`` shows every resource.
 
 Addresses
@@ -30,6 +31,24 @@ Attributes
     graph's labels: a string label is used as is, an integer ``3`` becomes ``n3`` and a
     tuple ``(0, 1)`` becomes ``n0_1``.
 
+Back ends
+    ``backend="ns3"`` builds the same graph in an ns-3 simulation (no root): an
+    ``ns3::Node`` per host, an ``ns3::PointToPointLink`` per point-to-point edge, one
+    ``ns3::CsmaLink`` (a CSMA bus, ns-3's shared Ethernet segment) per segment of
+    switches, and ``ns3::Route`` static routes: the same subnets, addresses and
+    routes as the namespace build, so ``topo.address("h3")`` and every path mean the
+    same in both worlds.  Edge attributes are mapped to ns-3's: ``rate`` (tc units,
+    ``"20mbit"``) to ``dataRate`` (``"20Mbps"``), ``delay`` (``"10ms"``; ns-3 needs no
+    netem) to ``delay``, ``loss`` (a percentage) to ``lossRate`` (a fraction) and
+    ``queue`` to ``queueSize`` (``"100p"``); the ns-3 names (``dataRate``,
+    ``lossRate``, ``queueSize``) may be used as they are.  ``shaper``, ``burst`` and
+    ``mtu`` have no ns-3 counterpart here and are refused, as are edges of one segment
+    whose properties differ (a CSMA bus has one rate, delay and loss) and ``ipv6=True``
+    (namespaces only for now).  The routes are static (the simulation registered here
+    has ``globalRouting=False``), so ``weight`` counts as in the namespace build.
+    ``simulation=`` puts the topology into an existing ``ns3::Simulation`` (its guid);
+    without it one is registered (``topo.simulation``).
+
 The generators :func:`line`, :func:`star`, :func:`tree`, :func:`ring`,
 :func:`ladder` and :func:`mesh` return graphs whose nodes are named ``h1``, ``h2``
 ..., ready for :func:`build`; any keyword they do not take is set on every edge (so
@@ -41,6 +60,15 @@ Example
 >>> with ExperimentController() as ec:                                    # doctest: +SKIP
 ...     topo = topology.build(ec, topology.line(4, rate="50mbit"))
 ...     ping = ec.register_resource("linux::Ping", connectedTo=topo.nodes["h1"],
+...                                 target=topo.address("h4"), count=3)
+...     ec.deploy()
+...     ec.wait_finished(ping)
+
+The same line in ns-3 (``ns3::Ping`` runs in simulated time):
+
+>>> with ExperimentController() as ec:                                    # doctest: +SKIP
+...     topo = topology.build(ec, topology.line(4, rate="50mbit"), backend="ns3")
+...     ping = ec.register_resource("ns3::Ping", connectedTo=topo.nodes["h1"],
 ...                                 target=topo.address("h4"), count=3)
 ...     ec.deploy()
 ...     ec.wait_finished(ping)
@@ -58,7 +86,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from .core.errors import InvalidInputError
+from .core.errors import InvalidInputError, UnknownGuidError
 from .core.registry import get_resource_type
 
 if TYPE_CHECKING:
@@ -141,26 +169,34 @@ class Topology:
     """What :func:`build` registered, by graph node and edge.
 
     Attributes hold guids; :meth:`address` and :meth:`addresses` the addresses given.
+    With ``backend="ns3"`` the same fields hold the ns-3 resources (see each field).
     """
 
     #: a copy of the input: nodes gain ``name`` and ``guid``; edges ``guid``, ``addresses``
     #: (graph node -> ``"10.0.0.1/30"``), ``subnet`` for point-to-point edges, and with
     #: IPv6 ``addresses6`` and ``subnet6``
     graph: nx.Graph
-    nodes: dict[Hashable, int]  #: graph node -> ``netns::Node`` guid
-    switches: dict[Hashable, int]  #: graph node -> ``netns::Switch`` guid
-    links: dict[tuple[Hashable, Hashable], int]  #: edge (u, v), as the graph lists it -> link guid
-    interfaces: dict[tuple[Hashable, Hashable], int]  #: (node, neighbour) -> interface guid
-    routes: dict[Hashable, list[int]]  #: node -> its ``netns::Route`` guids
+    nodes: dict[Hashable, int]  #: graph node -> ``netns::Node`` (``ns3::Node``) guid
+    #: graph node -> ``netns::Switch`` guid (ns-3: the ``ns3::CsmaLink`` of its segment)
+    switches: dict[Hashable, int]
+    #: edge (u, v), as the graph lists it -> link guid (ns-3: the ``ns3::PointToPointLink``,
+    #: or for an edge of a segment its ``ns3::CsmaLink``)
+    links: dict[tuple[Hashable, Hashable], int]
+    interfaces: dict[tuple[Hashable, Hashable], int]  #: (node, neighbour) -> interface guid (ns-3: none)
+    routes: dict[Hashable, list[int]]  #: node -> its ``netns::Route`` (``ns3::Route``) guids
     subnets: dict[str, list[Hashable]]  #: IPv4 subnet -> the graph nodes on it
+    backend: str = "netns"  #: ``"netns"`` or ``"ns3"``
+    simulation: int | None = None  #: ns-3: the guid of the ``ns3::Simulation``
 
     @property
     def guids(self) -> list[int]:
         """Every guid the topology registered."""
-        found = [*self.nodes.values(), *self.switches.values(), *self.links.values(),
-                 *self.interfaces.values()]
+        found = {*self.nodes.values(), *self.switches.values(), *self.links.values(),
+                 *self.interfaces.values()}
         for routes in self.routes.values():
-            found.extend(routes)
+            found.update(routes)
+        if self.simulation is not None:
+            found.add(self.simulation)
         return sorted(found)
 
     def link(self, u: Hashable, v: Hashable) -> int:
@@ -198,7 +234,7 @@ class Topology:
         return found
 
     def name(self, node: Hashable) -> str:
-        """The resource name of graph node ``node`` (its namespace is ``nl<tag>-<name>``)."""
+        """The resource name of graph node ``node`` (a namespace's is ``nl<tag>-<name>``)."""
         return self.graph.nodes[node]["name"]
 
 
@@ -265,8 +301,8 @@ class _Addresses:
 
 def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/8", ipv6: bool = False,
           ipv6_subnet: str = "fd00:6e6c::/32", routes: bool = True, default_route: bool = True,
-          weight: str | None = "weight") -> Topology:
-    """Register the ``netns`` resources of ``graph`` in ``ec``; see the module docstring.
+          weight: str | None = "weight", backend: str = "netns", simulation: int | None = None) -> Topology:
+    """Register the ``netns`` (or ``ns3``) resources of ``graph`` in ``ec``; see the module docstring.
 
     Parameters
     ----------
@@ -286,6 +322,11 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
         Use a default route for each node's most used next hop.
     weight : str or None
         Edge attribute used as the path length (absent: 1 per hop).
+    backend : str
+        ``"netns"`` (network namespaces, root) or ``"ns3"`` (an ns-3 simulation).
+    simulation : int or None
+        ``backend="ns3"``: the guid of the ``ns3::Simulation`` to build in (None:
+        register one, with ``globalRouting=False``).
 
     Returns
     -------
@@ -297,6 +338,16 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
         raise InvalidInputError("build(): the graph has self-loops")
     if graph.number_of_nodes() == 0:
         raise InvalidInputError("build(): the graph is empty")
+    if backend not in _BACKENDS:
+        raise InvalidInputError(f"build(): backend {backend!r} is not one of "
+                                f"{', '.join(map(repr, _BACKENDS))}")
+    if backend == "ns3":
+        if ipv6:
+            raise InvalidInputError("build(backend='ns3'): ipv6=True is for network namespaces only for now; "
+                                    "leave ipv6 out (the ns-3 topology is IPv4)")
+        _check_simulation(ec, simulation)
+    elif simulation is not None:
+        raise InvalidInputError("build(): simulation= is for backend='ns3'")
     g = graph.copy()
     node_type = get_resource_type("netns::Node")
     switch_type = get_resource_type("netns::Switch")
@@ -376,6 +427,10 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
                 subnets[str(network)] = [u, v]
         l3.add_edge(u, v, weight=_edge_weight(data, weight))
 
+    if backend == "ns3":
+        return _build_ns3(ec, g, hosts, switches, segments, segment_of, l3, subnets, routes, default_route,
+                          simulation)
+
     # -- resources -----------------------------------------------------------------------------
     node_guids: dict[Hashable, int] = {}
     switch_guids: dict[Hashable, int] = {}
@@ -418,6 +473,143 @@ def build(ec: ExperimentController, graph: nx.Graph, *, subnet: str = "10.0.0.0/
                         "netns::Route", connectedTo=node_guids[node], destination=destination,
                         gateway=gateway))
     return Topology(g, node_guids, switch_guids, link_guids, interface_guids, route_guids, subnets)
+
+
+#: The back ends :func:`build` knows.
+_BACKENDS = ("netns", "ns3")
+
+#: Edge attributes of the namespace build that ns-3 cannot honour, and why.
+_NS3_REFUSED = {
+    "shaper": "it picks the kernel's qdisc (ns-3 devices send at dataRate)",
+    "burst": "it sizes the kernel's token bucket (ns-3 devices send at dataRate)",
+    "mtu": "ns3 links have no mtu attribute yet",
+}
+
+
+def _check_simulation(ec: ExperimentController, simulation: int | None) -> None:
+    if simulation is None:
+        return
+    try:
+        rtype = ec.get_resource(simulation)._rtype
+    except (UnknownGuidError, TypeError):  # no such guid, or no guid at all
+        rtype = None
+    if rtype != "ns3::Simulation":
+        raise InvalidInputError(f"build(): simulation={simulation!r} is not the guid of an ns3::Simulation "
+                                f"of this experiment")
+
+
+def _ns3_rate(value: Any) -> str:
+    """A tc-style rate (``"20mbit"``, a number of bit/s) as ns-3's DataRate (``"20Mbps"``)."""
+    from .resources.netns._shaping import parse_rate
+
+    bits = parse_rate(value)
+    for unit, size in (("Gbps", 10**9), ("Mbps", 10**6), ("kbps", 10**3)):
+        if bits % size == 0:
+            return f"{bits // size}{unit}"
+    return f"{bits}bps"
+
+
+def _ns3_time(value: Any) -> str:
+    """A delay (``"10ms"``, seconds) as an ns-3 time (``"10ms"``, ``"2500us"``)."""
+    from .core.times import parse_delay
+
+    nanoseconds = round(parse_delay(value) * 1e9)
+    for unit, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if nanoseconds % size == 0:
+            return f"{nanoseconds // size}{unit}"
+    return f"{nanoseconds}ns"
+
+
+def _ns3_link_values(data: dict[str, Any], edge: tuple[Hashable, Hashable]) -> dict[str, Any]:
+    """The ns-3 link attributes of an edge's attributes (raises on what ns-3 cannot honour)."""
+    where = f"edge {edge[0]!r}-{edge[1]!r}"
+    for name, why in _NS3_REFUSED.items():
+        if data.get(name) is not None:
+            raise InvalidInputError(f"{where}: attribute {name!r} cannot be built in ns-3 ({why}); "
+                                    f"remove it, or use backend='netns'")
+    values: dict[str, Any] = {}
+    mapped = (("rate", "dataRate", _ns3_rate), ("delay", "delay", _ns3_time),
+              ("loss", "lossRate", lambda v: float(v) / 100), ("queue", "queueSize", str))
+    for ours, theirs, convert in mapped:
+        if data.get(ours) is not None and data.get(theirs) is not None and ours != theirs:
+            raise InvalidInputError(f"{where}: both {ours!r} and {theirs!r} are set; keep one")
+        if data.get(ours) is not None:
+            try:
+                values[theirs] = convert(data[ours])
+            except (ValueError, TypeError) as exc:
+                raise InvalidInputError(f"{where}: {ours}={data[ours]!r}: {exc}") from None
+        elif data.get(theirs) is not None:
+            values[theirs] = data[theirs]
+    if "lossRate" in values and not 0 <= float(values["lossRate"]) <= 1:
+        raise InvalidInputError(f"{where}: loss must be a percentage from 0 to 100")
+    return values
+
+
+def _build_ns3(ec: ExperimentController, g: nx.Graph, hosts: list[Hashable], switches: set[Hashable],
+               segments: list[tuple[set[Hashable], list[Hashable]]], segment_of: dict[Hashable, int],
+               l3: nx.Graph, subnets: dict[str, list[Hashable]], routes: bool, default_route: bool,
+               simulation: int | None) -> Topology:
+    """The ns-3 resources of ``g`` (addresses already in its edges): see the module docstring."""
+    node_attributes = set(get_resource_type("ns3::Node").get_attribute_declarations())
+    # every edge's ns-3 values first: nothing is registered for a graph that cannot be built
+    edge_values = {(u, v): _ns3_link_values(data, (u, v)) for u, v, data in g.edges(data=True)}
+    segment_values: dict[int, dict[str, Any]] = {}
+    for u, v, _ in g.edges(data=True):
+        if u in switches or v in switches:
+            index = segment_of[u if u in switches else v]
+            values = edge_values[(u, v)]
+            first = segment_values.setdefault(index, values)
+            if values != first:
+                raise InvalidInputError(
+                    f"edge {u!r}-{v!r}: an ns-3 CSMA bus has one rate, delay, loss and queue for its whole "
+                    f"segment, and this edge's ({values}) differ from another edge of the segment of "
+                    f"switches {sorted(map(str, segments[index][0]))} ({first}); give them the same")
+    if simulation is None:
+        simulation = ec.register_resource("ns3::Simulation", globalRouting=False)
+    node_guids: dict[Hashable, int] = {}
+    for node in hosts:  # graph order: guid order is what the links number their ends by
+        data = g.nodes[node]
+        values = {k: v for k, v in data.items() if k in node_attributes}
+        node_guids[node] = data["guid"] = ec.register_resource("ns3::Node", connectedTo=simulation, **values)
+    link_guids: dict[tuple[Hashable, Hashable], int] = {}
+    switch_guids: dict[Hashable, int] = {}
+    for index, (component, attached) in enumerate(segments):
+        if not attached:  # switches without hosts: nothing to simulate
+            continue
+        first = next(n for n in g.nodes if n in component)  # the bus is named after its first switch
+        bus = ec.register_resource("ns3::CsmaLink", name=g.nodes[first]["name"],
+                                   network=_segment_subnet(g, attached, component),
+                                   **segment_values.get(index, {}))
+        for node in attached:  # in graph order, as the addresses were numbered
+            ec.register_connection(bus, node_guids[node])
+        for s in component:
+            switch_guids[s] = g.nodes[s]["guid"] = bus
+    for u, v, data in g.edges(data=True):
+        if u in switches or v in switches:
+            link_guids[(u, v)] = data["guid"] = switch_guids[u if u in switches else v]
+            continue
+        if node_guids[u] > node_guids[v]:  # a link's first end is its smaller guid (never for nx.Graph)
+            addresses = data["addresses"]
+            addresses[u], addresses[v] = addresses[v], addresses[u]
+        link = ec.register_resource("ns3::PointToPointLink", network=data["subnet"], **edge_values[(u, v)])
+        ec.register_connection(link, node_guids[u])
+        ec.register_connection(link, node_guids[v])
+        link_guids[(u, v)] = data["guid"] = link
+    route_guids: dict[Hashable, list[int]] = {n: [] for n in hosts}
+    if routes:
+        for node, entries in _routes(g, l3, hosts, switches, segment_of, "ip", default_route).items():
+            for destination, gateway in entries:
+                route_guids[node].append(ec.register_resource(
+                    "ns3::Route", connectedTo=node_guids[node], destination=destination, gateway=gateway))
+    return Topology(g, node_guids, switch_guids, link_guids, {}, route_guids, subnets, backend="ns3",
+                    simulation=simulation)
+
+
+def _segment_subnet(g: nx.Graph, attached: list[Hashable], component: set[Hashable]) -> str:
+    """The IPv4 subnet given to a segment (read back from its first host's address)."""
+    host = attached[0]
+    switch = next(s for s in g.neighbors(host) if s in component)
+    return str(ipaddress.ip_interface(_get(g.edges[host, switch], "ip", host)).network)  # type: ignore[arg-type]
 
 
 def _edge_weight(data: dict[str, Any], weight: str | None) -> float:

@@ -183,3 +183,96 @@ def test_names_must_be_distinct(ec):
 def test_a_small_pool_is_refused(ec):
     with pytest.raises(InvalidInputError, match="too small"):
         topology.build(ec, topology.line(4), subnet="10.0.0.0/29")
+
+
+# == backend="ns3": the same plan as ns-3 resources (tests/resources/ns3 runs them) ======
+
+
+def plan(ec, topo):
+    """Every (node, destination, gateway) route and every node's addresses."""
+    routes = {(n, *r) for n in topo.routes for r in routes_of(ec, topo, n)}
+    addresses = {n: sorted(d["addresses"][n] for _, _, d in topo.graph.edges(n, data=True))
+                 for n in topo.nodes}
+    return routes, addresses
+
+
+@pytest.mark.parametrize("graph", [
+    topology.line(4), topology.star(3, switch=True), topology.ladder(3), topology.tree(7),
+    nx.Graph([("h1", "h2", {"weight": 5}), ("h2", "h3"), ("h3", "h4"), ("h4", "h1")]),
+], ids=["line", "star-switch", "ladder", "tree", "weighted-square"])
+def test_ns3_gets_the_same_addresses_and_routes_as_namespaces(tmp_path, graph):
+    plans = {}
+    for backend in ("netns", "ns3"):
+        with ExperimentController(exp_id=backend, local_dir=str(tmp_path)) as ec:
+            topo = topology.build(ec, graph, backend=backend)
+            assert topo.backend == backend
+            plans[backend] = plan(ec, topo)
+            if backend == "ns3":
+                assert set(topo.guids) == set(ec.resources)  # the simulation included
+                types = {ec.get_resource(g)._rtype for g in topo.guids}
+                assert types <= {"ns3::Simulation", "ns3::Node", "ns3::PointToPointLink", "ns3::CsmaLink",
+                                 "ns3::Route"}
+                assert ec.get(topo.simulation, "globalRouting") is False
+    assert plans["ns3"] == plans["netns"]
+
+
+def test_ns3_links_get_the_edges_subnets_and_ns3_units(ec):
+    graph = topology.line(3, rate="20mbit", delay="10ms", loss=1.5, queue="50p")
+    graph.edges["h2", "h3"].update(rate=1_500_000, delay="2.5ms")
+    topo = topology.build(ec, graph, backend="ns3")
+    first, second = topo.link("h1", "h2"), topo.link("h2", "h3")
+    assert [ec.get(first, a) for a in ("network", "dataRate", "delay", "lossRate", "queueSize")] == \
+        ["10.0.0.0/30", "20Mbps", "10ms", 0.015, "50p"]
+    assert [ec.get(second, a) for a in ("network", "dataRate", "delay")] == \
+        ["10.0.0.4/30", "1500kbps", "2500us"]
+    # the link's first end (the node with the smaller guid) is the edge's first node: .1
+    assert topo.nodes["h1"] < topo.nodes["h2"] and topo.address("h1") == "10.0.0.1"
+    assert [ec.get(topo.nodes[n], "name") for n in ("h1", "h2", "h3")] == ["h1", "h2", "h3"]
+
+
+def test_ns3_a_switch_segment_is_one_csma_bus(ec):
+    topo = topology.build(ec, topology.star(3, switch=True, delay="1ms"), backend="ns3")
+    bus = topo.switches["c"]
+    assert ec.get_resource(bus)._rtype == "ns3::CsmaLink"
+    assert {topo.link("c", h) for h in ("h1", "h2", "h3")} == {bus}
+    assert [ec.get(bus, a) for a in ("name", "network", "delay")] == ["c", "10.0.0.0/24", "1ms"]
+    assert sorted(ec.get_resource(bus)._connections) == sorted(topo.nodes.values())
+
+
+def test_ns3_an_existing_simulation_takes_the_topology(ec):
+    sim = ec.register_resource("ns3::Simulation", stopTime=3.0)
+    topo = topology.build(ec, topology.line(2), backend="ns3", simulation=sim)
+    assert topo.simulation == sim
+    assert [g for g in ec.resources if ec.get_resource(g)._rtype == "ns3::Simulation"] == [sim]
+    assert ec.get(sim, "globalRouting") is True  # left as the user set it (static routes come first)
+
+
+@pytest.mark.parametrize(("graph", "keywords", "message"), [
+    (topology.line(2, shaper="htb"), {}, "attribute 'shaper' cannot be built in ns-3"),
+    (topology.line(2, burst=20000), {}, "attribute 'burst' cannot be built in ns-3"),
+    (topology.line(2, mtu=9000), {}, "attribute 'mtu' cannot be built in ns-3"),
+    (topology.line(2, rate="20mbit", dataRate="5Mbps"), {}, "both 'rate' and 'dataRate'"),
+    (topology.line(2, rate="fast"), {}, "rate='fast'"),
+    (topology.line(2, loss=150), {}, "percentage"),
+    (topology.line(2), {"ipv6": True}, "network namespaces only"),
+    (topology.line(2), {"simulation": 99}, "not the guid of an ns3::Simulation"),
+])
+def test_ns3_refuses_what_it_cannot_build(ec, graph, keywords, message):
+    with pytest.raises(InvalidInputError, match=message):
+        topology.build(ec, graph, backend="ns3", **keywords)
+    assert ec.resources == []  # refused before anything was registered
+
+
+def test_ns3_a_segment_has_one_set_of_properties(ec):
+    graph = topology.star(2, switch=True, delay="1ms")
+    graph.edges["c", "h2"]["delay"] = "5ms"
+    with pytest.raises(InvalidInputError, match="one rate, delay, loss and queue for its whole segment"):
+        topology.build(ec, graph, backend="ns3")
+    assert ec.resources == []
+
+
+def test_unknown_backend_and_simulation_without_ns3_are_refused(ec):
+    with pytest.raises(InvalidInputError, match="backend 'mininet' is not one of 'netns', 'ns3'"):
+        topology.build(ec, topology.line(2), backend="mininet")
+    with pytest.raises(InvalidInputError, match="simulation= is for backend='ns3'"):
+        topology.build(ec, topology.line(2), simulation=1)

@@ -209,6 +209,7 @@ for _key, _name in (
     (("ns3::UdpEchoClient", "stdout"), "ping"),
     (("ns3::PointToPointLink", "pcapA"), "tcpdump"),
     (("ns3::PointToPointLink", "pcapB"), "tcpdump"),
+    (("ns3::CsmaLink", "pcap"), "tcpdump"),
     (("ns3::PacketSink", "rx"), "packet_sink"),
     (("ns3::Simulation", "flows"), "ns3_flows"),
 ):

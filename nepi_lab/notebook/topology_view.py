@@ -11,7 +11,11 @@ from its type's :class:`~nepi_lab.TopologyRole` declaration (``_topology_role`` 
   grey once released, as in every view;
 - each link as a line between the hosts or switches its two ends belong to, coloured
   by the link's outcome (a grey casing once released), with the link's properties in
-  the middle ("20mbit · 1.0% loss") and each interface's addresses at its end;
+  the middle ("20mbit · 1.0% loss") and each interface's addresses at its end (a
+  link joined straight to its hosts, as ns-3's are, gives them in its ``addresses``
+  attribute: one per end, in guid order, separated by spaces);
+- a link joining more than two hosts (a bus: ns-3's CSMA link) as a square with
+  its name and properties, and a line to each host;
 - applications as small squares on their host, coloured by outcome;
 - interfaces, routes and resources without a role not at all (the caption counts them).
 
@@ -110,7 +114,9 @@ def topology_graph(source: Any) -> Any:
         guid, with the same state attributes, ``text`` (its properties, such as
         ``"20mbit · 1.0% loss"``) and ``ends``: ``[(node, addresses), (node,
         addresses)]``, the addresses of the interface at that end (``""`` for a
-        switch).  ``graph.graph`` holds ``applications`` (guid -> its state
+        switch).  A link of more than two ends (a bus) is a node of role
+        ``"switch"`` keyed by its guid, with an edge to each end keyed by the same
+        guid.  ``graph.graph`` holds ``applications`` (guid -> its state
         attributes and ``host``) and ``not_drawn`` (a Counter of roles or types left
         out: interfaces, routes, links with a missing end, resources without a role).
 
@@ -149,15 +155,24 @@ def topology_graph(source: Any) -> Any:
     for g, d in graph.nodes(data=True):
         if roles[g] is R.LINK:
             ends = []
+            # a link joined straight to hosts says their addresses in ``addresses`` (ns-3's)
+            direct = iter(str(d["attributes"].get("addresses") or "").split())
             for m in sorted(connected[g]):
                 if roles[m] in places:
-                    ends.append((m, ""))
+                    ends.append((m, next(direct, "")))
                 elif m in owner:
                     interface = graph.nodes[m]
                     ends.append((owner[m], _labels(interface["type"], interface["attributes"], "\n")))
+            text = _labels(d["type"], d["attributes"], " \u00b7 ")
             if len(ends) == 2:
-                topo.add_edge(ends[0][0], ends[1][0], key=g, guid=g, ends=ends,
-                              text=_labels(d["type"], d["attributes"], " \u00b7 "), **_shown(d))
+                topo.add_edge(ends[0][0], ends[1][0], key=g, guid=g, ends=ends, text=text, **_shown(d))
+            elif len(ends) > 2:  # a bus (ns-3's CSMA): a square of its own, a line to each end
+                shown = _shown(d)
+                if text:
+                    shown["label"] = f"{shown['label']}\n{text}"
+                topo.add_node(g, role=R.SWITCH.value, applications=[], **shown)
+                for end in ends:
+                    topo.add_edge(end[0], g, key=g, guid=g, ends=[end, (g, "")], text="", **_shown(d))
             else:
                 not_drawn["link with a missing end"] += 1
         elif roles[g] is R.APPLICATION:

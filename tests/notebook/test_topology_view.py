@@ -120,6 +120,32 @@ def test_roles_come_from_the_types_not_from_names():
         assert {"box 0", "box 1", "box 2", "hub", "job", "3 m"} <= {t.get_text() for t in ax.texts}
 
 
+def test_a_link_joined_straight_to_hosts_gives_their_addresses_and_a_bus_is_a_square(ec):
+    """ns-3's links: no interface resources; ``addresses`` names each end's, and a CSMA
+    bus of three hosts is drawn as a square with a line to each (nothing deployed)."""
+    line = topology.build(ec, topology.line(2), backend="ns3")
+    star = topology.build(ec, topology.star(3, switch=True), backend="ns3", simulation=line.simulation,
+                          subnet="10.1.0.0/16")
+    link, bus = line.link("h1", "h2"), star.switches["c"]
+    ec.get_resource(link).set("addresses", "10.0.0.1/30 10.0.0.2/30", internal=True)  # as deploy does
+    ec.get_resource(bus).set("addresses", "10.1.0.1/24 10.1.0.2/24 10.1.0.3/24", internal=True)
+    network = topology_graph(ec)
+    assert network.edges[line.nodes["h1"], line.nodes["h2"], link]["ends"] == [
+        (line.nodes["h1"], "10.0.0.1/30"), (line.nodes["h2"], "10.0.0.2/30")]
+    assert network.nodes[bus]["role"] == "switch"
+    assert network.nodes[bus]["label"] == "c\n100Mbps \u00b7 6560ns"
+    assert sorted((u, v) for u, v, k in network.edges(keys=True) if k == bus) == \
+        sorted((min(h, bus), max(h, bus)) for h in star.nodes.values())
+    assert sorted(e for _, _, k, d in network.edges(keys=True, data=True) if k == bus for e in d["ends"]
+                  if e[0] != bus) == [(star.nodes[f"h{i}"], f"10.1.0.{i}/24") for i in (1, 2, 3)]
+    assert dict(network.graph["not_drawn"]) == {"ns3::Simulation": 1}  # no route: all on-link
+    ax = draw_topology(ec)
+    texts = {t.get_text() for t in ax.texts}
+    assert {"10.0.0.1/30", "10.0.0.2/30", "10.1.0.1/24", "10.1.0.3/24", "c\n100Mbps \u00b7 6560ns"} <= texts
+    markers = {c.get_paths()[0].vertices.shape[0] for c in host_dots(ax)}
+    assert len(markers) == 2  # circles for hosts, a square for the bus
+
+
 def test_an_experiment_without_a_network_says_so(ec):
     ec.register_resource("nbtest::Task")
     view = TopologyView(ec)

@@ -7,6 +7,10 @@
 ``ns3::Node``               a simulated host with the internet stack (:mod:`.network`)
 ``ns3::PointToPointLink``   a link between two nodes: data rate, delay, queue size, loss;
                             IPv4 addresses for both ends; pcap per end (:mod:`.network`)
+``ns3::CsmaLink``           a shared Ethernet segment (bus) joining any number of nodes:
+                            data rate, delay, queue size, loss; addresses; a pcap of
+                            the whole bus (:mod:`.network`)
+``ns3::Route``              a static route on a node (:mod:`.network`)
 ``ns3::Ping``               ICMP echo; stdout in Linux ping's format (:mod:`.applications`)
 ``ns3::UdpEchoServer``      ns-3's UDP echo server                    (:mod:`.applications`)
 ``ns3::UdpEchoClient``      ns-3's UDP echo client; stdout one ping-like line per echo
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 from ._process import INSTALL_HINT, SimulationError, describe_type, live_pids, stop_shared_process
 from .applications import App, Application, BulkSend, OnOff, PacketSink, Ping, UdpEchoClient, UdpEchoServer
-from .network import Node, PointToPointLink
+from .network import CsmaLink, Node, PointToPointLink, Route
 from .simulation import Simulation
 
 __all__ = [
@@ -41,11 +45,13 @@ __all__ = [
     "App",
     "Application",
     "BulkSend",
+    "CsmaLink",
     "Node",
     "OnOff",
     "PacketSink",
     "Ping",
     "PointToPointLink",
+    "Route",
     "Simulation",
     "SimulationError",
     "UdpEchoClient",

@@ -11,7 +11,8 @@ Two ways to run it (see :mod:`._process` for the controller's side):
 Either way one simulation's process speaks JSON lines (:func:`serve`): it says
 ``{"event": "hello", "pid": ...}``, reads the description of the world (see
 ``Simulation._describe``; ``log`` names the file that gets its standard output and
-error), builds it and answers ``{"event": "ready", "addresses": {link guid: [a, b]}}``
+error), builds it and answers ``{"event": "ready", "addresses": {link guid: [a, b ...]},
+"networks": {link guid: "10.0.1.0/24"}}``
 or ``{"event": "error", "guid": ..., "message": ...}``.  Then ``{"do": "run"}`` runs
 the simulated time in chunks (``Simulator::Stop`` + ``Run`` up to each mark: every
 application's start and stop time, every twentieth of the stop time) and reports
@@ -196,6 +197,7 @@ class World:
         self.index: dict[int, int] = {}  # node guid -> ns-3 node id
         self.first_address: dict[int, str] = {}
         self.addresses: dict[str, list[str]] = {}
+        self.networks: dict[str, str] = {}  # link guid -> its IPv4 network
         self.apps: list[dict[str, Any]] = []
         self._checked: set[tuple[str, str, str]] = set()
         self.streams: list[Any] = []  # ASCII trace files, flushed at the end
@@ -246,7 +248,12 @@ class World:
             self._node_attributes(node)
         automatic = 0
         for link in self.spec["links"]:
-            automatic = self._link(link, automatic)
+            if link.get("kind") == "csma":
+                automatic = self._csma(link, automatic)
+            else:
+                automatic = self._link(link, automatic)
+        for route in self.spec.get("routes", ()):
+            self._route(route)
         if self.spec.get("global_routing", True):
             ns.Ipv4GlobalRoutingHelper.PopulateRoutingTables()
         self.watched: set[int] = set()  # nodes whose received TTLs are followed (for their apps' lines)
@@ -306,20 +313,7 @@ class World:
                 model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
                 model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
                 devices.Get(i).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
-        network = link.get("network")
-        if not network:
-            automatic += 1
-            network = f"10.{automatic // 256}.{automatic % 256}.0/24"
-        net, _, prefix = network.partition("/")
-        helper = ns.Ipv4AddressHelper()
-        helper.SetBase(ns.Ipv4Address(net), ns.Ipv4Mask(f"/{prefix or 24}"))
-        interfaces = helper.Assign(devices)
-        ends = []
-        for i, node_guid in enumerate((link["a"], link["b"])):
-            address = _address_text(interfaces.GetAddress(i))
-            ends.append(address)
-            self.first_address.setdefault(node_guid, address)
-        self.addresses[str(guid)] = ends
+        automatic = self._assign(link, devices, (link["a"], link["b"]), automatic)
         for i, path in enumerate(link.get("pcap") or ()):
             if path:
                 p2p.EnablePcap(path, devices.Get(i), False, True)
@@ -328,21 +322,98 @@ class World:
                 stream = ns.AsciiTraceHelper().CreateFileStream(path)
                 p2p.EnableAscii(stream, devices.Get(i))
                 self.streams.append(stream)
+        self._link_attributes(link, devices, "ns3::PointToPointNetDevice", "ns3::PointToPointChannel")
+        return automatic
+
+    def _link_attributes(self, link: dict[str, Any], devices: Any, device_type: str,
+                         channel_type: str) -> None:
+        """A link's ``ns3Attributes``: each on its devices, or else on their channel."""
+        ns, guid = self.ns, link["guid"]
         for key, value in (link.get("ns3_attributes") or {}).items():
-            device_type = "ns3::PointToPointNetDevice"
             info = ns.TypeId.AttributeInformation()
             if ns.TypeId.LookupByName(device_type).LookupAttributeByName(key, info):
-                for i in range(2):
+                for i in range(devices.GetN()):
                     devices.Get(i).SetAttribute(key, self.check(guid, device_type, key, value))
-            elif ns.TypeId.LookupByName("ns3::PointToPointChannel").LookupAttributeByName(key, info):
-                devices.Get(0).GetChannel().SetAttribute(
-                    key, self.check(guid, "ns3::PointToPointChannel", key, value))
+            elif ns.TypeId.LookupByName(channel_type).LookupAttributeByName(key, info):
+                devices.Get(0).GetChannel().SetAttribute(key, self.check(guid, channel_type, key, value))
             else:
-                channel_type = "ns3::PointToPointChannel"
                 raise BuildError(guid, f"ns3Attributes: neither {device_type} nor {channel_type} has an "
                                        f"attribute {key!r}; the devices have: {_names(ns, device_type)}; "
                                        f"the channel has: {_names(ns, channel_type)}")
+
+    def _assign(self, link: dict[str, Any], devices: Any, node_guids: Any, automatic: int) -> int:
+        """IPv4 addresses for a link's ``devices`` (of ``node_guids``, in order) from its network."""
+        ns, guid = self.ns, link["guid"]
+        network = link.get("network")
+        if not network:
+            automatic += 1
+            network = f"10.{automatic // 256}.{automatic % 256}.0/24"
+        net, _, prefix = network.partition("/")
+        if devices.GetN() > (1 << (32 - int(prefix or 24))) - 2:
+            raise BuildError(guid, f"network {network} has too few addresses for {devices.GetN()} ends")
+        helper = ns.Ipv4AddressHelper()
+        helper.SetBase(ns.Ipv4Address(net), ns.Ipv4Mask(f"/{prefix or 24}"))
+        interfaces = helper.Assign(devices)
+        ends = []
+        for i, node_guid in enumerate(node_guids):
+            address = _address_text(interfaces.GetAddress(i))
+            ends.append(address)
+            self.first_address.setdefault(node_guid, address)
+        self.addresses[str(guid)] = ends
+        self.networks[str(guid)] = f"{net}/{prefix or 24}"
         return automatic
+
+    def _csma(self, link: dict[str, Any], automatic: int) -> int:
+        """A CSMA bus: one CsmaChannel, a CsmaNetDevice per node."""
+        ns, guid = self.ns, link["guid"]
+        csma = ns.CsmaHelper()
+        csma.SetChannelAttribute("DataRate",
+                                 self.check(guid, "ns3::CsmaChannel", "DataRate", link["data_rate"]))
+        csma.SetChannelAttribute("Delay", self.check(guid, "ns3::CsmaChannel", "Delay", link["delay"]))
+        csma.SetQueue("ns3::DropTailQueue<Packet>", "MaxSize",
+                      self.check(guid, "ns3::DropTailQueue<Packet>", "MaxSize", link["queue_size"]))
+        members = ns.NodeContainer()
+        for node_guid in link["nodes"]:
+            members.Add(self.nodes[node_guid])
+        devices = csma.Install(members)
+        loss = float(link.get("loss_rate") or 0.0)
+        if loss > 0:
+            for i in range(devices.GetN()):
+                model = ns.CreateObject[ns.RateErrorModel]()
+                model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
+                model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
+                devices.Get(i).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
+        automatic = self._assign(link, devices, link["nodes"], automatic)
+        self._link_attributes(link, devices, "ns3::CsmaNetDevice", "ns3::CsmaChannel")
+        if link.get("pcap"):
+            csma.EnablePcap(link["pcap"], devices.Get(0), True, True)
+        return automatic
+
+    def _route(self, route: dict[str, Any]) -> None:
+        """A static route, on the interface whose subnet holds the gateway."""
+        import ipaddress
+
+        ns, guid = self.ns, route["guid"]
+        ipv4 = self.nodes[route["node"]].GetObject[ns.Ipv4]()
+        gateway = ipaddress.IPv4Address(route["gateway"])
+        interface = None
+        for i in range(1, ipv4.GetNInterfaces()):  # 0 is the loopback
+            for j in range(ipv4.GetNAddresses(i)):
+                address = ipv4.GetAddress(i, j)
+                local = _address_text(address.GetLocal())
+                subnet = ipaddress.IPv4Interface(f"{local}/{address.GetMask().GetPrefixLength()}").network
+                if gateway in subnet:
+                    interface = i
+        if interface is None:
+            raise BuildError(guid, f"gateway {gateway} is on no subnet of node {route['node']}'s links")
+        static = ns.Ipv4StaticRoutingHelper().GetStaticRouting(ipv4)
+        if route["destination"] == "default":
+            static.SetDefaultRoute(ns.Ipv4Address(str(gateway)), interface)
+        else:
+            network = ipaddress.IPv4Network(route["destination"])
+            static.AddNetworkRouteTo(ns.Ipv4Address(str(network.network_address)),
+                                     ns.Ipv4Mask(f"/{network.prefixlen}"), ns.Ipv4Address(str(gateway)),
+                                     interface)
 
     def _target(self, app: dict[str, Any]) -> str:
         target = app["target"]
@@ -719,7 +790,7 @@ def serve(incoming: Any, outgoing: Any) -> int:
     except Exception as exc:  # noqa: BLE001 - a cppyy exception carries ns-3's message
         send({"event": "error", "guid": None, "message": f"{type(exc).__name__}: {exc}"})
         return 1
-    send({"event": "ready", "addresses": world.addresses})
+    send({"event": "ready", "addresses": world.addresses, "networks": world.networks})
     for line in incoming:
         command = json.loads(line)
         if command.get("do") == "run":

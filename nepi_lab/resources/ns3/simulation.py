@@ -214,7 +214,7 @@ class Simulation(_SimulatedTimes, ResourceManager):
     def _describe(self) -> dict[str, Any]:
         """The description the worker builds (JSON)."""
         from .applications import Application
-        from .network import Node, PointToPointLink
+        from .network import CsmaLink, Node, PointToPointLink, Route
 
         spec: dict[str, Any] = {
             "stop_time": self.get("stopTime"), "seed": self.get("seed"), "run": self.get("runNumber"),
@@ -227,8 +227,10 @@ class Simulation(_SimulatedTimes, ResourceManager):
         for rm in self._members:
             if isinstance(rm, Node):
                 spec["nodes"].append({"guid": rm.guid, "ns3_attributes": rm.get("ns3Attributes") or {}})
-            elif isinstance(rm, PointToPointLink):
+            elif isinstance(rm, (PointToPointLink, CsmaLink)):
                 spec["links"].append(rm._describe())
+            elif isinstance(rm, Route):
+                spec.setdefault("routes", []).append(rm._describe())
             elif isinstance(rm, Application):
                 spec["apps"].append(rm._describe(self))
         return spec
@@ -380,11 +382,11 @@ class Simulation(_SimulatedTimes, ResourceManager):
             ready = await self._worker.start(spec, self.get("buildTimeout"))
         except SimulationError as exc:
             raise self._member_failed(exc) from None
+        networks = ready.get("networks", {})
         for guid, addresses in ready.get("addresses", {}).items():
             link = self.ec._resources.get(int(guid))
             if link is not None:
-                link.set("addressA", addresses[0], internal=True)
-                link.set("addressB", addresses[1], internal=True)
+                link._assigned(addresses, networks[guid])
 
     def _member_failed(self, exc: SimulationError) -> SimulationError:
         """The build failed (``exc``): fail the applications' waits, keep the message of the
