@@ -41,7 +41,9 @@ Back ends
     ``"20mbit"``) to ``dataRate`` (``"20Mbps"``), ``delay`` (``"10ms"``; ns-3 needs no
     netem) to ``delay``, ``loss`` (a percentage) to ``lossRate`` (a fraction) and
     ``queue`` to ``queueSize`` (``"100p"``); the ns-3 names (``dataRate``,
-    ``lossRate``, ``queueSize``) may be used as they are.  ``shaper``, ``burst`` and
+    ``lossRate``, ``queueSize``) may be used as they are.  An edge without a rate is
+    10 Gbit/s and without a delay has none, as a veth pair (not the link types' own
+    defaults, 5 Mbit/s and 2 ms).  ``shaper``, ``burst`` and
     ``mtu`` have no ns-3 counterpart here and are refused, as are edges of one segment
     whose properties differ (a CSMA bus has one rate, delay and loss) and ``ipv6=True``
     (namespaces only for now).  The routes are static (the simulation registered here
@@ -520,6 +522,10 @@ def _ns3_time(value: Any) -> str:
     return f"{nanoseconds}ns"
 
 
+#: the data rate of an edge without ``rate`` in ns-3 (veth pairs have none)
+_NS3_UNLIMITED_RATE = "10Gbps"
+
+
 def _ns3_link_values(data: dict[str, Any], edge: tuple[Hashable, Hashable]) -> dict[str, Any]:
     """The ns-3 link attributes of an edge's attributes (raises on what ns-3 cannot honour)."""
     where = f"edge {edge[0]!r}-{edge[1]!r}"
@@ -542,6 +548,10 @@ def _ns3_link_values(data: dict[str, Any], edge: tuple[Hashable, Hashable]) -> d
             values[theirs] = data[theirs]
     if "lossRate" in values and not 0 <= float(values["lossRate"]) <= 1:
         raise InvalidInputError(f"{where}: loss must be a percentage from 0 to 100")
+    # what an edge without them is in namespaces: a veth pair has no rate limit and no delay
+    # (the ns-3 link types' own defaults, 5 Mbit/s and 2 ms, would make another network)
+    values.setdefault("dataRate", _NS3_UNLIMITED_RATE)
+    values.setdefault("delay", "0ms")
     return values
 
 

@@ -82,6 +82,19 @@ void echo_rx(std::string path, ns3::Ptr<const ns3::Packet> p) {
 void watch_node(const std::string& node) {
     ns3::Config::Connect(node + "/$ns3::Ipv4L3Protocol/Rx", ns3::MakeCallback(&receive));
 }
+std::map<std::string, uint32_t> ping_count;  // application path -> echo requests it sends
+void ping_tx(std::string path, uint16_t seq, ns3::Ptr<ns3::Packet>) {
+    // ns-3's Ping given a Count stops 2 x the largest RTT *in whole milliseconds* after its
+    // last request, so a reply under 1 ms (or slower than the ones before) is lost; this
+    // one sends its Count without being told (no next request within the simulation) and
+    // keeps listening until its stop time, as Linux ping lingers for the last replies
+    std::string app = app_of(path);
+    if (seq + 1u >= ping_count[app]) ns3::Config::Set(app + "/Interval", ns3::TimeValue(ns3::Seconds(1e9)));
+}
+void limit_ping(const std::string& app, uint32_t count) {
+    ping_count[app] = count;
+    ns3::Config::Connect(app + "/Tx", ns3::MakeCallback(&ping_tx));
+}
 void watch_ping(const std::string& app) {
     ns3::Config::Connect(app + "/Rtt", ns3::MakeCallback(&ping_rtt));
     ns3::Config::Connect(app + "/Drop", ns3::MakeCallback(&ping_drop));
@@ -482,6 +495,8 @@ class World:
         if kind in ("ping", "udp_echo_client"):
             record["target_address"] = self._target(app)
             (self.cpp.watch_ping if kind == "ping" else self.cpp.watch_echo)(path)
+            if kind == "ping" and app.get("count"):
+                self.cpp.limit_ping(path, int(app["count"]))
             if node.GetId() not in self.watched:
                 self.watched.add(node.GetId())
                 self.cpp.watch_node(f"/NodeList/{node.GetId()}")
@@ -606,6 +621,7 @@ class World:
                 size = int(app.get("attributes", {}).get("Size", 56)) + 8
                 if kind == "R":
                     seq, rtt_ns, ttl = int(fields[0]), int(fields[1]), int(fields[2])
+                    app.setdefault("rtts", []).append(rtt_ns / 1e6)
                     lines.append(f"{size} bytes from {target}: icmp_seq={seq} ttl={ttl} "
                                  f"time={rtt_ns / 1e6:.3f} ms")
                 elif kind == "D" and int(fields[1]) in _DROP_WORDS:
@@ -615,9 +631,12 @@ class World:
                     lines += ["", f"--- {target} ping statistics ---",
                               f"{tx} packets transmitted, {rx} received, {loss}% packet loss, "
                               f"time {duration}ms"]
-                    if rx:
-                        rtts = "/".join(f"{float(x):.3f}" for x in fields[4:8])
-                        lines.append(f"rtt min/avg/max/mdev = {rtts} ms")
+                    rtts = app.get("rtts")
+                    if rx and rtts:  # ns-3's figures are whole milliseconds: Linux ping's, from the replies
+                        mean = sum(rtts) / len(rtts)
+                        mdev = max(sum(r * r for r in rtts) / len(rtts) - mean * mean, 0.0) ** 0.5
+                        lines.append(f"rtt min/avg/max/mdev = {min(rtts):.3f}/{mean:.3f}/{max(rtts):.3f}/"
+                                     f"{mdev:.3f} ms")
             elif kind == "T":  # echo client: a request sent
                 app["pending"].append(int(fields[0]))
             elif kind == "R":

@@ -23,7 +23,11 @@ one registered after the simulation was built fails the application when it star
 The ``stdout`` trace of ``ns3::Ping`` and ``ns3::UdpEchoClient`` is written in Linux
 ping's format (``64 bytes from 10.0.2.2: icmp_seq=0 ttl=63 time=20.275 ms``, then the
 statistics block for Ping), so ``trace_frame(ec, ping, "stdout")`` gives the ``ping``
-parser's columns.  Sequence numbers start at 0, as ns-3's own Ping counts.
+parser's columns.  Sequence numbers start at 0, as ns-3's own Ping counts.  A Ping
+with a ``count`` sends that many requests and listens for replies until its
+``stopTime`` (ns-3's own Count would stop it 2 x the largest RTT in whole milliseconds
+after the last request, losing a sub-millisecond reply); its statistics line is
+computed from the replies to the microsecond, as Linux ping's.
 """
 
 from __future__ import annotations
@@ -167,13 +171,11 @@ class Ping(Application):
     _traces = (Trace("stdout", "the replies and statistics, in Linux ping's format", enabled=True),)
 
     def _ns3_attributes(self) -> dict[str, str]:
-        values = {"Interval": f"{self.get('interval')!r}s", "Size": str(self.get("packetSize"))}
-        if self.get("count") is not None:
-            values["Count"] = str(self.get("count"))
-        return values
+        # no Count: ns-3's Ping would stop too early after its last request (see _worker)
+        return {"Interval": f"{self.get('interval')!r}s", "Size": str(self.get("packetSize"))}
 
     def _describe(self, sim: Simulation) -> dict[str, Any]:
-        return {**super()._describe(sim), "target": self._target(sim)}
+        return {**super()._describe(sim), "target": self._target(sim), "count": self.get("count")}
 
 
 class UdpEchoServer(Application):
