@@ -110,13 +110,15 @@ class BuildError(Exception):
         self.guid = guid
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL when the parent ends; end at once if it already did (``parent``: its pid,
+    when known: a subreaper, not only init, may have adopted us)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the end of standard input still ends us
         pass
-    if os.getppid() == 1:  # the parent died before prctl
+    if os.getppid() == 1 or (parent is not None and os.getppid() != parent):  # it died before prctl
         os._exit(1)
 
 
@@ -480,13 +482,14 @@ def zygote(listen_fd: int) -> int:
                 connection, _ = listener.accept()
             except OSError:
                 continue
+            me = os.getpid()
             if os.fork() == 0:  # the simulation's process
                 try:
                     selector.close()
                     listener.close()
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     os.setsid()
-                    _die_with_parent()
+                    _die_with_parent(me)
                     incoming = connection.makefile("r", encoding="utf-8")
                     outgoing = connection.makefile("w", encoding="utf-8")
                     status = serve(incoming, outgoing)
