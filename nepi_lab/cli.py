@@ -8,7 +8,8 @@
                          directories: a table per run, the totals; ``--csv`` writes the grades
 ``nepi-lab demo``        run a small real experiment on this machine and print its summary
 ``nepi-lab cleanup``     stop what crashed runs left (processes here and on SSH hosts, network
-                         namespaces), collect their traces, mark the runs; never a live run's
+                         namespaces, ns-3 processes and their temporary folders), collect
+                         their traces, mark the runs; never a live run's
 ``nepi-lab version``     print the version (also ``nepi-lab --version``)
 
 Exit status, for every subcommand:
@@ -485,12 +486,14 @@ def _version(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    """Clean what dead runs left: recorded runs (processes, traces, hosts), then network
-    namespaces.  Exit status 0: done (or nothing to do); 1: namespaces need root; 3: a
-    host could not be reached, its leftovers stay recorded for the next cleanup."""
+    """Clean what dead runs left: recorded runs (processes, traces, hosts), network
+    namespaces, then what dead controllers left of ns-3 (processes, the shared process's
+    temporary folder).  Exit status 0: done (or nothing to do); 1: namespaces need root;
+    3: a host could not be reached, its leftovers stay recorded for the next cleanup."""
     status, did = _cleanup_runs(args)
     namespaces_status, namespaces_did = _cleanup_namespaces(args)
-    if not (did or namespaces_did):
+    ns3_did = _cleanup_ns3(args)
+    if not (did or namespaces_did or ns3_did):
         print("nothing to clean up")
     return max(status, namespaces_status)
 
@@ -593,6 +596,21 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cleanup_ns3(args: argparse.Namespace) -> bool:
+    from .resources.ns3._process import cleanup_leftovers
+
+    report = cleanup_leftovers(dry_run=args.dry_run)
+    if report.killed:
+        print(f"{'would kill' if args.dry_run else 'killed'} {len(report.killed)} ns-3 processes of dead "
+              f"controllers ({', '.join(map(str, report.killed))})")
+    for path in report.folders:
+        print(f"{'would remove' if args.dry_run else 'removed'} the ns-3 folder {path} of a dead controller")
+    for pid, paths in report.live.items():
+        print(f"kept the ns-3 folder{'s' if len(paths) > 1 else ''} {', '.join(paths)} of a live "
+              f"controller (process {pid})")
+    return bool(report.killed or report.folders)
+
+
 # -- the parser --------------------------------------------------------------------------
 
 _EPILOG = ("exit status: 0 done; 1 the experiment failed (check: a check failed); 2 a user error (one "
@@ -689,7 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup = command(
         "cleanup", "stop what crashed runs or unreachable hosts left",
         "Stop what crashed runs (or unreachable hosts) left: processes here and on SSH hosts, network "
-        "namespaces nl<tag>-* and interfaces; collect their traces into the run directories; never "
+        "namespaces nl<tag>-* and interfaces, ns-3 processes and folders $TMPDIR/nepi_lab-ns3-* of dead "
+        "controllers; collect their traces into the run directories; never "
         "touch a live run's. Exit status 3: a host could not be reached.")
     cleanup.add_argument("--dry-run", action="store_true", help="only list what would be done")
     cleanup.set_defaults(run=_cleanup)

@@ -15,6 +15,15 @@ standard output and error (ns-3's messages, an abort's backtrace) to a log file;
 its death, ns-3's ``msg="..."`` line is the failure's message.  Every simulation
 process is tracked by a pidfd until it is killed, and killed at interpreter exit if an
 orderly release did not; each also dies with its parent (``PR_SET_PDEATHSIG``).
+
+What a controller killed by SIGKILL leaves: its simulation processes die with the shared
+process (``PR_SET_PDEATHSIG``) or with it (isolated ones); the shared process ends as
+soon as it reads the end of its standard input, which it does once it imported ns-3 (a
+shared process killed mid-import lives on until then, 8-20 s); its private folder
+``$TMPDIR/nepi_lab-ns3-<pid>-<start>-*`` stays.  The folder's name and every ns-3
+process's environment (``NEPI_LAB_NS3_OWNER=<pid>:<start>``) name the controller's
+process, so :func:`cleanup_leftovers` (``nepi-lab cleanup``) removes the folders and
+kills the processes of dead controllers only.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from typing import Any
 
 from ...core.controller import call_at_exit
 from ...core.errors import NepiError
+from ...core.owner import is_alive, this_process
 
 log = logging.getLogger("nepi_lab")
 
@@ -48,6 +58,12 @@ INSTALL_HINT = "pip install 'nepi_lab[ns3]'"
 #: ns-3's NS_FATAL_ERROR / NS_ASSERT line: ``msg="...", +0.000000000s -1 file=..., line=...``.
 _FATAL = re.compile(r'^msg="(?P<msg>.*?)"(?:,|$)')
 _NOISE = ("[runStaticInitializersOnce]",)
+
+#: The environment variable naming the controller's process (``<pid>:<start>``) in
+#: every ns-3 process it starts; the prefix of the shared process's private folder.
+OWNER_VARIABLE = "NEPI_LAB_NS3_OWNER"
+FOLDER_PREFIX = "nepi_lab-ns3-"
+_FOLDER = re.compile(re.escape(FOLDER_PREFIX) + r"(?P<pid>\d+)-(?P<start>\d+)-[^/]+$")
 
 
 class SimulationError(NepiError):
@@ -76,7 +92,8 @@ class _Zygote:
     """The shared ns-3 process: imports ns-3 once, forks a process per simulation."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="nepi_lab-ns3-")
+        owner = this_process()  # in the name: nepi-lab cleanup removes it once this process is gone
+        self.folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{owner['pid']}-{owner['start']}-")
         self.path = os.path.join(self.folder, "zygote.sock")
         self.log = os.path.join(self.folder, "zygote.log")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -144,6 +161,8 @@ def _child_environment() -> dict[str, str]:
     env = dict(os.environ)
     # the parent's import path (a source checkout on PYTHONPATH, a notebook's folder)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    owner = this_process()
+    env[OWNER_VARIABLE] = f"{owner['pid']}:{owner['start']}"
     return env
 
 
@@ -417,3 +436,94 @@ def describe_type(type_name: str, timeout: float = 300.0) -> list[dict[str, str]
     if answer.get("event") != "described":
         raise SimulationError(str(answer.get("message")))
     return list(answer["attributes"])
+
+
+# -- nepi-lab cleanup --------------------------------------------------------------------
+
+
+class CleanupReport:
+    """What :func:`cleanup_leftovers` found and did."""
+
+    def __init__(self) -> None:
+        self.folders: list[str] = []  #: private folders of dead controllers, removed
+        self.killed: list[int] = []  #: ns-3 processes of dead controllers, killed
+        self.live: dict[int, list[str]] = {}  #: live controller's pid -> its folders, kept
+
+
+def cleanup_leftovers(dry_run: bool = False) -> CleanupReport:
+    """Kill the ns-3 processes (shared, simulation) whose controller's process is gone and
+    remove the shared processes' private folders it left in the temporary folder; leave a
+    live controller's alone.  With ``dry_run`` only report.  Only what the caller may see:
+    a user other than root finds its own processes and folders."""
+    report = CleanupReport()
+    for pid in _orphan_processes():
+        if dry_run:
+            report.killed.append(pid)
+            continue
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue  # ended meanwhile
+        try:
+            if _owner_of(pid) is not None:  # still the same process (not a reused pid)
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                report.killed.append(pid)
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
+    root = tempfile.gettempdir()
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        names = []
+    for name in names:
+        match = _FOLDER.match(name)
+        path = os.path.join(root, name)
+        if match is None or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        if os.geteuid() != 0 and os.stat(path).st_uid != os.geteuid():
+            continue  # another user's
+        pid = int(match["pid"])
+        if is_alive({"pid": pid, "start": int(match["start"])}):
+            report.live.setdefault(pid, []).append(path)
+            continue
+        if not dry_run:
+            shutil.rmtree(path, ignore_errors=True)
+            if os.path.exists(path):
+                continue
+        report.folders.append(path)
+    return report
+
+
+def _owner_of(pid: int) -> dict[str, int] | None:
+    """The owner record in the environment of ns-3 process ``pid``, None if ``pid`` is no
+    ns-3 process of nepi_lab (or not ours to read)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"nepi_lab.resources.ns3._worker" not in f.read():
+                return None
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    except OSError:
+        return None
+    marker = OWNER_VARIABLE.encode() + b"="
+    for item in environ:
+        if item.startswith(marker):
+            owner_pid, _, start = item[len(marker):].decode(errors="replace").partition(":")
+            if owner_pid.isdigit() and start.isdigit():
+                return {"pid": int(owner_pid), "start": int(start)}
+    return None
+
+
+def _orphan_processes() -> list[int]:
+    """The ns-3 processes whose controller's process is gone."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        owner = _owner_of(int(entry))
+        if owner is not None and not is_alive(owner) and _alive(int(entry)):
+            found.append(int(entry))
+    return found
