@@ -116,6 +116,25 @@ def test_line_ping_and_udp_echo_states_at_simulated_times_and_traces(ec):
         assert events.loc[events["type"] == "ns3::Node", "sim_time"].isna().all()
 
 
+def test_a_counted_ping_gets_every_sub_millisecond_reply_and_exact_statistics(ec):
+    """ns-3's own Count stops a Ping 2 x the largest RTT in whole milliseconds after its
+    last request: with RTTs under 1 ms the last reply was lost and the statistics read
+    0.000.  Ours sends ``count`` requests and hears every reply until its stopTime."""
+    sim, (n0, _, _), _ = line(ec, delays=("10us", "20us"), rate="1Gbps", stop=5.0)
+    fast = ec.register_resource("ns3::Ping", connectedTo=n0, target="n2", count=3, interval=0.5,
+                                startTime=1.0)
+    ec.deploy()
+    ec.wait_finished([sim, fast], timeout=BUILD)
+    replies = trace_frame(ec, fast, "stdout")
+    assert list(replies["seq"]) == [0, 1, 2]
+    rtt = 2 * (10e-6 + 20e-6) + 4 * 86 * 8 / 1e9  # both links both ways + four 86-byte PPP frames
+    assert replies["rtt_ms"].tolist() == pytest.approx([rtt * 1e3] * 3, abs=0.0005)
+    summary = replies.attrs["summary"]
+    assert (summary["transmitted"], summary["received"], summary["loss_percent"]) == (3, 3, 0)
+    assert summary["rtt_min_ms"] == pytest.approx(rtt * 1e3, abs=0.0005) and summary["rtt_min_ms"] > 0
+    assert sum("icmp_seq=" in line for line in ec.trace(fast, "stdout").splitlines()) == 3  # none beyond count
+
+
 def test_bad_attribute_fails_the_resource_with_ns3s_words(ec):
     sim, nodes, (l1, l2) = line(ec, stop=2.0)
     ec.set(l2, "dataRate", "fast")

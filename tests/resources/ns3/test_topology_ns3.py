@@ -42,8 +42,8 @@ def test_a_line_of_three_in_ns3_and_in_namespaces(ec, tmp_path, home):
     drawn = topology_graph(ec)  # what the topology view draws: hosts, links, addresses at each end
     h1, h2, h3 = (topo.nodes[n] for n in ("h1", "h2", "h3"))
     assert {(d["ends"][0], d["ends"][1], d["text"]) for _, _, d in drawn.edges(data=True)} == {
-        ((h1, "10.0.0.1/30"), (h2, "10.0.0.2/30"), "100Mbps · 2ms"),
-        ((h2, "10.0.0.5/30"), (h3, "10.0.0.6/30"), "100Mbps · 2ms")}
+        ((h1, "10.0.0.1/30"), (h2, "10.0.0.2/30"), "100Mbps · 0ms"),
+        ((h2, "10.0.0.5/30"), (h3, "10.0.0.6/30"), "100Mbps · 0ms")}
     assert len(drawn.nodes[h1]["applications"]) == 1
 
     if MISSING:
