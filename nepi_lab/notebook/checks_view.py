@@ -380,14 +380,14 @@ def checks_html(lab: Lab, results: dict[str, CheckResult | None], statuses: dict
         points = f"{result.points:g}" if status == PASSED and result is not None else "0" \
             if status in (FAILED, UNEVALUABLE) else "–"
         note = "" if status != UNEVALUABLE or result is None else \
-            f'<div style="{_MUTED};font-size:11px">{_e(result.message[:200])}</div>'
+            f'<div style="{_MUTED};font-size:11px;max-width:560px">{_e(result.message[:200])}</div>'
         rows.append(
             f'<tr class="nepi-check" data-check="{_e(name)}" data-status="{status}" title="{_e(message)}">'
             f'<td style="{_TD}">{_badge(status)}</td>'
             f'<td style="{_TD}">{_e(name)}{note}</td>'
             f'<td style="{_TD}" class="nepi-check-observed">{observed}</td>'
             f'<td style="{_TD}">{_e(result.expected if result is not None else check.expected())}</td>'
-            f'<td style="{_TD};text-align:right">{points} / {check.points:g}</td></tr>')
+            f'<td style="{_TD};text-align:right;white-space:nowrap">{points} / {check.points:g}</td></tr>')
     best = lab.max_points
     percent = round(100 * earned / best, 1) if best else 100.0
     total = {"points": earned, "max_points": best, "percent": percent, **counts}
@@ -399,7 +399,8 @@ def checks_html(lab: Lab, results: dict[str, CheckResult | None], statuses: dict
             f'({percent:g} %) · {" · ".join(parts)}</div>')
     header = "".join(f'<th style="{_TH}">{h}</th>'
                      for h in ("status", "check", "observed", "expected", "points"))
-    return (f'<div class="nepi-checks-table {NO_MATH}" style="font-family:sans-serif;font-size:12px">{head}'
+    return (f'<div class="nepi-checks-table {NO_MATH}" style="font-family:sans-serif;font-size:12px;'
+            f'line-height:1.4">{head}'
             f'<table style="{_TABLE}"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody>'
             f'<tfoot><tr><td style="{_TD}" colspan="4"><b>total</b></td>'
             f'<td style="{_TD};text-align:right"><b>{earned:g} / {best:g}</b></td></tr></tfoot>'
