@@ -112,7 +112,8 @@ def test_pending_rows_show_what_is_observed_so_far(ec):
     ec.register_resource("linux::Application", connectedTo=node, name="slow", command="sleep 30")
     view = ChecksView(ec, [NotFailed("slow"), State("slow", "STARTED")], interval=0.05)
     ec.deploy()
-    wait_until(lambda: view.statuses["slow reaches STARTED"] == "passed", timeout=20)
+    # the table shows it (rendered at the update after the evaluation)
+    wait_until(lambda: rows(view.value).get("slow reaches STARTED") == "passed", timeout=20)
     # not failed so far, but it may still fail: pending, with its outcome so far in grey
     assert view.statuses["slow does not fail"] == "pending"
     row = re.search(r'<tr class="nepi-check" data-check="slow does not fail".*?</tr>', view.value).group(0)
