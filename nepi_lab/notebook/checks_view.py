@@ -95,11 +95,15 @@ class ChecksView(StaticFallback, widgets.HTML):
     def __init__(self, source: ExperimentController | str | os.PathLike[str] | Run,
                  lab: Lab | Iterable[Check] | str | os.PathLike[str], interval: float = UPDATE_INTERVAL,
                  **kwargs: Any) -> None:
+        # what is refused (a bad lab or source) is refused before any widget is made
+        checked_lab = _as_lab(lab)
+        ec = source if isinstance(source, ExperimentController) else None
+        once = Context(source) if ec is None or ec.ecstate == ECState.TERMINATED else None
         super().__init__(**kwargs)
         self.add_class(self.css_class)
-        self.lab = _as_lab(lab)
+        self.lab = checked_lab
         self.source = source
-        self.ec = source if isinstance(source, ExperimentController) else None
+        self.ec = ec
         checks = self.lab.checks
         self._results: list[CheckResult | None] = [None] * len(checks)
         self._statuses: list[str] = [PENDING] * len(checks)
@@ -111,12 +115,13 @@ class ChecksView(StaticFallback, widgets.HTML):
         self._evaluating = threading.Lock()  # one evaluation at a time (the worker, or update())
         self._worker: threading.Thread | None = None
         self._subscription: Subscription | None = None
-        if self.ec is None or self.ec.ecstate == ECState.TERMINATED:
+        if once is not None:
             # a run directory, or a controller shut down: nothing will change, evaluate once
-            self._evaluate(list(range(len(checks))), Context(source), over=True)
+            self._evaluate(list(range(len(checks))), once, over=True)
             self._render()
             return
-        self._subscription = Subscription(self.ec, lambda event: None, self._update, interval)
+        assert ec is not None
+        self._subscription = Subscription(ec, lambda event: None, self._update, interval)
         self._subscription.flush()
 
     # -- reading it -------------------------------------------------------------------
@@ -282,8 +287,9 @@ class ChecksView(StaticFallback, widgets.HTML):
 
     def close(self) -> None:
         """Stop following the controller and close the widget."""
-        if self._subscription is not None:
-            self._subscription.close()
+        subscription = getattr(self, "_subscription", None)  # None too if __init__ refused
+        if subscription is not None:
+            subscription.close()
         super().close()
 
     def __repr__(self) -> str:

@@ -218,3 +218,16 @@ def test_the_rows_change_while_the_kernel_is_idle(tmp_path, kernel_name, monkeyp
         # the static copy beside the widget (nbclient rewrote it at the cell's end: its display id)
         assert rows(shown["data"]["text/html"]) == seen["statuses"]
         run("ec.shutdown()")
+
+
+def test_what_cannot_be_shown_is_refused_before_any_widget(ec):
+    from ipywidgets.widgets.widget import _instances  # every open widget (Widget.widgets is deprecated)
+
+    from nepi_lab.core.errors import InvalidInputError
+
+    before = len(_instances)
+    with pytest.raises(InvalidInputError, match="a lab holds checks"):
+        ChecksView(ec, ["not a check"])
+    with pytest.raises(InvalidInputError, match="cannot check 42"):
+        ChecksView(42, LAB)
+    assert len(_instances) == before
