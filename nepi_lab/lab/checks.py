@@ -39,7 +39,9 @@ two common fields, ``name`` (default: a description made from its fields) and
 ``points`` (default 1).  A subclass with a ``kind`` is registered for spec files.
 
 For a live view, :meth:`Check.depends_on` says which resources and traces a check
-reads, so a widget can evaluate it again only when one of them changes.
+reads, so a widget can evaluate it again only when one of them changes, and
+:meth:`Check.decided` whether a result from a run still going on can no longer change
+(:class:`~nepi_lab.notebook.ChecksView` shows the others as pending).
 
 Example
 -------
