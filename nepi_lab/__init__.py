@@ -71,8 +71,8 @@ _LAZY = {
 #: The runner layer (repetitions, sweeps), likewise: it sits above the core.
 _LAZY.update(dict.fromkeys(("ExperimentRunner", "Sweep", "load_sweep"), "nepi_lab.runner"))
 #: The notebook layer's widgets, likewise (they load ipywidgets and matplotlib).
-_LAZY.update(dict.fromkeys(("ExperimentBuilder", "ExplainView", "GraphView", "ProgressView", "TopologyView",
-                            "draw_topology"), "nepi_lab.notebook"))
+_LAZY.update(dict.fromkeys(("ChecksView", "ExperimentBuilder", "ExplainView", "GraphView", "ProgressView",
+                            "TopologyView", "draw_topology"), "nepi_lab.notebook"))
 
 
 def _register_views() -> None:
@@ -122,6 +122,7 @@ __all__ = [
     "Alias",
     "Attribute",
     "AttributeValueError",
+    "ChecksView",
     "CommandError",
     "CommandTimeoutError",
     "Condition",

@@ -39,7 +39,9 @@ two common fields, ``name`` (default: a description made from its fields) and
 ``points`` (default 1).  A subclass with a ``kind`` is registered for spec files.
 
 For a live view, :meth:`Check.depends_on` says which resources and traces a check
-reads, so a widget can evaluate it again only when one of them changes.
+reads, so a widget can evaluate it again only when one of them changes, and
+:meth:`Check.decided` whether a result from a run still going on can no longer change
+(:class:`~nepi_lab.notebook.ChecksView` shows the others as pending).
 
 Example
 -------
@@ -345,6 +347,17 @@ class Check:
         """What the check reads (see :class:`Dependencies`)."""
         return Dependencies(all_resources=True)
 
+    def decided(self, result: CheckResult, ended: bool) -> bool:
+        """Whether ``result``, from a run still going on, can no longer change.
+
+        ``ended`` says whether every resource the check reads has ended (FINISHED,
+        FAILED, STOPPED or released) or the experiment is over.  By default only then;
+        a check whose pass (or failure) cannot be undone by what comes later says so
+        earlier (a state once reached stays reached).  A live view shows a result
+        that is not decided as pending.
+        """
+        return ended
+
     # -- the rest -------------------------------------------------------------------
 
     @property
@@ -476,6 +489,10 @@ class State(Check):
         return Dependencies(resources=() if self.resource is None else (self.resource,),
                             types=() if self.type is None else (self.type,))
 
+    def decided(self, result: CheckResult, ended: bool) -> bool:
+        # a state once entered stays entered
+        return ended or result.passed
+
     def _evaluate(self, ctx: Context) -> tuple[bool, Any, str]:
         missed = []
         outcomes = []
@@ -523,6 +540,10 @@ class NotFailed(Check):
         return Dependencies(resources=() if self.resource is None else (self.resource,),
                             types=() if self.type is None else (self.type,),
                             all_resources=self.resource is None and self.type is None)
+
+    def decided(self, result: CheckResult, ended: bool) -> bool:
+        # a failure is never undone
+        return ended or (result.evaluated and not result.passed)
 
     def _evaluate(self, ctx: Context) -> tuple[bool, Any, str]:
         failed = [g for g in ctx.guids(self.resource, self.type)
@@ -912,6 +933,10 @@ class _OnNode(Check):
         traces = ((self.from_app, "stdout"),) if self.from_app is not None else ()
         return Dependencies(resources=refs, traces=traces, all_resources=self.from_app is None, live=True)
 
+    def decided(self, result: CheckResult, ended: bool) -> bool:
+        # the route (address) was there, read live or recorded
+        return ended or result.passed
+
     def _read(self, ctx: Context, version: int) -> tuple[str, str]:
         """(the table's text, where it was read)."""
         if self.node is not None and self.from_app is None and ctx.controller is not None:
@@ -1074,6 +1099,10 @@ class Order(Check):
 
     def depends_on(self) -> Dependencies:
         return Dependencies(resources=(self.first, self.then))
+
+    def decided(self, result: CheckResult, ended: bool) -> bool:
+        # both entered their states: the gap is known for good
+        return ended or (result.evaluated and result.observed is not None)
 
     def _evaluate(self, ctx: Context) -> tuple[bool, Any, str]:
         times = []

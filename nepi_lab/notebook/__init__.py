@@ -17,6 +17,7 @@ from typing import Any
 _EXPORTS = {
     "CONDITION_COLOR": "colors",
     "CONNECTION_COLOR": "colors",
+    "ChecksView": "checks_view",
     "STATE_COLORS": "colors",
     "SWEEP_STATE_COLORS": "colors",
     "ExperimentBuilder": "builder",
