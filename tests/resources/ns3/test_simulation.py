@@ -132,7 +132,7 @@ def test_a_counted_ping_gets_every_sub_millisecond_reply_and_exact_statistics(ec
     summary = replies.attrs["summary"]
     assert (summary["transmitted"], summary["received"], summary["loss_percent"]) == (3, 3, 0)
     assert summary["rtt_min_ms"] == pytest.approx(rtt * 1e3, abs=0.0005) and summary["rtt_min_ms"] > 0
-    assert sum("icmp_seq=" in line for line in ec.trace(fast, "stdout").splitlines()) == 3  # none beyond count
+    assert sum("icmp_seq=" in line for line in ec.trace(fast, "stdout").splitlines()) == 3  # not one more
 
 
 def test_bad_attribute_fails_the_resource_with_ns3s_words(ec):
