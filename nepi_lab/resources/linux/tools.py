@@ -19,11 +19,12 @@ Example
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Any
 
 from ...core.attributes import Alias, Attribute, Flags, Types
-from ...core.errors import AttributeValueError, InvalidInputError, UnsafeNameError
+from ...core.errors import AttributeValueError, CommandError, InvalidInputError, UnsafeNameError
 from ...core.traces import Trace, check_name
 from ._packages import parse_depends
 from ._readiness import until_listening
@@ -205,8 +206,31 @@ class Iperf3Server(_Tool):
         await until_listening(self, self.get("port"))
 
 
+class Iperf3Error(CommandError):
+    """iperf3 reported an error in its JSON output (``-J``) though it exited with 0, as
+    iperf3 3.12 and older do (e.g. ``unable to connect to server: Connection refused``)."""
+
+    def __init__(self, command: str, error: str, where: str = "") -> None:
+        super().__init__(command, 0, "", where)
+        self.error = error
+        self.args = (f"command {command!r}{f' on {where}' if where else ''} reported an error in its JSON "
+                     f"output (iperf3 exits with 0 there): {error}",)
+
+
+def _iperf3_json_error(path: str) -> str | None:
+    """The ``error`` iperf3 wrote in its JSON output at ``path``, None if none (or no JSON)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None
+    error = report.get("error") if isinstance(report, dict) else None
+    return str(error) if error else None
+
+
 class Iperf3Client(_Tool):
-    """``iperf3 -c``: one test against an iperf3 server."""
+    """``iperf3 -c``: one test against an iperf3 server.  With ``json`` the client FAILS
+    when iperf3's report holds an ``error`` (iperf3 3.12 and older exit with 0 then)."""
 
     _rtype = "linux::Iperf3Client"
     _help = "iperf3 client: one throughput test against a server."
@@ -235,6 +259,13 @@ class Iperf3Client(_Tool):
         if self.get("protocol") == "udp":
             words.append("-u")
         return words
+
+    async def do_run(self) -> None:
+        await super().do_run()
+        if self.get("json") and self.trace_enabled("stdout"):
+            error = _iperf3_json_error(self._local_path("stdout"))  # collected: a small JSON file
+            if error:
+                raise Iperf3Error(self.get("command"), error, self.node.executor.where)
 
 
 #: tcpdump's flags beyond the capture's own, as (attribute, NEPI's name, flag, type, help).

@@ -90,6 +90,21 @@ def test_iperf3_udp_reverse_and_a_stopped_server(ec, node):
 
 
 @need("iperf3")
+@pytest.mark.parametrize("json_output", [True, False])
+def test_an_iperf3_client_without_a_server_fails_with_iperf3s_error(ec, node, json_output):
+    """iperf3 3.12 exits with 0 after an error with -J: the error in its JSON fails the client."""
+    client = ec.register_resource("linux::Iperf3Client", connectedTo=node, server="127.0.0.1",
+                                  port=free_port(), duration=1, json=json_output, critical=False)
+    ec.deploy()
+    ec.wait_finished(client, timeout=20)
+    assert ec.state(client) == S.FAILED
+    failure = ec.get_resource(client).failure
+    assert "unable to connect to server" in failure.message and "Connection refused" in failure.message
+    if json_output:
+        assert json.loads(ec.trace(client, "stdout"))["error"].startswith("unable to connect")
+
+
+@need("iperf3")
 def test_an_iperf3_server_that_cannot_listen_fails_with_its_error(ec, node):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
