@@ -216,6 +216,8 @@ class WorkerProcess:
         self.shared = shared
         self.pid: int | None = None
         self._pidfd: int | None = None
+        self._exit: asyncio.Future[None] | None = None  # its end, one future for every waiter
+        self._quitting: asyncio.Future[None] | None = None
         self._popen: subprocess.Popen[bytes] | None = None  # the fresh process (isolated)
         self._zygote: _Zygote | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -307,8 +309,7 @@ class WorkerProcess:
         """Why the process ended: ns-3's fatal message, else its exit status and last line."""
         how = ""
         if self._popen is not None:
-            if self._pidfd is not None:
-                await _exited(self._pidfd, 5.0)
+            await self._exited(5.0)
             code = self._popen.poll()
             how = f" (exit status {code})"
             if code is not None and code < 0:
@@ -334,16 +335,9 @@ class WorkerProcess:
             with contextlib.suppress(OSError):  # its group: not reaped yet, so the id is still its own
                 os.killpg(popen.pid, signal.SIGKILL)
         if self._pidfd is not None:
-            pidfd = self._pidfd
-            _signal(pidfd)
-            await _exited(pidfd, 10.0)
-            with _live_lock:
-                for pid, fd in list(_live.items()):
-                    if fd == pidfd:
-                        del _live[pid]
-            with contextlib.suppress(OSError):
-                os.close(pidfd)
-            self._pidfd = None
+            _signal(self._pidfd)
+            await self._exited(10.0)
+            self._forget()
         if popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=1)  # it exited (the pidfd said so): this only reaps it
@@ -352,9 +346,54 @@ class WorkerProcess:
                 self._writer.close()
         self.ended = True
 
+    async def _exited(self, timeout: float) -> None:
+        """Return once the process has exited (its pidfd is readable), or after
+        ``timeout`` seconds; never polls.  Every waiter shares one future: the end of a
+        run and a release may wait at once, and a second reader of the same pidfd would
+        replace the first one's (which then waited its whole timeout)."""
+        pidfd = self._pidfd
+        if pidfd is None:
+            return
+        if self._exit is None:
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
+
+            def readable() -> None:
+                loop.remove_reader(pidfd)
+                if not done.done():
+                    done.set_result(None)
+
+            loop.add_reader(pidfd, readable)
+            self._exit = done
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exit), timeout)
+        except asyncio.TimeoutError:
+            log.warning("an ns-3 simulation process did not end within %g s of SIGKILL", timeout)
+
+    def _forget(self) -> None:
+        """Close the pidfd (the process ended, or would not): no reader is left on it."""
+        pidfd, self._pidfd = self._pidfd, None
+        if pidfd is None:
+            return
+        if self._exit is not None and not self._exit.done():
+            asyncio.get_running_loop().remove_reader(pidfd)
+            self._exit.set_result(None)  # a waiter still there stops waiting
+        with _live_lock:
+            for pid, fd in list(_live.items()):
+                if fd == pidfd:
+                    del _live[pid]
+        with contextlib.suppress(OSError):
+            os.close(pidfd)
+
     async def quit(self, timeout: float = 5.0) -> None:
         """Ask the process to end (it closes its traces), then kill it if it does not;
-        one that is still importing ns-3 or building is killed at once."""
+        one that is still importing ns-3 or building is killed at once.  A second call
+        (the end of the run and a release at once) waits for the first one."""
+        if self._quitting is None:
+            self._quitting = asyncio.ensure_future(self._quit(timeout))
+        await asyncio.shield(self._quitting)
+
+    async def _quit(self, timeout: float) -> None:
         if self.ready and not self.ended and self._writer is not None:
             with contextlib.suppress(ConnectionError, RuntimeError, OSError):
                 self._send({"do": "quit"})
@@ -364,18 +403,6 @@ class WorkerProcess:
         await self.kill()
 
 
-async def _exited(pidfd: int, timeout: float) -> None:
-    """Return once the process of ``pidfd`` has exited (its pidfd is readable), or after
-    ``timeout`` seconds; never polls."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
-    try:
-        await asyncio.wait_for(done, timeout)
-    except asyncio.TimeoutError:
-        log.warning("an ns-3 simulation process did not end within %g s of SIGKILL", timeout)
-    finally:
-        loop.remove_reader(pidfd)
 
 
 def _log_lines(path: str, limit: int = 1 << 20) -> list[str]:

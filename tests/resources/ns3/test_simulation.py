@@ -254,7 +254,7 @@ def test_a_linux_application_starts_once_the_simulation_finished(ec, tmp_path):
     assert events_of(ec, after)[S.STARTED].time >= finished.time and finished.sim_time == 3.0
 
 
-def test_release_ends_the_simulation_process(ec):
+def test_release_ends_the_simulation_process(ec, caplog):
     sim, nodes, _ = line(ec, stop=86400.0)
     ping = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", interval=0.001)
     ec.deploy()
@@ -264,6 +264,23 @@ def test_release_ends_the_simulation_process(ec):
     ec.release()
     assert ec.state(sim) == S.RELEASED and ec.get_resource(sim).outcome == S.STOPPED
     assert pid not in _process.live_pids() and not _process._alive(pid)
+    # the run's reader and the stop waited for the same end: each saw it (none waited 10 s)
+    assert not [r for r in caplog.records if "did not end" in r.getMessage()]
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_shutdown_as_the_simulation_ends_waits_for_its_end_once(ec, caplog, round_):
+    """The ping FINISHED at the stop time, as the simulation ends its process: a shutdown
+    right then kills it while the run waits for the same end.  Both must see it (a second
+    reader on the process's pidfd used to replace the first: a 10 s wait, a warning)."""
+    sim, nodes, _ = line(ec, stop=4.0)
+    ping = ec.register_resource("ns3::Ping", connectedTo=nodes[0], target="n2", count=2)
+    ec.deploy()
+    ec.wait_finished(ping, timeout=BUILD)
+    pid = ec.get_resource(sim).worker_pid
+    ec.shutdown()
+    assert ec.get_resource(sim).failure is None and not _process._alive(pid)
+    assert not [r for r in caplog.records if "did not end" in r.getMessage() or r.levelname == "ERROR"]
 
 
 def test_shutdown_while_an_isolated_simulation_imports_ns3_ends_it_at_once(ec):
