@@ -1,4 +1,7 @@
-"""Every tutorial notebook runs start to finish in a real Jupyter kernel (``--kernel``)."""
+"""Every tutorial notebook runs start to finish in a real Jupyter kernel (``--kernel``).
+
+A notebook that needs an extra (``nepi_lab_test.needs`` in its metadata: ``["ns3"]``) is
+marked slow, and skipped, saying so, on a kernel without it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import shutil
 
 import pytest
 
+from .kernels import missing_extra, notebook_needs
+
 nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
 nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
 
@@ -15,12 +20,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
+def _notebook(path: str):
+    """``path`` as a parameter: slow if it needs an extra (ns-3's import alone is 10-20 s)."""
+    return pytest.param(path, id=os.path.basename(path),
+                        marks=[pytest.mark.slow] if notebook_needs(path) else [])
+
+
 def test_there_are_notebooks():
     assert NOTEBOOKS
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+@pytest.mark.parametrize("path", [_notebook(path) for path in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch, kernel_name):
+    for extra in notebook_needs(path):
+        if missing_extra(kernel_name, extra):
+            pytest.skip(missing_extra(kernel_name, extra))
     monkeypatch.setenv("NEPI_LAB_RESULTS", str(tmp_path))
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:

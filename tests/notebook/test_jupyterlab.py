@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ..kernels import missing_extra, notebook_needs
 from .jupyterlab import missing, served_notebooks
 
 if missing():
@@ -47,6 +48,9 @@ def test_there_are_notebooks():
 def test_restart_and_run_all_twice(lab, source, kernel_name, summary_line):
     """Restart & Run All, twice in a row, ends with every cell run once, in order, without
     an error: a blocking call in a cell never wedges the kernel, whatever is queued."""
+    for extra in notebook_needs(source):
+        if missing_extra(kernel_name, extra):
+            pytest.skip(missing_extra(kernel_name, extra))
     notebook = lab.open(source.name)
     results = []
     for attempt in range(1, RUNS + 1):
