@@ -18,6 +18,10 @@ import pytest
 
 from nepi_lab.resources.ns3 import _process
 
+#: seconds a test waits for its first simulation: the session's first imports ns-3 (8-20 s,
+#: more under load); the shared ``ec`` fixture is tests/resources/conftest.py's
+BUILD = 300
+
 
 def ns3_missing() -> str | None:
     """Why ns-3 cannot be tested here (None: it can)."""

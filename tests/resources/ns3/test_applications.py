@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from nepi_lab import ExperimentController, ExperimentFailedError, ResourceState
+from nepi_lab import ExperimentFailedError, ResourceState
 from nepi_lab.analysis import trace_frame
 from nepi_lab.resources.ns3 import SimulationError, describe_type
 
-from .conftest import needs_ns3
+from .conftest import BUILD, needs_ns3
 
 pytestmark = [pytest.mark.slow, needs_ns3]
 
 S = ResourceState
-BUILD = 300  # seconds: the first simulation of the session imports ns-3 (8-20 s, more under load)
-
-
-@pytest.fixture
-def ec(tmp_path):
-    controller = ExperimentController(exp_id="ns3apps", local_dir=str(tmp_path))
-    yield controller
-    controller.shutdown()
 
 
 def pair(ec, rate="10Mbps", delay="5ms", stop=4.0, **sim):

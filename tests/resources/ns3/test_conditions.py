@@ -15,19 +15,11 @@ import pytest
 from nepi_lab import ExperimentController, ExperimentFailedError, ResourceState
 from nepi_lab.analysis import trace_frame
 
-from .conftest import needs_ns3
+from .conftest import BUILD, needs_ns3
 
 pytestmark = [pytest.mark.slow, needs_ns3]
 
 S = ResourceState
-BUILD = 300  # seconds: the first simulation of the session imports ns-3 (8-20 s, more under load)
-
-
-@pytest.fixture
-def ec(tmp_path):
-    controller = ExperimentController(exp_id="ns3-conditions", local_dir=str(tmp_path))
-    yield controller
-    controller.shutdown()
 
 
 def pair(ec, stop=6.0):

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from nepi_lab import ExperimentController, ResourceState, flows_frame
+from nepi_lab import ResourceState, flows_frame
 from nepi_lab.analysis import trace_frame
 from nepi_lab.analysis.errors import TraceNotFoundError
 
-from .conftest import needs_ns3
+from .conftest import BUILD, needs_ns3
 
 pytestmark = [pytest.mark.slow, needs_ns3]
 
 S = ResourceState
-BUILD = 300  # seconds: the first simulation of the session imports ns-3 (8-20 s, more under load)
-
-
-@pytest.fixture
-def ec(tmp_path):
-    controller = ExperimentController(exp_id="ns3flows", local_dir=str(tmp_path))
-    yield controller
-    controller.shutdown()
 
 
 def finished(ec, guids):

@@ -15,24 +15,16 @@ import subprocess
 
 import pytest
 
-from nepi_lab import ExperimentController, ExperimentFailedError, ResourceState
+from nepi_lab import ExperimentFailedError, ResourceState
 from nepi_lab.analysis import events_frame, trace_frame
 from nepi_lab.resources.ns3 import _process
 
 from ...guards import wait_until
-from .conftest import needs_ns3
+from .conftest import BUILD, needs_ns3
 
 pytestmark = [pytest.mark.slow, needs_ns3]
 
 S = ResourceState
-BUILD = 300  # seconds: the first simulation of the session imports ns-3 (8-20 s, more under load)
-
-
-@pytest.fixture
-def ec(tmp_path):
-    controller = ExperimentController(exp_id="ns3", local_dir=str(tmp_path))
-    yield controller
-    controller.shutdown()
 
 
 def line(ec, delays=("5ms", "10ms"), rate="10Mbps", stop=6.0, **sim):

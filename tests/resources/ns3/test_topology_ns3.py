@@ -15,11 +15,9 @@ from nepi_lab.notebook.topology_view import topology_graph
 from nepi_lab.resources.netns import run_prefix
 
 from ..netns.conftest import MISSING, namespaces
-from .conftest import needs_ns3
+from .conftest import BUILD, needs_ns3
 
 pytestmark = [pytest.mark.slow, needs_ns3]
-
-BUILD = 300  # seconds: the first simulation of the session imports ns-3
 
 
 def ns3_ping(ec, topo, source, target, count=3, **ping):
@@ -141,7 +139,6 @@ def test_a_csma_bus_takes_raw_ns3_attributes_of_its_devices_and_channel(ec):
     ec.wait_finished(topo.simulation, timeout=BUILD)
     lengths = trace_frame(ec, bus, "pcap")["ip_length"].dropna()
     assert len(lengths) >= 6 and lengths.max() <= 500  # request and reply, 3 fragments each
-
 
 
 def test_a_csma_bus_refuses_a_raw_name_its_devices_and_channel_lack(ec):
