@@ -1385,6 +1385,12 @@ class ExperimentController:
         attr = as_trace_attr(attr)
         check_stream(block, offset)
         check_timeout(timeout)
+        if attr is TraceAttr.SIZE or attr is TraceAttr.PATH:
+            # a collected trace's size or path needs no loop: answered on this thread
+            # (how it stays whole while the loop runs: ResourceManager._read_trace_here)
+            here = rm._read_trace_here(name, attr)
+            if here is not None:
+                return here
         if self._closed:  # collected traces stay readable from the run directory
             return _run_on_a_new_loop(rm.read_trace(name, attr, block, offset))
         return self._sync(self.trace_async(guid, name, attr, block, offset, timeout), "trace")
@@ -1448,6 +1454,8 @@ class ExperimentController:
 
     def state(self, guid: int, hr: bool = False) -> ResourceState | str:
         """The state of ``guid``; its name when ``hr`` is True."""
+        # on the calling thread: the loop thread replaces ``_state`` in one assignment
+        # (a state change), so one read sees the state before or after it, never a mix
         state = self._rm(guid)._state
         return state.name if hr else state
 
