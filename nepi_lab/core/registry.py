@@ -26,7 +26,6 @@ and a script pays only for the types it uses:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import logging
@@ -190,6 +189,8 @@ def get_resource_type(rtype: str | type[ResourceManager]) -> type[ResourceManage
     if cls is None:
         if not isinstance(rtype, str):
             raise UnknownResourceTypeError(repr(rtype))
+        import difflib  # here: only the error's suggestions need it
+
         names = list(_types)
         close = difflib.get_close_matches(rtype, names, n=3, cutoff=0.5)
         lower = [n for n in names if rtype.lower() in n.lower() and n not in close]
