@@ -91,6 +91,9 @@ def _import_builtin(name: str, rtype: str | None = None) -> None:
     only ``rtype``'s when it is listed there.
     """
     modules: dict[str, str] = {}
+    # A type defined before (a notebook cell redefining linux::Ping) stays: a built-in
+    # module imported now, on demand, counts as defined before it, as if loaded at start.
+    before = dict(_types)
     try:
         package = importlib.import_module(name)
         modules = getattr(package, "_TYPE_MODULES", None) or {}
@@ -99,6 +102,8 @@ def _import_builtin(name: str, rtype: str | None = None) -> None:
             importlib.import_module(f"{name}.{module}")
     except ImportError as exc:  # an optional back end whose extra is missing
         log.debug("resource module %s not loaded: %s", name, exc)
+    finally:
+        _types.update(before)
     if rtype is None or rtype not in modules:
         _imported.add(name)
 

@@ -270,3 +270,18 @@ def test_plugins_are_found_only_where_declared(tmp_path, monkeypatch):
     dist.mkdir()
     (dist / "entry_points.txt").write_text("[nepi_lab.resources]\nplugged = plugin_types\n")
     assert registry._plugins_declared() is True
+
+
+def test_a_type_redefined_before_its_builtin_module_loads_stays():
+    """A notebook cell defining its own ``linux::Ping`` before anything imported the
+    linux tools: listing every type (which imports them) keeps the cell's class."""
+    code = textwrap.dedent("""
+        from nepi_lab import ResourceManager, get_resource_type, resource_types
+        get_resource_type("linux::Application")
+        class MyPing(ResourceManager):
+            _rtype = "linux::Ping"
+        print(resource_types()["linux::Ping"] is MyPing, get_resource_type("linux::Ping") is MyPing,
+              "linux::Traceroute" in resource_types())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True"]
