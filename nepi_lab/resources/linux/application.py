@@ -134,6 +134,7 @@ import os
 import posixpath
 import re
 import shlex
+import stat
 import time
 import urllib.parse
 from collections.abc import Collection
@@ -912,8 +913,8 @@ class Application(ResourceManager):
         collection, then sets it, once every file is in place.  Read as a seqlock: the
         count, the flag, the file, the flag and the count again; if the flag was set
         both times and the count did not move, no collection overlapped the ``stat``
-        and the answer is whole.  Otherwise (or a name the run directory does not
-        has not: the loop reads it on the host, or raises the error) the loop answers.
+        and the answer is whole.  Otherwise (or a name that is no file of the run
+        directory: the loop reads it on the host, or raises the error) the loop answers.
         """
         if type(self).read_trace is not Application.read_trace:
             return None  # a type reading its traces its own way
@@ -922,10 +923,12 @@ class Application(ResourceManager):
             return None
         local = self._local_path(name)
         try:
-            size = os.stat(local).st_size
+            info = os.stat(local)
         except OSError:  # not collected (a step that did not run): read on the host
             return None
-        answer = size if attr is TraceAttr.SIZE else local
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        answer = info.st_size if attr is TraceAttr.SIZE else local
         if not self._collected or self._collections != count:
             return None
         return answer
