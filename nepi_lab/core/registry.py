@@ -11,8 +11,11 @@ and a script pays only for the types it uses:
 - classes already defined (registered on definition);
 - the package's own modules, listed in :data:`BUILTIN_MODULES`: a lookup that misses
   imports the one module its name's prefix names (``linux::Node`` imports
-  ``nepi_lab.resources.linux``, ``ns3::Node`` the ns-3 module, a name without ``::``
-  the collector), see :data:`BUILTIN_PREFIXES`;
+  ``nepi_lab.resources.linux``, and of it only the module defining ``linux::Node``;
+  ``ns3::Node`` the ns-3 module, a name without ``::`` the collector), see
+  :data:`BUILTIN_PREFIXES` -- unless a plug-in is installed (below): then the first
+  lookup that misses loads every module and every plug-in, as a plug-in may redefine a
+  built-in name;
 - the ``nepi_lab.resources`` entry-point group, so another package can add types::
 
       [project.entry-points."nepi_lab.resources"]
@@ -55,6 +58,8 @@ BUILTIN_PREFIXES: dict[str, str] = {"linux": "nepi_lab.resources.linux", "netns"
 _types: dict[str, type[ResourceManager]] = {}
 #: Built-in modules already imported (or tried) by a prefix lookup.
 _imported: set[str] = set()
+#: Whether some installed package declares plug-in types (None: not looked at yet).
+_plugins_present: bool | None = None
 _loaded = False
 _loading = False  # the loading thread asked again (an import registering types)
 #: Held while the types load: a thread asking meanwhile (runs of a sweep made at once)
@@ -150,6 +155,19 @@ def _plugins_declared() -> bool:
     return False
 
 
+def _plugins_installed() -> bool:
+    """:func:`_plugins_declared`, asked once per process (the lookups' laziness hangs on it).
+
+    With a plug-in installed, the first lookup that misses loads everything, as it always
+    did: a plug-in may redefine a built-in name (its own ``linux::Ping``), and which class
+    a name gives must not depend on which names were looked up before.
+    """
+    global _plugins_present
+    if _plugins_present is None:
+        _plugins_present = _plugins_declared()
+    return _plugins_present
+
+
 def _import_types() -> None:
     for name in BUILTIN_MODULES:
         if name not in _imported:
@@ -185,7 +203,7 @@ def get_resource_type(rtype: str | type[ResourceManager]) -> type[ResourceManage
             register_type(rtype)
         return rtype
     cls = _types.get(rtype)
-    if cls is None and isinstance(rtype, str):
+    if cls is None and isinstance(rtype, str) and not _plugins_installed():
         _load_prefix(rtype)  # the built-in module of its prefix only
         cls = _types.get(rtype)
     if cls is None:

@@ -285,3 +285,26 @@ def test_a_type_redefined_before_its_builtin_module_loads_stays():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True", "True"]
+
+
+def test_with_a_plugin_installed_the_first_miss_loads_everything(tmp_path):
+    """A plug-in may redefine a built-in name: where one is installed, the first lookup
+    loads the plug-ins too, so a name gives the same class whatever was looked up before."""
+    (tmp_path / "plugin_ping.py").write_text(textwrap.dedent("""
+        from nepi_lab import ResourceManager
+        class PluginPing(ResourceManager):
+            _rtype = "linux::Ping"
+    """))
+    dist = tmp_path / "plugin_ping-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-ping\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[nepi_lab.resources]\nping = plugin_ping\n")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from nepi_lab import get_resource_type
+        get_resource_type("linux::Application")
+        print(get_resource_type("linux::Ping").__module__, "nepi_lab.resources.ns3" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["plugin_ping", "True"]
