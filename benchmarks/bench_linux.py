@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_linux.py                  # full run, files in the temp folder
     python benchmarks/bench_linux.py --quick          # fewer repetitions
     python benchmarks/bench_linux.py --dir /dev/shm   # files on another file system
+    python benchmarks/bench_linux.py --first          # figures 4-7 only (about a minute)
 
 An application creates a few files (its folder, stdout, stderr, exitcode, its results
 folder, hard links) and the baseline none, so the file system's speed shows in
@@ -48,6 +49,32 @@ Figures
    an event subscriber (in the loop thread, at every state change) and by the main
    thread between waits.  Baseline: the same count during the asyncio baseline.
    Target: <= 4.
+
+Figures 4-7, the first resource of a process (``--first`` runs only these; every one in
+interleaved rounds of fresh processes, medians; the load average is printed beside):
+
+4. One ``true`` application, the first of its process: ``ExperimentController()`` to
+   after ``shutdown()``, ``import nepi_lab`` done before (so the type registry's start-up,
+   the linux modules' import, counts).  Baseline: the first
+   ``subprocess.run("true", shell=True)`` of a process that imported asyncio.
+   Target: <= 4x.  For reference, the same with ``NEPI_LAB_CGROUPS=0``: where cgroup v2
+   is writable, each command's shell first moves itself into its node's cgroup
+   (``echo $$ > cgroup.procs``); strace shows that one write taking 4-15 ms on this
+   project's VMs while the controller runs (the kernel's ``cgroup_threadgroup_rwsem``
+   waits for an RCU grace period, unless cgroup2 is mounted with ``favordynmods``).
+5. Ten ``true`` applications, likewise.  Baseline: ten ``asyncio.create_subprocess_exec``
+   of ``/bin/sh -c true`` started together on a fresh loop and awaited.  Target: <= 2x.
+6. A one-app script, whole process: ``python -c`` importing nepi_lab, one ``true``
+   application, shutdown, exit.  Baseline: ``python -c`` importing asyncio and running
+   ``/bin/sh -c true`` through ``asyncio.create_subprocess_exec``.  Target: <= 1.3x.
+7. Synchronous reads that need no loop, per call, in a process whose application has
+   finished and whose traces are collected: ``ec.state(guid)`` against a plain
+   function call returning an attribute, and ``ec.trace(guid, "stdout", attr=SIZE)``
+   against ``os.stat`` of that file.  No target but "no thread hop" (the hop costs tens
+   of microseconds; a call without it is within a few times the baseline).
+
+Python's cached bytecode matters at this scale: with ``PYTHONDONTWRITEBYTECODE`` set and
+no ``__pycache__``, every import compiles the source again (the header says so).
 """
 
 from __future__ import annotations
@@ -195,15 +222,106 @@ def by_hand(n: int, where: str) -> dict:
     return {"total": time.perf_counter() - start}
 
 
-FIGURES = {"one_app": one_app, "many_apps": many_apps, "raw_asyncio": raw_asyncio, "by_hand": by_hand}
+def first_apps(n: int, where: str) -> dict:
+    """Figures 4 and 5: the first controller of a fresh process, ``n`` ``true`` apps."""
+    import nepi_lab  # noqa: F401 - imported before the clock starts, as a script would
+
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        start = time.perf_counter()
+        from nepi_lab import ExperimentController
+
+        ec = ExperimentController(exp_id="bench", local_dir=os.path.join(tmp, "results"))
+        node = ec.register_resource("linux::Node", home=os.path.join(tmp, "home"))
+        apps = [ec.register_resource("linux::Application", connectedTo=node, command="true")
+                for _ in range(n)]
+        ec.deploy()
+        ec.wait_finished(apps, timeout=60)
+        ec.shutdown()
+        elapsed = time.perf_counter() - start
+        assert all(ec.trace(a, "exitcode") == "0\n" for a in apps)
+    return {"total": elapsed}
+
+
+def first_spawns(n: int, where: str) -> dict:
+    """Baselines of figures 4 and 5: the first spawns of a process that imported asyncio."""
+    if n == 1:
+        start = time.perf_counter()
+        subprocess.run("true", shell=True, check=True)
+        return {"total": time.perf_counter() - start}
+
+    async def main() -> None:
+        processes = [await asyncio.create_subprocess_exec("/bin/sh", "-c", "true") for _ in range(n)]
+        for p in processes:
+            await p.wait()
+
+    start = time.perf_counter()
+    asyncio.run(main())
+    return {"total": time.perf_counter() - start}
+
+
+#: Figure 6: the script, and its baseline (``{where}`` is a fresh temporary folder).
+SCRIPT = ("import os, sys\nfrom nepi_lab import ExperimentController\nwhere = sys.argv[1]\n"
+          "ec = ExperimentController(exp_id='s', local_dir=os.path.join(where, 'results'))\n"
+          "node = ec.register_resource('linux::Node', home=os.path.join(where, 'home'))\n"
+          "app = ec.register_resource('linux::Application', connectedTo=node, command='true')\n"
+          "ec.deploy()\nec.wait_finished(app)\nec.shutdown()\n")
+SCRIPT_BASE = ("import asyncio\nasync def main():\n"
+               "    p = await asyncio.create_subprocess_exec('/bin/sh', '-c', 'true')\n"
+               "    await p.wait()\nasyncio.run(main())\n")
+
+
+def whole_process(code: str, where: str) -> float:
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code, tmp], check=True)
+        return time.perf_counter() - start
+
+
+def sync_reads(n: int, where: str) -> dict:
+    """Figure 7: ``ec.state`` and ``ec.trace(SIZE)`` per call, and their baselines."""
+    from nepi_lab import ExperimentController, TraceAttr
+
+    class Plain:
+        def __init__(self) -> None:
+            self._state = 7
+
+        def state(self, guid: int) -> int:
+            return self._state
+
+    def per_call(call, *args) -> float:  # noqa: ANN001
+        rounds = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(n):
+                call(*args)
+            rounds.append((time.perf_counter() - start) / n)
+        return statistics.median(rounds)
+
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        ec = ExperimentController(exp_id="bench", local_dir=os.path.join(tmp, "results"))
+        node = ec.register_resource("linux::Node", home=os.path.join(tmp, "home"))
+        app = ec.register_resource("linux::Application", connectedTo=node, command="echo hello")
+        ec.deploy()
+        ec.wait_finished(app, timeout=30)
+        path = ec.trace(app, "stdout", attr=TraceAttr.PATH)
+        assert ec.trace(app, "stdout", attr=TraceAttr.SIZE) == os.stat(path).st_size == 6
+        plain = Plain()
+        figures = {"state": per_call(ec.state, app), "plain": per_call(plain.state, app),
+                   "size": per_call(ec.trace, app, "stdout", TraceAttr.SIZE), "stat": per_call(os.stat, path)}
+        ec.shutdown()
+    return figures
+
+
+FIGURES = {"first_apps": first_apps, "first_spawns": first_spawns, "sync_reads": sync_reads,
+           "one_app": one_app, "many_apps": many_apps, "raw_asyncio": raw_asyncio, "by_hand": by_hand}
 
 
 # == driver ==========================================================================
 
 
-def child(name: str, arg: int, where: str) -> dict:
+def child(name: str, arg: int, where: str, env: dict[str, str] | None = None) -> dict:
     out = subprocess.run([sys.executable, __file__, CHILD_FLAG, name, str(arg), where], capture_output=True,
-                         text=True, timeout=600)
+                         text=True, timeout=600, env=None if env is None else {**os.environ, **env})
     for line in out.stdout.splitlines():
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
@@ -267,6 +385,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=240, metavar="SECONDS",
                         help="before each round of figure 2, wait at most this long for the file "
                              "system to settle (0: do not wait; see the module docstring)")
+    parser.add_argument("--first", action="store_true", help="figures 4-7 only (the first resource, "
+                                                                  "whole scripts, synchronous reads)")
     parser.add_argument(CHILD_FLAG, nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -274,6 +394,8 @@ def main() -> int:
         print(MARK + json.dumps(FIGURES[name](int(arg), where)), flush=True)
         return 0
     where = args.dir
+    if args.first:
+        return first_figures(args, where)
     settler = Settler(where, args.settle)
     try:
         return run_figures(args, where, settler)
@@ -316,7 +438,57 @@ def run_figures(args: argparse.Namespace, where: str, settler: Settler) -> int:
     ok3 = threads <= 4
     print(f"3. max threads during {n} apps: {threads}; baseline asyncio subprocesses: "
           f"{max(r['threads'] for r in raw)}; target <= 4: {verdict(ok3)}")
-    return 0 if ok1 and ok2 and ok3 else 1
+    first_ok = first_figures(args, where) == 0
+    return 0 if ok1 and ok2 and ok3 and first_ok else 1
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def first_figures(args: argparse.Namespace, where: str) -> int:
+    """Figures 4-7 (see the module docstring)."""
+    rounds = 5 if args.quick else 15
+    note = " (PYTHONDONTWRITEBYTECODE is set: imports may compile)" if sys.flags.dont_write_bytecode else ""
+    print(f"first resource, whole scripts, synchronous reads: {rounds} interleaved rounds of fresh "
+          f"processes, medians; {load()}{note}", flush=True)
+    ok = True
+    for figure, n, target, what, base_what in (
+            (4, 1, 4.0, "one `true` app, first of its process, ExperimentController() .. shutdown()",
+             "subprocess.run('true', shell=True), first of its process"),
+            (5, 10, 2.0, "ten `true` apps, first of their process, ExperimentController() .. shutdown()",
+             "ten asyncio.create_subprocess_exec('/bin/sh', '-c', 'true') together")):
+        ours, base, plain = [], [], []
+        for _ in range(rounds):
+            ours.append(child("first_apps", n, where)["total"])
+            base.append(child("first_spawns", n, where)["total"])
+            plain.append(child("first_apps", n, where, {"NEPI_LAB_CGROUPS": "0"})["total"])
+        mine, raw, without = statistics.median(ours), statistics.median(base), statistics.median(plain)
+        good = mine <= target * raw
+        ok = ok and good
+        print(f"{figure}. {what}: {mine * 1000:.1f} ms; baseline {base_what}: {raw * 1000:.1f} ms; "
+              f"ratio {mine / raw:.1f}x; target <= {target:g}x: {verdict(good)}   ({load()})\n"
+              f"   for reference, without the node's cgroup (NEPI_LAB_CGROUPS=0: no command's shell moves "
+              f"itself into it): {without * 1000:.1f} ms, {without / raw:.1f}x", flush=True)
+    ours, base = [], []
+    for _ in range(rounds):
+        ours.append(whole_process(SCRIPT, where))
+        base.append(whole_process(SCRIPT_BASE, where))
+    mine, raw = statistics.median(ours), statistics.median(base)
+    good = mine <= 1.3 * raw
+    ok = ok and good
+    print(f"6. a one-app script, whole process (python -c: import nepi_lab, one `true` app, shutdown): "
+          f"{mine * 1000:.1f} ms; baseline python -c importing asyncio, one asyncio spawn of "
+          f"/bin/sh -c true: {raw * 1000:.1f} ms; ratio {mine / raw:.2f}x; target <= 1.3x: {verdict(good)}   "
+          f"({load()})", flush=True)
+    reads = child("sync_reads", 20000, where)
+    print(f"7. ec.state(guid): {reads['state'] * 1e6:.2f} us per call; baseline a plain method returning an "
+          f"attribute: {reads['plain'] * 1e6:.2f} us ({reads['state'] / reads['plain']:.1f}x)\n"
+          f"   ec.trace(guid, 'stdout', attr=SIZE) of a collected trace: {reads['size'] * 1e6:.2f} us "
+          f"per call; baseline os.stat of the file: {reads['stat'] * 1e6:.2f} us "
+          f"({reads['size'] / reads['stat']:.1f}x)"
+          f"   ({load()})", flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

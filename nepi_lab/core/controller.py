@@ -43,7 +43,6 @@ import functools
 import inspect
 import logging
 import os
-import secrets
 import shutil
 import signal
 import threading
@@ -52,7 +51,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from . import files, script
 from .attributes import Attribute, Flags, Types
 from .conditions import Condition, DependencyGraph
 from .display import view
@@ -206,7 +204,8 @@ class ExperimentController:
 
     def __init__(self, exp_id: str | None = None, local_dir: str | None = None,
                  parameters: dict[str, Any] | None = None) -> None:
-        self._exp_id = check_name(exp_id if exp_id is not None else f"exp-{secrets.token_hex(8)}", "exp_id")
+        # os.urandom is what secrets.token_hex reads, without importing hashlib and random
+        self._exp_id = check_name(exp_id if exp_id is not None else f"exp-{os.urandom(8).hex()}", "exp_id")
         self._parameters = check_parameters(parameters)
         self._local_dir = check_local_dir(local_dir if local_dir is not None else default_local_dir())
         self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id, default=local_dir is None)
@@ -1385,6 +1384,12 @@ class ExperimentController:
         attr = as_trace_attr(attr)
         check_stream(block, offset)
         check_timeout(timeout)
+        if attr is TraceAttr.SIZE or attr is TraceAttr.PATH:
+            # a collected trace's size or path needs no loop: answered on this thread
+            # (how it stays whole while the loop runs: ResourceManager._read_trace_here)
+            here = rm._read_trace_here(name, attr)
+            if here is not None:
+                return here
         if self._closed:  # collected traces stay readable from the run directory
             return _run_on_a_new_loop(rm.read_trace(name, attr, block, offset))
         return self._sync(self.trace_async(guid, name, attr, block, offset, timeout), "trace")
@@ -1448,6 +1453,8 @@ class ExperimentController:
 
     def state(self, guid: int, hr: bool = False) -> ResourceState | str:
         """The state of ``guid``; its name when ``hr`` is True."""
+        # on the calling thread: the loop thread replaces ``_state`` in one assignment
+        # (a state change), so one read sees the state before or after it, never a mix
         state = self._rm(guid)._state
         return state.name if hr else state
 
@@ -1610,6 +1617,8 @@ class ExperimentController:
 
         Allowed after :meth:`shutdown` too: it writes what was recorded.
         """
+        from . import files  # here: only saving and loading need it
+
         return files.save(self, path)
 
     @classmethod
@@ -1644,6 +1653,8 @@ class ExperimentController:
             import), :class:`ExperimentAttributeError` (an attribute the installed type
             does not declare).  Nothing is left behind: no controller, no run directory.
         """
+        from . import files
+
         return files.load(path, cls, **kwargs)
 
     def to_script(self, deploy: bool = False, timeout: float = 60) -> str:
@@ -1655,6 +1666,8 @@ class ExperimentController:
         the builder's "Show code" prints); by default it stops once the experiment is
         built.  Secret values are not written (a comment names them).
         """
+        from . import script  # here: only this needs it
+
         return script.experiment_script(self, deploy=deploy, timeout=timeout)
 
     def write_graphml(self, path: str | os.PathLike[str]) -> str:
@@ -1666,6 +1679,8 @@ class ExperimentController:
         :func:`nepi_lab.core.files.graphml_graph`).  Read it back with
         ``networkx.read_graphml(path, node_type=int)``: node ids are the guids.
         """
+        from . import files
+
         return files.write_graphml(self, path)
 
     def _save_description(self) -> None:

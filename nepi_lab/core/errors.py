@@ -44,7 +44,6 @@ says it in words.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -113,6 +112,8 @@ def _close_names(name: object, names: list[str]) -> list[str]:
     """Up to three of ``names`` close to ``name`` (a typo, another capitalisation)."""
     if not isinstance(name, str):
         return []
+    import difflib  # here: only an error's suggestions need it
+
     by_lower = {n.lower(): n for n in names}
     return [by_lower[n] for n in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)]
 

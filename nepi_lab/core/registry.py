@@ -5,23 +5,35 @@ A class that subclasses :class:`~nepi_lab.core.resource.ResourceManager` and set
 is enough.  Defining a type again under the same name replaces the earlier one, which
 is what redefining a class in a notebook needs.
 
-Types come from three places, looked up lazily so that ``import nepi_lab`` stays light:
+Types come from three places, looked up lazily so that ``import nepi_lab`` stays light
+and a script pays only for the types it uses:
 
 - classes already defined (registered on definition);
-- the package's own modules, listed in :data:`BUILTIN_MODULES` and imported on the
-  first lookup that misses;
+- the package's own modules, listed in :data:`BUILTIN_MODULES`: a lookup that misses
+  imports the one module its name's prefix names (``linux::Node`` imports
+  ``nepi_lab.resources.linux``, and of it only the module defining ``linux::Node``;
+  ``ns3::Node`` the ns-3 module, a name without ``::`` the collector), see
+  :data:`BUILTIN_PREFIXES` -- unless a plug-in is installed (below): then the first
+  lookup that misses loads every module and every plug-in, as a plug-in may redefine a
+  built-in name;
 - the ``nepi_lab.resources`` entry-point group, so another package can add types::
 
       [project.entry-points."nepi_lab.resources"]
       mytypes = "mypackage.resources"        # a module defining ResourceManager subclasses
+
+  read only when a name is found in none of the above, or when every type is listed
+  (:func:`resource_types`); and then :mod:`importlib.metadata` (tens of milliseconds
+  to import and to scan every installed package) is used only if some installed
+  package's ``entry_points.txt`` declares the group (:func:`_plugins_declared`).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import logging
+import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +50,16 @@ ENTRY_POINT_GROUP = "nepi_lab.resources"
 BUILTIN_MODULES: list[str] = ["nepi_lab.resources.collector", "nepi_lab.resources.linux",
                                "nepi_lab.resources.netns", "nepi_lab.resources.ns3"]
 
+#: The built-in module holding the types of each prefix (the part of a type name before
+#: ``::``; ``""`` for a name without one).  A prefix not listed here is no built-in's.
+BUILTIN_PREFIXES: dict[str, str] = {"linux": "nepi_lab.resources.linux", "netns": "nepi_lab.resources.netns",
+                                    "ns3": "nepi_lab.resources.ns3", "": "nepi_lab.resources.collector"}
+
 _types: dict[str, type[ResourceManager]] = {}
+#: Built-in modules already imported (or tried) by a prefix lookup.
+_imported: set[str] = set()
+#: Whether some installed package declares plug-in types (None: not looked at yet).
+_plugins_present: bool | None = None
 _loaded = False
 _loading = False  # the loading thread asked again (an import registering types)
 #: Held while the types load: a thread asking meanwhile (runs of a sweep made at once)
@@ -67,12 +88,92 @@ def _load_all() -> None:
             _loaded, _loading = True, False
 
 
+def _import_builtin(name: str, rtype: str | None = None) -> None:
+    """Import one of :data:`BUILTIN_MODULES` (its types register themselves).
+
+    A package that imports its modules lazily lists the module of each of its types in
+    ``_TYPE_MODULES`` (``{"linux::Node": "node", ...}``): all of them are imported, or
+    only ``rtype``'s when it is listed there.
+    """
+    modules: dict[str, str] = {}
+    # A type defined before (a notebook cell redefining linux::Ping) stays: a built-in
+    # module imported now, on demand, counts as defined before it, as if loaded at start.
+    before = dict(_types)
+    try:
+        package = importlib.import_module(name)
+        modules = getattr(package, "_TYPE_MODULES", None) or {}
+        wanted = [modules[rtype]] if rtype in modules else sorted(set(modules.values()))
+        for module in wanted:
+            importlib.import_module(f"{name}.{module}")
+    except ImportError as exc:  # an optional back end whose extra is missing
+        log.debug("resource module %s not loaded: %s", name, exc)
+    finally:
+        _types.update(before)
+    if rtype is None or rtype not in modules:
+        _imported.add(name)
+
+
+def _load_prefix(rtype: str) -> None:
+    """Import the built-in module of ``rtype``'s prefix (only the one defining ``rtype``
+    when the package says which), if any and not done yet (thread-safe)."""
+    module = BUILTIN_PREFIXES.get(rtype.partition("::")[0] if "::" in rtype else "")
+    if module is None or module in _imported:
+        return
+    with _load_lock:
+        if module not in _imported:
+            _import_builtin(module, rtype)
+
+
+def _plugins_declared() -> bool:
+    """Whether an installed package may declare ``nepi_lab.resources`` entry points.
+
+    Reads the ``entry_points.txt`` of every ``*.dist-info``/``*.egg-info`` folder on
+    ``sys.path`` (about 2 ms for 300 packages) and looks for the group's header, so that
+    :mod:`importlib.metadata` (which imports the email package and parses every
+    package's metadata: tens of ms) is used only when there is something to find.
+    A ``sys.path`` entry that is not a folder (a zip file) may hold packages this does
+    not read: then the answer is True and importlib.metadata decides.
+    """
+    header = ("[" + ENTRY_POINT_GROUP + "]").encode()
+    for entry in sys.path:
+        try:
+            listing = os.scandir(entry or ".")
+        except NotADirectoryError:
+            return True
+        except OSError:  # a folder that does not exist: nothing there
+            continue
+        with listing:
+            for dist in listing:
+                if not dist.name.endswith((".dist-info", ".egg-info")):
+                    continue
+                try:
+                    with open(os.path.join(dist.path, "entry_points.txt"), "rb") as f:
+                        if header in f.read():
+                            return True
+                except OSError:  # no entry points, or an .egg-info file
+                    continue
+    return False
+
+
+def _plugins_installed() -> bool:
+    """:func:`_plugins_declared`, asked once per process (the lookups' laziness hangs on it).
+
+    With a plug-in installed, the first lookup that misses loads everything, as it always
+    did: a plug-in may redefine a built-in name (its own ``linux::Ping``), and which class
+    a name gives must not depend on which names were looked up before.
+    """
+    global _plugins_present
+    if _plugins_present is None:
+        _plugins_present = _plugins_declared()
+    return _plugins_present
+
+
 def _import_types() -> None:
     for name in BUILTIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:  # an optional back end whose extra is missing
-            log.debug("resource module %s not loaded: %s", name, exc)
+        if name not in _imported:
+            _import_builtin(name)
+    if not _plugins_declared():
+        return
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -102,12 +203,17 @@ def get_resource_type(rtype: str | type[ResourceManager]) -> type[ResourceManage
             register_type(rtype)
         return rtype
     cls = _types.get(rtype)
+    if cls is None and isinstance(rtype, str) and not _plugins_installed():
+        _load_prefix(rtype)  # the built-in module of its prefix only
+        cls = _types.get(rtype)
     if cls is None:
-        _load_all()
+        _load_all()  # every built-in and the plug-ins: to find it, or to suggest names
         cls = _types.get(rtype)
     if cls is None:
         if not isinstance(rtype, str):
             raise UnknownResourceTypeError(repr(rtype))
+        import difflib  # here: only the error's suggestions need it
+
         names = list(_types)
         close = difflib.get_close_matches(rtype, names, n=3, cutoff=0.5)
         lower = [n for n in names if rtype.lower() in n.lower() and n not in close]
@@ -138,6 +244,8 @@ def type_origin(cls: type[ResourceManager]) -> dict[str, str | None]:
 @functools.cache
 def _plugin_distributions() -> tuple[tuple[str, object], ...]:
     """``(module, distribution)`` of every ``nepi_lab.resources`` entry point (read once)."""
+    if not _plugins_declared():
+        return ()
     from importlib import metadata
 
     return tuple((ep.module, ep.dist) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)
@@ -146,11 +254,17 @@ def _plugin_distributions() -> tuple[tuple[str, object], ...]:
 
 @functools.cache
 def _distribution_of(module: str) -> dict[str, str | None]:
-    from importlib import metadata
-
     none: dict[str, str | None] = {"distribution": None, "version": None}
     if module == "__main__":
         return none
+    if module.partition(".")[0] == "nepi_lab":
+        # this package's own types (every run's): its name and version without
+        # importlib.metadata, whose import and package scan cost tens of ms at deploy
+        from .. import __version__
+
+        return {"distribution": "nepi_lab", "version": __version__}
+    from importlib import metadata
+
     plugins = _plugin_distributions()
     dist: Any = next((d for m, d in plugins if module == m or module.startswith(m + ".")), None)
     if dist is None:

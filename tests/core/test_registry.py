@@ -220,3 +220,91 @@ def test_the_promise_check_finds_the_old_node_help():
     assert _promises("A Linux host (localhost now; SSH later) that runs applications.")
     assert _promises("needs SSH, which is not implemented yet")
     assert not _promises("A Linux host that runs applications: this machine, or any other over SSH.")
+
+
+def test_a_type_name_imports_only_what_it_needs():
+    """A fresh interpreter: ``linux::Application`` imports its own modules, not the other
+    back ends, nor the linux tools, nor importlib.metadata (no plug-in is asked for)."""
+    code = textwrap.dedent("""
+        import sys
+        from nepi_lab import get_resource_type, resource_types
+        get_resource_type("linux::Application")
+        loaded = set(sys.modules)
+        print(sorted(m for m in ("nepi_lab.resources.netns", "nepi_lab.resources.ns3",
+                                 "nepi_lab.resources.linux.tunnels", "nepi_lab.resources.linux.tools",
+                                 "importlib.metadata") if m in loaded))
+        get_resource_type("linux::Tap")
+        print("nepi_lab.resources.linux.tools" in sys.modules, "nepi_lab.resources.netns" in sys.modules)
+        types = resource_types()
+        print(all(name in types for name in ("linux::Ping", "netns::Node", "Collector", "linux::Channel")))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = out.split("\n")
+    assert lines[:3] == ["[]", "False False", "True"]
+
+
+def test_every_linux_type_is_mapped_to_its_module():
+    """The linux package imports a type's module on its first lookup by name: its map
+    names every type, and the module that defines it."""
+    from nepi_lab.resources import linux
+
+    registered = {name: cls for name, cls in resource_types().items() if name.startswith("linux::")}
+    assert set(registered) == set(linux._TYPE_MODULES)
+    for name, cls in registered.items():
+        assert cls.__module__ == f"nepi_lab.resources.linux.{linux._TYPE_MODULES[name]}", name
+    assert set(linux.__all__) <= set(linux._NAMES) | {"__getattr__"}
+    for public in linux.__all__:
+        assert getattr(linux, public).__name__ == public
+
+
+def test_plugins_are_found_only_where_declared(tmp_path, monkeypatch):
+    """The cheap scan says whether importlib.metadata is needed: an entry_points.txt
+    declaring the group on sys.path makes it answer True; none, False."""
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    assert registry._plugins_declared() is False
+    other = tmp_path / "other-1.0.dist-info"
+    other.mkdir()
+    (other / "entry_points.txt").write_text("[console_scripts]\nother = other:main\n")
+    assert registry._plugins_declared() is False
+    dist = tmp_path / "plugin_types-1.0.dist-info"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text("[nepi_lab.resources]\nplugged = plugin_types\n")
+    assert registry._plugins_declared() is True
+
+
+def test_a_type_redefined_before_its_builtin_module_loads_stays():
+    """A notebook cell defining its own ``linux::Ping`` before anything imported the
+    linux tools: listing every type (which imports them) keeps the cell's class."""
+    code = textwrap.dedent("""
+        from nepi_lab import ResourceManager, get_resource_type, resource_types
+        get_resource_type("linux::Application")
+        class MyPing(ResourceManager):
+            _rtype = "linux::Ping"
+        print(resource_types()["linux::Ping"] is MyPing, get_resource_type("linux::Ping") is MyPing,
+              "linux::Traceroute" in resource_types())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True"]
+
+
+def test_with_a_plugin_installed_the_first_miss_loads_everything(tmp_path):
+    """A plug-in may redefine a built-in name: where one is installed, the first lookup
+    loads the plug-ins too, so a name gives the same class whatever was looked up before."""
+    (tmp_path / "plugin_ping.py").write_text(textwrap.dedent("""
+        from nepi_lab import ResourceManager
+        class PluginPing(ResourceManager):
+            _rtype = "linux::Ping"
+    """))
+    dist = tmp_path / "plugin_ping-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-ping\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[nepi_lab.resources]\nping = plugin_ping\n")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from nepi_lab import get_resource_type
+        get_resource_type("linux::Application")
+        print(get_resource_type("linux::Ping").__module__, "nepi_lab.resources.ns3" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["plugin_ping", "True"]

@@ -134,6 +134,7 @@ import os
 import posixpath
 import re
 import shlex
+import stat
 import time
 import urllib.parse
 from collections.abc import Collection
@@ -358,6 +359,7 @@ class Application(ResourceManager):
         self._process: ProcessHandle | None = None
         self._ended: asyncio.Future[int] | None = None
         self._collected = False
+        self._collections = 0  #: collections ended so far (see _read_trace_here)
         self._collect_lock: asyncio.Lock | None = None
         #: True once a trace could not be written into the run directory: the host's
         #: copy is then kept at release (see ``cleanExperiment``)
@@ -506,6 +508,7 @@ class Application(ResourceManager):
                         await node.executor.download(remote, local)
                     except OSError as exc:
                         self._results_not_written(local, exc, remote)
+            self._collections += 1  # before the flag: see _read_trace_here
             self._collected = not self.keeps_files_on_host
 
     def _results_not_written(self, local: str, exc: OSError, remote: str | None = None) -> None:
@@ -899,3 +902,33 @@ class Application(ResourceManager):
         if not declared and not os.path.isfile(local):
             raise MissingTraceError(self.guid, self._rtype, name, self._trace_table, self.results_dir)
         return read_trace_file(local, attr, block, offset)
+
+    def _read_trace_here(self, name: str, attr: TraceAttr) -> str | int | None:
+        """SIZE or PATH of a collected trace, on the calling thread (see the base class).
+
+        Only once the traces are collected, i.e. the run directory's file is the one the
+        loop's :meth:`read_trace` would read.  The loop thread touches those files only
+        while ``_collected`` is False: a restart (``do_start``) or a ``tearDown``
+        clears it before anything writes, and :meth:`_collect` counts one more
+        collection, then sets it, once every file is in place.  Read as a seqlock: the
+        count, the flag, the file, the flag and the count again; if the flag was set
+        both times and the count did not move, no collection overlapped the ``stat``
+        and the answer is whole.  Otherwise (or a name that is no file of the run
+        directory: the loop reads it on the host, or raises the error) the loop answers.
+        """
+        if type(self).read_trace is not Application.read_trace:
+            return None  # a type reading its traces its own way
+        count = self._collections
+        if not self._collected:
+            return None
+        local = self._local_path(name)
+        try:
+            info = os.stat(local)
+        except OSError:  # not collected (a step that did not run): read on the host
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        answer = info.st_size if attr is TraceAttr.SIZE else local
+        if not self._collected or self._collections != count:
+            return None
+        return answer

@@ -61,7 +61,6 @@ NEPI's GRE test, between two namespaces joined by a link::
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import ipaddress
 import logging
 import posixpath
@@ -421,6 +420,8 @@ class _Tunnel(ResourceManager):
         await node.makedirs(folder)
         self._folders.append((node, posixpath.join(node.run_home, str(self.guid))))
         script = posixpath.join(folder, "forwarder.py")
+        import importlib.resources  # here: importing it costs a few ms, needed by UDP tunnels only
+
         source = importlib.resources.files(__package__).joinpath("_forwarder.py").read_text()
         await node.write_file(script, source)
         python = sys.executable if node.is_local else "python3"

@@ -345,3 +345,76 @@ def test_tools_build_their_command_quoted_and_refuse_a_raw_one(ec, node, home):
     assert ec.get(ping, "command") == "ping -c 1 -- '127.0.0.1; touch pwned'"
     assert ec.state(ping) == S.FAILED  # no such host; and nothing else ran
     assert not os.path.exists(os.path.join(ec.get_resource(ping).app_home, "pwned"))
+
+
+# -- synchronous reads without the loop ----------------------------------------------------
+
+
+def _block_the_loop(ec):
+    """Hold the controller's loop thread until the returned event is set."""
+    import threading
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        held.set()
+        release.wait(30)  # bounded: a failing test does not hang the suite
+
+    ec.schedule("0s", hold)
+    assert held.wait(10)
+    return release
+
+
+def test_state_and_collected_trace_size_and_path_need_no_loop(ec, node):
+    a = app(ec, node, command="printf 0123456789", build="echo built")
+    run(ec, a)
+    results = ec.get_resource(a).results_dir
+    release = _block_the_loop(ec)
+    try:  # the loop thread is busy: an answer that needed it would wait for it
+        assert ec.state(a) == S.FINISHED
+        assert ec.trace(a, "stdout", TraceAttr.SIZE) == 10
+        assert ec.trace(a, "stdout", TraceAttr.PATH) == os.path.join(results, "stdout")
+        assert ec.trace(a, "build", TraceAttr.SIZE) == len("built\n")
+    finally:
+        release.set()
+    # the same answers as the loop gives
+    import asyncio
+
+    for name in ("stdout", "build", "exitcode"):
+        for attr in (TraceAttr.SIZE, TraceAttr.PATH):
+            assert ec.trace(a, name, attr) == asyncio.run(ec.trace_async(a, name, attr))
+
+
+def test_a_trace_not_collected_is_still_read_through_the_loop(ec, node):
+    a = app(ec, node, command="echo early; sleep 30")
+    b = app(ec, node, command="printf done")  # no build step: its build trace stays on the host
+    ec.deploy()
+    ec.wait_started(a, timeout=10)
+    ec.wait_finished(b, timeout=10)
+    assert wait_for_trace(ec, a, "stdout", "early\n") == "early\n"
+    rm = ec.get_resource(a)
+    assert rm._read_trace_here("stdout", TraceAttr.SIZE) is None  # running: the host's file, via the loop
+    assert ec.trace(a, "stdout", TraceAttr.SIZE) == 6
+    assert ec.trace(a, "stdout", TraceAttr.PATH).startswith(ec.get_resource(node).run_home)
+    host_build = ec.trace(b, "build", TraceAttr.PATH)  # a step that did not run: not collected
+    assert ec.get_resource(b)._read_trace_here("build", TraceAttr.PATH) is None
+    assert host_build.startswith(ec.get_resource(node).run_home)
+    assert ec.get_resource(b)._read_trace_here("stdout", TraceAttr.SIZE) == 4
+
+
+def test_a_restarted_application_is_read_through_the_loop_until_collected_again(ec, node):
+    a = app(ec, node, command="printf x; sleep 30")
+    ec.deploy()
+    ec.wait_started(a, timeout=10)
+    assert wait_for_trace(ec, a, "stdout", "x") == "x"
+    ec.stop(a)
+    ec.wait(a, S.STOPPED, timeout=10)
+    rm = ec.get_resource(a)
+    assert rm._read_trace_here("stdout", TraceAttr.SIZE) == 1  # collected when it ended
+    count = rm._collections
+    ec.start(a)
+    ec.wait_started(a, timeout=10)
+    assert rm._read_trace_here("stdout", TraceAttr.SIZE) is None  # running again: the loop answers
+    ec.stop(a)
+    ec.wait(a, S.STOPPED, timeout=10)
+    assert rm._collections == count + 1 and ec.trace(a, "stdout", TraceAttr.SIZE) >= 1
