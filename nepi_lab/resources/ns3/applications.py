@@ -14,8 +14,9 @@ the applications' start and stop times when it is built
 (:meth:`Simulation._compile_conditions`), so ``ec.register_condition(ping, "START",
 sink, "STARTED", "2s")`` starts the ping 2 simulated seconds after the sink, and its
 STARTED event carries that time.  A condition on a resource outside the simulation,
-or on a state without a simulated time, fails the deploy saying what to do instead;
-one registered after the simulation was built fails the application when it starts.
+or on a state without a simulated time, fails the deploy, its message saying how to
+put it instead; one registered after the simulation was built fails the application
+when it starts.
 
 ``target`` (Ping, UdpEchoClient) is an IPv4 address, or the guid or ``name`` of an
 ``ns3::Node``: then the address of that node's first link.
