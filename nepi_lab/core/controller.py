@@ -815,7 +815,7 @@ class ExperimentController:
     async def _run(self, rm: ResourceManager) -> None:
         """Run ``do_run``: return -> FINISHED, raise -> FAILED, stopped -> outcome ignored."""
         rm._step = "run"
-        rm._running = asyncio.current_task()
+        rm._running = current = asyncio.current_task()
         try:
             await rm.do_run()
         except asyncio.CancelledError:
@@ -831,7 +831,8 @@ class ExperimentController:
         finally:
             rm._running = None
             rm._step = None
-            _forget_task(rm)
+            if rm._task is current:  # _forget_task, with the task at hand
+                rm._task = None
         if rm._state == S.STARTED and not rm._stopping:
             rm._set_state(S.FINISHED)
 
