@@ -153,6 +153,7 @@ class _Group:
         self.members: list[ResourceManager] = []
         self.deploying = 0  # members (of wait_all_ready deploys) not yet READY nor lost
         self.held: list[ResourceManager] = []
+        self.waiting = self.describe  # one bound method for every held member (not one each)
 
     def describe(self) -> str:
         late = [rm for rm in self.members if rm._status(S.READY) == 0]
@@ -746,7 +747,7 @@ class ExperimentController:
             self._begin_start(rm)
             return
         grp.held.append(rm)
-        rm._waiting = grp.describe
+        rm._waiting = grp.waiting
         self._member_lost(grp, True)
 
     def _member_lost(self, grp: _Group, wait_all_ready: bool) -> None:

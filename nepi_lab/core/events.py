@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, overload
 
@@ -116,10 +115,6 @@ class EventLog:
         self._skip = 0  # bytes of the next event's line already in the file (a partial write)
         self.write_error: OSError | None = None  #: why the file is behind, while it is
         self._tails: dict[int, str] = {}  # key -> the end of its JSON line, from ', "type"' on
-        # Changes recorded since the columns were last brought up to date, as (time, guid,
-        # key): one deque.append (atomic) records a change without taking the lock; the
-        # columns take them in order (_settle) before anything reads or writes them.
-        self._pending: deque[tuple[float, int, int]] = deque()
 
     # -- writing ---------------------------------------------------------------
 
@@ -154,22 +149,17 @@ class EventLog:
         index = self._type_index.get(rtype)
         key = ((index << _TYPE_SHIFT if index is not None else self._type_key(rtype))
                | ((old + 1) * _WIDTH + new))
-        if detail is None and sim_time is None:
-            self._pending.append((time, guid, key))
-        else:  # the few with more to say go straight into the columns, after what came before
-            with self._lock:
-                self._settle()
-                if detail is not None:
-                    self._detail[len(self._time)] = detail
-                if sim_time is not None:
-                    self._sim_time[len(self._time)] = sim_time
-                self._time.append(time)
-                self._guid.append(guid)
-                self._key.append(key)
-        # after the change is recorded: flush() clears the flag before it takes the changes
-        if not self._flush_pending and self._request_flush is not None:
-            self._flush_pending = True
-            self._request_flush()
+        with self._lock:
+            if detail is not None:
+                self._detail[len(self._time)] = detail
+            if sim_time is not None:
+                self._sim_time[len(self._time)] = sim_time
+            self._time.append(time)
+            self._guid.append(guid)
+            self._key.append(key)
+            if not self._flush_pending and self._request_flush is not None:
+                self._flush_pending = True
+                self._request_flush()
         if self._subscribers:
             event = Event(time, guid, rtype, None if old < 0 else _STATES[old], _STATES[new], detail,
                           sim_time)
@@ -179,41 +169,37 @@ class EventLog:
                 except Exception:  # an observer must not break the run
                     log.exception("event subscriber %r raised", subscriber)
 
-    def append_path(self, times: list[float], guid: int, rtype: str, old: int, path: tuple[int, ...]) -> None:
-        """Record consecutive changes of one resource, ``old`` -> ``path[0]`` -> ``path[1]`` ...,
-        at ``times`` (one per change): what :meth:`append` does for each, at once."""
+    def append_three(self, guid: int, rtype: str, old: int, path: tuple[int, int, int],
+                     time1: float, time2: float, time3: float) -> None:
+        """Record three consecutive changes of one resource, ``old`` -> ``path[0]`` ->
+        ``path[1]`` -> ``path[2]``, at ``time1``, ``time2``, ``time3``: what :meth:`append`
+        does for each, at once (and without making an object that the garbage collector
+        would count: at 100,000 resources its collections are a large part of the time)."""
         index = self._type_index.get(rtype)
         base = index << _TYPE_SHIFT if index is not None else self._type_key(rtype)
-        changes = []
-        before = old
-        for time, new in zip(times, path, strict=True):
-            changes.append((time, guid, base | ((before + 1) * _WIDTH + new)))
-            before = new
-        self._pending.extend(changes)  # a list: one atomic call
-        if not self._flush_pending and self._request_flush is not None:
-            self._flush_pending = True
-            self._request_flush()
+        new1, new2, new3 = path
+        times, guids, keys = self._time, self._guid, self._key
+        with self._lock:
+            times.append(time1)
+            times.append(time2)
+            times.append(time3)
+            guids.append(guid)
+            guids.append(guid)
+            guids.append(guid)
+            keys.append(base | ((old + 1) * _WIDTH + new1))
+            keys.append(base | ((new1 + 1) * _WIDTH + new2))
+            keys.append(base | ((new2 + 1) * _WIDTH + new3))
+            if not self._flush_pending and self._request_flush is not None:
+                self._flush_pending = True
+                self._request_flush()
         if self._subscribers:
-            before = old
-            for time, new in zip(times, path, strict=True):
+            for before, new, time in ((old, new1, time1), (new1, new2, time2), (new2, new3, time3)):
                 event = Event(time, guid, rtype, None if before < 0 else _STATES[before], _STATES[new], None)
-                before = new
                 for subscriber in list(self._subscribers):
                     try:
                         subscriber(event)
                     except Exception:  # an observer must not break the run
                         log.exception("event subscriber %r raised", subscriber)
-
-    def _settle(self) -> None:
-        """Move the pending changes into the columns, in order (with the lock held)."""
-        pending = self._pending
-        count = len(pending)
-        if count:
-            popleft = pending.popleft
-            times, guids, keys = zip(*[popleft() for _ in range(count)], strict=True)
-            self._time.extend(times)
-            self._guid.extend(guids)
-            self._key.extend(keys)
 
     def _tail(self, key: int) -> str:
         """The end of the JSON line of an event with ``key``: type, from, to, a null detail."""
@@ -234,7 +220,6 @@ class EventLog:
         """
         with self._lock:
             self._flush_pending = False
-            self._settle()
             if self._fd is None:
                 return
             end = len(self._time)
@@ -313,14 +298,7 @@ class EventLog:
 
     # -- reading ---------------------------------------------------------------
 
-    def _catch_up(self) -> None:
-        """Bring the columns up to date before reading them."""
-        if self._pending:
-            with self._lock:
-                self._settle()
-
     def __len__(self) -> int:
-        self._catch_up()
         return len(self._time)
 
     def _event(self, i: int) -> Event:
@@ -350,7 +328,6 @@ class EventLog:
 
     def for_guid(self, guid: int) -> list[Event]:
         """The events of one resource, in order."""
-        self._catch_up()
         return [self._event(i) for i, g in enumerate(self._guid) if g == guid]
 
     def to_dicts(self) -> list[dict[str, Any]]:

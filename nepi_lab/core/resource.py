@@ -650,7 +650,7 @@ class ResourceManager:
         times[4] = t3
         self._state = self._progress = S.READY
         offset = ec._wall_offset
-        ec.events.append_path([t1 + offset, t2 + offset, t3 + offset], self.guid, self._rtype, 0, _TO_READY)
+        ec.events.append_three(self.guid, self._rtype, 0, _TO_READY, t1 + offset, t2 + offset, t3 + offset)
         if self._watchers:
             self._notify()
 
