@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -118,6 +119,15 @@ def child_lifecycle(n: int, subscribe: bool) -> dict:
         if count > max_seen[0]:
             max_seen[0] = count
 
+    gc_time = [0.0, 0.0]  # seconds in the garbage collector; start of the current collection
+
+    def gc_clock(phase: str, _info: dict) -> None:
+        if phase == "start":
+            gc_time[1] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_time[1]
+
+    gc.callbacks.append(gc_clock)
     with tempfile.TemporaryDirectory(prefix="bench_core-") as results:
         t0 = time.perf_counter()
         ec = ExperimentController(exp_id="bench-lifecycle", local_dir=results)
@@ -146,6 +156,7 @@ def child_lifecycle(n: int, subscribe: bool) -> dict:
         ec.shutdown()
         t_end = time.perf_counter()
         boundary_threads.append(threading.active_count())
+    gc.callbacks.remove(gc_clock)
     return {
         "n": n,
         "construct": t_created - t0,
@@ -159,6 +170,7 @@ def child_lifecycle(n: int, subscribe: bool) -> dict:
         "finished": finished,
         "failures": failures,
         "events": events,
+        "gc": gc_time[0],
     }
 
 
@@ -480,20 +492,21 @@ def main() -> int:
         for i, r in enumerate(life[n]):
             rows.append([f"{n:,}", f"run {i + 1}", f"{r['construct']:.3f}", f"{r['register']:.3f}",
                          f"{r['deploy_to_finished']:.3f}", f"{r['shutdown']:.3f}", f"{r['total']:.3f}",
-                         f"{r['rss_mb']:.1f} MB", str(r["threads_boundaries"]),
+                         f"{r['gc']:.3f}", f"{r['rss_mb']:.1f} MB", str(r["threads_boundaries"]),
                          f"{r['finished']:,}/{n:,}", str(r["failures"])])
         r = threads[n]
         rows.append([f"{n:,}", "subscribed", f"{r['construct']:.3f}", f"{r['register']:.3f}",
                      f"{r['deploy_to_finished']:.3f}", f"{r['shutdown']:.3f}", f"{r['total']:.3f}",
-                     f"{r['rss_mb']:.1f} MB", str(r["threads_subscriber"]),
+                     f"{r['gc']:.3f}", f"{r['rss_mb']:.1f} MB", str(r["threads_subscriber"]),
                      f"{r['finished']:,}/{n:,}", str(r["failures"])])
         for i, b in enumerate(bare[n]):
-            rows.append([f"{n:,}", f"bare tasks {i + 1}", "", "", "", "", f"{b['total']:.3f}",
+            rows.append([f"{n:,}", f"bare tasks {i + 1}", "", "", "", "", f"{b['total']:.3f}", "",
                          f"{b['rss_mb']:.1f} MB", str(b["threads"]), "", ""])
     print_table(["N", "run", "construct", "register", "deploy->finished", "shutdown", "total",
-                 "peak RSS", "threads", "FINISHED", "failures"], rows)
+                 "of which gc", "peak RSS", "threads", "FINISHED", "failures"], rows)
     print("(\"subscribed\": the thread-count run, with a subscriber called on every event; "
-          "its times include that subscriber.  Totals exclude the check that every resource finished.)")
+          "its times include that subscriber.  Totals exclude the check that every resource finished; "
+          "\"of which gc\": time in the garbage collector, any thread.)")
 
     print()
     print("Latency distributions")
