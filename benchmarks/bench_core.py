@@ -17,7 +17,10 @@ Figures
 -------
 1. Controller overhead: ``ExperimentController()``, register N instant resources,
    ``deploy()``, ``wait_finished()``, ``shutdown()``.  Baseline: N trivial
-   coroutines run as tasks and gathered on a fresh event loop.
+   coroutines run as tasks and gathered on a fresh event loop.  Beside the time:
+   its ratio to the baseline (target <= 2x), and the memory per resource: the peak
+   RSS of the N-resource child minus that of the same child with none, over N
+   (target <= 1.2 KiB), beside the same figure for the bare tasks.
 2. Condition latency: B has "START once A is STARTED, + 0s"; B's start time minus
    A's (``ec.get_start_time``).  Baseline: ``asyncio.Event.set()`` -> waiter wakes.
 3. Wait latency: ``ec.wait_finished(app)`` called from the main thread returns how
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -115,6 +119,15 @@ def child_lifecycle(n: int, subscribe: bool) -> dict:
         if count > max_seen[0]:
             max_seen[0] = count
 
+    gc_time = [0.0, 0.0]  # seconds in the garbage collector; start of the current collection
+
+    def gc_clock(phase: str, _info: dict) -> None:
+        if phase == "start":
+            gc_time[1] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_time[1]
+
+    gc.callbacks.append(gc_clock)
     with tempfile.TemporaryDirectory(prefix="bench_core-") as results:
         t0 = time.perf_counter()
         ec = ExperimentController(exp_id="bench-lifecycle", local_dir=results)
@@ -143,6 +156,7 @@ def child_lifecycle(n: int, subscribe: bool) -> dict:
         ec.shutdown()
         t_end = time.perf_counter()
         boundary_threads.append(threading.active_count())
+    gc.callbacks.remove(gc_clock)
     return {
         "n": n,
         "construct": t_created - t0,
@@ -156,6 +170,7 @@ def child_lifecycle(n: int, subscribe: bool) -> dict:
         "finished": finished,
         "failures": failures,
         "events": events,
+        "gc": gc_time[0],
     }
 
 
@@ -408,6 +423,14 @@ def source_version() -> str:
     return f"nepi_lab {nepi_lab.__version__} at {head}" + (" + uncommitted changes" if dirty else "")
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, as ``uptime`` prints them."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10k only, fewer repetitions (< 20 s)")
@@ -426,7 +449,7 @@ def main() -> int:
     print(f"nepi_lab core benchmark ({'quick' if quick else 'full'}) - Python {platform.python_version()} "
           f"on {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; "
           f"each measurement in a fresh process", flush=True)
-    print(f"measuring {source_version()}", flush=True)
+    print(f"measuring {source_version()}; load average {load_average()}", flush=True)
     started = time.perf_counter()
 
     # -- 1 and 4: lifecycle, baseline, threads ---------------------------------------
@@ -442,6 +465,10 @@ def main() -> int:
             bare[n].append(run_child("bare_tasks", n=n))
         progress(f"threads: lifecycle of {n:,} with a sampling subscriber")
         threads[n] = run_child("lifecycle", n=n, subscribe=True)
+
+    progress("memory baselines: the lifecycle child and the bare-tasks child with N = 0")
+    life_zero = run_child("lifecycle", n=0, subscribe=False)
+    bare_zero = run_child("bare_tasks", n=0)
 
     # -- 2: condition latency ----------------------------------------------------------
     progress(f"condition latency: {pairs} pairs, one at a time")
@@ -465,20 +492,21 @@ def main() -> int:
         for i, r in enumerate(life[n]):
             rows.append([f"{n:,}", f"run {i + 1}", f"{r['construct']:.3f}", f"{r['register']:.3f}",
                          f"{r['deploy_to_finished']:.3f}", f"{r['shutdown']:.3f}", f"{r['total']:.3f}",
-                         f"{r['rss_mb']:.1f} MB", str(r["threads_boundaries"]),
+                         f"{r['gc']:.3f}", f"{r['rss_mb']:.1f} MB", str(r["threads_boundaries"]),
                          f"{r['finished']:,}/{n:,}", str(r["failures"])])
         r = threads[n]
         rows.append([f"{n:,}", "subscribed", f"{r['construct']:.3f}", f"{r['register']:.3f}",
                      f"{r['deploy_to_finished']:.3f}", f"{r['shutdown']:.3f}", f"{r['total']:.3f}",
-                     f"{r['rss_mb']:.1f} MB", str(r["threads_subscriber"]),
+                     f"{r['gc']:.3f}", f"{r['rss_mb']:.1f} MB", str(r["threads_subscriber"]),
                      f"{r['finished']:,}/{n:,}", str(r["failures"])])
         for i, b in enumerate(bare[n]):
-            rows.append([f"{n:,}", f"bare tasks {i + 1}", "", "", "", "", f"{b['total']:.3f}",
+            rows.append([f"{n:,}", f"bare tasks {i + 1}", "", "", "", "", f"{b['total']:.3f}", "",
                          f"{b['rss_mb']:.1f} MB", str(b["threads"]), "", ""])
     print_table(["N", "run", "construct", "register", "deploy->finished", "shutdown", "total",
-                 "peak RSS", "threads", "FINISHED", "failures"], rows)
+                 "of which gc", "peak RSS", "threads", "FINISHED", "failures"], rows)
     print("(\"subscribed\": the thread-count run, with a subscriber called on every event; "
-          "its times include that subscriber.  Totals exclude the check that every resource finished.)")
+          "its times include that subscriber.  Totals exclude the check that every resource finished; "
+          "\"of which gc\": time in the garbage collector, any thread.)")
 
     print()
     print("Latency distributions")
@@ -521,6 +549,17 @@ def main() -> int:
         row(label, fmt_s(m["total"]) + ("" if complete else " (INCOMPLETE)"),
             f"{fmt_s(b['total'])} bare tasks ({m['total'] / b['total']:.0f}x)",
             f"<= {targets_s[n]:g} s", complete and m["total"] <= targets_s[n])
+    for n in sizes:
+        m, b = best(life[n]), best(bare[n])
+        ratio = m["total"] / b["total"]
+        row(f"1. ratio to bare tasks, {n:,} resources (best of each)", f"{ratio:.2f}x",
+            f"{fmt_s(b['total'])} bare tasks", "<= 2x", ratio <= 2.0)
+    for n in sizes:
+        per = (max(r["rss_mb"] for r in life[n]) - life_zero["rss_mb"]) * 1024 * 1024 / n
+        base_per = (max(r["rss_mb"] for r in bare[n]) - bare_zero["rss_mb"]) * 1024 * 1024 / n
+        row(f"1. memory per resource, {n:,} (peak RSS - RSS with none, worst run)",
+            f"{per / 1024:.2f} KiB", f"{base_per / 1024:.2f} KiB per bare task", "<= 1.2 KiB",
+            per <= 1.2 * 1024)
     if 100_000 in sizes:
         peak = max(r["rss_mb"] for r in life[100_000])
         base_peak = max(r["rss_mb"] for r in bare[100_000])
@@ -547,7 +586,8 @@ def main() -> int:
         row(f"4. max threads during {n:,} lifecycle", str(t), f"{base} bare asyncio", "<= 4", t <= 4)
 
     print()
-    print(f"Summary (measured in {time.perf_counter() - started:.1f} s)")
+    print(f"Summary (measured in {time.perf_counter() - started:.1f} s; load average now {load_average()}: "
+          f"other work on the machine slows the lifecycle and the baseline alike, not always equally)")
     print_table(["figure", "measured", "baseline", "target", "verdict"], summary)
 
     if args.profile:

@@ -41,6 +41,7 @@ import datetime as _dt
 import enum
 import functools
 import inspect
+import json
 import logging
 import os
 import shutil
@@ -48,7 +49,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
 from .attributes import Attribute, Flags, Types
@@ -83,6 +84,7 @@ from .results import (
     default_local_dir,
     make_run_dir,
     write_json_atomic,
+    write_text_atomic,
 )
 from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
 from .times import check_timeout, format_delay, parse_date, parse_delay
@@ -149,6 +151,7 @@ class _Group:
         self.members: list[ResourceManager] = []
         self.deploying = 0  # members (of wait_all_ready deploys) not yet READY nor lost
         self.held: list[ResourceManager] = []
+        self.waiting = self.describe  # one bound method for every held member (not one each)
 
     def describe(self) -> str:
         late = [rm for rm in self.members if rm._status(S.READY) == 0]
@@ -170,6 +173,9 @@ _DEPLOY_HOOKS = frozenset({"do_discover", "do_reserve", "do_provision", "do_conf
 #: Resources launched per loop iteration, so that a huge deploy keeps memory and
 #: latency flat (finished tasks are freed before the next chunk is made).
 _CHUNK = 1000
+#: Stands for the resources in experiment.json's text while the rest is encoded.
+_RESOURCES_MARK = f"\x00resources {secrets.token_hex(8)}\x00"
+_RESOURCES_MARK_JSON = json.dumps(_RESOURCES_MARK)
 
 
 class ExperimentController:
@@ -436,8 +442,8 @@ class ExperimentController:
         """
         self._check_open("register_resource")
         cls = get_resource_type(rtype)
-        auto_deploy = _AUTO_DEPLOY.check(attributes.pop("autoDeploy", False) if attributes else False,
-                                         None, cls._rtype)
+        auto_deploy = (_AUTO_DEPLOY.check(attributes.pop("autoDeploy"), None, cls._rtype)
+                       if attributes and "autoDeploy" in attributes else False)
         connected_to = attributes.pop("connectedTo", None) if attributes else None
         with self._lock:
             resources = self._resources
@@ -713,9 +719,7 @@ class ExperimentController:
         elif rm._hooks & _DEPLOY_HOOKS or (rm._conditions and A.DEPLOY in rm._conditions):
             rm._task = self._runner.loop.create_task(self._deploy_phase(rm, grp, wait_all_ready))
         else:  # nothing to await: no task needed
-            rm._set_state(S.DISCOVERED)
-            rm._set_state(S.PROVISIONED)
-            rm._set_state(S.READY)
+            rm._deploy_at_once()
             self._deployed(rm, grp, wait_all_ready)
 
     async def _deploy_phase(self, rm: ResourceManager, grp: _Group, wait_all_ready: bool) -> None:
@@ -742,7 +746,7 @@ class ExperimentController:
             self._begin_start(rm)
             return
         grp.held.append(rm)
-        rm._waiting = grp.describe
+        rm._waiting = grp.waiting
         self._member_lost(grp, True)
 
     def _member_lost(self, grp: _Group, wait_all_ready: bool) -> None:
@@ -811,7 +815,7 @@ class ExperimentController:
     async def _run(self, rm: ResourceManager) -> None:
         """Run ``do_run``: return -> FINISHED, raise -> FAILED, stopped -> outcome ignored."""
         rm._step = "run"
-        rm._running = asyncio.current_task()
+        rm._running = current = asyncio.current_task()
         try:
             await rm.do_run()
         except asyncio.CancelledError:
@@ -827,7 +831,8 @@ class ExperimentController:
         finally:
             rm._running = None
             rm._step = None
-            _forget_task(rm)
+            if rm._task is current:  # _forget_task, with the task at hand
+                rm._task = None
         if rm._state == S.STARTED and not rm._stopping:
             rm._set_state(S.FINISHED)
 
@@ -1539,6 +1544,10 @@ class ExperimentController:
         what belongs to the run.
         """
         rms = list(self._resources.values())
+        return self._description(rms, [self._describe_resource(rm) for rm in rms])
+
+    def _description(self, rms: list[ResourceManager], resources: Any) -> dict[str, Any]:
+        """:meth:`description` of ``rms``, with ``resources`` as its "resources" value."""
         types = {}
         for cls in {type(rm) for rm in rms}:
             types[cls._rtype] = {
@@ -1565,7 +1574,7 @@ class ExperimentController:
             "saved": time.time(),
             **({"parameters": dict(self._parameters)} if self._parameters else {}),
             "types": dict(sorted(types.items())),
-            "resources": [self._describe_resource(rm) for rm in rms],
+            "resources": resources,
             "conditions": [c.to_dict() for c in self._conditions],
             "failures": [f.to_dict() for f in self._failures],
         }
@@ -1683,10 +1692,34 @@ class ExperimentController:
 
         return files.write_graphml(self, path)
 
+    def _description_text(self) -> Iterator[str]:
+        """The JSON text of :meth:`description`, piece by piece, as ``write_json_atomic``
+        would write it: a resource with nothing but its guid and type (most, in a large
+        experiment) is written without a dict of its own."""
+        rms = list(self._resources.values())
+        head, tail = json.dumps(self._description(rms, _RESOURCES_MARK), separators=(",", ":"),
+                                default=str).split(_RESOURCES_MARK_JSON, 1)
+        yield head + "["
+        type_texts: dict[str, str] = {}
+        secrets_to_set = self._secrets_to_set
+        for start in range(0, len(rms), _CHUNK):
+            texts = []
+            for rm in rms[start:start + _CHUNK]:
+                if (rm._values or rm._connections or rm._enabled_traces is not rm._default_traces
+                        or (secrets_to_set and rm.guid in secrets_to_set)):
+                    texts.append(json.dumps(self._describe_resource(rm), separators=(",", ":"), default=str))
+                    continue
+                rtype = type_texts.get(rm._rtype)
+                if rtype is None:
+                    rtype = type_texts[rm._rtype] = json.dumps(rm._rtype)
+                texts.append(f'{{"guid":{rm.guid},"type":{rtype}}}')
+            yield ("," if start else "") + ",".join(texts)
+        yield "]" + tail
+
     def _save_description(self) -> None:
         try:
             with self._lock:  # deploy() (caller's thread) and release (loop thread) both save
-                write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self.description())
+                write_text_atomic(os.path.join(self._run_dir, DESCRIPTION), self._description_text())
         except OSError as exc:  # a full disk must not take the experiment down
             log.warning("could not save the experiment description: %s", exc)
 

@@ -47,6 +47,7 @@ import functools
 import inspect
 import os
 import time
+from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -229,8 +230,9 @@ class ResourceManager:
         self.guid = guid
         self._values: dict[str, Any] = _EMPTY_DICT
         self._state = S.NEW
-        self._times: list[float | None] = [None] * _NSTATES
-        self._times[0] = time.monotonic()
+        # monotonic time each state was last entered, 0.0 for never: raw doubles, no float objects
+        self._times = _NO_TIMES[:]
+        self._times[0] = _monotonic()
         self._progress = S.NEW
         self._ended_at: float | None = None
         self._watchers: list[tuple[int, Callable[[ResourceManager, bool], None]]] | None = None
@@ -647,6 +649,33 @@ class ResourceManager:
         if self._watchers:
             self._notify()
 
+    def _deploy_at_once(self) -> None:
+        """NEW -> DISCOVERED -> PROVISIONED -> READY, for a resource with no deploy work.
+
+        The same changes and events as three :meth:`_set_state` calls, recorded at once;
+        the watchers are told once, after READY (what they wait for is reached either
+        way: they settle alike).  With event subscribers (who may look at the state as
+        each event comes), or for a type that redefines ``_set_state``: the three calls.
+        """
+        ec = self.ec
+        if (self._state != S.NEW or ec.events._subscribers
+                or type(self)._set_state is not _BASE_SET_STATE):
+            for state in _TO_READY:
+                self._set_state(state)
+            return
+        times = self._times
+        t1 = _monotonic()
+        t2 = _monotonic()
+        t3 = _monotonic()
+        times[1] = t1
+        times[3] = t2
+        times[4] = t3
+        self._state = self._progress = S.READY
+        offset = ec._wall_offset
+        ec.events.append_three(self.guid, self._rtype, 0, _TO_READY, t1 + offset, t2 + offset, t3 + offset)
+        if self._watchers:
+            self._notify()
+
     def _status(self, target: ResourceState) -> int:
         """1 if ``target`` was reached (one-shot: it cannot un-happen), -1 if it can
         no longer be, 0 if it may still be.
@@ -664,7 +693,7 @@ class ResourceManager:
         elif target == S.STOPPED:
             if self._ended_at is not None:
                 return 1
-        elif self._times[target] is not None:
+        elif self._times[target]:
             return 1
         state = self._state
         if state == S.RELEASED or (state == S.FAILED and target != S.RELEASED):
@@ -676,8 +705,8 @@ class ResourceManager:
         if target == S.STOPPED:
             return self._ended_at  # type: ignore[return-value]
         t = self._times[target]
-        if t is None:  # passed over (RESERVED) : the next state reached stands for it
-            t = min(x for x in self._times[target:] if x is not None)
+        if not t:  # passed over (RESERVED) : the next state reached stands for it
+            t = min(x for x in self._times[target:] if x)
         return t
 
     def _notify(self) -> None:
@@ -699,14 +728,17 @@ class ResourceManager:
     def state_time(self, state: ResourceState) -> _dt.datetime | None:
         """When the resource last entered ``state`` (None if never)."""
         t = self._times[state]
-        return None if t is None else _dt.datetime.fromtimestamp(self.ec._to_wall(t))
+        return _dt.datetime.fromtimestamp(self.ec._to_wall(t)) if t else None
 
 
 _monotonic = time.monotonic
 _STOPPED, _FINISHED = int(S.STOPPED), int(S.FINISHED)
 _EMPTY_DICT: dict[Any, Any] = {}  # shared; never written (see ResourceManager.__init__)
 _EMPTY_SET: frozenset[Any] = frozenset()
+_BASE_SET_STATE = ResourceManager._set_state
 _NSTATES = len(ResourceState)
+_NO_TIMES = array("d", bytes(8 * _NSTATES))  # copied by each resource: every state never entered
+_TO_READY = (S.DISCOVERED, S.PROVISIONED, S.READY)
 _BEFORE_RELEASE = tuple(s for s in ResourceState if s != S.RELEASED)
 
 def on_controller_loop(method: Callable[..., Any]) -> Callable[..., Any]:

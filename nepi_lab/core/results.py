@@ -65,6 +65,7 @@ import errno
 import json
 import math
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import InvalidInputError, ResultsDirectoryError
@@ -232,11 +233,17 @@ def _make_dirs(path: str, made: list[str], mode: int = 0o777) -> None:
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` so that a reader never sees half a file."""
+    write_text_atomic(path, (json.dumps(data, separators=(",", ":"), default=str),))  # one C-encoder pass
+
+
+def write_text_atomic(path: str, pieces: Iterable[str]) -> None:
+    """Write the concatenation of ``pieces`` to ``path`` so that a reader never sees half a
+    file; the pieces are written as they come (a large file is never held whole)."""
     tmp = f"{path}.tmp"
-    text = json.dumps(data, separators=(",", ":"), default=str)  # one C-encoder pass
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+            for piece in pieces:
+                f.write(piece)
         os.replace(tmp, path)
     except BaseException:  # a full disk: the old file stays whole, and no half-written copy is left
         with contextlib.suppress(OSError):
