@@ -174,7 +174,7 @@ _DEPLOY_HOOKS = frozenset({"do_discover", "do_reserve", "do_provision", "do_conf
 #: latency flat (finished tasks are freed before the next chunk is made).
 _CHUNK = 1000
 #: Stands for the resources in experiment.json's text while the rest is encoded.
-_RESOURCES_MARK = f"\x00resources {secrets.token_hex(8)}\x00"
+_RESOURCES_MARK = f"\x00resources {os.urandom(8).hex()}\x00"
 _RESOURCES_MARK_JSON = json.dumps(_RESOURCES_MARK)
 
 
