@@ -133,7 +133,7 @@ def test_a_link_joined_straight_to_hosts_gives_their_addresses_and_a_bus_is_a_sq
     assert network.edges[line.nodes["h1"], line.nodes["h2"], link]["ends"] == [
         (line.nodes["h1"], "10.0.0.1/30"), (line.nodes["h2"], "10.0.0.2/30")]
     assert network.nodes[bus]["role"] == "switch"
-    assert network.nodes[bus]["label"] == "c\n100Mbps \u00b7 6560ns"
+    assert network.nodes[bus]["label"] == "c\n10Gbps \u00b7 0ms"  # an edge without rate or delay: a veth's
     assert sorted((u, v) for u, v, k in network.edges(keys=True) if k == bus) == \
         sorted((min(h, bus), max(h, bus)) for h in star.nodes.values())
     assert sorted(e for _, _, k, d in network.edges(keys=True, data=True) if k == bus for e in d["ends"]
