@@ -141,7 +141,7 @@ def test_a_link_joined_straight_to_hosts_gives_their_addresses_and_a_bus_is_a_sq
     assert dict(network.graph["not_drawn"]) == {"ns3::Simulation": 1}  # no route: all on-link
     ax = draw_topology(ec)
     texts = {t.get_text() for t in ax.texts}
-    assert {"10.0.0.1/30", "10.0.0.2/30", "10.1.0.1/24", "10.1.0.3/24", "c\n100Mbps \u00b7 6560ns"} <= texts
+    assert {"10.0.0.1/30", "10.0.0.2/30", "10.1.0.1/24", "10.1.0.3/24", "c\n10Gbps \u00b7 0ms"} <= texts
     markers = {c.get_paths()[0].vertices.shape[0] for c in host_dots(ax)}
     assert len(markers) == 2  # circles for hosts, a square for the bus
 
