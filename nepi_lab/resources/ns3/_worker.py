@@ -170,10 +170,19 @@ std::string flow_table(ns3::Ptr<ns3::FlowMonitor> monitor, ns3::Ptr<ns3::FlowCla
 ns3::Ptr<ns3::Application> make_application(ns3::ObjectFactory& factory) {
     return factory.Create<ns3::Application>();
 }
-std::string take(const std::string& app) {
-    std::string text = records[app];
-    records[app].clear();
-    return text;
+// every application's records since the last call, in one string (one call per chunk of
+// simulated time, not one per application): "<path>\x1f<records>\x1e" each
+std::string take_all() {
+    std::string out;
+    for (auto& entry : records) {
+        if (entry.second.empty()) continue;
+        out += entry.first;
+        out += '\x1f';
+        out += entry.second;
+        out += '\x1e';
+        entry.second.clear();
+    }
+    return out;
 }
 }
 """
@@ -595,19 +604,23 @@ class World:
         send({"event": "finished", "sim_time": self.stop_time})
 
     def _drain(self) -> None:
-        for app in self.apps:
-            if app["kind"] == "packet_sink":
-                self._drain_sink(app)
-            if app["kind"] in ("ping", "udp_echo_client"):
-                text = str(self.cpp.take(app["path"]))
-                if text and app["out"] is not None:
-                    app["out"].write(self._format(app, text))
-                    app["out"].flush()
-
-    def _drain_sink(self, app: dict[str, Any]) -> None:
-        text = str(self.cpp.take(app["path"]))
+        """Write what the applications recorded since the last call (one call into C++)."""
+        text = str(self.cpp.take_all())
         if not text:
             return
+        by_path = {app["path"]: app for app in self.apps}
+        for chunk in text.split("\x1e"):
+            path, _, records = chunk.partition("\x1f")
+            app = by_path.get(path)
+            if app is None or not records:
+                continue
+            if app["kind"] == "packet_sink":
+                self._sink_records(app, records)
+            elif app["kind"] in ("ping", "udp_echo_client") and app["out"] is not None:
+                app["out"].write(self._format(app, records))
+                app["out"].flush()
+
+    def _sink_records(self, app: dict[str, Any], text: str) -> None:
         lines = []
         for record in text.splitlines():
             time_ns, size, source, port = record.split()
@@ -812,7 +825,7 @@ def _warm_up(ns: Any) -> None:
     apps.Start(ns.Seconds(1.0))
     apps.Stop(ns.Seconds(2.0))
     (ns.Seconds(2.0) - ns.Seconds(1.0)).IsStrictlyPositive()  # the chunks' arithmetic
-    str(ns.cppyy.gbl.nepi_lab.take(""))  # the records' hand-over (an empty record of no application)
+    str(ns.cppyy.gbl.nepi_lab.take_all())  # the records' hand-over (none yet: no application)
     ns.RngSeedManager.SetSeed(1)  # ns-3's defaults (every simulation sets its own)
     ns.RngSeedManager.SetRun(1)
 
