@@ -609,6 +609,19 @@ def copy_notebook(source: Path, target: Path, kernel: str | None = None) -> None
     Path(target).write_text(json.dumps(data, indent=1))
 
 
+def keep_screenshot(element: Any, tmp_path: Path, name: str) -> str:
+    """A PNG of a page element in ``tmp_path`` (and in ``$NEPI_LAB_SCREENSHOTS`` when
+    set, to be looked at); its path.  A near-empty image fails the test."""
+    path = tmp_path / name
+    element.screenshot(path=str(path))
+    assert path.stat().st_size > 2_000
+    folder = os.environ.get("NEPI_LAB_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        shutil.copy(path, os.path.join(folder, name))
+    return str(path)
+
+
 @contextlib.contextmanager
 def served_notebooks(tmp: Path, sources: list[Path], env: dict[str, str] | None = None,
                      kernel: str | None = None) -> Iterator[JupyterLab]:

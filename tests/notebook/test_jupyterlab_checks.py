@@ -12,13 +12,11 @@ A screenshot of the view at the end is kept in the test's temporary folder and, 
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
 import pytest
 
-from .jupyterlab import missing, served_notebooks, write_notebook
+from .jupyterlab import keep_screenshot, missing, served_notebooks, write_notebook
 
 if missing():
     pytest.skip(missing(), allow_module_level=True)
@@ -73,17 +71,6 @@ FINAL = {"ping reaches FINISHED": "passed", "ping loses at most 0 % of packets":
 def lab(tmp_path_factory, kernel_name):
     with served_notebooks(tmp_path_factory.mktemp("lab"), [], kernel=kernel_name) as lab:
         yield lab
-
-
-def keep_screenshot(element, tmp_path, name: str) -> str:
-    path = tmp_path / name
-    element.screenshot(path=str(path))
-    assert path.stat().st_size > 2_000
-    folder = os.environ.get("NEPI_LAB_SCREENSHOTS")
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-        shutil.copy(path, os.path.join(folder, name))
-    return str(path)
 
 
 def test_the_rows_turn_green_and_red_while_the_kernel_is_idle(lab, kernel_name, tmp_path):

@@ -14,13 +14,11 @@ temporary folder and, with ``NEPI_LAB_SCREENSHOTS=<folder>``, there too
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
 import pytest
 
-from .jupyterlab import missing, served_notebooks, write_notebook
+from .jupyterlab import keep_screenshot, missing, served_notebooks, write_notebook
 
 if missing():
     pytest.skip(missing(), allow_module_level=True)
@@ -70,16 +68,6 @@ READ_JS = """(id) => {
 def lab(tmp_path_factory, kernel_name):
     with served_notebooks(tmp_path_factory.mktemp("lab"), [], kernel=kernel_name) as lab:
         yield lab
-
-
-def keep_screenshot(element, tmp_path, name: str) -> None:
-    path = tmp_path / name
-    element.screenshot(path=str(path))
-    assert path.stat().st_size > 2_000
-    folder = os.environ.get("NEPI_LAB_SCREENSHOTS")
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-        shutil.copy(path, os.path.join(folder, name))
 
 
 def test_the_view_follows_a_background_sweep_while_the_kernel_is_idle(lab, kernel_name, tmp_path):

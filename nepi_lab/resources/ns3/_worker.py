@@ -335,13 +335,7 @@ class World:
         p2p = self._p2p_helper(link)
         a, b = self.nodes[link["a"]], self.nodes[link["b"]]
         devices = p2p.Install(a, b)
-        loss = float(link.get("loss_rate") or 0.0)
-        if loss > 0:
-            for i in range(2):
-                model = ns.CreateObject[ns.RateErrorModel]()
-                model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
-                model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
-                devices.Get(i).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
+        self._loss(link, devices)
         automatic = self._assign(link, devices, (link["a"], link["b"]), automatic)
         for i, path in enumerate(link.get("pcap") or ()):
             if path:
@@ -393,6 +387,18 @@ class World:
         self.networks[str(guid)] = f"{net}/{prefix or 24}"
         return automatic
 
+    def _loss(self, link: dict[str, Any], devices: Any) -> None:
+        """The link's ``loss_rate``: a RateErrorModel per packet on each receiving device."""
+        ns = self.ns
+        loss = float(link.get("loss_rate") or 0.0)
+        if loss <= 0:
+            return
+        for i in range(devices.GetN()):
+            model = ns.CreateObject[ns.RateErrorModel]()
+            model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
+            model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
+            devices.Get(i).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
+
     def _csma(self, link: dict[str, Any], automatic: int) -> int:
         """A CSMA bus: one CsmaChannel, a CsmaNetDevice per node."""
         ns, guid = self.ns, link["guid"]
@@ -406,13 +412,7 @@ class World:
         for node_guid in link["nodes"]:
             members.Add(self.nodes[node_guid])
         devices = csma.Install(members)
-        loss = float(link.get("loss_rate") or 0.0)
-        if loss > 0:
-            for i in range(devices.GetN()):
-                model = ns.CreateObject[ns.RateErrorModel]()
-                model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
-                model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
-                devices.Get(i).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
+        self._loss(link, devices)
         automatic = self._assign(link, devices, link["nodes"], automatic)
         self._link_attributes(link, devices, "ns3::CsmaNetDevice", "ns3::CsmaChannel")
         if link.get("pcap"):
