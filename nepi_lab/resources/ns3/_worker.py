@@ -40,6 +40,7 @@ from typing import Any
 #: append records to a string per application, which Python takes after each chunk.
 _CPP = r"""
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 namespace nepi_lab {
@@ -167,8 +168,43 @@ std::string flow_table(ns3::Ptr<ns3::FlowMonitor> monitor, ns3::Ptr<ns3::FlowCla
     }
     return s.str();
 }
-ns3::Ptr<ns3::Application> make_application(ns3::ObjectFactory& factory) {
-    return factory.Create<ns3::Application>();
+std::set<uint32_t> watched_nodes;  // nodes whose received TTLs are followed
+// Installs `helper`'s application on `node`, started and stopped at the given simulated
+// seconds, with the trace sources of its `kind` connected (0 none, 1 ping, 2 UDP echo
+// client, 3 packet sink; a ping's `count` requests, 0 for no limit); returns its Config
+// path.  One call from Python per application: in a fresh fork, the first call of every
+// C++ method from Python costs cppyy a compilation (~10 ms each), and this one is made
+// once, with a null node, in the shared process before it forks (it returns "" then).
+std::string install(ns3::ApplicationHelper& helper, ns3::Ptr<ns3::Node> node, double start, double stop,
+                    const std::string& type_name, int kind, uint32_t count) {
+    if (!node) return "";
+    uint32_t index = node->GetNApplications();
+    ns3::ApplicationContainer apps = helper.Install(node);
+    apps.Start(ns3::Seconds(start));
+    apps.Stop(ns3::Seconds(stop));
+    std::string node_path = "/NodeList/" + std::to_string(node->GetId());
+    std::string path = node_path + "/ApplicationList/" + std::to_string(index) + "/$" + type_name;
+    ns3::Ptr<ns3::Application> app = apps.Get(0);
+    if (kind == 1) {
+        watch_ping(path, app);
+        if (count) limit_ping(path, app, count);
+    } else if (kind == 2) {
+        watch_echo(path, app);
+    } else if (kind == 3) {
+        watch_sink(path, app);
+    }
+    if ((kind == 1 || kind == 2) && watched_nodes.insert(node->GetId()).second) watch_node(node_path, node);
+    return path;
+}
+// Runs the simulation until `t` simulated seconds (from Python: compiled in the shared
+// process, by a call with t < 0 that does nothing, rather than in every fork)
+void run_until(double t) {
+    if (t < 0) return;
+    ns3::Time delay = ns3::Seconds(t) - ns3::Simulator::Now();
+    if (delay.IsStrictlyPositive()) {
+        ns3::Simulator::Stop(delay);
+        ns3::Simulator::Run();
+    }
 }
 // every application's records since the last call, in one string (one call per chunk of
 // simulated time, not one per application): "<path>\x1f<records>\x1e" each
@@ -190,6 +226,9 @@ std::string take_all() {
 #: The attribute values ns-3's checkers accepted, (type, attribute, value): each is checked
 #: once per process; the shared process's warm-up checks the defaults, its forks inherit them.
 _CHECKED: set[tuple[str, str, str]] = set()
+
+#: The trace sources ``nepi_lab::install`` connects, by application kind (the others: none).
+_HOOKS = {"ping": 1, "udp_echo_client": 2, "packet_sink": 3}
 
 #: ns-3's Ping::DropReason values, as Linux ping words them (a timeout prints nothing).
 _DROP_WORDS = {1: "Destination Host Unreachable"}
@@ -229,7 +268,6 @@ class World:
             ns.GlobalValue.Bind("ChecksumEnabled", ns.BooleanValue(True))
         self.cpp = ns.cppyy.gbl.nepi_lab
         self.nodes: dict[int, Any] = {}
-        self.index: dict[int, int] = {}  # node guid -> ns-3 node id
         self.first_address: dict[int, str] = {}
         self.addresses: dict[str, list[str]] = {}
         self.networks: dict[str, str] = {}  # link guid -> its IPv4 network
@@ -274,9 +312,7 @@ class World:
         container = ns.NodeContainer()  # one call for all (a call per node costs a JIT per fork)
         container.Create(len(self.spec["nodes"]))
         for i, node in enumerate(self.spec["nodes"]):
-            n = container.Get(i)
-            self.nodes[node["guid"]] = n
-            self.index[node["guid"]] = n.GetId()
+            self.nodes[node["guid"]] = container.Get(i)
         ns.InternetStackHelper().Install(container)
         for node in self.spec["nodes"]:
             self._node_attributes(node)
@@ -290,7 +326,6 @@ class World:
             self._route(route)
         if self.spec.get("global_routing", True):
             ns.Ipv4GlobalRoutingHelper.PopulateRoutingTables()
-        self.watched: set[int] = set()  # nodes whose received TTLs are followed (for their apps' lines)
         for app in self.spec["apps"]:
             self._app(app)
         self._config(self.spec.get("config") or {})
@@ -510,33 +545,16 @@ class World:
             raise BuildError(guid, f"unknown application kind {kind!r}")
         attributes = {**attributes, **(app.get("raw") or {})}
         checked = {name: self.check(guid, type_name, name, value) for name, value in attributes.items()}
-        index = node.GetNApplications()
-        if helper is None:
-            factory = ns.ObjectFactory()
-            factory.SetTypeId(type_name)
-            for name, value in checked.items():
-                factory.Set(name, value)
-            application = self.cpp.make_application(factory)
-            node.AddApplication(application)
-            installed = ns.ApplicationContainer(application)
-        else:
-            for name, value in checked.items():
-                helper.SetAttribute(name, value)
-            installed = helper.Install(node)
-        installed.Start(ns.Seconds(float(app["start"])))
-        installed.Stop(ns.Seconds(float(app["stop"])))
-        path = f"/NodeList/{node.GetId()}/ApplicationList/{index}/${type_name}"
+        if helper is None:  # any application type, by its TypeId
+            helper = ns.ApplicationHelper(type_name)
+        for name, value in checked.items():
+            helper.SetAttribute(name, value)
+        path = str(self.cpp.install(helper, node, float(app["start"]), float(app["stop"]), type_name,
+                                    _HOOKS.get(kind, 0), int(app.get("count") or 0)))
         record = {**app, "path": path, "target_address": None, "out": None, "pending": [], "seen": 0}
         if kind in ("ping", "udp_echo_client"):
             record["target_address"] = self._target(app)
-            (self.cpp.watch_ping if kind == "ping" else self.cpp.watch_echo)(path, installed.Get(0))
-            if kind == "ping" and app.get("count"):
-                self.cpp.limit_ping(path, installed.Get(0), int(app["count"]))
-            if node.GetId() not in self.watched:
-                self.watched.add(node.GetId())
-                self.cpp.watch_node(f"/NodeList/{node.GetId()}", node)
         if kind == "packet_sink":
-            self.cpp.watch_sink(path, installed.Get(0))
             record["total"] = 0
             if app.get("rx"):
                 record["rx_out"] = open(app["rx"], "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -569,7 +587,6 @@ class World:
 
     def run(self, send: Any) -> None:
         """Run to the stop time in chunks, reporting the applications' states."""
-        ns = self.ns
         marks: dict[float, list[tuple[dict[str, Any], str]]] = {}
         for app in self.apps:
             start, stop = float(app["start"]), min(float(app["stop"]), self.stop_time)
@@ -581,10 +598,7 @@ class World:
         for t in times:
             if t > self.stop_time:
                 break
-            delay = ns.Seconds(t) - ns.Simulator.Now()
-            if delay.IsStrictlyPositive():
-                ns.Simulator.Stop(delay)
-                ns.Simulator.Run()
+            self.cpp.run_until(t)
             self._drain()
             self._congestion()
             for app, state in marks.get(t, ()):
@@ -608,7 +622,8 @@ class World:
         text = str(self.cpp.take_all())
         if not text:
             return
-        by_path = {app["path"]: app for app in self.apps}
+        by_path = self.__dict__.get("_by_path") or self.__dict__.setdefault(
+            "_by_path", {app["path"]: app for app in self.apps})
         for chunk in text.split("\x1e"):
             path, _, records = chunk.partition("\x1f")
             app = by_path.get(path)
@@ -686,9 +701,7 @@ class World:
         return "".join(line + "\n" for line in lines)
 
     def _close_app(self, app: dict[str, Any]) -> None:
-        if app["out"] is None and app.get("rx_out") is None:
-            return
-        self._drain()
+        """Close an application's files (:meth:`run` drained its records just before)."""
         for key in ("out", "rx_out"):
             if app.get(key) is not None:
                 app[key].close()
@@ -793,7 +806,16 @@ def _warm_up(ns: Any) -> None:
     (a fork inherits them: about half of a small simulation's build time), without
     touching ns-3's global state: no node, no address, no simulator, no random stream
     (the seed and run number are set to their default values).  The default attribute
-    values are checked here, once for every fork."""
+    values are checked here, once for every fork.
+
+    Every call is made twice: cppyy's second call of a C++ function still costs about as
+    much as its first (2-14 ms each, measured in the forks), the third costs microseconds."""
+    for _ in range(2):
+        _warm_calls(ns)
+
+
+def _warm_calls(ns: Any) -> None:
+    """The calls of :func:`_warm_up`, once."""
     for type_name, name, value in (("ns3::PointToPointNetDevice", "DataRate", "5Mbps"),
                                    ("ns3::PointToPointChannel", "Delay", "2ms"),
                                    ("ns3::DropTailQueue<Packet>", "MaxSize", "100p"),
@@ -810,7 +832,10 @@ def _warm_up(ns: Any) -> None:
     helper.SetQueue("ns3::DropTailQueue<Packet>", "MaxSize", ns.StringValue("100p"))
     ns.InternetStackHelper()
     address = ns.Ipv4Address("10.0.0.1")
-    ns.PingHelper(address.ConvertTo()).SetAttribute("Size", ns.StringValue("56"))
+    ping = ns.PingHelper(address.ConvertTo())
+    ping.SetAttribute("Size", ns.StringValue("56"))
+    ns.cppyy.gbl.nepi_lab.install(ping, ns.Ptr[ns.Node](), 1.0, 2.0, "ns3::Ping", 1, 0)  # no node: nothing
+    ns.ApplicationHelper("ns3::Ping")
     ns.UdpEchoServerHelper(9)
     ns.UdpEchoClientHelper(address.ConvertTo(), 9)
     ns.Ipv4Mask("/24")
@@ -824,7 +849,7 @@ def _warm_up(ns: Any) -> None:
     apps = ns.ApplicationContainer()  # empty: no application, no node
     apps.Start(ns.Seconds(1.0))
     apps.Stop(ns.Seconds(2.0))
-    (ns.Seconds(2.0) - ns.Seconds(1.0)).IsStrictlyPositive()  # the chunks' arithmetic
+    ns.cppyy.gbl.nepi_lab.run_until(-1.0)  # the chunks' loop: no simulator made
     str(ns.cppyy.gbl.nepi_lab.take_all())  # the records' hand-over (none yet: no application)
     ns.RngSeedManager.SetSeed(1)  # ns-3's defaults (every simulation sets its own)
     ns.RngSeedManager.SetRun(1)
