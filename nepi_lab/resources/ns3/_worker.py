@@ -230,6 +230,12 @@ _CHECKED: set[tuple[str, str, str]] = set()
 #: The trace sources ``nepi_lab::install`` connects, by application kind (the others: none).
 _HOOKS = {"ping": 1, "udp_echo_client": 2, "packet_sink": 3}
 
+#: Application attributes ``ns3Attributes`` may not set, and what sets them instead.
+_RESERVED = {"StartTime": "the resource's startTime and the conditions compiled into it",
+             "StopTime": "the resource's stopTime and the conditions compiled into it"}
+_PING_RESERVED = {"VerboseMode": "the stdout trace is Linux ping's lines, written by nepi_lab",
+                  "Count": "the resource's count: ns-3's own loses replies under 1 ms"}
+
 #: ns-3's Ping::DropReason values, as Linux ping words them (a timeout prints nothing).
 _DROP_WORDS = {1: "Destination Host Unreachable"}
 
@@ -543,7 +549,12 @@ class World:
                                        + ", ".join(_subtypes(ns, "ns3::Application")))
         else:
             raise BuildError(guid, f"unknown application kind {kind!r}")
-        attributes = {**attributes, **(app.get("raw") or {})}
+        raw = app.get("raw") or {}
+        for name in raw:
+            owner = _RESERVED.get(name) or (_PING_RESERVED.get(name) if kind == "ping" else None)
+            if owner:
+                raise BuildError(guid, f"ns3Attributes: {name} is set by nepi_lab ({owner}); leave it out")
+        attributes = {**attributes, **raw}
         checked = {name: self.check(guid, type_name, name, value) for name, value in attributes.items()}
         if helper is None:  # any application type, by its TypeId
             helper = ns.ApplicationHelper(type_name)

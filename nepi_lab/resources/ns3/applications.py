@@ -351,7 +351,7 @@ class BulkSend(Application):
 
 class App(Application):
     """Any ns-3 application by its TypeId: ``typeId="ns3::ThreeGppHttpClient"`` and its
-    ns-3 attributes in ``ns3Attributes``, made by an ``ObjectFactory`` on its node."""
+    ns-3 attributes in ``ns3Attributes``, installed on its node by an ``ApplicationHelper``."""
 
     _rtype = "ns3::App"
     _help = "Any ns-3 application by TypeId name (typeId), its ns-3 attributes in ns3Attributes."

@@ -125,7 +125,7 @@ def test_an_app_by_type_id_with_raw_attributes(ec):
 
 
 @pytest.mark.parametrize("case", ["app name", "app value", "default name", "config path", "type id",
-                                  "tcp variant", "link name"])
+                                  "tcp variant", "link name", "reserved", "ping reserved"])
 def test_a_bad_raw_name_or_value_fails_the_resource_with_what_ns3_has(ec, case):
     sim, n0, n1, link = pair(ec, stop=2.0)
     onoff = ec.register_resource("ns3::OnOff", connectedTo=n0, target="n1", startTime=1.0)
@@ -153,6 +153,14 @@ def test_a_bad_raw_name_or_value_fails_the_resource_with_what_ns3_has(ec, case):
         culprit = ec.register_resource("ns3::BulkSend", connectedTo=n1, target="n0", tcpVariant="TcpFoo")
         expected = ["tcpVariant 'TcpFoo' is not one of ns-3's TCP congestion controls:", "TcpCubic",
                     "TcpNewReno", "TcpBbr"]
+    elif case == "reserved":
+        ec.set(onoff, "ns3Attributes", {"StartTime": "0.5s"})
+        expected = ["ns3Attributes: StartTime is set by nepi_lab (the resource's startTime and the "
+                    "conditions compiled into it); leave it out"]
+    elif case == "ping reserved":
+        culprit = ec.register_resource("ns3::Ping", connectedTo=n0, target="n1",
+                                       ns3Attributes={"VerboseMode": "Verbose"})
+        expected = ["ns3Attributes: VerboseMode is set by nepi_lab (the stdout trace is Linux ping's lines"]
     elif case == "link name":
         culprit = link
         ec.set(link, "ns3Attributes", {"Speed": "1Mbps"})
