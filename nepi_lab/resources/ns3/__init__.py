@@ -29,13 +29,21 @@ Importing this package does not import ns-3: only the processes that run simulat
 do, away from the controller and the notebook kernel (:mod:`._process`).  One shared
 process per interpreter imports ns-3 once (8-20 s, 640 MB) and forks a process per
 simulation; ``isolated=True`` gives a simulation a fresh one instead;
-:func:`stop_shared_process` gives the memory back.  Without the ``ns3`` package a
-simulation fails at deploy with ``pip install 'nepi_lab[ns3]'``.
+:func:`start_shared_process` starts it ahead of the first simulation (its import then
+overlaps with the caller's work), :func:`stop_shared_process` gives the memory back.
+Without the ``ns3`` package a simulation fails at deploy with ``pip install 'nepi_lab[ns3]'``.
 """
 
 from __future__ import annotations
 
-from ._process import INSTALL_HINT, SimulationError, describe_type, live_pids, stop_shared_process
+from ._process import (
+    INSTALL_HINT,
+    SimulationError,
+    describe_type,
+    live_pids,
+    start_shared_process,
+    stop_shared_process,
+)
 from .applications import App, Application, BulkSend, OnOff, PacketSink, Ping, UdpEchoClient, UdpEchoServer
 from .network import CsmaLink, Node, PointToPointLink, Route
 from .simulation import Simulation
@@ -58,5 +66,6 @@ __all__ = [
     "UdpEchoServer",
     "describe_type",
     "live_pids",
+    "start_shared_process",
     "stop_shared_process",
 ]

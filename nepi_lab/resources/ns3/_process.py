@@ -144,6 +144,15 @@ def _get_zygote() -> _Zygote:
         return _zygote
 
 
+def start_shared_process() -> int:
+    """Start the shared ns-3 process now, in the background, if it does not run: it
+    imports ns-3 (8-20 s) while the caller goes on, so that the first simulation does
+    not wait for all of it (call it at the top of a notebook).  Returns its process id;
+    raises :class:`SimulationError` with the install hint without the ns3 package."""
+    check_installed()
+    return _get_zygote().process.pid
+
+
 def stop_shared_process() -> bool:
     """End the shared ns-3 process (it holds about 640 MB between simulations); the
     next simulation starts it again.  Running simulations are not affected.  Returns

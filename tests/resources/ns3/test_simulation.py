@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 
+import psutil
 import pytest
 
 from nepi_lab import ExperimentFailedError, ResourceState
@@ -169,6 +170,17 @@ def test_a_dying_simulation_process_fails_it_and_its_applications_without_a_hang
     ec.wait([sim, ping], S.FAILED, timeout=30)
     assert "the ns-3 process ended" in simulation.failure.message
     assert f"the simulation (resource {sim}) failed" in ec.get_resource(ping).failure.message
+
+
+def test_the_shared_process_started_ahead_is_the_one_simulations_fork_from(ec):
+    pid = _process.start_shared_process()  # returns at once: ns-3 imports in the background
+    assert _process.start_shared_process() == pid  # one shared process
+    s, nodes, _ = line(ec, stop=100.0)
+    # 100,000 requests: seconds of wall time, the simulation's process alive all along
+    ec.register_resource("ns3::Ping", connectedTo=nodes[0], target=nodes[2], interval=0.001)
+    ec.deploy()
+    ec.wait_started(s, timeout=BUILD)
+    assert psutil.Process(ec.get_resource(s).worker_pid).ppid() == pid
 
 
 def test_two_simulations_side_by_side_a_shared_and_an_isolated_one(ec):
