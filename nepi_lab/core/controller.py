@@ -929,6 +929,7 @@ class ExperimentController:
             if pending == 0:
                 future.set_result(None)
 
+        watch = ((target, settled),)  # one tuple for every resource waited for
         for rm in rms:
             status = rm._status(target)
             if status > 0:
@@ -937,7 +938,7 @@ class ExperimentController:
                 future.cancel()
                 raise rm._unreachable(target)
             pending += 1
-            rm._watch(target, settled)
+            rm._watch_all(watch)
         if pending:
             await future
 

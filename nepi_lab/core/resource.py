@@ -240,7 +240,8 @@ class ResourceManager:
         self._times[0] = _monotonic_ns()
         self._progress = S.NEW
         self._ended_at: int | None = None  # monotonic ns
-        self._watchers: list[tuple[int, Callable[[ResourceManager, bool], None]]] | None = None
+        # (target, callback) pairs, in a tuple (often shared, see _watch_all) or a list
+        self._watchers: Any = None
         self._conditions: dict[Any, list[Any]] = _EMPTY_DICT
         self._connections: set[int] | frozenset[int] = _EMPTY_SET
         self._enabled_traces: frozenset[str] | set[str] = self._default_traces
@@ -290,9 +291,15 @@ class ResourceManager:
 
     def _watch(self, target: int, callback: Callable[[ResourceManager, bool], None]) -> None:
         """Call ``callback(self, reached)`` once ``target`` is reached or unreachable."""
+        self._watch_all(((target, callback),))
+
+    def _watch_all(self, watchers: tuple[tuple[int, Callable[[ResourceManager, bool], None]], ...]) -> None:
+        """:meth:`_watch` for each ``(target, callback)`` of ``watchers``: a tuple, which may be
+        shared by many resources (a wait for 100,000 makes no object per resource)."""
         if self._watchers is None:
-            self._watchers = []
-        self._watchers.append((target, callback))
+            self._watchers = watchers
+        else:
+            self._watchers = [*self._watchers, *watchers]
 
     # -- identity ---------------------------------------------------------------
 
