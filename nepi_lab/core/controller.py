@@ -718,7 +718,7 @@ class ExperimentController:
             self._watch_stop(rm)
         if rm._state != S.NEW or self._aborted:
             self._member_lost(grp, wait_all_ready)
-        elif rm._hooks & _DEPLOY_HOOKS or (rm._conditions and A.DEPLOY in rm._conditions):
+        elif not rm._hooks.isdisjoint(_DEPLOY_HOOKS) or (rm._conditions and A.DEPLOY in rm._conditions):
             rm._task = self._runner.loop.create_task(self._deploy_phase(rm, grp, wait_all_ready))
         else:  # nothing to await: no task needed
             rm._deploy_at_once()
@@ -1248,7 +1248,7 @@ class ExperimentController:
                 continue
             busy = (rm._task is not None and not rm._task.done()) or rm._stop_task is not None
             if (not busy and rm._state != S.STARTED and "do_release" not in rm._hooks
-                    and not (rm._dependents & releasing)):
+                    and rm._dependents.isdisjoint(releasing)):
                 rm._set_state(S.RELEASED)  # nothing to undo: no task needed
                 continue
             rm._release_task = self._runner.loop.create_task(self._release_one(rm, releasing))
