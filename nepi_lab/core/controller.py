@@ -471,7 +471,7 @@ class ExperimentController:
             resources[guid] = rm
             if guid >= self._next_guid:
                 self._next_guid = guid + 1
-            self.events.append(rm._times[0] + self._wall_offset_ns, guid, cls._rtype, -1, 0)
+            self.events.append_ns(rm._times[0] + self._wall_offset_ns, guid, cls._rtype, -1, 0)
         if connected_to is not None:
             self.register_connection(guid, connected_to)
         if auto_deploy:

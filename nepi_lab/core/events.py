@@ -167,10 +167,20 @@ class EventLog:
                     self._types.append(rtype)
         return index << _TYPE_SHIFT
 
-    def append(self, time_ns: int, guid: int, rtype: str, old: int, new: int,
+    def append(self, time: float, guid: int, rtype: str, old: int, new: int,
                detail: str | None = None, sim_time: float | None = None) -> None:
-        """Record one change at ``time_ns`` (epoch nanoseconds; ``old`` is -1 for a
-        registration; ``sim_time``: the simulated time of a change inside a simulation)."""
+        """Record one change at ``time`` (seconds since the epoch; ``old`` is -1 for a
+        registration; ``sim_time``: the simulated time of a change inside a simulation).
+
+        The event's time is the nanosecond nearest ``time``, which reads back as ``time``.
+        """
+        numerator, denominator = float(time).as_integer_ratio()  # exact: no rounding on the way
+        self.append_ns((2 * numerator * _NS + denominator) // (2 * denominator), guid, rtype, old, new,
+                       detail, sim_time)
+
+    def append_ns(self, time_ns: int, guid: int, rtype: str, old: int, new: int,
+                  detail: str | None = None, sim_time: float | None = None) -> None:
+        """:meth:`append` at ``time_ns``, in epoch nanoseconds (the controller's own clock)."""
         index = self._type_index.get(rtype)
         key = ((index << _TYPE_SHIFT if index is not None else self._type_key(rtype))
                | ((old + 1) * _WIDTH + new))

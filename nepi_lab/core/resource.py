@@ -657,7 +657,7 @@ class ResourceManager:
         if new >= _STOPPED and self._ended_at is None:
             self._ended_at = now
         ec = self.ec
-        ec.events.append(now + ec._wall_offset_ns, self.guid, self._rtype, old, new, detail, sim_time)
+        ec.events.append_ns(now + ec._wall_offset_ns, self.guid, self._rtype, old, new, detail, sim_time)
         if self._watchers:
             self._notify()
 

@@ -89,6 +89,18 @@ def test_seconds_text_is_exact_for_any_time():
         assert int(text.removesuffix("e-9")) == ns  # nothing lost
 
 
+def test_a_time_given_in_seconds_reads_back_as_given(tmp_path):
+    log = EventLog()
+    log.attach_file(str(tmp_path / "events.jsonl"), lambda: None)
+    given = [1764600000.1234567, 1764600000.0, 0.1, -12.25, 1.0e-9, 9.2e9, 1796142759.4735637]
+    for i, t in enumerate(given):
+        log.append(t, i, "test::Plain", -1, 0)
+    log.close()
+    assert [e.time for e in log] == given
+    with open(tmp_path / "events.jsonl", encoding="utf-8") as f:
+        assert [json.loads(line)["time"] for line in f] == given
+
+
 def test_rows_from_two_threads_keep_their_details(tmp_path):
     log = EventLog()
     path = str(tmp_path / "events.jsonl")
@@ -98,12 +110,12 @@ def test_rows_from_two_threads_keep_their_details(tmp_path):
     def plain() -> None:
         start.wait()
         for i in range(20_000):
-            log.append(1_764_600_000_000_000_000 + i, 1_000_000 + i, "test::Plain", -1, 0)
+            log.append_ns(1_764_600_000_000_000_000 + i, 1_000_000 + i, "test::Plain", -1, 0)
 
     def detailed() -> None:
         start.wait()
         for i in range(3_000):
-            log.append(1_764_600_000_000_000_000 + i, i, "test::Detailed", 0, int(S.FAILED),
+            log.append_ns(1_764_600_000_000_000_000 + i, i, "test::Detailed", 0, int(S.FAILED),
                        detail=f"detail of {i}", sim_time=i / 4 if i % 3 == 0 else None)
             if i % 500 == 0:
                 log.flush()  # flushes while the other thread appends
