@@ -768,7 +768,7 @@ class ExperimentController:
             rm._task = self._runner.loop.create_task(self._start_phase(rm))
             return
         rm._set_state(S.STARTED)
-        if rm._run_cannot_suspend:
+        if rm._run_cannot_suspend and not rm._conditions:  # (a STOP condition may race its end)
             self._run_in_place(rm)
         elif "do_run" in rm._hooks:
             rm._task = self._runner.loop.create_task(self._run(rm))
