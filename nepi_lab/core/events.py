@@ -1,11 +1,11 @@
 """The append-only log of state changes, and the hook observers subscribe to.
 
 Every transition of every resource (and its registration) becomes one
-:class:`Event`.  The log keeps them in compact columns (an experiment of 100,000
-resources makes over half a million events), writes each as a JSON line to the run
-directory as it happens (its time exact: integer nanoseconds written ``e-9``),
-and calls subscribers, which is how the live graph, the
-progress bars and anything else a user writes observe the experiment.
+:class:`Event`.  The log keeps them in compact rows of integers (an experiment of
+100,000 resources makes over half a million events), writes each as a JSON line to
+the run directory as it happens (its time exact: integer nanoseconds written ``e-9``),
+and calls subscribers, which is how the live graph, the progress bars and anything
+else a user writes observe the experiment.
 """
 
 from __future__ import annotations
@@ -208,8 +208,9 @@ class EventLog:
                      time1: int, time2: int, time3: int) -> None:
         """Record three consecutive changes of one resource, ``old`` -> ``path[0]`` ->
         ``path[1]`` -> ``path[2]``, at ``time1``, ``time2``, ``time3`` (epoch nanoseconds):
-        what :meth:`append` does for each, at once (and without making an object that the garbage collector
-        would count: at 100,000 resources its collections are a large part of the time)."""
+        what :meth:`append_ns` does for each, at once (and without making an object that
+        the garbage collector would count: at 100,000 resources its collections are a
+        large part of the time)."""
         index = self._type_index.get(rtype)
         base = index << _TYPE_SHIFT if index is not None else self._type_key(rtype)
         new1, new2, new3 = path
