@@ -215,7 +215,9 @@ class ExperimentController:
         self._parameters = check_parameters(parameters)
         self._local_dir = check_local_dir(local_dir if local_dir is not None else default_local_dir())
         self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id, default=local_dir is None)
-        self._wall_offset = time.time() - time.monotonic()
+        # epoch ns - monotonic ns: every recorded time is a monotonic one plus this
+        self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+        self._wall_offset = self._wall_offset_ns / 1e9
         self._resources: dict[int, ResourceManager] = {}
         self._next_guid = 1
         self._groups: dict[int, _Group] = {}
@@ -469,7 +471,7 @@ class ExperimentController:
             resources[guid] = rm
             if guid >= self._next_guid:
                 self._next_guid = guid + 1
-            self.events.append(rm._times[0] + self._wall_offset, guid, cls._rtype, -1, 0)
+            self.events.append_ns(rm._times[0] + self._wall_offset_ns, guid, cls._rtype, -1, 0)
         if connected_to is not None:
             self.register_connection(guid, connected_to)
         if auto_deploy:
@@ -716,7 +718,7 @@ class ExperimentController:
             self._watch_stop(rm)
         if rm._state != S.NEW or self._aborted:
             self._member_lost(grp, wait_all_ready)
-        elif rm._hooks & _DEPLOY_HOOKS or (rm._conditions and A.DEPLOY in rm._conditions):
+        elif not rm._hooks.isdisjoint(_DEPLOY_HOOKS) or (rm._conditions and A.DEPLOY in rm._conditions):
             rm._task = self._runner.loop.create_task(self._deploy_phase(rm, grp, wait_all_ready))
         else:  # nothing to await: no task needed
             rm._deploy_at_once()
@@ -766,7 +768,9 @@ class ExperimentController:
             rm._task = self._runner.loop.create_task(self._start_phase(rm))
             return
         rm._set_state(S.STARTED)
-        if "do_run" in rm._hooks:
+        if rm._run_cannot_suspend and not rm._conditions:  # (a STOP condition may race its end)
+            self._run_in_place(rm)
+        elif "do_run" in rm._hooks:
             rm._task = self._runner.loop.create_task(self._run(rm))
 
     async def _start_phase(self, rm: ResourceManager) -> None:
@@ -836,6 +840,35 @@ class ExperimentController:
         if rm._state == S.STARTED and not rm._stopping:
             rm._set_state(S.FINISHED)
 
+    def _run_in_place(self, rm: ResourceManager) -> None:
+        """:meth:`_run` for a ``do_run`` that never awaits (``rm._run_cannot_suspend``):
+        its coroutine is run to its end here, in one step, without a task of its own."""
+        rm._step = "run"
+        coro = rm.do_run()
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        except asyncio.CancelledError:
+            rm._step = None
+            return  # as in _run: the resource stays STARTED, as if its task had been cancelled
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
+            rm._step = None
+            if rm._stopping or rm._state != S.STARTED:
+                log.debug("resource %s: run ended with %r while stopping", rm.guid, exc)
+                return
+            self._fail(rm, "run", exc)
+            return
+        else:  # it suspended after all: cannot be, for code with no await
+            coro.close()
+            rm._step = None
+            self._fail(rm, "run", RuntimeError(f"bug: {type(rm).__name__}.do_run awaited, "
+                                               "though its code holds no await"))
+            return
+        rm._step = None
+        if rm._state == S.STARTED and not rm._stopping:
+            rm._set_state(S.FINISHED)
+
     async def _stop_one(self, rm: ResourceManager) -> None:
         rm._stopping = True
         try:
@@ -896,6 +929,7 @@ class ExperimentController:
             if pending == 0:
                 future.set_result(None)
 
+        watch = ((target, settled),)  # one tuple for every resource waited for
         for rm in rms:
             status = rm._status(target)
             if status > 0:
@@ -904,7 +938,7 @@ class ExperimentController:
                 future.cancel()
                 raise rm._unreachable(target)
             pending += 1
-            rm._watch(target, settled)
+            rm._watch_all(watch)
         if pending:
             await future
 
@@ -1214,7 +1248,7 @@ class ExperimentController:
                 continue
             busy = (rm._task is not None and not rm._task.done()) or rm._stop_task is not None
             if (not busy and rm._state != S.STARTED and "do_release" not in rm._hooks
-                    and not (rm._dependents & releasing)):
+                    and rm._dependents.isdisjoint(releasing)):
                 rm._set_state(S.RELEASED)  # nothing to undo: no task needed
                 continue
             rm._release_task = self._runner.loop.create_task(self._release_one(rm, releasing))
@@ -1487,7 +1521,7 @@ class ExperimentController:
         if rm._step is not None:
             since = rm._times[state]
             parts.append(f"running its {rm._step} step (in {state.name} for "
-                         f"{format_delay(time.monotonic() - (since or time.monotonic()))})")
+                         f"{format_delay((time.monotonic_ns() - (since or time.monotonic_ns())) / 1e9)})")
         if rm._waiting is not None:
             parts.append(rm._waiting())
         if rm._stop_waiting is not None:

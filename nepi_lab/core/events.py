@@ -1,10 +1,11 @@
 """The append-only log of state changes, and the hook observers subscribe to.
 
 Every transition of every resource (and its registration) becomes one
-:class:`Event`.  The log keeps them in compact columns (an experiment of 100,000
-resources makes over half a million events), writes each as a JSON line to the run
-directory as it happens, and calls subscribers, which is how the live graph, the
-progress bars and anything else a user writes observe the experiment.
+:class:`Event`.  The log keeps them in compact rows of integers (an experiment of
+100,000 resources makes over half a million events), writes each as a JSON line to
+the run directory as it happens (its time exact: integer nanoseconds written ``e-9``),
+and calls subscribers, which is how the live graph, the progress bars and anything
+else a user writes observe the experiment.
 """
 
 from __future__ import annotations
@@ -64,9 +65,27 @@ class Event(NamedTuple):
 _STATES = list(ResourceState)
 _NAMES = [json.dumps(s.name) for s in ResourceState]
 _WIDTH = 16  # a transition is stored as one code: (old + 1) * _WIDTH + new
-_TYPE_SHIFT = 8  # a stored key is (type index << _TYPE_SHIFT) | code
-_CODE_MASK = (1 << _TYPE_SHIFT) - 1
+_CODE_MASK = (1 << 8) - 1
+_EXTRA = 1 << 8  # flag of a stored key: the event has a detail or a simulated time (see _extras)
+_TYPE_SHIFT = 9  # a stored key is (type index << _TYPE_SHIFT) | flag | code
 _FLUSH_SLICE = 4096  # events formatted and written at a time: a burst is not held as text at once
+_NS = 1_000_000_000
+
+
+def seconds(time_ns: int) -> float:
+    """Epoch nanoseconds as float seconds, correctly rounded: the float that reading
+    :func:`seconds_text` gives (``json.loads``, ``float``)."""
+    return time_ns / _NS  # int / int: correctly rounded, even beyond 2**53
+
+
+def seconds_text(time_ns: int) -> str:
+    """Epoch nanoseconds as the exact JSON number of seconds: ``1764600000123456789e-9``.
+
+    Any JSON reader gets the seconds from it (as :func:`seconds` gives them), and it
+    is several times cheaper to write than ``repr()`` of a float (which was the bulk of
+    writing a large event log).
+    """
+    return f"{time_ns}e-9"
 
 
 def _code(old: int, new: int) -> int:
@@ -97,12 +116,18 @@ class EventLog:
     """
 
     def __init__(self) -> None:
-        # columns: an experiment of 100,000 resources makes 700,000 events, 20 bytes each
-        self._time = array("d")
-        self._guid = array("q")
-        self._key = array("i")  # (index of the type name in _types << _TYPE_SHIFT) | transition code
+        # One row of three integers per event, in one array: an experiment of 100,000
+        # resources makes 700,000 events, 24 bytes each.  A row is added by one
+        # ``extend``, which no other thread can interleave with (it runs no Python
+        # code): appending takes no lock.  Times are epoch nanoseconds, written exactly
+        # (seconds_text), several times cheaper than repr() of a float.
+        self._rows = array("q")  # time, guid, key: (type index << _TYPE_SHIFT) | _EXTRA? | code
         self._types: list[str] = []  # the type names seen, in order
         self._type_index: dict[str, int] = {}  # type name -> its index in _types
+        # (detail, sim_time) of each event flagged _EXTRA, in the order of those events
+        # (appended with its row under the lock); matched to event indexes by _extras()
+        self._pending_extras: list[tuple[str | None, float | None]] = []
+        self._scanned = 0  # events before this one have their extras in _detail / _sim_time
         self._detail: dict[int, str] = {}
         self._sim_time: dict[int, float] = {}  # simulated times, for the few events that have one
         self._subscribers: list[Subscriber] = []
@@ -144,25 +169,35 @@ class EventLog:
 
     def append(self, time: float, guid: int, rtype: str, old: int, new: int,
                detail: str | None = None, sim_time: float | None = None) -> None:
-        """Record one change (``old`` is -1 for a registration; ``sim_time``: the
-        simulated time of a change inside a simulation)."""
+        """Record one change at ``time`` (seconds since the epoch; ``old`` is -1 for a
+        registration; ``sim_time``: the simulated time of a change inside a simulation).
+
+        The event's time is the nanosecond nearest ``time``, which reads back as ``time``.
+        """
+        numerator, denominator = float(time).as_integer_ratio()  # exact: no rounding on the way
+        self.append_ns((2 * numerator * _NS + denominator) // (2 * denominator), guid, rtype, old, new,
+                       detail, sim_time)
+
+    def append_ns(self, time_ns: int, guid: int, rtype: str, old: int, new: int,
+                  detail: str | None = None, sim_time: float | None = None) -> None:
+        """:meth:`append` at ``time_ns``, in epoch nanoseconds (the controller's own clock)."""
         index = self._type_index.get(rtype)
         key = ((index << _TYPE_SHIFT if index is not None else self._type_key(rtype))
                | ((old + 1) * _WIDTH + new))
-        with self._lock:
-            if detail is not None:
-                self._detail[len(self._time)] = detail
-            if sim_time is not None:
-                self._sim_time[len(self._time)] = sim_time
-            self._time.append(time)
-            self._guid.append(guid)
-            self._key.append(key)
-            if not self._flush_pending and self._request_flush is not None:
-                self._flush_pending = True
-                self._request_flush()
+        if detail is None and sim_time is None:
+            self._rows.extend((time_ns, guid, key))
+        else:
+            with self._lock:  # the extras in the order of their rows
+                self._rows.extend((time_ns, guid, key | _EXTRA))
+                self._pending_extras.append((detail, sim_time))
+        # A flush that reset the flag after this row was added writes it; one that had
+        # not reset it yet had not measured the rows yet either.
+        if not self._flush_pending and self._request_flush is not None:
+            self._flush_pending = True
+            self._request_flush()
         if self._subscribers:
-            event = Event(time, guid, rtype, None if old < 0 else _STATES[old], _STATES[new], detail,
-                          sim_time)
+            event = Event(time_ns / _NS, guid, rtype, None if old < 0 else _STATES[old], _STATES[new],
+                          detail, sim_time)
             for subscriber in list(self._subscribers):
                 try:
                     subscriber(event)
@@ -170,36 +205,57 @@ class EventLog:
                     log.exception("event subscriber %r raised", subscriber)
 
     def append_three(self, guid: int, rtype: str, old: int, path: tuple[int, int, int],
-                     time1: float, time2: float, time3: float) -> None:
+                     time1: int, time2: int, time3: int) -> None:
         """Record three consecutive changes of one resource, ``old`` -> ``path[0]`` ->
-        ``path[1]`` -> ``path[2]``, at ``time1``, ``time2``, ``time3``: what :meth:`append`
-        does for each, at once (and without making an object that the garbage collector
-        would count: at 100,000 resources its collections are a large part of the time)."""
+        ``path[1]`` -> ``path[2]``, at ``time1``, ``time2``, ``time3`` (epoch nanoseconds):
+        what :meth:`append_ns` does for each, at once (and without making an object that
+        the garbage collector would count: at 100,000 resources its collections are a
+        large part of the time)."""
         index = self._type_index.get(rtype)
         base = index << _TYPE_SHIFT if index is not None else self._type_key(rtype)
         new1, new2, new3 = path
-        times, guids, keys = self._time, self._guid, self._key
-        with self._lock:
-            times.append(time1)
-            times.append(time2)
-            times.append(time3)
-            guids.append(guid)
-            guids.append(guid)
-            guids.append(guid)
-            keys.append(base | ((old + 1) * _WIDTH + new1))
-            keys.append(base | ((new1 + 1) * _WIDTH + new2))
-            keys.append(base | ((new2 + 1) * _WIDTH + new3))
-            if not self._flush_pending and self._request_flush is not None:
-                self._flush_pending = True
-                self._request_flush()
+        self._rows.extend((time1, guid, base | ((old + 1) * _WIDTH + new1),
+                           time2, guid, base | ((new1 + 1) * _WIDTH + new2),
+                           time3, guid, base | ((new2 + 1) * _WIDTH + new3)))
+        if not self._flush_pending and self._request_flush is not None:
+            self._flush_pending = True
+            self._request_flush()
         if self._subscribers:
             for before, new, time in ((old, new1, time1), (new1, new2, time2), (new2, new3, time3)):
-                event = Event(time, guid, rtype, None if before < 0 else _STATES[before], _STATES[new], None)
+                event = Event(time / _NS, guid, rtype, None if before < 0 else _STATES[before], _STATES[new],
+                              None)
                 for subscriber in list(self._subscribers):
                     try:
                         subscriber(event)
                     except Exception:  # an observer must not break the run
                         log.exception("event subscriber %r raised", subscriber)
+
+    def _extras(self) -> tuple[dict[int, str], dict[int, float]]:
+        """The details and simulated times, by event index (every event's so far)."""
+        if self._pending_extras:
+            with self._lock:
+                self._match_extras()
+        return self._detail, self._sim_time
+
+    def _match_extras(self) -> None:
+        """Give the pending extras their event indexes (with the lock held: every row
+        flagged _EXTRA then has its extras in the list, in the rows' order)."""
+        pending = self._pending_extras
+        if not pending:
+            return
+        first = self._scanned
+        keys = self._rows[3 * first + 2::3]
+        taken = 0
+        for offset, key in enumerate(keys):
+            if key & _EXTRA:
+                detail, sim_time = pending[taken]
+                if detail is not None:
+                    self._detail[first + offset] = detail
+                if sim_time is not None:
+                    self._sim_time[first + offset] = sim_time
+                taken += 1
+        del pending[:taken]
+        self._scanned = first + len(keys)
 
     def _tail(self, key: int) -> str:
         """The end of the JSON line of an event with ``key``: type, from, to, a null detail."""
@@ -218,27 +274,30 @@ class EventLog:
         memory (they are the log) and the next flush tries again; the first failure
         and the recovery are logged once.  Never raises.
         """
+        self._flush_pending = False  # before the rows are measured: see append
         with self._lock:
-            self._flush_pending = False
             if self._fd is None:
                 return
-            end = len(self._time)
+            end = len(self._rows) // 3
+            self._match_extras()  # up to at least `end`
+            details, sim_times = self._detail, self._sim_time
             tails = self._tails
             while self._written < end:
                 start = self._written
                 stop = min(end, start + _FLUSH_SLICE)
-                keys = self._key[start:stop]
+                rows = self._rows[3 * start:3 * stop]
+                keys = rows[2::3]
                 for key in set(keys) - tails.keys():
                     self._tail(key)
-                times, guids = self._time[start:stop], self._guid[start:stop]
-                lines = [f'{{"time": {t!r}, "guid": {g}{tails[k]}'
-                         for t, g, k in zip(times, guids, keys, strict=True)]
-                if self._detail:
-                    for i, detail in self._detail.items():
+                # the time as in seconds_text: nanoseconds, e-9
+                lines = [f'{{"time": {t}e-9, "guid": {g}{tails[k]}'
+                         for t, g, k in zip(rows[0::3], rows[1::3], keys, strict=True)]
+                if details:
+                    for i, detail in details.items():
                         if start <= i < stop:
                             lines[i - start] = lines[i - start][:-7] + json.dumps(detail) + "}\n"
-                if self._sim_time:
-                    for i, sim_time in self._sim_time.items():
+                if sim_times:
+                    for i, sim_time in sim_times.items():
                         if start <= i < stop:
                             lines[i - start] = lines[i - start][:-2] + f', "sim_time": {sim_time!r}}}\n'
                 self._write(lines, start, stop)
@@ -299,14 +358,18 @@ class EventLog:
     # -- reading ---------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._time)
+        return len(self._rows) // 3
 
     def _event(self, i: int) -> Event:
-        key = self._key[i]
+        rows = self._rows
+        key = rows[3 * i + 2]
         old, new = divmod(key & _CODE_MASK, _WIDTH)
-        return Event(self._time[i], self._guid[i], self._types[key >> _TYPE_SHIFT],
-                     None if old == 0 else _STATES[old - 1], _STATES[new], self._detail.get(i),
-                     self._sim_time.get(i))
+        detail = sim_time = None
+        if key & _EXTRA:
+            details, sim_times = self._extras()
+            detail, sim_time = details.get(i), sim_times.get(i)
+        return Event(rows[3 * i] / _NS, rows[3 * i + 1], self._types[key >> _TYPE_SHIFT],
+                     None if old == 0 else _STATES[old - 1], _STATES[new], detail, sim_time)
 
     @overload
     def __getitem__(self, i: int) -> Event: ...
@@ -328,7 +391,7 @@ class EventLog:
 
     def for_guid(self, guid: int) -> list[Event]:
         """The events of one resource, in order."""
-        return [self._event(i) for i, g in enumerate(self._guid) if g == guid]
+        return [self._event(i) for i, g in enumerate(self._rows[1::3]) if g == guid]
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """Every event as a dict (see :meth:`Event.to_dict`)."""
@@ -339,11 +402,13 @@ class EventLog:
         ``sim_time`` (float seconds, NaN where none) when a simulation recorded any."""
         import pandas as pd
 
+        records = self.to_dicts()
         columns = ["time", "guid", "type", "from", "to", "detail"]
-        if self._sim_time:
+        has_sim_time = bool(self._extras()[1])
+        if has_sim_time:
             columns.append("sim_time")
-        frame = pd.DataFrame.from_records(self.to_dicts(), columns=columns)
-        if self._sim_time:
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        if has_sim_time:
             frame["sim_time"] = frame["sim_time"].astype("float64")
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
         return frame

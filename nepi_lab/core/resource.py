@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import dis
 import enum
 import functools
 import inspect
@@ -167,6 +168,9 @@ class ResourceManager:
     #: Long-lived resources (no ``do_run``) stay STARTED until stopped.
     _long_lived: bool = True
     _hooks: frozenset[str] = frozenset()
+    #: ``do_run`` is a coroutine function that never awaits: the controller runs it in
+    #: place, without a task of its own (see :func:`_cannot_suspend`).
+    _run_cannot_suspend: bool = False
     _default_traces: frozenset[str] = frozenset()
     #: Attributes whose values are never written out (``Flags.NoRead``, ``Flags.Credential``).
     _secret_attributes: frozenset[str] = frozenset()
@@ -213,6 +217,7 @@ class ResourceManager:
         )
         if "_long_lived" not in cls.__dict__:
             cls._long_lived = "do_run" not in cls._hooks
+        cls._run_cannot_suspend = "do_run" in cls._hooks and _cannot_suspend(cls.do_run)
         if cls.__dict__.get("_rtype"):
             register_type(cls)
 
@@ -230,12 +235,13 @@ class ResourceManager:
         self.guid = guid
         self._values: dict[str, Any] = _EMPTY_DICT
         self._state = S.NEW
-        # monotonic time each state was last entered, 0.0 for never: raw doubles, no float objects
+        # monotonic time each state was last entered, in ns, 0 for never: raw integers, no objects
         self._times = _NO_TIMES[:]
-        self._times[0] = _monotonic()
+        self._times[0] = _monotonic_ns()
         self._progress = S.NEW
-        self._ended_at: float | None = None
-        self._watchers: list[tuple[int, Callable[[ResourceManager, bool], None]]] | None = None
+        self._ended_at: int | None = None  # monotonic ns
+        # (target, callback) pairs, in a tuple (often shared, see _watch_all) or a list
+        self._watchers: Any = None
         self._conditions: dict[Any, list[Any]] = _EMPTY_DICT
         self._connections: set[int] | frozenset[int] = _EMPTY_SET
         self._enabled_traces: frozenset[str] | set[str] = self._default_traces
@@ -285,9 +291,15 @@ class ResourceManager:
 
     def _watch(self, target: int, callback: Callable[[ResourceManager, bool], None]) -> None:
         """Call ``callback(self, reached)`` once ``target`` is reached or unreachable."""
+        self._watch_all(((target, callback),))
+
+    def _watch_all(self, watchers: tuple[tuple[int, Callable[[ResourceManager, bool], None]], ...]) -> None:
+        """:meth:`_watch` for each ``(target, callback)`` of ``watchers``: a tuple, which may be
+        shared by many resources (a wait for 100,000 makes no object per resource)."""
         if self._watchers is None:
-            self._watchers = []
-        self._watchers.append((target, callback))
+            self._watchers = watchers
+        else:
+            self._watchers = [*self._watchers, *watchers]
 
     # -- identity ---------------------------------------------------------------
 
@@ -637,7 +649,7 @@ class ResourceManager:
             raise RuntimeError(
                 f"bug: resource {self.guid} ({self._rtype}) cannot go from {old.name} to {new.name}"
             )
-        now = _monotonic()
+        now = _monotonic_ns()
         self._state = new
         self._times[new] = now
         if new <= _FINISHED and new > self._progress:
@@ -645,7 +657,7 @@ class ResourceManager:
         if new >= _STOPPED and self._ended_at is None:
             self._ended_at = now
         ec = self.ec
-        ec.events.append(now + ec._wall_offset, self.guid, self._rtype, old, new, detail, sim_time)
+        ec.events.append_ns(now + ec._wall_offset_ns, self.guid, self._rtype, old, new, detail, sim_time)
         if self._watchers:
             self._notify()
 
@@ -664,14 +676,14 @@ class ResourceManager:
                 self._set_state(state)
             return
         times = self._times
-        t1 = _monotonic()
-        t2 = _monotonic()
-        t3 = _monotonic()
+        t1 = _monotonic_ns()
+        t2 = _monotonic_ns()
+        t3 = _monotonic_ns()
         times[1] = t1
         times[3] = t2
         times[4] = t3
         self._state = self._progress = S.READY
-        offset = ec._wall_offset
+        offset = ec._wall_offset_ns
         ec.events.append_three(self.guid, self._rtype, 0, _TO_READY, t1 + offset, t2 + offset, t3 + offset)
         if self._watchers:
             self._notify()
@@ -701,13 +713,14 @@ class ResourceManager:
         return 0
 
     def _reach_time(self, target: ResourceState) -> float:
-        """Monotonic time at which ``target`` was reached (see :meth:`_status`)."""
+        """Monotonic time (``time.monotonic()`` seconds) at which ``target`` was reached
+        (see :meth:`_status`)."""
         if target == S.STOPPED:
-            return self._ended_at  # type: ignore[return-value]
+            return self._ended_at / 1e9  # type: ignore[operator]
         t = self._times[target]
         if not t:  # passed over (RESERVED) : the next state reached stands for it
             t = min(x for x in self._times[target:] if x)
-        return t
+        return t / 1e9
 
     def _notify(self) -> None:
         watchers = self._watchers
@@ -728,16 +741,17 @@ class ResourceManager:
     def state_time(self, state: ResourceState) -> _dt.datetime | None:
         """When the resource last entered ``state`` (None if never)."""
         t = self._times[state]
-        return _dt.datetime.fromtimestamp(self.ec._to_wall(t)) if t else None
+        # the time of its event (Event.time), to the nanosecond
+        return _dt.datetime.fromtimestamp((t + self.ec._wall_offset_ns) / 1_000_000_000) if t else None
 
 
-_monotonic = time.monotonic
+_monotonic_ns = time.monotonic_ns
 _STOPPED, _FINISHED = int(S.STOPPED), int(S.FINISHED)
 _EMPTY_DICT: dict[Any, Any] = {}  # shared; never written (see ResourceManager.__init__)
 _EMPTY_SET: frozenset[Any] = frozenset()
 _BASE_SET_STATE = ResourceManager._set_state
 _NSTATES = len(ResourceState)
-_NO_TIMES = array("d", bytes(8 * _NSTATES))  # copied by each resource: every state never entered
+_NO_TIMES = array("q", bytes(8 * _NSTATES))  # copied by each resource: every state never entered
 _TO_READY = (S.DISCOVERED, S.PROVISIONED, S.READY)
 _BEFORE_RELEASE = tuple(s for s in ResourceState if s != S.RELEASED)
 
@@ -751,6 +765,21 @@ def on_controller_loop(method: Callable[..., Any]) -> Callable[..., Any]:
         return await self.ec._runner.run_async(method(self, *args, **kwargs))
 
     return on_loop
+
+
+_SUSPENDING_OPS = frozenset(
+    dis.opmap[name] for name in ("GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "BEFORE_ASYNC_WITH",
+                                 "END_ASYNC_FOR", "YIELD_VALUE", "SEND") if name in dis.opmap)
+
+
+def _cannot_suspend(hook: Callable[..., Any]) -> bool:
+    """Whether ``hook`` is a plain ``async def`` whose body holds no ``await``, ``async for``
+    or ``async with``: its coroutine then runs to its end in one step, so it needs no
+    task (an instant resource's ``do_run``).  Wrapped or decorated hooks are not looked
+    into (False: they get a task, as every hook did)."""
+    if not inspect.iscoroutinefunction(hook) or not inspect.isfunction(hook):
+        return False
+    return not any(op in _SUSPENDING_OPS for op in hook.__code__.co_code[::2])
 
 
 def _in_pool(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -24,7 +24,8 @@ def read_events(run_dir: str) -> list[dict]:
 
 
 def test_the_event_log_survives_a_full_disk(tmp_path, caplog):
-    with small_disk(tmp_path / "disk", "256k") as disk:
+    # 2,100 events of ~120 bytes, and the description (written beside its old copy)
+    with small_disk(tmp_path / "disk", "320k") as disk:
         ec = ExperimentController(exp_id="full", local_dir=str(disk))
         filler = fill(disk, leave=8192)  # room for ~80 events, then the disk is full
         caplog.set_level(logging.WARNING, logger="nepi_lab")

@@ -109,3 +109,11 @@ class Instant(ResourceManager):
 
     async def do_run(self) -> None:
         return None
+
+
+class InstantFailing(ResourceManager):
+    _rtype = "test::InstantFailing"
+    _help = "Fails at once, in a do_run that never awaits."
+
+    async def do_run(self) -> None:
+        raise TestError(f"resource {self.guid} failed at once, in state {self.state.name}")

@@ -1,0 +1,141 @@
+"""The controller's fast paths (issue 17) behave as the general ones: a ``do_run`` that
+never awaits runs without a task, event times are exact integers of nanoseconds, and the
+event log takes rows from several threads without a lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+from nepi_lab import ExperimentController, ResourceManager, ResourceState
+from nepi_lab.core.events import EventLog, seconds, seconds_text
+from nepi_lab.core.registry import get_resource_type
+
+S = ResourceState
+
+
+def test_only_a_do_run_without_await_is_run_in_place():
+    assert get_resource_type("test::Instant")._run_cannot_suspend
+    assert get_resource_type("test::InstantFailing")._run_cannot_suspend
+    assert not get_resource_type("test::Application")._run_cannot_suspend  # awaits (when it sleeps)
+    assert not get_resource_type("test::Node")._run_cannot_suspend  # no do_run: long-lived
+
+    class Blocking(ResourceManager):  # a legacy synchronous hook runs in the pool: a task
+        def do_run(self) -> None:
+            return None
+
+    class Looping(ResourceManager):
+        async def do_run(self) -> None:
+            async for _ in self.ticks():
+                pass
+
+        async def ticks(self):
+            yield 1
+
+    assert not Blocking._run_cannot_suspend
+    assert not Looping._run_cannot_suspend
+
+
+def test_a_do_run_in_place_finishes_or_fails_as_with_a_task(ec):
+    ok = [ec.register_resource("test::Instant") for _ in range(5)]
+    bad = ec.register_resource("test::InstantFailing", critical=False)
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    assert {ec.state(g) for g in ok} == {S.FINISHED}
+    assert ec.state(bad) == S.FAILED
+    (failure,) = ec.failures
+    assert (failure.guid, failure.step, failure.state) == (bad, "run", S.STARTED)
+    assert "in state STARTED" in failure.message  # it ran once STARTED, as a task's would
+    for g in [*ok, bad]:
+        assert [e.new for e in ec.events.for_guid(g)] == [
+            S.NEW, S.DISCOVERED, S.PROVISIONED, S.READY, S.STARTED, S.FAILED if g == bad else S.FINISHED]
+    assert ec.get_start_time(bad) <= ec.get_failed_time(bad)
+
+
+def test_a_critical_failure_in_place_fails_the_experiment(tmp_path):
+    with ExperimentController(exp_id="in-place", local_dir=str(tmp_path)) as ec:
+        ec.register_resource("test::Instant")
+        ec.register_resource("test::InstantFailing")
+        ec.deploy()
+        try:
+            ec.wait_finished(timeout=10)
+        except Exception as exc:  # noqa: BLE001 - the type is checked below
+            assert type(exc).__name__ == "ExperimentFailedError"
+        else:
+            raise AssertionError("a critical failure in do_run did not fail the experiment")
+        assert ec.ecstate.name == "FAILED"
+
+
+def test_event_times_read_back_exactly(ec):
+    apps = [ec.register_resource("test::Instant") for _ in range(20)]
+    ec.deploy()
+    ec.wait_finished(timeout=10)
+    ec.events.flush()
+    with open(os.path.join(ec.run_dir, "events.jsonl"), encoding="utf-8") as f:
+        written = [json.loads(line) for line in f]
+    assert [r["time"] for r in written] == [e.time for e in ec.events]  # the same floats
+    for g in apps:  # a resource's state times are its events' times
+        events = ec.events.for_guid(g)
+        assert ec.get_start_time(g) == next(e.datetime for e in events if e.new == S.STARTED)
+        assert ec.get_register_time(g) == events[0].datetime
+
+
+def test_seconds_text_is_exact_for_any_time():
+    for ns in (0, 1, 999_999_999, 1_000_000_000, 1_764_600_000_123_456_789, -1, -1_500_000_000,
+               9_200_000_000_000_000_000, 2**63 - 1, -(2**63)):
+        text = seconds_text(ns)
+        assert json.loads(f'{{"time": {text}}}')["time"] == float(text) == seconds(ns) == ns / 10**9
+        assert int(text.removesuffix("e-9")) == ns  # nothing lost
+
+
+def test_a_time_given_in_seconds_reads_back_as_given(tmp_path):
+    log = EventLog()
+    log.attach_file(str(tmp_path / "events.jsonl"), lambda: None)
+    given = [1764600000.1234567, 1764600000.0, 0.1, -12.25, 1.0e-9, 9.2e9, 1796142759.4735637]
+    for i, t in enumerate(given):
+        log.append(t, i, "test::Plain", -1, 0)
+    log.close()
+    assert [e.time for e in log] == given
+    with open(tmp_path / "events.jsonl", encoding="utf-8") as f:
+        assert [json.loads(line)["time"] for line in f] == given
+
+
+def test_rows_from_two_threads_keep_their_details(tmp_path):
+    log = EventLog()
+    path = str(tmp_path / "events.jsonl")
+    log.attach_file(path, lambda: None)
+    start = threading.Barrier(2)
+
+    def plain() -> None:
+        start.wait()
+        for i in range(20_000):
+            log.append_ns(1_764_600_000_000_000_000 + i, 1_000_000 + i, "test::Plain", -1, 0)
+
+    def detailed() -> None:
+        start.wait()
+        for i in range(3_000):
+            log.append_ns(1_764_600_000_000_000_000 + i, i, "test::Detailed", 0, int(S.FAILED),
+                       detail=f"detail of {i}", sim_time=i / 4 if i % 3 == 0 else None)
+            if i % 500 == 0:
+                log.flush()  # flushes while the other thread appends
+
+    threads = [threading.Thread(target=plain), threading.Thread(target=detailed)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    events = list(log)
+    assert len(events) == 23_000
+    detailed_events = [e for e in events if e.rtype == "test::Detailed"]
+    assert [e.guid for e in detailed_events] == list(range(3_000))  # in order
+    for e in detailed_events:
+        assert e.detail == f"detail of {e.guid}"
+        assert e.sim_time == (e.guid / 4 if e.guid % 3 == 0 else None)
+    assert all(e.detail is None and e.sim_time is None for e in events if e.rtype == "test::Plain")
+    with open(path, encoding="utf-8") as f:
+        written = [json.loads(line) for line in f]
+    assert [(r["guid"], r["detail"], r.get("sim_time")) for r in written] == [
+        (e.guid, e.detail, e.sim_time) for e in events]
+    assert [r["time"] for r in written] == [e.time for e in events]
