@@ -543,6 +543,33 @@ def test_files_over_sftp(ec, ssh_node, sshd, tmp_path):  # noqa: F811
     assert (tmp_path / "back.bin").read_bytes() == big
 
 
+def test_list_files_over_sftp_lists_what_the_shell_listed(ec, ssh_node, sshd):  # noqa: F811
+    """Regular files only (hidden ones too), never links, folders or a missing folder; the
+    same names the host's shell lists with the same test."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    ex = executor_of(ec, ssh_node)
+    base = f"{rm.node_home}/listed"
+    shell = ('cd "$1" 2>/dev/null || exit 0; for f in * .[!.]* ..?*; do '
+             '[ -f "$f" ] && [ ! -L "$f" ] && printf "%s\\n" "$f"; done; exit 0')
+
+    async def scenario():
+        await rm.run(f"mkdir -p {base}/sub && cd {base} && : > b && echo x > a && : > .hidden && : > ..dots "
+                     f"&& : > 'with space' && ln -s a link && ln -s sub dirlink && ln -s gone dangling "
+                     f"&& mkfifo fifo")
+        listed = await ex.list_files(base)
+        by_shell = (await rm.run(f"sh -c '{shell}' list {base}")).stdout.splitlines()
+        missing = await ex.list_files(f"{base}/no-such-folder")
+        not_a_folder = await ex.list_files(f"{base}/a")
+        return listed, sorted(by_shell), missing, not_a_folder
+
+    listed, by_shell, missing, not_a_folder = run_on_loop(ec, scenario())
+    assert listed == ["..dots", ".hidden", "a", "b", "with space"]
+    assert listed == by_shell
+    assert missing == [] and not_a_folder == []
+
+
 def test_listening_tcp_ports_on_the_host(ec, ssh_node, sshd):  # noqa: F811
     ec.deploy()
     ec.wait_deployed(ssh_node, timeout=20)
