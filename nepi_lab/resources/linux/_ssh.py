@@ -368,13 +368,23 @@ class _Connection:
             conn = await asyncssh.connect(target.host, target.port, tunnel=tunnel, **options)
         except Exception as exc:
             raise explain_connect_error(exc, target) from exc
+        # the SFTP session opens meanwhile: every node asks for its home folder next
+        sftp = asyncio.ensure_future(conn.start_sftp_client())
+        sftp.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unused
         try:
             probe = await conn.run('echo "$SHELL"', check=False)  # csh and fish read it too
             self.posix_login = posixpath.basename(_decode(probe.stdout).strip()) in POSIX_SHELLS
             await self._server_turn(conn)  # the probe's session is gone before others open
-        except Exception as exc:
+        except BaseException as exc:
+            sftp.cancel()
             conn.close()
+            if not isinstance(exc, Exception):
+                raise
             raise explain_connect_error(exc, target) from exc
+        try:
+            self._sftp = await sftp
+        except Exception:  # e.g. no SFTP there: the first file operation says so, as before
+            self._sftp = None
         self.conn = conn
         self.dead = None
         return conn
@@ -1111,6 +1121,8 @@ class SshExecutor(Executor):
         # trees removed together go in one ``rm``: 100 applications released at once
         # cost a few commands, not 100
         self._removals: Batches[str, None] = Batches(self._remove_trees, limit=REMOVE_BATCH)
+        #: the last :meth:`list_files`: its task, the folder, and each file's size
+        self._listing: tuple[asyncio.Task[Any] | None, str, dict[str, int]] | None = None
 
     @classmethod
     def for_node(cls, node: Node) -> SshExecutor:
@@ -1382,26 +1394,43 @@ class SshExecutor(Executor):
                 await sftp.put(local, remote, preserve=True)
 
     async def download(self, remote: str, local: str) -> bool:
+        return await self._download(remote, local)
+
+    async def download_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """:meth:`download` each pair, concurrently.  Right after :meth:`list_files` in the
+        same task (an application collecting its traces: it lists its folder, then
+        downloads), the listing's sizes stand for the ``stat`` of each file listed: an
+        empty trace then costs no request at all."""
+        listing, self._listing = self._listing, None
+        sizes: dict[str, int] = {}
+        if listing is not None and listing[0] is asyncio.current_task():
+            sizes = {posixpath.join(listing[1], name): size for name, size in listing[2].items()}
+        return list(await asyncio.gather(*(
+            self._download(remote, local, sizes.get(posixpath.normpath(remote))) for remote, local in pairs)))
+
+    async def _download(self, remote: str, local: str, size: int | None = None) -> bool:
         import asyncssh
 
-        sftp = await self._sftp()
         data = b""
-        with translate_errors(self.where):
-            # traces are many and mostly small or empty: a missing or empty file costs
-            # one request, a small one four, a big one is streamed in parallel blocks
-            try:
-                size = (await sftp.stat(remote)).size or 0
-            except asyncssh.SFTPNoSuchFile:
-                return False
-            if size > DOWNLOAD_IN_ONE:
-                await sftp.get(remote, local)
-                return True
-            if size:
-                try:
-                    async with sftp.open(remote, "rb") as f:
-                        data = await f.read(size)
-                except asyncssh.SFTPNoSuchFile:
-                    return False
+        if size != 0:
+            sftp = await self._sftp()
+            with translate_errors(self.where):
+                # traces are many and mostly small or empty: a missing or empty file costs
+                # one request, a small one four, a big one is streamed in parallel blocks
+                if size is None:
+                    try:
+                        size = (await sftp.stat(remote)).size or 0
+                    except asyncssh.SFTPNoSuchFile:
+                        return False
+                if size > DOWNLOAD_IN_ONE:
+                    await sftp.get(remote, local)
+                    return True
+                if size:
+                    try:
+                        async with sftp.open(remote, "rb") as f:
+                            data = await f.read(size)
+                    except asyncssh.SFTPNoSuchFile:
+                        return False
         with open(local, "wb") as out:
             out.write(data)
         return True
@@ -1440,6 +1469,7 @@ class SshExecutor(Executor):
         is missing: one SFTP listing, no command on the host."""
         import asyncssh
 
+        self._listing = None
         sftp = await self._sftp()
         with translate_errors(self.where):
             try:  # bytes: a name that is not UTF-8 reads as the shell's listing decoded it
@@ -1447,8 +1477,10 @@ class SshExecutor(Executor):
             except asyncssh.SFTPError:  # missing, not a folder, not readable
                 return []
         # OpenSSH's sftp-server lstat()s the entries: a link is no regular file here
-        return sorted(_decode(e.filename) for e in entries
-                      if e.filename not in (b".", b"..") and stat.S_ISREG(e.attrs.permissions or 0))
+        files = {_decode(e.filename): e.attrs.size or 0 for e in entries
+                 if e.filename not in (b".", b"..") and stat.S_ISREG(e.attrs.permissions or 0)}
+        self._listing = (asyncio.current_task(), posixpath.normpath(folder), files)  # see download_many
+        return sorted(files)
 
     async def tail(self, path: str, size: int = STDERR_TAIL) -> str:
         import asyncssh
