@@ -352,12 +352,13 @@ class _Connection:
             tunnel = await self.gateway.connection()
         options: dict[str, Any] = {
             "known_hosts": known_hosts,
-            "encryption_algs": _encryption_algs(asyncssh),
             "connect_timeout": target.connect_timeout or None,
             "keepalive_interval": KEEPALIVE_INTERVAL,
             "keepalive_count_max": KEEPALIVE_COUNT_MAX,
             "client_factory": lambda: _client_factory(self),
         }
+        if not _ciphers_configured():
+            options["encryption_algs"] = _encryption_algs()
         if target.username:
             options["username"] = target.username
         if target.identity_file is not None:
@@ -568,17 +569,29 @@ class _Connection:
 
 #: Ciphers tried first: AES-GCM costs a fifth of ChaCha20-Poly1305 (asyncssh's first
 #: choice) per packet here, with AES instructions on both ends; the rest of asyncssh's
-#: list follows, for hosts without them.
+#: list follows, for hosts without them.  A ``Ciphers`` line in ``~/.ssh/config`` (which
+#: asyncssh reads) wins: then asyncssh's choice stands.
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
-def _encryption_algs(asyncssh: Any) -> list[str]:
+def _encryption_algs() -> list[str]:
     """asyncssh's default ciphers, :data:`PREFERRED_CIPHERS` first."""
     from asyncssh.encryption import get_default_encryption_algs
 
     default = [alg.decode() for alg in get_default_encryption_algs()]
     return [alg for alg in PREFERRED_CIPHERS if alg in default] + [
         alg for alg in default if alg not in PREFERRED_CIPHERS]
+
+
+def _ciphers_configured(path: str = "~/.ssh/config") -> bool:
+    """Whether the user's SSH client configuration may choose the ciphers (a ``Ciphers``
+    or an ``Include`` line), in which case nepi_lab leaves the choice to it."""
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return re.search(r"^\s*(ciphers|include)\b", text, re.IGNORECASE | re.MULTILINE) is not None
 
 
 class _Corked:

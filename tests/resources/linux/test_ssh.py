@@ -570,6 +570,50 @@ def test_list_files_over_sftp_lists_what_the_shell_listed(ec, ssh_node, sshd):  
     assert missing == [] and not_a_folder == []
 
 
+def test_connection_prefers_aes_gcm_and_joins_the_writes_of_a_loop_turn(ec, ssh_node, sshd):  # noqa: F811
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    ex = executor_of(ec, ssh_node)
+    conn = ex.connection.conn
+    if _ssh._ciphers_configured():  # this user's ~/.ssh/config chooses: nothing of ours to check
+        pytest.skip("~/.ssh/config names the ciphers (or includes a file that may)")
+    assert conn.get_extra_info("send_cipher") == "aes128-gcm@openssh.com"
+    assert conn.get_extra_info("recv_cipher") == "aes128-gcm@openssh.com"
+    sent = []
+    transport = conn._transport  # the corked transport asyncssh writes to
+    assert isinstance(transport, _ssh._CorkedTransport)
+    real = transport._transport
+    original = real.write
+
+    def spy(data):
+        sent.append(len(data))
+        original(data)
+
+    async def five_at_once():
+        real.write = spy
+        try:
+            return await asyncio.gather(*(ex.run(f"echo {i}") for i in range(5)))
+        finally:
+            del real.write
+
+    results = run_on_loop(ec, five_at_once())
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(5)]
+    # without the cork: a write per packet and per MSG_IGNORE before it, about 50
+    assert len(sent) < 5 * 4, sent
+
+
+def test_ciphers_are_left_to_an_ssh_config_that_names_them(tmp_path):
+    config = tmp_path / "config"
+    assert not _ssh._ciphers_configured(str(config))  # no file
+    config.write_text("Host *\n  User someone\n")
+    assert not _ssh._ciphers_configured(str(config))
+    config.write_text("Host old\n  Ciphers aes256-ctr\n")
+    assert _ssh._ciphers_configured(str(config))
+    config.write_text("include ~/.ssh/more\n")
+    assert _ssh._ciphers_configured(str(config))
+    assert _ssh._encryption_algs()[:2] == ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+
+
 def test_listening_tcp_ports_on_the_host(ec, ssh_node, sshd):  # noqa: F811
     ec.deploy()
     ec.wait_deployed(ssh_node, timeout=20)
