@@ -22,6 +22,12 @@ Channels
     sent only when no slot is free).  A running process holds its channel until it
     ends, so a host running many long-lived processes at once needs a higher
     ``MaxSessions`` in its ``sshd_config`` (and a node attribute to match).
+Packets
+    The SSH packets written in one turn of the loop leave in one ``send`` (a corked
+    transport under asyncssh: :class:`_Corked`), and AES-GCM is offered before
+    ChaCha20-Poly1305 unless ``~/.ssh/config`` names the ciphers.  An application's
+    traces are collected with one SFTP listing of its folder (names and sizes: an empty
+    trace costs no further request) and a read per non-empty file; no shell runs for it.
 Checks
     Host keys are verified by default, against ``serverKey`` (the key itself, NEPI's way),
     else ``knownHosts`` or ``~/.ssh/known_hosts``;
