@@ -24,8 +24,9 @@ Channels
     ``MaxSessions`` in its ``sshd_config`` (and a node attribute to match).
 Packets
     The SSH packets written in one turn of the loop leave in one ``send`` (a corked
-    transport under asyncssh: :class:`_Corked`), and AES-GCM is offered before
-    ChaCha20-Poly1305 unless ``~/.ssh/config`` names the ciphers.  An application's
+    transport under asyncssh: :class:`_Corked`, unless ``~/.ssh/config`` routes hosts
+    with ``ProxyJump``, ``ProxyCommand``, ``BindAddress`` or ``AddressFamily``), and
+    AES-GCM is offered before ChaCha20-Poly1305 unless ``~/.ssh/config`` names the ciphers.  An application's
     traces are collected with one SFTP listing of its folder (names and sizes: an empty
     trace costs no further request) and a read per non-empty file; no shell runs for it.
 Checks
@@ -351,7 +352,9 @@ class _Connection:
             known_hosts = target.known_hosts_file
             if not os.path.exists(known_hosts):  # trust no key: the host is reached, then refused
                 known_hosts = ([], [], [])
-        tunnel: Any = _Corked()  # a direct TCP connection whose writes leave once a loop turn
+        # a direct TCP connection whose writes leave once a loop turn, unless ~/.ssh/config
+        # routes hosts (asyncssh's own connection then follows it)
+        tunnel: Any = () if _route_configured() else _Corked()
         if target.gateway is not None:
             if self.gateway is None:
                 self.gateway = await self.pool.acquire(target.gateway)
@@ -592,12 +595,26 @@ def _encryption_algs() -> list[str]:
 def _ciphers_configured(path: str = "~/.ssh/config") -> bool:
     """Whether the user's SSH client configuration may choose the ciphers (a ``Ciphers``
     or an ``Include`` line), in which case nepi_lab leaves the choice to it."""
+    return _configured(("ciphers",), path)
+
+
+def _route_configured(path: str = "~/.ssh/config") -> bool:
+    """Whether the user's SSH client configuration may say how to reach a host (a
+    ``ProxyJump``, ``ProxyCommand``, ``BindAddress``, ``AddressFamily`` or ``Include``
+    line): asyncssh honours those only without a ``tunnel``, so no :class:`_Corked` then."""
+    return _configured(("proxyjump", "proxycommand", "bindaddress", "addressfamily"), path)
+
+
+def _configured(keywords: tuple[str, ...], path: str) -> bool:
+    """Whether the SSH client configuration at ``path`` has a line with one of
+    ``keywords`` or an ``Include`` (which may hold any)."""
     try:
         with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as f:
             text = f.read()
     except OSError:
         return False
-    return re.search(r"^\s*(ciphers|include)\b", text, re.IGNORECASE | re.MULTILINE) is not None
+    names = "|".join((*keywords, "include"))
+    return re.search(rf"^\s*({names})\b", text, re.IGNORECASE | re.MULTILINE) is not None
 
 
 class _Corked:

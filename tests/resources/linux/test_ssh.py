@@ -614,6 +614,18 @@ def test_ciphers_are_left_to_an_ssh_config_that_names_them(tmp_path):
     assert _ssh._encryption_algs()[:2] == ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
 
 
+def test_a_route_in_the_ssh_config_keeps_asyncssh_s_own_connection(tmp_path):
+    # a tunnel of ours would make asyncssh ignore ProxyJump, ProxyCommand, BindAddress, AddressFamily
+    config = tmp_path / "config"
+    assert not _ssh._route_configured(str(config))  # no file
+    config.write_text("Host *\n  User someone\n  Ciphers aes256-ctr\n")
+    assert not _ssh._route_configured(str(config))
+    for line in ("ProxyJump gw", "proxycommand nc %h %p", "  BindAddress 127.0.0.3", "AddressFamily inet",
+                 "Include more"):
+        config.write_text(f"Host lab\n{line}\n")
+        assert _ssh._route_configured(str(config)), line
+
+
 def test_listening_tcp_ports_on_the_host(ec, ssh_node, sshd):  # noqa: F811
     ec.deploy()
     ec.wait_deployed(ssh_node, timeout=20)
