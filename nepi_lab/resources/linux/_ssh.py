@@ -22,6 +22,13 @@ Channels
     sent only when no slot is free).  A running process holds its channel until it
     ends, so a host running many long-lived processes at once needs a higher
     ``MaxSessions`` in its ``sshd_config`` (and a node attribute to match).
+Packets
+    The SSH packets written in one turn of the loop leave in one ``send`` (a corked
+    transport under asyncssh: :class:`_Corked`, unless ``~/.ssh/config`` routes hosts
+    with ``ProxyJump``, ``ProxyCommand``, ``BindAddress`` or ``AddressFamily``), and
+    AES-GCM is offered before ChaCha20-Poly1305 unless ``~/.ssh/config`` names the ciphers.  An application's
+    traces are collected with one SFTP listing of its folder (names and sizes: an empty
+    trace costs no further request) and a read per non-empty file; no shell runs for it.
 Checks
     Host keys are verified by default, against ``serverKey`` (the key itself, NEPI's way),
     else ``knownHosts`` or ``~/.ssh/known_hosts``;
@@ -83,6 +90,7 @@ import posixpath
 import re
 import secrets
 import shlex
+import stat
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -344,7 +352,9 @@ class _Connection:
             known_hosts = target.known_hosts_file
             if not os.path.exists(known_hosts):  # trust no key: the host is reached, then refused
                 known_hosts = ([], [], [])
-        tunnel: Any = ()
+        # a direct TCP connection whose writes leave once a loop turn, unless ~/.ssh/config
+        # routes hosts (asyncssh's own connection then follows it)
+        tunnel: Any = () if _route_configured() else _Corked()
         if target.gateway is not None:
             if self.gateway is None:
                 self.gateway = await self.pool.acquire(target.gateway)
@@ -356,6 +366,8 @@ class _Connection:
             "keepalive_count_max": KEEPALIVE_COUNT_MAX,
             "client_factory": lambda: _client_factory(self),
         }
+        if not _ciphers_configured():
+            options["encryption_algs"] = _encryption_algs()
         if target.username:
             options["username"] = target.username
         if target.identity_file is not None:
@@ -366,13 +378,23 @@ class _Connection:
             conn = await asyncssh.connect(target.host, target.port, tunnel=tunnel, **options)
         except Exception as exc:
             raise explain_connect_error(exc, target) from exc
+        # the SFTP session opens meanwhile: every node asks for its home folder next
+        sftp = asyncio.ensure_future(conn.start_sftp_client())
+        sftp.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unused
         try:
             probe = await conn.run('echo "$SHELL"', check=False)  # csh and fish read it too
             self.posix_login = posixpath.basename(_decode(probe.stdout).strip()) in POSIX_SHELLS
             await self._server_turn(conn)  # the probe's session is gone before others open
-        except Exception as exc:
+        except BaseException as exc:
+            sftp.cancel()
             conn.close()
+            if not isinstance(exc, Exception):
+                raise
             raise explain_connect_error(exc, target) from exc
+        try:
+            self._sftp = await sftp
+        except Exception:  # e.g. no SFTP there: the first file operation says so, as before
+            self._sftp = None
         self.conn = conn
         self.dead = None
         return conn
@@ -552,6 +574,127 @@ class _Connection:
         if self.gateway is not None:
             gateway, self.gateway = self.gateway, None
             await self.pool.release(gateway)
+
+
+#: Ciphers tried first: AES-GCM costs a fifth of ChaCha20-Poly1305 (asyncssh's first
+#: choice) per packet here, with AES instructions on both ends; the rest of asyncssh's
+#: list follows, for hosts without them.  A ``Ciphers`` line in ``~/.ssh/config`` (which
+#: asyncssh reads) wins: then asyncssh's choice stands.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+def _encryption_algs() -> list[str]:
+    """asyncssh's default ciphers, :data:`PREFERRED_CIPHERS` first."""
+    from asyncssh.encryption import get_default_encryption_algs
+
+    default = [alg.decode() for alg in get_default_encryption_algs()]
+    return [alg for alg in PREFERRED_CIPHERS if alg in default] + [
+        alg for alg in default if alg not in PREFERRED_CIPHERS]
+
+
+def _ciphers_configured(path: str = "~/.ssh/config") -> bool:
+    """Whether the user's SSH client configuration may choose the ciphers (a ``Ciphers``
+    or an ``Include`` line), in which case nepi_lab leaves the choice to it."""
+    return _configured(("ciphers",), path)
+
+
+def _route_configured(path: str = "~/.ssh/config") -> bool:
+    """Whether the user's SSH client configuration may say how to reach a host (a
+    ``ProxyJump``, ``ProxyCommand``, ``BindAddress``, ``AddressFamily`` or ``Include``
+    line): asyncssh honours those only without a ``tunnel``, so no :class:`_Corked` then."""
+    return _configured(("proxyjump", "proxycommand", "bindaddress", "addressfamily"), path)
+
+
+def _configured(keywords: tuple[str, ...], path: str) -> bool:
+    """Whether the SSH client configuration at ``path`` has a line with one of
+    ``keywords`` or an ``Include`` (which may hold any)."""
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return False
+    names = "|".join((*keywords, "include"))
+    return re.search(rf"^\s*({names})\b", text, re.IGNORECASE | re.MULTILINE) is not None
+
+
+class _Corked:
+    """An asyncssh ``tunnel`` that is a plain TCP connection whose writes made in one
+    turn of the loop leave in one ``send``.
+
+    asyncssh sends every SSH packet (and the empty ``MSG_IGNORE`` it puts before each
+    one) with a write of its own, and the socket has ``TCP_NODELAY``: 100 applications
+    starting together made thousands of ``send`` calls, each waking sshd.  Joined, the
+    packets of one turn (channel opens, SFTP requests, closes) are one segment.
+    """
+
+    async def create_connection(self, session_factory: Callable[[], Any], host: str,
+                                port: int) -> tuple[Any, Any]:
+        sessions: list[Any] = []
+
+        def protocol() -> _CorkedProtocol:
+            sessions.append(session_factory())
+            return _CorkedProtocol(sessions[-1])
+
+        transport, _ = await asyncio.get_running_loop().create_connection(protocol, host, port)
+        return transport, sessions[0]
+
+
+class _CorkedProtocol(asyncio.Protocol):
+    """Hands asyncssh's connection a :class:`_CorkedTransport`; passes everything else on."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def connection_made(self, transport: Any) -> None:
+        self._session.connection_made(_CorkedTransport(transport))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._session.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._session.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._session.eof_received()
+
+    def pause_writing(self) -> None:
+        self._session.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._session.resume_writing()
+
+
+class _CorkedTransport:
+    """A transport whose writes of one loop turn are joined and written at the next
+    (see :class:`_Corked`); closing writes what is pending first."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _clock(when: float) -> str:
@@ -1014,6 +1157,8 @@ class SshExecutor(Executor):
         # trees removed together go in one ``rm``: 100 applications released at once
         # cost a few commands, not 100
         self._removals: Batches[str, None] = Batches(self._remove_trees, limit=REMOVE_BATCH)
+        #: the last :meth:`list_files`: its task, the folder, and each file's size
+        self._listing: tuple[asyncio.Task[Any] | None, str, dict[str, int]] | None = None
 
     @classmethod
     def for_node(cls, node: Node) -> SshExecutor:
@@ -1285,26 +1430,43 @@ class SshExecutor(Executor):
                 await sftp.put(local, remote, preserve=True)
 
     async def download(self, remote: str, local: str) -> bool:
+        return await self._download(remote, local)
+
+    async def download_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """:meth:`download` each pair, concurrently.  Right after :meth:`list_files` in the
+        same task (an application collecting its traces: it lists its folder, then
+        downloads), the listing's sizes stand for the ``stat`` of each file listed: an
+        empty trace then costs no request at all."""
+        listing, self._listing = self._listing, None
+        sizes: dict[str, int] = {}
+        if listing is not None and listing[0] is asyncio.current_task():
+            sizes = {posixpath.join(listing[1], name): size for name, size in listing[2].items()}
+        return list(await asyncio.gather(*(
+            self._download(remote, local, sizes.get(posixpath.normpath(remote))) for remote, local in pairs)))
+
+    async def _download(self, remote: str, local: str, size: int | None = None) -> bool:
         import asyncssh
 
-        sftp = await self._sftp()
         data = b""
-        with translate_errors(self.where):
-            # traces are many and mostly small or empty: a missing or empty file costs
-            # one request, a small one four, a big one is streamed in parallel blocks
-            try:
-                size = (await sftp.stat(remote)).size or 0
-            except asyncssh.SFTPNoSuchFile:
-                return False
-            if size > DOWNLOAD_IN_ONE:
-                await sftp.get(remote, local)
-                return True
-            if size:
-                try:
-                    async with sftp.open(remote, "rb") as f:
-                        data = await f.read(size)
-                except asyncssh.SFTPNoSuchFile:
-                    return False
+        if size != 0:
+            sftp = await self._sftp()
+            with translate_errors(self.where):
+                # traces are many and mostly small or empty: a missing or empty file costs
+                # one request, a small one four, a big one is streamed in parallel blocks
+                if size is None:
+                    try:
+                        size = (await sftp.stat(remote)).size or 0
+                    except asyncssh.SFTPNoSuchFile:
+                        return False
+                if size > DOWNLOAD_IN_ONE:
+                    await sftp.get(remote, local)
+                    return True
+                if size:
+                    try:
+                        async with sftp.open(remote, "rb") as f:
+                            data = await f.read(size)
+                    except asyncssh.SFTPNoSuchFile:
+                        return False
         with open(local, "wb") as out:
             out.write(data)
         return True
@@ -1337,6 +1499,24 @@ class SshExecutor(Executor):
             return data.decode()
         except UnicodeDecodeError:
             return data
+
+    async def list_files(self, folder: str) -> list[str]:
+        """Names of the regular files directly in ``folder`` (not links), sorted; empty if it
+        is missing: one SFTP listing, no command on the host."""
+        import asyncssh
+
+        self._listing = None
+        sftp = await self._sftp()
+        with translate_errors(self.where):
+            try:  # bytes: a name that is not UTF-8 reads as the shell's listing decoded it
+                entries = await sftp.readdir(folder.encode())
+            except asyncssh.SFTPError:  # missing, not a folder, not readable
+                return []
+        # OpenSSH's sftp-server lstat()s the entries: a link is no regular file here
+        files = {_decode(e.filename): e.attrs.size or 0 for e in entries
+                 if e.filename not in (b".", b"..") and stat.S_ISREG(e.attrs.permissions or 0)}
+        self._listing = (asyncio.current_task(), posixpath.normpath(folder), files)  # see download_many
+        return sorted(files)
 
     async def tail(self, path: str, size: int = STDERR_TAIL) -> str:
         import asyncssh

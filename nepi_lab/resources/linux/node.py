@@ -285,11 +285,14 @@ class Node(ResourceManager):
                 await executor.stop_tracked()
             keep = any(getattr(rm, "keeps_files_on_host", False) for rm in self.get_connected())
             if self.get("cleanExperiment") and self.node_home:
-                await executor.remove_tree(self.node_home)
                 if not keep and not self._others_on_this_host():
-                    # the last node of the run on this host removes the run's folder
-                    await executor.remove_tree(self.run_home)
+                    # the last node of the run on this host removes the run's folder too; asked
+                    # together, the two are one command on an SSH host
+                    await asyncio.gather(executor.remove_tree(self.node_home),
+                                         executor.remove_tree(self.run_home))
                     await executor.remove_empty_dirs([self.exp_home, posixpath.dirname(self.exp_home)])
+                else:
+                    await executor.remove_tree(self.node_home)
             if self.run_home:
                 run_record(self.ec).released(self)
         finally:

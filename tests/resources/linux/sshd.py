@@ -81,7 +81,8 @@ def _keygen(path: str) -> str:
 
 
 class Sshd:
-    """A throw-away sshd on ``127.0.0.2:<free port>`` with a throw-away user.
+    """A throw-away sshd on ``127.0.0.2:<free port>`` (or ``host``, another loopback
+    address) with a throw-away user.
 
     Attributes, once entered: ``host``, ``port``, ``user``, ``home`` (the user's home),
     ``client_key`` (authorised), ``other_key`` (not authorised), ``known_hosts`` (the
@@ -94,9 +95,9 @@ class Sshd:
     ...     print(server.user, server.port)
     """
 
-    def __init__(self, max_sessions: int = 10, name: str = "") -> None:
+    def __init__(self, max_sessions: int = 10, name: str = "", host: str = HOST) -> None:
         self.max_sessions = max_sessions
-        self.host = HOST
+        self.host = host
         self.port = 0
         self.user = name or f"nepissh{secrets.token_hex(4)}"
         self.dir = ""
@@ -285,6 +286,161 @@ class Sshd:
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = ""
+
+
+class SshdFleet:
+    """``count`` throw-away sshds, one per loopback address (``127.0.1.1`` ...), sharing
+    one throw-away user, one host key and one client key: many SSH hosts for one
+    controller (the fleet figure of ``benchmarks/bench_ssh.py``).
+
+    The daemons run in the foreground (``sshd -D``), started together; leaving the
+    block (also on an error or Ctrl-C) kills them, their connections and the user's
+    processes, deletes the user and removes the folder.  Attributes, once entered:
+    ``servers`` (one :class:`FleetMember` each: ``host``, ``port``, ``log``,
+    ``node_attributes()``), ``user``, ``client_key``, ``known_hosts`` (every member's
+    host key line) and ``max_sessions``.
+
+    Example
+    -------
+    >>> with SshdFleet(3) as fleet:                               # doctest: +SKIP
+    ...     print([s.host for s in fleet.servers])
+    ['127.0.1.1', '127.0.1.2', '127.0.1.3']
+    """
+
+    def __init__(self, count: int, max_sessions: int = 10, network: str = "127.0.1.") -> None:
+        if not 0 < count < 255:
+            raise ValueError(f"count must be 1 to 254, not {count}")
+        self.count = count
+        self.max_sessions = max_sessions
+        self.hosts = [f"{network}{i}" for i in range(1, count + 1)]
+        self.user = f"nepifleet{secrets.token_hex(4)}"
+        self.dir = ""
+        self.servers: list[FleetMember] = []
+        self._daemons: list[subprocess.Popen] = []
+        self._user_made = False
+
+    def __enter__(self) -> SshdFleet:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        ensure_sshd()
+        if os.geteuid() != 0:
+            raise SshdUnavailable("the SSH fleet creates a test user and starts sshd: it needs root")
+        self.dir = d = tempfile.mkdtemp(prefix="nepi-sshd-fleet-")
+        os.chmod(d, 0o755)
+        self.home = os.path.join(d, "home")
+        self.client_key = os.path.join(d, "client_key")
+        self.known_hosts = os.path.join(d, "known_hosts")
+        host_key_path = os.path.join(d, "host_key")
+        host_key = _keygen(host_key_path)
+        client_pub = _keygen(self.client_key)
+        authorized = os.path.join(d, "authorized_keys")
+        with open(authorized, "w") as f:
+            f.write(client_pub + "\n")
+        os.chmod(authorized, 0o644)
+        _run("useradd", "-M", "-d", self.home, "-s", "/bin/bash", self.user)
+        self._user_made = True
+        _run("usermod", "-p", "*", self.user)
+        os.mkdir(self.home)
+        entry = pwd.getpwnam(self.user)
+        os.chown(self.home, entry.pw_uid, entry.pw_gid)
+        os.makedirs("/run/sshd", exist_ok=True)
+        key_line = " ".join(host_key.split()[:2])
+        lines = []
+        for host in self.hosts:
+            member = FleetMember(self, host, free_port(host))
+            config = Sshd(self.max_sessions, self.user, host)
+            config.port, config.dir = member.port, d
+            text = config.config(host_key_path, authorized).replace(
+                os.path.join(d, "sshd.pid"), os.path.join(d, f"sshd.{host}.pid"))
+            with open(member.config, "w") as f:
+                f.write(text)
+            self.servers.append(member)
+            lines.append(f"[{host}]:{member.port} {key_line}\n")
+        with open(self.known_hosts, "w") as f:
+            f.writelines(lines)
+        _run(SSHD, "-t", "-f", self.servers[0].config)
+        for member in self.servers:  # all at once: each loads its key while the next starts
+            self._daemons.append(subprocess.Popen(
+                [SSHD, "-D", "-f", member.config, "-E", member.log], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.monotonic() + 30
+        waiting = list(zip(self.servers, self._daemons, strict=True))
+        while waiting:
+            member, daemon = waiting[0]
+            if daemon.poll() is not None:
+                raise SshdUnavailable(f"sshd on {member.host}:{member.port} exited: {member.log_text()}")
+            try:
+                with socket.create_connection((member.host, member.port), timeout=1):
+                    waiting.pop(0)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SshdUnavailable(f"sshd did not start listening on {member.host}:{member.port}: "
+                                          f"{member.log_text()}") from None
+                time.sleep(0.02)
+
+    def log_text(self) -> str:
+        """Every member's log, one after the other."""
+        return "".join(member.log_text() for member in self.servers)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ImportError):
+            import psutil
+
+            procs = []
+            for daemon in self._daemons:  # the daemons and their connections' sshd processes
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    parent = psutil.Process(daemon.pid)
+                    procs += [*parent.children(recursive=True), parent]
+            if self._user_made:
+                procs += [p for p in psutil.process_iter(["username"]) if p.info["username"] == self.user]
+            for p in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.kill()
+            psutil.wait_procs(procs, timeout=5)
+        for daemon in self._daemons:
+            with contextlib.suppress(ProcessLookupError):
+                daemon.kill()
+            daemon.wait()
+        self._daemons = []
+        if self._user_made:
+            subprocess.run(["userdel", self.user], capture_output=True)
+            self._user_made = False
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = ""
+
+
+class FleetMember:
+    """One sshd of a :class:`SshdFleet`."""
+
+    def __init__(self, fleet: SshdFleet, host: str, port: int) -> None:
+        self.fleet = fleet
+        self.host = host
+        self.port = port
+        self.config = os.path.join(fleet.dir, f"sshd_config.{host}")
+        self.log = os.path.join(fleet.dir, f"sshd.{host}.log")
+
+    def node_attributes(self, **extra: object) -> dict[str, object]:
+        """Attributes of a ``linux::Node`` that reaches this server."""
+        fleet = self.fleet
+        return {"hostname": self.host, "port": self.port, "username": fleet.user,
+                "identityFile": fleet.client_key, "knownHosts": fleet.known_hosts, **extra}
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log) as f:
+                return f.read()
+        except OSError:
+            return ""
 
 
 def _alive(process) -> bool:

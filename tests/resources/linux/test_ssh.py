@@ -543,6 +543,89 @@ def test_files_over_sftp(ec, ssh_node, sshd, tmp_path):  # noqa: F811
     assert (tmp_path / "back.bin").read_bytes() == big
 
 
+def test_list_files_over_sftp_lists_what_the_shell_listed(ec, ssh_node, sshd):  # noqa: F811
+    """Regular files only (hidden ones too), never links, folders or a missing folder; the
+    same names the host's shell lists with the same test."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    ex = executor_of(ec, ssh_node)
+    base = f"{rm.node_home}/listed"
+    shell = ('cd "$1" 2>/dev/null || exit 0; for f in * .[!.]* ..?*; do '
+             '[ -f "$f" ] && [ ! -L "$f" ] && printf "%s\\n" "$f"; done; exit 0')
+
+    async def scenario():
+        await rm.run(f"mkdir -p {base}/sub && cd {base} && : > b && echo x > a && : > .hidden && : > ..dots "
+                     f"&& : > 'with space' && ln -s a link && ln -s sub dirlink && ln -s gone dangling "
+                     f"&& mkfifo fifo")
+        listed = await ex.list_files(base)
+        by_shell = (await rm.run(f"sh -c '{shell}' list {base}")).stdout.splitlines()
+        missing = await ex.list_files(f"{base}/no-such-folder")
+        not_a_folder = await ex.list_files(f"{base}/a")
+        return listed, sorted(by_shell), missing, not_a_folder
+
+    listed, by_shell, missing, not_a_folder = run_on_loop(ec, scenario())
+    assert listed == ["..dots", ".hidden", "a", "b", "with space"]
+    assert listed == by_shell
+    assert missing == [] and not_a_folder == []
+
+
+def test_connection_prefers_aes_gcm_and_joins_the_writes_of_a_loop_turn(ec, ssh_node, sshd):  # noqa: F811
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    ex = executor_of(ec, ssh_node)
+    conn = ex.connection.conn
+    if _ssh._ciphers_configured():  # this user's ~/.ssh/config chooses: nothing of ours to check
+        pytest.skip("~/.ssh/config names the ciphers (or includes a file that may)")
+    assert conn.get_extra_info("send_cipher") == "aes128-gcm@openssh.com"
+    assert conn.get_extra_info("recv_cipher") == "aes128-gcm@openssh.com"
+    sent = []
+    transport = conn._transport  # the corked transport asyncssh writes to
+    assert isinstance(transport, _ssh._CorkedTransport)
+    real = transport._transport
+    original = real.write
+
+    def spy(data):
+        sent.append(len(data))
+        original(data)
+
+    async def five_at_once():
+        real.write = spy
+        try:
+            return await asyncio.gather(*(ex.run(f"echo {i}") for i in range(5)))
+        finally:
+            del real.write
+
+    results = run_on_loop(ec, five_at_once())
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(5)]
+    # without the cork: a write per packet and per MSG_IGNORE before it, about 50
+    assert len(sent) < 5 * 4, sent
+
+
+def test_ciphers_are_left_to_an_ssh_config_that_names_them(tmp_path):
+    config = tmp_path / "config"
+    assert not _ssh._ciphers_configured(str(config))  # no file
+    config.write_text("Host *\n  User someone\n")
+    assert not _ssh._ciphers_configured(str(config))
+    config.write_text("Host old\n  Ciphers aes256-ctr\n")
+    assert _ssh._ciphers_configured(str(config))
+    config.write_text("include ~/.ssh/more\n")
+    assert _ssh._ciphers_configured(str(config))
+    assert _ssh._encryption_algs()[:2] == ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+
+
+def test_a_route_in_the_ssh_config_keeps_asyncssh_s_own_connection(tmp_path):
+    # a tunnel of ours would make asyncssh ignore ProxyJump, ProxyCommand, BindAddress, AddressFamily
+    config = tmp_path / "config"
+    assert not _ssh._route_configured(str(config))  # no file
+    config.write_text("Host *\n  User someone\n  Ciphers aes256-ctr\n")
+    assert not _ssh._route_configured(str(config))
+    for line in ("ProxyJump gw", "proxycommand nc %h %p", "  BindAddress 127.0.0.3", "AddressFamily inet",
+                 "Include more"):
+        config.write_text(f"Host lab\n{line}\n")
+        assert _ssh._route_configured(str(config)), line
+
+
 def test_listening_tcp_ports_on_the_host(ec, ssh_node, sshd):  # noqa: F811
     ec.deploy()
     ec.wait_deployed(ssh_node, timeout=20)
