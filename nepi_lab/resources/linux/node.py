@@ -164,6 +164,8 @@ class Node(ResourceManager):
     def __init__(self, ec: ExperimentController, guid: int) -> None:
         super().__init__(ec, guid)
         self._executor: Executor | None = None
+        self._files_done = False  # its release is past deciding who removes the run's folder
+        self._keeps_run_folder = False  # an application's files stay on the host (see do_release)
         self.home = ""  #: the ``home`` folder on the host, once discovered
         self.exp_home = ""  #: ``<home>/.nepi_lab/<exp_id>``
         self.run_home = ""  #: ``<exp_home>/<run_id>``
@@ -285,6 +287,10 @@ class Node(ResourceManager):
                 await executor.stop_tracked()
             keep = any(getattr(rm, "keeps_files_on_host", False) for rm in self.get_connected())
             if self.get("cleanExperiment") and self.node_home:
+                # decided without an await in between: of nodes released together, exactly the
+                # last to get here finds every other one released or done with its files
+                self._files_done = True
+                self._keeps_run_folder = keep
                 if not keep and not self._others_on_this_host():
                     # the last node of the run on this host removes the run's folder too; asked
                     # together, the two are one command on an SSH host
@@ -344,9 +350,12 @@ class Node(ResourceManager):
         return [rm for rm in self.get_connected() if getattr(rm, "_node", None) is self]
 
     def _others_on_this_host(self) -> bool:
+        """Whether another node of the run on this host still needs the run's folder: it is
+        not released nor done with its files, or its applications' files stay there."""
         for rm in list(self.ec._resources.values()):
-            if (rm is not self and isinstance(rm, Node) and rm.state != ResourceState.RELEASED
-                    and rm._executor is not None and self._same_host(rm)):
+            if (rm is not self and isinstance(rm, Node) and rm._executor is not None
+                    and (rm._keeps_run_folder or (rm.state != ResourceState.RELEASED and not rm._files_done))
+                    and self._same_host(rm)):
                 return True
         return False
 

@@ -171,6 +171,29 @@ def test_two_nodes_on_one_host_share_the_run_folder(ec, home):
     assert os.listdir(home) == []
 
 
+@pytest.mark.parametrize("nodes", [2, 5])
+def test_nodes_of_one_host_released_together_leave_no_run_folder(ec, home, nodes):
+    guids = [ec.register_resource("linux::Node", home=home) for _ in range(nodes)]
+    ec.deploy()
+    ec.wait_deployed(timeout=10)
+    ec.release(guids)  # together: each sees the others still releasing; the last removes the run's
+    assert os.listdir(home) == []
+
+
+def test_files_kept_by_one_node_s_application_keep_the_run_folder_whoever_is_last(ec, home):
+    a = ec.register_resource("linux::Node", home=home)
+    b = ec.register_resource("linux::Node", home=home)
+    kept = ec.register_resource("linux::Application", connectedTo=a, command="echo kept")
+    ec.deploy()
+    ec.wait_finished(kept, timeout=10)
+    app = ec.get_resource(kept)
+    app.keeps_files_on_host = True  # as when its traces could not be written locally (a full disk)
+    folder = app.expand("${APP_HOME}")
+    ec.release([kept, a])
+    ec.release(b)  # the last node: the run's folder holds a's application's files
+    assert os.path.isfile(os.path.join(folder, "stdout"))
+
+
 def test_a_remote_hostname_goes_over_ssh_and_fails_clearly_when_unreachable(ec, home):
     import socket
 

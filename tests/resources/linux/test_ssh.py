@@ -221,6 +221,17 @@ def test_nodes_on_one_account_share_one_connection_until_the_last_is_released(ec
     assert len(pool) == 0
 
 
+def test_nodes_of_one_host_released_together_leave_no_run_folder_there(ec, sshd):  # noqa: F811
+    nodes = [ec.register_resource("linux::Node", **sshd.node_attributes()) for _ in range(3)]
+    apps = [app(ec, n, command="true") for n in nodes]
+    ec.deploy()
+    ec.wait_finished(apps, timeout=20)
+    run_home = ec.get_resource(nodes[0]).run_home  # the sshd runs on this machine: a local path
+    assert os.path.isdir(run_home)
+    ec.release(timeout=20)  # together: the last of them to be done with its files removes the run's
+    assert not os.path.exists(run_home)
+
+
 def test_a_gateway_is_a_pooled_connection_the_node_is_tunnelled_through(ec, sshd):  # noqa: F811
     gateway = f"{sshd.user}@{sshd.host}:{sshd.port}"
     node = ec.register_resource("linux::Node", **sshd.node_attributes(gateway=gateway))
