@@ -158,33 +158,19 @@ async def bare_fleet(fleet: SshdFleet, n: int) -> tuple[float, int]:
 
 def node_fleet(fleet: SshdFleet, n: int, results: str) -> tuple[float, int]:
     """One controller, a node per host of ``fleet``, ``n`` applications on each."""
-    from nepi_lab import ExperimentController
-
-    most = threading.active_count()
-
-    def sample(*_: object) -> None:
-        nonlocal most
-        most = max(most, threading.active_count())
-
-    t0 = time.perf_counter()
-    ec = ExperimentController(exp_id="bench-ssh-fleet", local_dir=results)
-    ec.events.subscribe(sample)
-    apps = []
-    for member in fleet.servers:
-        node = ec.register_resource("linux::Node", **member.node_attributes())
-        apps += [ec.register_resource("linux::Application", connectedTo=node, command="true")
-                 for _ in range(n)]
-    ec.deploy()
-    ec.wait_finished(apps, timeout=600)
-    sample()
-    ec.shutdown()
-    elapsed = time.perf_counter() - t0
-    assert all(ec.state(a).name == "RELEASED" for a in apps)
-    assert not ec.failures, ec.failures[:3]
-    return elapsed, most
+    return nodes_with_apps([m.node_attributes() for m in fleet.servers], n, results, "bench-ssh-fleet", 600)
 
 
 def node_many(server: Sshd, n: int, results: str) -> tuple[float, int]:
+    """One controller, one node on ``server``, ``n`` applications."""
+    return nodes_with_apps([server.node_attributes()], n, results, "bench-ssh", 120)
+
+
+def nodes_with_apps(nodes: list[dict], n: int, results: str, exp_id: str,
+                    timeout: float) -> tuple[float, int]:
+    """``ExperimentController()`` to after ``shutdown()``: a ``linux::Node`` per attribute
+    set of ``nodes``, ``n`` ``true`` applications on each; returns (seconds, the most
+    threads seen, sampled on every event)."""
     from nepi_lab import ExperimentController
 
     most = threading.active_count()
@@ -194,12 +180,15 @@ def node_many(server: Sshd, n: int, results: str) -> tuple[float, int]:
         most = max(most, threading.active_count())
 
     t0 = time.perf_counter()
-    ec = ExperimentController(exp_id="bench-ssh", local_dir=results)
+    ec = ExperimentController(exp_id=exp_id, local_dir=results)
     ec.events.subscribe(sample)
-    node = ec.register_resource("linux::Node", **server.node_attributes())
-    apps = [ec.register_resource("linux::Application", connectedTo=node, command="true") for _ in range(n)]
+    apps = []
+    for attributes in nodes:
+        node = ec.register_resource("linux::Node", **attributes)
+        apps += [ec.register_resource("linux::Application", connectedTo=node, command="true")
+                 for _ in range(n)]
     ec.deploy()
-    ec.wait_finished(apps, timeout=120)
+    ec.wait_finished(apps, timeout=timeout)
     sample()
     ec.shutdown()
     elapsed = time.perf_counter() - t0

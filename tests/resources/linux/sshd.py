@@ -80,7 +80,56 @@ def _keygen(path: str) -> str:
         return f.read().strip()
 
 
-class Sshd:
+class _Started:
+    """A context manager that starts on entering (stopping what it made if starting
+    fails) and stops on leaving: ``start()`` and ``stop()`` are the subclass's."""
+
+    def __enter__(self):  # the subclass (Sshd, SshdFleet)
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+def _scratch_dir(prefix: str, what: str) -> str:
+    """A folder for a test sshd's files, readable by its test user; sshd installed, root
+    checked (``what`` names the caller in the error)."""
+    ensure_sshd()
+    if os.geteuid() != 0:
+        raise SshdUnavailable(f"{what} creates a test user and starts sshd: it needs root")
+    folder = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(folder, 0o755)  # the test user reads authorized_keys and lives under it
+    return folder
+
+
+def _make_user(server: Sshd | SshdFleet, client_pub: str) -> str:
+    """``server.user`` with home ``server.home`` and ``client_pub`` authorized (in
+    ``<server.dir>/authorized_keys``, returned); ``server._user_made`` set once made."""
+    authorized = os.path.join(server.dir, "authorized_keys")
+    with open(authorized, "w") as f:
+        f.write(client_pub + "\n")
+    os.chmod(authorized, 0o644)  # sshd reads it as the test user
+    _run("useradd", "-M", "-d", server.home, "-s", "/bin/bash", server.user)
+    server._user_made = True
+    _run("usermod", "-p", "*", server.user)  # useradd leaves it locked; UsePAM no refuses locked users
+    os.mkdir(server.home)
+    entry = pwd.getpwnam(server.user)
+    os.chown(server.home, entry.pw_uid, entry.pw_gid)
+    return authorized
+
+
+class Sshd(_Started):
     """A throw-away sshd on ``127.0.0.2:<free port>`` (or ``host``, another loopback
     address) with a throw-away user.
 
@@ -106,24 +155,8 @@ class Sshd:
 
     # -- setup -----------------------------------------------------------------------
 
-    def __enter__(self) -> Sshd:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
-        ensure_sshd()
-        if os.geteuid() != 0:
-            raise SshdUnavailable("the SSH tests create a test user and start sshd: they need root")
-        self.dir = tempfile.mkdtemp(prefix="nepi-sshd-")
-        os.chmod(self.dir, 0o755)  # the test user reads authorized_keys and lives under it
-        d = self.dir
+        self.dir = d = _scratch_dir("nepi-sshd-", "the SSH tests")
         self.home = os.path.join(d, "home")
         self.log = os.path.join(d, "sshd.log")
         self.client_key = os.path.join(d, "client_key")
@@ -134,22 +167,12 @@ class Sshd:
         wrong_host_key = _keygen(os.path.join(d, "wrong_host_key"))
         client_pub = _keygen(self.client_key)
         _keygen(self.other_key)
-        authorized = os.path.join(d, "authorized_keys")
-        with open(authorized, "w") as f:
-            f.write(client_pub + "\n")
-        os.chmod(authorized, 0o644)  # sshd reads it as the test user
         # the port is known only now: known_hosts names "[host]:port"
         self.port = free_port(self.host)
         for path, key in ((self.known_hosts, host_key), (self.wrong_known_hosts, wrong_host_key)):
             with open(path, "w") as f:
                 f.write(f"[{self.host}]:{self.port} {' '.join(key.split()[:2])}\n")
-
-        _run("useradd", "-M", "-d", self.home, "-s", "/bin/bash", self.user)
-        self._user_made = True
-        _run("usermod", "-p", "*", self.user)  # useradd leaves it locked; UsePAM no refuses locked users
-        os.mkdir(self.home)
-        entry = pwd.getpwnam(self.user)
-        os.chown(self.home, entry.pw_uid, entry.pw_gid)
+        authorized = _make_user(self, client_pub)
 
         config = os.path.join(d, "sshd_config")
         with open(config, "w") as f:
@@ -288,7 +311,7 @@ class Sshd:
             self.dir = ""
 
 
-class SshdFleet:
+class SshdFleet(_Started):
     """``count`` throw-away sshds, one per loopback address (``127.0.1.1`` ...), sharing
     one throw-away user, one host key and one client key: many SSH hosts for one
     controller (the fleet figure of ``benchmarks/bench_ssh.py``).
@@ -319,39 +342,15 @@ class SshdFleet:
         self._daemons: list[subprocess.Popen] = []
         self._user_made = False
 
-    def __enter__(self) -> SshdFleet:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
-        ensure_sshd()
-        if os.geteuid() != 0:
-            raise SshdUnavailable("the SSH fleet creates a test user and starts sshd: it needs root")
-        self.dir = d = tempfile.mkdtemp(prefix="nepi-sshd-fleet-")
-        os.chmod(d, 0o755)
+        self.dir = d = _scratch_dir("nepi-sshd-fleet-", "the SSH fleet")
         self.home = os.path.join(d, "home")
         self.client_key = os.path.join(d, "client_key")
         self.known_hosts = os.path.join(d, "known_hosts")
         host_key_path = os.path.join(d, "host_key")
         host_key = _keygen(host_key_path)
         client_pub = _keygen(self.client_key)
-        authorized = os.path.join(d, "authorized_keys")
-        with open(authorized, "w") as f:
-            f.write(client_pub + "\n")
-        os.chmod(authorized, 0o644)
-        _run("useradd", "-M", "-d", self.home, "-s", "/bin/bash", self.user)
-        self._user_made = True
-        _run("usermod", "-p", "*", self.user)
-        os.mkdir(self.home)
-        entry = pwd.getpwnam(self.user)
-        os.chown(self.home, entry.pw_uid, entry.pw_gid)
+        authorized = _make_user(self, client_pub)
         os.makedirs("/run/sshd", exist_ok=True)
         key_line = " ".join(host_key.split()[:2])
         lines = []
