@@ -292,6 +292,14 @@ class Sshd(_Started):
     # -- teardown -------------------------------------------------------------------
 
     def stop(self) -> None:
+        if not self.pid and self.dir:  # interrupted before its pid was read: found by its config
+            with contextlib.suppress(ImportError):
+                import psutil
+
+                config = os.path.join(self.dir, "sshd_config")
+                for p in psutil.process_iter(["cmdline"]):
+                    if config in (p.info["cmdline"] or ()):
+                        self.pid = p.pid
         if self.pid:
             with contextlib.suppress(ImportError):
                 self.kill()
