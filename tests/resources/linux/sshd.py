@@ -223,6 +223,7 @@ class Sshd(_Started):
                 "identityFile": self.client_key, "knownHosts": self.known_hosts, **extra}
 
     def log_text(self) -> str:
+        """The daemon's log so far ("" before it has one)."""
         try:
             with open(self.log) as f:
                 return f.read()
@@ -429,6 +430,8 @@ class SshdFleet(_Started):
 class FleetMember:
     """One sshd of a :class:`SshdFleet`."""
 
+    log_text = Sshd.log_text
+
     def __init__(self, fleet: SshdFleet, host: str, port: int) -> None:
         self.fleet = fleet
         self.host = host
@@ -441,13 +444,6 @@ class FleetMember:
         fleet = self.fleet
         return {"hostname": self.host, "port": self.port, "username": fleet.user,
                 "identityFile": fleet.client_key, "knownHosts": fleet.known_hosts, **extra}
-
-    def log_text(self) -> str:
-        try:
-            with open(self.log) as f:
-                return f.read()
-        except OSError:
-            return ""
 
 
 def _alive(process) -> bool:
