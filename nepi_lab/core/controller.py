@@ -1246,7 +1246,8 @@ class ExperimentController:
             if task is not None and not task.done():  # already on its way: wait for it
                 slow.append(task)
                 continue
-            busy = (rm._task is not None and not rm._task.done()) or rm._stop_task is not None
+            busy = ((rm._task is not None and not rm._task.done())
+                    or (rm._stop_task is not None and not rm._stop_task.done()))
             if (not busy and rm._state != S.STARTED and "do_release" not in rm._hooks
                     and rm._dependents.isdisjoint(releasing)):
                 rm._set_state(S.RELEASED)  # nothing to undo: no task needed
