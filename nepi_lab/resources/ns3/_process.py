@@ -88,6 +88,10 @@ def check_installed() -> None:
         raise SimulationError(f"ns-3 simulations need the ns3 package: {INSTALL_HINT}")
 
 
+#: The longest path a Unix socket can be bound to (sun_path's 108 bytes, its NUL included).
+_UNIX_PATH_MAX = 107
+
+
 class _Zygote:
     """The shared ns-3 process: imports ns-3 once, forks a process per simulation."""
 
@@ -95,6 +99,11 @@ class _Zygote:
         owner = this_process()  # in the name: nepi-lab cleanup removes it once this process is gone
         self.folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{owner['pid']}-{owner['start']}-")
         self.path = os.path.join(self.folder, "zygote.sock")
+        self._folder_fd: int | None = None
+        if len(os.fsencode(self.path)) > _UNIX_PATH_MAX:  # a long TMPDIR: bind() would refuse it
+            # reached through a descriptor of its folder: /proc/self/fd/<n>/zygote.sock is short
+            self._folder_fd = os.open(self.folder, os.O_PATH | os.O_DIRECTORY)
+            self.path = f"/proc/self/fd/{self._folder_fd}/zygote.sock"
         self.log = os.path.join(self.folder, "zygote.log")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.path)
@@ -127,6 +136,9 @@ class _Zygote:
             with contextlib.suppress(OSError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        if self._folder_fd is not None:
+            os.close(self._folder_fd)
+            self._folder_fd = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

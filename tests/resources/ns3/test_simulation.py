@@ -183,6 +183,23 @@ def test_the_shared_process_started_ahead_is_the_one_simulations_fork_from(ec):
     assert psutil.Process(ec.get_resource(s).worker_pid).ppid() == pid
 
 
+def test_the_shared_process_listens_under_a_temporary_folder_too_long_for_a_socket(monkeypatch, tmp_path):
+    import socket
+    import tempfile
+
+    deep = tmp_path / ("x" * 60) / ("y" * 60)  # the socket's path alone would pass 108 bytes
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    zygote = _process._Zygote()
+    try:
+        assert zygote.folder.startswith(str(deep)) and len(zygote.path) < 108
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(zygote.path)  # its listening socket (the backlog answers before ns-3 is imported)
+    finally:
+        zygote.stop()
+    assert not os.path.exists(zygote.folder)
+
+
 def test_two_simulations_side_by_side_a_shared_and_an_isolated_one(ec):
     runs = []
     for isolated, delay in ((False, "1ms"), (True, "3ms")):
