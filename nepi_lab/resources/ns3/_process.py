@@ -347,7 +347,7 @@ class WorkerProcess:
         if crash:  # cppyy's report of a signal: " *** Break *** segmentation violation"
             return f"ns-3 crashed: {crash}{how}"
         last = next((line for line in reversed(text) if not line.startswith("#")), None)
-        return f"the ns-3 process ended{how}" + (f": {last}" if last else "")
+        return f"the ns-3 process ended{how}" + (f": {last}" if last else "") + _full_disk(self.log)
 
     async def kill(self) -> None:
         """End the process (ends its simulation) and reap it; safe to call twice."""
@@ -424,6 +424,21 @@ class WorkerProcess:
         await self.kill()
 
 
+
+
+def _full_disk(log: str, least: int = 1 << 16) -> str:
+    """What to add to the story of an ended ns-3 process when the file system of its log
+    (the run directory, where its traces go too) is full: ns-3 aborts, or dies, when a
+    trace cannot be written, and its log cannot say so then."""
+    try:
+        stat = os.statvfs(os.path.dirname(log) or ".")
+    except OSError:
+        return ""
+    free = stat.f_bavail * stat.f_frsize
+    if free >= least:
+        return ""
+    return (f"; the run directory's file system is full ({free} bytes free under {os.path.dirname(log)}): "
+            "ns-3 could not write its traces (free space, or enable fewer of them: pcap grows fastest)")
 
 
 def _log_lines(path: str, limit: int = 1 << 20) -> list[str]:

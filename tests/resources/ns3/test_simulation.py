@@ -200,6 +200,33 @@ def test_the_shared_process_listens_under_a_temporary_folder_too_long_for_a_sock
     assert not os.path.exists(zygote.folder)
 
 
+@pytest.mark.faults
+def test_a_full_disk_under_a_pcap_fails_the_simulation_saying_so(tmp_path):
+    from nepi_lab import ExperimentController
+
+    from ...faults import small_disk
+
+    with small_disk(tmp_path / "disk", "400k") as disk:
+        ec = ExperimentController(exp_id="full", local_dir=str(disk))
+        try:
+            s = ec.register_resource("ns3::Simulation", stopTime=5.0)
+            a, b = (ec.register_resource("ns3::Node", connectedTo=s) for _ in range(2))
+            link = ec.register_resource("ns3::PointToPointLink", connectedTo=a, dataRate="100Mbps")
+            ec.register_connection(link, b)
+            ec.enable_trace(link, "pcapA")  # 20 Mbit/s for 4 s: 10 MB of pcap
+            ec.register_resource("ns3::PacketSink", connectedTo=b, protocol="udp", port=9)
+            ec.register_resource("ns3::OnOff", connectedTo=a, target=b, port=9, dataRate="20Mbps",
+                                 protocol="udp")
+            ec.deploy()
+            with pytest.raises(ExperimentFailedError):
+                ec.wait_finished(timeout=BUILD)
+            failure = ec.get_resource(s).failure
+            assert failure is not None, ec.failures
+            assert "the run directory's file system is full" in failure.message, failure.message
+        finally:
+            ec.shutdown()
+
+
 def test_two_simulations_side_by_side_a_shared_and_an_isolated_one(ec):
     runs = []
     for isolated, delay in ((False, "1ms"), (True, "3ms")):
