@@ -7,8 +7,9 @@ executor changes *where* things happen and nothing else:
 - :class:`~nepi_lab.resources.linux._local.LocalExecutor` runs on this machine
   (``hostname="localhost"``); with an argv prefix such as
   ``["ip", "netns", "exec", "h1"]`` it runs inside a network namespace;
-- an ``SshExecutor`` (extra ``ssh``) will run over one asyncssh connection, with the
-  same methods and the same guarantees.
+- :class:`~nepi_lab.resources.linux._ssh.SshExecutor` runs on an SSH host (any other
+  ``hostname``; extra ``ssh``) over one pooled asyncssh connection per account, with the same methods
+  and the same guarantees.
 
 Guarantees every executor gives:
 
