@@ -919,7 +919,7 @@ echo "$total"
 
 
 def _bre_escape(text: str) -> str:
-    """``text`` as a POSIX basic regular expression that matches it literally.
+    r"""``text`` as a POSIX basic regular expression that matches it literally.
 
     Example
     -------
