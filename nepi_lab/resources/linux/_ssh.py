@@ -26,9 +26,12 @@ Packets
     The SSH packets written in one turn of the loop leave in one ``send`` (a corked
     transport under asyncssh: :class:`_Corked`, unless ``~/.ssh/config`` routes hosts
     with ``ProxyJump``, ``ProxyCommand``, ``BindAddress`` or ``AddressFamily``), and
-    AES-GCM is offered before ChaCha20-Poly1305 unless ``~/.ssh/config`` names the ciphers.  An application's
-    traces are collected with one SFTP listing of its folder (names and sizes: an empty
-    trace costs no further request) and a read per non-empty file; no shell runs for it.
+    AES-GCM is offered before ChaCha20-Poly1305 unless ``~/.ssh/config`` names the ciphers.  When an
+    application's command ends, its supervisor lists the folder (see Processes), so its
+    traces are collected without listing it again: an empty trace costs no request, a
+    non-empty one a ``stat`` and a read.  Otherwise (at release, after a lost connection)
+    one SFTP listing of its folder gives names and sizes (an empty trace then costs no
+    further request) and a read per non-empty file follows; no shell runs for it.
 Checks
     Host keys are verified by default, against ``serverKey`` (the key itself, NEPI's way),
     else ``knownHosts`` or ``~/.ssh/known_hosts``;
@@ -49,8 +52,9 @@ Processes
     and prints the group id (``pid`` of the handle).  It relays the signal names the
     client writes on its channel to that group (stop: ``TERM``, then ``KILL`` after
     the grace period), kills what the command left in its group once it ended, writes
-    the exit status to ``.<stdout name>.<token>.exit`` and exits with it: the end is
-    noticed from the channel's exit status, without polling.
+    the exit status to ``.<stdout name>.<token>.exit``, prints the regular files of the
+    stdout file's folder (each as empty or not; shell builtins only) and exits with the
+    status: the end is noticed from the channel's exit status, without polling.
     :meth:`SshExecutor.kill_all` signals only the groups this executor started.
 Dropped connections
     Commands run in their own sessions, so they survive a dropped connection.  When a
@@ -835,10 +839,14 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 # -- the supervisor run on the host for every spawned process --------------------------------
 
 #: The supervisor of a spawned command.  Arguments: control-file prefix, stdout, stderr
-#: ('' : same as stdout), stdin ('' : none), the command.  The first line of standard
-#: input sets the environment and working directory (:func:`_prelude`); the lines after
-#: it are signal names for the command's group.
-_SPAWN = r"""ctl=$1 out=$2 err=$3 in=${4:-/dev/null} cmd=$5 nl='
+#: ('' : same as stdout), stdin ('' : none), the command, a folder to list when the
+#: command ended ('' : none).  The first line of standard input sets the environment and
+#: working directory (:func:`_prelude`); the lines after it are signal names for the
+#: command's group.  It prints the group id, and once the command ended and its exit file
+#: is written, the folder's regular files (not links), each as ``+name`` (not empty) or
+#: ``0name`` (empty) ended by a NUL, then ``.`` and a NUL (:func:`_parse_listing`): the
+#: application's traces are then known without an SFTP listing.  Only builtins list them.
+_SPAWN = r"""ctl=$1 out=$2 err=$3 in=${4:-/dev/null} cmd=$5 dir=$6 nl='
 '
 IFS= read -r prelude || exit 125
 exec 3<&0 </dev/null || exit 125
@@ -857,8 +865,10 @@ pg=$!
 exec 4>&- 5>&- 6<&-
 echo "$pg $$" >"$ctl.pid"
 echo "$pg"
-exec >/dev/null 2>&1  # from here on the channel may be gone: writing to it would kill us (SIGPIPE)
-(while read -r sig; do kill -s "$sig" -- "-$pg"; done) <&3 &
+# from here on the channel may be gone: writing to it would kill us (SIGPIPE), so only
+# the listing goes there (on 7), once the exit file is written
+exec 7>&1 >/dev/null 2>&1
+(while read -r sig; do kill -s "$sig" -- "-$pg"; done) <&3 7>&- &
 relay=$!
 exec 3<&-
 wait "$pg"
@@ -866,6 +876,13 @@ st=$?
 kill -s KILL -- "-$pg"
 kill "$relay"
 echo "$st" >"$ctl.exit"
+if [ -n "$dir" ]; then
+  [ -z "$BASH_VERSION" ] || shopt -u failglob dotglob 2>/dev/null
+  { for f in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+      [ -f "$f" ] && [ ! -L "$f" ] || continue
+      if [ -s "$f" ]; then printf '+%s\0' "${f##*/}"; else printf '0%s\0' "${f##*/}"; fi
+    done; printf '.\0'; } >&7
+fi
 exit "$st"
 """
 
@@ -929,6 +946,31 @@ def _bre_escape(text: str) -> str:
     return re.sub(r"([\\.\[\]*^$])", r"\\\1", text)
 
 
+def _parse_listing(data: bytes | str | None) -> dict[str, int | None] | None:
+    """The files the supervisor listed (see :data:`_SPAWN`): name -> 0 (empty) or None
+    (not empty, size unknown); None unless the listing is whole (ends with ``.``).
+
+    Example
+    -------
+    >>> _parse_listing(b"+stdout\\x000.hidden\\x00.\\x00")
+    {'stdout': None, '.hidden': 0}
+    >>> _parse_listing(b"+stdout\\x00") is None
+    True
+    """
+    if not data:
+        return None
+    raw = data.encode() if isinstance(data, str) else data
+    items = raw.split(b"\0")
+    if len(items) < 2 or items[-1] != b"" or items[-2] != b".":
+        return None
+    files: dict[str, int | None] = {}
+    for item in items[:-2]:
+        if item[:1] not in (b"+", b"0") or len(item) < 2:
+            return None
+        files[_decode(item[1:])] = None if item[:1] == b"+" else 0
+    return files
+
+
 def _status_from_shell(code: int) -> int:
     """A shell's 128+N (killed by signal N) as Python reports it: -N."""
     return -(code - 128) if 128 < code <= 128 + 64 else code
@@ -981,7 +1023,7 @@ class SshProcess(ProcessHandle):
     """A command started by :meth:`SshExecutor.spawn`; ``pid`` is its process group id on the host."""
 
     def __init__(self, executor: SshExecutor, channel: Any, pgid: int, control: str, command: str,
-                 owner: int | None = None) -> None:
+                 owner: int | None = None, listed: str = "") -> None:
         self.pid = pgid
         self.command = command
         self.owner = owner  #: the guid it was started for
@@ -995,6 +1037,8 @@ class SshProcess(ProcessHandle):
         self._channel: Any = channel
         self._requested: list[str] = []  # signals asked for, in order
         self._killed = False
+        self._listed = posixpath.normpath(listed) if listed else ""  # the folder its supervisor lists
+        self._files: dict[str, int | None] | None = None  # what it listed there: name -> 0 or None
         self._exit: asyncio.Task[int] = asyncio.ensure_future(self._watch())
         self._exit.add_done_callback(self._ended)
 
@@ -1022,6 +1066,8 @@ class SshProcess(ProcessHandle):
                         f"kept no exit status for it ({self.control}.exit); outcome unknown", self.where,
                         self.command)
             elif completed.exit_status is not None:
+                if self._listed:
+                    self._files = _parse_listing(completed.stdout)
                 return _status_from_shell(completed.exit_status)
             elif completed.exit_signal is not None:  # the supervisor itself was killed
                 return completed.returncode
@@ -1043,7 +1089,7 @@ class SshProcess(ProcessHandle):
                 conn = await entry.connection()
                 with translate_errors(self.where, self.command):
                     channel = await conn.create_process(
-                        _script(_REATTACH, self.control, posix_login=entry.posix_login), encoding="utf-8")
+                        _script(_REATTACH, self.control, posix_login=entry.posix_login), encoding=None)
             except BaseException:
                 entry.give_back(entry.sessions)
                 raise
@@ -1053,7 +1099,7 @@ class SshProcess(ProcessHandle):
                 self.where, self.command) from exc
         self._channel = channel
         for sig in dict.fromkeys(self._requested):  # a signal in flight when the connection dropped
-            channel.stdin.write(f"{sig}\n")
+            channel.stdin.write(f"{sig}\n".encode())
         return channel
 
     def _ended(self, task: asyncio.Task[int]) -> None:
@@ -1068,6 +1114,19 @@ class SshProcess(ProcessHandle):
     async def wait(self) -> int:
         return await asyncio.shield(self._exit)
 
+    def files_at_end(self, folder: str) -> list[str] | None:
+        """The regular files (not links) of host folder ``folder`` when the command ended,
+        sorted, as its supervisor listed them (the folder of its stdout); None when that is
+        not known (another folder, still running, re-attached after a lost connection).
+
+        As after :meth:`SshExecutor.list_files`, the executor's :meth:`~SshExecutor.download_many`
+        in the same task then skips the empty files: no SFTP request lists the folder."""
+        files = self._files
+        if files is None or not self._exit.done() or posixpath.normpath(folder) != self._listed:
+            return None
+        self._executor._listing = (asyncio.current_task(), self._listed, dict(files))
+        return sorted(files)
+
     def send_signal(self, sig: str) -> None:
         """Send signal ``sig`` (a name: TERM, KILL, INT ...) to the process group on the host."""
         if self._exit.done():
@@ -1076,7 +1135,7 @@ class SshProcess(ProcessHandle):
         channel = self._channel
         if channel is not None:  # else re-attaching: the new channel gets it
             with contextlib.suppress(Exception):  # closing: the watcher re-attaches and re-sends
-                channel.stdin.write(f"{sig}\n")
+                channel.stdin.write(f"{sig}\n".encode())
 
     def kill(self) -> None:
         self._killed = True
@@ -1300,19 +1359,22 @@ class SshExecutor(Executor):
         owner = self.owner if owner is None else owner
         env = self._marked(env, owner)
         folder, name = posixpath.split(stdout)
+        # the folder of its stdout is listed when it ends (an application's traces)
+        listed = folder if posixpath.isabs(stdout) and folder != "/dev" else ""
         if not folder or folder == "/dev":  # /dev/null and friends: keep the control files elsewhere
             folder = "/tmp"
         control = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}")
         entry = self.connection
         remote = _script(_SPAWN, control, stdout, "" if stderr == stdout else stderr, stdin or "", command,
-                         posix_login=entry.posix_login)
+                         listed, posix_login=entry.posix_login)
         prelude = _prelude(cwd, env, path)
         await entry.acquire()
         try:
             conn = await entry.connection()
             with translate_errors(self.where, command):
-                channel = await conn.create_process(remote, encoding="utf-8")
-                channel.stdin.write(prelude)
+                # bytes: the listing may hold names that are not UTF-8
+                channel = await conn.create_process(remote, encoding=None)
+                channel.stdin.write(prelude.encode())
                 line = await channel.stdout.readline()
             if not line.strip().isdigit():  # the supervisor could not start the command
                 completed = await channel.wait()
@@ -1325,7 +1387,7 @@ class SshExecutor(Executor):
         except BaseException:
             entry.give_back(entry.sessions)
             raise
-        handle = SshProcess(self, channel, int(line), control, command, owner)
+        handle = SshProcess(self, channel, int(line), control, command, owner, listed)
         self._handles.add(handle)
         self._started.append(handle)
         return handle

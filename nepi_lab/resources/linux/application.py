@@ -237,11 +237,18 @@ def _safe_name(name: str) -> bool:
     return True
 
 
-async def written_files(executor: Executor, folder: str, declared: Collection[str]) -> list[str]:
+async def written_files(executor: Executor, folder: str, declared: Collection[str],
+                        ended: ProcessHandle | None = None) -> list[str]:
     """The files an application wrote in its folder ``folder`` on the host that are not
     ``declared`` traces: its traces by file name (safe names only, never ``stdin`` or
-    ``code``), collected with the declared ones at release, and by ``nepi-lab cleanup``."""
-    names = await executor.list_files(folder)
+    ``code``), collected with the declared ones at release, and by ``nepi-lab cleanup``.
+
+    ``ended`` is its process, just ended: a handle that listed the folder when it ended
+    (``files_at_end``, over SSH) spares the executor a listing."""
+    at_end = getattr(ended, "files_at_end", None)
+    names = at_end(folder) if at_end is not None else None
+    if names is None:
+        names = await executor.list_files(folder)
     return [name for name in names if name not in declared and name not in NOT_TRACES and _safe_name(name)]
 
 
@@ -459,10 +466,11 @@ class Application(ResourceManager):
         """The file standard error goes to: the stdout trace's unless ``splitStderr``."""
         return self.host_path("stderr" if self.get("splitStderr") else "stdout")
 
-    async def _written_files(self, node: Node) -> list[str]:
+    async def _written_files(self, node: Node, ended: ProcessHandle | None = None) -> list[str]:
         """The files the application wrote in ``${RUN_HOME}``, not declared traces: the
-        traces by file name that are collected with the declared ones."""
-        return await written_files(node.executor, self._app_home, self._trace_table)
+        traces by file name that are collected with the declared ones (``ended``: its
+        process, which just ended, see :func:`written_files`)."""
+        return await written_files(node.executor, self._app_home, self._trace_table, ended)
 
     async def _wait_or_kill(self, process: ProcessHandle) -> int:
         try:
@@ -482,8 +490,9 @@ class Application(ResourceManager):
             tail = await self.node.executor.tail(log_path)
             raise CommandError(command, status, tail, f"{self.node.executor.where} ({step} step)")
 
-    async def _collect(self) -> None:
-        """Copy (or hard-link) the enabled traces from the host into the run directory."""
+    async def _collect(self, ended: ProcessHandle | None = None) -> None:
+        """Copy (or hard-link) the enabled traces from the host into the run directory
+        (``ended``: the process that just ended, nothing having run since)."""
         node = self._node
         if node is None or not self._app_home or node._executor is None:
             return
@@ -495,7 +504,7 @@ class Application(ResourceManager):
                      and not (name in ("build", "install") and not self.get(name))  # no such step
                      and not (name in DEPLOY_TRACES and not self._deploys())]
             try:
-                names += await self._written_files(node)
+                names += await self._written_files(node, ended)
             except (OSError, CommandError) as exc:  # the declared traces are still collected
                 log.warning("application %s: could not list the files in %s on %s: %s", self.guid,
                             self._app_home, node.executor.where, exc)
@@ -524,14 +533,16 @@ class Application(ResourceManager):
 
     async def _after_exit(self, process: ProcessHandle) -> int:
         status = await process.wait()
+        ended: ProcessHandle | None = process
         if self._root_marker is not None:  # what it left in its group as root, as for any command
             await self._signal_as_root("KILL", process.pid)
+            ended = None  # they may have written files since: list the folder now
         try:
             with open(self._local_path("exitcode"), "w") as f:
                 f.write(f"{status}\n")
         except OSError as exc:  # the status itself is known: the outcome does not depend on it
             self._results_not_written(self._local_path("exitcode"), exc)
-        await self._collect()
+        await self._collect(ended)
         return status
 
     async def _until_ready(self) -> None:

@@ -581,6 +581,58 @@ def test_list_files_over_sftp_lists_what_the_shell_listed(ec, ssh_node, sshd):  
     assert missing == [] and not_a_folder == []
 
 
+def test_a_process_lists_the_folder_of_its_stdout_as_sftp_does_when_it_ends(ec, ssh_node, sshd):  # noqa: F811
+    """The supervisor's listing at the end names what an SFTP listing names (odd names,
+    links, a fifo and folders left out), tells empty files apart, and is not used for
+    another folder."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    ex = executor_of(ec, ssh_node)
+    base = f"{rm.node_home}/ended"
+    make = ("mkdir sub && : > b && echo x > a && : > .hidden && echo y > ..dots && : > 'with space' "
+            "&& printf z > \"$(printf 'new\\nline')\" && : > \"$(printf 'bad\\377')\" && ln -s a link "
+            "&& ln -s sub dirlink && ln -s gone dangling && mkfifo fifo && echo out")
+
+    async def scenario():
+        await ex.makedirs(base)
+        process = await ex.spawn(make, stdout=f"{base}/stdout", stderr=f"{base}/stdout", cwd=base)
+        assert await process.wait() == 0
+        at_end = process.files_at_end(base + "/")
+        other = process.files_at_end(rm.node_home)
+        return at_end, other, await ex.list_files(base)
+
+    at_end, other, listed = run_on_loop(ec, scenario())
+    assert at_end is not None and other is None
+    assert at_end == listed
+    assert {"a", "b", ".hidden", "..dots", "with space", "new\nline", "stdout"} <= set(at_end)
+    assert not {"link", "dirlink", "dangling", "fifo", "sub"} & set(at_end)
+    assert [name for name in at_end if name.startswith("bad")] == ["bad\ufffd"]
+
+
+def test_an_application_ending_over_ssh_collects_its_traces_without_listing_its_folder(
+        ec, ssh_node, sshd, monkeypatch):  # noqa: F811
+    """Its supervisor listed the folder: no SFTP listing, and what it wrote is collected."""
+    listings = []
+    real = SshExecutor.list_files
+
+    async def spy(self, folder):
+        listings.append(folder)
+        return await real(self, folder)
+
+    monkeypatch.setattr(SshExecutor, "list_files", spy)
+    app = ec.register_resource("linux::Application", connectedTo=ssh_node,
+                               command="echo hello; echo note > written.txt; : > empty.txt")
+    ec.deploy()
+    ec.wait_finished(app, timeout=30)
+    rm = ec.get_resource(app)
+    assert listings == []
+    assert ec.trace(app, "stdout") == "hello\n"
+    assert ec.trace(app, "written.txt") == "note\n"
+    assert ec.trace(app, "empty.txt") == ""
+    assert rm.state == ResourceState.FINISHED
+
+
 def test_connection_prefers_aes_gcm_and_joins_the_writes_of_a_loop_turn(ec, ssh_node, sshd):  # noqa: F811
     ec.deploy()
     ec.wait_deployed(ssh_node, timeout=20)
