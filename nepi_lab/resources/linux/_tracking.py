@@ -161,6 +161,8 @@ _runs: dict[str, RunCgroups] = {}
 
 def _unescape(field: str) -> str:
     """A path from /proc/self/mountinfo (spaces and such are octal escapes)."""
+    if "\\" not in field:  # the usual case; the codec's import costs the first node 0.35 ms
+        return field
     return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
 
 
