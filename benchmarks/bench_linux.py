@@ -39,7 +39,7 @@ Figures
 2. 1,000 ``true`` applications on one localhost node, same span (controller to
    shutdown).  Baseline: 1,000 ``asyncio.create_subprocess_exec("true")`` started
    together and awaited, on a fresh loop (Python 3.11's default child watcher:
-   one thread per child).  Target: <= 2x the baseline.
+   one thread per child).  Target: <= 1.5x the baseline (issue 17).
    For reference, the same processes and the same files made by hand (no
    controller): one folder, stdout and stderr per process, ``/bin/sh -c true`` in its
    own session with the placeholders in its environment, watched through a pidfd,
@@ -462,11 +462,11 @@ def run_figures(args: argparse.Namespace, where: str, settler: Settler) -> int:
     best = min(ours, key=lambda r: r["total"])
     base = min(raw, key=lambda r: r["total"])
     ratio = best["total"] / base["total"]
-    ok2 = ratio <= 2.0 and best["finished"] == n
+    ok2 = ratio <= 1.5 and best["finished"] == n
     print(f"2. {n} `true` apps on localhost, controller .. shutdown: {best['total']:.2f} s "
           f"(all FINISHED after {best['to_finished']:.2f} s; {best['finished']}/{n} FINISHED); "
           f"baseline {n} x asyncio.create_subprocess_exec('true'): {base['total']:.2f} s; "
-          f"ratio {ratio:.2f}x; target <= 2x: {verdict(ok2)}   (best of {rounds})")
+          f"ratio {ratio:.2f}x; target <= 1.5x: {verdict(ok2)}   (best of {rounds})")
     print(f"   for reference, the same processes and files by hand, no controller: {hand['total']:.2f} s "
           f"= {hand['total'] / base['total']:.2f}x the baseline ({hand_note}); "
           f"the controller adds {best['total'] / hand['total']:.2f}x to that")
