@@ -39,7 +39,7 @@ Figures
 2. 1,000 ``true`` applications on one localhost node, same span (controller to
    shutdown).  Baseline: 1,000 ``asyncio.create_subprocess_exec("true")`` started
    together and awaited, on a fresh loop (Python 3.11's default child watcher:
-   one thread per child).  Target: <= 2x the baseline.
+   one thread per child).  Target: <= 1.5x the baseline (issue 17).
    For reference, the same processes and the same files made by hand (no
    controller): one folder, stdout and stderr per process, ``/bin/sh -c true`` in its
    own session with the placeholders in its environment, watched through a pidfd,
@@ -62,6 +62,10 @@ interleaved rounds of fresh processes, medians; the load average is printed besi
    (``echo $$ > cgroup.procs``); strace shows that one write taking 4-15 ms on this
    project's VMs while the controller runs (the kernel's ``cgroup_threadgroup_rwsem``
    waits for an RCU grace period, unless cgroup2 is mounted with ``favordynmods``).
+   And that move alone, where cgroup v2 is writable: a shell moving itself into a
+   scratch cgroup after a quiet spell (0.2 s, as the first command of a process does)
+   and right after another (as the rest of a burst does), beside a bare ``sh -c true``
+   (medians; see :mod:`nepi_lab.resources.linux._tracking`, "What the cgroup costs").
 5. Ten ``true`` applications, likewise.  Baseline: ten ``asyncio.create_subprocess_exec``
    of ``/bin/sh -c true`` started together on a fresh loop and awaited.  Target: <= 2x.
 6. A one-app script, whole process: ``python -c`` importing nepi_lab, one ``true``
@@ -242,6 +246,37 @@ def first_apps(n: int, where: str) -> dict:
     return {"total": elapsed}
 
 
+def cgroup_moves(rounds: int, where: str) -> dict:
+    """Reference of figure 4: what one move into a cgroup costs a command's shell, after a
+    quiet spell (the first move of a process) and right after another (a burst), beside a
+    bare ``sh -c true``; empty where no cgroup v2 is writable here."""
+    from nepi_lab.resources.linux import _tracking
+
+    base = _tracking.cgroup_base()
+    if base is None:
+        return {}
+    folder = os.path.join(base, f"nepi_lab-bench.{os.getpid()}")
+    os.mkdir(folder)
+    move = ["/bin/sh", "-c", f"echo $$ >{folder}/cgroup.procs"]
+
+    def timed(argv: list[str]) -> float:
+        start = time.perf_counter()
+        subprocess.run(argv, check=True)
+        return time.perf_counter() - start
+
+    quiet, burst, bare = [], [], []
+    try:
+        for _ in range(rounds):
+            time.sleep(0.2)  # a few grace periods: the kernel's lock goes idle again
+            quiet.append(timed(move))
+            burst.append(timed(move))
+            bare.append(timed(["/bin/sh", "-c", "true"]))
+    finally:
+        os.rmdir(folder)
+    return {"quiet": statistics.median(quiet), "burst": statistics.median(burst),
+            "bare": statistics.median(bare)}
+
+
 def first_spawns(n: int, where: str) -> dict:
     """Baselines of figures 4 and 5: the first spawns of a process that imported asyncio."""
     if n == 1:
@@ -312,8 +347,9 @@ def sync_reads(n: int, where: str) -> dict:
     return figures
 
 
-FIGURES = {"first_apps": first_apps, "first_spawns": first_spawns, "sync_reads": sync_reads,
-           "one_app": one_app, "many_apps": many_apps, "raw_asyncio": raw_asyncio, "by_hand": by_hand}
+FIGURES = {"first_apps": first_apps, "first_spawns": first_spawns, "cgroup_moves": cgroup_moves,
+           "sync_reads": sync_reads, "one_app": one_app, "many_apps": many_apps, "raw_asyncio": raw_asyncio,
+           "by_hand": by_hand}
 
 
 # == driver ==========================================================================
@@ -426,11 +462,11 @@ def run_figures(args: argparse.Namespace, where: str, settler: Settler) -> int:
     best = min(ours, key=lambda r: r["total"])
     base = min(raw, key=lambda r: r["total"])
     ratio = best["total"] / base["total"]
-    ok2 = ratio <= 2.0 and best["finished"] == n
+    ok2 = ratio <= 1.5 and best["finished"] == n
     print(f"2. {n} `true` apps on localhost, controller .. shutdown: {best['total']:.2f} s "
           f"(all FINISHED after {best['to_finished']:.2f} s; {best['finished']}/{n} FINISHED); "
           f"baseline {n} x asyncio.create_subprocess_exec('true'): {base['total']:.2f} s; "
-          f"ratio {ratio:.2f}x; target <= 2x: {verdict(ok2)}   (best of {rounds})")
+          f"ratio {ratio:.2f}x; target <= 1.5x: {verdict(ok2)}   (best of {rounds})")
     print(f"   for reference, the same processes and files by hand, no controller: {hand['total']:.2f} s "
           f"= {hand['total'] / base['total']:.2f}x the baseline ({hand_note}); "
           f"the controller adds {best['total'] / hand['total']:.2f}x to that")
@@ -470,6 +506,12 @@ def first_figures(args: argparse.Namespace, where: str) -> int:
               f"ratio {mine / raw:.1f}x; target <= {target:g}x: {verdict(good)}   ({load()})\n"
               f"   for reference, without the node's cgroup (NEPI_LAB_CGROUPS=0: no command's shell moves "
               f"itself into it): {without * 1000:.1f} ms, {without / raw:.1f}x", flush=True)
+        if figure == 4:
+            moves = child("cgroup_moves", rounds, where)
+            if moves:
+                print(f"   for reference, a shell moving itself into a cgroup (echo $$ > cgroup.procs): "
+                      f"{moves['quiet'] * 1000:.1f} ms after a quiet spell, {moves['burst'] * 1000:.1f} ms "
+                      f"right after another; a bare sh -c true: {moves['bare'] * 1000:.1f} ms", flush=True)
     ours, base = [], []
     for _ in range(rounds):
         ours.append(whole_process(SCRIPT, where))

@@ -213,3 +213,13 @@ def test_node_release_stops_a_process_that_rewrote_its_environment(ec, node, mar
     assert processes_with(marker)  # the application's release cannot tell it is its own
     ec.release()
     assert all_gone(marker)  # the node's release kills what its cgroup holds
+
+
+@pytest.mark.parametrize(("field", "path"), [
+    ("/sys/fs/cgroup", "/sys/fs/cgroup"),
+    ("/mnt/my\\040cgroups", "/mnt/my cgroups"),
+    ("/mnt/caf\\303\\251", "/mnt/café"),
+])
+def test_mountinfo_paths_are_read_back(field, path):
+    """The cgroup2 mount point is found also where its path has escapes in mountinfo."""
+    assert _tracking._unescape(field) == path
