@@ -1018,8 +1018,8 @@ def _bre_escape(text: str) -> str:
 
 
 def _parse_listing(data: bytes | str | None) -> dict[str, int | None] | None:
-    """The files a supervisor listed (:func:`_parse_launched` puts them so): name -> 0 (empty) or None
-    (not empty, size unknown); None unless the listing is whole (ends with ``.``).
+    """The files a supervisor listed (as :func:`_parse_launched` gives them): name -> 0 (empty)
+    or None (not empty, size unknown); None unless the listing is whole (ends with ``.``).
 
     Example
     -------
@@ -1256,8 +1256,8 @@ class SshProcess(ProcessHandle):
         self.control = control  #: prefix of its control files on the host (.pid, .exit)
         self.where = executor.where
         self._executor = executor
-        # the supervisor's channel, then (after a dropped connection) the re-attached waiter's;
-        # either relays the signal names written to it
+        # its launcher's pseudo-channel (:class:`_Launched`), then (after a dropped connection
+        # or a lost launcher) the re-attached waiter's; either relays the signal names written to it
         self._channel: Any = channel
         self._requested: list[str] = []  # signals asked for, in order
         self._killed = False
@@ -1294,9 +1294,10 @@ class SshProcess(ProcessHandle):
                 if self._listed:
                     self._files = _parse_listing(completed.stdout)
                 return _status_from_shell(completed.exit_status)
-            elif completed.exit_signal is not None:  # the supervisor itself was killed
+            elif completed.exit_signal is not None:  # the re-attached waiter itself was killed
                 return completed.returncode
-            # no status: the connection dropped; the supervisor and its exit file live on
+            # no status: the connection or the launcher was lost; the supervisor and its exit
+            # file live on
             channel, attached = await self._reattach(), True
 
     async def _reattach(self) -> Any:
