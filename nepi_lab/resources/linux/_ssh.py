@@ -1043,7 +1043,7 @@ def _parse_listing(data: bytes | str | None) -> dict[str, int | None] | None:
 
 
 def _parse_launched(data: bytes) -> bytes | None:
-    """The listing of an ``E`` line of the launcher (see :data:`_LAUNCHER`), from its `` /``
+    r"""The listing of an ``E`` line of the launcher (see :data:`_LAUNCHER`), from its `` /``
     on, as :func:`_parse_listing` reads it; None when it is not whole.
 
     Example
@@ -1082,6 +1082,8 @@ def _decode(data: bytes | str | None) -> str:
 
 def _quote(value: str) -> str:
     """``value`` quoted for ``sh`` on one line: newlines become ``"$nl"`` (set by the scripts)."""
+    if "\n" not in value:
+        return shlex.quote(value)
     return '"$nl"'.join(shlex.quote(part) for part in value.split("\n"))
 
 
