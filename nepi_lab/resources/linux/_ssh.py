@@ -60,9 +60,10 @@ Processes
     ``.<stdout name>.<token>.exit``, then prints the status with the regular files of the
     stdout file's folder (each as empty or not; shell builtins only) in one line: the end
     is noticed without polling and without a channel per process.  The supervisors
-    outlive the launcher (killed, or its connection lost): then each running process is
-    re-attached as after a dropped connection (below), and the next spawn starts a new
-    launcher.  :meth:`SshExecutor.kill_all` signals only the groups this executor started.
+    outlive the launcher: killed, the next spawn starts another one, and its supervisors
+    still report through its channel (open as long as one of them runs); its connection
+    lost, each running process is re-attached as below.  :meth:`SshExecutor.kill_all`
+    signals only the groups this executor started.
 Dropped connections
     Commands run in their own process groups, so they survive a dropped connection.  When a
     connection drops, the pool reconnects, backing off from 0.1 s to 2 s between
@@ -1141,6 +1142,10 @@ class _StartFailed(Exception):
         self.status = status
 
 
+class _NotSent(ConnectionError):
+    """A request could not be written to the launcher (it ended): nothing was started."""
+
+
 class _Launched:
     """A command started by the launcher, seen by :class:`SshProcess` as its channel:
     ``stdin.write`` takes signal names, ``wait()`` returns a :class:`_Completed`.  It
@@ -1181,11 +1186,39 @@ class _Launcher:
         self._starting: dict[int, tuple[asyncio.Future[_Launched], str]] = {}
         self._running: dict[int, _Launched] = {}
         self._reader = asyncio.ensure_future(self._read())
+        # the launcher shell ended (killed): sshd says so at once, while its channel stays
+        # open as long as a supervisor holds its output (their ends still come that way)
+        exit_status_received = channel.exit_status_received
+        exit_signal_received = channel.exit_signal_received
+
+        def on_status(*args: Any) -> None:
+            exit_status_received(*args)
+            self._ended()
+
+        def on_signal(*args: Any) -> None:
+            exit_signal_received(*args)
+            self._ended()
+
+        channel.exit_status_received = on_status
+        channel.exit_signal_received = on_signal
+
+    def _ended(self) -> None:
+        """The launcher shell is gone: no request is read any more (the next spawn starts
+        another launcher); the requests not answered yet fail."""
+        self.closed = True
+        for future, _ in self._starting.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the launcher ended"))
+        self._starting.clear()
 
     def send(self, data: bytes) -> None:
         if self.closed:
-            raise ConnectionError("the launcher's channel is closed")
-        self._channel.stdin.write(data)
+            raise _NotSent("the launcher ended")
+        try:
+            self._channel.stdin.write(data)
+        except Exception as exc:  # its input closed: it ended, sshd's word on it is on the way
+            self._ended()
+            raise _NotSent(str(exc)) from exc
 
     async def start(self, args: Sequence[str], prelude: str, control: str) -> _Launched:
         """Start a supervised command: ``args`` are the request's after its id."""
@@ -1230,11 +1263,7 @@ class _Launcher:
         except Exception as exc:  # the channel broke: the same as closed
             log.debug("SSH launcher channel ended: %s", exc)
         finally:
-            self.closed = True
-            for future, _ in self._starting.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("the launcher's channel closed"))
-            self._starting.clear()
+            self._ended()
             for launched in self._running.values():
                 launched.end(_Completed())  # no status: re-attached through the control files
             self._running.clear()
@@ -1596,14 +1625,22 @@ class SshExecutor(Executor):
         entry = self.connection
         args = (control, stdout, "" if stderr == stdout else stderr, stdin or "", command, listed)
         prelude = _prelude(cwd, env, path)
-        with translate_errors(self.where, command):
-            launcher = await entry.launcher()
         try:
-            channel = await launcher.start(args, prelude, control)
+            for attempt in (1, 2):  # a launcher found ended when written to: nothing started
+                with translate_errors(self.where, command):
+                    launcher = await entry.launcher()
+                try:
+                    channel = await launcher.start(args, prelude, control)
+                    break
+                except _NotSent:
+                    if attempt == 2:
+                        raise
         except _StartFailed as exc:
             raise CommandError(command, exc.status, await self._start_error(control),
                                f"{self.where} (cannot start it)") from None
-        except ConnectionError:
+        except SshError:  # no connection (its reason), or the launcher could not open
+            raise
+        except ConnectionError:  # the launcher's channel closed before it answered
             raise SshConnectionLostError(
                 f"SSH connection to {self.where} lost while {command!r} was being started; it may "
                 f"run on the host, unsupervised", self.where, command) from None

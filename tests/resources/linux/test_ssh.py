@@ -770,26 +770,29 @@ def test_a_command_that_cannot_start_says_why_and_leaves_no_control_file(ec, ssh
 
 def test_the_launcher_killed_its_processes_go_on_and_their_outcomes_are_read(
         ec, ssh_node, sshd, marker):  # noqa: F811
-    a = app(ec, ssh_node, command="sleep 1; echo survived; exit 3", env=f"MARK={marker}", critical=False)
+    """Killed while a process runs, the launcher is replaced at the next spawn, and what
+    it started still reports its end."""
+    a = app(ec, ssh_node, command="sleep 2; echo survived; exit 3", env=f"MARK={marker}", critical=False)
     ec.deploy()
     ec.wait_started(a, timeout=20)
     assert wait_for_processes(marker, 2)
     [launcher] = launchers(sshd)
     launcher.kill()
     launcher.wait(5)
-    ec.wait_finished(a, timeout=20)
-    failure = ec.get_resource(a).failure
-    assert failure is not None and failure.returncode == 3, failure  # read from its exit file
-    assert ec.trace(a, "stdout") == "survived\n"
     rm = ec.get_resource(ssh_node)
     out = rm.node_home + "/after"
 
-    async def again():  # the next spawn starts a new launcher
-        process = await rm.spawn("echo again", stdout=out, stderr=out)
-        return await process.wait()
+    async def again():  # while the application still runs
+        process = await asyncio.wait_for(rm.spawn("echo again", stdout=out, stderr=out), 10)
+        return await asyncio.wait_for(process.wait(), 10)
 
     assert run_on_loop(ec, again()) == 0
+    assert ec.state(a) == S.STARTED
     assert [p.pid for p in launchers(sshd)] != [launcher.pid] and len(launchers(sshd)) == 1
+    ec.wait_finished(a, timeout=20)
+    failure = ec.get_resource(a).failure
+    assert failure is not None and failure.returncode == 3, failure
+    assert ec.trace(a, "stdout") == "survived\n"
 
 
 def test_after_a_reconnection_a_new_launcher_starts_processes(ec, ssh_node, sshd, marker):  # noqa: F811
