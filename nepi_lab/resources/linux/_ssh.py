@@ -14,20 +14,21 @@ Connections
     pooled connection, and the node's connection is tunnelled through it.
 Channels
     OpenSSH refuses more than ``MaxSessions`` (default 10) sessions on one connection.
-    Each connection keeps one SFTP session (files, traces) and queues every command on
-    an :class:`asyncio.Semaphore` of ``max_sessions - 1``: a command beyond the limit
+    Each connection keeps one SFTP session (files, traces) and one launcher session (see
+    Processes), and queues every command of :meth:`SshExecutor.run` on an
+    :class:`asyncio.Semaphore` of ``max_sessions - 2``: a command beyond the limit
     waits for a free channel, it never fails.  sshd frees a closed session one turn of
     its loop late, so a closed channel's slot is reused only once the server answered
     a request sent after the close (one request confirms every close before it, and is
-    sent only when no slot is free).  A running process holds its channel until it
-    ends, so a host running many long-lived processes at once needs a higher
-    ``MaxSessions`` in its ``sshd_config`` (and a node attribute to match).
+    sent only when no slot is free).  Spawned processes hold no channel: a host runs as
+    many at once as it can, whatever its ``MaxSessions``.
 Packets
     The SSH packets written in one turn of the loop leave in one ``send`` (a corked
     transport under asyncssh: :class:`_Corked`, unless ``~/.ssh/config`` routes hosts
     with ``ProxyJump``, ``ProxyCommand``, ``BindAddress`` or ``AddressFamily``), and
     AES-GCM is offered before ChaCha20-Poly1305 unless ``~/.ssh/config`` names the ciphers.  When an
-    application's command ends, its supervisor lists the folder (see Processes), so its
+    application's command ends, its supervisor lists the folder (see Processes; when the
+    listing is short: at most 900 characters), so its
     traces are collected without listing it again: an empty trace costs no request, a
     non-empty one a ``stat`` and a read.  Otherwise (at release, after a lost connection)
     one SFTP listing of its folder gives names and sizes (an empty trace then costs no
@@ -45,25 +46,33 @@ Commands
     shell; environment values travel on the channel's standard input, never in a
     command line that other users of the host can read with ``ps``.
 Processes
-    :meth:`SshExecutor.spawn` starts a small POSIX shell supervisor on the host
-    (``_SPAWN``).  It starts the command in a process group of its own (bash's job
-    control, else ``setsid``), with its streams in files on the host; it writes the
-    group id and its own pid to ``.<stdout name>.<token>.pid`` beside the stdout file
-    and prints the group id (``pid`` of the handle).  It relays the signal names the
-    client writes on its channel to that group (stop: ``TERM``, then ``KILL`` after
-    the grace period), kills what the command left in its group once it ended, writes
-    the exit status to ``.<stdout name>.<token>.exit``, prints the regular files of the
-    stdout file's folder (each as empty or not; shell builtins only) and exits with the
-    status: the end is noticed from the channel's exit status, without polling.
-    :meth:`SshExecutor.kill_all` signals only the groups this executor started.
+    One long-lived launcher per connection (``_LAUNCHER``, a POSIX shell reading
+    requests on its standard input, started by the first :meth:`SshExecutor.spawn`)
+    starts every spawned command: a request is a line of quoted arguments, then the
+    environment and working directory (:func:`_prelude`), never in a command line.  For
+    each, the launcher forks a supervisor subshell that starts the command in a process
+    group of its own (bash's job control, else ``setsid``), with its streams in files on
+    the host; it writes the group id, its own pid and start time to
+    ``.<stdout name>.<token>.pid`` beside the stdout file and prints the group id
+    (``pid`` of the handle), or why it could not start it.  Signals go to the launcher,
+    which sends them to the group unless the command ended.  The supervisor kills what
+    the command left in its group once it ended, writes the exit status to
+    ``.<stdout name>.<token>.exit``, then prints the status with the regular files of the
+    stdout file's folder (each as empty or not; shell builtins only) in one line: the end
+    is noticed without polling and without a channel per process.  The supervisors
+    outlive the launcher: killed, the next spawn starts another one, and its supervisors
+    still report through its channel (open as long as one of them runs); its connection
+    lost, each running process is re-attached as below.  :meth:`SshExecutor.kill_all`
+    signals only the groups this executor started.
 Dropped connections
-    Commands run in their own sessions, so they survive a dropped connection.  When a
+    Commands run in their own process groups, so they survive a dropped connection.  When a
     connection drops, the pool reconnects, backing off from 0.1 s to 2 s between
     attempts, for the node's ``reconnectTimeout`` (default 30 s); meanwhile commands
     wait, the resources keep their state and ``ec.explain`` says what goes on (the
     executor's ``on_trouble`` callback).  A refused key or a changed host key ends the
     attempts at once.  Once reconnected, each process that was running is re-attached:
-    a command on the new connection waits on the host for the supervisor to end
+    a command on the new connection (one channel per process, queued as commands are)
+    waits on the host for the supervisor to end
     (checking ten times a second: the one place that polls, and only after a drop),
     relays signals meanwhile, and prints the exit file, so no outcome is lost.  If the
     time runs out, every process running there fails with
@@ -117,8 +126,9 @@ INSTALL_HINT = "pip install 'nepi_lab[ssh]'"
 #: OpenSSH's default ``MaxSessions``: channels one connection may have open at once.
 DEFAULT_MAX_SESSIONS = 10
 
-#: Sessions of every connection that are not for commands: the SFTP session.
-RESERVED_SESSIONS = 1
+#: Sessions of every connection that are not for commands: the SFTP session and the
+#: launcher's (the session that starts every spawned process, see :data:`_LAUNCHER`).
+RESERVED_SESSIONS = 2
 
 #: Seconds between keepalive requests, and how many may go unanswered before the
 #: connection counts as lost (a host that vanished without closing the connection).
@@ -299,6 +309,8 @@ class _Connection:
         self._sftp_lock = asyncio.Lock()
         self._closed_slots: list[asyncio.Semaphore] = []
         self._barrier: asyncio.Task[None] | None = None
+        self._launcher: _Launcher | None = None
+        self._launching: asyncio.Future[_Launcher] | None = None
 
     def __repr__(self) -> str:
         state = "dead" if self.dead else "open" if self.conn else "closed"
@@ -413,6 +425,33 @@ class _Connection:
                 with translate_errors(self.target.where):
                     self._sftp = await conn.start_sftp_client()
             return self._sftp
+
+    async def launcher(self) -> _Launcher:
+        """The launcher of the open connection (started on first use, and again after a
+        reconnection or if it was lost; one reserved channel)."""
+        conn = await self.connection()
+        launcher = self._launcher
+        if launcher is not None and not launcher.closed and launcher.conn is conn:
+            return launcher
+        if self._launching is None:
+            self._launching = asyncio.ensure_future(self._start_launcher(conn, launcher))
+            self._launching.add_done_callback(self._launched)
+        return await asyncio.shield(self._launching)
+
+    def _launched(self, future: asyncio.Future[_Launcher]) -> None:
+        self._launching = None
+        if not future.cancelled():
+            future.exception()  # retrieved: every caller got it
+
+    async def _start_launcher(self, conn: Any, previous: _Launcher | None) -> _Launcher:
+        if previous is not None and previous.conn is conn:  # lost on this connection: its
+            with contextlib.suppress(Exception):  # session is freed before another opens
+                await self._server_turn(conn)
+        with translate_errors(self.target.where):
+            channel = await conn.create_process(_script(_LAUNCHER, posix_login=self.posix_login),
+                                                encoding=None)
+        self._launcher = _Launcher(conn, channel)
+        return self._launcher
 
     # -- channels --------------------------------------------------------------------------
 
@@ -838,59 +877,92 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 
 # -- the supervisor run on the host for every spawned process --------------------------------
 
-#: The supervisor of a spawned command.  Arguments: control-file prefix, stdout, stderr
-#: ('' : same as stdout), stdin ('' : none), the command, a folder to list when the
-#: command ended ('' : none).  The first line of standard input sets the environment and
-#: working directory (:func:`_prelude`); the lines after it are signal names for the
-#: command's group.  It prints the group id, and once the command ended and its exit file
-#: is written, the folder's regular files (not links), each as ``+name`` (not empty) or
-#: ``0name`` (empty) ended by a NUL, then ``.`` and a NUL (:func:`_parse_listing`): the
-#: application's traces are then known without an SFTP listing.  Only builtins list them.
-_SPAWN = r"""ctl=$1 out=$2 err=$3 in=${4:-/dev/null} cmd=$5 dir=$6 nl='
+#: The launcher: one per connection, it starts every spawned command (one session for
+#: all, rather than a session and a shell per command).  Its standard input holds
+#: requests, one per line:
+#:
+#: * ``id ctl stdout stderr stdin command folder`` (each quoted by :func:`_quote`; stderr
+#:   '' : same as stdout, stdin '' : none, folder '' : none to list), then the
+#:   :func:`_prelude` line: a supervisor subshell starts the command in a process group of
+#:   its own (bash's job control, else ``setsid``), with its streams in files on the host,
+#:   writes ``<group> <its pid> <its start time>`` to ``$ctl.pid`` and prints ``P id
+#:   group``; if it cannot, it prints ``F id status``, its error being in ``$ctl.pid``.
+#:   Once the command ended, it kills what is left in its group, writes the status to
+#:   ``$ctl.exit``, then prints ``E id status``, followed (when short enough to make one
+#:   atomic pipe write) by `` /`` and the folder's regular files (not links), each as
+#:   ``+name`` (not empty) or ``0name`` (empty) ended by ``/`` (a newline in a name as
+#:   ``/n``), then ``.``: see :func:`_parse_launched`.  Builtins only, after the command.
+#: * ``K signal group ctl``: signals the group, unless its exit file exists (it ended).
+#:
+#: The supervisors write to the launcher's channel only before the command runs and after
+#: its exit file is written: a channel lost meanwhile (SIGPIPE) cannot lose an outcome,
+#: and they outlive the launcher (killed, or its connection lost).
+_LAUNCHER = r"""nl='
 '
-IFS= read -r prelude || exit 125
-exec 3<&0 </dev/null || exit 125
-if [ -n "$BASH_VERSION" ]; then  # job control: each job leads its own group, no extra exec
-  set -m; lead=
-else
-  lead=setsid
-  command -v setsid >/dev/null 2>&1 || { echo "setsid not found on this host (util-linux)" >&2; exit 125; }
-fi
-exec 4>>"$out" || exit 125
-if [ -n "$err" ]; then exec 5>>"$err" || exit 125; else exec 5>&4; fi
-exec 6<"$in" || exit 125
-eval "$prelude"
-$lead sh -c "$cmd" <&6 >&4 2>&5 3<&- 4>&- 5>&- 6<&- &
-pg=$!
-exec 4>&- 5>&- 6<&-
-echo "$pg $$" >"$ctl.pid"
-echo "$pg"
-# from here on the channel may be gone: writing to it would kill us (SIGPIPE), so only
-# the listing goes there (on 7), once the exit file is written
-exec 7>&1 >/dev/null 2>&1
-(while read -r sig; do kill -s "$sig" -- "-$pg"; done) <&3 7>&- &
-relay=$!
-exec 3<&-
-wait "$pg"
-st=$?
-kill -s KILL -- "-$pg"
-kill "$relay"
-echo "$st" >"$ctl.exit"
-if [ -n "$dir" ]; then
-  [ -z "$BASH_VERSION" ] || shopt -u failglob dotglob 2>/dev/null
-  { for f in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
-      [ -f "$f" ] && [ ! -L "$f" ] || continue
-      if [ -s "$f" ]; then printf '+%s\0' "${f##*/}"; else printf '0%s\0' "${f##*/}"; fi
-    done; printf '.\0'; } >&7
-fi
-exit "$st"
+exec 2>/dev/null
+while IFS= read -r req; do
+  case $req in
+  K\ *) eval "set -- ${req#K }"; [ -e "$3.exit" ] || kill -s "$1" -- "-$2"; continue ;;
+  esac
+  IFS= read -r prelude || exit 0
+  eval "set -- $req"
+  (
+    id=$1 ctl=$2 out=$3 err=$4 in=${5:-/dev/null} cmd=$6 dir=$7
+    if [ -n "$BASH_VERSION" ]; then  # job control: each job leads its own group, no extra exec
+      set -m; lead=
+      trap - INT; trap - QUIT  # ignored in the launcher's children, not in its commands
+    else
+      lead=setsid
+    fi
+    trap 'echo "F $id $?"' EXIT
+    exec 2>"$ctl.pid" || exit 125
+    [ -z "$lead" ] || command -v setsid >/dev/null 2>&1 ||
+      { echo "setsid not found on this host (util-linux)" >&2; exit 125; }
+    exec 4>>"$out" || exit 125
+    if [ -n "$err" ]; then exec 5>>"$err" || exit 125; else exec 5>&4; fi
+    exec 6<"$in" || exit 125
+    eval "$prelude"
+    $lead sh -c "$cmd" <&6 >&4 2>&5 4>&- 5>&- 6<&- &
+    pg=$!
+    exec 4>&- 5>&- 6<&- 2>/dev/null
+    read -r sup _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ start _ </proc/self/stat
+    echo "$pg $sup $start" >"$ctl.pid"
+    trap - EXIT
+    echo "P $id $pg"
+    exec 7>&1 >/dev/null
+    wait "$pg"
+    st=$?
+    kill -s KILL -- "-$pg"
+    echo "$st" >"$ctl.exit"
+    lst=
+    if [ -n "$dir" ]; then
+      [ -z "$BASH_VERSION" ] || shopt -u failglob dotglob 2>/dev/null
+      lst=' /'
+      for f in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+        [ -f "$f" ] && [ ! -L "$f" ] || continue
+        n=${f##*/} e=
+        while :; do
+          case $n in *"$nl"*) e="$e${n%%"$nl"*}/n"; n=${n#*"$nl"} ;; *) break ;; esac
+        done
+        if [ -s "$f" ]; then lst="$lst+$e$n/"; else lst="${lst}0$e$n/"; fi
+      done
+      lst="$lst."
+      [ "${#lst}" -le 900 ] || lst=
+    fi
+    printf 'E %s %s%s\n' "$id" "$st" "$lst" >&7
+  ) </dev/null &
+  jobs >/dev/null
+done
 """
 
 #: Defines ``alive``: whether the supervisor of control prefix ``$ctl`` still runs (its
-#: pid is in ``$ctl.pid``; a recycled pid is told apart by its command line).
+#: pid and start time are in ``$ctl.pid``: a recycled pid is told apart by its start time).
 _SUPERVISED = r"""ctl=$1
-read -r pg sup <"$ctl.pid" 2>/dev/null
-alive() { [ -n "$sup" ] && grep -qF -- "$ctl" "/proc/$sup/cmdline" 2>/dev/null; }
+read -r pg sup start <"$ctl.pid" 2>/dev/null
+alive() {
+  [ -n "$start" ] || return 1
+  read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ s _ <"/proc/$sup/stat" 2>/dev/null && [ "$s" = "$start" ]
+}
 """
 
 #: Argument: control-file prefix.  Relays signal names from standard input to the group,
@@ -947,8 +1019,8 @@ def _bre_escape(text: str) -> str:
 
 
 def _parse_listing(data: bytes | str | None) -> dict[str, int | None] | None:
-    """The files the supervisor listed (see :data:`_SPAWN`): name -> 0 (empty) or None
-    (not empty, size unknown); None unless the listing is whole (ends with ``.``).
+    """The files a supervisor listed (as :func:`_parse_launched` gives them): name -> 0 (empty)
+    or None (not empty, size unknown); None unless the listing is whole (ends with ``.``).
 
     Example
     -------
@@ -971,6 +1043,31 @@ def _parse_listing(data: bytes | str | None) -> dict[str, int | None] | None:
     return files
 
 
+def _parse_launched(data: bytes) -> bytes | None:
+    r"""The listing of an ``E`` line of the launcher (see :data:`_LAUNCHER`), from its `` /``
+    on, as :func:`_parse_listing` reads it; None when it is not whole.
+
+    Example
+    -------
+    >>> _parse_launched(b" /+stdout/0new/nline/.")
+    b'+stdout\x000new\nline\x00.\x00'
+    >>> _parse_launched(b" /+stdout/") is None
+    True
+    """
+    pieces = data.split(b"/")
+    if len(pieces) < 2 or pieces[0] != b" " or pieces[-1] != b".":
+        return None
+    items: list[bytes] = []
+    for piece in pieces[1:-1]:
+        if piece[:1] in (b"+", b"0"):
+            items.append(piece)
+        elif piece[:1] == b"n" and items:  # a newline in the name
+            items[-1] += b"\n" + piece[1:]
+        else:
+            return None
+    return b"".join(item + b"\0" for item in items) + b".\0"
+
+
 def _status_from_shell(code: int) -> int:
     """A shell's 128+N (killed by signal N) as Python reports it: -N."""
     return -(code - 128) if 128 < code <= 128 + 64 else code
@@ -986,6 +1083,8 @@ def _decode(data: bytes | str | None) -> str:
 
 def _quote(value: str) -> str:
     """``value`` quoted for ``sh`` on one line: newlines become ``"$nl"`` (set by the scripts)."""
+    if "\n" not in value:
+        return shlex.quote(value)
     return '"$nl"'.join(shlex.quote(part) for part in value.split("\n"))
 
 
@@ -1016,6 +1115,162 @@ exec sh -c "$1"
 """
 
 
+# -- the launcher ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Completed:
+    """How a launched command ended, as :class:`SshProcess` reads a finished channel:
+    no ``exit_status`` when the launcher's channel closed first (the connection or the
+    launcher was lost: the process is re-attached through its control files)."""
+
+    exit_status: int | None = None
+    stdout: bytes | None = None
+    exit_signal: Any = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exit_status
+
+
+class _StartFailed(Exception):
+    """The launcher's supervisor could not start the command (``status``; its error is in
+    the ``.pid`` control file)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _NotSent(ConnectionError):
+    """A request could not be written to the launcher (it ended): nothing was started."""
+
+
+class _Launched:
+    """A command started by the launcher, seen by :class:`SshProcess` as its channel:
+    ``stdin.write`` takes signal names, ``wait()`` returns a :class:`_Completed`.  It
+    holds no channel of the connection."""
+
+    holds_slot = False
+
+    def __init__(self, launcher: _Launcher, pgid: int, control: str) -> None:
+        self.stdin = self
+        self._launcher = launcher
+        self._pgid = pgid
+        self._control = control
+        self._done: asyncio.Future[_Completed] = asyncio.get_running_loop().create_future()
+
+    def write(self, data: bytes) -> None:
+        """Signal names, one a line: each is relayed to the command's group by the launcher."""
+        quoted = _quote(self._control)
+        self._launcher.send(b"".join(f"K {sig} {self._pgid} {quoted}\n".encode()
+                                     for sig in data.decode().split()))
+
+    def end(self, completed: _Completed) -> None:
+        if not self._done.done():
+            self._done.set_result(completed)
+
+    async def wait(self) -> _Completed:
+        return await asyncio.shield(self._done)
+
+
+class _Launcher:
+    """The launcher session of one connection (see :data:`_LAUNCHER`) and the commands it
+    started: its output lines are routed to each command's :class:`_Launched`."""
+
+    def __init__(self, conn: Any, channel: Any) -> None:
+        self.conn = conn
+        self.closed = False
+        self._channel = channel
+        self._next = 0
+        self._starting: dict[int, tuple[asyncio.Future[_Launched], str]] = {}
+        self._running: dict[int, _Launched] = {}
+        self._reader = asyncio.ensure_future(self._read())
+        # the launcher shell ended (killed): sshd says so at once, while its channel stays
+        # open as long as a supervisor holds its output (their ends still come that way)
+        exit_status_received = channel.exit_status_received
+        exit_signal_received = channel.exit_signal_received
+
+        def on_status(*args: Any) -> None:
+            exit_status_received(*args)
+            self._ended()
+
+        def on_signal(*args: Any) -> None:
+            exit_signal_received(*args)
+            self._ended()
+
+        channel.exit_status_received = on_status
+        channel.exit_signal_received = on_signal
+
+    def _ended(self) -> None:
+        """The launcher shell is gone: no request is read any more (the next spawn starts
+        another launcher); the requests not answered yet fail."""
+        self.closed = True
+        for future, _ in self._starting.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the launcher ended"))
+        self._starting.clear()
+
+    def send(self, data: bytes) -> None:
+        if self.closed:
+            raise _NotSent("the launcher ended")
+        try:
+            self._channel.stdin.write(data)
+        except Exception as exc:  # its input closed: it ended, sshd's word on it is on the way
+            self._ended()
+            raise _NotSent(str(exc)) from exc
+
+    async def start(self, args: Sequence[str], prelude: str, control: str) -> _Launched:
+        """Start a supervised command: ``args`` are the request's after its id."""
+        self._next += 1
+        ident = self._next
+        future: asyncio.Future[_Launched] = asyncio.get_running_loop().create_future()
+        self.send(" ".join([str(ident), *(_quote(a) for a in args)]).encode() + b"\n" + prelude.encode())
+        self._starting[ident] = (future, control)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:  # it starts anyway: nobody will wait for it
+            self._starting.pop(ident, None)
+            raise
+
+    async def _read(self) -> None:
+        stdout = self._channel.stdout
+        try:
+            while True:
+                line = await stdout.readline()
+                if not line.endswith(b"\n"):
+                    break
+                kind, _, rest = line[:-1].partition(b" ")
+                if kind == b"E":
+                    ident, _, rest = rest.partition(b" ")
+                    status, _, listing = rest.partition(b" ")
+                    launched = self._running.pop(int(ident), None)
+                    if launched is not None:
+                        files = _parse_launched(b" " + listing) if listing else None
+                        launched.end(_Completed(int(status), files))
+                elif kind == b"P":
+                    ident, _, group = rest.partition(b" ")
+                    future, control = self._starting.pop(int(ident), (None, ""))
+                    if future is not None and not future.done():
+                        launched = _Launched(self, int(group), control)
+                        self._running[int(ident)] = launched
+                        future.set_result(launched)
+                elif kind == b"F":
+                    ident, _, status = rest.partition(b" ")
+                    future, _ = self._starting.pop(int(ident), (None, ""))
+                    if future is not None and not future.done():
+                        future.set_exception(_StartFailed(int(status or 125)))
+        except Exception as exc:  # the channel broke: the same as closed
+            log.debug("SSH launcher channel ended: %s", exc)
+        finally:
+            self._ended()
+            for launched in self._running.values():
+                launched.end(_Completed())  # no status: re-attached through the control files
+            self._running.clear()
+            with contextlib.suppress(Exception):
+                self._channel.close()
+
+
 # -- processes -------------------------------------------------------------------------------
 
 
@@ -1032,8 +1287,8 @@ class SshProcess(ProcessHandle):
         self.control = control  #: prefix of its control files on the host (.pid, .exit)
         self.where = executor.where
         self._executor = executor
-        # the supervisor's channel, then (after a dropped connection) the re-attached waiter's;
-        # either relays the signal names written to it
+        # its launcher's pseudo-channel (:class:`_Launched`), then (after a dropped connection
+        # or a lost launcher) the re-attached waiter's; either relays the signal names written to it
         self._channel: Any = channel
         self._requested: list[str] = []  # signals asked for, in order
         self._killed = False
@@ -1054,7 +1309,8 @@ class SshProcess(ProcessHandle):
                 completed = await channel.wait()
             finally:
                 self._channel = None
-                entry.give_back(entry.sessions)
+                if getattr(channel, "holds_slot", True):  # the launcher's commands hold none
+                    entry.give_back(entry.sessions)
             if attached:  # the re-attached waiter prints the status the supervisor kept
                 text = _decode(completed.stdout).strip()
                 if text.lstrip("-").isdigit():
@@ -1069,9 +1325,10 @@ class SshProcess(ProcessHandle):
                 if self._listed:
                     self._files = _parse_listing(completed.stdout)
                 return _status_from_shell(completed.exit_status)
-            elif completed.exit_signal is not None:  # the supervisor itself was killed
+            elif completed.exit_signal is not None:  # the re-attached waiter itself was killed
                 return completed.returncode
-            # no status: the connection dropped; the supervisor and its exit file live on
+            # no status: the connection or the launcher was lost; the supervisor and its exit
+            # file live on
             channel, attached = await self._reattach(), True
 
     async def _reattach(self) -> Any:
@@ -1200,7 +1457,8 @@ class SshExecutor(Executor):
                  on_lost: Callable[[SshConnectionLostError], None] | None = None,
                  on_trouble: Callable[[str | None], None] | None = None) -> None:
         if target.max_sessions <= RESERVED_SESSIONS:
-            raise ValueError(f"max_sessions must be more than {RESERVED_SESSIONS} (SFTP keeps one), "
+            raise ValueError(f"max_sessions must be more than {RESERVED_SESSIONS} (SFTP and the launcher "
+                             f"keep one each), "
                              f"not {target.max_sessions}")
         self.target = target
         self.where = target.where
@@ -1365,32 +1623,43 @@ class SshExecutor(Executor):
             folder = "/tmp"
         control = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}")
         entry = self.connection
-        remote = _script(_SPAWN, control, stdout, "" if stderr == stdout else stderr, stdin or "", command,
-                         listed, posix_login=entry.posix_login)
+        args = (control, stdout, "" if stderr == stdout else stderr, stdin or "", command, listed)
         prelude = _prelude(cwd, env, path)
-        await entry.acquire()
         try:
-            conn = await entry.connection()
-            with translate_errors(self.where, command):
-                # bytes: the listing may hold names that are not UTF-8
-                channel = await conn.create_process(remote, encoding=None)
-                channel.stdin.write(prelude.encode())
-                line = await channel.stdout.readline()
-            if not line.strip().isdigit():  # the supervisor could not start the command
-                completed = await channel.wait()
-                if completed.exit_status is None and completed.exit_signal is None:
-                    raise SshConnectionLostError(
-                        f"SSH connection to {self.where} lost while {command!r} was being started; it may "
-                        f"run on the host, unsupervised", self.where, command)
-                raise CommandError(command, completed.returncode, _decode(completed.stderr)[-STDERR_TAIL:],
-                                   f"{self.where} (cannot start it)")
-        except BaseException:
-            entry.give_back(entry.sessions)
+            for attempt in (1, 2):  # a launcher found ended when written to: nothing started
+                with translate_errors(self.where, command):
+                    launcher = await entry.launcher()
+                try:
+                    channel = await launcher.start(args, prelude, control)
+                    break
+                except _NotSent:
+                    if attempt == 2:
+                        raise
+        except _StartFailed as exc:
+            raise CommandError(command, exc.status, await self._start_error(control),
+                               f"{self.where} (cannot start it)") from None
+        except SshError:  # no connection (its reason), or the launcher could not open
             raise
-        handle = SshProcess(self, channel, int(line), control, command, owner, listed)
+        except ConnectionError:  # the launcher's channel closed before it answered
+            raise SshConnectionLostError(
+                f"SSH connection to {self.where} lost while {command!r} was being started; it may "
+                f"run on the host, unsupervised", self.where, command) from None
+        handle = SshProcess(self, channel, channel._pgid, control, command, owner, listed)
         self._handles.add(handle)
         self._started.append(handle)
         return handle
+
+    async def _start_error(self, control: str) -> str:
+        """What the launcher's supervisor wrote when it could not start a command (its
+        standard error went to the ``.pid`` control file); the file is removed."""
+        try:
+            sftp = await self._sftp()
+            async with sftp.open(control + ".pid", "rb") as f:
+                text = _decode(await f.read())
+            await sftp.remove(control + ".pid")
+        except Exception as exc:  # e.g. its folder does not exist
+            return f"cannot write {control}.pid: {exc}"
+        return text[-STDERR_TAIL:]
 
     def kill_all(self) -> int:
         alive = [h for h in self._handles if not h._exit.done()]

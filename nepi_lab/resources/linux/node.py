@@ -136,8 +136,9 @@ class Node(ResourceManager):
         Attribute("ip", "the host's address: resolved from hostname at deploy when not set",
                   flags=Flags.Design),
         Attribute("maxSessions", "SSH channels open at once on the connection (the server's MaxSessions, "
-                  "OpenSSH's default 10); commands beyond it queue", type=Types.Integer, default=10,
-                  range=(2, None), flags=Flags.Design),
+                  "OpenSSH's default 10; file transfers and the process launcher keep one each, "
+                  "running processes none); commands beyond it queue", type=Types.Integer, default=10,
+                  range=(3, None), flags=Flags.Design),
         Attribute("home", "folder that holds .nepi_lab/: absolute, or relative to the user's home "
                   "(default: the user's home)", flags=Flags.Design),
         Attribute("cleanHome", "at deploy, first remove what earlier experiments left in <home>/.nepi_lab "

@@ -307,7 +307,7 @@ def test_the_channel_limit_queues_commands_instead_of_failing(ec, sshd):  # noqa
     # on the controller's loop: asyncssh reads its options in the loop's (bounded) thread pool
     elapsed, results = run_on_loop(ec, scenario())
     assert all(r.returncode == 0 for r in results)
-    assert elapsed >= 0.6  # 2 command channels (3 minus SFTP): 3 rounds of 0.2 s
+    assert elapsed >= 1.2  # 1 command channel (3 minus SFTP and the launcher): 6 rounds of 0.2 s
 
 
 # -- failures: explicit and fast --------------------------------------------------------------
@@ -498,7 +498,7 @@ def test_clean_processes_kills_what_the_node_spawned(ec, ssh_node, marker):
     ec.wait_deployed(ssh_node, timeout=20)
     rm = ec.get_resource(ssh_node)
     out = rm.node_home + "/out"
-    handles = [run_on_loop(ec, rm.spawn(f"sleep 100 # {marker}", stdout=out, stderr=out,
+    handles = [run_on_loop(ec, rm.spawn("exec sleep 100", stdout=out, stderr=out,
                                         env={"MARK": marker})) for _ in range(3)]
     assert len(wait_for_processes(marker, 3)) >= 3
     assert all(h.returncode is None for h in handles)
@@ -694,3 +694,125 @@ def test_listening_tcp_ports_on_the_host(ec, ssh_node, sshd):  # noqa: F811
     ec.wait_deployed(ssh_node, timeout=20)
     ports = run_on_loop(ec, executor_of(ec, ssh_node).listening_tcp_ports())
     assert sshd.port in ports
+
+
+# -- the launcher: one session starts every process ---------------------------------------------
+
+
+def launchers(server: Sshd) -> list[psutil.Process]:
+    """The launcher shells on the host: sshd's children that read launch requests (their
+    supervisor subshells have the same command line, and the launcher as parent)."""
+    found = []
+    for p in remote_processes(server):
+        try:
+            if "read -r req" in " ".join(p.cmdline()) and p.parent().name() == "sshd":
+                found.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def test_more_processes_run_at_once_than_the_connection_has_channels(ec, ssh_node, sshd, marker):  # noqa: F811
+    """Running processes hold no channel: 25 run at once on a MaxSessions 10 server,
+    each is signalled through the one launcher, and each status comes back."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    out = rm.node_home + "/many"
+
+    async def start():
+        return await asyncio.gather(*(rm.spawn("exec sleep 100", stdout=out, stderr=out,
+                                               env={"MARK": marker}) for _ in range(25)))
+
+    handles = run_on_loop(ec, start())
+    assert len(wait_for_processes(marker, 25)) == 25
+    assert len(launchers(sshd)) == 1
+    assert len({h.pid for h in handles}) == 25
+
+    async def stop():
+        for sig, group in (("TERM", handles[:10]), ("INT", handles[10:20])):
+            for h in group:
+                h.send_signal(sig)
+        executor_of(ec, ssh_node).kill_all()  # the other 5
+        return await asyncio.gather(*(h.wait() for h in handles))
+
+    statuses = run_on_loop(ec, stop())
+    assert statuses == [-15] * 10 + [-2] * 10 + [-9] * 5
+    assert all_gone(marker)
+
+
+def test_a_command_that_cannot_start_says_why_and_leaves_no_control_file(ec, ssh_node, sshd):  # noqa: F811
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    ex = executor_of(ec, ssh_node)
+    base = rm.node_home + "/unstartable"
+
+    async def scenario():
+        await ex.makedirs(base)
+        errors = []
+        for kwargs in ({"cwd": base + "/no-such-folder"}, {"stdin": base + "/no-such-input"}):
+            with pytest.raises(Exception) as info:
+                await ex.spawn("echo never", stdout=base + "/out", stderr=base + "/out", **kwargs)
+            errors.append(info.value)
+        ok = await ex.spawn("echo fine", stdout=base + "/out", stderr=base + "/out")  # the launcher goes on
+        return errors, await ok.wait(), await ex.list_files(base)
+
+    errors, status, files = run_on_loop(ec, scenario())
+    for error, what in zip(errors, ("no-such-folder", "no-such-input"), strict=True):
+        assert "(cannot start it)" in str(error) and what in str(error), error
+        assert error.returncode != 0
+    assert status == 0
+    assert [f for f in files if f.endswith(".pid")] == [f for f in files if f.startswith(".out.")
+                                                        and f.endswith(".pid")]
+    assert len([f for f in files if f.endswith(".pid")]) == 1  # only the started one's
+
+
+def test_the_launcher_killed_its_processes_go_on_and_their_outcomes_are_read(
+        ec, ssh_node, sshd, marker):  # noqa: F811
+    """Killed while a process runs, the launcher is replaced at the next spawn, and what
+    it started still reports its end."""
+    a = app(ec, ssh_node, command="sleep 2; echo survived; exit 3", env=f"MARK={marker}", critical=False)
+    ec.deploy()
+    ec.wait_started(a, timeout=20)
+    assert wait_for_processes(marker, 2)
+    [launcher] = launchers(sshd)
+    launcher.kill()
+    launcher.wait(5)
+    rm = ec.get_resource(ssh_node)
+    out = rm.node_home + "/after"
+
+    async def again():  # while the application still runs
+        process = await asyncio.wait_for(rm.spawn("echo again", stdout=out, stderr=out), 10)
+        return await asyncio.wait_for(process.wait(), 10)
+
+    assert run_on_loop(ec, again()) == 0
+    assert ec.state(a) == S.STARTED
+    assert [p.pid for p in launchers(sshd)] != [launcher.pid] and len(launchers(sshd)) == 1
+    ec.wait_finished(a, timeout=20)
+    failure = ec.get_resource(a).failure
+    assert failure is not None and failure.returncode == 3, failure
+    assert ec.trace(a, "stdout") == "survived\n"
+
+
+def test_after_a_reconnection_a_new_launcher_starts_processes(ec, ssh_node, sshd, marker):  # noqa: F811
+    a = app(ec, ssh_node, command="sleep 1; echo first", env=f"MARK={marker}")
+    ec.deploy()
+    ec.wait_started(a, timeout=20)
+    assert wait_for_processes(marker, 2)
+    entry = executor_of(ec, ssh_node).connection
+    before = entry.conn
+    sshd.drop_connections()
+    ec.wait_finished(a, timeout=20)
+    assert ec.state(a) == S.FINISHED and ec.trace(a, "stdout") == "first\n"
+    assert entry.conn is not before
+    rm = ec.get_resource(ssh_node)
+    out = rm.node_home + "/second"
+
+    async def second():
+        process = await rm.spawn("exit 5", stdout=out, stderr=out)
+        return await process.wait()
+
+    assert run_on_loop(ec, second()) == 5
+    assert entry._launcher is not None and entry._launcher.conn is entry.conn
+    assert len(launchers(sshd)) == 1
