@@ -203,6 +203,8 @@ class Sshd(_Started):
 
     def _launch(self, config: str) -> None:
         pidfile = os.path.join(self.dir, "sshd.pid")
+        with contextlib.suppress(FileNotFoundError):  # a killed daemon's: its pid is not the new one's
+            os.unlink(pidfile)
         _run(SSHD, "-f", config, "-E", self.log)  # daemonizes once listening
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -293,7 +295,10 @@ class Sshd(_Started):
     # -- teardown -------------------------------------------------------------------
 
     def stop(self) -> None:
-        if not self.pid and self.dir:  # interrupted before its pid was read: found by its config
+        if self.pid:
+            with contextlib.suppress(ImportError):
+                self.kill()
+        if self.dir:  # a daemon whose pid was not read (an interrupted start): found by its config
             with contextlib.suppress(ImportError):
                 import psutil
 
@@ -301,9 +306,7 @@ class Sshd(_Started):
                 for p in psutil.process_iter(["cmdline"]):
                     if config in (p.info["cmdline"] or ()):
                         self.pid = p.pid
-        if self.pid:
-            with contextlib.suppress(ImportError):
-                self.kill()
+                        self.kill()
         if self._user_made:
             with contextlib.suppress(ImportError):
                 import psutil
