@@ -217,7 +217,6 @@ class ExperimentController:
         self._run_id, self._run_dir = make_run_dir(self._local_dir, self._exp_id, default=local_dir is None)
         # epoch ns - monotonic ns: every recorded time is a monotonic one plus this
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
-        self._wall_offset = self._wall_offset_ns / 1e9
         self._resources: dict[int, ResourceManager] = {}
         self._next_guid = 1
         self._groups: dict[int, _Group] = {}
@@ -382,9 +381,6 @@ class ExperimentController:
         if not rms:
             raise InvalidInputError(f"{what}: the list of guids is empty")
         return [rm.guid for rm in rms]
-
-    def _to_wall(self, monotonic: float) -> float:
-        return monotonic + self._wall_offset
 
     def _sync(self, coro: Coroutine[Any, Any, T], name: str) -> T:
         return self._runner.run(coro, name)

@@ -196,13 +196,8 @@ class EventLog:
             self._flush_pending = True
             self._request_flush()
         if self._subscribers:
-            event = Event(time_ns / _NS, guid, rtype, None if old < 0 else _STATES[old], _STATES[new],
-                          detail, sim_time)
-            for subscriber in list(self._subscribers):
-                try:
-                    subscriber(event)
-                except Exception:  # an observer must not break the run
-                    log.exception("event subscriber %r raised", subscriber)
+            self._publish(Event(time_ns / _NS, guid, rtype, None if old < 0 else _STATES[old], _STATES[new],
+                                detail, sim_time))
 
     def append_three(self, guid: int, rtype: str, old: int, path: tuple[int, int, int],
                      time1: int, time2: int, time3: int) -> None:
@@ -222,13 +217,16 @@ class EventLog:
             self._request_flush()
         if self._subscribers:
             for before, new, time in ((old, new1, time1), (new1, new2, time2), (new2, new3, time3)):
-                event = Event(time / _NS, guid, rtype, None if before < 0 else _STATES[before], _STATES[new],
-                              None)
-                for subscriber in list(self._subscribers):
-                    try:
-                        subscriber(event)
-                    except Exception:  # an observer must not break the run
-                        log.exception("event subscriber %r raised", subscriber)
+                self._publish(Event(time / _NS, guid, rtype, None if before < 0 else _STATES[before],
+                                    _STATES[new], None))
+
+    def _publish(self, event: Event) -> None:
+        """Call every subscriber with ``event``; one that raises is logged, never the run's."""
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # an observer must not break the run
+                log.exception("event subscriber %r raised", subscriber)
 
     def _extras(self) -> tuple[dict[int, str], dict[int, float]]:
         """The details and simulated times, by event index (every event's so far)."""

@@ -1018,54 +1018,32 @@ def _bre_escape(text: str) -> str:
     return re.sub(r"([\\.\[\]*^$])", r"\\\1", text)
 
 
-def _parse_listing(data: bytes | str | None) -> dict[str, int | None] | None:
-    """The files a supervisor listed (as :func:`_parse_launched` gives them): name -> 0 (empty)
-    or None (not empty, size unknown); None unless the listing is whole (ends with ``.``).
+def _parse_launched(listing: bytes) -> dict[str, int | None] | None:
+    r"""The files a supervisor listed on its ``E`` line (see :data:`_LAUNCHER`), the part
+    after the status (``/+name/0name/.``): name -> 0 (empty) or None (not empty, size
+    unknown); None unless the listing is whole (ends with ``.``).
 
     Example
     -------
-    >>> _parse_listing(b"+stdout\\x000.hidden\\x00.\\x00")
-    {'stdout': None, '.hidden': 0}
-    >>> _parse_listing(b"+stdout\\x00") is None
+    >>> _parse_launched(b"/+stdout/0new/nline/.")
+    {'stdout': None, 'new\nline': 0}
+    >>> _parse_launched(b"/+stdout/") is None
     True
     """
-    if not data:
+    pieces = listing.split(b"/")
+    if len(pieces) < 2 or pieces[0] != b"" or pieces[-1] != b".":
         return None
-    raw = data.encode() if isinstance(data, str) else data
-    items = raw.split(b"\0")
-    if len(items) < 2 or items[-1] != b"" or items[-2] != b".":
-        return None
-    files: dict[str, int | None] = {}
-    for item in items[:-2]:
-        if item[:1] not in (b"+", b"0") or len(item) < 2:
-            return None
-        files[_decode(item[1:])] = None if item[:1] == b"+" else 0
-    return files
-
-
-def _parse_launched(data: bytes) -> bytes | None:
-    r"""The listing of an ``E`` line of the launcher (see :data:`_LAUNCHER`), from its `` /``
-    on, as :func:`_parse_listing` reads it; None when it is not whole.
-
-    Example
-    -------
-    >>> _parse_launched(b" /+stdout/0new/nline/.")
-    b'+stdout\x000new\nline\x00.\x00'
-    >>> _parse_launched(b" /+stdout/") is None
-    True
-    """
-    pieces = data.split(b"/")
-    if len(pieces) < 2 or pieces[0] != b" " or pieces[-1] != b".":
-        return None
-    items: list[bytes] = []
+    names: list[bytes] = []
     for piece in pieces[1:-1]:
         if piece[:1] in (b"+", b"0"):
-            items.append(piece)
-        elif piece[:1] == b"n" and items:  # a newline in the name
-            items[-1] += b"\n" + piece[1:]
+            names.append(piece)
+        elif piece[:1] == b"n" and names:  # a newline in the name
+            names[-1] += b"\n" + piece[1:]
         else:
             return None
-    return b"".join(item + b"\0" for item in items) + b".\0"
+    if any(len(name) < 2 for name in names):
+        return None
+    return {_decode(name[1:]): None if name[:1] == b"+" else 0 for name in names}
 
 
 def _status_from_shell(code: int) -> int:
@@ -1125,12 +1103,7 @@ class _Completed:
     launcher was lost: the process is re-attached through its control files)."""
 
     exit_status: int | None = None
-    stdout: bytes | None = None
-    exit_signal: Any = None
-
-    @property
-    def returncode(self) -> int | None:
-        return self.exit_status
+    files: dict[str, int | None] | None = None  #: the supervisor's listing (:func:`_parse_launched`)
 
 
 class _StartFailed(Exception):
@@ -1246,8 +1219,7 @@ class _Launcher:
                     status, _, listing = rest.partition(b" ")
                     launched = self._running.pop(int(ident), None)
                     if launched is not None:
-                        files = _parse_launched(b" " + listing) if listing else None
-                        launched.end(_Completed(int(status), files))
+                        launched.end(_Completed(int(status), _parse_launched(listing) if listing else None))
                 elif kind == b"P":
                     ident, _, group = rest.partition(b" ")
                     future, control = self._starting.pop(int(ident), (None, ""))
@@ -1321,12 +1293,10 @@ class SshProcess(ProcessHandle):
                         f"SSH connection to {self.where} was lost while {self.command!r} ran and the host "
                         f"kept no exit status for it ({self.control}.exit); outcome unknown", self.where,
                         self.command)
-            elif completed.exit_status is not None:
+            elif completed.exit_status is not None:  # the launcher's word
                 if self._listed:
-                    self._files = _parse_listing(completed.stdout)
+                    self._files = completed.files
                 return _status_from_shell(completed.exit_status)
-            elif completed.exit_signal is not None:  # the re-attached waiter itself was killed
-                return completed.returncode
             # no status: the connection or the launcher was lost; the supervisor and its exit
             # file live on
             channel, attached = await self._reattach(), True

@@ -281,6 +281,9 @@ class World:
         self.streams: list[Any] = []  # ASCII trace files, flushed at the end
         self.monitor: Any = None
         self.variants: dict[int, tuple[int, str]] = {}  # node id -> (application guid, TCP variant)
+        self._addressing: Any = None  # the Ipv4AddressHelper every link's addresses come from
+        self._p2p_helpers: dict[tuple[str, str, str], Any] = {}  # see _p2p_helper
+        self._by_path: dict[str, dict[str, Any]] = {}  # application Config path -> its record
         for key, value in (spec.get("defaults") or {}).items():
             type_name, _, name = key.rpartition("::")
             if not type_name.startswith("ns3::"):
@@ -334,6 +337,7 @@ class World:
             ns.Ipv4GlobalRoutingHelper.PopulateRoutingTables()
         for app in self.spec["apps"]:
             self._app(app)
+        self._by_path = {app["path"]: app for app in self.apps}
         self._config(self.spec.get("config") or {})
         if self.spec.get("flows"):
             self.flow_helper = ns.FlowMonitorHelper()  # owns the classifier: kept
@@ -415,8 +419,9 @@ class World:
         net, _, prefix = network.partition("/")
         if devices.GetN() > (1 << (32 - int(prefix or 24))) - 2:
             raise BuildError(guid, f"network {network} has too few addresses for {devices.GetN()} ends")
-        helper = self.__dict__.get("_addressing") or self.__dict__.setdefault("_addressing",
-                                                                             ns.Ipv4AddressHelper())
+        if self._addressing is None:
+            self._addressing = ns.Ipv4AddressHelper()
+        helper = self._addressing
         helper.SetBase(ns.Ipv4Address(net), ns.Ipv4Mask(f"/{prefix or 24}"))
         interfaces = helper.Assign(devices)
         ends = []
@@ -491,7 +496,7 @@ class World:
         distinct set (its values checked once), not one per link (a tree of 100 links:
         about 50 ms less)."""
         key = (link["data_rate"], link["delay"], link["queue_size"])
-        helpers = self.__dict__.setdefault("_p2p_helpers", {})
+        helpers = self._p2p_helpers
         if key not in helpers:
             ns, guid = self.ns, link["guid"]
             p2p = ns.PointToPointHelper()
@@ -633,8 +638,7 @@ class World:
         text = str(self.cpp.take_all())
         if not text:
             return
-        by_path = self.__dict__.get("_by_path") or self.__dict__.setdefault(
-            "_by_path", {app["path"]: app for app in self.apps})
+        by_path = self._by_path
         for chunk in text.split("\x1e"):
             path, _, records = chunk.partition("\x1f")
             app = by_path.get(path)
@@ -712,7 +716,7 @@ class World:
         return "".join(line + "\n" for line in lines)
 
     def _close_app(self, app: dict[str, Any]) -> None:
-        """Close an application's files (:meth:`run` drained its records just before)."""
+        """Close an application's files (in :meth:`run`, its records were drained just before)."""
         for key in ("out", "rx_out"):
             if app.get(key) is not None:
                 app[key].close()
@@ -720,9 +724,7 @@ class World:
 
     def close(self) -> None:
         for app in self.apps:
-            for key in ("out", "rx_out"):
-                if app.get(key) is not None:
-                    app[key].close()
+            self._close_app(app)
         for stream in self.streams:
             stream.GetStream().flush()
         self.ns.Simulator.Destroy()
