@@ -202,6 +202,18 @@ class SshConnectionLostError(SshError):
         self.command = command
 
 
+class SupervisorLostError(NepiError):
+    """The supervisor of a spawned command on an SSH host ended by a signal (killed from
+    outside) before it recorded the command's end: the outcome is unknown, and the
+    command's process group (``pgid``) may still run until the release stops it."""
+
+    def __init__(self, message: str, where: str, command: str, pgid: int) -> None:
+        super().__init__(message)
+        self.where = where
+        self.command = command
+        self.pgid = pgid
+
+
 def import_asyncssh(who: str = "SSH") -> Any:
     """Import asyncssh, or fail with the exact install hint."""
     try:
@@ -879,20 +891,28 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 
 #: The launcher: one per connection, it starts every spawned command (one session for
 #: all, rather than a session and a shell per command).  Its standard input holds
-#: requests, one per line:
+#: requests:
 #:
-#: * ``id ctl stdout stderr stdin command folder`` (each quoted by :func:`_quote`; stderr
-#:   '' : same as stdout, stdin '' : none, folder '' : none to list), then the
-#:   :func:`_prelude` line: a supervisor subshell starts the command in a process group of
-#:   its own (bash's job control, else ``setsid``), with its streams in files on the host,
-#:   writes ``<group> <its pid> <its start time>`` to ``$ctl.pid`` and prints ``P id
-#:   group``; if it cannot, it prints ``F id status``, its error being in ``$ctl.pid``.
-#:   Once the command ended, it kills what is left in its group, writes the status to
-#:   ``$ctl.exit``, then prints ``E id status``, followed (when short enough to make one
-#:   atomic pipe write) by `` /`` and the folder's regular files (not links), each as
-#:   ``+name`` (not empty) or ``0name`` (empty) ended by ``/`` (a newline in a name as
-#:   ``/n``), then ``.``: see :func:`_parse_launched`.  Builtins only, after the command.
+#: * a header line ``length``, then ``length`` bytes: the line ``id ctl stdout stderr stdin
+#:   command folder`` (each quoted by :func:`_quote`; stderr '' : same as stdout, stdin '' :
+#:   none, folder '' : none to list) and the :func:`_prelude` line.  bash reads the two
+#:   lines in one ``read -N`` (its ``read`` takes a pipe one byte per system call: 1.5 KB
+#:   of paths and environment were 1,500 calls per command); other shells read them as
+#:   lines.  A supervisor subshell starts the command in a process group of its own
+#:   (bash's job control, else ``setsid``), with its streams in files on the host, writes
+#:   ``<group> <its pid> <its start time>`` to ``$ctl.pid`` and prints ``P id group``; if it
+#:   cannot, it prints ``F id status``, its error being in ``$ctl.pid``.  Once the command
+#:   ended, it kills what is left in its group, writes the status to ``$ctl.exit``, then
+#:   prints ``E id status``, followed (when short enough to make one atomic pipe write) by
+#:   `` /`` and the folder's regular files (not links), each as ``+name`` (not empty) or
+#:   ``0name`` (empty) ended by ``/`` (a newline in a name as ``/n``), then ``.``: see
+#:   :func:`_parse_launched`.  Builtins only, after the command.
 #: * ``K signal group ctl``: signals the group, unless its exit file exists (it ended).
+#:
+#: Under bash the launcher also looks after its supervisors, at most once a second (at a
+#: request, or after a second without one while some run): one that ended by a signal (it
+#: was killed, e.g. ``kill -9`` from outside) before printing its ``E`` line is reported as
+#: ``D id status``, so the command's wait ends at once instead of with the channel.
 #:
 #: The supervisors write to the launcher's channel only before the command runs and after
 #: its exit file is written: a channel lost meanwhile (SIGPIPE) cannot lose an outcome,
@@ -900,12 +920,42 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 _LAUNCHER = r"""nl='
 '
 exec 2>/dev/null
-while IFS= read -r req; do
-  case $req in
-  K\ *) eval "set -- ${req#K }"; [ -e "$3.exit" ] || kill -s "$1" -- "-$2"; continue ;;
+sups= tick=
+if [ -n "$BASH_VERSION" ]; then
+  check() {  # supervisors killed before their E line: D id status
+    tick=$SECONDS
+    local keep= e
+    for e in $sups; do
+      if kill -0 "${e%%:*}"; then keep="$keep $e"; continue; fi
+      wait "${e%%:*}"
+      st=$?
+      [ "$st" -le 128 ] || echo "D ${e#*:} $st"
+    done
+    sups=$keep
+  }
+  next() {
+    hdr=
+    while :; do
+      [ "$SECONDS" = "$tick" ] || check
+      if [ -z "$sups" ]; then IFS= read -r hdr; return; fi
+      IFS= read -r -t 1 part
+      st=$?
+      hdr=$hdr$part
+      [ "$st" -gt 128 ] || return "$st"
+    done
+  }
+  body() { LC_ALL=C IFS= read -r -N "$hdr" body; }
+else
+  next() { IFS= read -r hdr; }
+  body() { IFS= read -r body && IFS= read -r line && body=$body$nl$line; }
+fi
+while next; do
+  case $hdr in
+  K\ *) eval "set -- ${hdr#K }"; [ -e "$3.exit" ] || kill -s "$1" -- "-$2"; continue ;;
   esac
-  IFS= read -r prelude || exit 0
-  eval "set -- $req"
+  body || exit 0
+  prelude=${body#*"$nl"}
+  eval "set -- ${body%%"$nl"*}"
   (
     id=$1 ctl=$2 out=$3 err=$4 in=${5:-/dev/null} cmd=$6 dir=$7
     if [ -n "$BASH_VERSION" ]; then  # job control: each job leads its own group, no extra exec
@@ -951,6 +1001,7 @@ while IFS= read -r req; do
     fi
     printf 'E %s %s%s\n' "$id" "$st" "$lst" >&7
   ) </dev/null &
+  [ -z "$BASH_VERSION" ] || sups="$sups $!:$1"
   jobs >/dev/null
 done
 """
@@ -1104,6 +1155,9 @@ class _Completed:
 
     exit_status: int | None = None
     files: dict[str, int | None] | None = None  #: the supervisor's listing (:func:`_parse_launched`)
+    #: the supervisor's own status when it ended by a signal before recording the
+    #: command's end (the launcher's ``D`` line): no outcome will come
+    supervisor_lost: int | None = None
 
 
 class _StartFailed(Exception):
@@ -1193,18 +1247,17 @@ class _Launcher:
             self._ended()
             raise _NotSent(str(exc)) from exc
 
-    async def start(self, args: Sequence[str], prelude: str, control: str) -> _Launched:
-        """Start a supervised command: ``args`` are the request's after its id."""
+    def request(self, args: Sequence[str], prelude: str, control: str) -> asyncio.Future[_Launched]:
+        """Ask for a supervised command (``args`` are the request's after its id); the
+        future is the started command, or the reason it did not start.  Once sent, the
+        command starts whatever happens to the caller: the future is answered anyway."""
         self._next += 1
         ident = self._next
         future: asyncio.Future[_Launched] = asyncio.get_running_loop().create_future()
-        self.send(" ".join([str(ident), *(_quote(a) for a in args)]).encode() + b"\n" + prelude.encode())
+        body = " ".join([str(ident), *(_quote(a) for a in args)]).encode() + b"\n" + prelude.encode()
+        self.send(b"%d\n%s" % (len(body), body))  # the length: bash reads the body in one call
         self._starting[ident] = (future, control)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:  # it starts anyway: nobody will wait for it
-            self._starting.pop(ident, None)
-            raise
+        return future
 
     async def _read(self) -> None:
         stdout = self._channel.stdout
@@ -1232,6 +1285,14 @@ class _Launcher:
                     future, _ = self._starting.pop(int(ident), (None, ""))
                     if future is not None and not future.done():
                         future.set_exception(_StartFailed(int(status or 125)))
+                elif kind == b"D":  # its supervisor was killed before it reported the end
+                    ident, _, status = rest.partition(b" ")
+                    launched = self._running.pop(int(ident), None)
+                    if launched is not None:
+                        launched.end(_Completed(supervisor_lost=int(status)))
+                    future, _ = self._starting.pop(int(ident), (None, ""))
+                    if future is not None and not future.done():
+                        future.set_exception(ConnectionError("its supervisor was killed"))
         except Exception as exc:  # the channel broke: the same as closed
             log.debug("SSH launcher channel ended: %s", exc)
         finally:
@@ -1297,6 +1358,14 @@ class SshProcess(ProcessHandle):
                 if self._listed:
                     self._files = completed.files
                 return _status_from_shell(completed.exit_status)
+            elif completed.supervisor_lost is not None:
+                status = _status_from_shell(completed.supervisor_lost)
+                how = f"killed by signal {-status}" if status < 0 else f"status {status}"
+                raise SupervisorLostError(
+                    f"the supervisor of {self.command!r} on {self.where} ended ({how}: killed from outside?) "
+                    f"before it recorded the command's end ({self.control}.exit is absent); outcome unknown, "
+                    f"its process group {self.pid} may still run until the release stops it", self.where,
+                    self.command, self.pid)
             # no status: the connection or the launcher was lost; the supervisor and its exit
             # file live on
             channel, attached = await self._reattach(), True
@@ -1439,6 +1508,7 @@ class SshExecutor(Executor):
         self._sweeps = SweepQueue(self._sweep)
         self._entry: _Connection | None = None
         self._handles: set[SshProcess] = set()
+        self._adopting: set[asyncio.Task[None]] = set()  # cancelled spawns being killed (_adopt)
         self._home: str | None = None
         self._started: list[SshProcess] = []  # processes started, until their owner was swept
         # trees removed together go in one ``rm``: 100 applications released at once
@@ -1497,6 +1567,8 @@ class SshExecutor(Executor):
             return
         # killed processes report their end before the connection closes, so the
         # signal surely reached the host
+        if self._adopting:  # cancelled spawns: their commands start, then are killed
+            await asyncio.wait(set(self._adopting), timeout=CLOSE_GRACE)
         killed = [h._exit for h in self._handles if h._killed and not h._exit.done()]
         if killed:
             await asyncio.wait(killed, timeout=CLOSE_GRACE)
@@ -1600,11 +1672,17 @@ class SshExecutor(Executor):
                 with translate_errors(self.where, command):
                     launcher = await entry.launcher()
                 try:
-                    channel = await launcher.start(args, prelude, control)
-                    break
+                    started = launcher.request(args, prelude, control)
                 except _NotSent:
                     if attempt == 2:
                         raise
+                    continue
+                try:
+                    channel = await asyncio.shield(started)
+                except asyncio.CancelledError:  # it starts anyway: kill it once it did
+                    self._adopt(started, control, command, owner, listed)
+                    raise
+                break
         except _StartFailed as exc:
             raise CommandError(command, exc.status, await self._start_error(control),
                                f"{self.where} (cannot start it)") from None
@@ -1618,6 +1696,26 @@ class SshExecutor(Executor):
         self._handles.add(handle)
         self._started.append(handle)
         return handle
+
+    def _adopt(self, started: asyncio.Future[_Launched], control: str, command: str, owner: int | None,
+               listed: str) -> None:
+        """A spawn cancelled once its request was sent: the command starts anyway, with
+        nobody to wait for it; it is killed as soon as it started (and :meth:`close`
+        waits for that), so it never runs unowned."""
+
+        async def adopt() -> None:
+            try:
+                channel = await started
+            except Exception:  # not started, or the launcher was lost (the marker sweep finds it)
+                return
+            handle = SshProcess(self, channel, channel._pgid, control, command, owner, listed)
+            self._handles.add(handle)
+            self._started.append(handle)
+            handle.kill()
+
+        task = asyncio.ensure_future(adopt())
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
 
     async def _start_error(self, control: str) -> str:
         """What the launcher's supervisor wrote when it could not start a command (its

@@ -705,7 +705,7 @@ def launchers(server: Sshd) -> list[psutil.Process]:
     found = []
     for p in remote_processes(server):
         try:
-            if "read -r req" in " ".join(p.cmdline()) and p.parent().name() == "sshd":
+            if "read -r -N" in " ".join(p.cmdline()) and p.parent().name() == "sshd":
                 found.append(p)
         except psutil.NoSuchProcess:
             continue
