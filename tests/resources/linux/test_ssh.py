@@ -816,3 +816,84 @@ def test_after_a_reconnection_a_new_launcher_starts_processes(ec, ssh_node, sshd
     assert run_on_loop(ec, second()) == 5
     assert entry._launcher is not None and entry._launcher.conn is entry.conn
     assert len(launchers(sshd)) == 1
+
+
+def test_a_killed_supervisor_ends_the_wait_at_once_saying_so(ec, ssh_node, sshd, marker):  # noqa: F811
+    """A supervisor killed from outside (its command's end can no longer be recorded)
+    ends the wait within a couple of seconds, not when the launcher's channel closes."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    out = rm.node_home + "/orphaned"
+
+    async def start():
+        return await rm.spawn("exec sleep 100", stdout=out, stderr=out, env={"MARK": marker})
+
+    handle = run_on_loop(ec, start())
+    [sleeper] = wait_for_processes(marker, 1)
+    with open(handle.control + ".pid") as f:  # the host is this machine
+        supervisor = int(f.read().split()[1])
+    os.kill(supervisor, 9)
+
+    async def outcome():
+        try:
+            await asyncio.wait_for(handle.wait(), 5)
+        except asyncio.TimeoutError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the error is what is checked
+            return exc
+        return "it returned"
+
+    error = run_on_loop(ec, outcome())
+    assert error is not None, "the wait did not end within 5 s of the supervisor's death"
+    assert isinstance(error, _ssh.SupervisorLostError), error
+    assert "killed by signal 9" in str(error) and ".exit is absent" in str(error), error
+    assert error.pgid == handle.pid and handle.outcome_unknown
+    assert sleeper.is_running()  # it said so: the command may still run
+    os.killpg(handle.pid, 9)
+    assert all_gone(marker)
+
+
+def test_a_spawn_cancelled_in_flight_leaves_nothing_running_after_release(ec, sshd, marker):  # noqa: F811
+    """Cancelled once its request was sent, a spawn's command starts anyway: it is
+    killed as soon as it started (a release's kill_all does not know it yet), and
+    closing the executor waits for that, also while another executor (another node on
+    the same account) keeps the connection open."""
+    target = SshTarget(sshd.host, sshd.port, sshd.user, identity_file=sshd.client_key,
+                       known_hosts=sshd.known_hosts)
+    pool = SshPool()
+
+    async def scenario():
+        other, executor = SshExecutor(target, pool), SshExecutor(target, pool)
+        await other.connect()
+        try:
+            await executor.connect()
+            try:
+                folder = (await executor.home_dir()) + f"/{marker}"
+                await executor.makedirs(folder)
+                out = folder + "/out"
+                first = await executor.spawn("true", stdout=out, stderr=out)  # the launcher runs
+                assert await first.wait() == 0
+                launcher = executor.connection._launcher
+                task = asyncio.ensure_future(executor.spawn(
+                    "exec sleep 100", stdout=out, stderr=out, env={"MARK": marker}))
+                await asyncio.sleep(0)  # the request is written, the answer not read yet
+                assert len(launcher._starting) == 1
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                executor.kill_all()  # what a node's release does first
+            finally:
+                await executor.close()
+            deadline = time.monotonic() + 5  # the connection is still open: once it started,
+            while time.monotonic() < deadline:  # (its control file written), is it running?
+                if len([f for f in await other.list_files(folder) if f.endswith(".pid")]) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            left = await asyncio.to_thread(processes_with, marker)
+            await other.remove_tree(folder)
+            return left
+        finally:
+            await other.close()
+
+    assert run_on_loop(ec, scenario()) == []
