@@ -908,6 +908,11 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 #:   ``0name`` (empty) ended by ``/`` (a newline in a name as ``/n``), then ``.``: see
 #:   :func:`_parse_launched`.  Builtins only, after the command.
 #: * ``K signal group ctl``: signals the group, unless its exit file exists (it ended).
+#: * a header line ``C length``, then ``length`` bytes: the line ``id script args...``
+#:   (quoted): a subshell runs ``script`` with ``args`` as ``$1``..., its input and errors
+#:   on ``/dev/null``, and prints ``R id status line``, ``line`` being the first line of its
+#:   output.  This module's own short commands (a sweep, removing folders) run so, rather
+#:   than each in a session and a login shell of its own.
 #:
 #: Under bash the launcher also looks after its supervisors, at most once a second (at a
 #: request, or after a second without one while some run): one that ended by a signal (it
@@ -952,6 +957,20 @@ fi
 while next; do
   case $hdr in
   K\ *) eval "set -- ${hdr#K }"; [ -e "$3.exit" ] || kill -s "$1" -- "-$2"; continue ;;
+  C\ *)
+    hdr=${hdr#C }
+    if [ -n "$BASH_VERSION" ]; then body; else IFS= read -r body; fi || exit 0
+    eval "set -- $body"
+    (
+      id=$1 script=$2
+      shift 2
+      exec 7>&1 </dev/null >/dev/null
+      out=$(eval "$script")
+      st=$?
+      printf 'R %s %s %s\n' "$id" "$st" "${out%%"$nl"*}" >&7
+    ) &
+    jobs >/dev/null
+    continue ;;
   esac
   body || exit 0
   prelude=${body#*"$nl"}
@@ -1029,12 +1048,12 @@ cat "$ctl.exit" 2>/dev/null
 """
 
 
-#: Kills the processes whose marker matches.  ``$1`` is ``exact`` (the ``NAME=value``
-#: lines to match, one per line, on standard input) or ``prefix`` (``$2``: a basic regular
-#: expression anchored at the start of a variable).  Looks again until nothing is
+#: Kills the processes whose marker matches.  ``$1`` is ``exact`` (``$2``: the
+#: ``NAME=value`` lines to match, one per line) or ``prefix`` (``$2``: a basic regular
+#: expression anchored at the start of a variable); run by the launcher (``C``).  Looks again until nothing is
 #: found (a process may fork meanwhile), at most ten times; prints how many it killed.
 _SWEEP = r"""mode=$1 pattern=$2
-if [ "$mode" = exact ]; then lines=$(cat); [ -n "$lines" ] || { echo 0; exit 0; }; fi
+if [ "$mode" = exact ]; then lines=$pattern; [ -n "$lines" ] || { echo 0; exit 0; }; fi
 killed=' ' total=0 round=0
 while [ "$round" -lt 10 ]; do
   round=$((round + 1))
@@ -1211,6 +1230,7 @@ class _Launcher:
         self._channel = channel
         self._next = 0
         self._starting: dict[int, tuple[asyncio.Future[_Launched], str]] = {}
+        self._commands: dict[int, asyncio.Future[tuple[int, str]]] = {}  # C requests: (status, line)
         self._running: dict[int, _Launched] = {}
         self._reader = asyncio.ensure_future(self._read())
         # the launcher shell ended (killed): sshd says so at once, while its channel stays
@@ -1259,6 +1279,17 @@ class _Launcher:
         self._starting[ident] = (future, control)
         return future
 
+    def command(self, script: str, *args: str) -> asyncio.Future[tuple[int, str]]:
+        """Run ``script`` with ``args`` in a subshell of the launcher (a ``C`` request); the
+        future is its status and the first line of its output."""
+        self._next += 1
+        ident = self._next
+        future: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        body = " ".join([str(ident), _quote(script), *(_quote(a) for a in args)]).encode() + b"\n"
+        self.send(b"C %d\n%s" % (len(body), body))
+        self._commands[ident] = future
+        return future
+
     async def _read(self) -> None:
         stdout = self._channel.stdout
         try:
@@ -1285,6 +1316,12 @@ class _Launcher:
                     future, _ = self._starting.pop(int(ident), (None, ""))
                     if future is not None and not future.done():
                         future.set_exception(_StartFailed(int(status or 125)))
+                elif kind == b"R":
+                    ident, _, rest = rest.partition(b" ")
+                    status, _, text = rest.partition(b" ")
+                    done = self._commands.pop(int(ident), None)
+                    if done is not None and not done.done():
+                        done.set_result((int(status), _decode(text)))
                 elif kind == b"D":  # its supervisor was killed before it reported the end
                     ident, _, status = rest.partition(b" ")
                     launched = self._running.pop(int(ident), None)
@@ -1300,6 +1337,10 @@ class _Launcher:
             for launched in self._running.values():
                 launched.end(_Completed())  # no status: re-attached through the control files
             self._running.clear()
+            for done in self._commands.values():
+                if not done.done():
+                    done.set_exception(ConnectionError("the launcher's channel closed"))
+            self._commands.clear()
             with contextlib.suppress(Exception):
                 self._channel.close()
 
@@ -1763,18 +1804,37 @@ class SshExecutor(Executor):
         Reads ``/proc/*/environ`` with ``grep -z`` (GNU or BusyBox), so it sees only the
         user's own processes, which are the only ones it may signal anyway.
         """
-        posix_login = self.connection.posix_login
         if prefix is not None:
             pattern = "^" + _bre_escape(f"{RUN_VARIABLE}={prefix}")
-            result = await self._run(_script(_SWEEP, "prefix", pattern, posix_login=posix_login), check=False)
+            status, text = await self._internal(_SWEEP, "prefix", pattern)
         else:
-            result = await self._run(_script(_SWEEP, "exact", posix_login=posix_login), input=exact,
-                                     check=False)
-        text = result.stdout.strip()
-        if result.returncode != 0 or not text.isdigit():
-            raise CommandError("(sweep of the run's processes)", result.returncode,
-                               result.stderr[-STDERR_TAIL:], self.where)
+            status, text = await self._internal(_SWEEP, "exact", exact)
+        text = text.strip()
+        if status != 0 or not text.isdigit():
+            raise CommandError("(sweep of the run's processes)", status, text[-STDERR_TAIL:], self.where)
         return int(text)
+
+    async def _internal(self, script: str, *args: str) -> tuple[int, str]:
+        """Run one of this module's short scripts in a subshell of the launcher (no session
+        and no login shell of its own); its status and the first line of its output."""
+        entry = self.connection
+        what = "(nepi_lab's own command)"
+        for attempt in (1, 2):  # a launcher found ended when written to: nothing ran
+            with translate_errors(self.where, what):
+                launcher = await entry.launcher()
+            try:
+                done = launcher.command(script, *args)
+                break
+            except _NotSent:
+                if attempt == 2:
+                    raise SshConnectionLostError(f"SSH connection to {self.where} lost: the launcher ended",
+                                                 self.where, what) from None
+        try:
+            return await asyncio.shield(done)
+        except ConnectionError:
+            raise SshConnectionLostError(
+                f"SSH connection to {self.where} lost while {what} ran; outcome unknown", self.where,
+                what) from None
 
     def left_on_host(self, owner: int | None = None) -> list[dict[str, Any]]:
         """The processes started here whose end was not seen (a lost connection): what may
@@ -1934,7 +1994,7 @@ class SshExecutor(Executor):
         await self._removals.submit([path])
 
     async def _remove_trees(self, paths: list[str]) -> None:
-        await self._run("rm -rf -- " + " ".join(shlex.quote(path) for path in paths), check=False)
+        await self._internal('rm -rf -- "$@"', *paths)
 
     async def remove_empty_dirs(self, paths: Sequence[str]) -> None:
         import asyncssh
