@@ -315,6 +315,8 @@ class _Connection:
         self._reviving: asyncio.Future[bool] | None = None
         self._revive_failed_at = -1e9
         self.posix_login = False  # whether the login shell runs POSIX scripts (see _script)
+        #: the shell the launcher runs in; None: bash where there is one, else ``sh``
+        self.launcher_shell: str | None = None
         self._opening: asyncio.Future[Any] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._sftp: Any = None
@@ -410,9 +412,18 @@ class _Connection:
         sftp = asyncio.ensure_future(conn.start_sftp_client())
         sftp.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unused
         try:
-            probe = await conn.run('echo "$SHELL"', check=False)  # csh and fish read it too
-            self.posix_login = posixpath.basename(_decode(probe.stdout).strip()) in POSIX_SHELLS
-            await self._server_turn(conn)  # the probe's session is gone before others open
+            # the launcher starts at once: its first line names the login shell (no session
+            # of its own to ask it)
+            channel = await conn.create_process(_launch(self.launcher_shell), encoding=None)
+            first = await asyncio.wait_for(channel.stdout.readline(), target.connect_timeout or None)
+            if first.startswith(b"S "):
+                self.posix_login = posixpath.basename(_decode(first[2:]).strip()) in POSIX_SHELLS
+                self._launcher = _Launcher(conn, channel)
+            else:  # its login shell could not run it: asked for again at the first spawn
+                channel.close()
+                probe = await conn.run('echo "$SHELL"', check=False)  # csh and fish read it too
+                self.posix_login = posixpath.basename(_decode(probe.stdout).strip()) in POSIX_SHELLS
+                await self._server_turn(conn)  # these sessions are gone before others open
         except BaseException as exc:
             sftp.cancel()
             conn.close()
@@ -460,8 +471,7 @@ class _Connection:
             with contextlib.suppress(Exception):  # session is freed before another opens
                 await self._server_turn(conn)
         with translate_errors(self.target.where):
-            channel = await conn.create_process(_script(_LAUNCHER, posix_login=self.posix_login),
-                                                encoding=None)
+            channel = await conn.create_process(_launch(self.launcher_shell), encoding=None)
         self._launcher = _Launcher(conn, channel)
         return self._launcher
 
@@ -1024,6 +1034,24 @@ while next; do
   jobs >/dev/null
 done
 """
+
+def _launch(shell: str | None = None) -> str:
+    r"""The command line that starts the launcher, whatever the login shell (csh and fish
+    run ``exec sh -c`` too): it prints ``S $SHELL`` (the login shell, see
+    :data:`POSIX_SHELLS`), then runs :data:`_LAUNCHER` in ``shell``; None: in bash where
+    there is one (job control, ``read -N``), else in ``sh``.
+
+    Example
+    -------
+    >>> print(_launch("sh").split("'")[1])
+    printf "S %s\n" "$SHELL"; exec sh -c "$1" sh
+    """
+    boot = 'printf "S %s\\n" "$SHELL"; '
+    if shell is None:
+        boot += 'command -v bash >/dev/null 2>&1 && exec bash -c "$1" sh; exec sh -c "$1" sh'
+    else:
+        boot += f'exec {shlex.quote(shell)} -c "$1" sh'
+    return " ".join(["exec sh -c", shlex.quote(boot), "nepi-lab", shlex.quote(_LAUNCHER)])
 
 #: Defines ``alive``: whether the supervisor of control prefix ``$ctl`` still runs (its
 #: pid and start time are in ``$ctl.pid``: a recycled pid is told apart by its start time).

@@ -432,13 +432,18 @@ def test_a_re_attached_process_can_still_be_stopped(ec, ssh_node, sshd, marker):
     assert all_gone(marker)
 
 
-def test_the_supervisor_also_runs_in_plain_sh(ec, ssh_node, marker):
-    """A login shell that is not bash (dash, or csh through ``exec sh -c``) runs the same
-    supervisor, with ``setsid`` instead of bash's job control."""
+def test_the_supervisor_also_runs_in_plain_sh(ec, ssh_node, sshd, marker):  # noqa: F811
+    """On a host without bash, ``sh`` runs the same launcher and supervisor, with
+    ``setsid`` instead of bash's job control, and lines instead of ``read -N``."""
     ec.deploy()
     ec.wait_deployed(ssh_node, timeout=20)
     rm = ec.get_resource(ssh_node)
-    executor_of(ec, ssh_node).connection.posix_login = False  # as for a csh user
+    entry = executor_of(ec, ssh_node).connection
+    entry.posix_login = False  # as for a csh user: its commands through ``exec sh -c``
+    entry.launcher_shell = "sh"  # as if bash were missing: the next launcher runs in sh
+    [launcher] = launchers(sshd)
+    launcher.kill()
+    launcher.wait(5)
     out = rm.node_home + "/out"
 
     async def scenario():
@@ -454,6 +459,8 @@ def test_the_supervisor_also_runs_in_plain_sh(ec, ssh_node, marker):
     assert run_on_loop(ec, sleeper.terminate(1.0)) == -15
     assert all_gone(marker)
     assert run_on_loop(ec, rm.run(f"cat {out}")).stdout == f"sh {marker}\n"
+    assert [p.exe() for p in launchers(sshd)] == [os.path.realpath("/bin/sh")]
+    assert run_on_loop(ec, executor_of(ec, ssh_node).sweep(f"NEPI_LAB_RUN={marker}\n")) == 0  # a C request
 
 
 def test_a_run_timeout_kills_the_remote_process_group(ec, ssh_node, marker):
