@@ -948,12 +948,11 @@ if [ -n "$BASH_VERSION" ]; then
     done
     sups=$keep
   }
-  next() {
+  next() {  # a timed-out read keeps what it read: the header goes on where it stopped
     hdr=
     while :; do
       [ "$SECONDS" = "$tick" ] || check
-      if [ -z "$sups" ]; then IFS= read -r hdr; return; fi
-      IFS= read -r -t 1 part
+      if [ -n "$sups" ]; then IFS= read -r -t 1 part; else IFS= read -r part; fi
       st=$?
       hdr=$hdr$part
       [ "$st" -gt 128 ] || return "$st"

@@ -904,3 +904,42 @@ def test_a_spawn_cancelled_in_flight_leaves_nothing_running_after_release(ec, ss
             await other.close()
 
     assert run_on_loop(ec, scenario()) == []
+
+
+def test_a_request_read_across_the_launcher_s_one_second_check_is_read_whole(tmp_path):
+    """The launcher (run here by bash, as on a host) reads headers with a one-second
+    timeout while supervisors run; a header cut by that timeout, then finished after the
+    last supervisor ended (a plain read then), is still read whole."""
+    import select
+    import subprocess
+
+    def request(kind: bytes, body: str) -> tuple[bytes, bytes]:
+        data = body.encode()
+        return kind + str(len(data)).encode() + b"\n", data
+
+    folder = str(tmp_path)
+    args = (folder + "/.out.x", folder + "/out", "", "", "sleep 0.3", folder)
+    spawn = " ".join(["1", *(_ssh._quote(a) for a in args)]) + "\n" + _ssh._prelude(folder, {})
+    command = "2 " + _ssh._quote("echo \"$1\"") + " " + _ssh._quote("it ran") + "\n"
+    launcher = subprocess.Popen(["bash", "-c", _ssh._LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                cwd=folder)
+
+    def line(timeout: float) -> bytes:
+        ready, _, _ = select.select([launcher.stdout], [], [], timeout)
+        return launcher.stdout.readline() if ready else b"(nothing)"
+
+    try:
+        launcher.stdin.write(b"".join(request(b"", spawn)))
+        launcher.stdin.flush()
+        assert line(5).startswith(b"P 1 ")
+        header, body = request(b"C ", command)
+        launcher.stdin.write(header[:1])  # "C", then nothing for over two seconds: a timeout
+        launcher.stdin.flush()  # cuts the header, the supervisor ends, and reads are plain
+        assert line(5).startswith(b"E 1 0")
+        time.sleep(2.2)
+        launcher.stdin.write(header[1:] + body)
+        launcher.stdin.flush()
+        assert line(5) == b"R 2 0 it ran\n"
+    finally:
+        launcher.stdin.close()
+        launcher.wait(5)
