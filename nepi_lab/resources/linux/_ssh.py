@@ -47,9 +47,11 @@ Commands
     command line that other users of the host can read with ``ps``.
 Processes
     One long-lived launcher per connection (``_LAUNCHER``, a POSIX shell reading
-    requests on its standard input, started by the first :meth:`SshExecutor.spawn`)
-    starts every spawned command: a request is a line of quoted arguments, then the
-    environment and working directory (:func:`_prelude`), never in a command line.  For
+    requests on its standard input; bash wherever there is one, started with the
+    connection: its first line names the login shell, so no session is spent asking)
+    starts every spawned command: a request is a length, then a line of quoted
+    arguments and the environment and working directory (:func:`_prelude`), never in a
+    command line; bash reads it in one ``read -N``.  For
     each, the launcher forks a supervisor subshell that starts the command in a process
     group of its own (bash's job control, else ``setsid``), with its streams in files on
     the host; it writes the group id, its own pid and start time to
@@ -62,8 +64,13 @@ Processes
     is noticed without polling and without a channel per process.  The supervisors
     outlive the launcher: killed, the next spawn starts another one, and its supervisors
     still report through its channel (open as long as one of them runs); its connection
-    lost, each running process is re-attached as below.  :meth:`SshExecutor.kill_all`
-    signals only the groups this executor started.
+    lost, each running process is re-attached as below.  A supervisor killed from
+    outside before it recorded the end is noticed by the launcher within about a second
+    (bash only): the wait fails with :class:`SupervisorLostError`.  A spawn cancelled
+    once its request was sent is killed as soon as it started (``close`` waits for it).
+    :meth:`SshExecutor.kill_all` signals only the groups this executor started.  This
+    module's own short commands (the sweep of the run's processes, removing folders)
+    also run in subshells of the launcher, not in sessions of their own.
 Dropped connections
     Commands run in their own process groups, so they survive a dropped connection.  When a
     connection drops, the pool reconnects, backing off from 0.1 s to 2 s between
