@@ -1021,9 +1021,13 @@ while next; do
     echo "$st" >"$ctl.exit"
     lst=
     if [ -n "$dir" ]; then
-      [ -z "$BASH_VERSION" ] || shopt -u failglob dotglob 2>/dev/null
       lst=' /'
-      for f in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+      if [ -n "$BASH_VERSION" ]; then  # one pass over the folder, not three
+        shopt -u failglob; shopt -s dotglob; set -- "$dir"/*
+      else
+        set -- "$dir"/* "$dir"/.[!.]* "$dir"/..?*
+      fi
+      for f; do
         [ -f "$f" ] && [ ! -L "$f" ] || continue
         n=${f##*/} e=
         while :; do
@@ -1093,9 +1097,9 @@ while [ "$round" -lt 10 ]; do
   round=$((round + 1))
   if [ "$mode" = exact ]; then
     files=$(printf '%s
-' "$lines" | grep -lzxF -f - /proc/[0-9]*/environ 2>/dev/null)
+' "$lines" | grep -slzxF -f - /proc/[0-9]*/environ)
   else
-    files=$(grep -lz -e "$pattern" /proc/[0-9]*/environ 2>/dev/null)
+    files=$(grep -slz -e "$pattern" /proc/[0-9]*/environ)
   fi
   pids=
   for f in $files; do
