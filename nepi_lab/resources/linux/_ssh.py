@@ -985,7 +985,7 @@ while next; do
       st=$?
       printf 'R %s %s %s\n' "$id" "$st" "${out%%"$nl"*}" >&7
     ) &
-    jobs >/dev/null
+    [ -n "$BASH_VERSION" ] || jobs >/dev/null
     continue ;;
   esac
   body || exit 0
@@ -1040,8 +1040,8 @@ while next; do
     fi
     printf 'E %s %s%s\n' "$id" "$st" "$lst" >&7
   ) </dev/null &
-  [ -z "$BASH_VERSION" ] || sups="$sups $!:$1"
-  jobs >/dev/null
+  # bash forgets ended jobs by itself; "jobs" would print every running one each time
+  if [ -n "$BASH_VERSION" ]; then sups="$sups $!:$1"; else jobs >/dev/null; fi
 done
 """
 
