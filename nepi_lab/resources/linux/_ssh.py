@@ -422,7 +422,7 @@ class _Connection:
             # the launcher starts at once: its first line names the login shell (no session
             # of its own to ask it)
             channel = await conn.create_process(_launch(self.launcher_shell), encoding=None)
-            first = await asyncio.wait_for(channel.stdout.readline(), target.connect_timeout or None)
+            first = await channel.stdout.readline()  # as the probe was: no timeout but the keepalive's
             if first.startswith(b"S "):
                 self.posix_login = posixpath.basename(_decode(first[2:]).strip()) in POSIX_SHELLS
                 self._launcher = _Launcher(conn, channel)
