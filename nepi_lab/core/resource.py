@@ -70,6 +70,10 @@ if TYPE_CHECKING:
 
 S = ResourceState
 _PROGRESS_MAX = S.FINISHED
+# The states the hot paths use, as module globals: on Python 3.11 reading an enum
+# member as a class attribute (``S.NEW``) costs 100 ns, a global 20 ns, and 10,000
+# resources read them some 150,000 times in a lifecycle.
+_NEW, _READY, _STARTED, _FAILED, _RELEASED = S.NEW, S.READY, S.STARTED, S.FAILED, S.RELEASED
 
 #: Pseudo-state for ``wait_finished``: the work is over (any end), or, for a
 #: long-lived resource (a node), it has started.
@@ -234,11 +238,11 @@ class ResourceManager:
         self.ec = ec
         self.guid = guid
         self._values: dict[str, Any] = _EMPTY_DICT
-        self._state = S.NEW
+        self._state = _NEW
         # monotonic time each state was last entered, in ns, 0 for never: raw integers, no objects
         self._times = _NO_TIMES[:]
         self._times[0] = _monotonic_ns()
-        self._progress = S.NEW
+        self._progress = _NEW
         self._ended_at: int | None = None  # monotonic ns
         # (target, callback) pairs, in a tuple (often shared, see _watch_all) or a list
         self._watchers: Any = None
@@ -670,7 +674,7 @@ class ResourceManager:
         each event comes), or for a type that redefines ``_set_state``: the three calls.
         """
         ec = self.ec
-        if (self._state != S.NEW or ec.events._subscribers
+        if (self._state != _NEW or ec.events._subscribers
                 or type(self)._set_state is not _BASE_SET_STATE):
             for state in _TO_READY:
                 self._set_state(state)
@@ -682,7 +686,7 @@ class ResourceManager:
         times[1] = t1
         times[3] = t2
         times[4] = t3
-        self._state = self._progress = S.READY
+        self._state = self._progress = _READY
         offset = ec._wall_offset_ns
         ec.events.append_three(self.guid, self._rtype, 0, _TO_READY, t1 + offset, t2 + offset, t3 + offset)
         if self._watchers:
@@ -697,18 +701,18 @@ class ResourceManager:
         meant in NEPI; FINISHED, FAILED and RELEASED only by themselves.
         """
         if target == DONE:
-            over = self._ended_at is not None or (self._long_lived and self._progress >= S.STARTED)
+            over = self._ended_at is not None or (self._long_lived and self._progress >= _STARTED)
             return 1 if over else 0
-        if target <= S.STARTED:
+        if target <= _STARTED:
             if self._progress >= target:
                 return 1
-        elif target == S.STOPPED:
+        elif target == _STOPPED:
             if self._ended_at is not None:
                 return 1
         elif self._times[target]:
             return 1
         state = self._state
-        if state == S.RELEASED or (state == S.FAILED and target != S.RELEASED):
+        if state == _RELEASED or (state == _FAILED and target != _RELEASED):
             return -1
         return 0
 
