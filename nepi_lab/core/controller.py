@@ -766,10 +766,11 @@ class ExperimentController:
         if "do_start" in rm._hooks or (rm._conditions and A.START in rm._conditions):
             rm._task = self._runner.loop.create_task(self._start_phase(rm))
             return
-        rm._set_state(_STARTED)
         if rm._run_cannot_suspend and not rm._conditions:  # (a STOP condition may race its end)
             self._run_in_place(rm)
-        elif "do_run" in rm._hooks:
+            return
+        rm._set_state(_STARTED)
+        if "do_run" in rm._hooks:
             rm._task = self._runner.loop.create_task(self._run(rm))
 
     async def _start_phase(self, rm: ResourceManager) -> None:
@@ -840,33 +841,43 @@ class ExperimentController:
             rm._set_state(_FINISHED)
 
     def _run_in_place(self, rm: ResourceManager) -> None:
-        """:meth:`_run` for a ``do_run`` that never awaits (``rm._run_cannot_suspend``):
-        its coroutine is run to its end here, in one step, without a task of its own."""
+        """Start ``rm`` (READY) and run it as :meth:`_run` would, for a ``do_run`` that never
+        awaits (``rm._run_cannot_suspend``): its coroutine is run to its end here, in one
+        step, without a task of its own.  STARTED and FINISHED are recorded as they happen;
+        the watchers are told once, at the end (see :meth:`ResourceManager._start_quietly`)."""
+        quiet = rm._start_quietly()
+        if not quiet:
+            rm._set_state(_STARTED)
         rm._step = "run"
         coro = rm.do_run()
+        suspended = False
         try:
-            coro.send(None)
-        except StopIteration:
-            pass
+            # iterated: a coroutine that returns ends the loop without the StopIteration
+            # that coro.send() raises
+            for _ in coro.__await__():
+                suspended = True
+                break
         except asyncio.CancelledError:
-            rm._step = None
-            return  # as in _run: the resource stays STARTED, as if its task had been cancelled
+            rm._step = None  # as in _run: the resource stays STARTED, as if its task had been cancelled
         except BaseException as exc:  # noqa: BLE001 - even SystemExit in a hook only fails the resource
             rm._step = None
             if rm._stopping or rm._state != _STARTED:
                 log.debug("resource %s: run ended with %r while stopping", rm.guid, exc)
-                return
-            self._fail(rm, "run", exc)
-            return
-        else:  # it suspended after all: cannot be, for code with no await
-            coro.close()
+            else:
+                self._fail(rm, "run", exc)
+        else:
             rm._step = None
-            self._fail(rm, "run", RuntimeError(f"bug: {type(rm).__name__}.do_run awaited, "
-                                               "though its code holds no await"))
-            return
-        rm._step = None
-        if rm._state == _STARTED and not rm._stopping:
-            rm._set_state(_FINISHED)
+            if suspended:  # cannot be, for code with no await
+                coro.close()
+                self._fail(rm, "run", RuntimeError(f"bug: {type(rm).__name__}.do_run awaited, "
+                                                   "though its code holds no await"))
+            elif rm._state == _STARTED and not rm._stopping:
+                if quiet:
+                    rm._finish_quietly()
+                else:
+                    rm._set_state(_FINISHED)
+        if quiet and rm._watchers:
+            rm._notify()
 
     async def _stop_one(self, rm: ResourceManager) -> None:
         rm._stopping = True
