@@ -759,8 +759,14 @@ class ResourceManager:
 
     def _notify(self) -> None:
         watchers = self._watchers
-        if len(watchers) == 1 and not self._status(watchers[0][0]):  # type: ignore[arg-type]
-            return  # the common case: one wait, still pending
+        # the common case, one wait: its status asked once, whether it is settled or not
+        if len(watchers) == 1:  # type: ignore[arg-type]
+            target, callback = watchers[0]  # type: ignore[index]
+            status = self._status(target)
+            if status:
+                self._watchers = None
+                callback(self, status > 0)
+            return
         # callbacks may add watchers to this very resource: start from a fresh list
         self._watchers = None
         for target, callback in watchers:  # type: ignore[union-attr]
