@@ -290,9 +290,12 @@ class EventLog:
                 # time, guid, key of each event: the key replaced by the end of its line
                 values = self._rows[3 * start:3 * stop].tolist()
                 keys = values[2::3]
-                for key in set(keys) - tails.keys():
-                    self._tail(key)
-                values[2::3] = map(tails.__getitem__, keys)
+                try:
+                    values[2::3] = map(tails.__getitem__, keys)
+                except KeyError:  # a key not met yet (values is left as it was)
+                    for key in set(keys) - tails.keys():
+                        self._tail(key)
+                    values[2::3] = map(tails.__getitem__, keys)
                 if details:
                     for i, detail in details.items():
                         if start <= i < stop:
