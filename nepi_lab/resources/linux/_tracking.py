@@ -36,6 +36,22 @@ have to be moved there itself, so the first command would wait as long; it would
 only the commands that come after a quiet spell.  (A cgroup2 mount with
 ``favordynmods`` removes the wait for the whole machine: the administrator's choice.)
 
+So the wait is overlapped instead (:func:`warm_up`, :func:`prepare`).  A writer that
+comes while another already waits for the grace period waits only for what is left
+of it, and one that comes within a grace period after the last writer left does not
+wait at all.  When a ``linux::Node`` is registered, and again when a local node
+deploys, a short-lived worker thread (one at a time, never awaited) writes its own
+thread id into ``cgroup.threads`` of the cgroup the interpreter is in: the kernel takes
+the lock before it looks at the move, and the move is a no-op (a thread into the cgroup
+it is in; had someone moved the process elsewhere, a thread cannot leave its process's
+domain cgroup and the write fails), so it never moves the controller and never fails a
+run (an error is only logged at debug level).  Where no cgroup is used, nothing is
+started once that is known.  The same worker makes the node's cgroup at deploy, off
+the loop: ``mkdir`` there takes the kernel's ``cgroup_mutex``, which a writer holds
+while it waits, and the loop must not block on it; the node's first command awaits
+it.  The first application of a process then pays what is left of the grace period
+after the node's registration, not all of it.
+
 What still escapes: on a host without cgroups, a process that starts with a cleared
 or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
 handed to another service, which is not our descendant (``systemd-run``, ``at``, a
@@ -57,6 +73,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from ...core.controller import call_at_exit
@@ -345,6 +362,103 @@ class RunCgroups:
                     break
                 threading.Event().wait(0.005)
         return killed
+
+
+# -- overlapping the first move's wait (see "What the cgroup costs") ----------------------
+
+#: Jobs for the worker thread, run in order.
+_jobs: list[Callable[[], None]] = []
+_worker: threading.Thread | None = None
+_warm_queued = False  #: a :func:`_warm` is in :data:`_jobs` already
+_last_warm = float("-inf")  #: when the last warming write ended (``time.monotonic()``)
+#: Within this long after a write, the lock needs no grace period yet (well below one).
+WARM_FOR = 0.002
+
+
+def _submit(job: Callable[[], None]) -> None:
+    """Run ``job`` in the worker thread, started if none runs (one at a time)."""
+    global _worker
+    with _lock:
+        _jobs.append(job)
+        if _worker is not None:
+            return
+        _worker = threading.Thread(target=_work, name="nepi_lab-cgroup", daemon=True)
+    _worker.start()
+
+
+def _work() -> None:
+    global _worker
+    while True:
+        with _lock:
+            if not _jobs:
+                _worker = None
+                return
+            job = _jobs.pop(0)
+        try:
+            job()
+        except Exception:  # a job reports its own errors; this thread must go on
+            log.debug("cgroup worker job %r failed", job, exc_info=True)
+
+
+def _warm() -> None:
+    """Take and drop the kernel's ``cgroup_threadgroup_rwsem`` for writing: write this
+    thread's id into ``cgroup.threads`` of the cgroup it is in (a no-op move)."""
+    global _warm_queued, _last_warm
+    with _lock:
+        _warm_queued = False
+    if time.monotonic() - _last_warm < WARM_FOR:
+        return
+    base = cgroup_base()
+    if base is None:
+        return
+    try:
+        fd = os.open(os.path.join(base, "cgroup.threads"), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(threading.get_native_id()).encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.debug("warming the cgroup lock in %s failed (%s): the first command may wait for it", base, exc)
+    _last_warm = time.monotonic()
+
+
+def warm_up() -> None:
+    """Start taking the cgroup lock's grace period off the next command's path, in the
+    worker thread, not awaited; nothing where cgroups are known to be unused."""
+    global _warm_queued
+    if _base is None:
+        return
+    with _lock:
+        if _warm_queued:
+            return
+        _warm_queued = True
+    _submit(_warm)
+
+
+def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:
+    """Make ``owner``'s cgroup in the worker thread, then warm the lock (:func:`warm_up`);
+    a future of the running loop, done once the cgroup is made (or failed), or None
+    without a running loop (the cgroup is then made on first use)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    made: asyncio.Future[None] = loop.create_future()
+
+    def done() -> None:
+        if not made.done():
+            made.set_result(None)
+
+    def job() -> None:
+        try:
+            cgroups.procs_file(owner)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(done)
+
+    _submit(job)
+    warm_up()
+    return made
 
 
 def kill_cgroup_tree(folder: str) -> int:
