@@ -39,18 +39,24 @@ only the commands that come after a quiet spell.  (A cgroup2 mount with
 So the wait is overlapped instead (:func:`warm_up`, :func:`prepare`).  A writer that
 comes while another already waits for the grace period waits only for what is left
 of it, and one that comes within a grace period after the last writer left does not
-wait at all.  When a ``linux::Node`` is registered, and again when a local node
-deploys, a short-lived worker thread (one at a time, never awaited) writes its own
-thread id into ``cgroup.threads`` of the cgroup the interpreter is in: the kernel takes
-the lock before it looks at the move, and the move is a no-op (a thread into the cgroup
-it is in; had someone moved the process elsewhere, a thread cannot leave its process's
-domain cgroup and the write fails), so it never moves the controller and never fails a
-run (an error is only logged at debug level).  Where no cgroup is used, nothing is
-started once that is known.  The same worker makes the node's cgroup at deploy, off
-the loop: ``mkdir`` there takes the kernel's ``cgroup_mutex``, which a writer holds
-while it waits, and the loop must not block on it; the node's first command awaits
-it.  The first application of a process then pays what is left of the grace period
-after the node's registration, not all of it.
+wait at all.  When :mod:`nepi_lab.resources.linux` is imported (the first lookup of a
+``linux::`` type, as a script registers its first node), when a ``linux::Node`` is
+registered, and when a local node deploys, a short-lived worker thread (one at a time,
+never awaited) writes its own thread id into ``cgroup.threads`` of the cgroup the
+interpreter is in.  The kernel takes the lock before it looks at the move (a pid that
+does not exist is refused before it, on Linux 6.18), and the move is a no-op: a thread
+into the cgroup it is in; had someone moved the process elsewhere meanwhile, a thread
+cannot leave its process's domain cgroup and the write fails.  So it never moves the
+controller and never fails a run (an error is only logged at debug level).  Nothing is
+started with ``NEPI_LAB_CGROUPS=0``, once no cgroup was found, or, as long as none was
+looked for, without root.  The same worker makes the
+node's cgroup at deploy, off the loop: ``mkdir`` there takes the kernel's
+``cgroup_mutex``, which a writer holds while it waits, and the loop must not block on
+it; the node's first command awaits it.  The first application of a process then pays
+what is left of the grace period after its first ``linux::`` lookup, not all of it:
+measured with ``benchmarks/bench_linux.py`` (figure 4), the grace period lasts 10-30 ms
+here under load, longer than the controller's own work before the first spawn, so
+part of it remains.
 
 What still escapes: on a host without cgroups, a process that starts with a cleared
 or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
@@ -426,7 +432,11 @@ def warm_up() -> None:
     """Start taking the cgroup lock's grace period off the next command's path, in the
     worker thread, not awaited; nothing where cgroups are known to be unused."""
     global _warm_queued
-    if _base is None:
+    if _base is None or os.environ.get(CGROUPS_ENV) == "0":
+        return
+    if _base is _UNKNOWN and os.geteuid() != 0:
+        # only a delegated subtree could be writable: not worth a thread before a node
+        # found one (its deploy asks, then later nodes warm it)
         return
     with _lock:
         if _warm_queued:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -105,6 +107,31 @@ def test_nothing_is_started_where_cgroups_are_not_used(monkeypatch, ec, home):
     ec.wait_finished(app, timeout=20)
     assert ec.trace(app, "stdout") == "hi\n"
     assert submitted == [] and _tracking._worker is None  # no job, no thread
+
+
+def test_no_thread_is_started_with_cgroups_turned_off(tmp_path):
+    """``NEPI_LAB_CGROUPS=0``: importing the linux resources and running a node's command
+    start no worker thread (checked in a fresh interpreter, before anything was cached)."""
+    code = (
+        "import os, sys, threading\n"
+        "started = []\n"
+        "real_start = threading.Thread.start\n"
+        "def start(self):\n"
+        "    started.append(self.name)\n"
+        "    real_start(self)\n"
+        "threading.Thread.start = start\n"
+        "from nepi_lab import ExperimentController\n"
+        "ec = ExperimentController(exp_id='t', local_dir=os.path.join(sys.argv[1], 'results'))\n"
+        "node = ec.register_resource('linux::Node', home=os.path.join(sys.argv[1], 'home'))\n"
+        "app = ec.register_resource('linux::Application', connectedTo=node, command='true')\n"
+        "ec.deploy(); ec.wait_finished(app, timeout=20); ec.shutdown()\n"
+        "print(' '.join(started))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, _tracking.CGROUPS_ENV: "0"})
+    assert out.returncode == 0, out.stderr
+    assert "nepi_lab-cgroup" not in out.stdout.split()
+    assert "nepi_lab-loop" in out.stdout.split()  # the spy saw the threads that were started
 
 
 def test_prepare_makes_the_cgroup_and_resolves(tmp_path):
