@@ -49,14 +49,13 @@ into the cgroup it is in; had someone moved the process elsewhere meanwhile, a t
 cannot leave its process's domain cgroup and the write fails.  So it never moves the
 controller and never fails a run (an error is only logged at debug level).  Nothing is
 started with ``NEPI_LAB_CGROUPS=0``, once no cgroup was found, or, as long as none was
-looked for, without root.  The same worker makes the
-node's cgroup at deploy, off the loop: ``mkdir`` there takes the kernel's
-``cgroup_mutex``, which a writer holds while it waits, and the loop must not block on
-it; the node's first command awaits it.  The first application of a process then pays
-what is left of the grace period after its first ``linux::`` lookup, not all of it:
-measured with ``benchmarks/bench_linux.py`` (figure 4), the grace period lasts 10-30 ms
-here under load, longer than the controller's own work before the first spawn, so
-part of it remains.
+looked for, without root.  The same worker makes the node's cgroup at deploy, off the
+loop: ``mkdir`` there takes the kernel's ``cgroup_mutex``, which a writer holds while
+it waits, and the loop must not block on it; the node's first command awaits it.
+The first application of a process then pays what is left of the grace period after
+its first ``linux::`` lookup, not all of it: measured with ``benchmarks/bench_linux.py``
+(figure 4), the grace period lasts 10-30 ms here under load, longer than the
+controller's own work before the first spawn, so part of it remains.
 
 What still escapes: on a host without cgroups, a process that starts with a cleared
 or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
@@ -430,7 +429,9 @@ def _warm() -> None:
 
 def warm_up() -> None:
     """Start taking the cgroup lock's grace period off the next command's path, in the
-    worker thread, not awaited; nothing where cgroups are known to be unused."""
+    worker thread, not awaited (see "What the cgroup costs" above).  Nothing happens
+    with ``NEPI_LAB_CGROUPS=0``, where no cgroup was found, or without root before one
+    was looked for; a warming already queued serves this call too."""
     global _warm_queued
     if _base is None or os.environ.get(CGROUPS_ENV) == "0":
         return
