@@ -472,6 +472,20 @@ def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:
     return made
 
 
+def _forget_worker_in_child() -> None:
+    """After ``fork()``: the child has no worker thread, so its queue starts empty (a job
+    left there would never run, and a first command would wait for its cgroup forever),
+    and the module's lock afresh (another thread may have held it at the fork)."""
+    global _lock, _worker, _warm_queued
+    _lock = threading.Lock()
+    _jobs.clear()
+    _worker = None
+    _warm_queued = False
+
+
+os.register_at_fork(after_in_child=_forget_worker_in_child)
+
+
 def kill_cgroup_tree(folder: str) -> int:
     """Kill every process under cgroup ``folder`` and remove it with its children (a dead
     run's, for ``nepi-lab cleanup``); return how many processes there were."""

@@ -184,3 +184,30 @@ def test_an_application_runs_in_its_node_cgroup_made_at_deploy(ec, home):
     assert f"/nepi_lab.{ec.exp_id}.{ec.run_id}/{node}\n" in ec.trace(app, "stdout")
     ec.shutdown()
     assert not os.path.exists(os.path.join(base, f"nepi_lab.{ec.exp_id}.{ec.run_id}"))
+
+
+def test_a_forked_child_starts_its_own_worker():
+    """A fork while the worker runs (a sweep's processes, a Dask worker): the child's queue
+    is empty and its next job gets a thread of its own, instead of waiting forever."""
+    wait_for_worker()
+    release = threading.Event()
+    _tracking._submit(release.wait)  # the parent's worker is busy while we fork
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running pytest's clean-up
+        try:
+            ran = threading.Event()
+            state = (_tracking._worker is None, list(_tracking._jobs) == [])
+            _tracking._submit(ran.set)
+            os.write(write_end, repr((*state, ran.wait(10))).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            report = pipe.read().decode()
+        assert report == "(True, True, True)"
+    finally:
+        release.set()
+        os.waitpid(pid, 0)
+        wait_for_worker()
