@@ -371,8 +371,9 @@ class RunCgroups:
 
 # -- overlapping the first move's wait (see "What the cgroup costs") ----------------------
 
-#: Jobs for the worker thread, run in order.
-_jobs: list[Callable[[], None]] = []
+#: Jobs for the worker thread, run in order: ``(job, abandon)``, ``abandon`` (or None)
+#: called instead of ``job`` if no thread can be started.
+_jobs: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
 _worker: threading.Thread | None = None
 _warm_queued = False  #: a :func:`_warm` is in :data:`_jobs` already
 _last_warm = float("-inf")  #: when the last warming write ended (``time.monotonic()``)
@@ -380,15 +381,28 @@ _last_warm = float("-inf")  #: when the last warming write ended (``time.monoton
 WARM_FOR = 0.002
 
 
-def _submit(job: Callable[[], None]) -> None:
-    """Run ``job`` in the worker thread, started if none runs (one at a time)."""
+def _submit(job: Callable[[], None], abandon: Callable[[], None] | None = None) -> bool:
+    """Run ``job`` in the worker thread, started if none runs (one at a time); False if
+    no thread could be started (then every job waiting is abandoned)."""
     global _worker
     with _lock:
-        _jobs.append(job)
+        _jobs.append((job, abandon))
         if _worker is not None:
-            return
-        _worker = threading.Thread(target=_work, name="nepi_lab-cgroup", daemon=True)
-    _worker.start()
+            return True
+        worker = _worker = threading.Thread(target=_work, name="nepi_lab-cgroup", daemon=True)
+    try:
+        worker.start()
+    except RuntimeError as exc:  # no thread to be had: interpreter exit, the system's limit
+        log.debug("no thread for the cgroup worker (%s): cgroups are made on first use", exc)
+        with _lock:
+            stranded = list(_jobs)
+            _jobs.clear()
+            _worker = None
+        for _, give_up in stranded:
+            if give_up is not None:
+                give_up()
+        return False
+    return True
 
 
 def _work() -> None:
@@ -398,7 +412,7 @@ def _work() -> None:
             if not _jobs:
                 _worker = None
                 return
-            job = _jobs.pop(0)
+            job, _ = _jobs.pop(0)
         try:
             job()
         except Exception:  # a job reports its own errors; this thread must go on
@@ -460,14 +474,18 @@ def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:
         if not made.done():
             made.set_result(None)
 
+    def resolve() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(done)
+
     def job() -> None:
         try:
             cgroups.procs_file(owner)
         finally:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(done)
+            resolve()
 
-    _submit(job)
+    if not _submit(job, abandon=resolve):
+        return None  # no worker: the cgroup is made on first use, as without one
     warm_up()
     return made
 

@@ -99,7 +99,7 @@ def test_nothing_is_started_where_cgroups_are_not_used(monkeypatch, ec, home):
     wait_for_worker()
     submitted = []
     real_submit = _tracking._submit
-    monkeypatch.setattr(_tracking, "_submit", lambda job: (submitted.append(job), real_submit(job)))
+    monkeypatch.setattr(_tracking, "_submit", lambda *job: (submitted.append(job), real_submit(*job))[1])
     _tracking.warm_up()
     node = ec.register_resource("linux::Node", hostname="localhost", home=home)
     app = ec.register_resource("linux::Application", connectedTo=node, command="echo hi")
@@ -191,7 +191,7 @@ def test_a_forked_child_starts_its_own_worker():
     is empty and its next job gets a thread of its own, instead of waiting forever."""
     wait_for_worker()
     release = threading.Event()
-    _tracking._submit(release.wait)  # the parent's worker is busy while we fork
+    assert _tracking._submit(release.wait)  # the parent's worker is busy while we fork
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report, then leave without running pytest's clean-up
@@ -211,3 +211,28 @@ def test_a_forked_child_starts_its_own_worker():
         release.set()
         os.waitpid(pid, 0)
         wait_for_worker()
+
+
+def test_without_a_thread_the_node_still_runs_its_commands(monkeypatch, ec, home):
+    """No thread to be had for the worker (interpreter exit, the system's thread limit):
+    registering and deploying do not fail, and the node's cgroup is made on first use."""
+    base = needs_cgroups()
+    wait_for_worker()
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == "nepi_lab-cgroup":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(_tracking, "_last_warm", float("-inf"))
+    node = ec.register_resource("linux::Node", hostname="localhost", home=home)
+    app = ec.register_resource("linux::Application", connectedTo=node, command="cat /proc/self/cgroup")
+    ec.deploy()
+    ec.wait_finished(app, timeout=20)
+    assert ec.state(app) == S.FINISHED
+    assert f"/nepi_lab.{ec.exp_id}.{ec.run_id}/{node}\n" in ec.trace(app, "stdout")
+    assert _tracking._worker is None and _tracking._jobs == []
+    ec.shutdown()
+    assert not os.path.exists(os.path.join(base, f"nepi_lab.{ec.exp_id}.{ec.run_id}"))
