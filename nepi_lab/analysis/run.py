@@ -19,11 +19,12 @@ controller writes to the directory.
 Example
 -------
 >>> import os                                                           # doctest: +SKIP
->>> from nepi_lab import load_run, trace_frame
->>> run = load_run(os.path.expanduser("~/.local/share/nepi_lab/results/ping-test/20240101120000000000"))
->>> run.events_frame().groupby("to").size()
->>> pings = trace_frame(run, 3, "stdout")                               # the ping parser
->>> pings.rtt_ms.describe()
+>>> from nepi_lab import load_run, trace_frame                          # doctest: +SKIP
+>>> run = load_run(os.path.expanduser(                                  # doctest: +SKIP
+...     "~/.local/share/nepi_lab/results/ping-test/20240101120000000000"))
+>>> run.events_frame().groupby("to").size()                             # doctest: +SKIP
+>>> pings = trace_frame(run, 3, "stdout")       # the ping parser       # doctest: +SKIP
+>>> pings.rtt_ms.describe()                                             # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -342,7 +343,7 @@ def load_run(path: str | os.PathLike[str], *, strict: bool = True) -> DirectoryR
     Example
     -------
     >>> run = load_run(ec.run_dir)                                     # doctest: +SKIP
-    >>> run.resources_frame()[["guid", "type", "state"]]
+    >>> run.resources_frame()[["guid", "type", "state"]]               # doctest: +SKIP
     """
     return DirectoryRun(os.fspath(path), strict)
 
@@ -363,7 +364,7 @@ def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet
     Example
     -------
     >>> runs = load_runs(sweep.path)                                   # doctest: +SKIP
-    >>> trace_frame(runs, 2, "stdout").groupby(["rate", "loss"]).size()
+    >>> trace_frame(runs, 2, "stdout").groupby(["rate", "loss"]).size()   # doctest: +SKIP
     """
     exp_dir = os.path.abspath(os.fspath(exp_dir))
     try:
@@ -499,7 +500,7 @@ def trace_frame(source: Any, guid: int | Iterable[int], name: str,
     Example
     -------
     >>> frame = trace_frame(ec, ping, "stdout")                        # doctest: +SKIP
-    >>> frame[["timestamp", "seq", "rtt_ms"]]
+    >>> frame[["timestamp", "seq", "rtt_ms"]]                          # doctest: +SKIP
     """
     import pandas as pd
 

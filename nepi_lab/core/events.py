@@ -111,7 +111,7 @@ class EventLog:
 
     Example
     -------
-    >>> seen = []
+    >>> seen = []                                        # doctest: +SKIP
     >>> unsubscribe = ec.events.subscribe(seen.append)   # doctest: +SKIP
     """
 

@@ -710,7 +710,7 @@ def draw(ec: ExperimentController, ax: Axes | None = None, *, labels: bool | Non
 
     Example
     -------
-    >>> from nepi_lab.notebook import draw
+    >>> from nepi_lab.notebook import draw               # doctest: +SKIP
     >>> ax = draw(ec)                                    # doctest: +SKIP
     >>> ax.figure.savefig("experiment.png")              # doctest: +SKIP
     """
