@@ -64,11 +64,19 @@ def half_skipped(test: doctest.DocTest) -> list[int]:
 @pytest.mark.parametrize("name", module_names())
 def test_docstring_examples(name, tmp_path, monkeypatch, run_records):
     module = import_or_skip(name)
-    tests = [t for t in doctest.DocTestFinder(exclude_empty=True).find(module, name) if t.examples]
     path = os.path.relpath(module.__file__, os.path.dirname(os.path.dirname(nepi_lab.__file__)))
+    try:
+        tests = [t for t in doctest.DocTestFinder(exclude_empty=True).find(module, name) if t.examples]
+    except ValueError as exc:  # a "# doctest:" text that is no directive, a bad indentation ...
+        unparsable = str(exc)
+    else:
+        unparsable = None
+    if unparsable:
+        pytest.fail(f"{path}: a docstring is no valid doctest: {unparsable}", pytrace=False)
     half = {t.name: lines for t in tests if (lines := half_skipped(t))}
-    assert not half, (f"{path}: docstrings whose examples are partly '# doctest: +SKIP': "
-                      f"mark every line of an illustration (these run: {half})")
+    if half:
+        pytest.fail(f"{path}: docstrings whose examples are partly '# doctest: +SKIP': mark every "
+                    f"line of an illustration (these lines run: {half})", pytrace=False)
 
     work = tmp_path / "cwd"
     work.mkdir()
@@ -78,9 +86,9 @@ def test_docstring_examples(name, tmp_path, monkeypatch, run_records):
     report: list[str] = []
     for test in tests:
         runner.run(test, out=report.append)
-    failed, attempted = runner.summarize(verbose=False)
-    if failed:
-        pytest.fail(f"{failed} of {attempted} examples of {path} failed:\n{''.join(report)}", pytrace=False)
+    if runner.failures:
+        pytest.fail(f"{runner.failures} of {runner.tries} examples of {path} failed:\n{''.join(report)}",
+                    pytrace=False)
 
     assert os.listdir(work) == [], f"the examples of {path} left files in the working folder"
     results = tmp_path / "results"

@@ -342,8 +342,18 @@ def load_run(path: str | os.PathLike[str], *, strict: bool = True) -> DirectoryR
 
     Example
     -------
-    >>> run = load_run(ec.run_dir)                                     # doctest: +SKIP
-    >>> run.resources_frame()[["guid", "type", "state"]]               # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from nepi_lab import ExperimentController
+    >>> results = tempfile.mkdtemp()
+    >>> with ExperimentController(exp_id="ping", local_dir=results) as ec:   # registered only
+    ...     node = ec.register_resource("linux::Node", hostname="localhost")
+    ...     ping = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1")
+    >>> run = load_run(ec.run_dir)
+    >>> run.resources_frame()[["guid", "type", "state"]]
+       guid         type     state
+    0     1  linux::Node  RELEASED
+    1     2  linux::Ping  RELEASED
+    >>> shutil.rmtree(results)
     """
     return DirectoryRun(os.fspath(path), strict)
 
