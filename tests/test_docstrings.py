@@ -8,8 +8,9 @@ host): then every one of its ``>>>`` lines says ``# doctest: +SKIP`` (the README
 applies to one example only, so a ``+SKIP`` on the first line alone would run the rest.
 
 The examples run as ``python -m doctest`` would run them, with ELLIPSIS and
-NORMALIZE_WHITESPACE, in an empty working folder that must stay empty; the results folder
-(``$NEPI_LAB_RESULTS``, the test's own) must hold no run directory afterwards either.
+NORMALIZE_WHITESPACE, in an empty working folder that must stay empty, as must the
+temporary folder (``tempfile``'s, the test's own) and the results folder
+(``$NEPI_LAB_RESULTS``, the test's own).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import doctest
 import importlib
 import os
 import pkgutil
+import tempfile
 
 import pytest
 
@@ -78,9 +80,12 @@ def test_docstring_examples(name, tmp_path, monkeypatch, run_records):
         pytest.fail(f"{path}: docstrings whose examples are partly '# doctest: +SKIP': mark every "
                     f"line of an illustration (these lines run: {half})", pytrace=False)
 
-    work = tmp_path / "cwd"
+    work, temporary = tmp_path / "cwd", tmp_path / "tmp"
     work.mkdir()
+    temporary.mkdir()
     monkeypatch.chdir(work)
+    # the examples' tempfile.mkdtemp() folders, there: even one left by a failing example goes
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     monkeypatch.setenv("MPLBACKEND", "Agg")  # if an example is the first to import pyplot
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     report: list[str] = []
@@ -91,6 +96,7 @@ def test_docstring_examples(name, tmp_path, monkeypatch, run_records):
                     pytrace=False)
 
     assert os.listdir(work) == [], f"the examples of {path} left files in the working folder"
+    assert os.listdir(temporary) == [], f"the examples of {path} left temporary folders"
     results = tmp_path / "results"
     left = os.listdir(results) if results.exists() else []
     assert left == [], f"the examples of {path} left run directories in the results folder: {left}"
