@@ -201,10 +201,13 @@ class ExperimentController:
 
     Example
     -------
+    >>> import os, shutil, tempfile
     >>> from nepi_lab import ExperimentController
-    >>> with ExperimentController(exp_id="doc") as ec:   # doctest: +SKIP
-    ...     ec.exp_id
-    'doc'
+    >>> results = tempfile.mkdtemp()             # a results root of its own, removed below
+    >>> with ExperimentController(exp_id="doc", local_dir=results) as ec:
+    ...     ec.exp_id, os.path.dirname(ec.run_dir) == os.path.join(results, "doc")
+    ('doc', True)
+    >>> shutil.rmtree(results)
     """
 
     def __init__(self, exp_id: str | None = None, local_dir: str | None = None,
