@@ -44,7 +44,6 @@ import inspect
 import json
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -248,6 +247,8 @@ class ExperimentController:
             write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self.description())
         except OSError as exc:
             self.events.close()
+            import shutil  # here: shutil (with bz2 and lzma) costs import nepi_lab ~2.5 ms
+
             shutil.rmtree(self._run_dir, ignore_errors=True)
             raise ResultsWriteError(None, self._run_dir, exc) from exc
         self._runner = LoopRunner()
