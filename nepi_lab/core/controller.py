@@ -44,7 +44,6 @@ import inspect
 import json
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -206,10 +205,13 @@ class ExperimentController:
 
     Example
     -------
+    >>> import os, shutil, tempfile
     >>> from nepi_lab import ExperimentController
-    >>> with ExperimentController(exp_id="doc") as ec:   # doctest: +SKIP
-    ...     ec.exp_id
-    'doc'
+    >>> results = tempfile.mkdtemp()             # a results root of its own, removed below
+    >>> with ExperimentController(exp_id="doc", local_dir=results) as ec:
+    ...     ec.exp_id, os.path.dirname(ec.run_dir) == os.path.join(results, "doc")
+    ('doc', True)
+    >>> shutil.rmtree(results)
     """
 
     def __init__(self, exp_id: str | None = None, local_dir: str | None = None,
@@ -249,6 +251,8 @@ class ExperimentController:
             write_json_atomic(os.path.join(self._run_dir, DESCRIPTION), self.description())
         except OSError as exc:
             self.events.close()
+            import shutil  # here: shutil (with bz2 and lzma) costs import nepi_lab ~2.5 ms
+
             shutil.rmtree(self._run_dir, ignore_errors=True)
             raise ResultsWriteError(None, self._run_dir, exc) from exc
         self._runner = LoopRunner()

@@ -114,8 +114,17 @@ class EventLog:
 
     Example
     -------
-    >>> seen = []
-    >>> unsubscribe = ec.events.subscribe(seen.append)   # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from nepi_lab import ExperimentController
+    >>> results = tempfile.mkdtemp()
+    >>> with ExperimentController(local_dir=results) as ec:
+    ...     seen = []
+    ...     unsubscribe = ec.events.subscribe(seen.append)
+    ...     node = ec.register_resource("linux::Node", hostname="localhost")
+    ...     unsubscribe()
+    >>> [(e.guid, e.rtype, e.old, e.new.name) for e in seen]       # the registration
+    [(1, 'linux::Node', None, 'NEW')]
+    >>> shutil.rmtree(results)
     """
 
     def __init__(self) -> None:

@@ -114,7 +114,7 @@ nepi_lab itself, and nothing else is expanded: values are literal.
 
 Example
 -------
->>> from nepi_lab import ExperimentController
+>>> from nepi_lab import ExperimentController                   # doctest: +SKIP
 >>> with ExperimentController() as ec:                          # doctest: +SKIP
 ...     node = ec.register_resource("linux::Node")
 ...     app = ec.register_resource("linux::Application", connectedTo=node,
