@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-import reprlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,17 +53,8 @@ INTEGER_RANGE = (-(2**63), 2**63 - 1)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
-# Dataclasses at import: the decorator compiles each method it generates (exec), ~0.1 ms
-# apiece, and ``import nepi_lab`` declares a few of them before any work is done.  So
-# the classes below, declared at every import, write ``__init__``, ``__repr__``,
-# ``__eq__`` and ``__hash__`` out as the decorator would generate them (tests/core/
-# test_dataclass_forms.py compares them with the generated ones) and let it generate
-# only the frozen ``__setattr__``/``__delattr__``: fields, ``dataclasses.replace``,
-# ``fields``, ``asdict``, frozen-ness and dataclass subclasses stay as they were.
-_set = object.__setattr__
 
-
-@dataclasses.dataclass(frozen=True, init=False, repr=False, eq=False)
+@dataclasses.dataclass(frozen=True)
 class Attribute:
     """The declaration of one attribute, and (in copies) its current value.
 
@@ -105,37 +95,6 @@ class Attribute:
         default=None, compare=False, repr=False
     )
     value: Any = dataclasses.field(default=None, compare=False)
-
-    def __init__(self, name: str, help: str = "", type: Types = Types.String, flags: Flags = Flags.NoFlags,
-                 default: Any = None, allowed: Sequence[Any] | None = None,
-                 range: tuple[float | None, float | None] | None = None,
-                 set_hook: Callable[[Any, Any, Any], Any] | None = None, value: Any = None) -> None:
-        _set(self, "name", name)
-        _set(self, "help", help)
-        _set(self, "type", type)
-        _set(self, "flags", flags)
-        _set(self, "default", default)
-        _set(self, "allowed", allowed)
-        _set(self, "range", range)
-        _set(self, "set_hook", set_hook)
-        _set(self, "value", value)
-        self.__post_init__()
-
-    @reprlib.recursive_repr()
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__qualname__}(name={self.name!r}, help={self.help!r}, type={self.type!r}, "
-                f"flags={self.flags!r}, default={self.default!r}, allowed={self.allowed!r}, "
-                f"range={self.range!r}, value={self.value!r})")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return ((self.name, self.help, self.type, self.flags, self.default, self.allowed, self.range)
-                    == (other.name, other.help, other.type, other.flags, other.default,  # type: ignore[attr-defined]
-                        other.allowed, other.range))  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.help, self.type, self.flags, self.default, self.allowed, self.range))
 
     def __post_init__(self) -> None:
         if self.type is Types.Enumerate and not self.allowed:
@@ -215,7 +174,7 @@ class Attribute:
         return value
 
 
-@dataclasses.dataclass(frozen=True, init=False, repr=False, eq=False)  # methods written out: see Attribute
+@dataclasses.dataclass(frozen=True)
 class Alias:
     """Another name for a declared attribute: the same value, read and written by either name.
 
@@ -247,24 +206,6 @@ class Alias:
     name: str
     attribute: str
     note: str = "NEPI's name"
-
-    def __init__(self, name: str, attribute: str, note: str = "NEPI's name") -> None:
-        _set(self, "name", name)
-        _set(self, "attribute", attribute)
-        _set(self, "note", note)
-
-    @reprlib.recursive_repr()
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__qualname__}(name={self.name!r}, attribute={self.attribute!r}, "
-                f"note={self.note!r})")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return (self.name, self.attribute, self.note) == (other.name, other.attribute, other.note)  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.attribute, self.note))
 
 
 def is_secret(attribute: Attribute) -> bool:

@@ -43,7 +43,6 @@ import inspect
 import json
 import logging
 import os
-import reprlib
 import signal
 import threading
 import time
@@ -134,8 +133,7 @@ class TaskStatus(enum.Enum):
     ERROR = "error"
 
 
-# methods written out as the decorator would generate them (see nepi_lab.core.attributes)
-@dataclasses.dataclass(init=False, repr=False, eq=False)
+@dataclasses.dataclass
 class ScheduledTask:
     """A callback scheduled with :meth:`ExperimentController.schedule` (NEPI's ``Task``)."""
 
@@ -144,25 +142,6 @@ class ScheduledTask:
     callback: Callable[[], Any]
     result: Any = None
     status: TaskStatus = TaskStatus.NEW
-
-    def __init__(self, id: int, timestamp: _dt.datetime, callback: Callable[[], Any], result: Any = None,
-                 status: TaskStatus = TaskStatus.NEW) -> None:
-        self.id = id
-        self.timestamp = timestamp
-        self.callback = callback
-        self.result = result
-        self.status = status
-
-    @reprlib.recursive_repr()
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__qualname__}(id={self.id!r}, timestamp={self.timestamp!r}, "
-                f"callback={self.callback!r}, result={self.result!r}, status={self.status!r})")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return ((self.id, self.timestamp, self.callback, self.result, self.status)
-                    == (other.id, other.timestamp, other.callback, other.result, other.status))  # type: ignore[attr-defined]
-        return NotImplemented
 
 
 class _Group:

@@ -6,7 +6,6 @@ import dataclasses
 import enum
 import os
 import re
-import reprlib
 
 from .errors import InvalidInputError, UnsafeNameError
 
@@ -75,8 +74,7 @@ def check_stream(block: object, offset: object) -> None:
             f"exceeds the largest file position (2**63 - 1)")
 
 
-# methods written out as the decorator would generate them (see nepi_lab.core.attributes)
-@dataclasses.dataclass(frozen=True, init=False, repr=False, eq=False)
+@dataclasses.dataclass(frozen=True)
 class Trace:
     """The declaration of one trace a resource can produce.
 
@@ -93,25 +91,6 @@ class Trace:
     name: str
     help: str = ""
     enabled: bool = False
-
-    def __init__(self, name: str, help: str = "", enabled: bool = False) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "help", help)
-        object.__setattr__(self, "enabled", enabled)
-        self.__post_init__()
-
-    @reprlib.recursive_repr()
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__qualname__}(name={self.name!r}, help={self.help!r}, "
-                f"enabled={self.enabled!r})")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return (self.name, self.help, self.enabled) == (other.name, other.help, other.enabled)  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.help, self.enabled))
 
     def __post_init__(self) -> None:
         check_name(self.name, "trace name")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
-import reprlib
 import shlex
 from collections.abc import Sequence
 from typing import Any
@@ -56,8 +55,7 @@ class LeftOnHostError(NepiError, ConnectionError):
         self.left = left
 
 
-# methods written out as the decorator would generate them (see nepi_lab.core.attributes)
-@dataclasses.dataclass(frozen=True, init=False, repr=False, eq=False)
+@dataclasses.dataclass(frozen=True)
 class CommandResult:
     """What a finished command gave back, as :class:`subprocess.CompletedProcess` does.
 
@@ -72,26 +70,6 @@ class CommandResult:
     stdout: str  #: standard output, decoded as UTF-8 (bad bytes replaced)
     stderr: str  #: standard error, likewise
     command: str = ""  #: the command line that ran
-
-    def __init__(self, returncode: int, stdout: str, stderr: str, command: str = "") -> None:
-        object.__setattr__(self, "returncode", returncode)
-        object.__setattr__(self, "stdout", stdout)
-        object.__setattr__(self, "stderr", stderr)
-        object.__setattr__(self, "command", command)
-
-    @reprlib.recursive_repr()
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__qualname__}(returncode={self.returncode!r}, stdout={self.stdout!r}, "
-                f"stderr={self.stderr!r}, command={self.command!r})")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return ((self.returncode, self.stdout, self.stderr, self.command)
-                    == (other.returncode, other.stdout, other.stderr, other.command))  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.returncode, self.stdout, self.stderr, self.command))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
