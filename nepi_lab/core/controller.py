@@ -37,7 +37,6 @@ import atexit
 import concurrent.futures
 import contextlib
 import dataclasses
-import datetime as _dt
 import enum
 import functools
 import inspect
@@ -49,7 +48,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .attributes import Attribute, Flags, Types
 from .conditions import Condition, DependencyGraph
@@ -89,6 +88,9 @@ from .results import (
 from .states import ACTION_FROM, ECState, FailureLevel, ResourceAction, ResourceState, as_action, as_state
 from .times import check_timeout, format_delay, parse_date, parse_delay
 from .traces import TraceAttr, as_trace_attr, check_name, check_stream
+
+if TYPE_CHECKING:  # datetime is imported where a datetime is made (~1 ms, most runs make none)
+    import datetime as _dt
 
 log = logging.getLogger("nepi_lab")
 
@@ -1471,6 +1473,8 @@ class ExperimentController:
         with self._lock:
             task_id = self._next_task_id
             self._next_task_id += 1
+        import datetime as _dt
+
         task = ScheduledTask(task_id, _dt.datetime.fromtimestamp(when), callback)
         if track:
             self._scheduled[task_id] = task

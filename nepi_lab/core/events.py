@@ -10,16 +10,18 @@ else a user writes observe the experiment.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from .states import ResourceState
+
+if TYPE_CHECKING:
+    import datetime as _dt  # imported where a datetime is made (~1 ms)
 
 log = logging.getLogger("nepi_lab")
 
@@ -45,6 +47,8 @@ class Event(NamedTuple):
     @property
     def datetime(self) -> _dt.datetime:
         """The time as a local ``datetime``."""
+        import datetime as _dt  # here: ~1 ms to import, which most runs never need
+
         return _dt.datetime.fromtimestamp(self.time)
 
     def to_dict(self) -> dict[str, Any]:

@@ -41,7 +41,6 @@ resource, with the exception's data in its :class:`Failure` record.
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import dis
 import enum
 import functools
@@ -66,6 +65,8 @@ from .states import TRANSITIONS, ResourceState
 from .traces import Trace, TraceAttr, check_name, read_trace_file
 
 if TYPE_CHECKING:
+    import datetime as _dt  # imported where a datetime is made (~1 ms)
+
     from .controller import ExperimentController
 
 S = ResourceState
@@ -782,8 +783,12 @@ class ResourceManager:
     def state_time(self, state: ResourceState) -> _dt.datetime | None:
         """When the resource last entered ``state`` (None if never)."""
         t = self._times[state]
+        if not t:
+            return None
+        import datetime as _dt  # here: ~1 ms to import, which most runs never need
+
         # the time of its event (Event.time), to the nanosecond
-        return _dt.datetime.fromtimestamp((t + self.ec._wall_offset_ns) / 1_000_000_000) if t else None
+        return _dt.datetime.fromtimestamp((t + self.ec._wall_offset_ns) / 1_000_000_000)
 
 
 _monotonic_ns = time.monotonic_ns

@@ -489,7 +489,7 @@ class Node(ResourceManager):
         """
         names = list(packages)
         for name in names:
-            if not _packages.PACKAGE.fullmatch(name):
+            if not _packages.package_pattern().fullmatch(name):
                 raise PackageInstallError(names, self.executor.where, f"{name!r} is not a package name",
                                           owner)
         script = " ".join(["sh -c", shlex.quote(_packages.INSTALL), "install",
