@@ -8,8 +8,8 @@ controller, no pandas), so the table printed at the end of a run is the one
 Example
 -------
 >>> from nepi_lab._summary import read_summary, print_table           # doctest: +SKIP
->>> summary = read_summary(ec.run_dir)
->>> print_table(summary)
+>>> summary = read_summary(ec.run_dir)                                # doctest: +SKIP
+>>> print_table(summary)                                              # doctest: +SKIP
 """
 
 from __future__ import annotations

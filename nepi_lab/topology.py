@@ -58,7 +58,7 @@ The generators :func:`line`, :func:`star`, :func:`tree`, :func:`ring`,
 
 Example
 -------
->>> from nepi_lab import ExperimentController, topology
+>>> from nepi_lab import ExperimentController, topology                   # doctest: +SKIP
 >>> with ExperimentController() as ec:                                    # doctest: +SKIP
 ...     topo = topology.build(ec, topology.line(4, rate="50mbit"))
 ...     ping = ec.register_resource("linux::Ping", connectedTo=topo.nodes["h1"],

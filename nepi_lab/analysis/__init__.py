@@ -26,9 +26,9 @@ draw, never at import: ``import nepi_lab.analysis`` stays light.
 Example
 -------
 >>> from nepi_lab.analysis import load_run, trace_frame, plot_rtt   # doctest: +SKIP
->>> run = load_run(ec.run_dir)
->>> trace_frame(run, ping, "stdout").rtt_ms.mean()
->>> plot_rtt(run).figure.savefig("rtt.png")
+>>> run = load_run(ec.run_dir)                                      # doctest: +SKIP
+>>> trace_frame(run, ping, "stdout").rtt_ms.mean()                  # doctest: +SKIP
+>>> plot_rtt(run).figure.savefig("rtt.png")                         # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -83,8 +83,8 @@ def parse_ping(data: str | bytes) -> pd.DataFrame:
     Example
     -------
     >>> frame = parse_ping("64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.05 ms\\n")
-    >>> frame.loc[0, "rtt_ms"]
-    np.float64(0.05)
+    >>> float(frame.loc[0, "rtt_ms"])
+    0.05
     """
     raw = as_bytes(data)
     head, (start, stop), first_line, stats = _split(raw)

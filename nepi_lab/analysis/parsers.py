@@ -30,11 +30,12 @@ Example
 -------
 >>> import io
 >>> import pandas as pd
->>> from nepi_lab.analysis import register_parser, set_default_parser
+>>> from nepi_lab.analysis import register_parser, set_default_parser, unregister_parser
 >>> def counts(data: bytes) -> pd.DataFrame:
 ...     return pd.read_csv(io.BytesIO(data), names=["time", "count"])
 >>> register_parser("counts", counts)
 >>> set_default_parser("lab::Capture", "counts", "counts")
+>>> unregister_parser("counts")          # when done with it: its defaults go too
 """
 
 from __future__ import annotations

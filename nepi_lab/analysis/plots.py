@@ -8,8 +8,8 @@ returns the matplotlib ``Axes``.  matplotlib is imported inside the functions.
 Example
 -------
 >>> from nepi_lab.analysis import plot_timeline                   # doctest: +SKIP
->>> ax = plot_timeline(ec.run_dir)
->>> ax.figure.savefig("timeline.png", dpi=120)
+>>> ax = plot_timeline(ec.run_dir)                                # doctest: +SKIP
+>>> ax.figure.savefig("timeline.png", dpi=120)                    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def plot_timeline(source: Any, ax: Axes | None = None) -> Axes:
     Example
     -------
     >>> ax = plot_timeline(ec.run_dir)                                 # doctest: +SKIP
-    >>> ax.figure.savefig("timeline.png", dpi=120)
+    >>> ax.figure.savefig("timeline.png", dpi=120)                     # doctest: +SKIP
     """
     import numpy as np
     from matplotlib.patches import Patch
@@ -327,7 +327,7 @@ def plot_sweep(data: Any, x: str, y: str, hue: str | None = None, ax: Axes | Non
     Example
     -------
     >>> ax = plot_sweep(sweep, x="rate", y="throughput", hue="loss")  # doctest: +SKIP
-    >>> ax.figure.savefig("sweep.png", dpi=120)
+    >>> ax.figure.savefig("sweep.png", dpi=120)                       # doctest: +SKIP
     """
     import pandas as pd
 

@@ -19,11 +19,12 @@ controller writes to the directory.
 Example
 -------
 >>> import os                                                           # doctest: +SKIP
->>> from nepi_lab import load_run, trace_frame
->>> run = load_run(os.path.expanduser("~/.local/share/nepi_lab/results/ping-test/20240101120000000000"))
->>> run.events_frame().groupby("to").size()
->>> pings = trace_frame(run, 3, "stdout")                               # the ping parser
->>> pings.rtt_ms.describe()
+>>> from nepi_lab import load_run, trace_frame                          # doctest: +SKIP
+>>> run = load_run(os.path.expanduser(                                  # doctest: +SKIP
+...     "~/.local/share/nepi_lab/results/ping-test/20240101120000000000"))
+>>> run.events_frame().groupby("to").size()                             # doctest: +SKIP
+>>> pings = trace_frame(run, 3, "stdout")       # the ping parser       # doctest: +SKIP
+>>> pings.rtt_ms.describe()                                             # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -341,8 +342,18 @@ def load_run(path: str | os.PathLike[str], *, strict: bool = True) -> DirectoryR
 
     Example
     -------
-    >>> run = load_run(ec.run_dir)                                     # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from nepi_lab import ExperimentController
+    >>> results = tempfile.mkdtemp()
+    >>> with ExperimentController(exp_id="ping", local_dir=results) as ec:   # registered only
+    ...     node = ec.register_resource("linux::Node", hostname="localhost")
+    ...     ping = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1")
+    >>> run = load_run(ec.run_dir)
     >>> run.resources_frame()[["guid", "type", "state"]]
+       guid         type     state
+    0     1  linux::Node  RELEASED
+    1     2  linux::Ping  RELEASED
+    >>> shutil.rmtree(results)
     """
     return DirectoryRun(os.fspath(path), strict)
 
@@ -363,7 +374,7 @@ def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet
     Example
     -------
     >>> runs = load_runs(sweep.path)                                   # doctest: +SKIP
-    >>> trace_frame(runs, 2, "stdout").groupby(["rate", "loss"]).size()
+    >>> trace_frame(runs, 2, "stdout").groupby(["rate", "loss"]).size()   # doctest: +SKIP
     """
     exp_dir = os.path.abspath(os.fspath(exp_dir))
     try:
@@ -499,7 +510,7 @@ def trace_frame(source: Any, guid: int | Iterable[int], name: str,
     Example
     -------
     >>> frame = trace_frame(ec, ping, "stdout")                        # doctest: +SKIP
-    >>> frame[["timestamp", "seq", "rtt_ms"]]
+    >>> frame[["timestamp", "seq", "rtt_ms"]]                          # doctest: +SKIP
     """
     import pandas as pd
 

@@ -231,15 +231,28 @@ class LoopRunner:
     """Owns the controller's event loop and the thread that runs it."""
 
     def __init__(self, name: str = "nepi_lab") -> None:
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=EXECUTOR_THREADS, thread_name_prefix=f"{name}-blocking"
-        )
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
         self.hooks = HookThreads(EXECUTOR_THREADS, f"{name}-hook")
         self._name = name
         self._pools: dict[str, HookThreads] = {}  # further pools of hook threads, made on first use
         self._pools_lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
-        self.loop.set_default_executor(self.executor)
+        # The loop's default executor (``run_in_executor(None, ...)``: getaddrinfo,
+        # asyncio.to_thread) is made when first asked for: most runs never ask, and making
+        # it imports concurrent.futures.thread and queue (~1 ms).  A loop whose methods
+        # cannot be wrapped (one from another event loop policy) gets it at once.
+        original = self.loop.run_in_executor
+
+        def run_in_executor(executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+            if executor is None and self._executor is None:
+                self.executor  # noqa: B018 - made, and set as the loop's default executor
+            return original(executor, func, *args)
+
+        try:
+            self.loop.run_in_executor = run_in_executor  # type: ignore[method-assign]
+        except AttributeError:
+            self.executor  # noqa: B018
         started = threading.Event()
         self._thread = threading.Thread(
             target=self._run_forever, args=(started,), name=f"{name}-loop", daemon=True
@@ -248,6 +261,18 @@ class LoopRunner:
         started.wait()
         self._thread_id = self._thread.ident
         self.closed = False
+
+    @property
+    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The :data:`EXECUTOR_THREADS` threads of the controller's own blocking work, the
+        loop's default executor (made on first use, see ``__init__``)."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=EXECUTOR_THREADS, thread_name_prefix=f"{self._name}-blocking"
+                )
+                self.loop.set_default_executor(self._executor)
+            return self._executor
 
     def _run_forever(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
@@ -343,7 +368,12 @@ class LoopRunner:
             loop.close()
         else:
             loop.call_soon(loop.stop)
-        self.executor.shutdown(wait=True)
+        with contextlib.suppress(AttributeError):  # the wrapper refers to the loop: no cycle left
+            del self.loop.run_in_executor
+        with self._executor_lock:
+            executor = self._executor
+        if executor is not None:
+            executor.shutdown(wait=True)
         self.hooks.close()
         with self._pools_lock:
             for pool in self._pools.values():

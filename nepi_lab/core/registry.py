@@ -14,8 +14,8 @@ and a script pays only for the types it uses:
   ``nepi_lab.resources.linux``, and of it only the module defining ``linux::Node``;
   ``ns3::Node`` the ns-3 module, a name without ``::`` the collector), see
   :data:`BUILTIN_PREFIXES` -- unless a plug-in is installed (below): then the first
-  lookup that misses loads every module and every plug-in, as a plug-in may redefine a
-  built-in name;
+  lookup that misses also loads every other module and every plug-in, as a plug-in may
+  redefine a built-in name;
 - the ``nepi_lab.resources`` entry-point group, so another package can add types::
 
       [project.entry-points."nepi_lab.resources"]
@@ -146,13 +146,26 @@ def _plugins_declared() -> bool:
             for dist in listing:
                 if not dist.name.endswith((".dist-info", ".egg-info")):
                     continue
+                # os.open/os.read: a buffered file object per package costs ~40% more
                 try:
-                    with open(os.path.join(dist.path, "entry_points.txt"), "rb") as f:
-                        if header in f.read():
-                            return True
+                    fd = os.open(dist.path + "/entry_points.txt", os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:  # no entry points, or an .egg-info file
                     continue
+                try:
+                    if header in _read_all(fd):
+                        return True
+                except OSError:
+                    continue
+                finally:
+                    os.close(fd)
     return False
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _plugins_installed() -> bool:
@@ -203,9 +216,14 @@ def get_resource_type(rtype: str | type[ResourceManager]) -> type[ResourceManage
             register_type(rtype)
         return rtype
     cls = _types.get(rtype)
-    if cls is None and isinstance(rtype, str) and not _plugins_installed():
-        _load_prefix(rtype)  # the built-in module of its prefix only
-        cls = _types.get(rtype)
+    if cls is None and isinstance(rtype, str):
+        # the built-in module of its prefix first (only the one defining it), then the
+        # plug-ins are asked about: loading it starts what it starts early (the linux
+        # package warms the cgroup lock for the first command), and with a plug-in
+        # installed everything loads below anyway, in the same order as without this
+        _load_prefix(rtype)
+        if not _plugins_installed():
+            cls = _types.get(rtype)
     if cls is None:
         _load_all()  # every built-in and the plug-ins: to find it, or to suggest names
         cls = _types.get(rtype)

@@ -41,7 +41,6 @@ resource, with the exception's data in its :class:`Failure` record.
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import dis
 import enum
 import functools
@@ -66,10 +65,17 @@ from .states import TRANSITIONS, ResourceState
 from .traces import Trace, TraceAttr, check_name, read_trace_file
 
 if TYPE_CHECKING:
+    import datetime as _dt  # imported where a datetime is made (~1 ms)
+
     from .controller import ExperimentController
 
 S = ResourceState
 _PROGRESS_MAX = S.FINISHED
+# The states the hot paths use, as module globals: on Python 3.11 reading an enum
+# member as a class attribute (``S.NEW``) costs 100 ns, a global 20 ns, and every
+# state change of every resource reads a few.
+_NEW, _READY, _STARTED, _FAILED, _RELEASED = S.NEW, S.READY, S.STARTED, S.FAILED, S.RELEASED
+_FINISHED_STATE = S.FINISHED  # (_FINISHED, below, is its int)
 
 #: Pseudo-state for ``wait_finished``: the work is over (any end), or, for a
 #: long-lived resource (a node), it has started.
@@ -234,11 +240,11 @@ class ResourceManager:
         self.ec = ec
         self.guid = guid
         self._values: dict[str, Any] = _EMPTY_DICT
-        self._state = S.NEW
+        self._state = _NEW
         # monotonic time each state was last entered, in ns, 0 for never: raw integers, no objects
         self._times = _NO_TIMES[:]
         self._times[0] = _monotonic_ns()
-        self._progress = S.NEW
+        self._progress = _NEW
         self._ended_at: int | None = None  # monotonic ns
         # (target, callback) pairs, in a tuple (often shared, see _watch_all) or a list
         self._watchers: Any = None
@@ -670,7 +676,7 @@ class ResourceManager:
         each event comes), or for a type that redefines ``_set_state``: the three calls.
         """
         ec = self.ec
-        if (self._state != S.NEW or ec.events._subscribers
+        if (self._state != _NEW or ec.events._subscribers
                 or type(self)._set_state is not _BASE_SET_STATE):
             for state in _TO_READY:
                 self._set_state(state)
@@ -682,11 +688,41 @@ class ResourceManager:
         times[1] = t1
         times[3] = t2
         times[4] = t3
-        self._state = self._progress = S.READY
+        self._state = self._progress = _READY
         offset = ec._wall_offset_ns
         ec.events.append_three(self.guid, self._rtype, 0, _TO_READY, t1 + offset, t2 + offset, t3 + offset)
         if self._watchers:
             self._notify()
+
+    def _start_quietly(self) -> bool:
+        """READY -> STARTED, for a resource whose ``do_run`` the controller runs in place
+        right after (see ``ExperimentController._run_in_place``): the change and its event
+        as :meth:`_set_state` makes them, but the watchers are not told; the controller
+        tells them once the run is over (:meth:`_finish_quietly`, then :meth:`_notify`),
+        which settles them alike: what they wait for is reached either way, and nothing
+        else runs in between.  False, with nothing done, with event subscribers (who may
+        look at the state as each event comes), or for a type that redefines ``_set_state``.
+        """
+        ec = self.ec
+        if (self._state != _READY or ec.events._subscribers
+                or type(self)._set_state is not _BASE_SET_STATE):
+            return False
+        now = _monotonic_ns()
+        self._state = self._progress = _STARTED
+        self._times[_STARTED] = now
+        ec.events.append_ns(now + ec._wall_offset_ns, self.guid, self._rtype, _READY, _STARTED)
+        return True
+
+    def _finish_quietly(self) -> None:
+        """STARTED -> FINISHED after :meth:`_start_quietly` and the run: as :meth:`_set_state`,
+        the watchers not told (the caller does)."""
+        now = _monotonic_ns()
+        self._state = self._progress = _FINISHED_STATE
+        self._times[_FINISHED_STATE] = now
+        if self._ended_at is None:
+            self._ended_at = now
+        ec = self.ec
+        ec.events.append_ns(now + ec._wall_offset_ns, self.guid, self._rtype, _STARTED, _FINISHED_STATE)
 
     def _status(self, target: ResourceState) -> int:
         """1 if ``target`` was reached (one-shot: it cannot un-happen), -1 if it can
@@ -697,18 +733,18 @@ class ResourceManager:
         meant in NEPI; FINISHED, FAILED and RELEASED only by themselves.
         """
         if target == DONE:
-            over = self._ended_at is not None or (self._long_lived and self._progress >= S.STARTED)
+            over = self._ended_at is not None or (self._long_lived and self._progress >= _STARTED)
             return 1 if over else 0
-        if target <= S.STARTED:
+        if target <= _STARTED:
             if self._progress >= target:
                 return 1
-        elif target == S.STOPPED:
+        elif target == _STOPPED:
             if self._ended_at is not None:
                 return 1
         elif self._times[target]:
             return 1
         state = self._state
-        if state == S.RELEASED or (state == S.FAILED and target != S.RELEASED):
+        if state == _RELEASED or (state == _FAILED and target != _RELEASED):
             return -1
         return 0
 
@@ -724,8 +760,14 @@ class ResourceManager:
 
     def _notify(self) -> None:
         watchers = self._watchers
-        if len(watchers) == 1 and not self._status(watchers[0][0]):  # type: ignore[arg-type]
-            return  # the common case: one wait, still pending
+        # the common case, one wait: its status asked once, whether it is settled or not
+        if len(watchers) == 1:  # type: ignore[arg-type]
+            target, callback = watchers[0]  # type: ignore[index]
+            status = self._status(target)
+            if status:
+                self._watchers = None
+                callback(self, status > 0)
+            return
         # callbacks may add watchers to this very resource: start from a fresh list
         self._watchers = None
         for target, callback in watchers:  # type: ignore[union-attr]
@@ -741,8 +783,12 @@ class ResourceManager:
     def state_time(self, state: ResourceState) -> _dt.datetime | None:
         """When the resource last entered ``state`` (None if never)."""
         t = self._times[state]
+        if not t:
+            return None
+        import datetime as _dt  # here: ~1 ms to import, which most runs never need
+
         # the time of its event (Event.time), to the nanosecond
-        return _dt.datetime.fromtimestamp((t + self.ec._wall_offset_ns) / 1_000_000_000) if t else None
+        return _dt.datetime.fromtimestamp((t + self.ec._wall_offset_ns) / 1_000_000_000)
 
 
 _monotonic_ns = time.monotonic_ns

@@ -60,11 +60,11 @@ and stays named when saved again.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import json
 import math
 import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -144,7 +144,10 @@ def check_parameters(parameters: object) -> dict[str, Any]:
 
 def new_run_id() -> str:
     """NEPI's run id: the creation time as 20 digits, ``YYYYmmddHHMMSSffffff``."""
-    return _dt.datetime.now().strftime("%Y%m%d%H%M%S%f")
+    # what datetime.now().strftime("%Y%m%d%H%M%S%f") gives (local time, microseconds
+    # truncated), without importing datetime (~1 ms) in a run that needs nothing else of it
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return time.strftime("%Y%m%d%H%M%S", time.localtime(seconds)) + f"{nanoseconds // 1000:06d}"
 
 
 def check_local_dir(local_dir: object) -> str:

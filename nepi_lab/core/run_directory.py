@@ -20,8 +20,8 @@ Every refusal is a :class:`~nepi_lab.core.errors.RunDirectoryError` (a
 Example
 -------
 >>> from nepi_lab.core.run_directory import read_description, read_events  # doctest: +SKIP
->>> description = read_description(ec.run_dir)
->>> events, damaged = read_events(ec.run_dir, strict=False)
+>>> description = read_description(ec.run_dir)                             # doctest: +SKIP
+>>> events, damaged = read_events(ec.run_dir, strict=False)                # doctest: +SKIP
 """
 
 from __future__ import annotations

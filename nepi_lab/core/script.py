@@ -69,9 +69,21 @@ def experiment_script(ec: ExperimentController, *, deploy: bool = False, timeout
 
     Example
     -------
-    >>> print(experiment_script(ec))          # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from nepi_lab import ExperimentController
+    >>> results = tempfile.mkdtemp()
+    >>> with ExperimentController(exp_id="ping", local_dir=results) as ec:
+    ...     node = ec.register_resource("linux::Node", hostname="localhost")
+    ...     ping = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1")
+    ...     print(experiment_script(ec))
     from nepi_lab import ExperimentController, ResourceAction, ResourceState
-    ...
+    <BLANKLINE>
+    ec = ExperimentController(exp_id='ping')
+    node1 = ec.register_resource('linux::Node', hostname='localhost')
+    ping2 = ec.register_resource('linux::Ping', target='127.0.0.1')
+    <BLANKLINE>
+    ec.register_connection(node1, ping2)
+    >>> shutil.rmtree(results)
     """
     description = ec.description()
     entries = description["resources"]

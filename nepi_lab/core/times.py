@@ -8,16 +8,25 @@ Anything else (``"2m30s"``, ``"-1s"``, ``"soon"``) raises :class:`TimeFormatErro
 
 from __future__ import annotations
 
-import datetime as _dt
+import functools
 import math
 import re
 
 from .errors import InvalidInputError, TimeFormatError
 
-_RELATIVE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(h|m|s|ms|us)\s*")
-_STAMP = re.compile(r"\d{20}")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
 _RELATIVE_HELP = "a number and a unit such as '0s', '1.5s', '500ms', '10us', '2m', '1h'"
+
+
+# Compiled on first use, not at import: a script that gives no time string needs neither.
+@functools.cache
+def _relative() -> re.Pattern[str]:
+    return re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(h|m|s|ms|us)\s*")
+
+
+@functools.cache
+def _stamp() -> re.Pattern[str]:
+    return re.compile(r"\d{20}")
 
 
 def parse_delay(value: object) -> float:
@@ -34,7 +43,7 @@ def parse_delay(value: object) -> float:
             raise TimeFormatError(value, "a finite number of seconds >= 0")
         return seconds
     if isinstance(value, str):
-        match = _RELATIVE.fullmatch(value)
+        match = _relative().fullmatch(value)
         if match:
             seconds = float(match.group(1)) * _UNIT[match.group(2)]
             if math.isfinite(seconds):  # 400 digits make an infinite float
@@ -52,9 +61,11 @@ def parse_date(value: object, now: float) -> float:
     A date must be one a ``datetime`` can hold (before the year 10000): a delay such
     as ``"99999999999h"`` or ``1e308`` is refused here, not when the task is made.
     """
+    import datetime as _dt  # here: only schedule() needs it (~1 ms to import)
+
     if isinstance(value, _dt.datetime):
         return value.timestamp()
-    if isinstance(value, str) and _STAMP.fullmatch(value.strip()):
+    if isinstance(value, str) and _stamp().fullmatch(value.strip()):
         try:
             return _dt.datetime.strptime(value.strip(), "%Y%m%d%H%M%S%f").timestamp()
         except ValueError:

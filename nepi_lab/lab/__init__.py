@@ -16,10 +16,10 @@ notebook.  ``import nepi_lab.lab`` does not import pandas; evaluating does.
 Example
 -------
 >>> from nepi_lab.lab import Lab, Reachable, State, Order            # doctest: +SKIP
->>> lab = Lab([State("server", "STARTED"), Reachable("ping", max_loss=0),
+>>> lab = Lab([State("server", "STARTED"), Reachable("ping", max_loss=0),   # doctest: +SKIP
 ...            Order("server", "client", "STARTED", "STARTED")], points=2)
->>> lab.check(ec.run_dir)
->>> lab.grade("submissions/*").totals
+>>> lab.check(ec.run_dir)                                                   # doctest: +SKIP
+>>> lab.grade("submissions/*").totals                                       # doctest: +SKIP
 """
 
 from __future__ import annotations

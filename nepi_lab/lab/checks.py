@@ -46,7 +46,7 @@ reads, so a widget can evaluate it again only when one of them changes, and
 Example
 -------
 >>> from nepi_lab.lab import Reachable, State                         # doctest: +SKIP
->>> Reachable("ping", max_loss=0).evaluate(ec.run_dir)
+>>> Reachable("ping", max_loss=0).evaluate(ec.run_dir)                # doctest: +SKIP
 CheckResult(name='ping loses at most 0 % of packets', passed=True, observed=0.0, ...)
 """
 

@@ -182,7 +182,8 @@ def attribute_groups(cls: type[ResourceManager]) -> tuple[list[str], list[str]]:
 
     Example
     -------
-    >>> main, advanced = attribute_groups(get_resource_type("linux::Ping"))   # doctest: +SKIP
+    >>> from nepi_lab.core.registry import get_resource_type
+    >>> main, advanced = attribute_groups(get_resource_type("linux::Ping"))
     >>> main[:3], "stopGracePeriod" in advanced
     (['name', 'target', 'count'], True)
     """

@@ -26,8 +26,20 @@ def experiment_code(ec: ExperimentController, *, deploy: bool = True, timeout: f
 
     Example
     -------
-    >>> print(experiment_code(ec))          # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from nepi_lab import ExperimentController
+    >>> results = tempfile.mkdtemp()
+    >>> with ExperimentController(exp_id="ping", local_dir=results) as ec:
+    ...     node = ec.register_resource("linux::Node", hostname="localhost")
+    ...     print(experiment_code(ec))
     from nepi_lab import ExperimentController, ResourceAction, ResourceState
-    ...
+    <BLANKLINE>
+    ec = ExperimentController(exp_id='ping')
+    node1 = ec.register_resource('linux::Node', hostname='localhost')
+    <BLANKLINE>
+    ec.deploy()
+    ec.wait_finished(timeout=60)
+    ec.shutdown()
+    >>> shutil.rmtree(results)
     """
     return experiment_script(ec, deploy=deploy, timeout=timeout)

@@ -710,9 +710,16 @@ def draw(ec: ExperimentController, ax: Axes | None = None, *, labels: bool | Non
 
     Example
     -------
+    >>> import os, shutil, tempfile
+    >>> from nepi_lab import ExperimentController
     >>> from nepi_lab.notebook import draw
-    >>> ax = draw(ec)                                    # doctest: +SKIP
-    >>> ax.figure.savefig("experiment.png")              # doctest: +SKIP
+    >>> results = tempfile.mkdtemp()
+    >>> with ExperimentController(local_dir=results) as ec:     # drawn before deploying
+    ...     node = ec.register_resource("linux::Node", hostname="localhost")
+    ...     ping = ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1")
+    ...     ax = draw(ec)
+    >>> ax.figure.savefig(os.path.join(results, "experiment.png"))
+    >>> shutil.rmtree(results)
     """
     if ax is None:
         import matplotlib.pyplot as plt

@@ -77,9 +77,9 @@ class GraphView(StaticFallback, widgets.VBox):
 
     Example
     -------
-    >>> from nepi_lab.notebook import GraphView
-    >>> view = GraphView(ec)          # doctest: +SKIP
-    >>> view                          # doctest: +SKIP   (the last line of a cell displays it)
+    >>> from nepi_lab.notebook import GraphView                        # doctest: +SKIP
+    >>> view = GraphView(ec)                                           # doctest: +SKIP
+    >>> view        # the last line of a cell displays it              # doctest: +SKIP
     """
 
     #: CSS class of the view; its image and caption get ``-image`` and ``-state``.

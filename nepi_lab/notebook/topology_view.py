@@ -122,9 +122,15 @@ def topology_graph(source: Any) -> Any:
 
     Example
     -------
-    >>> topo = topology_graph(ec)                                        # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from nepi_lab import ExperimentController, topology
+    >>> results = tempfile.mkdtemp()
+    >>> with ExperimentController(local_dir=results) as ec:    # registered only: no root needed
+    ...     built = topology.build(ec, topology.line(3))
+    ...     topo = topology_graph(ec)
     >>> sorted(topo.nodes[g]["label"] for g in topo)
     ['h1', 'h2', 'h3']
+    >>> shutil.rmtree(results)
     """
     import networkx as nx
 
@@ -483,8 +489,8 @@ def draw_topology(ec: ExperimentController, ax: Axes | None = None, *, labels: b
 
     Example
     -------
-    >>> from nepi_lab import ExperimentController, topology
-    >>> from nepi_lab.notebook import draw_topology
+    >>> from nepi_lab import ExperimentController, topology           # doctest: +SKIP
+    >>> from nepi_lab.notebook import draw_topology                   # doctest: +SKIP
     >>> ec = ExperimentController()                                   # doctest: +SKIP
     >>> topo = topology.build(ec, topology.line(3, rate="20mbit"))    # doctest: +SKIP
     >>> draw_topology(ec).figure.savefig("line.png")                  # doctest: +SKIP
@@ -521,8 +527,8 @@ class TopologyView(GraphView):
 
     Example
     -------
-    >>> from nepi_lab import ExperimentController, topology
-    >>> from nepi_lab.notebook import TopologyView
+    >>> from nepi_lab import ExperimentController, topology           # doctest: +SKIP
+    >>> from nepi_lab.notebook import TopologyView                    # doctest: +SKIP
     >>> ec = ExperimentController()                                   # doctest: +SKIP
     >>> topology.build(ec, topology.line(3))                          # doctest: +SKIP
     >>> TopologyView(ec)                                              # doctest: +SKIP

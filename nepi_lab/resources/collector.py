@@ -19,7 +19,7 @@ side, as NEPI scripts expect to find them.
 
 Example
 -------
->>> from nepi_lab import ExperimentController
+>>> from nepi_lab import ExperimentController                   # doctest: +SKIP
 >>> with ExperimentController() as ec:                          # doctest: +SKIP
 ...     node = ec.register_resource("linux::Node")
 ...     pings = [ec.register_resource("linux::Ping", connectedTo=node, target="127.0.0.1")
@@ -29,7 +29,8 @@ Example
 ...         ec.register_connection(collector, ping)
 ...     ec.deploy()
 ...     ec.wait_finished(pings)
->>> # released: <run_dir>/pings/2.stdout, 3.stdout, 4.stdout
+
+Released: ``<run_dir>/pings/2.stdout``, ``3.stdout``, ``4.stdout``.
 """
 
 from __future__ import annotations

@@ -162,15 +162,21 @@ class ExperimentRunner:
 
     Example
     -------
-    >>> from nepi_lab import ExperimentController, ExperimentRunner     # doctest: +SKIP
-    >>> ec = ExperimentController(exp_id="echo")                       # doctest: +SKIP
-    >>> node = ec.register_resource("linux::Node", hostname="localhost")  # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from nepi_lab import ExperimentController, ExperimentRunner
+    >>> results = tempfile.mkdtemp()                                  # removed below
+    >>> ec = ExperimentController(exp_id="echo", local_dir=results)
+    >>> node = ec.register_resource("linux::Node", hostname="localhost")
     >>> app = ec.register_resource("linux::Application", connectedTo=node,
-    ...                            command="echo 42")                  # doctest: +SKIP
-    >>> runner = ExperimentRunner()                                    # doctest: +SKIP
+    ...                            command="echo 42")
+    >>> runner = ExperimentRunner()
     >>> runner.run(ec, min_runs=3, max_runs=10, wait_guids=[app],
-    ...            compute_metric_callback=lambda ec, run: float(ec.trace(app, "stdout")))  # doctest: +SKIP
+    ...            compute_metric_callback=lambda ec, run: float(ec.trace(app, "stdout")))
     3
+    >>> runner.metrics, runner.converged
+    ([42.0, 42.0, 42.0], True)
+    >>> ec.shutdown()                                                  # the template, never run
+    >>> shutil.rmtree(results)
     """
 
     def __init__(self, relative_half_width: float = DEFAULT_RELATIVE_HALF_WIDTH) -> None:

@@ -4,6 +4,7 @@ event log takes rows from several threads without a lock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -65,6 +66,70 @@ def test_a_critical_failure_in_place_fails_the_experiment(tmp_path):
         else:
             raise AssertionError("a critical failure in do_run did not fail the experiment")
         assert ec.ecstate.name == "FAILED"
+
+
+class SeesItsStart(ResourceManager):
+    """Records, as its do_run (no await) runs, its state and its last event so far."""
+
+    _rtype = "test::SeesItsStart"
+    seen: dict[int, tuple[ResourceState, ResourceState]] = {}
+
+    async def do_run(self) -> None:
+        SeesItsStart.seen[self.guid] = (self.state, self.ec.events.for_guid(self.guid)[-1].new)
+
+
+class CancelledInPlace(ResourceManager):
+    """A do_run (no await) that raises CancelledError: the resource stays STARTED."""
+
+    _rtype = "test::CancelledInPlace"
+
+    async def do_run(self) -> None:
+        raise asyncio.CancelledError
+
+
+def _deploy_while_waiting(ec, guids, wait: str) -> None:
+    """Deploy ``guids`` once ``ec.<wait>_async(guids)`` waits on them (from the loop, so that
+    the wait holds watchers on the NEW resources before anything runs); return when it does."""
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(getattr(ec, f"{wait}_async")(guids, timeout=10))
+        for _ in range(100):  # a few loop steps: the wait's own tasks start
+            if all(ec.get_resource(g)._watchers for g in guids):
+                break
+            await asyncio.sleep(0)
+        assert all(ec.get_resource(g)._watchers for g in guids)  # it now watches the NEW resources
+        ec.deploy(guids)
+        await waiting
+
+    asyncio.run_coroutine_threadsafe(scenario(), ec.loop).result(timeout=20)
+
+
+def test_a_do_run_in_place_sees_its_start_recorded(ec):
+    # without subscribers (the quiet start: watchers told after the run) and with one
+    for subscribed, wait in ((False, "wait_started"), (False, "wait_finished"), (True, "wait_started")):
+        published = []
+        unsubscribe = ec.events.subscribe(published.append) if subscribed else None
+        guids = [ec.register_resource("test::SeesItsStart") for _ in range(3)]
+        _deploy_while_waiting(ec, guids, wait)
+        ec.wait_finished(guids, timeout=10)
+        for g in guids:
+            assert SeesItsStart.seen[g] == (S.STARTED, S.STARTED)
+            events = ec.events.for_guid(g)
+            assert [e.new for e in events][-2:] == [S.STARTED, S.FINISHED]
+            assert events[-2].time <= events[-1].time
+            assert ec.get_start_time(g) == events[-2].datetime
+            assert ec.get_finish_time(g) == events[-1].datetime
+        if subscribed:
+            assert [(e.guid, e.new) for e in published if e.new in (S.STARTED, S.FINISHED)] == [
+                (g, s) for g in guids for s in (S.STARTED, S.FINISHED)]
+            unsubscribe()
+
+
+def test_a_do_run_in_place_that_is_cancelled_stays_started_and_is_waited_for(ec):
+    app = ec.register_resource("test::CancelledInPlace")
+    _deploy_while_waiting(ec, [app], "wait_started")  # told, though no state change came after STARTED
+    assert ec.state(app) == S.STARTED
+    assert ec.failures == []
 
 
 def test_event_times_read_back_exactly(ec):

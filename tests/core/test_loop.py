@@ -142,3 +142,62 @@ def test_trace_after_shutdown_inside_a_running_loop(tmp_path):
         return ec.trace(app, "log"), await ec.trace_async(app, "log")
 
     assert asyncio.run(cell()) == (f"ran {app}\n", f"ran {app}\n")
+
+
+# -- the loop's default executor, made on first use -------------------------------------
+
+
+def test_the_default_executor_is_the_controllers_pool_made_on_first_use(tmp_path):
+    """``run_in_executor(None, ...)`` and ``asyncio.to_thread`` on the controller's loop run in
+    its pool of EXECUTOR_THREADS named threads, made when first asked for; shutdown ends them."""
+    from nepi_lab.core.loop import EXECUTOR_THREADS
+
+    ec = ExperimentController(local_dir=str(tmp_path))
+    runner = ec._runner
+    try:
+        assert runner._executor is None  # nothing asked for it yet
+
+        async def names() -> list[str]:
+            loop = asyncio.get_running_loop()
+            barrier = threading.Barrier(EXECUTOR_THREADS, timeout=5)
+
+            def name() -> str:
+                barrier.wait()  # so that every thread of the pool is in use at once
+                return threading.current_thread().name
+
+            jobs = [loop.run_in_executor(None, name) for _ in range(EXECUTOR_THREADS - 1)]
+            jobs.append(asyncio.to_thread(name))
+            return list(await asyncio.gather(*jobs))
+
+        seen = runner.run(names(), "names")
+        assert len(set(seen)) == EXECUTOR_THREADS
+        assert all(n.startswith("nepi_lab-blocking") for n in seen), seen
+        assert runner._executor is not None and runner._executor._max_workers == EXECUTOR_THREADS
+    finally:
+        ec.shutdown()
+    assert not [t for t in threading.enumerate() if t.name.startswith("nepi_lab-blocking")]
+    assert "run_in_executor" not in vars(runner.loop)  # the wrapper is gone with the loop
+
+
+def test_a_run_that_needs_no_pool_imports_no_thread_pool(tmp_path):
+    """In a fresh interpreter: a controller that ran an experiment without blocking work
+    never imported concurrent.futures.thread (its pool is made on first use)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from nepi_lab import ExperimentController\n"
+        f"ec = ExperimentController(local_dir={str(tmp_path)!r})\n"
+        "app = ec.register_resource('test::Application')\n"
+        "ec.deploy(); ec.wait_finished(app, timeout=10); ec.shutdown()\n"
+        "print(json.dumps([ec.trace(app, 'log'), 'concurrent.futures.thread' in sys.modules]))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    setup = "import tests.core.types_for_tests\n"  # registers test::Application
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", setup + code], capture_output=True, text=True, timeout=60,
+                         env=env, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["ran 1\n", False]

@@ -28,6 +28,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from . import _tracking
+
+# Imported when a linux:: type is first looked up: a node will likely run commands soon,
+# and the first one's move into the node's cgroup waits for the kernel (an RCU grace
+# period, 6-25 ms); start that wait now, in the background (see _tracking.warm_up).
+_tracking.warm_up()
+
 if TYPE_CHECKING:
     from ._local import LocalExecutor
     from .application import Application, parse_env

@@ -32,13 +32,24 @@ manager's message; the caller bounds it with a timeout.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
-#: A command name, or a package name (Debian's and RPM's characters, plus ``:`` for an
-#: architecture): never starting with ``-``, so no name can pass for an option.
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
-PACKAGE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+:-]*")
+
+@functools.cache
+def name_pattern() -> re.Pattern[str]:
+    """A command name: never starting with ``-``, so no name can pass for an option
+    (compiled on first use, as the other patterns: an application without ``depends``
+    never needs it)."""
+    return re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+@functools.cache
+def package_pattern() -> re.Pattern[str]:
+    """A package name: Debian's and RPM's characters, plus ``:`` for an architecture;
+    never starting with ``-``."""
+    return re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+:-]*")
 
 
 class Depend(NamedTuple):
@@ -60,9 +71,9 @@ def parse_depends(text: str | None) -> list[Depend]:
     items = []
     for word in (text or "").split():
         command, eq, package = word.partition("=")
-        if not NAME.fullmatch(command):
+        if not name_pattern().fullmatch(command):
             raise ValueError(f"{word!r}: {command!r} is not a command name")
-        if eq and not PACKAGE.fullmatch(package):
+        if eq and not package_pattern().fullmatch(package):
             raise ValueError(f"{word!r}: {package!r} is not a package name (write command=package)")
         items.append(Depend(command, package if eq else command, bool(eq)))
     return items

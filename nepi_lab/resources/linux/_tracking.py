@@ -36,6 +36,27 @@ have to be moved there itself, so the first command would wait as long; it would
 only the commands that come after a quiet spell.  (A cgroup2 mount with
 ``favordynmods`` removes the wait for the whole machine: the administrator's choice.)
 
+So the wait is overlapped instead (:func:`warm_up`, :func:`prepare`).  A writer that
+comes while another already waits for the grace period waits only for what is left
+of it, and one that comes within a grace period after the last writer left does not
+wait at all.  When :mod:`nepi_lab.resources.linux` is imported (the first lookup of a
+``linux::`` type, as a script registers its first node), when a ``linux::Node`` is
+registered, and when a local node deploys, a short-lived worker thread (one at a time,
+never awaited) writes its own thread id into ``cgroup.threads`` of the cgroup the
+interpreter is in.  The kernel takes the lock before it looks at the move (a pid that
+does not exist is refused before it, on Linux 6.18), and the move is a no-op: a thread
+into the cgroup it is in; had someone moved the process elsewhere meanwhile, a thread
+cannot leave its process's domain cgroup and the write fails.  So it never moves the
+controller and never fails a run (an error is only logged at debug level).  Nothing is
+started with ``NEPI_LAB_CGROUPS=0``, once no cgroup was found, or, as long as none was
+looked for, without root.  The same worker makes the node's cgroup at deploy, off the
+loop: ``mkdir`` there takes the kernel's ``cgroup_mutex``, which a writer holds while
+it waits, and the loop must not block on it; the node's first command awaits it.
+The first application of a process then pays what is left of the grace period after
+its first ``linux::`` lookup, not all of it: measured with ``benchmarks/bench_linux.py``
+(figure 4), the grace period lasts 10-30 ms here under load, longer than the
+controller's own work before the first spawn, so part of it remains.
+
 What still escapes: on a host without cgroups, a process that starts with a cleared
 or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
 handed to another service, which is not our descendant (``systemd-run``, ``at``, a
@@ -57,6 +78,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from ...core.controller import call_at_exit
@@ -345,6 +367,141 @@ class RunCgroups:
                     break
                 threading.Event().wait(0.005)
         return killed
+
+
+# -- overlapping the first move's wait (see "What the cgroup costs") ----------------------
+
+#: Jobs for the worker thread, run in order: ``(job, abandon)``, ``abandon`` (or None)
+#: called instead of ``job`` if no thread can be started.
+_jobs: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
+_worker: threading.Thread | None = None
+_warm_queued = False  #: a :func:`_warm` is in :data:`_jobs` already
+_last_warm = float("-inf")  #: when the last warming write ended (``time.monotonic()``)
+#: Within this long after a write, the lock needs no grace period yet (well below one).
+WARM_FOR = 0.002
+
+
+def _submit(job: Callable[[], None], abandon: Callable[[], None] | None = None) -> bool:
+    """Run ``job`` in the worker thread, started if none runs (one at a time); False if
+    no thread could be started (then every job waiting is abandoned)."""
+    global _worker
+    with _lock:
+        _jobs.append((job, abandon))
+        if _worker is not None:
+            return True
+        worker = _worker = threading.Thread(target=_work, name="nepi_lab-cgroup", daemon=True)
+    try:
+        worker.start()
+    except RuntimeError as exc:  # no thread to be had: interpreter exit, the system's limit
+        log.debug("no thread for the cgroup worker (%s): cgroups are made on first use", exc)
+        with _lock:
+            stranded = list(_jobs)
+            _jobs.clear()
+            _worker = None
+        for _, give_up in stranded:
+            if give_up is not None:
+                give_up()
+        return False
+    return True
+
+
+def _work() -> None:
+    global _worker
+    while True:
+        with _lock:
+            if not _jobs:
+                _worker = None
+                return
+            job, _ = _jobs.pop(0)
+        try:
+            job()
+        except Exception:  # a job reports its own errors; this thread must go on
+            log.debug("cgroup worker job %r failed", job, exc_info=True)
+
+
+def _warm() -> None:
+    """Take and drop the kernel's ``cgroup_threadgroup_rwsem`` for writing: write this
+    thread's id into ``cgroup.threads`` of the cgroup it is in (a no-op move)."""
+    global _warm_queued, _last_warm
+    with _lock:
+        _warm_queued = False
+    if time.monotonic() - _last_warm < WARM_FOR:
+        return
+    base = cgroup_base()
+    if base is None:
+        return
+    try:
+        fd = os.open(os.path.join(base, "cgroup.threads"), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(threading.get_native_id()).encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.debug("warming the cgroup lock in %s failed (%s): the first command may wait for it", base, exc)
+    _last_warm = time.monotonic()
+
+
+def warm_up() -> None:
+    """Start taking the cgroup lock's grace period off the next command's path, in the
+    worker thread, not awaited (see "What the cgroup costs" above).  Nothing happens
+    with ``NEPI_LAB_CGROUPS=0``, where no cgroup was found, or without root before one
+    was looked for; a warming already queued serves this call too."""
+    global _warm_queued
+    if _base is None or os.environ.get(CGROUPS_ENV) == "0":
+        return
+    if _base is _UNKNOWN and os.geteuid() != 0:
+        # only a delegated subtree could be writable: not worth a thread before a node
+        # found one (its deploy asks, then later nodes warm it)
+        return
+    with _lock:
+        if _warm_queued:
+            return
+        _warm_queued = True
+    _submit(_warm)
+
+
+def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:
+    """Make ``owner``'s cgroup in the worker thread, then warm the lock (:func:`warm_up`);
+    a future of the running loop, done once the cgroup is made (or failed), or None
+    without a running loop (the cgroup is then made on first use)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    made: asyncio.Future[None] = loop.create_future()
+
+    def done() -> None:
+        if not made.done():
+            made.set_result(None)
+
+    def resolve() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(done)
+
+    def job() -> None:
+        try:
+            cgroups.procs_file(owner)
+        finally:
+            resolve()
+
+    if not _submit(job, abandon=resolve):
+        return None  # no worker: the cgroup is made on first use, as without one
+    warm_up()
+    return made
+
+
+def _forget_worker_in_child() -> None:
+    """After ``fork()``: the child has no worker thread, so its queue starts empty (a job
+    left there would never run, and a first command would wait for its cgroup forever),
+    and the module's lock afresh (another thread may have held it at the fork)."""
+    global _lock, _worker, _warm_queued
+    _lock = threading.Lock()
+    _jobs.clear()
+    _worker = None
+    _warm_queued = False
+
+
+os.register_at_fork(after_in_child=_forget_worker_in_child)
 
 
 def kill_cgroup_tree(folder: str) -> int:

@@ -114,7 +114,7 @@ nepi_lab itself, and nothing else is expanded: values are literal.
 
 Example
 -------
->>> from nepi_lab import ExperimentController
+>>> from nepi_lab import ExperimentController                   # doctest: +SKIP
 >>> with ExperimentController() as ec:                          # doctest: +SKIP
 ...     node = ec.register_resource("linux::Node")
 ...     app = ec.register_resource("linux::Application", connectedTo=node,
@@ -129,6 +129,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import posixpath
@@ -170,9 +171,24 @@ log = logging.getLogger("nepi_lab")
 #: The placeholders, in the order they are documented.
 PLACEHOLDERS = ("HOME", "EXP", "EXP_HOME", "NODE_HOME", "BIN", "USR", "LIB", "SHARE", "RUN_HOME",
                 "APP_HOME", "SRC", "CODE")
-_PLACEHOLDER = re.compile(r"\$\{(" + "|".join(PLACEHOLDERS) + r")\}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+# The patterns are compiled on first use, not at import (0.5-1 ms together): a command
+# without a placeholder, an application without env or sources never needs them.
+@functools.cache
+def _placeholder() -> re.Pattern[str]:
+    return re.compile(r"\$\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+@functools.cache
+def _env_name() -> re.Pattern[str]:
+    return re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@functools.cache
+def _url() -> re.Pattern[str]:
+    return re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
 
 #: ``${USR}``'s name under ``${EXP}``: a dot name, which ``check_name`` refuses as an exp_id.
 USR_DIR = ".usr"
@@ -274,7 +290,7 @@ def parse_env(text: str | None) -> dict[str, str]:
         raise ValueError(f"cannot read env {text!r}: {exc}") from None
     for word in words:
         name, eq, value = word.partition("=")
-        if not eq or not _ENV_NAME.fullmatch(name):
+        if not eq or not _env_name().fullmatch(name):
             raise ValueError(f"env entry {word!r} is not NAME=value")
         env[name] = value
     return env
@@ -444,8 +460,10 @@ class Application(ResourceManager):
 
     def expand(self, text: str) -> str:
         """``text`` with NEPI's placeholders replaced by this application's paths."""
+        if "${" not in text:  # nothing to replace (most commands): no pattern needed
+            return text
         paths = self._paths()
-        return _PLACEHOLDER.sub(lambda m: paths[m.group(1)], text)
+        return _placeholder().sub(lambda m: paths[m.group(1)], text)
 
     def _local_path(self, trace: str) -> str:
         return os.path.join(self.results_dir, trace)
@@ -675,7 +693,7 @@ class Application(ResourceManager):
         """Put one entry of ``attribute`` (``sources``, ``files``...) in ``folder`` on the
         host: upload a local path, download an http(s) URL there; return where it went."""
         node = self.node
-        if _URL.match(entry):
+        if _url().match(entry):
             if not re.match(r"https?://", entry, re.IGNORECASE):
                 raise InvalidInputError(f"application {self.guid}: {attribute} entry {entry!r}: only "
                                         f"http:// and https:// URLs are downloaded; give a local path")

@@ -54,7 +54,7 @@ from ...core.traces import TraceAttr
 from . import _packages
 from ._local import LocalExecutor
 from ._records import run_record
-from ._tracking import run_key
+from ._tracking import run_key, warm_up
 from .executor import CommandResult, Executor, LeftOnHostError, ProcessHandle
 
 if TYPE_CHECKING:
@@ -164,6 +164,9 @@ class Node(ResourceManager):
 
     def __init__(self, ec: ExperimentController, guid: int) -> None:
         super().__init__(ec, guid)
+        # the first command's move into the node's cgroup waits for the kernel; start that
+        # wait now, in the background (see nepi_lab.resources.linux._tracking)
+        warm_up()
         self._executor: Executor | None = None
         self._files_done = False  # its release is past deciding who removes the run's folder
         self._keeps_run_folder = False  # an application's files stay on the host (see do_release)
@@ -486,7 +489,7 @@ class Node(ResourceManager):
         """
         names = list(packages)
         for name in names:
-            if not _packages.PACKAGE.fullmatch(name):
+            if not _packages.package_pattern().fullmatch(name):
                 raise PackageInstallError(names, self.executor.where, f"{name!r} is not a package name",
                                           owner)
         script = " ".join(["sh -c", shlex.quote(_packages.INSTALL), "install",

@@ -290,8 +290,8 @@ def run_prefix(ec: ExperimentController) -> str:
 
     Example
     -------
-    >>> from nepi_lab import ExperimentController
-    >>> from nepi_lab.resources.netns import run_prefix
+    >>> from nepi_lab import ExperimentController   # doctest: +SKIP
+    >>> from nepi_lab.resources.netns import run_prefix   # doctest: +SKIP
     >>> with ExperimentController() as ec:          # doctest: +SKIP
     ...     run_prefix(ec)
     'nlq3x7k-'
