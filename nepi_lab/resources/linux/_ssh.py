@@ -47,9 +47,11 @@ Commands
     command line that other users of the host can read with ``ps``.
 Processes
     One long-lived launcher per connection (``_LAUNCHER``, a POSIX shell reading
-    requests on its standard input, started by the first :meth:`SshExecutor.spawn`)
-    starts every spawned command: a request is a line of quoted arguments, then the
-    environment and working directory (:func:`_prelude`), never in a command line.  For
+    requests on its standard input; bash wherever there is one, started with the
+    connection: its first line names the login shell, so no session is spent asking)
+    starts every spawned command: a request is a length, then a line of quoted
+    arguments and the environment and working directory (:func:`_prelude`), never in a
+    command line; bash reads it in one ``read -N``.  For
     each, the launcher forks a supervisor subshell that starts the command in a process
     group of its own (bash's job control, else ``setsid``), with its streams in files on
     the host; it writes the group id, its own pid and start time to
@@ -62,8 +64,13 @@ Processes
     is noticed without polling and without a channel per process.  The supervisors
     outlive the launcher: killed, the next spawn starts another one, and its supervisors
     still report through its channel (open as long as one of them runs); its connection
-    lost, each running process is re-attached as below.  :meth:`SshExecutor.kill_all`
-    signals only the groups this executor started.
+    lost, each running process is re-attached as below.  A supervisor killed from
+    outside before it recorded the end is noticed by the launcher within about a second
+    (bash only): the wait fails with :class:`SupervisorLostError`.  A spawn cancelled
+    once its request was sent is killed as soon as it started (``close`` waits for it).
+    :meth:`SshExecutor.kill_all` signals only the groups this executor started.  This
+    module's own short commands (the sweep of the run's processes, removing folders)
+    also run in subshells of the launcher, not in sessions of their own.
 Dropped connections
     Commands run in their own process groups, so they survive a dropped connection.  When a
     connection drops, the pool reconnects, backing off from 0.1 s to 2 s between
@@ -202,6 +209,18 @@ class SshConnectionLostError(SshError):
         self.command = command
 
 
+class SupervisorLostError(NepiError):
+    """The supervisor of a spawned command on an SSH host ended by a signal (killed from
+    outside) before it recorded the command's end: the outcome is unknown, and the
+    command's process group (``pgid``) may still run until the release stops it."""
+
+    def __init__(self, message: str, where: str, command: str, pgid: int) -> None:
+        super().__init__(message)
+        self.where = where
+        self.command = command
+        self.pgid = pgid
+
+
 def import_asyncssh(who: str = "SSH") -> Any:
     """Import asyncssh, or fail with the exact install hint."""
     try:
@@ -303,6 +322,8 @@ class _Connection:
         self._reviving: asyncio.Future[bool] | None = None
         self._revive_failed_at = -1e9
         self.posix_login = False  # whether the login shell runs POSIX scripts (see _script)
+        #: the shell the launcher runs in; None: bash where there is one, else ``sh``
+        self.launcher_shell: str | None = None
         self._opening: asyncio.Future[Any] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._sftp: Any = None
@@ -398,9 +419,18 @@ class _Connection:
         sftp = asyncio.ensure_future(conn.start_sftp_client())
         sftp.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unused
         try:
-            probe = await conn.run('echo "$SHELL"', check=False)  # csh and fish read it too
-            self.posix_login = posixpath.basename(_decode(probe.stdout).strip()) in POSIX_SHELLS
-            await self._server_turn(conn)  # the probe's session is gone before others open
+            # the launcher starts at once: its first line names the login shell (no session
+            # of its own to ask it)
+            channel = await conn.create_process(_launch(self.launcher_shell), encoding=None)
+            first = await channel.stdout.readline()  # as the probe was: no timeout but the keepalive's
+            if first.startswith(b"S "):
+                self.posix_login = posixpath.basename(_decode(first[2:]).strip()) in POSIX_SHELLS
+                self._launcher = _Launcher(conn, channel)
+            else:  # its login shell could not run it: asked for again at the first spawn
+                channel.close()
+                probe = await conn.run('echo "$SHELL"', check=False)  # csh and fish read it too
+                self.posix_login = posixpath.basename(_decode(probe.stdout).strip()) in POSIX_SHELLS
+                await self._server_turn(conn)  # these sessions are gone before others open
         except BaseException as exc:
             sftp.cancel()
             conn.close()
@@ -448,8 +478,7 @@ class _Connection:
             with contextlib.suppress(Exception):  # session is freed before another opens
                 await self._server_turn(conn)
         with translate_errors(self.target.where):
-            channel = await conn.create_process(_script(_LAUNCHER, posix_login=self.posix_login),
-                                                encoding=None)
+            channel = await conn.create_process(_launch(self.launcher_shell), encoding=None)
         self._launcher = _Launcher(conn, channel)
         return self._launcher
 
@@ -879,20 +908,33 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 
 #: The launcher: one per connection, it starts every spawned command (one session for
 #: all, rather than a session and a shell per command).  Its standard input holds
-#: requests, one per line:
+#: requests:
 #:
-#: * ``id ctl stdout stderr stdin command folder`` (each quoted by :func:`_quote`; stderr
-#:   '' : same as stdout, stdin '' : none, folder '' : none to list), then the
-#:   :func:`_prelude` line: a supervisor subshell starts the command in a process group of
-#:   its own (bash's job control, else ``setsid``), with its streams in files on the host,
-#:   writes ``<group> <its pid> <its start time>`` to ``$ctl.pid`` and prints ``P id
-#:   group``; if it cannot, it prints ``F id status``, its error being in ``$ctl.pid``.
-#:   Once the command ended, it kills what is left in its group, writes the status to
-#:   ``$ctl.exit``, then prints ``E id status``, followed (when short enough to make one
-#:   atomic pipe write) by `` /`` and the folder's regular files (not links), each as
-#:   ``+name`` (not empty) or ``0name`` (empty) ended by ``/`` (a newline in a name as
-#:   ``/n``), then ``.``: see :func:`_parse_launched`.  Builtins only, after the command.
+#: * a header line ``length``, then ``length`` bytes: the line ``id ctl stdout stderr stdin
+#:   command folder`` (each quoted by :func:`_quote`; stderr '' : same as stdout, stdin '' :
+#:   none, folder '' : none to list) and the :func:`_prelude` line.  bash reads the two
+#:   lines in one ``read -N`` (its ``read`` takes a pipe one byte per system call: 1.5 KB
+#:   of paths and environment were 1,500 calls per command); other shells read them as
+#:   lines.  A supervisor subshell starts the command in a process group of its own
+#:   (bash's job control, else ``setsid``), with its streams in files on the host, writes
+#:   ``<group> <its pid> <its start time>`` to ``$ctl.pid`` and prints ``P id group``; if it
+#:   cannot, it prints ``F id status``, its error being in ``$ctl.pid``.  Once the command
+#:   ended, it kills what is left in its group, writes the status to ``$ctl.exit``, then
+#:   prints ``E id status``, followed (when short enough to make one atomic pipe write) by
+#:   `` /`` and the folder's regular files (not links), each as ``+name`` (not empty) or
+#:   ``0name`` (empty) ended by ``/`` (a newline in a name as ``/n``), then ``.``: see
+#:   :func:`_parse_launched`.  Builtins only, after the command.
 #: * ``K signal group ctl``: signals the group, unless its exit file exists (it ended).
+#: * a header line ``C length``, then ``length`` bytes: the line ``id script args...``
+#:   (quoted): a subshell runs ``script`` with ``args`` as ``$1``..., its input and errors
+#:   on ``/dev/null``, and prints ``R id status line``, ``line`` being the first line of its
+#:   output.  This module's own short commands (a sweep, removing folders) run so, rather
+#:   than each in a session and a login shell of its own.
+#:
+#: Under bash the launcher also looks after its supervisors, at most once a second (at a
+#: request, or after a second without one while some run): one that ended by a signal (it
+#: was killed, e.g. ``kill -9`` from outside) before printing its ``E`` line is reported as
+#: ``D id status``, so the command's wait ends at once instead of with the channel.
 #:
 #: The supervisors write to the launcher's channel only before the command runs and after
 #: its exit file is written: a channel lost meanwhile (SIGPIPE) cannot lose an outcome,
@@ -900,12 +942,55 @@ def translate_errors(where: str, command: str | None = None) -> Iterator[None]:
 _LAUNCHER = r"""nl='
 '
 exec 2>/dev/null
-while IFS= read -r req; do
-  case $req in
-  K\ *) eval "set -- ${req#K }"; [ -e "$3.exit" ] || kill -s "$1" -- "-$2"; continue ;;
+sups= tick=
+if [ -n "$BASH_VERSION" ]; then
+  check() {  # supervisors killed before their E line: D id status
+    tick=$SECONDS
+    local keep= e
+    for e in $sups; do
+      if kill -0 "${e%%:*}"; then keep="$keep $e"; continue; fi
+      wait "${e%%:*}"
+      st=$?
+      [ "$st" -le 128 ] || echo "D ${e#*:} $st"
+    done
+    sups=$keep
+  }
+  next() {  # a timed-out read keeps what it read: the header goes on where it stopped
+    hdr=
+    while :; do
+      [ "$SECONDS" = "$tick" ] || check
+      if [ -n "$sups" ]; then IFS= read -r -t 1 part; else IFS= read -r part; fi
+      st=$?
+      hdr=$hdr$part
+      [ "$st" -gt 128 ] || return "$st"
+    done
+  }
+  body() { LC_ALL=C IFS= read -r -N "$hdr" body; }
+else
+  next() { IFS= read -r hdr; }
+  body() { IFS= read -r body && IFS= read -r line && body=$body$nl$line; }
+fi
+while next; do
+  case $hdr in
+  K\ *) eval "set -- ${hdr#K }"; [ -e "$3.exit" ] || kill -s "$1" -- "-$2"; continue ;;
+  C\ *)
+    hdr=${hdr#C }
+    if [ -n "$BASH_VERSION" ]; then body; else IFS= read -r body; fi || exit 0
+    eval "set -- $body"
+    (
+      id=$1 script=$2
+      shift 2
+      exec 7>&1 </dev/null >/dev/null
+      out=$(eval "$script")
+      st=$?
+      printf 'R %s %s %s\n' "$id" "$st" "${out%%"$nl"*}" >&7
+    ) &
+    [ -n "$BASH_VERSION" ] || jobs >/dev/null
+    continue ;;
   esac
-  IFS= read -r prelude || exit 0
-  eval "set -- $req"
+  body || exit 0
+  prelude=${body#*"$nl"}
+  eval "set -- ${body%%"$nl"*}"
   (
     id=$1 ctl=$2 out=$3 err=$4 in=${5:-/dev/null} cmd=$6 dir=$7
     if [ -n "$BASH_VERSION" ]; then  # job control: each job leads its own group, no extra exec
@@ -936,9 +1021,13 @@ while IFS= read -r req; do
     echo "$st" >"$ctl.exit"
     lst=
     if [ -n "$dir" ]; then
-      [ -z "$BASH_VERSION" ] || shopt -u failglob dotglob 2>/dev/null
       lst=' /'
-      for f in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+      if [ -n "$BASH_VERSION" ]; then  # one pass over the folder, not three
+        shopt -u failglob; shopt -s dotglob; set -- "$dir"/*
+      else
+        set -- "$dir"/* "$dir"/.[!.]* "$dir"/..?*
+      fi
+      for f; do
         [ -f "$f" ] && [ ! -L "$f" ] || continue
         n=${f##*/} e=
         while :; do
@@ -951,9 +1040,28 @@ while IFS= read -r req; do
     fi
     printf 'E %s %s%s\n' "$id" "$st" "$lst" >&7
   ) </dev/null &
-  jobs >/dev/null
+  # bash forgets ended jobs by itself; "jobs" would print every running one each time
+  if [ -n "$BASH_VERSION" ]; then sups="$sups $!:$1"; else jobs >/dev/null; fi
 done
 """
+
+def _launch(shell: str | None = None) -> str:
+    r"""The command line that starts the launcher, whatever the login shell (csh and fish
+    run ``exec sh -c`` too): it prints ``S $SHELL`` (the login shell, see
+    :data:`POSIX_SHELLS`), then runs :data:`_LAUNCHER` in ``shell``; None: in bash where
+    there is one (job control, ``read -N``), else in ``sh``.
+
+    Example
+    -------
+    >>> print(_launch("sh").split("'")[1])
+    printf "S %s\n" "$SHELL"; exec sh -c "$1" sh
+    """
+    boot = 'printf "S %s\\n" "$SHELL"; '
+    if shell is None:
+        boot += 'command -v bash >/dev/null 2>&1 && exec bash -c "$1" sh; exec sh -c "$1" sh'
+    else:
+        boot += f'exec {shlex.quote(shell)} -c "$1" sh'
+    return " ".join(["exec sh -c", shlex.quote(boot), "nepi-lab", shlex.quote(_LAUNCHER)])
 
 #: Defines ``alive``: whether the supervisor of control prefix ``$ctl`` still runs (its
 #: pid and start time are in ``$ctl.pid``: a recycled pid is told apart by its start time).
@@ -978,20 +1086,20 @@ cat "$ctl.exit" 2>/dev/null
 """
 
 
-#: Kills the processes whose marker matches.  ``$1`` is ``exact`` (the ``NAME=value``
-#: lines to match, one per line, on standard input) or ``prefix`` (``$2``: a basic regular
-#: expression anchored at the start of a variable).  Looks again until nothing is
+#: Kills the processes whose marker matches.  ``$1`` is ``exact`` (``$2``: the
+#: ``NAME=value`` lines to match, one per line) or ``prefix`` (``$2``: a basic regular
+#: expression anchored at the start of a variable); run by the launcher (``C``).  Looks again until nothing is
 #: found (a process may fork meanwhile), at most ten times; prints how many it killed.
 _SWEEP = r"""mode=$1 pattern=$2
-if [ "$mode" = exact ]; then lines=$(cat); [ -n "$lines" ] || { echo 0; exit 0; }; fi
+if [ "$mode" = exact ]; then lines=$pattern; [ -n "$lines" ] || { echo 0; exit 0; }; fi
 killed=' ' total=0 round=0
 while [ "$round" -lt 10 ]; do
   round=$((round + 1))
   if [ "$mode" = exact ]; then
     files=$(printf '%s
-' "$lines" | grep -lzxF -f - /proc/[0-9]*/environ 2>/dev/null)
+' "$lines" | grep -slzxF -f - /proc/[0-9]*/environ)
   else
-    files=$(grep -lz -e "$pattern" /proc/[0-9]*/environ 2>/dev/null)
+    files=$(grep -slz -e "$pattern" /proc/[0-9]*/environ)
   fi
   pids=
   for f in $files; do
@@ -1104,6 +1212,9 @@ class _Completed:
 
     exit_status: int | None = None
     files: dict[str, int | None] | None = None  #: the supervisor's listing (:func:`_parse_launched`)
+    #: the supervisor's own status when it ended by a signal before recording the
+    #: command's end (the launcher's ``D`` line): no outcome will come
+    supervisor_lost: int | None = None
 
 
 class _StartFailed(Exception):
@@ -1157,6 +1268,7 @@ class _Launcher:
         self._channel = channel
         self._next = 0
         self._starting: dict[int, tuple[asyncio.Future[_Launched], str]] = {}
+        self._commands: dict[int, asyncio.Future[tuple[int, str]]] = {}  # C requests: (status, line)
         self._running: dict[int, _Launched] = {}
         self._reader = asyncio.ensure_future(self._read())
         # the launcher shell ended (killed): sshd says so at once, while its channel stays
@@ -1193,18 +1305,28 @@ class _Launcher:
             self._ended()
             raise _NotSent(str(exc)) from exc
 
-    async def start(self, args: Sequence[str], prelude: str, control: str) -> _Launched:
-        """Start a supervised command: ``args`` are the request's after its id."""
+    def request(self, args: Sequence[str], prelude: str, control: str) -> asyncio.Future[_Launched]:
+        """Ask for a supervised command (``args`` are the request's after its id); the
+        future is the started command, or the reason it did not start.  Once sent, the
+        command starts whatever happens to the caller: the future is answered anyway."""
         self._next += 1
         ident = self._next
         future: asyncio.Future[_Launched] = asyncio.get_running_loop().create_future()
-        self.send(" ".join([str(ident), *(_quote(a) for a in args)]).encode() + b"\n" + prelude.encode())
+        body = " ".join([str(ident), *(_quote(a) for a in args)]).encode() + b"\n" + prelude.encode()
+        self.send(b"%d\n%s" % (len(body), body))  # the length: bash reads the body in one call
         self._starting[ident] = (future, control)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:  # it starts anyway: nobody will wait for it
-            self._starting.pop(ident, None)
-            raise
+        return future
+
+    def command(self, script: str, *args: str) -> asyncio.Future[tuple[int, str]]:
+        """Run ``script`` with ``args`` in a subshell of the launcher (a ``C`` request); the
+        future is its status and the first line of its output."""
+        self._next += 1
+        ident = self._next
+        future: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        body = " ".join([str(ident), _quote(script), *(_quote(a) for a in args)]).encode() + b"\n"
+        self.send(b"C %d\n%s" % (len(body), body))
+        self._commands[ident] = future
+        return future
 
     async def _read(self) -> None:
         stdout = self._channel.stdout
@@ -1232,6 +1354,20 @@ class _Launcher:
                     future, _ = self._starting.pop(int(ident), (None, ""))
                     if future is not None and not future.done():
                         future.set_exception(_StartFailed(int(status or 125)))
+                elif kind == b"R":
+                    ident, _, rest = rest.partition(b" ")
+                    status, _, text = rest.partition(b" ")
+                    done = self._commands.pop(int(ident), None)
+                    if done is not None and not done.done():
+                        done.set_result((int(status), _decode(text)))
+                elif kind == b"D":  # its supervisor was killed before it reported the end
+                    ident, _, status = rest.partition(b" ")
+                    launched = self._running.pop(int(ident), None)
+                    if launched is not None:
+                        launched.end(_Completed(supervisor_lost=int(status)))
+                    future, _ = self._starting.pop(int(ident), (None, ""))
+                    if future is not None and not future.done():
+                        future.set_exception(ConnectionError("its supervisor was killed"))
         except Exception as exc:  # the channel broke: the same as closed
             log.debug("SSH launcher channel ended: %s", exc)
         finally:
@@ -1239,6 +1375,10 @@ class _Launcher:
             for launched in self._running.values():
                 launched.end(_Completed())  # no status: re-attached through the control files
             self._running.clear()
+            for done in self._commands.values():
+                if not done.done():
+                    done.set_exception(ConnectionError("the launcher's channel closed"))
+            self._commands.clear()
             with contextlib.suppress(Exception):
                 self._channel.close()
 
@@ -1297,6 +1437,14 @@ class SshProcess(ProcessHandle):
                 if self._listed:
                     self._files = completed.files
                 return _status_from_shell(completed.exit_status)
+            elif completed.supervisor_lost is not None:
+                status = _status_from_shell(completed.supervisor_lost)
+                how = f"killed by signal {-status}" if status < 0 else f"status {status}"
+                raise SupervisorLostError(
+                    f"the supervisor of {self.command!r} on {self.where} ended ({how}: killed from outside?) "
+                    f"before it recorded the command's end ({self.control}.exit is absent); outcome unknown, "
+                    f"its process group {self.pid} may still run until the release stops it", self.where,
+                    self.command, self.pid)
             # no status: the connection or the launcher was lost; the supervisor and its exit
             # file live on
             channel, attached = await self._reattach(), True
@@ -1439,6 +1587,7 @@ class SshExecutor(Executor):
         self._sweeps = SweepQueue(self._sweep)
         self._entry: _Connection | None = None
         self._handles: set[SshProcess] = set()
+        self._adopting: set[asyncio.Task[None]] = set()  # cancelled spawns being killed (_adopt)
         self._home: str | None = None
         self._started: list[SshProcess] = []  # processes started, until their owner was swept
         # trees removed together go in one ``rm``: 100 applications released at once
@@ -1497,6 +1646,8 @@ class SshExecutor(Executor):
             return
         # killed processes report their end before the connection closes, so the
         # signal surely reached the host
+        if self._adopting:  # cancelled spawns: their commands start, then are killed
+            await asyncio.wait(set(self._adopting), timeout=CLOSE_GRACE)
         killed = [h._exit for h in self._handles if h._killed and not h._exit.done()]
         if killed:
             await asyncio.wait(killed, timeout=CLOSE_GRACE)
@@ -1600,11 +1751,17 @@ class SshExecutor(Executor):
                 with translate_errors(self.where, command):
                     launcher = await entry.launcher()
                 try:
-                    channel = await launcher.start(args, prelude, control)
-                    break
+                    started = launcher.request(args, prelude, control)
                 except _NotSent:
                     if attempt == 2:
                         raise
+                    continue
+                try:
+                    channel = await asyncio.shield(started)
+                except asyncio.CancelledError:  # it starts anyway: kill it once it did
+                    self._adopt(started, control, command, owner, listed)
+                    raise
+                break
         except _StartFailed as exc:
             raise CommandError(command, exc.status, await self._start_error(control),
                                f"{self.where} (cannot start it)") from None
@@ -1618,6 +1775,26 @@ class SshExecutor(Executor):
         self._handles.add(handle)
         self._started.append(handle)
         return handle
+
+    def _adopt(self, started: asyncio.Future[_Launched], control: str, command: str, owner: int | None,
+               listed: str) -> None:
+        """A spawn cancelled once its request was sent: the command starts anyway, with
+        nobody to wait for it; it is killed as soon as it started (and :meth:`close`
+        waits for that), so it never runs unowned."""
+
+        async def adopt() -> None:
+            try:
+                channel = await started
+            except Exception:  # not started, or the launcher was lost (the marker sweep finds it)
+                return
+            handle = SshProcess(self, channel, channel._pgid, control, command, owner, listed)
+            self._handles.add(handle)
+            self._started.append(handle)
+            handle.kill()
+
+        task = asyncio.ensure_future(adopt())
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
 
     async def _start_error(self, control: str) -> str:
         """What the launcher's supervisor wrote when it could not start a command (its
@@ -1665,18 +1842,37 @@ class SshExecutor(Executor):
         Reads ``/proc/*/environ`` with ``grep -z`` (GNU or BusyBox), so it sees only the
         user's own processes, which are the only ones it may signal anyway.
         """
-        posix_login = self.connection.posix_login
         if prefix is not None:
             pattern = "^" + _bre_escape(f"{RUN_VARIABLE}={prefix}")
-            result = await self._run(_script(_SWEEP, "prefix", pattern, posix_login=posix_login), check=False)
+            status, text = await self._internal(_SWEEP, "prefix", pattern)
         else:
-            result = await self._run(_script(_SWEEP, "exact", posix_login=posix_login), input=exact,
-                                     check=False)
-        text = result.stdout.strip()
-        if result.returncode != 0 or not text.isdigit():
-            raise CommandError("(sweep of the run's processes)", result.returncode,
-                               result.stderr[-STDERR_TAIL:], self.where)
+            status, text = await self._internal(_SWEEP, "exact", exact)
+        text = text.strip()
+        if status != 0 or not text.isdigit():
+            raise CommandError("(sweep of the run's processes)", status, text[-STDERR_TAIL:], self.where)
         return int(text)
+
+    async def _internal(self, script: str, *args: str) -> tuple[int, str]:
+        """Run one of this module's short scripts in a subshell of the launcher (no session
+        and no login shell of its own); its status and the first line of its output."""
+        entry = self.connection
+        what = "(nepi_lab's own command)"
+        for attempt in (1, 2):  # a launcher found ended when written to: nothing ran
+            with translate_errors(self.where, what):
+                launcher = await entry.launcher()
+            try:
+                done = launcher.command(script, *args)
+                break
+            except _NotSent:
+                if attempt == 2:
+                    raise SshConnectionLostError(f"SSH connection to {self.where} lost: the launcher ended",
+                                                 self.where, what) from None
+        try:
+            return await asyncio.shield(done)
+        except ConnectionError:
+            raise SshConnectionLostError(
+                f"SSH connection to {self.where} lost while {what} ran; outcome unknown", self.where,
+                what) from None
 
     def left_on_host(self, owner: int | None = None) -> list[dict[str, Any]]:
         """The processes started here whose end was not seen (a lost connection): what may
@@ -1836,7 +2032,7 @@ class SshExecutor(Executor):
         await self._removals.submit([path])
 
     async def _remove_trees(self, paths: list[str]) -> None:
-        await self._run("rm -rf -- " + " ".join(shlex.quote(path) for path in paths), check=False)
+        await self._internal('rm -rf -- "$@"', *paths)
 
     async def remove_empty_dirs(self, paths: Sequence[str]) -> None:
         import asyncssh

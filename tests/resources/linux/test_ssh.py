@@ -432,13 +432,18 @@ def test_a_re_attached_process_can_still_be_stopped(ec, ssh_node, sshd, marker):
     assert all_gone(marker)
 
 
-def test_the_supervisor_also_runs_in_plain_sh(ec, ssh_node, marker):
-    """A login shell that is not bash (dash, or csh through ``exec sh -c``) runs the same
-    supervisor, with ``setsid`` instead of bash's job control."""
+def test_the_supervisor_also_runs_in_plain_sh(ec, ssh_node, sshd, marker):  # noqa: F811
+    """On a host without bash, ``sh`` runs the same launcher and supervisor, with
+    ``setsid`` instead of bash's job control, and lines instead of ``read -N``."""
     ec.deploy()
     ec.wait_deployed(ssh_node, timeout=20)
     rm = ec.get_resource(ssh_node)
-    executor_of(ec, ssh_node).connection.posix_login = False  # as for a csh user
+    entry = executor_of(ec, ssh_node).connection
+    entry.posix_login = False  # as for a csh user: its commands through ``exec sh -c``
+    entry.launcher_shell = "sh"  # as if bash were missing: the next launcher runs in sh
+    [launcher] = launchers(sshd)
+    launcher.kill()
+    launcher.wait(5)
     out = rm.node_home + "/out"
 
     async def scenario():
@@ -454,6 +459,8 @@ def test_the_supervisor_also_runs_in_plain_sh(ec, ssh_node, marker):
     assert run_on_loop(ec, sleeper.terminate(1.0)) == -15
     assert all_gone(marker)
     assert run_on_loop(ec, rm.run(f"cat {out}")).stdout == f"sh {marker}\n"
+    assert [p.exe() for p in launchers(sshd)] == [os.path.realpath("/bin/sh")]
+    assert run_on_loop(ec, executor_of(ec, ssh_node).sweep(f"NEPI_LAB_RUN={marker}\n")) == 0  # a C request
 
 
 def test_a_run_timeout_kills_the_remote_process_group(ec, ssh_node, marker):
@@ -705,7 +712,7 @@ def launchers(server: Sshd) -> list[psutil.Process]:
     found = []
     for p in remote_processes(server):
         try:
-            if "read -r req" in " ".join(p.cmdline()) and p.parent().name() == "sshd":
+            if "read -r -N" in " ".join(p.cmdline()) and p.parent().name() == "sshd":
                 found.append(p)
         except psutil.NoSuchProcess:
             continue
@@ -816,3 +823,123 @@ def test_after_a_reconnection_a_new_launcher_starts_processes(ec, ssh_node, sshd
     assert run_on_loop(ec, second()) == 5
     assert entry._launcher is not None and entry._launcher.conn is entry.conn
     assert len(launchers(sshd)) == 1
+
+
+def test_a_killed_supervisor_ends_the_wait_at_once_saying_so(ec, ssh_node, sshd, marker):  # noqa: F811
+    """A supervisor killed from outside (its command's end can no longer be recorded)
+    ends the wait within a couple of seconds, not when the launcher's channel closes."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    out = rm.node_home + "/orphaned"
+
+    async def start():
+        return await rm.spawn("exec sleep 100", stdout=out, stderr=out, env={"MARK": marker})
+
+    handle = run_on_loop(ec, start())
+    [sleeper] = wait_for_processes(marker, 1)
+    with open(handle.control + ".pid") as f:  # the host is this machine
+        supervisor = int(f.read().split()[1])
+    os.kill(supervisor, 9)
+
+    async def outcome():
+        try:
+            await asyncio.wait_for(handle.wait(), 5)
+        except asyncio.TimeoutError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the error is what is checked
+            return exc
+        return "it returned"
+
+    error = run_on_loop(ec, outcome())
+    assert error is not None, "the wait did not end within 5 s of the supervisor's death"
+    assert isinstance(error, _ssh.SupervisorLostError), error
+    assert "killed by signal 9" in str(error) and ".exit is absent" in str(error), error
+    assert error.pgid == handle.pid and handle.outcome_unknown
+    assert sleeper.is_running()  # it said so: the command may still run
+    os.killpg(handle.pid, 9)
+    assert all_gone(marker)
+
+
+def test_a_spawn_cancelled_in_flight_leaves_nothing_running_after_release(ec, sshd, marker):  # noqa: F811
+    """Cancelled once its request was sent, a spawn's command starts anyway: it is
+    killed as soon as it started (a release's kill_all does not know it yet), and
+    closing the executor waits for that, also while another executor (another node on
+    the same account) keeps the connection open."""
+    target = SshTarget(sshd.host, sshd.port, sshd.user, identity_file=sshd.client_key,
+                       known_hosts=sshd.known_hosts)
+    pool = SshPool()
+
+    async def scenario():
+        other, executor = SshExecutor(target, pool), SshExecutor(target, pool)
+        await other.connect()
+        try:
+            await executor.connect()
+            try:
+                folder = (await executor.home_dir()) + f"/{marker}"
+                await executor.makedirs(folder)
+                out = folder + "/out"
+                first = await executor.spawn("true", stdout=out, stderr=out)  # the launcher runs
+                assert await first.wait() == 0
+                launcher = executor.connection._launcher
+                task = asyncio.ensure_future(executor.spawn(
+                    "exec sleep 100", stdout=out, stderr=out, env={"MARK": marker}))
+                await asyncio.sleep(0)  # the request is written, the answer not read yet
+                assert len(launcher._starting) == 1
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                executor.kill_all()  # what a node's release does first
+            finally:
+                await executor.close()
+            deadline = time.monotonic() + 5  # the connection is still open: once it started,
+            while time.monotonic() < deadline:  # (its control file written), is it running?
+                if len([f for f in await other.list_files(folder) if f.endswith(".pid")]) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            left = await asyncio.to_thread(processes_with, marker)
+            await other.remove_tree(folder)
+            return left
+        finally:
+            await other.close()
+
+    assert run_on_loop(ec, scenario()) == []
+
+
+def test_a_request_read_across_the_launcher_s_one_second_check_is_read_whole(tmp_path):
+    """The launcher (run here by bash, as on a host) reads headers with a one-second
+    timeout while supervisors run; a header cut by that timeout, then finished after the
+    last supervisor ended (a plain read then), is still read whole."""
+    import select
+    import subprocess
+
+    def request(kind: bytes, body: str) -> tuple[bytes, bytes]:
+        data = body.encode()
+        return kind + str(len(data)).encode() + b"\n", data
+
+    folder = str(tmp_path)
+    args = (folder + "/.out.x", folder + "/out", "", "", "sleep 0.3", folder)
+    spawn = " ".join(["1", *(_ssh._quote(a) for a in args)]) + "\n" + _ssh._prelude(folder, {})
+    command = "2 " + _ssh._quote("echo \"$1\"") + " " + _ssh._quote("it ran") + "\n"
+    launcher = subprocess.Popen(["bash", "-c", _ssh._LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                cwd=folder)
+
+    def line(timeout: float) -> bytes:
+        ready, _, _ = select.select([launcher.stdout], [], [], timeout)
+        return launcher.stdout.readline() if ready else b"(nothing)"
+
+    try:
+        launcher.stdin.write(b"".join(request(b"", spawn)))
+        launcher.stdin.flush()
+        assert line(5).startswith(b"P 1 ")
+        header, body = request(b"C ", command)
+        launcher.stdin.write(header[:1])  # "C", then nothing for over two seconds: a timeout
+        launcher.stdin.flush()  # cuts the header, the supervisor ends, and reads are plain
+        assert line(5).startswith(b"E 1 0")
+        time.sleep(2.2)
+        launcher.stdin.write(header[1:] + body)
+        launcher.stdin.flush()
+        assert line(5) == b"R 2 0 it ran\n"
+    finally:
+        launcher.stdin.close()
+        launcher.wait(5)
