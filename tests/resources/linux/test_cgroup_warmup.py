@@ -174,14 +174,19 @@ def test_a_node_without_commands_leaves_no_cgroup(ec, home):
     assert not os.path.exists(folder)
 
 
-def test_an_application_runs_in_its_node_cgroup_made_at_deploy(ec, home):
-    base = needs_cgroups()
+def run_an_app_in_its_node_cgroup(ec, home) -> None:
+    """A node and an application printing its cgroup: it ran in the node's."""
     node = ec.register_resource("linux::Node", hostname="localhost", home=home)
     app = ec.register_resource("linux::Application", connectedTo=node, command="cat /proc/self/cgroup")
     ec.deploy()
     ec.wait_finished(app, timeout=20)
     assert ec.state(app) == S.FINISHED
     assert f"/nepi_lab.{ec.exp_id}.{ec.run_id}/{node}\n" in ec.trace(app, "stdout")
+
+
+def test_an_application_runs_in_its_node_cgroup_made_at_deploy(ec, home):
+    base = needs_cgroups()
+    run_an_app_in_its_node_cgroup(ec, home)
     ec.shutdown()
     assert not os.path.exists(os.path.join(base, f"nepi_lab.{ec.exp_id}.{ec.run_id}"))
 
@@ -227,12 +232,7 @@ def test_without_a_thread_the_node_still_runs_its_commands(monkeypatch, ec, home
 
     monkeypatch.setattr(threading.Thread, "start", start)
     monkeypatch.setattr(_tracking, "_last_warm", float("-inf"))
-    node = ec.register_resource("linux::Node", hostname="localhost", home=home)
-    app = ec.register_resource("linux::Application", connectedTo=node, command="cat /proc/self/cgroup")
-    ec.deploy()
-    ec.wait_finished(app, timeout=20)
-    assert ec.state(app) == S.FINISHED
-    assert f"/nepi_lab.{ec.exp_id}.{ec.run_id}/{node}\n" in ec.trace(app, "stdout")
+    run_an_app_in_its_node_cgroup(ec, home)
     assert _tracking._worker is None and _tracking._jobs == []
     ec.shutdown()
     assert not os.path.exists(os.path.join(base, f"nepi_lab.{ec.exp_id}.{ec.run_id}"))
