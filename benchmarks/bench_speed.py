@@ -4,8 +4,8 @@ user waits for, each against its baseline measured in the same run.
 
 Usage::
 
-    python benchmarks/bench_speed.py            # all of them (about 10 minutes)
-    python benchmarks/bench_speed.py --quick    # fewer rounds (about 4 minutes)
+    python benchmarks/bench_speed.py            # all of them (about 12 minutes)
+    python benchmarks/bench_speed.py --quick    # fewer rounds (about 5 minutes)
     python benchmarks/bench_speed.py --log F    # also keep every script's whole output in F
 
 It runs, one after the other (each in a process of its own, so that every "first"
@@ -18,8 +18,9 @@ figure is a fresh interpreter's):
 - ``bench_linux.py --dir /dev/shm``: the same on a tmpfs (skipped where there is none);
 - ``bench_core.py``: 10,000 and 100,000 resources against as many bare asyncio tasks,
   memory per resource;
-- ``bench_ssh.py``: per command, 100 applications and a fleet of 50 sshds over SSH
-  against bare asyncssh (needs root and OpenSSH's sshd: it makes a throw-away user;
+- ``bench_ssh.py --dir <temp folder>`` and ``--dir /dev/shm``: per command, 100
+  applications and a fleet of 50 sshds over SSH against bare asyncssh, the applications'
+  files in each place (needs root and OpenSSH's sshd: it makes a throw-away user;
   skipped, saying so, otherwise).
 
 Each script's output is printed as it comes; at the end, every line that carries a
@@ -58,7 +59,8 @@ def runs(quick: bool) -> list[tuple[str, list[str], str | None]]:
         (f"linux, files in {tmp}", ["bench_linux.py", *extra, "--dir", tmp], None),
         (f"linux, files on tmpfs ({shm})", ["bench_linux.py", *extra, "--dir", shm], no_tmpfs),
         ("core", ["bench_core.py", *extra], None),
-        ("ssh", ["bench_ssh.py", *extra], no_ssh),
+        (f"ssh, files in {tmp}", ["bench_ssh.py", *extra, "--dir", tmp], no_ssh),
+        (f"ssh, files on tmpfs ({shm})", ["bench_ssh.py", *extra, "--dir", shm], no_ssh or no_tmpfs),
     ]
 
 
