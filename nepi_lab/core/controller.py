@@ -1753,8 +1753,8 @@ class ExperimentController:
     def _description_text(self) -> Iterator[str]:
         """The JSON text of :meth:`description`, piece by piece, as ``write_json_atomic``
         would write it: a resource with nothing but its guid and type (most, in a large
-        experiment) is written without a dict of its own, the consecutive ones of a type
-        in one formatting."""
+        experiment) is written without a dict of its own, a chunk of resources in one
+        formatting."""
         rms = list(self._resources.values())
         head, tail = json.dumps(self._description(rms, _RESOURCES_MARK), separators=(",", ":"),
                                 default=str).split(_RESOURCES_MARK_JSON, 1)
@@ -1762,29 +1762,21 @@ class ExperimentController:
         formats: dict[str, str] = {}  # type name -> the text of its plain resources, %d for the guid
         secrets_to_set = self._secrets_to_set
         for start in range(0, len(rms), _CHUNK):
-            texts = []
-            run_type: str | None = None  # the type of the run of plain resources in `guids`
+            parts: list[str] = []  # each resource's text, a plain one's guid as %d
             guids: list[int] = []
             for rm in rms[start:start + _CHUNK]:
                 if (rm._values or rm._connections or rm._enabled_traces is not rm._default_traces
                         or (secrets_to_set and rm.guid in secrets_to_set)):
-                    if guids:
-                        texts.append(",".join([formats[run_type]] * len(guids)) % tuple(guids))
-                        guids = []
-                    texts.append(json.dumps(self._describe_resource(rm), separators=(",", ":"), default=str))
+                    text = json.dumps(self._describe_resource(rm), separators=(",", ":"), default=str)
+                    parts.append(text.replace("%", "%%"))
                     continue
-                if rm._rtype != run_type:
-                    if guids:
-                        texts.append(",".join([formats[run_type]] * len(guids)) % tuple(guids))
-                        guids = []
-                    run_type = rm._rtype
-                    if run_type not in formats:
-                        type_text = json.dumps(run_type).replace("%", "%%")
-                        formats[run_type] = '{"guid":%d,"type":' + type_text + "}"
+                form = formats.get(rm._rtype)
+                if form is None:
+                    type_text = json.dumps(rm._rtype).replace("%", "%%")
+                    form = formats[rm._rtype] = '{"guid":%d,"type":' + type_text + "}"
+                parts.append(form)
                 guids.append(rm.guid)
-            if guids:
-                texts.append(",".join([formats[run_type]] * len(guids)) % tuple(guids))
-            yield ("," if start else "") + ",".join(texts)
+            yield ("," if start else "") + ",".join(parts) % tuple(guids)
         yield "]" + tail
 
     def _save_description(self) -> None:
