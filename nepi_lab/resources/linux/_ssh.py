@@ -114,7 +114,7 @@ import stat
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...core.errors import CommandError, NepiError
 from ...core.traces import TraceAttr
@@ -1226,6 +1226,9 @@ class _StartFailed(Exception):
         self.status = status
 
 
+_Asked = TypeVar("_Asked")  # what a request to the launcher gives (see SshExecutor._ask_launcher)
+
+
 class _NotSent(ConnectionError):
     """A request could not be written to the launcher (it ended): nothing was started."""
 
@@ -1743,25 +1746,16 @@ class SshExecutor(Executor):
         if not folder or folder == "/dev":  # /dev/null and friends: keep the control files elsewhere
             folder = "/tmp"
         control = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}")
-        entry = self.connection
         args = (control, stdout, "" if stderr == stdout else stderr, stdin or "", command, listed)
         prelude = _prelude(cwd, env, path)
         try:
-            for attempt in (1, 2):  # a launcher found ended when written to: nothing started
-                with translate_errors(self.where, command):
-                    launcher = await entry.launcher()
-                try:
-                    started = launcher.request(args, prelude, control)
-                except _NotSent:
-                    if attempt == 2:
-                        raise
-                    continue
-                try:
-                    channel = await asyncio.shield(started)
-                except asyncio.CancelledError:  # it starts anyway: kill it once it did
-                    self._adopt(started, control, command, owner, listed)
-                    raise
-                break
+            started = await self._ask_launcher(command,
+                                               lambda launcher: launcher.request(args, prelude, control))
+            try:
+                channel = await asyncio.shield(started)
+            except asyncio.CancelledError:  # it starts anyway: kill it once it did
+                self._adopt(started, control, command, owner, listed)
+                raise
         except _StartFailed as exc:
             raise CommandError(command, exc.status, await self._start_error(control),
                                f"{self.where} (cannot start it)") from None
@@ -1852,21 +1846,28 @@ class SshExecutor(Executor):
             raise CommandError("(sweep of the run's processes)", status, text[-STDERR_TAIL:], self.where)
         return int(text)
 
+    async def _ask_launcher(self, what: str, ask: Callable[[_Launcher], _Asked]) -> _Asked:
+        """``ask(launcher)`` with the connection's launcher, then once more with a new one if
+        that one was found ended when written to (:class:`_NotSent`: nothing was sent)."""
+        for attempt in (1, 2):
+            with translate_errors(self.where, what):
+                launcher = await self.connection.launcher()
+            try:
+                return ask(launcher)
+            except _NotSent:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     async def _internal(self, script: str, *args: str) -> tuple[int, str]:
         """Run one of this module's short scripts in a subshell of the launcher (no session
         and no login shell of its own); its status and the first line of its output."""
-        entry = self.connection
         what = "(nepi_lab's own command)"
-        for attempt in (1, 2):  # a launcher found ended when written to: nothing ran
-            with translate_errors(self.where, what):
-                launcher = await entry.launcher()
-            try:
-                done = launcher.command(script, *args)
-                break
-            except _NotSent:
-                if attempt == 2:
-                    raise SshConnectionLostError(f"SSH connection to {self.where} lost: the launcher ended",
-                                                 self.where, what) from None
+        try:
+            done = await self._ask_launcher(what, lambda launcher: launcher.command(script, *args))
+        except _NotSent:
+            raise SshConnectionLostError(f"SSH connection to {self.where} lost: the launcher ended",
+                                         self.where, what) from None
         try:
             return await asyncio.shield(done)
         except ConnectionError:
