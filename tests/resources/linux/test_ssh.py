@@ -943,3 +943,41 @@ def test_a_request_read_across_the_launcher_s_one_second_check_is_read_whole(tmp
     finally:
         launcher.stdin.close()
         launcher.wait(5)
+
+
+def test_a_connection_lost_during_one_of_nepi_labs_own_commands_says_the_outcome_is_unknown(
+        ec, ssh_node, sshd):  # noqa: F811
+    """A sweep or a removal runs in a subshell of the launcher (a ``C`` request); the
+    connection dropped before its answer came, the caller gets SshConnectionLostError
+    saying so, not a hang."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    executor = executor_of(ec, ssh_node)
+
+    def sleeping() -> list[psutil.Process]:
+        found = []
+        for p in remote_processes(sshd):
+            try:
+                if p.cmdline() == ["sleep", "3"]:
+                    found.append(p)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    async def scenario():
+        asked = asyncio.ensure_future(executor._internal("sleep 3; echo late"))
+        deadline = time.monotonic() + 10
+        while not await asyncio.to_thread(sleeping) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(sleeping), "the command did not start"
+        await asyncio.to_thread(sshd.drop_connections)
+        with pytest.raises(_ssh.SshConnectionLostError) as lost:
+            await asyncio.wait_for(asked, 10)
+        return str(lost.value)
+
+    message = run_on_loop(ec, scenario())
+    assert "lost while (nepi_lab's own command) ran; outcome unknown" in message, message
+    deadline = time.monotonic() + 10  # what it started ends by itself (sleep 3)
+    while sleeping() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sleeping()
