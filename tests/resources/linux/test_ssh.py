@@ -441,9 +441,7 @@ def test_the_supervisor_also_runs_in_plain_sh(ec, ssh_node, sshd, marker):  # no
     entry = executor_of(ec, ssh_node).connection
     entry.posix_login = False  # as for a csh user: its commands through ``exec sh -c``
     entry.launcher_shell = "sh"  # as if bash were missing: the next launcher runs in sh
-    [launcher] = launchers(sshd)
-    launcher.kill()
-    launcher.wait(5)
+    kill_launcher(ec, ssh_node, sshd)
     out = rm.node_home + "/out"
 
     async def scenario():
@@ -719,6 +717,23 @@ def launchers(server: Sshd) -> list[psutil.Process]:
     return found
 
 
+def kill_launcher(ec, node, server: Sshd) -> psutil.Process:
+    """Kill the node's launcher shell and wait until nepi_lab was told it ended (sshd's
+    exit status for its channel): a request written before that goes to the dead one
+    (see :func:`test_a_spawn_written_to_a_launcher_just_killed_is_an_error_not_a_hang`)."""
+    [launcher] = launchers(server)
+    launcher.kill()
+    launcher.wait(5)
+    entry = executor_of(ec, node).connection
+
+    async def told():
+        while entry._launcher is not None and not entry._launcher.closed:
+            await asyncio.sleep(0.005)
+
+    run_on_loop(ec, asyncio.wait_for(told(), 10))
+    return launcher
+
+
 def test_more_processes_run_at_once_than_the_connection_has_channels(ec, ssh_node, sshd, marker):  # noqa: F811
     """Running processes hold no channel: 25 run at once on a MaxSessions 10 server,
     each is signalled through the one launcher, and each status comes back."""
@@ -783,9 +798,7 @@ def test_the_launcher_killed_its_processes_go_on_and_their_outcomes_are_read(
     ec.deploy()
     ec.wait_started(a, timeout=20)
     assert wait_for_processes(marker, 2)
-    [launcher] = launchers(sshd)
-    launcher.kill()
-    launcher.wait(5)
+    launcher = kill_launcher(ec, ssh_node, sshd)
     rm = ec.get_resource(ssh_node)
     out = rm.node_home + "/after"
 
@@ -800,6 +813,30 @@ def test_the_launcher_killed_its_processes_go_on_and_their_outcomes_are_read(
     failure = ec.get_resource(a).failure
     assert failure is not None and failure.returncode == 3, failure
     assert ec.trace(a, "stdout") == "survived\n"
+
+
+def test_a_spawn_written_to_a_launcher_just_killed_is_an_error_not_a_hang(
+        ec, ssh_node, sshd, marker):  # noqa: F811
+    """A request written to a launcher that died before nepi_lab heard of it cannot be
+    told from one it read just before dying: the spawn says the command may run, then
+    the next spawn goes through a new launcher."""
+    ec.deploy()
+    ec.wait_deployed(ssh_node, timeout=20)
+    rm = ec.get_resource(ssh_node)
+    out = rm.node_home + "/raced"
+    [launcher] = launchers(sshd)
+
+    async def raced():
+        launcher.kill()  # sshd's word on it can only come once this coroutine awaits
+        with pytest.raises(_ssh.SshConnectionLostError, match="may run on the host, unsupervised"):
+            await asyncio.wait_for(rm.spawn("echo raced $MARK", stdout=out, stderr=out,
+                                            env={"MARK": marker}), 10)
+        again = await asyncio.wait_for(rm.spawn("echo again", stdout=out, stderr=out), 10)
+        return await asyncio.wait_for(again.wait(), 10)
+
+    assert run_on_loop(ec, raced()) == 0
+    assert run_on_loop(ec, rm.run(f"cat {out}")).stdout == "again\n"  # the raced one never ran
+    assert [p.pid for p in launchers(sshd)] != [launcher.pid] and len(launchers(sshd)) == 1
 
 
 def test_after_a_reconnection_a_new_launcher_starts_processes(ec, ssh_node, sshd, marker):  # noqa: F811
