@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import pathlib
 import socket
 import sys
 import threading
@@ -18,7 +19,7 @@ import time
 import psutil
 import pytest
 
-from nepi_lab import ExperimentFailedError, MissingTraceError, ResourceState, TraceAttr
+from nepi_lab import ExperimentController, ExperimentFailedError, MissingTraceError, ResourceState, TraceAttr
 from nepi_lab.resources.linux import _ssh
 from nepi_lab.resources.linux._ssh import (
     SshExecutor,
@@ -341,6 +342,37 @@ def test_a_missing_known_hosts_file_fails_the_node(ec, sshd, tmp_path):  # noqa:
                                 **sshd.node_attributes(knownHosts=str(tmp_path / "none")))
     failure, _ = deploy_and_fail(ec, node)
     assert failure.error == "SshHostKeyError" and "does not exist" in failure.message
+
+
+def test_a_known_hosts_file_is_parsed_once_and_again_once_it_changed(sshd, tmp_path, monkeypatch):  # noqa: F811
+    """asyncssh parses a known_hosts file named by its path at every connection; nepi_lab
+    parses it once while its bytes stay the same, and again when they change: a key
+    replaced there (the same size, the same second) fails the next connection."""
+    import asyncssh
+
+    parsed = []
+    real = asyncssh.import_known_hosts
+    monkeypatch.setattr(asyncssh, "import_known_hosts", lambda text: parsed.append(text) or real(text))
+    known = tmp_path / "known_hosts"
+    known.write_bytes(pathlib.Path(sshd.known_hosts).read_bytes())
+
+    def one_run():  # a controller of its own: a connection of its own
+        with ExperimentController(exp_id="known-hosts", local_dir=str(tmp_path / "runs")) as ec:
+            node = ec.register_resource("linux::Node", critical=False,
+                                        **sshd.node_attributes(knownHosts=str(known)))
+            a = app(ec, node, command="echo checked", critical=False)
+            ec.deploy()
+            ec.wait_finished([node, a], timeout=20)
+            return ec.get_resource(node).failure, ec.trace(a, "stdout") if ec.state(a) == S.FINISHED else None
+
+    assert [one_run() for _ in range(3)] == [(None, "checked\n")] * 3
+    assert len(parsed) == 1
+    wrong = pathlib.Path(sshd.wrong_known_hosts).read_bytes()
+    assert len(wrong) == known.stat().st_size  # the cache cannot go by the size
+    known.write_bytes(wrong)
+    failure, out = one_run()
+    assert failure is not None and failure.error == "SshHostKeyError" and out is None
+    assert len(parsed) == 2
 
 
 def test_host_key_checking_is_off_only_when_asked(ec, sshd):  # noqa: F811
