@@ -517,10 +517,12 @@ class Application(ResourceManager):
         if self._collect_lock is None:
             self._collect_lock = asyncio.Lock()
         async with self._collect_lock:
+            skipped = {step for step in ("build", "install") if not self.get(step)}  # no such step
+            skipped.update(self._local_traces)
+            if not self._deploys():
+                skipped.update(DEPLOY_TRACES)
             names = [name for name in self._trace_table
-                     if name in self._enabled_traces and name not in self._local_traces
-                     and not (name in ("build", "install") and not self.get(name))  # no such step
-                     and not (name in DEPLOY_TRACES and not self._deploys())]
+                     if name in self._enabled_traces and name not in skipped]
             try:
                 names += await self._written_files(node, ended)
             except (OSError, CommandError) as exc:  # the declared traces are still collected
