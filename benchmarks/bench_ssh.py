@@ -29,7 +29,10 @@ Figures
    ``shutdown()`` (connect, folders, spawn, exit status, traces collected over SFTP,
    clean-up).  Baseline: a bare asyncssh connection opened, 100 ``conn.run("true")``
    started together (at most 10 at a time: sshd's MaxSessions) and the connection
-   closed.  Target: <= 1.5x the baseline (medians of interleaved rounds).
+   closed.  Target: <= 1.5x the baseline (medians of interleaved rounds).  Beside it,
+   the CPU each application cost on either side, nepi_lab's and the baseline's: the
+   client's (this process) and the hosts' (the machine's busy time less this process's:
+   sshd, the shells, the commands), so that a ratio can be told apart from the load.
 3. Threads: the most ``threading.active_count()`` seen during figure 2, sampled by an
    event subscriber and by the main thread.  Target: <= 4.
 4. A fleet: 50 sshds (``--hosts``), one per loopback address (127.0.1.1 ...), sharing
@@ -39,7 +42,9 @@ Figures
    connections opened together, 20 ``conn.run("true")`` on each (at most MaxSessions at
    a time per connection, a refused channel retried), closed.  Target: <= 1.5x the
    baseline, no channel refused by any sshd ("no more sessions": the per-host limit
-   respected) and <= 4 threads in the controller's process.
+   respected) and <= 4 threads in the controller's process.  The CPU per application
+   on either side is printed as in figure 2: on one machine the 50 sshds and the
+   controller share its cores, so the hosts' side bounds this figure.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -70,6 +76,38 @@ def load() -> str:
     """The load average, as the figures' context (the machine may be shared)."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def cpu_now() -> tuple[float, float]:
+    """(this process's CPU seconds, the machine's busy CPU seconds) so far.  Over a
+    measurement, the first is the client's side (the controller, or the bare asyncssh
+    client), the second less the first the hosts' side: sshd, the shells and what they
+    run (and whatever else ran meanwhile: the load average is printed beside)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open("/proc/stat") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return usage.ru_utime + usage.ru_stime, busy
+
+
+def measured(work, cpu: dict[str, list[float]]):
+    """``work()``'s result, its client and host CPU seconds (see :func:`cpu_now`) appended
+    to ``cpu["client"]`` and ``cpu["host"]``."""
+    mine, busy = cpu_now()
+    result = work()
+    mine_after, busy_after = cpu_now()
+    cpu.setdefault("client", []).append(mine_after - mine)
+    cpu.setdefault("host", []).append(max(0.0, (busy_after - busy) - (mine_after - mine)))
+    return result
+
+
+def cpu_line(cpu_ours: dict[str, list[float]], cpu_bare: dict[str, list[float]], count: int) -> str:
+    """The CPU per application on either side, nepi_lab's beside the baseline's (medians)."""
+    per = {side: (statistics.median(cpu_ours[side]) / count, statistics.median(cpu_bare[side]) / count)
+           for side in ("client", "host")}
+    return (f"   CPU per application: client {ms(per['client'][0])} (baseline {ms(per['client'][1])}), "
+            f"hosts' side {ms(per['host'][0])} (baseline {ms(per['host'][1])}; the machine's busy time "
+            f"less this process's)")
 
 
 def file_cost(where: str) -> float:
@@ -244,13 +282,16 @@ def main() -> int:
             ours_many, bare = [], []
             most = refused = refusals_ours = refusals_bare = 0
             node_many(server, 10, results)  # warm-up: imports, first connection
+            cpu_ours: dict[str, list[float]] = {}
+            cpu_bare: dict[str, list[float]] = {}
             for _ in range(rounds):
                 log_start = len(server.log_text())
-                elapsed_bare, retried = asyncio.run(bare_many(server, apps, server.max_sessions))
+                elapsed_bare, retried = measured(
+                    lambda: asyncio.run(bare_many(server, apps, server.max_sessions)), cpu_bare)
                 bare.append(elapsed_bare)
                 refused += retried
                 log_ours = len(server.log_text())
-                elapsed, threads = node_many(server, apps, results)
+                elapsed, threads = measured(lambda: node_many(server, apps, results), cpu_ours)
                 ours_many.append(elapsed)
                 most = max(most, threads)
                 log = server.log_text()
@@ -264,6 +305,7 @@ def main() -> int:
                   f"{server.max_sessions} at a time, close)")
             print(f"   sshd 'no more sessions' refusals: nepi_lab {refusals_ours}, baseline {refusals_bare} "
                   f"(retried by the baseline: {refused})")
+            print(cpu_line(cpu_ours, cpu_bare, apps))
             print(f"   ratio {t_ours / t_bare:5.2f}x; target <= 1.5x: {verdict(t_ours <= 1.5 * t_bare)}")
             print()
 
@@ -293,13 +335,15 @@ def fleet_figure(hosts: int, per_host: int, rounds: int, results: str) -> None:
         ours, bare = [], []
         most = refused = refusals_ours = refusals_bare = 0
         node_fleet(fleet, 2, results)  # warm-up: every host's first connection
+        cpu_ours: dict[str, list[float]] = {}
+        cpu_bare: dict[str, list[float]] = {}
         for _ in range(rounds):
             before = fleet.log_text().count("no more sessions")
-            elapsed_bare, retried = asyncio.run(bare_fleet(fleet, per_host))
+            elapsed_bare, retried = measured(lambda: asyncio.run(bare_fleet(fleet, per_host)), cpu_bare)
             bare.append(elapsed_bare)
             refused += retried
             between = fleet.log_text().count("no more sessions")
-            elapsed, threads = node_fleet(fleet, per_host, results)
+            elapsed, threads = measured(lambda: node_fleet(fleet, per_host, results), cpu_ours)
             ours.append(elapsed)
             most = max(most, threads)
             refusals_bare += between - before
@@ -315,6 +359,7 @@ def fleet_figure(hosts: int, per_host: int, rounds: int, results: str) -> None:
               f"each, {fleet.max_sessions} at a time per connection)")
         print(f"   sshd 'no more sessions' refusals: nepi_lab {refusals_ours}, baseline {refusals_bare} "
               f"(retried by the baseline: {refused}); threads: at most {most}")
+        print(cpu_line(cpu_ours, cpu_bare, total))
         print(f"   ratio {t_ours / t_bare:5.2f}x; target <= 1.5x, no refusal, <= 4 threads: {verdict(ok)}")
     finally:
         fleet.__exit__(None, None, None)
