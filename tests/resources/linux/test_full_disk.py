@@ -14,6 +14,7 @@ import pytest
 from nepi_lab import ExperimentController, ResourceState, ResultsWriteError
 
 from ...faults import small_disk
+from .sshd import sshd  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.faults
 
@@ -53,3 +54,29 @@ def test_results_write_error_is_an_os_error_with_its_data():
     assert isinstance(error, OSError) and error.errno == 28
     assert (error.guid, error.path, error.kept) == (3, "/r/3/stdout", "host:/h/3/stdout")
     assert "No space left on device" in str(error) and "kept at host:/h/3/stdout" in str(error)
+
+
+def test_a_full_results_disk_over_ssh_keeps_the_outcome_and_the_host_copy(tmp_path, sshd):  # noqa: F811
+    """The same over SSH: the big trace's download fails on the full disk, the empty ones
+    (made here without a download) and the small application's are kept."""
+    with small_disk(tmp_path / "results", "1m") as results:
+        ec = ExperimentController(exp_id="full-ssh", local_dir=str(results))
+        try:
+            node = ec.register_resource("linux::Node", **sshd.node_attributes())
+            big = ec.register_resource("linux::Application", connectedTo=node, command=THREE_MB)
+            small = ec.register_resource("linux::Application", connectedTo=node, command="echo fine")
+            ec.deploy()
+            ec.wait_finished(timeout=30)
+            assert (ec.state(big), ec.state(small)) == (S.FINISHED, S.FINISHED)
+            [problem] = [f for f in ec.failures if f.guid == big]
+            assert problem.error == "ResultsWriteError" and problem.step == "collect" and not problem.critical
+            host_copy = ec.get_resource(big).app_home + "/stdout"
+            assert host_copy in problem.message
+            assert ec.trace(small, "stdout") == "fine\n"
+        finally:
+            ec.shutdown()
+        assert os.path.getsize(host_copy) == 3_000_000  # kept on the host at release
+        folder = os.path.join(ec.run_dir, f"{big}-linux.Application")
+        assert not os.path.exists(os.path.join(folder, "stdout"))
+        assert os.path.getsize(os.path.join(folder, "stderr")) == 0  # empty there: made here, no download
+        assert not os.path.exists(ec.get_resource(small).app_home)
