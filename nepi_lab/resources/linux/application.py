@@ -788,7 +788,7 @@ class Application(ResourceManager):
             await node.write_file(self.host_path("stderr"), "")
         queue = node.executor.spawn_queue
         note = None
-        if queue() is not None and self._waiting is None:  # explain() says why it is not STARTED yet
+        if self._waiting is None:  # explain() says why it is not STARTED yet, also once the spawn waits
             note = self._waiting = lambda: queue() or "starting its command"
         try:
             process = await node.spawn(command, stdout=self.host_path("stdout"),
