@@ -43,19 +43,24 @@ wait at all.  When :mod:`nepi_lab.resources.linux` is imported (the first lookup
 ``linux::`` type, as a script registers its first node), when a ``linux::Node`` is
 registered, and when a local node deploys, a short-lived worker thread (one at a time,
 never awaited) writes its own thread id into ``cgroup.threads`` of the cgroup the
-interpreter is in.  The kernel takes the lock before it looks at the move (a pid that
-does not exist is refused before it, on Linux 6.18), and the move is a no-op: a thread
-into the cgroup it is in; had someone moved the process elsewhere meanwhile, a thread
-cannot leave its process's domain cgroup and the write fails.  So it never moves the
+interpreter is in, and again every 4 ms for the next 0.1 s (the *warm spell*): the lock
+goes cold one grace period after its last writer left, often before the first command
+comes, and that command's shell then waited a grace period of its own.  The kernel
+takes the lock before it looks at the move (a pid that does not exist is refused before
+it, on Linux 6.18), and the move is a no-op: a thread into the cgroup it is in; had
+someone moved the process elsewhere meanwhile, a thread cannot leave its process's
+domain cgroup and the write fails (and the spell ends).  So it never moves the
 controller and never fails a run (an error is only logged at debug level).  Nothing is
 started with ``NEPI_LAB_CGROUPS=0``, once no cgroup was found, or, as long as none was
 looked for, without root.  The same worker makes the node's cgroup at deploy, off the
 loop: ``mkdir`` there takes the kernel's ``cgroup_mutex``, which a writer holds while
-it waits, and the loop must not block on it; the node's first command awaits it.
-The first application of a process then pays what is left of the grace period after
-its first ``linux::`` lookup, not all of it: measured with ``benchmarks/bench_linux.py``
-(figure 4), the grace period lasts 10-30 ms here under load, longer than the
-controller's own work before the first spawn, so part of it remains.
+it waits, and the loop must not block on it; the node's first command awaits it (a job
+runs at once, also during a spell).  The first application of a process then pays what
+is left of the grace period after its first ``linux::`` lookup, not all of it: the grace
+period lasts 10-30 ms here under load, longer than the controller's own work before the
+first spawn, so part of it remains.  Measured with ``benchmarks/bench_linux.py``
+(figure 4): the first app of a process took 28 ms with a single write, 21 ms with the
+spell, 16 ms without the cgroup.
 
 What still escapes: on a host without cgroups, a process that starts with a cleared
 or rewritten environment (``env -i``, some daemons' sanitising); anywhere, work
@@ -375,10 +380,19 @@ class RunCgroups:
 #: called instead of ``job`` if no thread can be started.
 _jobs: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
 _worker: threading.Thread | None = None
-_warm_queued = False  #: a :func:`_warm` is in :data:`_jobs` already
+_woken = threading.Event()  #: set when a job comes: the worker stops waiting between warmings
+_warm_until = float("-inf")  #: the warm spell's end (``time.monotonic()``), see :func:`warm_up`
 _last_warm = float("-inf")  #: when the last warming write ended (``time.monotonic()``)
 #: Within this long after a write, the lock needs no grace period yet (well below one).
 WARM_FOR = 0.002
+#: How long the lock is kept warm after :func:`warm_up`: long enough for a script's node
+#: to deploy and start its first command, short enough to cost nothing (a write of 0.03 ms
+#: every :data:`WARM_EVERY`).
+WARM_SPELL = 0.1
+#: The interval of the warm spell's writes.  The kernel lets the lock go cold about one
+#: grace period after its last writer left (a write 12 ms after another did not wait on
+#: this project's VMs, one 16 ms after did; grace periods only grow under load).
+WARM_EVERY = 0.004
 
 
 def _submit(job: Callable[[], None], abandon: Callable[[], None] | None = None) -> bool:
@@ -387,6 +401,7 @@ def _submit(job: Callable[[], None], abandon: Callable[[], None] | None = None) 
     global _worker
     with _lock:
         _jobs.append((job, abandon))
+        _woken.set()
         if _worker is not None:
             return True
         worker = _worker = threading.Thread(target=_work, name="nepi_lab-cgroup", daemon=True)
@@ -406,13 +421,23 @@ def _submit(job: Callable[[], None], abandon: Callable[[], None] | None = None) 
 
 
 def _work() -> None:
+    """The worker's loop: the jobs in order; between them, while the warm spell lasts, a
+    warming write every :data:`WARM_EVERY` (a job that comes meanwhile runs at once)."""
     global _worker
     while True:
         with _lock:
-            if not _jobs:
+            _woken.clear()
+            if _jobs:
+                job: Callable[[], None] | None = _jobs.pop(0)[0]
+            elif time.monotonic() < _warm_until:
+                job = None
+            else:
                 _worker = None
                 return
-            job, _ = _jobs.pop(0)
+        if job is None:
+            _warm()
+            _woken.wait(WARM_EVERY)
+            continue
         try:
             job()
         except Exception:  # a job reports its own errors; this thread must go on
@@ -422,41 +447,60 @@ def _work() -> None:
 def _warm() -> None:
     """Take and drop the kernel's ``cgroup_threadgroup_rwsem`` for writing: write this
     thread's id into ``cgroup.threads`` of the cgroup it is in (a no-op move)."""
-    global _warm_queued, _last_warm
-    with _lock:
-        _warm_queued = False
-    if time.monotonic() - _last_warm < WARM_FOR:
+    global _last_warm, _warm_until
+    if time.monotonic() - _last_warm < WARM_FOR or _warm_file is None:
         return
-    base = cgroup_base()
-    if base is None:
-        return
+    base, fd = _warm_file
     try:
-        fd = os.open(os.path.join(base, "cgroup.threads"), os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(threading.get_native_id()).encode())
-        finally:
-            os.close(fd)
+        os.write(fd, str(threading.get_native_id()).encode())
     except OSError as exc:
         log.debug("warming the cgroup lock in %s failed (%s): the first command may wait for it", base, exc)
+        with _lock:
+            _warm_until = float("-inf")  # the next writes would fail alike: the spell ends
     _last_warm = time.monotonic()
 
 
+#: ``cgroup.threads`` of the interpreter's cgroup, opened for writing by :func:`warm_up`
+#: (its folder, the descriptor); kept open, each warming writes to it again.  One opened
+#: for another folder is never closed (the worker may be writing to it): the folder only
+#: changes if the interpreter's own cgroup does, which nepi_lab does not follow anyway.
+_warm_file: tuple[str, int] | None = None
+_warm_files: dict[str, int] = {}
+
+
 def warm_up() -> None:
-    """Start taking the cgroup lock's grace period off the next command's path, in the
-    worker thread, not awaited (see "What the cgroup costs" above).  Nothing happens
-    with ``NEPI_LAB_CGROUPS=0``, where no cgroup was found, or without root before one
-    was looked for; a warming already queued serves this call too."""
-    global _warm_queued
+    """Take the cgroup lock's grace period off the next command's path: for the next
+    :data:`WARM_SPELL` seconds the worker thread writes every :data:`WARM_EVERY` (see "What
+    the cgroup costs" above), not awaited.  The first write waits for the grace period;
+    the next ones keep the lock from going cold again before the command comes.  Nothing
+    happens with ``NEPI_LAB_CGROUPS=0``, where no cgroup was found, or without root
+    before one was looked for; a spell already running is extended.
+
+    The cgroup is looked up and its file opened here, in the caller's thread: a worker
+    that did it would start its grace period only once the caller let it have the GIL
+    again (5 ms at a time while the caller imports modules)."""
+    global _warm_until, _warm_file
     if _base is None or os.environ.get(CGROUPS_ENV) == "0":
         return
     if _base is _UNKNOWN and os.geteuid() != 0:
         # only a delegated subtree could be writable: not worth a thread before a node
         # found one (its deploy asks, then later nodes warm it)
         return
+    base = cgroup_base()
+    if base is None:
+        return
     with _lock:
-        if _warm_queued:
+        if base not in _warm_files:
+            try:
+                _warm_files[base] = os.open(os.path.join(base, "cgroup.threads"), os.O_WRONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                log.debug("warming the cgroup lock in %s failed (%s): the first command may wait for it",
+                          base, exc)
+                return
+        _warm_file = (base, _warm_files[base])
+        _warm_until = time.monotonic() + WARM_SPELL
+        if _worker is not None:  # it looks at the spell before it ends
             return
-        _warm_queued = True
     _submit(_warm)
 
 
@@ -494,11 +538,12 @@ def _forget_worker_in_child() -> None:
     """After ``fork()``: the child has no worker thread, so its queue starts empty (a job
     left there would never run, and a first command would wait for its cgroup forever),
     and the module's lock afresh (another thread may have held it at the fork)."""
-    global _lock, _worker, _warm_queued
+    global _lock, _worker, _woken, _warm_until
     _lock = threading.Lock()
+    _woken = threading.Event()
     _jobs.clear()
     _worker = None
-    _warm_queued = False
+    _warm_until = float("-inf")
 
 
 os.register_at_fork(after_in_child=_forget_worker_in_child)

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -68,6 +69,60 @@ def test_warming_the_lock_moves_nothing_and_does_not_fail(monkeypatch, caplog):
     assert set(after.values()) <= set(before.values())  # no thread in another cgroup
 
 
+def test_the_warm_spell_writes_again_until_it_ends_and_jobs_do_not_wait_for_it(monkeypatch):
+    """After warm_up the worker writes again every WARM_EVERY (the lock would go cold one
+    grace period after a single write), a job that comes meanwhile runs at once, and the
+    worker ends with the spell."""
+    needs_cgroups()
+    wait_for_worker()
+    writes = []
+    real_warm = _tracking._warm
+
+    def counted() -> None:
+        writes.append(threading.get_native_id())
+        real_warm()
+
+    monkeypatch.setattr(_tracking, "_warm", counted)
+    monkeypatch.setattr(_tracking, "_last_warm", float("-inf"))
+    monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)  # far longer than anything below takes
+    _tracking.warm_up()
+    spell_end = _tracking._warm_until
+    for _ in range(500):
+        if len(writes) >= 3:
+            break
+        threading.Event().wait(0.01)
+    assert len(writes) >= 3 and len(set(writes)) == 1  # again and again, by one thread
+    ran = threading.Event()
+    assert _tracking._submit(ran.set)
+    assert ran.wait(10) and time.monotonic() < spell_end  # not after the spell
+    worker = _tracking._worker
+    assert worker is not None and worker.is_alive()  # the spell goes on
+    with _tracking._lock:
+        _tracking._warm_until = time.monotonic()  # end it now
+    wait_for_worker()
+    assert not worker.is_alive()
+    count = len(writes)
+    threading.Event().wait(3 * _tracking.WARM_EVERY)
+    assert len(writes) == count  # no write after the spell
+
+
+def test_a_second_warm_up_extends_the_spell_without_a_second_thread(monkeypatch):
+    needs_cgroups()
+    wait_for_worker()
+    monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)
+    _tracking.warm_up()
+    first, worker = _tracking._warm_until, _tracking._worker
+    threading.Event().wait(0.01)
+    _tracking.warm_up()
+    try:
+        assert _tracking._warm_until > first and _tracking._worker is worker
+        assert [t.name for t in threading.enumerate()].count("nepi_lab-cgroup") == 1
+    finally:
+        with _tracking._lock:
+            _tracking._warm_until = time.monotonic()
+        wait_for_worker()
+
+
 def test_warming_where_the_controller_is_not_moves_nothing(monkeypatch, caplog):
     """Had the controller been moved out of the cgroup it started in, the write (into the
     old one) fails instead of moving anything back: a thread cannot leave its process's
@@ -89,8 +144,12 @@ def test_warming_where_the_controller_is_not_moves_nothing(monkeypatch, caplog):
             assert f.read() == ""
         assert set(cgroups_of_threads().values()) <= set(before.values())
         failed = [r for r in caplog.records if "warming the cgroup lock" in r.getMessage()]
+        # one message: the spell ended at the failed write instead of failing again and again
         assert len(failed) == 1 and failed[0].levelno == logging.DEBUG, [r.getMessage() for r in failed]
     finally:
+        fd = _tracking._warm_files.pop(scratch, None)
+        if fd is not None:
+            os.close(fd)
         os.rmdir(scratch)
 
 
