@@ -26,6 +26,10 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def _raise(error: OSError) -> None:
+    raise error
+
+
 class LocalExecutor(Executor):
     """Runs commands on this machine, each in its own process group.
 
@@ -359,6 +363,16 @@ class LocalExecutor(Executor):
                     os.rmdir(path)
                     return
         except FileNotFoundError:
+            return
+        except OSError:
+            pass
+        try:  # a node's folder (bin/, src/): bottom-up, without importing shutil (~2.5 ms)
+            for folder, dirs, files in os.walk(path, topdown=False, onerror=_raise):
+                for name in files:
+                    os.unlink(os.path.join(folder, name))
+                for name in dirs:
+                    os.rmdir(os.path.join(folder, name))  # a link to a folder fails: shutil's turn
+            os.rmdir(path)
             return
         except OSError:
             pass

@@ -126,6 +126,17 @@ def test_local_file_operations_cover_their_edge_cases(ec, deployed, tmp_path):
     run_on_loop(ec, deployed.executor.remove_tree(str(deep)))
     run_on_loop(ec, deployed.executor.remove_tree(str(base / "missing")))
     assert not flat.exists() and not deep.exists()
+    # links inside, to a folder and to a file outside: removed, what they point to kept
+    outside = base / "outside"
+    (outside / "kept").mkdir(parents=True)
+    (outside / "file").write_text("3")
+    linked = base / "linked"
+    (linked / "s").mkdir(parents=True)
+    (linked / "s" / "to-folder").symlink_to(outside)
+    (linked / "to-file").symlink_to(outside / "file")
+    (linked / "s" / "g").write_text("4")
+    run_on_loop(ec, deployed.executor.remove_tree(str(linked)))
+    assert not linked.exists() and os.path.lexists(outside / "kept") and (outside / "file").read_text() == "3"
 
 
 def test_folders_on_the_host_follow_the_documented_layout(ec, deployed, home):
