@@ -217,6 +217,8 @@ class LocalExecutor(Executor):
             process.kill()
         return len(alive)
 
+    queues_spawns = True  # for the descriptors its processes hold (see _process.Descriptors)
+
     def spawn_queue(self) -> str | None:
         if not descriptors.full:
             return None

@@ -788,7 +788,9 @@ class Application(ResourceManager):
             await node.write_file(self.host_path("stderr"), "")
         queue = node.executor.spawn_queue
         note = None
-        if self._waiting is None:  # explain() says why it is not STARTED yet, also once the spawn waits
+        if self._waiting is None and node.executor.queues_spawns:
+            # explain() says why it is not STARTED yet: asked now, as the spawn may come to
+            # the queue only after others took the last place (an SSH node's notes are its own)
             note = self._waiting = lambda: queue() or "starting its command"
         try:
             process = await node.spawn(command, stdout=self.host_path("stdout"),

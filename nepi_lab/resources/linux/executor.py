@@ -110,6 +110,8 @@ class Executor(abc.ABC):
     tracked_run: str | None = None
     #: The guid that owns the commands started without an ``owner`` (the node's).
     owner: int | None = None
+    #: Whether a spawn may wait for a limit of this machine (:meth:`spawn_queue` says why).
+    queues_spawns: bool = False
 
     def track(self, run: str, owner: int) -> None:
         """Mark every process started from now on as run ``run``'s; commands without an
