@@ -9,10 +9,12 @@ to end.  Each test runs in a child interpreter whose limits it sets itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -83,6 +85,40 @@ def test_explain_says_a_queued_application_waits_for_a_process_to_end(ec, node, 
     ec.wait_started(apps[:2], timeout=20)
     third = ec.explain(apps[2])
     assert ec.state(apps[2]) == ResourceState.READY
+    assert "waits for a running process to end: the open-file limit" in third, third
+    ec.wait_finished(apps, timeout=30)
+    assert [ec.state(a, hr=True) for a in apps] == ["FINISHED"] * 3
+
+
+def test_explain_names_the_queue_also_when_the_start_looked_before_it_filled(ec, node, monkeypatch):
+    """The application's start looks at the queue, then spawns; the others may take the
+    last descriptors in between.  Its explain() must still say why it waits."""
+    from nepi_lab.resources.linux import _local, _process
+
+    before = _process.descriptors.held
+    monkeypatch.setattr(_process.descriptors, "_capacity", before + 10)  # room: no queue
+    apps = [ec.register_resource("linux::Application", connectedTo=node, command="sleep 1")
+            for _ in range(3)]
+    real_spawn = _local.LocalExecutor.spawn
+
+    async def spawn(self, command, **kwargs):  # noqa: ANN001, ANN202 - the executor's own signature
+        if kwargs.get("owner") == apps[2]:  # looked at the queue already: it was not full
+            for _ in range(2000):
+                if _process.descriptors.held >= before + 2:  # the other two run
+                    break
+                await asyncio.sleep(0.005)
+            _process.descriptors._capacity = _process.descriptors.held  # now it is
+        return await real_spawn(self, command, **kwargs)
+
+    monkeypatch.setattr(_local.LocalExecutor, "spawn", spawn)
+    ec.deploy()
+    ec.wait_started(apps[:2], timeout=20)
+    for _ in range(2000):
+        if _process.descriptors.waiting:
+            break
+        time.sleep(0.005)
+    assert _process.descriptors.waiting == 1
+    third = ec.explain(apps[2])
     assert "waits for a running process to end: the open-file limit" in third, third
     ec.wait_finished(apps, timeout=30)
     assert [ec.state(a, hr=True) for a in apps] == ["FINISHED"] * 3
