@@ -213,8 +213,13 @@ class Node(ResourceManager):
         executor.track(run_key(self.ec.exp_id, self.ec.run_id), self.guid)
         return executor
 
+    def _new_executor(self) -> Executor:
+        """The executor of this node's commands, made at discover (a subclass may run them
+        elsewhere: a ``netns::Node`` in its namespace)."""
+        return make_executor(self)
+
     async def do_discover(self) -> None:
-        executor = self._track(make_executor(self))
+        executor = self._track(self._new_executor())
         await executor.connect()
         self._executor = executor
         user_home = await executor.home_dir()

@@ -92,11 +92,13 @@ class Node(InNamespace, LinuxNode):
             write_sysctl(name, "net.ipv4.ip_forward", "1")
             write_sysctl(name, "net.ipv6.conf.all.forwarding", "1")
         await super().do_discover()  # folders on this machine, as for a localhost linux::Node
-        local = self._executor
-        executor = LocalExecutor(prefix=["ip", "netns", "exec", name], where=f"netns {name}")
-        self._executor = self._track(executor)
-        if local is not None:
-            await local.close()
+
+    def _new_executor(self) -> LocalExecutor:
+        # its commands run in the namespace, never in a cgroup of the node's on this machine
+        # (a plain local executor made first used to make one at discover, for nothing)
+        assert self.netns is not None, "the namespace is made first"
+        name = self.netns.name
+        return LocalExecutor(prefix=["ip", "netns", "exec", name], where=f"netns {name}")
 
     async def do_release(self) -> None:
         try:

@@ -19,6 +19,7 @@ import textwrap
 import pytest
 
 from nepi_lab import ResourceState
+from nepi_lab.resources.linux import _tracking
 
 from .conftest import all_gone, processes_with, wait_for_processes, wait_for_trace
 from .sshd import sshd  # noqa: F401 - the session fixture
@@ -114,6 +115,9 @@ def test_cleanup_stops_a_killed_runs_processes_collects_its_traces_and_marks_it(
     assert f"marked run {run} as killed in {run_dir}/experiment.json" in done.stdout
     assert f"kept run linux/{ec.run_id} of a live process ({os.getpid()})" in done.stdout
     assert all_gone(marker)  # every process of the killed run, here and there, escaped ones too
+    base = _tracking.cgroup_base()
+    if base is not None:  # and its cgroups here
+        assert not os.path.exists(os.path.join(base, "nepi_lab." + run.replace("/", ".")))
     for app in (local_app, remote_app):
         with open(os.path.join(run_dir, f"{app}-linux.Application", "stdout")) as f:
             assert f.read() == "started\n"

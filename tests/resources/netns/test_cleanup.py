@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from nepi_lab import ExperimentFailedError, ResourceState, topology
+from nepi_lab.resources.linux import _tracking
 from nepi_lab.resources.netns import run_prefix
 
 from .conftest import namespaces, records, wait_until
@@ -202,6 +203,17 @@ def test_nepi_lab_cleanup_after_a_killed_run(tmp_path, home, marker):
     assert ours(prefix) == set()
     assert wait_until(lambda: not processes_with(marker))
     assert prefix not in cleanup().stdout
+    assert run_cgroups_left(tmp_path) == []  # namespace nodes make none here, so none is left
+
+
+def run_cgroups_left(tmp_path):
+    """The cgroup folders of the script's run on this machine (it made none: its commands
+    ran in namespaces), found by name under this interpreter's cgroup."""
+    base = _tracking.cgroup_base()
+    if base is None:
+        return []
+    (run,) = os.listdir(tmp_path / "results" / "goes-away")
+    return [name for name in os.listdir(base) if name == f"nepi_lab.goes-away.{run}"]
 
 
 def test_nepi_lab_cleanup_leaves_a_live_run_alone(ec, home):
