@@ -58,6 +58,48 @@ def no_child_left():
     assert left == [], [c.cmdline() for c in left]
 
 
+def _run_cgroups() -> dict[str, str]:
+    """The run cgroups (``nepi_lab.<exp_id>.<run_id>``) under this interpreter's cgroup,
+    by name, each with its folder; none where cgroups are not used."""
+    from nepi_lab.resources.linux import _tracking
+
+    base = _tracking.own_cgroup()  # where cgroup_base() looks, whatever a test patched there
+    try:
+        names = os.listdir(base) if base is not None else []
+    except OSError:
+        return {}
+    return {name: os.path.join(base, name) for name in names if name.startswith("nepi_lab.")}
+
+
+def _holds_processes(folder: str) -> bool:
+    for parent, _, _ in os.walk(folder):
+        try:
+            with open(os.path.join(parent, "cgroup.procs")) as f:
+                if f.read().strip():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.fixture(autouse=True)
+def no_cgroup_left():
+    """No test leaves a run's cgroup folder behind on this machine: its release, the exit
+    handlers of a script's interpreter or ``nepi-lab cleanup`` (after a kill -9) remove it.
+    Not counted: a folder that still holds processes (another live run's: a benchmark
+    beside the tests), and the runs of this interpreter, whose folders its own exit
+    handler removes (``_tracking``'s ``stop_now``): a node released with
+    ``cleanProcesses=False`` keeps its cgroup for the processes it leaves."""
+    from nepi_lab.resources.linux import _tracking
+
+    before = set(_run_cgroups())
+    yield
+    ours = {os.path.basename(cgroups.folder) for cgroups in list(_tracking._runs.values())}
+    left = [name for name, folder in _run_cgroups().items()
+            if name not in before and name not in ours and not _holds_processes(folder)]
+    assert left == [], f"run cgroups left behind: {left}"
+
+
 @pytest.fixture
 def home(tmp_path):
     """The nodes' ``home``: never the real $HOME."""

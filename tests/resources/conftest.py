@@ -7,7 +7,7 @@ import pytest
 
 from nepi_lab import ExperimentController
 
-from ..guards import home, no_child_left, thread_leak_guard  # noqa: F401  (fixtures)
+from ..guards import home, no_cgroup_left, no_child_left, thread_leak_guard  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
