@@ -448,9 +448,10 @@ def _warm() -> None:
     """Take and drop the kernel's ``cgroup_threadgroup_rwsem`` for writing: write this
     thread's id into ``cgroup.threads`` of the cgroup it is in (a no-op move)."""
     global _last_warm, _warm_until
-    if time.monotonic() - _last_warm < WARM_FOR or _warm_file is None:
+    base = _base
+    fd = _warm_files.get(base) if isinstance(base, str) else None  # opened by warm_up
+    if fd is None or time.monotonic() - _last_warm < WARM_FOR:
         return
-    base, fd = _warm_file
     try:
         os.write(fd, str(threading.get_native_id()).encode())
     except OSError as exc:
@@ -460,11 +461,10 @@ def _warm() -> None:
     _last_warm = time.monotonic()
 
 
-#: ``cgroup.threads`` of the interpreter's cgroup, opened for writing by :func:`warm_up`
-#: (its folder, the descriptor); kept open, each warming writes to it again.  One opened
-#: for another folder is never closed (the worker may be writing to it): the folder only
-#: changes if the interpreter's own cgroup does, which nepi_lab does not follow anyway.
-_warm_file: tuple[str, int] | None = None
+#: ``cgroup.threads`` of the interpreter's cgroup (by folder), opened for writing by
+#: :func:`warm_up` and kept open: each warming writes to it again.  One opened for another
+#: folder is never closed (the worker may be writing to it): the folder only changes if
+#: the interpreter's own cgroup does, which nepi_lab does not follow anyway.
 _warm_files: dict[str, int] = {}
 
 
@@ -479,7 +479,7 @@ def warm_up() -> None:
     The cgroup is looked up and its file opened here, in the caller's thread: a worker
     that did it would start its grace period only once the caller let it have the GIL
     again (5 ms at a time while the caller imports modules)."""
-    global _warm_until, _warm_file
+    global _warm_until
     if _base is None or os.environ.get(CGROUPS_ENV) == "0":
         return
     if _base is _UNKNOWN and os.geteuid() != 0:
@@ -497,7 +497,6 @@ def warm_up() -> None:
                 log.debug("warming the cgroup lock in %s failed (%s): the first command may wait for it",
                           base, exc)
                 return
-        _warm_file = (base, _warm_files[base])
         _warm_until = time.monotonic() + WARM_SPELL
         if _worker is not None:  # it looks at the spell before it ends
             return
