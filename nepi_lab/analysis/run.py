@@ -67,6 +67,8 @@ TIME_COLUMNS = {
     "RELEASED": "release_time",
 }
 EVENT_COLUMNS = ["time", "guid", "type", "from", "to", "detail"]
+#: The states of a resource that was never deployed.
+_NOT_DEPLOYED = frozenset({"NEW", "RELEASED"})
 _IDENTITY = ("run_id", "guid", "type", "trace")
 
 # == one run ========================================================================
@@ -156,6 +158,13 @@ class Run(_Frames):
     def guids(self) -> list[int]:
         """Every resource, in registration order."""
         return [r["guid"] for r in self.description().get("resources", ())]
+
+    @property
+    def deployed(self) -> bool:
+        """Whether anything of the run was ever deployed: False for a controller whose
+        resources were only registered (and released), such as an
+        :class:`~nepi_lab.ExperimentRunner`'s template."""
+        return not set(self.event_table()["to"]).issubset(_NOT_DEPLOYED)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.exp_id}/{self.run_id} ({len(self.guids)} resources)>"
@@ -294,9 +303,11 @@ class ControllerRun(Run):
 class RunSet(_Frames, Sequence[Run]):
     """Every run of an experiment (:func:`load_runs`), oldest first; frames concatenate."""
 
-    def __init__(self, runs: Iterable[Run], path: str | None = None) -> None:
+    def __init__(self, runs: Iterable[Run], path: str | None = None, left_out: Iterable[str] = ()) -> None:
         self.runs = list(runs)
         self.path = path
+        #: Run directories :func:`load_runs` left out: runs never deployed.
+        self.left_out = list(left_out)
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -312,7 +323,8 @@ class RunSet(_Frames, Sequence[Run]):
         return [r.run_id for r in self.runs]
 
     def __repr__(self) -> str:
-        return f"<RunSet of {len(self.runs)} runs in {self.path}>"
+        left_out = f" ({len(self.left_out)} never deployed, left out)" if self.left_out else ""
+        return f"<RunSet of {len(self.runs)} runs in {self.path}{left_out}>"
 
 
 
@@ -358,11 +370,16 @@ def load_run(path: str | os.PathLike[str], *, strict: bool = True) -> DirectoryR
     return DirectoryRun(os.fspath(path), strict)
 
 
-def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet:
+def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True, undeployed: bool = False) -> RunSet:
     """Every run of an experiment: the run directories in ``exp_dir`` (``<results>/<exp_id>``).
 
     Sub-folders that are not runs (no ``experiment.json`` nor ``events.jsonl``) are
     ignored; a damaged run is an error, as in :func:`load_run`.
+
+    A run in which nothing was ever deployed (only registered, then released: an
+    :class:`~nepi_lab.ExperimentRunner`'s template, a notebook stopped before
+    ``deploy()``) holds no measurement and is left out, its path listed in
+    :attr:`RunSet.left_out`; ``undeployed=True`` keeps it (:attr:`Run.deployed` tells).
 
     A sweep directory (one holding ``sweep.json``) gives the runs of the sweep, and
     their frames carry the point's columns after ``run_id``: the parameters (from each
@@ -382,18 +399,26 @@ def load_runs(exp_dir: str | os.PathLike[str], *, strict: bool = True) -> RunSet
     except OSError as exc:
         raise RunDirectoryError(exp_dir, f"cannot list the experiment directory: {exc.strerror}") from None
     runs = []
+    left_out = []
     for name in names:
         folder = os.path.join(exp_dir, name)
         if os.path.isdir(folder) and (os.path.exists(os.path.join(folder, DESCRIPTION))
                                       or os.path.exists(os.path.join(folder, EVENTS))):
-            runs.append(load_run(folder, strict=strict))
+            run = load_run(folder, strict=strict)
+            if undeployed or run.deployed:
+                runs.append(run)
+            else:
+                left_out.append(folder)
     if not runs:
+        if left_out:
+            raise RunDirectoryError(exp_dir, f"none of its {len(left_out)} runs was ever deployed (only "
+                                             "registered); load_runs(..., undeployed=True) reads them")
         raise RunDirectoryError(exp_dir, "no run directory in it (a run directory holds "
                                          f"{DESCRIPTION} and {EVENTS}); give <results>/<exp_id>")
     runs.sort(key=lambda r: r.run_id)
     if os.path.exists(os.path.join(exp_dir, SWEEP_RECORD)):
         _join_sweep(runs, load_sweep(exp_dir))
-    return RunSet(runs, exp_dir)
+    return RunSet(runs, exp_dir, left_out)
 
 
 def _join_sweep(runs: list[Run], sweep: Sweep) -> None:

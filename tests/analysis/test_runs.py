@@ -231,6 +231,23 @@ def test_frames_of_many_resources_and_runs_concatenate(writer_run, tmp_path):
     assert trace_frame(ec, [ok, bad], "out")["guid"].tolist() == [ok] * 4 + [bad] * 3
 
 
+def test_runs_never_deployed_are_left_out_of_an_experiment(writer_run):
+    ec, _, (ok, _) = writer_run
+    results = os.path.dirname(os.path.dirname(ec.run_dir))
+    with ExperimentController(exp_id="writers", local_dir=results) as only_registered:
+        only_registered.register_resource("analysis_test::Writer", lines=2)
+    assert not load_run(only_registered.run_dir).deployed and load_run(ec.run_dir).deployed
+    runs = load_runs(os.path.dirname(ec.run_dir))
+    assert runs.run_ids == [ec.run_id] and runs.left_out == [only_registered.run_dir]
+    assert repr(runs).endswith("(1 never deployed, left out)>")
+    assert set(resources_frame(runs)["run_id"]) == {ec.run_id}
+    everything = load_runs(os.path.dirname(ec.run_dir), undeployed=True)
+    assert everything.run_ids == sorted([ec.run_id, only_registered.run_id]) and everything.left_out == []
+    shutil.rmtree(ec.run_dir)
+    with pytest.raises(RunDirectoryError, match=r"none of its 1 runs was ever deployed .*undeployed=True"):
+        load_runs(os.path.dirname(ec.run_dir))
+
+
 # == what cannot be read ==========================================================
 
 

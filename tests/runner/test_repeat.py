@@ -19,6 +19,7 @@ from nepi_lab import (
     ResourceState,
     TimeFormatError,
     UnknownGuidError,
+    load_runs,
 )
 from nepi_lab.core.files import saved_description
 from nepi_lab.runner import repeat
@@ -58,6 +59,8 @@ def test_each_run_is_a_fresh_controller_with_a_metric_from_its_trace(template, t
     run_ids = [r.run_id for r in runner.runs]
     assert len(set(run_ids)) == 3 and template.run_id not in run_ids
     assert sorted(os.listdir(template.exp_dir)) == sorted([template.run_id, *run_ids])  # nothing else left
+    loaded = load_runs(template.exp_dir)  # the runs, not the template's registrations
+    assert loaded.run_ids == sorted(run_ids) and loaded.left_out == [template.run_dir]
     for record in runner.runs:
         assert record.failure is None and record.ecstate == "TERMINATED" and record.duration > 0
         assert os.path.dirname(record.run_dir) == template.exp_dir  # same exp_id, same results root
