@@ -238,7 +238,7 @@ class Node(ResourceManager):
 
     async def do_provision(self) -> None:
         # recorded before anything runs there: nepi-lab cleanup finds it after a kill -9
-        run_record(self.ec).in_use(self, self._describe_host())
+        await run_record(self.ec).in_use(self, self._describe_host())
         if self.get("cleanHome"):
             await self._clean_home()
         await self.executor.makedirs(self.bin_dir)
@@ -282,7 +282,7 @@ class Node(ResourceManager):
         tear_down_error: CommandError | None = None
         try:
             if not await executor.reconnect():
-                raise self._left_on_host(executor)
+                raise await self._left_on_host(executor)
             tear_down = self.get("tearDown")
             if tear_down and self.node_home:
                 # run before the cleanup, so it may still use what the experiment left; a
@@ -309,7 +309,7 @@ class Node(ResourceManager):
                 else:
                     await executor.remove_tree(self.node_home)
             if self.run_home:
-                run_record(self.ec).released(self)
+                await run_record(self.ec).released(self)
         finally:
             await executor.close()
         if tear_down_error is not None:
@@ -326,13 +326,13 @@ class Node(ResourceManager):
             f"{_describe_left(processes, [folder])} stay there; recorded in {run_record(self.ec).path} for "
             f"`nepi-lab cleanup`", executor.where, {"processes": processes, "folders": [folder]})
 
-    def _left_on_host(self, executor: Executor) -> LeftOnHostError:
+    async def _left_on_host(self, executor: Executor) -> LeftOnHostError:
         """Record what may remain on the unreachable host; the error release reports."""
         processes = executor.left_on_host()
         folders = sorted({entry["folder"] for entry in self._left.values()} | {self.node_home})
         left = {"processes": processes, "folders": folders, "applications": sorted(self._left)}
         record = run_record(self.ec)
-        record.unreachable(self, left, f"{executor.where} could not be reached at release")
+        await record.unreachable(self, left, f"{executor.where} could not be reached at release")
         return LeftOnHostError(
             f"cannot reach {executor.where} at release: {_describe_left(processes, folders)} stay there; "
             f"recorded in {record.path}; run `nepi-lab cleanup` once the host is back to stop them and "
