@@ -57,6 +57,7 @@ import dataclasses
 import importlib
 import ipaddress
 import json
+import logging
 import math
 import re
 import subprocess
@@ -72,6 +73,8 @@ from ..core.states import ResourceState
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger("nepi_lab")
 
 #: How long reading a live node's routes or addresses (``ip -j ...``) may take.
 LIVE_TIMEOUT = 10.0
@@ -316,6 +319,12 @@ class Check:
         super().__init_subclass__(**kwargs)
         kind = cls.__dict__.get("kind")
         if kind:
+            before = _KINDS.get(kind)
+            if before is not None and before.__module__ != cls.__module__:
+                # a notebook cell defining its class again replaces it quietly; a class of
+                # another module taking a kind over changes what every spec file means
+                log.warning("check kind %r was %s.%s and is now %s.%s (in spec files too)", kind,
+                            before.__module__, before.__qualname__, cls.__module__, cls.__qualname__)
             _KINDS[kind] = cls
 
     def __post_init__(self) -> None:

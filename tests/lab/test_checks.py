@@ -252,6 +252,20 @@ def test_every_builtin_kind_is_registered():
                                   "order", "custom"}
 
 
+def test_a_kind_taken_over_by_another_module_is_logged_a_cell_redefining_its_own_is_not(caplog, monkeypatch):
+    from nepi_lab.lab import checks
+
+    monkeypatch.setattr(checks, "_KINDS", dict(checks._KINDS))  # the built-in rtt comes back after
+    namespace = {"__name__": "teachers_checks"}
+    cell = "from nepi_lab.lab.checks import RttBound\nclass MyRtt(RttBound):\n    kind = 'rtt'\n"
+    exec(cell, namespace)
+    assert check_kinds()["rtt"] is namespace["MyRtt"]
+    assert "check kind 'rtt' was nepi_lab.lab.checks.RttBound and is now teachers_checks.MyRtt" in caplog.text
+    caplog.clear()
+    exec(cell, namespace)  # the same cell run again
+    assert check_kinds()["rtt"] is namespace["MyRtt"] and caplog.text == ""
+
+
 def test_results_are_frozen(runs):
     result = State("ping").evaluate(runs.good)
     with pytest.raises(AttributeError):
