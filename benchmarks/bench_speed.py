@@ -13,7 +13,8 @@ figure is a fresh interpreter's):
 
 - ``bench_import.py``: ``import nepi_lab``;
 - ``bench_linux.py --dir <temp folder>``: the first application, ten, a one-app script's
-  whole process, 100 and 1,000 applications, ``ec.state`` and ``ec.trace(SIZE)``, with
+  whole process, 100 and 1,000 applications, 100 and 1,000 nodes, ``ec.state`` and
+  ``ec.trace(SIZE)``, with
   their files in the temporary folder (on this VM ``/tmp``: ext4 without a journal);
 - ``bench_linux.py --dir /dev/shm``: the same on a tmpfs (skipped where there is none);
 - ``bench_core.py``: 10,000 and 100,000 resources against as many bare asyncio tasks,
