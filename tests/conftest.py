@@ -12,7 +12,8 @@ it with the ``summary_line`` fixture.
 
 Every test keeps the index of runs (``nepi-lab cleanup``'s) and, unless it says
 otherwise, its run directories in its temporary folder, never the user's:
-:func:`run_records`.
+:func:`run_records`; nepi_lab's cache is the session's (``NEPI_LAB_CACHE``), not
+``~/.cache/nepi_lab``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import tempfile
 
 import pytest
 
+from nepi_lab.core.registry import CACHE_ENV
 from nepi_lab.core.results import RESULTS_ENV
 from nepi_lab.resources.linux._records import STATE_ENV
 
@@ -43,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # outside any test too (a module's fixture, a helper at import): never the user's folder
     config.stash[_RESULTS] = tempfile.mkdtemp(prefix="nepi_lab-test-results-")
     os.environ.setdefault(RESULTS_ENV, config.stash[_RESULTS])
+    os.environ.setdefault(CACHE_ENV, os.path.join(config.stash[_RESULTS], "cache"))  # not ~/.cache
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -271,6 +273,46 @@ def test_plugins_are_found_only_where_declared(tmp_path, monkeypatch):
     dist.mkdir()
     (dist / "entry_points.txt").write_text("[nepi_lab.resources]\nplugged = plugin_types\n")
     assert registry._plugins_declared() is True
+
+
+def test_the_plugin_scan_is_kept_until_a_folder_of_sys_path_changes(tmp_path, monkeypatch):
+    """The scan's answer is kept for the next process (a file per sys.path in the cache
+    folder) while no folder of sys.path changed: a package installed there is seen at once."""
+    packages, cache = tmp_path / "packages", tmp_path / "cache"
+    packages.mkdir()
+    other = packages / "other-1.0.dist-info"
+    other.mkdir()
+    (other / "entry_points.txt").write_text("[console_scripts]\nother = other:main\n")
+    an_hour_ago = time.time() - 3600
+    os.utime(packages, (an_hour_ago, an_hour_ago))  # settled: a new package would change it
+    monkeypatch.setattr(sys, "path", [str(packages)])
+    monkeypatch.setenv(registry.CACHE_ENV, str(cache))
+    scans = []
+    scan = registry._scan_for_plugins
+    monkeypatch.setattr(registry, "_scan_for_plugins", lambda: scans.append(1) or scan())
+    assert registry._plugins_declared() is False and len(scans) == 1
+    assert len(os.listdir(cache)) == 1
+    assert registry._plugins_declared() is False and len(scans) == 1  # kept
+    plugin = packages / "plugin_types-1.0.dist-info"
+    plugin.mkdir()
+    (plugin / "entry_points.txt").write_text("[nepi_lab.resources]\nplugged = plugin_types\n")
+    assert registry._plugins_declared() is True and len(scans) == 2  # the folder changed: scanned
+    # changed within the last seconds (it may change again within one tick of the file
+    # system's clock): not kept, asked again
+    assert registry._plugins_declared() is True and len(scans) == 3
+    os.utime(packages, (an_hour_ago, an_hour_ago + 1))
+    assert registry._plugins_declared() is True and len(scans) == 4
+    assert registry._plugins_declared() is True and len(scans) == 4
+    for name in os.listdir(cache):  # damaged: scanned again, and rewritten
+        (cache / name).write_text("{not json")
+    assert registry._plugins_declared() is True and len(scans) == 5
+    assert registry._plugins_declared() is True and len(scans) == 5
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "a-file" / "cache"))  # cannot be made
+    assert registry._plugins_declared() is True and len(scans) == 6
+    monkeypatch.setenv(registry.CACHE_ENV, "")  # no cache
+    assert registry._plugins_declared() is True and len(scans) == 7
+    assert not (tmp_path / "a-file" / "cache").exists() and len(os.listdir(cache)) == 1
 
 
 def test_a_type_redefined_before_its_builtin_module_loads_stays():
