@@ -175,8 +175,9 @@ def _plugins_declared() -> bool:
     folder = cache_dir()
     if state is None or folder is None:
         return _scan_for_plugins()
-    # one file per sys.path (per environment): two environments do not take turns in one
-    key = binascii.crc32("\0".join(f for f, _ in state).encode()) & 0xFFFFFFFF
+    # one file per environment (sys.path but its first entry, the script's folder or the
+    # working one: a file per folder a script ever ran from would pile up)
+    key = binascii.crc32("\0".join(f for f, _ in state[1:]).encode()) & 0xFFFFFFFF
     path = os.path.join(folder, f"plugins-{key:08x}.json")
     try:
         with open(path, encoding="utf-8") as f:
@@ -362,8 +363,12 @@ def _may_be_installed(name: str) -> bool:
     """
     from importlib.machinery import PathFinder
 
-    if any(hasattr(f, "find_distributions") and f is not PathFinder for f in sys.meta_path):
-        return True
+    for finder in sys.meta_path:
+        # PathFinder, and the importlib_metadata backport's finder that takes its place once
+        # imported (by some library), look on sys.path, as below; another finder may not
+        if hasattr(finder, "find_distributions") and finder is not PathFinder and \
+                type(finder).__module__.partition(".")[0] != "importlib_metadata":
+            return True
     wanted = _normal(name)
     for entry in sys.path:
         try:

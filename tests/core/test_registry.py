@@ -313,6 +313,14 @@ def test_the_plugin_scan_is_kept_until_a_folder_of_sys_path_changes(tmp_path, mo
     monkeypatch.setenv(registry.CACHE_ENV, "")  # no cache
     assert registry._plugins_declared() is True and len(scans) == 7
     assert not (tmp_path / "a-file" / "cache").exists() and len(os.listdir(cache)) == 1
+    # scripts run from two folders (sys.path[0]) of one environment share one file
+    monkeypatch.setenv(registry.CACHE_ENV, str(cache))
+    for script_dir in ("here", "there"):
+        (tmp_path / script_dir).mkdir()
+        os.utime(tmp_path / script_dir, (an_hour_ago, an_hour_ago))
+        monkeypatch.setattr(sys, "path", [str(tmp_path / script_dir), str(packages)])
+        assert registry._plugins_declared() is True
+    assert len(os.listdir(cache)) == 2 and len(scans) == 9
 
 
 def test_a_type_redefined_before_its_builtin_module_loads_stays():
@@ -381,8 +389,19 @@ def test_a_type_records_the_distribution_of_its_module_and_none_for_a_module_of_
     assert mine == {"module": "my_types", "distribution": None, "version": None} and not imported
     assert installed == {"module": "lab_tools", "distribution": "Lab-Tools", "version": "2.0"}
     monkeypatch.setattr(sys, "path", [str(tmp_path / "no-such-folder"), str(tmp_path)])
+    from importlib.machinery import PathFinder
+
+    monkeypatch.setattr(sys, "meta_path", [PathFinder])  # as Python starts
     assert registry._may_be_installed("lab-tools") and registry._may_be_installed("LAB.tools")
     assert not registry._may_be_installed("my_types")
+
+    class Finder:  # a finder of its own (an app bundler's): it may know distributions
+        def find_distributions(self, context=None):
+            return iter(())
+
+    sys.meta_path.append(Finder())
+    assert registry._may_be_installed("my_types")
+    sys.meta_path.pop()
     (tmp_path / "packed.zip").write_bytes(b"")
     sys.path.append(str(tmp_path / "packed.zip"))  # it may hold distributions: ask importlib.metadata
     assert registry._may_be_installed("my_types")
