@@ -56,8 +56,9 @@ def test_students_are_named_as_chosen(runs, tmp_path):
     for name in ("alice", "bob"):
         with ExperimentController(exp_id=f"lab1-{name}", local_dir=str(tmp_path / "results"),
                                   parameters={"student": name.upper()}) as ec:
-            ec.register_resource("linux::Node", hostname="localhost", home=str(tmp_path / "home"))
+            node = ec.register_resource("linux::Node", hostname="localhost", home=str(tmp_path / "home"))
             ec.deploy()
+            ec.wait_started(node, timeout=30)  # else the end of the block may release it before
         paths.append(ec.run_dir)
     lab = Lab([State(1, "STARTED")])
     assert list(lab.grade(paths, student_from="exp_id").totals["student"]) == ["lab1-alice", "lab1-bob"]
