@@ -42,6 +42,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import UnknownResourceTypeError
@@ -213,30 +214,43 @@ def _scan_for_plugins() -> bool:
     not read: then the answer is True and importlib.metadata decides.
     """
     header = ("[" + ENTRY_POINT_GROUP + "]").encode()
+    try:
+        for dist in _packages_on_path((".dist-info", ".egg-info")):
+            # os.open/os.read: a buffered file object per package costs ~40% more
+            try:
+                fd = os.open(dist.path + "/entry_points.txt", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # no entry points, or an .egg-info file
+                continue
+            try:
+                if header in _read_all(fd):
+                    return True
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+    except _Unlisted:
+        return True
+    return False
+
+
+class _Unlisted(Exception):
+    """A ``sys.path`` entry is not a folder (a zip file): it may hold packages unlisted."""
+
+
+def _packages_on_path(suffixes: tuple[str, ...]) -> Iterator[os.DirEntry[str]]:
+    """The entries of ``sys.path``'s folders whose names end with one of ``suffixes`` (any
+    case); raises :class:`_Unlisted` at an entry that is not a folder."""
     for entry in sys.path:
         try:
             listing = os.scandir(entry or ".")
         except NotADirectoryError:
-            return True
+            raise _Unlisted(entry) from None
         except OSError:  # a folder that does not exist: nothing there
             continue
         with listing:
-            for dist in listing:
-                if not dist.name.endswith((".dist-info", ".egg-info")):
-                    continue
-                # os.open/os.read: a buffered file object per package costs ~40% more
-                try:
-                    fd = os.open(dist.path + "/entry_points.txt", os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:  # no entry points, or an .egg-info file
-                    continue
-                try:
-                    if header in _read_all(fd):
-                        return True
-                except OSError:
-                    continue
-                finally:
-                    os.close(fd)
-    return False
+            for found in listing:
+                if found.name.lower().endswith(suffixes):
+                    yield found
 
 
 def _read_all(fd: int) -> bytes:
@@ -370,20 +384,11 @@ def _may_be_installed(name: str) -> bool:
                 type(finder).__module__.partition(".")[0] != "importlib_metadata":
             return True
     wanted = _normal(name)
-    for entry in sys.path:
-        try:
-            listing = os.scandir(entry or ".")
-        except NotADirectoryError:
-            return True
-        except OSError:  # a folder that does not exist: nothing there
-            continue
-        with listing:
-            for found in listing:
-                low = found.name.lower()
-                if low.endswith((".dist-info", ".egg-info", ".egg")) and \
-                        _normal(low.rpartition(".")[0].partition("-")[0]) == wanted:
-                    return True
-    return False
+    try:
+        return any(_normal(found.name.rpartition(".")[0].partition("-")[0]) == wanted
+                   for found in _packages_on_path((".dist-info", ".egg-info", ".egg")))
+    except _Unlisted:
+        return True
 
 
 @functools.cache
