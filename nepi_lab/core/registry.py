@@ -411,7 +411,7 @@ def _distribution_of(module: str) -> dict[str, str | None]:
         from importlib import metadata
 
         try:
-            dist = metadata.distribution(module.split(".")[0])
+            dist = metadata.distribution(top)
         except (metadata.PackageNotFoundError, ValueError):
             return none
     return {"distribution": dist.metadata["Name"], "version": dist.version}

@@ -175,16 +175,17 @@ class RunRecord:
         rewriting the whole file for each of them costs O(nodes²) (8.9 s for 1,000
         nodes).  A caller cancelled meanwhile does not cancel the write.
         """
+        loop = asyncio.get_running_loop()
         waiting = self._waiting
-        if waiting is None:
-            loop = asyncio.get_running_loop()
+        if waiting is None or waiting.get_loop() is not loop:  # (one of a loop stopped for good)
             waiting = self._waiting = loop.create_future()
             loop.call_soon(self._write_waiting, waiting)
         await asyncio.shield(waiting)
 
     def _write_waiting(self, waiting: asyncio.Future[None]) -> None:
         # a change from now on needs a write of its own: this one may have missed it
-        self._waiting = None
+        if self._waiting is waiting:
+            self._waiting = None
         try:
             with self._lock:
                 self._save()
