@@ -276,7 +276,7 @@ def test_plugins_are_found_only_where_declared(tmp_path, monkeypatch):
 
 
 def test_the_plugin_scan_is_kept_until_a_folder_of_sys_path_changes(tmp_path, monkeypatch):
-    """The scan's answer is kept for the next process (a file per sys.path in the cache
+    """The scan's answer is kept for the next process (a file per environment in the cache
     folder) while no folder of sys.path changed: a package installed there is seen at once."""
     packages, cache = tmp_path / "packages", tmp_path / "cache"
     packages.mkdir()
