@@ -8,8 +8,10 @@ import json
 import os
 import shlex
 
-from nepi_lab import ExperimentController
+from nepi_lab import ExperimentController, ResourceState
 from nepi_lab.resources.linux import _local, _records
+
+from ...faults import fill, small_disk
 
 
 def hosts_on_disk(run_dir):
@@ -63,3 +65,19 @@ def test_a_node_deployed_later_gets_a_write_of_its_own(tmp_path):
         ec.wait_finished(app, timeout=30)
         seen = json.loads(ec.trace(app, "stdout"))["hosts"]
         assert {g: e["state"] for g, e in seen.items()} == {str(first): "in use", str(second): "in use"}
+
+
+def test_nodes_go_on_when_hosts_json_cannot_be_written(tmp_path, caplog):
+    """A full results disk: the shared write fails, is logged, and every node waiting for
+    it goes on (deploys, runs, releases) instead of waiting for ever."""
+    with small_disk(tmp_path / "results", "1m") as results:
+        with ExperimentController(exp_id="record", local_dir=str(results)) as ec:
+            nodes = [ec.register_resource("linux::Node", home=str(tmp_path / "home")) for _ in range(5)]
+            app = ec.register_resource("linux::Application", connectedTo=nodes[0], command="echo ran")
+            fill(results)
+            ec.deploy()
+            ec.wait_finished(app, timeout=30)
+            assert ec.state(app) == ResourceState.FINISHED
+        assert not os.path.exists(os.path.join(ec.run_dir, _records.HOSTS_FILE))
+        assert "cannot record the hosts of run" in caplog.text
+        assert all(ec.state(n) == ResourceState.RELEASED for n in nodes)
