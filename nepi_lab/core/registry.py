@@ -25,7 +25,8 @@ and a script pays only for the types it uses:
   (:func:`resource_types`); and then :mod:`importlib.metadata` (tens of milliseconds
   to import and to scan every installed package) is used only if some installed
   package's ``entry_points.txt`` declares the group (:func:`_plugins_declared`, whose
-  answer is kept in :func:`cache_dir` until a folder of ``sys.path`` changes).
+  answer is kept in :func:`cache_dir` until the packages in a folder of ``sys.path``
+  change).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _load_prefix(rtype: str) -> None:
 #: Where the answer of :func:`_plugins_declared` is kept between processes: this folder
 #: (empty: nowhere), else ``$XDG_CACHE_HOME/nepi_lab``, else ``~/.cache/nepi_lab``.
 CACHE_ENV = "NEPI_LAB_CACHE"
-_PLUGINS_CACHE_FORMAT = 1
+_PLUGINS_CACHE_FORMAT = 2
 #: A folder changed less than this long ago (ns) may change again within the same tick
 #: of the file system's clock, unseen: an answer depending on it is not kept.
 _RACY = 5_000_000_000
@@ -168,10 +169,47 @@ def _path_state() -> list[list[Any]] | None:
     return state
 
 
+def _packages_in(folder: str) -> tuple[int | None, int]:
+    """A digest of the packages ``folder`` holds (each ``*.dist-info``/``*.egg-info``
+    entry's name, inode and modification time; a package installed again is a new
+    entry), and the newest of those times: a folder whose modification time changed for
+    other files (a script's folder, a notebook's, saved every few minutes) still holds
+    the same packages.  (None, 0): no such folder."""
+    found, newest = [], 0
+    try:
+        with os.scandir(folder) as listing:
+            for entry in listing:
+                if entry.name.lower().endswith((".dist-info", ".egg-info")):
+                    mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                    newest = max(newest, mtime)
+                    found.append(f"{entry.name}\0{entry.inode()}\0{mtime}")
+    except FileNotFoundError:
+        return None, 0
+    found.sort()
+    return binascii.crc32("\n".join(found).encode()) & 0xFFFFFFFF, newest
+
+
+def _still_holds(cached: list[Any], state: list[list[Any]]) -> bool:
+    """Whether the folders of ``state`` hold what those of the cache entry ``cached``
+    (``[folder, mtime, digest]`` each, in ``sys.path`` order) held: a folder unchanged, or
+    else holding the same packages (:func:`_packages_in`)."""
+    if not isinstance(cached, list) or len(cached) != len(state):
+        return False
+    for (folder, mtime), kept in zip(state, cached, strict=True):
+        if kept[:2] == [folder, mtime]:
+            continue
+        try:
+            if _packages_in(folder)[0] != kept[2]:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def _plugins_declared() -> bool:
     """:func:`_scan_for_plugins`, its answer kept in :func:`cache_dir` for the next process
-    while no ``sys.path`` folder changed (the scan reads a file of every installed package:
-    1.5-5 ms at a process's first lookup of a type)."""
+    while the folders of ``sys.path`` hold the same packages (the scan reads a file of
+    every installed package: 1.5-5 ms at a process's first lookup of a type)."""
     state = _path_state()
     folder = cache_dir()
     if state is None or folder is None:
@@ -183,23 +221,33 @@ def _plugins_declared() -> bool:
     try:
         with open(path, encoding="utf-8") as f:
             cached = json.load(f)
-        if cached.get("format") == _PLUGINS_CACHE_FORMAT and cached.get("path") == state:
+        if cached.get("format") == _PLUGINS_CACHE_FORMAT and _still_holds(cached.get("path"), state):
             return bool(cached["declared"])
-    except (OSError, ValueError, AttributeError, KeyError):  # none yet, or damaged: scan again
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):  # none yet, or damaged
         pass
     declared = _scan_for_plugins()
-    newest = max((mtime for _, mtime in state if mtime is not None), default=0)
-    if time.time_ns() - newest > _RACY:
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            os.makedirs(folder, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"format": _PLUGINS_CACHE_FORMAT, "path": state, "declared": declared}, f)
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only home: every process scans
-            log.debug("cannot keep the plug-in scan in %s: %s", folder, exc)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    now, kept = time.time_ns(), []
+    try:
+        for folder_, mtime in state:
+            digest, newest = _packages_in(folder_)
+            if now - newest < _RACY:  # a package being installed: ask again next time
+                return declared
+            # a folder changed within the last seconds may change again within one tick
+            # of the file system's clock, its time the same: its packages are listed then
+            recent = mtime is not None and now - mtime < _RACY
+            kept.append([folder_, -1 if recent else mtime, digest])
+    except OSError:
+        return declared
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"format": _PLUGINS_CACHE_FORMAT, "path": kept, "declared": declared}, f)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home: every process scans
+        log.debug("cannot keep the plug-in scan in %s: %s", folder, exc)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     return declared
 
 

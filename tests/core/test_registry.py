@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -275,16 +276,18 @@ def test_plugins_are_found_only_where_declared(tmp_path, monkeypatch):
     assert registry._plugins_declared() is True
 
 
-def test_the_plugin_scan_is_kept_until_a_folder_of_sys_path_changes(tmp_path, monkeypatch):
+def test_the_plugin_scan_is_kept_until_the_packages_on_sys_path_change(tmp_path, monkeypatch):
     """The scan's answer is kept for the next process (a file per environment in the cache
-    folder) while no folder of sys.path changed: a package installed there is seen at once."""
+    folder) while the folders of sys.path hold the same packages: a package installed is
+    seen at once."""
     packages, cache = tmp_path / "packages", tmp_path / "cache"
     packages.mkdir()
     other = packages / "other-1.0.dist-info"
     other.mkdir()
     (other / "entry_points.txt").write_text("[console_scripts]\nother = other:main\n")
     an_hour_ago = time.time() - 3600
-    os.utime(packages, (an_hour_ago, an_hour_ago))  # settled: a new package would change it
+    for settled in (other, packages):  # installed long ago: a new package would change them
+        os.utime(settled, (an_hour_ago, an_hour_ago))
     monkeypatch.setattr(sys, "path", [str(packages)])
     monkeypatch.setenv(registry.CACHE_ENV, str(cache))
     scans = []
@@ -297,10 +300,10 @@ def test_the_plugin_scan_is_kept_until_a_folder_of_sys_path_changes(tmp_path, mo
     plugin.mkdir()
     (plugin / "entry_points.txt").write_text("[nepi_lab.resources]\nplugged = plugin_types\n")
     assert registry._plugins_declared() is True and len(scans) == 2  # the folder changed: scanned
-    # changed within the last seconds (it may change again within one tick of the file
-    # system's clock): not kept, asked again
+    # a package written within the last seconds (maybe still being installed): not kept,
+    # asked again
     assert registry._plugins_declared() is True and len(scans) == 3
-    os.utime(packages, (an_hour_ago, an_hour_ago + 1))
+    os.utime(plugin, (an_hour_ago, an_hour_ago + 1))
     assert registry._plugins_declared() is True and len(scans) == 4
     assert registry._plugins_declared() is True and len(scans) == 4
     for name in os.listdir(cache):  # damaged: scanned again, and rewritten
@@ -313,14 +316,43 @@ def test_the_plugin_scan_is_kept_until_a_folder_of_sys_path_changes(tmp_path, mo
     monkeypatch.setenv(registry.CACHE_ENV, "")  # no cache
     assert registry._plugins_declared() is True and len(scans) == 7
     assert not (tmp_path / "a-file" / "cache").exists() and len(os.listdir(cache)) == 1
-    # scripts run from two folders (sys.path[0]) of one environment share one file
+    # scripts run from two folders (sys.path[0]) of one environment share one file, and
+    # the answer: neither folder holds a package
     monkeypatch.setenv(registry.CACHE_ENV, str(cache))
     for script_dir in ("here", "there"):
         (tmp_path / script_dir).mkdir()
         os.utime(tmp_path / script_dir, (an_hour_ago, an_hour_ago))
         monkeypatch.setattr(sys, "path", [str(tmp_path / script_dir), str(packages)])
         assert registry._plugins_declared() is True
-    assert len(os.listdir(cache)) == 2 and len(scans) == 9
+    assert len(os.listdir(cache)) == 2 and len(scans) == 8
+    # the script's folder changes for its other files (a notebook saved): still kept
+    (tmp_path / "there" / "analysis.ipynb").write_text("{}")
+    assert registry._plugins_declared() is True and len(scans) == 8
+    # ... but a package put there is seen
+    local = tmp_path / "there" / "local_types-0.1.dist-info"
+    local.mkdir()
+    assert registry._plugins_declared() is True and len(scans) == 9
+    # a package installed again under the same name (its entry points may have changed)
+    for settled in (local, packages, tmp_path / "there"):
+        os.utime(settled, (an_hour_ago, an_hour_ago))
+    assert registry._plugins_declared() is True and len(scans) == 10  # settled: kept again
+    assert registry._plugins_declared() is True and len(scans) == 10
+    shutil.rmtree(plugin)
+    plugin.mkdir()
+    (plugin / "entry_points.txt").write_text("[console_scripts]\nplugged = plugin_types:main\n")
+    os.utime(plugin, (an_hour_ago + 7, an_hour_ago + 7))
+    assert registry._plugins_declared() is False and len(scans) == 11
+    # a script's folder made a moment ago: the answer is still kept (its packages listed)
+    for name in os.listdir(cache):
+        (cache / name).unlink()
+    os.utime(plugin, (an_hour_ago, an_hour_ago))
+    os.utime(packages, (an_hour_ago, an_hour_ago))
+    (tmp_path / "fresh").mkdir()
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "fresh"), str(packages)])
+    assert registry._plugins_declared() is False and len(scans) == 12
+    assert registry._plugins_declared() is False and len(scans) == 12
+    (tmp_path / "fresh" / "types-0.1.dist-info").mkdir()  # within the same tick, maybe
+    assert registry._plugins_declared() is False and len(scans) == 13
 
 
 def test_a_type_redefined_before_its_builtin_module_loads_stays():
