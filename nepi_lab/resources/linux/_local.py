@@ -19,6 +19,10 @@ log = logging.getLogger("nepi_lab")
 #: The shell that runs command lines, as ``subprocess.run(shell=True)`` does.
 SHELL = "/bin/sh"
 
+#: A trace collected across file systems (no hard link) is copied in the loop up to this
+#: size (tens of microseconds), larger ones in a worker thread.
+COPY_IN_LOOP = 256 * 1024
+
 _RUN_VARIABLE = os.fsencode(_tracking.RUN_VARIABLE)
 
 
@@ -325,10 +329,17 @@ class LocalExecutor(Executor):
             return False
         try:
             os.link(remote, local)
-        except OSError:  # copy, off the loop (it may be 1 GB)
+        except OSError:  # copy: a small file at once, a large one off the loop (it may be 1 GB)
             import shutil
 
-            await asyncio.get_running_loop().run_in_executor(None, shutil.copyfile, remote, local)
+            try:
+                small = os.stat(remote).st_size <= COPY_IN_LOOP
+            except FileNotFoundError:
+                return False
+            if small:
+                shutil.copyfile(remote, local)
+            else:
+                await asyncio.get_running_loop().run_in_executor(None, shutil.copyfile, remote, local)
         return True
 
     async def download_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:

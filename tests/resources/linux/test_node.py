@@ -10,6 +10,7 @@ import pytest
 
 from nepi_lab import CommandError, ExperimentFailedError, ResourceState
 from nepi_lab.resources.linux import CommandResult, CommandTimeoutError
+from nepi_lab.resources.linux._local import COPY_IN_LOOP
 
 from .conftest import all_gone, run_on_loop
 
@@ -111,6 +112,13 @@ def test_local_file_operations_cover_their_edge_cases(ec, deployed, tmp_path):
         try:
             assert run_on_loop(ec, deployed.download(str(remote), str(shm))) is True
             assert shm.read_text() == "one" and not os.path.samefile(remote, shm)
+            assert ec._runner._executor is None  # a small file: copied in the loop, no thread
+            shm.unlink()
+            large = base / "large"
+            large.write_bytes(b"x" * (COPY_IN_LOOP + 1))
+            assert run_on_loop(ec, deployed.download(str(large), str(shm))) is True
+            assert shm.read_bytes() == large.read_bytes() and ec._runner._executor is not None
+            assert run_on_loop(ec, deployed.download(str(base / "gone"), str(shm))) is False
         finally:
             shm.unlink(missing_ok=True)
     # remove_tree: a flat folder, a folder with subfolders, a missing folder
