@@ -241,6 +241,8 @@ class ExperimentController:
         self._background: set[asyncio.Future[Any]] = set()
         self._lock = threading.RLock()
         self._end: str | None = None
+        self._next_save = 0.0  # see _save_after_deploy
+        self._save_scheduled = False
         #: Secret attributes a loaded experiment named but could not hold (see :meth:`load`).
         self._secrets_to_set: dict[int, tuple[str, ...]] = {}
         self.events = EventLog()
@@ -705,9 +707,7 @@ class ExperimentController:
             for rm in rms:
                 rm._deploying = True
                 rm._group = grp
-            # saved here, in the caller's thread, so the loop spends nothing on it
-            # between the first state changes and the conditions they trigger
-            self._save_description()
+            self._save_after_deploy()
         self._runner.call_soon(self._launch, grp, rms, wait_all_ready)
 
     def _in_chunks(self, rms: list[ResourceManager], action: Callable[[ResourceManager], None],
@@ -1778,6 +1778,36 @@ class ExperimentController:
                 guids.append(rm.guid)
             yield ("," if start else "") + ",".join(parts) % tuple(guids)
         yield "]" + tail
+
+    def _save_after_deploy(self) -> None:
+        """``deploy()``'s save of the description (under ``self._lock``).
+
+        At once, in the caller's thread, so the loop spends nothing on it between the first
+        state changes and the conditions they trigger -- unless deploys come faster than the
+        description is written (a loop of ``deploy(guid)`` calls, each write longer as the
+        experiment grows): the next write at once waits until ten times what the last one
+        took has passed, and a deploy that comes earlier leaves the write to a call on the
+        loop then.  The writes so stay within a tenth of the time, and the file at most that
+        far behind (events are flushed behind too, see ``_FLUSH_DELAY``).
+        """
+        now = time.monotonic()
+        if now >= self._next_save:
+            self._save_timed()
+        elif not self._save_scheduled:
+            self._save_scheduled = True
+            self._runner.call_later(self._next_save - now, self._save_deferred)
+
+    def _save_deferred(self) -> None:
+        with self._lock:
+            self._save_scheduled = False
+            if not self._closed:  # else the last description was written when the run closed
+                self._save_timed()
+
+    def _save_timed(self) -> None:
+        start = time.monotonic()
+        self._save_description()
+        end = time.monotonic()
+        self._next_save = end + 10 * (end - start)
 
     def _save_description(self) -> None:
         try:

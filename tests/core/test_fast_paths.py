@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 
 from nepi_lab import ExperimentController, ResourceManager, ResourceState
 from nepi_lab.core.events import EventLog, seconds, seconds_text
@@ -204,3 +205,38 @@ def test_rows_from_two_threads_keep_their_details(tmp_path):
     assert [(r["guid"], r["detail"], r.get("sim_time")) for r in written] == [
         (e.guid, e.detail, e.sim_time) for e in events]
     assert [r["time"] for r in written] == [e.time for e in events]
+
+
+def test_deploys_one_by_one_share_the_description_writes(tmp_path, monkeypatch):
+    """A loop of ``deploy(guid)`` calls does not write the whole description at each (that
+    made n deploys cost O(n²)): the first is on disk when ``deploy()`` returns, the later
+    ones share writes and are on disk soon after the last, without any other call."""
+    from nepi_lab.core import controller
+
+    writes = []
+    write = controller.write_text_atomic
+    monkeypatch.setattr(controller, "write_text_atomic", lambda *a: writes.append(1) or write(*a))
+    n = 400
+    with ExperimentController(exp_id="one-by-one", local_dir=str(tmp_path)) as ec:
+        path = os.path.join(ec.run_dir, "experiment.json")
+        guids = [ec.register_resource("test::Instant") for _ in range(n)]
+        ec.set(guids[0], "name", "first")
+        ec.deploy(guids[0])
+        with open(path) as f:  # written in deploy()'s thread, before it returned
+            assert json.load(f)["resources"][0] == {"guid": guids[0], "type": "test::Instant",
+                                                    "attributes": {"name": "first"}}
+        for guid in guids[1:-1]:
+            ec.deploy(guid)
+        ec.set(guids[-1], "name", "last")
+        ec.deploy(guids[-1])
+        assert len(writes) <= n // 4, len(writes)
+        deadline = time.monotonic() + 5
+        while True:
+            with open(path) as f:
+                last = json.load(f)["resources"][-1]
+            if last.get("attributes") == {"name": "last"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert last == {"guid": guids[-1], "type": "test::Instant", "attributes": {"name": "last"}}
+        ec.wait_finished(guids)
+    assert ec.state(guids[-1]) == S.RELEASED
