@@ -30,6 +30,12 @@ Figures
    completed in a loop thread -> the blocked main thread wakes.
 4. Threads: the most ``threading.active_count()`` seen by an event subscriber during
    the 10k and 100k lifecycles.  Baseline: the bare-asyncio child.
+5. Deploys one by one: the lifecycle of figure 1 with one ``deploy(guid)`` call per
+   resource (a notebook's or a script's loop), per resource, at 3,000 (1,000 with
+   ``--quick``) against 300 (100), medians of 3 interleaved rounds.  Target: <= 1.5x
+   (a deploy costs the same however many came before; writing the whole description at
+   each made it O(n²): 1.27 ms per deploy at 3,000, 0.31 at 100).  For reference, the
+   one ``deploy()`` of figure 1 at the larger size, per resource.
 
 The resource types used are defined here (``bench::Instant``, ``bench::Sleeper``),
 and every run writes its results under a ``tempfile.TemporaryDirectory``.
@@ -111,8 +117,9 @@ def quantiles(values: list[float]) -> dict[str, float]:
 # == the children: one measurement each ============================================
 
 
-def child_lifecycle(n: int, subscribe: bool) -> dict:
-    """Figure 1 (and 4 with ``subscribe``): full lifecycle of n instant resources."""
+def child_lifecycle(n: int, subscribe: bool, one_by_one: bool = False) -> dict:
+    """Figure 1 (and 4 with ``subscribe``): full lifecycle of n instant resources; figure
+    5 with ``one_by_one``: deployed with one ``deploy(guid)`` call each."""
     boundary_threads = [threading.active_count()]
     max_seen = [0]
 
@@ -141,11 +148,14 @@ def child_lifecycle(n: int, subscribe: bool) -> dict:
         else:
             t_created_2 = t_created
         register = ec.register_resource
-        for _ in range(n):
-            register(INSTANT)
+        guids = [register(INSTANT) for _ in range(n)]
         t_registered = time.perf_counter()
         boundary_threads.append(threading.active_count())
-        ec.deploy()
+        if one_by_one:
+            for guid in guids:
+                ec.deploy(guid)
+        else:
+            ec.deploy()
         boundary_threads.append(threading.active_count())
         ec.wait_finished()
         t_finished = time.perf_counter()
@@ -478,6 +488,17 @@ def main() -> int:
     life_zero = run_child("lifecycle", n=0, subscribe=False)
     bare_zero = run_child("bare_tasks", n=0)
 
+    # -- 5: deploys one by one -----------------------------------------------------------
+    one_sizes = (100, 1_000) if quick else (300, 3_000)
+    one: dict[int, list[dict]] = {k: [] for k in one_sizes}
+    bulk: list[dict] = []
+    for i in range(3):
+        for k in one_sizes:
+            progress(f"deploys one by one: {k:,} instant resources, run {i + 1}/3")
+            one[k].append(run_child("lifecycle", n=k, subscribe=False, one_by_one=True))
+        progress(f"reference: {one_sizes[1]:,} instant resources in one deploy(), run {i + 1}/3")
+        bulk.append(run_child("lifecycle", n=one_sizes[1], subscribe=False))
+
     # -- 2: condition latency ----------------------------------------------------------
     progress(f"condition latency: {pairs} pairs, one at a time")
     cond_seq = run_child("condition", pairs=pairs, concurrent=False)
@@ -590,6 +611,15 @@ def main() -> int:
         f"{fmt_ms(future_wake['median'])} future wake", "<= 5 ms", wait["median"] <= 0.005)
     row(f"3. wait_finished latency, max ({wait['n']} waits)", fmt_ms(wait["max"]),
         f"{fmt_ms(future_wake['max'])} future wake", "<= 5 ms", wait["max"] <= 0.005)
+    small, large = one_sizes
+    per_small = median_run(one[small])["total"] / small
+    per_large = median_run(one[large])["total"] / large
+    complete = all(r["finished"] == r["n"] and r["failures"] == 0 for k in one_sizes for r in one[k])
+    row(f"5. deploys one by one, {large:,} resources, per resource (medians of 3)",
+        f"{per_large * 1e6:.0f} us" + ("" if complete else " (INCOMPLETE)"),
+        f"{per_small * 1e6:.0f} us at {small:,} ({per_large / per_small:.2f}x); one deploy() of "
+        f"{large:,}: {median_run(bulk)['total'] / large * 1e6:.0f} us", "<= 1.5x",
+        complete and per_large <= 1.5 * per_small)
     for n in sizes:
         t = threads[n]["threads_subscriber"]
         base = bare[n][0]["threads"]
