@@ -241,7 +241,7 @@ class ExperimentController:
         self._background: set[asyncio.Future[Any]] = set()
         self._lock = threading.RLock()
         self._end: str | None = None
-        self._next_save = 0.0  # see _save_after_deploy
+        self._next_save = 0.0  # see _save_soon
         self._save_scheduled = False
         #: Secret attributes a loaded experiment named but could not hold (see :meth:`load`).
         self._secrets_to_set: dict[int, tuple[str, ...]] = {}
@@ -707,7 +707,9 @@ class ExperimentController:
             for rm in rms:
                 rm._deploying = True
                 rm._group = grp
-            self._save_after_deploy()
+            # saved here, in the caller's thread, so the loop spends nothing on it
+            # between the first state changes and the conditions they trigger
+            self._save_soon()
         self._runner.call_soon(self._launch, grp, rms, wait_all_ready)
 
     def _in_chunks(self, rms: list[ResourceManager], action: Callable[[ResourceManager], None],
@@ -1316,16 +1318,25 @@ class ExperimentController:
             for rm in rms:
                 if rm._values.get("hardRelease"):
                     self._resources.pop(rm.guid, None)
-            if self._ecstate == ECState.RUNNING and all(
-                    rm._state == _RELEASED for rm in self._resources.values()):
+            if self._ecstate == ECState.RUNNING and self._all_released():
                 self._ecstate = ECState.RELEASED
+
+    def _all_released(self) -> bool:
+        """Whether every resource is RELEASED (under ``self._lock``).  Looked for from both
+        ends at once: a loop releasing one resource per call, in either order, finds one
+        that is not at once (from one end only, n calls took O(n²))."""
+        resources = self._resources.values()
+        for first, last in zip(resources, reversed(resources), strict=True):
+            if first._state != _RELEASED or last._state != _RELEASED:
+                return False
+        return True
 
     @_on_loop
     async def release_async(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Stop and release resources (None: all); returns once they are RELEASED."""
         self._check_open("release")
         await self._release_and_record(self._select(guids), timeout)
-        self._save_description()
+        self._save_soon()
 
     def release(self, guids: Guids = None, timeout: float | None = None) -> None:
         """Stop and release resources (None: all); blocks until they are RELEASED."""
@@ -1779,23 +1790,23 @@ class ExperimentController:
             yield ("," if start else "") + ",".join(parts) % tuple(guids)
         yield "]" + tail
 
-    def _save_after_deploy(self) -> None:
-        """``deploy()``'s save of the description (under ``self._lock``).
+    def _save_soon(self) -> None:
+        """The save of the description after a ``deploy()`` or a ``release()``.
 
-        At once, in the caller's thread, so the loop spends nothing on it between the first
-        state changes and the conditions they trigger -- unless deploys come faster than the
-        description is written (a loop of ``deploy(guid)`` calls, each write longer as the
-        experiment grows): the next write at once waits until ten times what the last one
-        took has passed, and a deploy that comes earlier leaves the write to a call on the
-        loop then.  The writes so stay within a tenth of the time, and the file at most that
-        far behind (events are flushed behind too, see ``_FLUSH_DELAY``).
+        At once -- unless these calls come faster than the description is written (a loop
+        of ``deploy(guid)`` or ``release(guid)`` calls, each write longer as the experiment
+        grows, made their loop O(n²)): the next write at once waits until ten times what the
+        last one took has passed, and a call that comes earlier leaves the write to the loop
+        then.  The writes so take at most a tenth of the time, and the file is at most that
+        late (events are flushed late too, see ``_FLUSH_DELAY``).
         """
-        now = time.monotonic()
-        if now >= self._next_save:
-            self._save_timed()
-        elif not self._save_scheduled:
-            self._save_scheduled = True
-            self._runner.call_later(self._next_save - now, self._save_deferred)
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_save:
+                self._save_timed()
+            elif not self._save_scheduled:
+                self._save_scheduled = True
+                self._runner.call_later(self._next_save - now, self._save_deferred)
 
     def _save_deferred(self) -> None:
         with self._lock:

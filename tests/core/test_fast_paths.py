@@ -10,7 +10,7 @@ import os
 import threading
 import time
 
-from nepi_lab import ExperimentController, ResourceManager, ResourceState
+from nepi_lab import ECState, ExperimentController, ResourceManager, ResourceState
 from nepi_lab.core.events import EventLog, seconds, seconds_text
 from nepi_lab.core.registry import get_resource_type
 
@@ -207,10 +207,22 @@ def test_rows_from_two_threads_keep_their_details(tmp_path):
     assert [r["time"] for r in written] == [e.time for e in events]
 
 
-def test_deploys_one_by_one_share_the_description_writes(tmp_path, monkeypatch):
-    """A loop of ``deploy(guid)`` calls does not write the whole description at each (that
-    made n deploys cost O(n²)): the first is on disk when ``deploy()`` returns, the later
-    ones share writes and are on disk soon after the last, without any other call."""
+def _on_disk_soon(path: str, check) -> dict:
+    """experiment.json once ``check(description)`` holds, or after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open(path) as f:
+            description = json.load(f)
+        if check(description) or time.monotonic() > deadline:
+            return description
+        time.sleep(0.01)
+
+
+def test_deploys_and_releases_one_by_one_share_the_description_writes(tmp_path, monkeypatch):
+    """A loop of ``deploy(guid)`` or ``release(guid)`` calls does not write the whole
+    description at each (that made n calls cost O(n²)): the first deploy is on disk when
+    ``deploy()`` returns, the later calls share writes and are on disk soon after the
+    last, without any other call."""
     from nepi_lab.core import controller
 
     writes = []
@@ -219,24 +231,28 @@ def test_deploys_one_by_one_share_the_description_writes(tmp_path, monkeypatch):
     n = 400
     with ExperimentController(exp_id="one-by-one", local_dir=str(tmp_path)) as ec:
         path = os.path.join(ec.run_dir, "experiment.json")
-        guids = [ec.register_resource("test::Instant") for _ in range(n)]
+        guids = [ec.register_resource("test::Node") for _ in range(n)]
         ec.set(guids[0], "name", "first")
         ec.deploy(guids[0])
         with open(path) as f:  # written in deploy()'s thread, before it returned
-            assert json.load(f)["resources"][0] == {"guid": guids[0], "type": "test::Instant",
+            assert json.load(f)["resources"][0] == {"guid": guids[0], "type": "test::Node",
                                                     "attributes": {"name": "first"}}
         for guid in guids[1:-1]:
             ec.deploy(guid)
         ec.set(guids[-1], "name", "last")
         ec.deploy(guids[-1])
         assert len(writes) <= n // 4, len(writes)
-        deadline = time.monotonic() + 5
-        while True:
-            with open(path) as f:
-                last = json.load(f)["resources"][-1]
-            if last.get("attributes") == {"name": "last"} or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        assert last == {"guid": guids[-1], "type": "test::Instant", "attributes": {"name": "last"}}
-        ec.wait_finished(guids)
+        last = _on_disk_soon(path, lambda d: d["resources"][-1].get("attributes") == {"name": "last"})
+        assert last["resources"][-1] == {"guid": guids[-1], "type": "test::Node",
+                                         "attributes": {"name": "last"}}
+        ec.wait_started(guids)
+        writes.clear()
+        middle = guids[n // 2]
+        for guid in guids[n // 2 + 1:] + guids[n // 2 - 1::-1]:  # from the middle out, either way
+            ec.release(guid)
+        assert ec.ecstate == ECState.RUNNING  # one is not released yet
+        ec.release(middle)
+        assert ec.ecstate == ECState.RELEASED
+        assert len(writes) <= n // 4, len(writes)
+        assert _on_disk_soon(path, lambda d: d["ecstate"] == "RELEASED")["ecstate"] == "RELEASED"
     assert ec.state(guids[-1]) == S.RELEASED
