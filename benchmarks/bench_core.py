@@ -30,12 +30,13 @@ Figures
    completed in a loop thread -> the blocked main thread wakes.
 4. Threads: the most ``threading.active_count()`` seen by an event subscriber during
    the 10k and 100k lifecycles.  Baseline: the bare-asyncio child.
-5. Deploys one by one: the lifecycle of figure 1 with one ``deploy(guid)`` call per
-   resource (a notebook's or a script's loop), per resource, at 3,000 (1,000 with
-   ``--quick``) against 300 (100), medians of 3 interleaved rounds.  Target: <= 1.5x
-   (a deploy costs the same however many came before; writing the whole description at
-   each made it O(n²): 1.27 ms per deploy at 3,000, 0.31 at 100).  For reference, the
-   one ``deploy()`` of figure 1 at the larger size, per resource.
+5. One by one: the lifecycle of figure 1 with one ``deploy(guid)`` and one
+   ``release(guid)`` call per resource (a notebook's or a script's loop), per resource,
+   at 3,000 (1,000 with ``--quick``) against 300 (100), medians of 3 interleaved rounds.
+   Target: <= 1.5x (a call costs the same however many came before; writing the whole
+   description at each made them O(n²): at 3,000, 1.27 ms per ``deploy(guid)`` and 1.57
+   per ``release(guid)``).  For reference, figure 1's one ``deploy()`` and
+   ``shutdown()`` at the larger size, per resource.
 
 The resource types used are defined here (``bench::Instant``, ``bench::Sleeper``),
 and every run writes its results under a ``tempfile.TemporaryDirectory``.
@@ -119,7 +120,7 @@ def quantiles(values: list[float]) -> dict[str, float]:
 
 def child_lifecycle(n: int, subscribe: bool, one_by_one: bool = False) -> dict:
     """Figure 1 (and 4 with ``subscribe``): full lifecycle of n instant resources; figure
-    5 with ``one_by_one``: deployed with one ``deploy(guid)`` call each."""
+    5 with ``one_by_one``: deployed and released with one call per resource."""
     boundary_threads = [threading.active_count()]
     max_seen = [0]
 
@@ -165,6 +166,9 @@ def child_lifecycle(n: int, subscribe: bool, one_by_one: bool = False) -> dict:
         failures = len(ec.failures)
         events = len(ec.events)
         t_shutdown = time.perf_counter()
+        if one_by_one:
+            for guid in guids:
+                ec.release(guid)
         ec.shutdown()
         t_end = time.perf_counter()
         boundary_threads.append(threading.active_count())
@@ -494,7 +498,7 @@ def main() -> int:
     bulk: list[dict] = []
     for i in range(3):
         for k in one_sizes:
-            progress(f"deploys one by one: {k:,} instant resources, run {i + 1}/3")
+            progress(f"one by one: {k:,} instant resources deployed and released, run {i + 1}/3")
             one[k].append(run_child("lifecycle", n=k, subscribe=False, one_by_one=True))
         progress(f"reference: {one_sizes[1]:,} instant resources in one deploy(), run {i + 1}/3")
         bulk.append(run_child("lifecycle", n=one_sizes[1], subscribe=False))
@@ -615,7 +619,7 @@ def main() -> int:
     per_small = median_run(one[small])["total"] / small
     per_large = median_run(one[large])["total"] / large
     complete = all(r["finished"] == r["n"] and r["failures"] == 0 for k in one_sizes for r in one[k])
-    row(f"5. deploys one by one, {large:,} resources, per resource (medians of 3)",
+    row(f"5. deploy(guid), release(guid) one by one, {large:,} resources, per resource (medians of 3)",
         f"{per_large * 1e6:.0f} us" + ("" if complete else " (INCOMPLETE)"),
         f"{per_small * 1e6:.0f} us at {small:,} ({per_large / per_small:.2f}x); one deploy() of "
         f"{large:,}: {median_run(bulk)['total'] / large * 1e6:.0f} us", "<= 1.5x",

@@ -10,7 +10,18 @@ import os
 import threading
 import time
 
-from nepi_lab import ECState, ExperimentController, ResourceManager, ResourceState
+import pytest
+
+from nepi_lab import (
+    ECState,
+    ExperimentController,
+    ExperimentFailedError,
+    InvalidInputError,
+    ResourceManager,
+    ResourceState,
+    UnknownGuidError,
+    WaitTimeoutError,
+)
 from nepi_lab.core.events import EventLog, seconds, seconds_text
 from nepi_lab.core.registry import get_resource_type
 
@@ -256,3 +267,42 @@ def test_deploys_and_releases_one_by_one_share_the_description_writes(tmp_path, 
         assert len(writes) <= n // 4, len(writes)
         assert _on_disk_soon(path, lambda d: d["ecstate"] == "RELEASED")["ecstate"] == "RELEASED"
     assert ec.state(guids[-1]) == S.RELEASED
+
+
+def test_a_wait_with_nothing_to_wait_for_stays_in_the_callers_thread(tmp_path, monkeypatch):
+    """A synchronous wait whose resources already reached its state returns without going
+    to the loop thread; one that must wait, or must raise, still goes there."""
+    with ExperimentController(exp_id="reached", local_dir=str(tmp_path)) as ec:
+        node = ec.register_resource("test::Node")
+        app = ec.register_resource("test::Application", duration=0.3)
+        ec.register_connection(app, node)
+        ec.deploy()
+        ec.wait_started(app)
+        hops = []
+        run = ec._runner.run
+        monkeypatch.setattr(ec._runner, "run", lambda *a: hops.append(a[1]) or run(*a))
+        ec.wait_deployed([node, app])
+        ec.wait_started([node, app])
+        ec.wait(app, "STARTED")
+        ec.wait_finished(node)  # long-lived: its work is over once STARTED
+        assert hops == []
+        ec.wait_finished(app, timeout=10)  # runs for 0.3 s: waited for on the loop
+        assert hops == ["wait_finished"] and ec.state(app) == S.FINISHED
+        ec.wait_finished([node, app])
+        ec.wait(app, "STOPPED")
+        assert hops == ["wait_finished"]
+        with pytest.raises(InvalidInputError):  # refused, though nothing is to be waited for
+            ec.wait_finished(app, timeout=-1)
+        with pytest.raises(UnknownGuidError):
+            ec.wait_finished([app, 99])
+        with pytest.raises(WaitTimeoutError):  # not reached: the loop waits, and says why not
+            ec.wait(app, "FAILED", timeout=0.05)
+        assert hops[1:] == ["wait_finished", "wait"]
+    with ExperimentController(exp_id="aborted", local_dir=str(tmp_path)) as ec:
+        done = ec.register_resource("test::Instant")
+        ec.register_resource("test::InstantFailing")
+        ec.deploy()
+        with pytest.raises(ExperimentFailedError):
+            ec.wait_finished(timeout=10)
+        with pytest.raises(ExperimentFailedError):  # reached, but the experiment failed: said again
+            ec.wait_finished(done)
