@@ -79,8 +79,9 @@ interleaved rounds of fresh processes, medians; the load average is printed besi
    ``/bin/sh -c true`` through ``asyncio.create_subprocess_exec``.  Target: <= 1.3x.
 7. Synchronous reads that need no loop, per call, in a process whose application has
    finished and whose traces are collected: ``ec.state(guid)`` against a plain
-   function call returning an attribute, and ``ec.trace(guid, "stdout", attr=SIZE)``
-   against ``os.stat`` of that file.  No target but "no thread hop" (the hop costs tens
+   function call returning an attribute, ``ec.trace(guid, "stdout", attr=SIZE)``
+   against ``os.stat`` of that file, and ``ec.trace(guid, "stdout")`` (its content)
+   against opening and reading it.  No target but "no thread hop" (the hop costs tens
    of microseconds; a call without it is within a few times the baseline).
 
 Python's cached bytecode matters at this scale: with ``PYTHONDONTWRITEBYTECODE`` set and
@@ -335,7 +336,8 @@ def whole_process(code: str, where: str) -> float:
 
 
 def sync_reads(n: int, where: str) -> dict:
-    """Figure 7: ``ec.state`` and ``ec.trace(SIZE)`` per call, and their baselines."""
+    """Figure 7: ``ec.state``, ``ec.trace(SIZE)`` and ``ec.trace`` (content) per call, and
+    their baselines."""
     from nepi_lab import ExperimentController, TraceAttr
 
     class Plain:
@@ -363,8 +365,15 @@ def sync_reads(n: int, where: str) -> dict:
         path = ec.trace(app, "stdout", attr=TraceAttr.PATH)
         assert ec.trace(app, "stdout", attr=TraceAttr.SIZE) == os.stat(path).st_size == 6
         plain = Plain()
+        assert ec.trace(app, "stdout") == "hello\n"
+
+        def read(path: str) -> str:
+            with open(path, "rb") as f:
+                return f.read().decode()
+
         figures = {"state": per_call(ec.state, app), "plain": per_call(plain.state, app),
-                   "size": per_call(ec.trace, app, "stdout", TraceAttr.SIZE), "stat": per_call(os.stat, path)}
+                   "size": per_call(ec.trace, app, "stdout", TraceAttr.SIZE), "stat": per_call(os.stat, path),
+                   "all": per_call(ec.trace, app, "stdout"), "read": per_call(read, path)}
         ec.shutdown()
     return figures
 
@@ -585,7 +594,10 @@ def first_figures(args: argparse.Namespace, where: str) -> int:
           f"attribute: {reads['plain'] * 1e6:.2f} us ({reads['state'] / reads['plain']:.1f}x)\n"
           f"   ec.trace(guid, 'stdout', attr=SIZE) of a collected trace: {reads['size'] * 1e6:.2f} us "
           f"per call; baseline os.stat of the file: {reads['stat'] * 1e6:.2f} us "
-          f"({reads['size'] / reads['stat']:.1f}x)"
+          f"({reads['size'] / reads['stat']:.1f}x)\n"
+          f"   ec.trace(guid, 'stdout') (its content) of a collected trace: {reads['all'] * 1e6:.2f} us "
+          f"per call; baseline opening and reading the file: {reads['read'] * 1e6:.2f} us "
+          f"({reads['all'] / reads['read']:.1f}x)"
           f"   ({load()})", flush=True)
     return 0 if ok else 1
 

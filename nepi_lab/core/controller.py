@@ -1477,12 +1477,11 @@ class ExperimentController:
         attr = as_trace_attr(attr)
         check_stream(block, offset)
         check_timeout(timeout)
-        if attr is TraceAttr.SIZE or attr is TraceAttr.PATH:
-            # a collected trace's size or path needs no loop: answered on this thread
-            # (how it stays whole while the loop runs: ResourceManager._read_trace_here)
-            here = rm._read_trace_here(name, attr)
-            if here is not None:
-                return here
+        # a collected trace needs no loop: read on this thread (how the answer stays
+        # whole while the loop runs: ResourceManager._read_trace_here)
+        here = rm._read_trace_here(name, attr, block, offset)
+        if here is not None:
+            return here
         if self._closed:  # collected traces stay readable from the run directory
             return _run_on_a_new_loop(rm.read_trace(name, attr, block, offset))
         return self._sync(self.trace_async(guid, name, attr, block, offset, timeout), "trace")

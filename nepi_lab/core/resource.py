@@ -597,27 +597,27 @@ class ResourceManager:
         """
         return read_trace_file(self.trace_path(name), attr, block, offset)
 
-    def _read_trace_here(self, name: str, attr: TraceAttr) -> str | int | None:
-        """What :meth:`read_trace` answers for ``attr`` PATH or SIZE, computed on the
-        calling thread without the loop; None when only the loop can answer.
+    def _read_trace_here(self, name: str, attr: TraceAttr, block: int = 512,
+                         offset: int = 0) -> str | bytes | int | None:
+        """What :meth:`read_trace` answers, computed on the calling thread without the
+        loop; None when only the loop can answer.
 
         :meth:`ExperimentController.trace` asks this first, from whatever thread
-        calls it, while the loop thread may be running this resource's steps.  So it
-        reads only what one step of the loop cannot leave half-changed: the state (one
-        attribute read) and the file's size (one ``stat``).  The path is computed from
-        the run directory, fixed for the controller's life.  The size is answered here
-        only once the resource no longer runs (STOPPED, FINISHED, FAILED, RELEASED):
-        before, a step in the loop may be writing the file, and the loop's answer sees
-        it between steps only.  A type whose traces live elsewhere overrides
-        :meth:`read_trace`, and then this answers None unless the type overrides it too.
+        calls it, while the loop thread may be running this resource's steps.  The path
+        is computed from the run directory, fixed for the controller's life: answered at
+        once.  The file itself (its size, its content) is read here only once the
+        resource no longer runs (STOPPED, FINISHED, FAILED, RELEASED): before, a step in
+        the loop may be writing it, and the loop's answer sees it between steps only.  A
+        type whose traces live elsewhere overrides :meth:`read_trace`, and then this
+        answers None unless the type overrides it too.
         """
         if type(self).read_trace is not ResourceManager.read_trace:
             return None  # its traces are read its own way
         if attr is TraceAttr.PATH:
             return self.trace_path(name)
-        if attr is not TraceAttr.SIZE or self._state < ResourceState.STOPPED:
+        if self._state < ResourceState.STOPPED:
             return None
-        return read_trace_file(self.trace_path(name), attr, 0, 0)
+        return read_trace_file(self.trace_path(name), attr, block, offset)
 
     # -- the hooks (all optional) ------------------------------------------------
 

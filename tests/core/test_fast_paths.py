@@ -270,8 +270,9 @@ def test_deploys_and_releases_one_by_one_share_the_description_writes(tmp_path, 
 
 
 def test_a_wait_with_nothing_to_wait_for_stays_in_the_callers_thread(tmp_path, monkeypatch):
-    """A synchronous wait whose resources already reached its state returns without going
-    to the loop thread; one that must wait, or must raise, still goes there."""
+    """A synchronous wait whose resources already reached its state, or the read of a
+    trace of a resource that no longer runs, returns without going to the loop thread; a
+    wait that must wait, or must raise, still goes there."""
     with ExperimentController(exp_id="reached", local_dir=str(tmp_path)) as ec:
         node = ec.register_resource("test::Node")
         app = ec.register_resource("test::Application", duration=0.3)
@@ -290,6 +291,9 @@ def test_a_wait_with_nothing_to_wait_for_stays_in_the_callers_thread(tmp_path, m
         assert hops == ["wait_finished"] and ec.state(app) == S.FINISHED
         ec.wait_finished([node, app])
         ec.wait(app, "STOPPED")
+        # its trace, written and over: read here too
+        assert ec.trace(app, "log") == f"ran {app}\n"
+        assert ec.trace(app, "log", "stream", block=3, offset=1) == f"ran {app}\n"[3:6]
         assert hops == ["wait_finished"]
         with pytest.raises(InvalidInputError):  # refused, though nothing is to be waited for
             ec.wait_finished(app, timeout=-1)

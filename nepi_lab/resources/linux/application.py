@@ -936,8 +936,9 @@ class Application(ResourceManager):
             raise MissingTraceError(self.guid, self._rtype, name, self._trace_table, self.results_dir)
         return read_trace_file(local, attr, block, offset)
 
-    def _read_trace_here(self, name: str, attr: TraceAttr) -> str | int | None:
-        """SIZE or PATH of a collected trace, on the calling thread (see the base class).
+    def _read_trace_here(self, name: str, attr: TraceAttr, block: int = 512,
+                         offset: int = 0) -> str | bytes | int | None:
+        """A collected trace, read on the calling thread (see the base class).
 
         Only once the traces are collected, i.e. the run directory's file is the one the
         loop's :meth:`read_trace` would read.  The loop thread touches those files only
@@ -945,7 +946,7 @@ class Application(ResourceManager):
         clears it before anything writes, and :meth:`_collect` counts one more
         collection, then sets it, once every file is in place.  Read as a seqlock: the
         count, the flag, the file, the flag and the count again; if the flag was set
-        both times and the count did not move, no collection overlapped the ``stat``
+        both times and the count did not move, no collection overlapped the read
         and the answer is whole.  Otherwise (or a name that is no file of the run
         directory: the loop reads it on the host, or raises the error) the loop answers.
         """
@@ -961,7 +962,12 @@ class Application(ResourceManager):
             return None
         if not stat.S_ISREG(info.st_mode):
             return None
-        answer = info.st_size if attr is TraceAttr.SIZE else local
+        if attr is TraceAttr.SIZE:
+            answer: str | bytes | int = info.st_size
+        elif attr is TraceAttr.PATH:
+            answer = local
+        else:
+            answer = read_trace_file(local, attr, block, offset)
         if not self._collected or self._collections != count:
             return None
         return answer

@@ -365,24 +365,35 @@ def _block_the_loop(ec):
     return release
 
 
-def test_state_and_collected_trace_size_and_path_need_no_loop(ec, node):
+def test_state_and_collected_traces_need_no_loop(ec, node, monkeypatch):
     a = app(ec, node, command="printf 0123456789", build="echo built")
     run(ec, a)
     results = ec.get_resource(a).results_dir
     release = _block_the_loop(ec)
+
+    def to_the_loop(*args):
+        raise AssertionError(f"{args[1]} went to the loop")
+
+    monkeypatch.setattr(ec._runner, "run", to_the_loop)
     try:  # the loop thread is busy: an answer that needed it would wait for it
         assert ec.state(a) == S.FINISHED
         assert ec.trace(a, "stdout", TraceAttr.SIZE) == 10
         assert ec.trace(a, "stdout", TraceAttr.PATH) == os.path.join(results, "stdout")
         assert ec.trace(a, "build", TraceAttr.SIZE) == len("built\n")
+        assert ec.trace(a, "build") == "built\n"  # the content too
+        assert ec.trace(a, "build", TraceAttr.STREAM, block=3, offset=1) == "lt\n"
     finally:
         release.set()
+        monkeypatch.undo()
     # the same answers as the loop gives
     import asyncio
 
     for name in ("stdout", "build", "exitcode"):
-        for attr in (TraceAttr.SIZE, TraceAttr.PATH):
+        for attr in (TraceAttr.SIZE, TraceAttr.PATH, TraceAttr.ALL):
             assert ec.trace(a, name, attr) == asyncio.run(ec.trace_async(a, name, attr))
+        for offset in (0, 1, 5):
+            assert (ec.trace(a, name, TraceAttr.STREAM, block=2, offset=offset)
+                    == asyncio.run(ec.trace_async(a, name, TraceAttr.STREAM, block=2, offset=offset)))
 
 
 def test_a_trace_not_collected_is_still_read_through_the_loop(ec, node):
