@@ -191,6 +191,39 @@ def test_import_is_light(tmp_path):
     assert result["loaded"] == []
 
 
+def test_a_run_with_conditions_is_light(tmp_path):
+    """Nor does a whole run with conditions (their cycle check once imported networkx: 0.1-0.2 s
+    at a script's first condition), a cycle refused, and a wait."""
+    code = (
+        "import json, sys\n"
+        "from nepi_lab import ConditionCycleError, ExperimentController, ResourceManager\n"
+        "class Step(ResourceManager):\n"
+        "    _rtype = 'light::Step'\n"
+        "    async def do_run(self):\n"
+        "        return None\n"
+        "with ExperimentController(exp_id='light', local_dir='results') as ec:\n"
+        "    a, b, c = (ec.register_resource('light::Step') for _ in range(3))\n"
+        "    ec.register_condition(b, 'START', a, 'FINISHED', time='1ms')\n"
+        "    ec.register_condition(c, 'START', b, 'FINISHED')\n"
+        "    try:\n"
+        "        ec.register_condition(a, 'START', c, 'FINISHED')\n"
+        "    except ConditionCycleError as exc:\n"
+        "        refused = str(exc)\n"
+        "    ec.deploy()\n"
+        "    ec.wait_finished(timeout=30)\n"
+        f"heavy = {HEAVY!r}\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
+        "print(json.dumps({'refused': refused, 'loaded': loaded}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "resource 1 started" in result["refused"] and "resource 3 ended" in result["refused"]
+    assert result["loaded"] == []
+
+
 def test_import_check_can_see_a_heavy_import(tmp_path):
     """Control for the test above: the same probe does see a package that was imported."""
     code = (
