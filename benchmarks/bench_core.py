@@ -37,6 +37,9 @@ Figures
    description at each made them O(n²): at 3,000, 1.27 ms per ``deploy(guid)`` and 1.57
    per ``release(guid)``).  For reference, figure 1's one ``deploy()`` and
    ``shutdown()`` at the larger size, per resource.
+6. The first condition of a process: ``register_condition`` between two new resources,
+   the first of a fresh process, against the median of the 200 after it.  Target: <= 1 ms
+   (no import: its cycle check once imported networkx, 130-230 ms).
 
 The resource types used are defined here (``bench::Instant``, ``bench::Sleeper``),
 and every run writes its results under a ``tempfile.TemporaryDirectory``.
@@ -210,6 +213,22 @@ def child_bare_tasks(n: int) -> dict:
     return {"n": n, "total": total, "rss_mb": peak_rss_mb(), "threads": threading.active_count()}
 
 
+def child_first_condition(later: int) -> dict:
+    """Figure 6: the first ``register_condition`` of a process, and the median of the
+    ``later`` ones after it (each between two new resources)."""
+    with tempfile.TemporaryDirectory(prefix="bench_core-") as results:
+        ec = ExperimentController(exp_id="bench-first-condition", local_dir=results)
+        times = []
+        for _ in range(later + 1):
+            a, b = ec.register_resource(INSTANT), ec.register_resource(INSTANT)
+            start = time.perf_counter()
+            ec.register_condition(b, ResourceAction.START, a, ResourceState.STARTED, "0s")
+            times.append(time.perf_counter() - start)
+        ec.shutdown()
+    return {"first": times[0], "later": statistics.median(times[1:]),
+            "networkx": "networkx" in sys.modules}
+
+
 def child_condition(pairs: int, concurrent: bool) -> dict:
     """Figure 2: B START after A STARTED + 0s; latency = B's start - A's start."""
     with tempfile.TemporaryDirectory(prefix="bench_core-") as results:
@@ -357,6 +376,7 @@ CHILDREN = {
     "lifecycle": child_lifecycle,
     "bare_tasks": child_bare_tasks,
     "condition": child_condition,
+    "first_condition": child_first_condition,
     "event_wake": child_event_wake,
     "wait": child_wait,
     "future_wake": child_future_wake,
@@ -503,6 +523,10 @@ def main() -> int:
         progress(f"reference: {one_sizes[1]:,} instant resources in one deploy(), run {i + 1}/3")
         bulk.append(run_child("lifecycle", n=one_sizes[1], subscribe=False))
 
+    # -- 6: the first condition of a process ---------------------------------------------
+    progress("the first register_condition of a process, 5 fresh processes")
+    firsts = [run_child("first_condition", later=200) for _ in range(5)]
+
     # -- 2: condition latency ----------------------------------------------------------
     progress(f"condition latency: {pairs} pairs, one at a time")
     cond_seq = run_child("condition", pairs=pairs, concurrent=False)
@@ -624,6 +648,12 @@ def main() -> int:
         f"{per_small * 1e6:.0f} us at {small:,} ({per_large / per_small:.2f}x); one deploy() of "
         f"{large:,}: {median_run(bulk)['total'] / large * 1e6:.0f} us", "<= 1.5x",
         complete and per_large <= 1.5 * per_small)
+    first = statistics.median(r["first"] for r in firsts)
+    later = statistics.median(r["later"] for r in firsts)
+    imported = any(r["networkx"] for r in firsts)
+    row("6. the first register_condition of a process (median of 5 processes)",
+        fmt_ms(first) + (" (imported networkx)" if imported else ""),
+        f"{fmt_ms(later)} each later one ({first / later:.0f}x)", "<= 1 ms", first <= 0.001)
     for n in sizes:
         t = threads[n]["threads_subscriber"]
         base = bare[n][0]["threads"]
