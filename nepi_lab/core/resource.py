@@ -45,6 +45,7 @@ import dis
 import enum
 import functools
 import inspect
+import logging
 import os
 import time
 from array import array
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 
     from .controller import ExperimentController
 
+log = logging.getLogger("nepi_lab")
 S = ResourceState
 _PROGRESS_MAX = S.FINISHED
 # The states the hot paths use, as module globals: on Python 3.11 reading an enum
@@ -516,8 +518,18 @@ class ResourceManager:
         if other._status(state) > 0:
             return
         state = ResourceState(state)
+
+        def undeployed() -> bool:  # nothing will move it until someone deploys it
+            return other._state == S.NEW and not other._deploying
+
+        if undeployed():
+            log.warning("resource %s (%s) waits for resource %s (%s), which is not deployed yet: it "
+                        "goes on once that one is (call ec.deploy(%s))", self.guid, self._rtype,
+                        other.guid, other._rtype, other.guid)
         self._waiting = lambda: (
-            f"waits for resource {other.guid} ({other._rtype}, now {other._state.name}) to reach {state.name}"
+            f"waits for resource {other.guid} ({other._rtype}, now {other._state.name}"
+            f"{f', not deployed yet: call ec.deploy({other.guid})' if undeployed() else ''}) "
+            f"to reach {state.name}"
         )
         try:
             await self.ec._await_states([other], state)

@@ -240,3 +240,24 @@ def test_cycle_through_a_group_is_refused_at_deploy(ec):
     ec.deploy(wait_all_ready=False)  # without the group barrier there is no cycle
     ec.wait_finished(timeout=5)
     assert ec.get_discover_time(a) >= ec.get_start_time(b)
+
+
+def test_a_resource_waiting_for_one_not_deployed_says_so(ec, caplog):
+    """``deploy(app)`` without its node: the application waits (the node may be deployed
+    later, as NEPI allows), and says at once, in the log and in ``explain``, that nothing
+    will move until the node is deployed; deployed, the node lets it go on."""
+    node = ec.register_resource("test::Node")
+    app = ec.register_resource("test::Application", connectedTo=node)
+    with caplog.at_level("WARNING", logger="nepi_lab"):
+        ec.deploy(app)
+        deadline = time.monotonic() + 5
+        while "not deployed yet: call ec.deploy" not in ec.explain(app) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert (f"waits for resource {node} (test::Node, now NEW, not deployed yet: call ec.deploy({node})) "
+            f"to reach READY") in ec.explain(app)
+    said = [r.getMessage() for r in caplog.records if r.name == "nepi_lab"]
+    assert said == [f"resource {app} (test::Application) waits for resource {node} (test::Node), "
+                    f"which is not deployed yet: it goes on once that one is (call ec.deploy({node}))"]
+    ec.deploy(node)
+    ec.wait_finished(app, timeout=10)
+    assert ec.state(app) == S.FINISHED
