@@ -90,14 +90,23 @@ def test_rows_turn_green_and_red_as_the_run_gets_there(ec):
         reads = [r for r in check.depends_on().resources if r in events]
         assert evaluations[check.title] <= 1 + sum(events[r] for r in reads), (check.title, evaluations)
     assert evaluations["nobody reaches FINISHED"] == 1  # nothing it reads ever changed
-    # no thread polls: the evaluation threads have ended, nothing was left running
-    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "nepi_lab-checks"], timeout=5)
+    # no thread polls: the evaluation threads have ended, and so has the update that shows
+    # what the last one found (it comes an interval after it); nothing was left running
+    coalescer = view._subscription.coalescer
+
+    def quiet() -> bool:
+        with coalescer.lock:  # held while an update runs
+            return not coalescer._pending and not [
+                t for t in threading.enumerate() if t.name == "nepi_lab-checks"]
+
+    assert wait_until(quiet, timeout=5)
     left = [t.name for t in threading.enumerate() if t.ident not in before
             and "-blocking" not in t.name]  # the controller's own pool for blocking work, not the view's
     assert left == [], left
-    renders = view.renders
+    with coalescer.lock:
+        renders, evaluated = view.renders, dict(view.evaluations)
     time.sleep(0.5)  # nothing changes: nothing is evaluated, nothing is drawn
-    assert view.renders == renders and view.evaluations == evaluations
+    assert view.renders == renders and view.evaluations == evaluated
 
     # the release ends the run: the last check is decided, the others keep what they found
     ec.shutdown()
