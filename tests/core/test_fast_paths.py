@@ -275,7 +275,7 @@ def test_a_wait_with_nothing_to_wait_for_stays_in_the_callers_thread(tmp_path, m
     wait that must wait, or must raise, still goes there."""
     with ExperimentController(exp_id="reached", local_dir=str(tmp_path)) as ec:
         node = ec.register_resource("test::Node")
-        app = ec.register_resource("test::Application", duration=0.3)
+        app = ec.register_resource("test::Application", duration=1.5)
         ec.register_connection(app, node)
         ec.deploy()
         ec.wait_started(app)
@@ -287,7 +287,7 @@ def test_a_wait_with_nothing_to_wait_for_stays_in_the_callers_thread(tmp_path, m
         ec.wait(app, "STARTED")
         ec.wait_finished(node)  # long-lived: its work is over once STARTED
         assert hops == []
-        ec.wait_finished(app, timeout=10)  # runs for 0.3 s: waited for on the loop
+        ec.wait_finished(app, timeout=10)  # runs for 1.5 s: waited for on the loop
         assert hops == ["wait_finished"] and ec.state(app) == S.FINISHED
         ec.wait_finished([node, app])
         ec.wait(app, "STOPPED")
