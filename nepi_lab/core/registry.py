@@ -177,12 +177,10 @@ def _packages_in(folder: str) -> tuple[int | None, int]:
     the same packages.  (None, 0): no such folder."""
     found, newest = [], 0
     try:
-        with os.scandir(folder) as listing:
-            for entry in listing:
-                if entry.name.lower().endswith((".dist-info", ".egg-info")):
-                    mtime = entry.stat(follow_symlinks=False).st_mtime_ns
-                    newest = max(newest, mtime)
-                    found.append(f"{entry.name}\0{entry.inode()}\0{mtime}")
+        for entry in _entries(folder, (".dist-info", ".egg-info")):
+            mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+            newest = max(newest, mtime)
+            found.append(f"{entry.name}\0{entry.inode()}\0{mtime}")
     except FileNotFoundError:
         return None, 0
     found.sort()
@@ -290,15 +288,19 @@ def _packages_on_path(suffixes: tuple[str, ...]) -> Iterator[os.DirEntry[str]]:
     case); raises :class:`_Unlisted` at an entry that is not a folder."""
     for entry in sys.path:
         try:
-            listing = os.scandir(entry or ".")
+            yield from _entries(entry or ".", suffixes)
         except NotADirectoryError:
             raise _Unlisted(entry) from None
         except OSError:  # a folder that does not exist: nothing there
             continue
-        with listing:
-            for found in listing:
-                if found.name.lower().endswith(suffixes):
-                    yield found
+
+
+def _entries(folder: str, suffixes: tuple[str, ...]) -> Iterator[os.DirEntry[str]]:
+    """The entries of ``folder`` whose names end with one of ``suffixes`` (any case)."""
+    with os.scandir(folder) as listing:
+        for found in listing:
+            if found.name.lower().endswith(suffixes):
+                yield found
 
 
 def _read_all(fd: int) -> bytes:

@@ -8,6 +8,8 @@ import pytest
 
 from nepi_lab import ResourceAction, ResourceState, WaitTimeoutError
 
+from ..guards import wait_until
+
 S = ResourceState
 A = ResourceAction
 
@@ -250,9 +252,7 @@ def test_a_resource_waiting_for_one_not_deployed_says_so(ec, caplog):
     app = ec.register_resource("test::Application", connectedTo=node)
     with caplog.at_level("WARNING", logger="nepi_lab"):
         ec.deploy(app)
-        deadline = time.monotonic() + 5
-        while "not deployed yet: call ec.deploy" not in ec.explain(app) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: "not deployed yet: call ec.deploy" in ec.explain(app), timeout=5)
     assert (f"waits for resource {node} (test::Node, now NEW, not deployed yet: call ec.deploy({node})) "
             f"to reach READY") in ec.explain(app)
     said = [r.getMessage() for r in caplog.records if r.name == "nepi_lab"]

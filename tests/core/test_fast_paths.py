@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import threading
-import time
 
 import pytest
 
@@ -24,6 +23,8 @@ from nepi_lab import (
 )
 from nepi_lab.core.events import EventLog, seconds, seconds_text
 from nepi_lab.core.registry import get_resource_type
+
+from ..guards import wait_until
 
 S = ResourceState
 
@@ -220,13 +221,13 @@ def test_rows_from_two_threads_keep_their_details(tmp_path):
 
 def _on_disk_soon(path: str, check) -> dict:
     """experiment.json once ``check(description)`` holds, or after 5 s."""
-    deadline = time.monotonic() + 5
-    while True:
+
+    def read() -> dict:
         with open(path) as f:
-            description = json.load(f)
-        if check(description) or time.monotonic() > deadline:
-            return description
-        time.sleep(0.01)
+            return json.load(f)
+
+    wait_until(lambda: check(read()), timeout=5)
+    return read()
 
 
 def test_deploys_and_releases_one_by_one_share_the_description_writes(tmp_path, monkeypatch):
