@@ -13,7 +13,7 @@ import pytest
 
 from nepi_lab import ExperimentController, ResourceState, ResultsWriteError
 
-from ...faults import small_disk
+from ...faults import fill, small_disk
 from .sshd import sshd  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.faults
@@ -80,3 +80,28 @@ def test_a_full_results_disk_over_ssh_keeps_the_outcome_and_the_host_copy(tmp_pa
         assert not os.path.exists(os.path.join(folder, "stdout"))
         assert os.path.getsize(os.path.join(folder, "stderr")) == 0  # empty there: made here, no download
         assert not os.path.exists(ec.get_resource(small).app_home)
+
+
+def test_a_small_trace_copied_onto_a_full_disk_keeps_the_outcome_and_the_host_copy(tmp_path, home):
+    """A small trace is copied in the loop (no worker thread): a disk with no room left
+    fails that copy as it fails a large one, a typed record, the host's copy kept."""
+    with small_disk(tmp_path / "results", "1m") as results:
+        ec = ExperimentController(exp_id="full", local_dir=str(results))
+        try:
+            node = ec.register_resource("linux::Node", home=home)  # the host copy: on another disk
+            app = ec.register_resource("linux::Application", connectedTo=node, command="echo fine")
+            ec.deploy(node)
+            ec.wait_started(node, timeout=30)
+            fill(results)
+            ec.deploy(app)
+            ec.wait_finished(app, timeout=30)
+            assert ec.state(app) == S.FINISHED
+            collect = [f for f in ec.failures if f.guid == app and f.step == "collect"]
+            assert collect and all(f.error == "ResultsWriteError" and not f.critical for f in collect)
+            host_copy = os.path.join(ec.get_resource(app).app_home, "stdout")
+            assert any(f"localhost:{host_copy}" in f.message for f in collect)
+            assert ec._runner._executor is None  # copied in the loop, as small traces are
+        finally:
+            ec.shutdown()
+        with open(host_copy) as f:
+            assert f.read() == "fine\n"  # kept at release for the user
