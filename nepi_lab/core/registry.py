@@ -136,7 +136,7 @@ def _load_prefix(rtype: str) -> None:
 #: Where the answer of :func:`_plugins_declared` is kept between processes: this folder
 #: (empty: nowhere), else ``$XDG_CACHE_HOME/nepi_lab``, else ``~/.cache/nepi_lab``.
 CACHE_ENV = "NEPI_LAB_CACHE"
-_PLUGINS_CACHE_FORMAT = 2
+_PLUGINS_CACHE_FORMAT = 3
 #: A folder changed less than this long ago (ns) may change again within the same tick
 #: of the file system's clock, unseen: an answer depending on it is not kept.
 _RACY = 5_000_000_000
@@ -169,22 +169,43 @@ def _path_state() -> list[list[Any]] | None:
     return state
 
 
-def _packages_in(folder: str) -> tuple[int | None, int]:
+def _packages_in(folder: str) -> tuple[int | None, int, list[list[Any]]]:
     """A digest of the packages ``folder`` holds (each ``*.dist-info``/``*.egg-info``
     entry's name, inode and modification time; a package installed again is a new
-    entry), and the newest of those times: a folder whose modification time changed for
+    entry), the newest of those times, and the entry points of its ``*.egg-info``
+    folders (:func:`_entry_points_state`): a folder whose modification time changed for
     other files (a script's folder, a notebook's, saved every few minutes) still holds
-    the same packages.  (None, 0): no such folder."""
-    found, newest = [], 0
+    the same packages.  (None, 0, []): no such folder."""
+    found, newest, eggs = [], 0, []
     try:
         for entry in _entries(folder, (".dist-info", ".egg-info")):
             mtime = entry.stat(follow_symlinks=False).st_mtime_ns
             newest = max(newest, mtime)
             found.append(f"{entry.name}\0{entry.inode()}\0{mtime}")
+            if entry.name.lower().endswith(".egg-info") and entry.is_dir():
+                eggs.append(_entry_points_state(entry.path))
+                newest = max(newest, eggs[-1][1] or 0)
     except FileNotFoundError:
-        return None, 0
+        return None, 0, []
     found.sort()
-    return binascii.crc32("\n".join(found).encode()) & 0xFFFFFFFF, newest
+    return binascii.crc32("\n".join(found).encode()) & 0xFFFFFFFF, newest, eggs
+
+
+def _entry_points_state(egg_info: str) -> list[Any]:
+    """``[path, modification time or None]`` of an ``*.egg-info`` folder's
+    ``entry_points.txt``.  setuptools' ``egg_info`` (``setup.py develop``, a legacy
+    editable install, any build in a source tree) rewrites that file in place, which
+    changes neither the folder's time nor its parent's; installers replace a
+    ``*.dist-info`` folder whole, which the folder digest sees."""
+    path = os.path.join(egg_info, "entry_points.txt")
+    return [path, _mtime(path)]
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _still_holds(cached: list[Any], state: list[list[Any]]) -> bool:
@@ -219,15 +240,17 @@ def _plugins_declared() -> bool:
     try:
         with open(path, encoding="utf-8") as f:
             cached = json.load(f)
-        if cached.get("format") == _PLUGINS_CACHE_FORMAT and _still_holds(cached.get("path"), state):
+        if (cached.get("format") == _PLUGINS_CACHE_FORMAT and _still_holds(cached.get("path"), state)
+                and all(_mtime(kept) == mtime for kept, mtime in cached["eggs"])):
             return bool(cached["declared"])
     except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):  # none yet, or damaged
         pass
     declared = _scan_for_plugins()
-    now, kept = time.time_ns(), []
+    now, kept, eggs = time.time_ns(), [], []
     try:
         for folder_, mtime in state:
-            digest, newest = _packages_in(folder_)
+            digest, newest, found = _packages_in(folder_)
+            eggs += found
             if now - newest < _RACY:  # a package being installed: ask again next time
                 return declared
             # a folder changed within the last seconds may change again within one tick
@@ -240,7 +263,7 @@ def _plugins_declared() -> bool:
     try:
         os.makedirs(folder, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"format": _PLUGINS_CACHE_FORMAT, "path": kept, "declared": declared}, f)
+            json.dump({"format": _PLUGINS_CACHE_FORMAT, "path": kept, "eggs": eggs, "declared": declared}, f)
         os.replace(tmp, path)
     except OSError as exc:  # a read-only home: every process scans
         log.debug("cannot keep the plug-in scan in %s: %s", folder, exc)

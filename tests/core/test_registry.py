@@ -355,6 +355,45 @@ def test_the_plugin_scan_is_kept_until_the_packages_on_sys_path_change(tmp_path,
     assert registry._plugins_declared() is False and len(scans) == 13
 
 
+def test_the_plugin_scan_sees_an_egg_info_rewritten_in_place(tmp_path, monkeypatch):
+    """``setup.py develop`` (and a legacy editable install) rewrites the entry_points.txt
+    of the project's ``*.egg-info`` in place: neither that folder's time nor the source
+    tree's changes.  A plug-in declared so is found in the next process, not hidden by the
+    kept answer."""
+    source, cache = tmp_path / "project", tmp_path / "cache"
+    egg = source / "lab_tools.egg-info"
+    egg.mkdir(parents=True)
+    entry_points = egg / "entry_points.txt"
+    entry_points.write_text("[console_scripts]\nlab-tools = lab_tools:main\n")
+    an_hour_ago = time.time() - 3600
+    for settled in (entry_points, egg, source):
+        os.utime(settled, (an_hour_ago, an_hour_ago))
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "script"), str(source)])
+    monkeypatch.setenv(registry.CACHE_ENV, str(cache))
+    scans = []
+    scan = registry._scan_for_plugins
+    monkeypatch.setattr(registry, "_scan_for_plugins", lambda: scans.append(1) or scan())
+    assert registry._plugins_declared() is False and len(scans) == 1
+    assert registry._plugins_declared() is False and len(scans) == 1  # kept
+    inode = entry_points.stat().st_ino
+    with open(entry_points, "a") as f:  # in place, as setuptools writes it
+        f.write("[nepi_lab.resources]\nlab_tools = lab_tools.types\n")
+    os.utime(entry_points, (an_hour_ago + 60, an_hour_ago + 60))  # however long ago
+    assert entry_points.stat().st_ino == inode
+    assert egg.stat().st_mtime == source.stat().st_mtime == pytest.approx(an_hour_ago)
+    assert registry._plugins_declared() is True and len(scans) == 2
+    assert registry._plugins_declared() is True and len(scans) == 2  # kept again
+    # rewritten a moment ago (maybe still being written): asked again next time
+    entry_points.write_text("[console_scripts]\nlab-tools = lab_tools:main\n")
+    assert registry._plugins_declared() is False and len(scans) == 3
+    assert registry._plugins_declared() is False and len(scans) == 4
+    entry_points.unlink()  # no entry points any more: seen too
+    os.utime(egg, (an_hour_ago, an_hour_ago))
+    os.utime(source, (an_hour_ago, an_hour_ago))
+    assert registry._plugins_declared() is False and len(scans) == 5
+    assert registry._plugins_declared() is False and len(scans) == 5
+
+
 def test_a_type_redefined_before_its_builtin_module_loads_stays():
     """A notebook cell defining its own ``linux::Ping`` before anything imported the
     linux tools: listing every type (which imports them) keeps the cell's class."""
