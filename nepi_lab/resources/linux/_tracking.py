@@ -45,7 +45,9 @@ registered, and when a local node deploys, a short-lived worker thread (one at a
 never awaited) writes its own thread id into ``cgroup.threads`` of the cgroup the
 interpreter is in, and again every 4 ms for the next 0.1 s (the *warm spell*): the lock
 goes cold one grace period after its last writer left, often before the first command
-comes, and that command's shell then waited a grace period of its own.  The kernel
+comes, and that command's shell then waited a grace period of its own.  A node given
+another host's name ends the spell at once (:func:`cool_down`): an experiment on SSH
+hosts keeps no thread for it beside those that open its connections.  The kernel
 takes the lock before it looks at the move (a pid that does not exist is refused before
 it, on Linux 6.18), and the move is a no-op: a thread into the cgroup it is in; had
 someone moved the process elsewhere meanwhile, a thread cannot leave its process's
@@ -501,6 +503,17 @@ def warm_up() -> None:
         if _worker is not None:  # it looks at the spell before it ends
             return
     _submit(_warm)
+
+
+def cool_down() -> None:
+    """End the warm spell (:func:`warm_up`) now: a node turned out to be another host's
+    (its ``hostname`` set), whose commands never move into a cgroup here.  The worker
+    ends once its jobs are done, rather than keep a thread beside the ones that open the
+    SSH connections; a local node's deploy warms the lock again (:func:`prepare`)."""
+    global _warm_until
+    with _lock:
+        _warm_until = float("-inf")
+        _woken.set()  # a worker waiting between two warmings looks again at once
 
 
 def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:

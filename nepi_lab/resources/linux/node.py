@@ -54,7 +54,7 @@ from ...core.traces import TraceAttr
 from . import _packages
 from ._local import LocalExecutor
 from ._records import run_record
-from ._tracking import run_key, warm_up
+from ._tracking import cool_down, run_key, warm_up
 from .executor import CommandResult, Executor, LeftOnHostError, ProcessHandle
 
 if TYPE_CHECKING:
@@ -72,7 +72,9 @@ PACKAGE_TIMEOUT = 600.0
 
 def _check_hostname(rm: ResourceManager, old: object, new: object) -> object:
     """Refuse at ``set`` a host name that could only fail at deploy: empty, with spaces or
-    control characters, or starting with ``-`` (never a host; an option to ssh tools)."""
+    control characters, or starting with ``-`` (never a host; an option to ssh tools).
+    Another host's name also ends the cgroup lock's warm spell that registering the node
+    started (:func:`~._tracking.cool_down`): its commands run there."""
     if new is None:
         return new
     text = str(new)
@@ -83,6 +85,8 @@ def _check_hostname(rm: ResourceManager, old: object, new: object) -> object:
     elif text.startswith("-"):
         reason = "a host name or address does not start with '-'"
     else:
+        if text not in LOCAL_HOSTNAMES:
+            cool_down()
         return new
     raise AttributeValueError(rm.guid, rm._rtype, "hostname", new, reason)
 

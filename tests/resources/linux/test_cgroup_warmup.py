@@ -295,3 +295,26 @@ def test_without_a_thread_the_node_still_runs_its_commands(monkeypatch, ec, home
     assert _tracking._worker is None and _tracking._jobs == []
     ec.shutdown()
     assert not os.path.exists(os.path.join(base, f"nepi_lab.{ec.exp_id}.{ec.run_id}"))
+
+
+def test_a_node_on_another_host_ends_the_warm_spell(monkeypatch, ec):
+    """Registering a ``linux::Node`` warms the lock for its first command; once its
+    ``hostname`` names another host (as a keyword, or set later as NEPI scripts do), the
+    spell ends and the worker thread with it, before the SSH connections take threads of
+    their own.  A local node warms it again."""
+    needs_cgroups()
+    wait_for_worker()
+    monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)
+    for register in (lambda: ec.register_resource("linux::Node", hostname="192.0.2.7"),
+                     lambda: ec.set(ec.register_resource("linux::Node"), "hostname", "host.example")):
+        _tracking.warm_up()
+        assert _tracking._worker is not None and _tracking._warm_until > time.monotonic() + 20
+        register()
+        assert _tracking._warm_until < time.monotonic()
+        wait_for_worker()  # long before the 30 s spell would have ended
+    try:
+        ec.register_resource("linux::Node", hostname="localhost")
+        assert _tracking._worker is not None and _tracking._warm_until > time.monotonic() + 20
+    finally:
+        _tracking.cool_down()
+        wait_for_worker()

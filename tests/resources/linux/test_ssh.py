@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from nepi_lab import ExperimentController, ExperimentFailedError, MissingTraceError, ResourceState, TraceAttr
-from nepi_lab.resources.linux import _ssh
+from nepi_lab.resources.linux import _ssh, _tracking
 from nepi_lab.resources.linux._ssh import (
     SshExecutor,
     SshPool,
@@ -30,7 +30,7 @@ from nepi_lab.resources.linux._ssh import (
 from nepi_lab.resources.linux.executor import CommandTimeoutError
 
 from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes, wait_for_trace
-from .sshd import Sshd, SshdUnavailable, free_port, sshd  # noqa: F401 - the session fixture
+from .sshd import Sshd, SshdFleet, SshdUnavailable, free_port, sshd  # noqa: F401 - the session fixture
 
 S = ResourceState
 
@@ -290,6 +290,39 @@ def test_200_concurrent_applications_within_the_session_limit(ec, ssh_node, sshd
     assert entry.target.max_sessions == 10
     free = entry.sessions._value + entry._closed_slots.count(entry.sessions)  # + closed, unconfirmed
     assert free == 10 - _ssh.RESERVED_SESSIONS  # every channel given back
+
+
+def test_a_fleet_of_hosts_keeps_the_threads_bounded(ec, monkeypatch):
+    """Several SSH hosts at once (sshds on 127.0.1.x, as the fleet figure of
+    benchmarks/bench_ssh.py): at every state change at most 4 threads run in the
+    controller's process -- the caller's, the loop's and the 2 of the blocking pool in
+    which asyncssh reads its options.  The cgroup lock's warm spell that registering a
+    linux::Node starts (made long here: with 50 hosts it still ran when the connections
+    opened) ends when the nodes are given other hosts."""
+    monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)
+    try:
+        fleet = SshdFleet(4)
+        fleet.__enter__()
+    except SshdUnavailable as exc:
+        pytest.skip(f"no sshd for the SSH tests: {exc}")
+    try:
+        seen: list[list[str]] = []
+        ec.events.subscribe(lambda *_: seen.append([t.name for t in threading.enumerate()]))
+        apps = []
+        for server in fleet.servers:
+            node = ec.register_resource("linux::Node", **server.node_attributes())
+            apps += [app(ec, node, command=f"echo {server.host}") for _ in range(5)]
+        ec.deploy()
+        ec.wait_finished(apps, timeout=60)
+        assert all(ec.state(a) == S.FINISHED for a in apps), ec.failures[:3]
+        assert ec.trace(apps[-1], "stdout") == f"{fleet.servers[-1].host}\n"
+        ec.release()
+        ec.wait_released(apps, timeout=60)
+    finally:
+        fleet.__exit__(None, None, None)
+        _tracking.cool_down()
+    assert len(seen) > 4 * 5 * 3
+    assert max(len(names) for names in seen) <= 4, max(seen, key=len)
 
 
 def test_the_channel_limit_queues_commands_instead_of_failing(ec, sshd):  # noqa: F811
