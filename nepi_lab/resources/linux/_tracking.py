@@ -46,8 +46,9 @@ never awaited) writes its own thread id into ``cgroup.threads`` of the cgroup th
 interpreter is in, and again every 4 ms for the next 0.1 s (the *warm spell*): the lock
 goes cold one grace period after its last writer left, often before the first command
 comes, and that command's shell then waited a grace period of its own.  A node given
-another host's name ends the spell at once (:func:`cool_down`): an experiment on SSH
-hosts keeps no thread for it beside those that open its connections.  The kernel
+another host's name ends the spell at once (:func:`cool_down`), and such a node connects
+once the worker's last write is over (:func:`cooled`): an experiment on SSH hosts keeps
+no thread for it beside those that open its connections.  The kernel
 takes the lock before it looks at the move (a pid that does not exist is refused before
 it, on Linux 6.18), and the move is a no-op: a thread into the cgroup it is in; had
 someone moved the process elsewhere meanwhile, a thread cannot leave its process's
@@ -381,6 +382,8 @@ class RunCgroups:
 #: Jobs for the worker thread, run in order: ``(job, abandon)``, ``abandon`` (or None)
 #: called instead of ``job`` if no thread can be started.
 _jobs: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
+#: Called by the worker at its next turn with whether it ends then (see :func:`cooled`).
+_on_end: list[Callable[[bool], None]] = []
 _worker: threading.Thread | None = None
 _woken = threading.Event()  #: set when a job comes: the worker stops waiting between warmings
 _warm_until = float("-inf")  #: the warm spell's end (``time.monotonic()``), see :func:`warm_up`
@@ -429,13 +432,20 @@ def _work() -> None:
     while True:
         with _lock:
             _woken.clear()
+            ending = False
             if _jobs:
                 job: Callable[[], None] | None = _jobs.pop(0)[0]
             elif time.monotonic() < _warm_until:
                 job = None
             else:
                 _worker = None
-                return
+                ending = True
+            waiting = list(_on_end)  # told what comes next (see cooled)
+            _on_end.clear()
+        for tell in waiting:
+            tell(ending)
+        if ending:
+            return
         if job is None:
             _warm()
             _woken.wait(WARM_EVERY)
@@ -516,6 +526,29 @@ def cool_down() -> None:
         _woken.set()  # a worker waiting between two warmings looks again at once
 
 
+async def cooled(limit: float = 1.0) -> None:
+    """Until a worker that is only finishing its warm spell has ended (its last write waits
+    a grace period: 6-30 ms), at most ``limit`` seconds: an SSH node's connection, which
+    takes the blocking pool's threads, then starts beside no thread of this module.  At
+    once when no worker runs or when it still has work (a local node's cgroup, a spell),
+    and as soon as it takes more (a local node registered meanwhile needs it)."""
+    with _lock:
+        worker = _worker
+        if worker is None or _jobs or time.monotonic() < _warm_until:
+            return
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def tell(ending: bool) -> None:  # in the worker, at its next turn
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(ending))
+
+        _on_end.append(tell)
+    done, _ = await asyncio.wait({answer}, timeout=limit)
+    if done and answer.result():
+        worker.join(0.01)  # past its last statement: gone within microseconds
+
+
 def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:
     """Make ``owner``'s cgroup in the worker thread, then warm the lock (:func:`warm_up`);
     a future of the running loop, done once the cgroup is made (or failed), or None
@@ -554,6 +587,7 @@ def _forget_worker_in_child() -> None:
     _lock = threading.Lock()
     _woken = threading.Event()
     _jobs.clear()
+    _on_end.clear()
     _worker = None
     _warm_until = float("-inf")
 

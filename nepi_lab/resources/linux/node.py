@@ -54,7 +54,7 @@ from ...core.traces import TraceAttr
 from . import _packages
 from ._local import LocalExecutor
 from ._records import run_record
-from ._tracking import cool_down, run_key, warm_up
+from ._tracking import cool_down, cooled, run_key, warm_up
 from .executor import CommandResult, Executor, LeftOnHostError, ProcessHandle
 
 if TYPE_CHECKING:
@@ -224,6 +224,8 @@ class Node(ResourceManager):
 
     async def do_discover(self) -> None:
         executor = self._track(self._new_executor())
+        if not self.is_local:
+            await cooled()  # the cgroup worker's last warming (see _tracking.cool_down)
         await executor.connect()
         self._executor = executor
         user_home = await executor.home_dir()

@@ -318,3 +318,44 @@ def test_a_node_on_another_host_ends_the_warm_spell(monkeypatch, ec):
     finally:
         _tracking.cool_down()
         wait_for_worker()
+
+
+def test_an_ssh_node_connects_once_the_last_warming_is_over(monkeypatch):
+    """``cooled()``, awaited by an SSH node before it connects: at once without a worker
+    or while the worker has work; else until the worker's last (here slow) warming is
+    over and the thread has ended, or until it takes more work, without waiting for that."""
+    needs_cgroups()
+    wait_for_worker()
+    warm = _tracking._warm
+    monkeypatch.setattr(_tracking, "_warm", lambda: (time.sleep(0.3), warm()))
+
+    async def timed() -> float:
+        start = time.monotonic()
+        await _tracking.cooled()
+        return time.monotonic() - start
+
+    assert asyncio.run(timed()) < 0.05  # no worker
+    monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)
+    _tracking.warm_up()
+    worker = _tracking._worker
+    assert asyncio.run(timed()) < 0.05  # a spell: it has work
+    _tracking.cool_down()
+    assert 0.1 < asyncio.run(timed()) < 0.9  # its last warming: waited for
+    assert not worker.is_alive() and _tracking._worker is None
+
+    async def meanwhile() -> float:
+        start = time.monotonic()
+        waiting = asyncio.ensure_future(_tracking.cooled())
+        await asyncio.sleep(0.05)
+        _tracking.warm_up()  # a local node registered: the worker goes on
+        await waiting
+        return time.monotonic() - start
+
+    _tracking.warm_up()
+    _tracking.cool_down()
+    try:
+        assert asyncio.run(meanwhile()) < 0.9
+        assert _tracking._worker is not None  # it went on with the new spell
+    finally:
+        _tracking.cool_down()
+        wait_for_worker()

@@ -298,8 +298,11 @@ def test_a_fleet_of_hosts_keeps_the_threads_bounded(ec, monkeypatch):
     controller's process -- the caller's, the loop's and the 2 of the blocking pool in
     which asyncssh reads its options.  The cgroup lock's warm spell that registering a
     linux::Node starts (made long here: with 50 hosts it still ran when the connections
-    opened) ends when the nodes are given other hosts."""
+    opened) ends when the nodes are given other hosts, and the nodes connect once the
+    worker's last warming is over (made slow here, longer than connecting takes)."""
     monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)
+    warm = _tracking._warm
+    monkeypatch.setattr(_tracking, "_warm", lambda: (time.sleep(0.6), warm()))
     try:
         fleet = SshdFleet(4)
         fleet.__enter__()
