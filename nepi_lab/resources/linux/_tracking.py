@@ -88,6 +88,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any
 
 from ...core.controller import call_at_exit
 from ._batches import Batches
@@ -536,14 +537,8 @@ async def cooled(limit: float = 1.0) -> None:
         worker = _worker
         if worker is None or _jobs or time.monotonic() < _warm_until:
             return
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[bool] = loop.create_future()
-
-        def tell(ending: bool) -> None:  # in the worker, at its next turn
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(ending))
-
-        _on_end.append(tell)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        _on_end.append(lambda ending: _settle(answer, ending))  # in the worker, at its next turn
     done, _ = await asyncio.wait({answer}, timeout=limit)
     if done and answer.result():
         worker.join(0.01)  # past its last statement: gone within microseconds
@@ -559,13 +554,8 @@ def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:
         return None
     made: asyncio.Future[None] = loop.create_future()
 
-    def done() -> None:
-        if not made.done():
-            made.set_result(None)
-
     def resolve() -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            loop.call_soon_threadsafe(done)
+        _settle(made, None)
 
     def job() -> None:
         try:
@@ -577,6 +567,13 @@ def prepare(cgroups: RunCgroups, owner: int) -> asyncio.Future[None] | None:
         return None  # no worker: the cgroup is made on first use, as without one
     warm_up()
     return made
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    """Give ``future`` ``value`` from another thread (the worker), on its loop, unless it
+    is done already or its loop is closed (then nobody waits for it)."""
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(lambda: future.done() or future.set_result(value))
 
 
 def _forget_worker_in_child() -> None:

@@ -359,3 +359,31 @@ def test_an_ssh_node_connects_once_the_last_warming_is_over(monkeypatch):
     finally:
         _tracking.cool_down()
         wait_for_worker()
+
+
+def test_a_cancelled_wait_for_the_last_warming_leaves_the_worker_to_end(monkeypatch):
+    """An SSH node cancelled while it waits for the worker's last warming (Ctrl-C, a
+    release during deploy): the cancellation comes through at once, and the worker, which
+    later tells a waiter whose loop is closed, ends as it would have."""
+    needs_cgroups()
+    wait_for_worker()
+    warm = _tracking._warm
+    monkeypatch.setattr(_tracking, "_warm", lambda: (time.sleep(0.3), warm()))
+    monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)
+    _tracking.warm_up()
+    worker = _tracking._worker
+    _tracking.cool_down()
+
+    async def cancelled() -> float:
+        waiting = asyncio.ensure_future(_tracking.cooled())
+        await asyncio.sleep(0.02)
+        start = time.monotonic()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return time.monotonic() - start
+
+    assert asyncio.run(cancelled()) < 0.05  # the loop is closed once this returns
+    wait_for_worker()
+    worker.join(1)  # past its last statement once it let go of the module's state
+    assert not worker.is_alive() and _tracking._on_end == []
