@@ -224,7 +224,7 @@ def test_interrupted_then_resumed_on_the_cluster_makes_only_the_missing_runs(clu
     assert 0 < sweep.counts()["running"] <= 2  # submitted, dropped: made again by the next run
     again = Sweep(build, {"n": list(range(8))}, exp_id="dask-resumed", results=tmp_path / "results")
     assert again.run(executor=cluster.client) == 8 - len(done_before)
-    assert again.counts()["done"] == 8
+    assert again.counts()["done"] == 8, [e for e in again.runs if e["state"] != "done"]
     for entry in again.runs:
         key = (entry["point"], entry["repetition"])
         if key in done_before:

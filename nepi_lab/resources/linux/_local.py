@@ -12,7 +12,14 @@ from typing import Any
 from ...core.traces import TraceAttr, read_trace_file
 from . import _process, _tracking
 from ._process import Process, descriptors, raise_open_file_limit, read_pipe, write_pipe
-from .executor import STDERR_TAIL, CommandResult, CommandTimeoutError, Executor, parse_proc_net_tcp
+from .executor import (
+    MAKEDIRS_ATTEMPTS,
+    STDERR_TAIL,
+    CommandResult,
+    CommandTimeoutError,
+    Executor,
+    parse_proc_net_tcp,
+)
 
 log = logging.getLogger("nepi_lab")
 
@@ -293,7 +300,13 @@ class LocalExecutor(Executor):
             if not os.path.isdir(path):
                 raise
         except FileNotFoundError:
-            os.makedirs(path, exist_ok=True)
+            for attempt in range(1, MAKEDIRS_ATTEMPTS + 1):
+                try:
+                    os.makedirs(path, exist_ok=True)
+                    return
+                except FileNotFoundError:  # a parent was removed meanwhile (see Executor.makedirs)
+                    if attempt == MAKEDIRS_ATTEMPTS:
+                        raise
 
     async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
         if isinstance(data, str):

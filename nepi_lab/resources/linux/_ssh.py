@@ -120,7 +120,14 @@ from ...core.errors import CommandError, NepiError
 from ...core.traces import TraceAttr
 from ._batches import Batches
 from ._tracking import RUN_VARIABLE, SweepQueue, marker
-from .executor import STDERR_TAIL, CommandResult, CommandTimeoutError, Executor, ProcessHandle
+from .executor import (
+    MAKEDIRS_ATTEMPTS,
+    STDERR_TAIL,
+    CommandResult,
+    CommandTimeoutError,
+    Executor,
+    ProcessHandle,
+)
 
 if TYPE_CHECKING:
     from .node import Node
@@ -2106,7 +2113,20 @@ class SshExecutor(Executor):
 
 async def _makedirs(sftp: Any, path: str) -> None:
     """``mkdir -p`` over SFTP: one request when the parent exists (asyncssh's makedirs
-    checks every component from the root)."""
+    checks every component from the root).  A parent removed meanwhile is made again
+    (see :meth:`Executor.makedirs`)."""
+    import asyncssh
+
+    for attempt in range(1, MAKEDIRS_ATTEMPTS + 1):
+        try:
+            await _makedirs_once(sftp, path)
+            return
+        except asyncssh.SFTPNoSuchFile:
+            if attempt == MAKEDIRS_ATTEMPTS:
+                raise
+
+
+async def _makedirs_once(sftp: Any, path: str) -> None:
     import asyncssh
 
     try:
@@ -2115,7 +2135,7 @@ async def _makedirs(sftp: Any, path: str) -> None:
         parent = posixpath.dirname(path)
         if parent == path:
             raise
-        await _makedirs(sftp, parent)
+        await _makedirs_once(sftp, parent)
         try:
             await sftp.mkdir(path)
         except asyncssh.SFTPError:

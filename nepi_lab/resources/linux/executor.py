@@ -40,6 +40,13 @@ from ...core.traces import TraceAttr
 #: Bytes of standard error kept in a failure record.
 STDERR_TAIL = 2000
 
+#: How many times :meth:`Executor.makedirs` makes a path again whose parent, made or
+#: found on the way, was removed meanwhile (by another run of the same experiment on the
+#: host, releasing: it removes ``<home>/.nepi_lab/<exp_id>`` and ``.nepi_lab`` once they
+#: are empty).  Each time means another removal in the microseconds between two
+#: ``mkdir``: past this many, the path's parent is missing for another reason.
+MAKEDIRS_ATTEMPTS = 10
+
 
 class LeftOnHostError(NepiError, ConnectionError):
     """Release could not reach a host: what ``left`` lists may still run and lie there.
@@ -201,7 +208,11 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     async def makedirs(self, path: str) -> None:
-        """Create folder ``path`` and its parents (existing is fine)."""
+        """Create folder ``path`` and its parents (existing is fine).
+
+        A parent removed between two of its ``mkdir`` (a run of the same experiment on
+        the host, releasing, removes the experiment's folder once it is empty) is made
+        again, up to :data:`MAKEDIRS_ATTEMPTS` times."""
 
     @abc.abstractmethod
     async def write_file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
