@@ -77,6 +77,9 @@ RUN_FORMAT_NAME = "nepi_lab.run"
 DESCRIPTION = "experiment.json"
 EVENTS = "events.jsonl"
 RESULTS_ENV = "NEPI_LAB_RESULTS"
+#: How many times :func:`make_run_dir` makes its folders again when another process
+#: removed one between its ``mkdir`` calls, before it says why it could not.
+MAKE_ATTEMPTS = 10
 
 
 def default_local_dir() -> str:
@@ -170,10 +173,13 @@ def check_local_dir(local_dir: object) -> str:
 def make_run_dir(local_dir: str, exp_id: str, *, default: bool = False) -> tuple[str, str]:
     """Create a fresh run directory; returns ``(run_id, path)``.
 
-    Two controllers created in the same microsecond still get distinct runs.  If no
-    run directory can be made there (a file in the way, no permission, a path too
-    long ...), :class:`ResultsDirectoryError` says why, and the folders this call
-    made on the way are removed again: a refused ``local_dir`` leaves nothing behind.
+    Two controllers created in the same microsecond still get distinct runs, and a
+    folder on the way that another process removes meanwhile (the experiment's folder,
+    emptied by a failed :meth:`ExperimentController.load`) is made again, up to
+    :data:`MAKE_ATTEMPTS` times.  If no run directory can be made there (a file in the
+    way, no permission, a path too long ...), :class:`ResultsDirectoryError` says why,
+    and the folders this call made on the way are removed again: a refused
+    ``local_dir`` leaves nothing behind.
 
     ``default=True`` says that ``local_dir`` is :func:`default_local_dir`'s, and an
     error then says where it came from and how to choose another folder.  The folders
@@ -182,10 +188,11 @@ def make_run_dir(local_dir: str, exp_id: str, *, default: bool = False) -> tuple
     exp_dir = os.path.join(local_dir, exp_id)
     made: list[str] = []
     from_env = default and bool(os.environ.get(RESULTS_ENV))
+    removed = 0
     try:
-        _make_dirs(local_dir, made, 0o700 if default and not from_env else 0o777)
-        _make_dirs(exp_dir, made)
         while True:
+            _make_dirs(local_dir, made, 0o700 if default and not from_env else 0o777)
+            _make_dirs(exp_dir, made)
             run_id = new_run_id()
             path = os.path.join(exp_dir, run_id)
             try:
@@ -193,6 +200,10 @@ def make_run_dir(local_dir: str, exp_id: str, *, default: bool = False) -> tuple
                 return run_id, path
             except FileExistsError:
                 continue
+            except FileNotFoundError:  # another process removed the emptied exp_dir meanwhile
+                removed += 1
+                if removed == MAKE_ATTEMPTS:
+                    raise
     except OSError as exc:
         for folder in reversed(made):
             try:
@@ -231,7 +242,8 @@ def _make_dirs(path: str, made: list[str], mode: int = 0o777) -> None:
                 raise NotADirectoryError(errno.ENOTDIR, "a file is in the way, not a folder",
                                          folder) from None
             continue
-        made.append(folder)
+        if folder not in made:  # (made again after another process removed it)
+            made.append(folder)
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
