@@ -141,7 +141,11 @@ def test_without_root_nor_sudo_installing_fails_at_once_over_ssh(ec, sshd):  # n
         run_on_loop(ec, rm.install_packages([PACKAGE]), timeout=60)
     error = caught.value
     assert error.packages == [PACKAGE] and error.where.startswith(f"{sshd.user}@")
-    assert "not root and may not use sudo without a password" in str(error)
+    # the host is this machine: .ci/run installs sudo, which the test user may not use
+    if shutil.which("sudo"):
+        assert "not root and may not use sudo without a password" in str(error)
+    else:
+        assert "not root and sudo is not installed" in str(error)
 
 
 def test_install_packages_refuses_what_is_no_package_name(ec, node):
