@@ -23,6 +23,23 @@ def assert_threads_back_to(before: int, seconds: float) -> None:
     assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
 
 
+class OwnThreads:
+    """The threads of this process but those that other libraries left in it before
+    (Dask's callback thread, after the sweep tests): made at a test's start, it names the
+    threads a controller's bound is about (the main thread, nepi_lab's threads, any new
+    one), whatever ran before the test."""
+
+    def __init__(self) -> None:
+        self.foreign = {t.ident for t in threading.enumerate()
+                        if t is not threading.main_thread() and not t.name.startswith("nepi_lab")}
+
+    def names(self) -> list[str]:
+        return [t.name for t in threading.enumerate() if t.ident not in self.foreign]
+
+    def count(self) -> int:
+        return len(self.names())
+
+
 def thread_leak_guard(seconds: float):
     """An autouse fixture: every test leaves the thread count as it found it, within
     ``seconds`` (a refused load or a shut-down controller leaves no thread)."""

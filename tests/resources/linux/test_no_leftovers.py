@@ -13,13 +13,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
 
 from nepi_lab import ResourceState
 
+from ...guards import OwnThreads
 from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes
 
 pytestmark = pytest.mark.faults
@@ -246,14 +246,15 @@ def test_a_dropped_controller_is_released_at_exit(tmp_path, home, marker):
 def test_200_concurrent_applications_use_a_constant_number_of_threads(ec, node):
     apps = [ec.register_resource("linux::Application", connectedTo=node, command="sleep 0.3")
             for _ in range(200)]
-    peak = threading.active_count()
+    own = OwnThreads()
+    peak = own.count()
     ec.deploy()
     deadline = time.monotonic() + 30
     while not all(ec.state(a) >= S.FINISHED for a in apps) and time.monotonic() < deadline:
-        peak = max(peak, threading.active_count())
+        peak = max(peak, own.count())
         time.sleep(0.002)
     ec.wait_finished(apps, timeout=10)
     assert all(ec.state(a) == S.FINISHED for a in apps)
-    assert peak <= 4, [t.name for t in threading.enumerate()]
+    assert peak <= 4, own.names()
     # they really ran at the same time
     assert max(ec.get_start_time(a) for a in apps) < min(ec.get_finish_time(a) for a in apps)

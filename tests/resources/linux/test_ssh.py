@@ -13,7 +13,6 @@ import os
 import pathlib
 import socket
 import sys
-import threading
 import time
 
 import psutil
@@ -29,6 +28,7 @@ from nepi_lab.resources.linux._ssh import (
 )
 from nepi_lab.resources.linux.executor import CommandTimeoutError
 
+from ...guards import OwnThreads
 from .conftest import all_gone, processes_with, run_on_loop, wait_for_processes, wait_for_trace
 from .sshd import Sshd, SshdFleet, SshdUnavailable, free_port, sshd  # noqa: F401 - the session fixture
 
@@ -275,10 +275,11 @@ def test_200_concurrent_applications_within_the_session_limit(ec, ssh_node, sshd
     log_before = len(sshd.log_text())
     apps = [app(ec, ssh_node, command=f"echo {i}") for i in range(200)]
     threads = []
+    own = OwnThreads()
     ec.deploy()
     deadline = time.monotonic() + 60
     while ec.state(apps[-1]) < S.FINISHED and time.monotonic() < deadline:
-        threads.append(threading.active_count())
+        threads.append(own.count())
         time.sleep(0.05)
     ec.wait_finished(apps, timeout=60)
     assert all(ec.state(a) == S.FINISHED for a in apps), ec.failures[:3]
@@ -299,7 +300,10 @@ def test_a_fleet_of_hosts_keeps_the_threads_bounded(ec, monkeypatch):
     which asyncssh reads its options.  The cgroup lock's warm spell that registering a
     linux::Node starts (made long here: with 50 hosts it still ran when the connections
     opened) ends when the nodes are given other hosts, and the nodes connect once the
-    worker's last warming is over (made slow here, longer than connecting takes)."""
+    worker's last warming is over (made slow here, longer than connecting takes).
+    Threads that other libraries left in the process before (Dask's callback thread,
+    after the sweep tests) are not the controller's and are not counted."""
+    own = OwnThreads()
     monkeypatch.setattr(_tracking, "WARM_SPELL", 30.0)
     warm = _tracking._warm
     monkeypatch.setattr(_tracking, "_warm", lambda: (time.sleep(0.6), warm()))
@@ -310,7 +314,7 @@ def test_a_fleet_of_hosts_keeps_the_threads_bounded(ec, monkeypatch):
         pytest.skip(f"no sshd for the SSH tests: {exc}")
     try:
         seen: list[list[str]] = []
-        ec.events.subscribe(lambda *_: seen.append([t.name for t in threading.enumerate()]))
+        ec.events.subscribe(lambda *_: seen.append(own.names()))
         apps = []
         for server in fleet.servers:
             node = ec.register_resource("linux::Node", **server.node_attributes())
