@@ -19,6 +19,8 @@ from nepi_lab import (
     TaskStatus,
 )
 
+from ..faults import removed_once_made
+
 S = ResourceState
 
 
@@ -293,30 +295,12 @@ def test_time_strings(value):
     assert parse_delay(value) == pytest.approx(expected[value])
 
 
-def folder_removed_before_the_run_is_made(monkeypatch, exp_dir: str, times: int) -> list[str]:
-    """Make ``os.mkdir`` of a run directory in ``exp_dir`` first remove ``exp_dir`` (as
-    another process does whose load failed: it removes the emptied folder), the first
-    ``times`` times; the list it returns grows by one each time."""
-    removals: list[str] = []
-    mkdir = os.mkdir
-
-    def racing(path, mode=0o777, *, dir_fd=None):
-        if os.path.dirname(os.fspath(path)) == exp_dir and len(removals) < times:
-            removals.append(exp_dir)
-            os.rmdir(exp_dir)
-        mkdir(path, mode, dir_fd=dir_fd)
-
-    monkeypatch.setattr(os, "mkdir", racing)
-    return removals
-
-
 def test_a_controller_makes_its_experiment_folder_again_when_another_process_removed_it(tmp_path,
                                                                                         monkeypatch):
     from nepi_lab.core.results import MAKE_ATTEMPTS
 
     exp_dir = str(tmp_path / "same")
-    os.mkdir(exp_dir)
-    removals = folder_removed_before_the_run_is_made(monkeypatch, exp_dir, times=3)
+    removals = removed_once_made(monkeypatch, exp_dir, times=3)
     ec = ExperimentController(exp_id="same", local_dir=str(tmp_path))
     try:
         assert removals == [exp_dir] * 3 and os.path.dirname(ec.run_dir) == exp_dir
@@ -326,7 +310,7 @@ def test_a_controller_makes_its_experiment_folder_again_when_another_process_rem
     monkeypatch.undo()
     # removed every time: the error says why, after a bounded number of attempts
     other = str(tmp_path / "other")
-    removals = folder_removed_before_the_run_is_made(monkeypatch, other, times=10 * MAKE_ATTEMPTS)
+    removals = removed_once_made(monkeypatch, other, times=10 * MAKE_ATTEMPTS)
     with pytest.raises(ResultsDirectoryError, match="cannot make the run directory: No such file"):
         ExperimentController(exp_id="other", local_dir=str(tmp_path))
     assert len(removals) == MAKE_ATTEMPTS

@@ -16,6 +16,7 @@ import pytest
 from nepi_lab import ExperimentFailedError, ResourceState
 from nepi_lab.resources.linux.executor import MAKEDIRS_ATTEMPTS
 
+from ...faults import removed_once_made
 from .conftest import run_on_loop
 from .sshd import sshd  # noqa: F401 - the session fixture
 from .test_ssh import executor_of
@@ -23,27 +24,9 @@ from .test_ssh import executor_of
 S = ResourceState
 
 
-def removed_after_made(monkeypatch, folder: str, times: int) -> list[str]:
-    """Make ``os.mkdir`` remove ``folder`` and its parent right after making ``folder``,
-    the first ``times`` times, as another run of the experiment releasing would; the
-    list it returns grows by one each time."""
-    removals: list[str] = []
-    mkdir = os.mkdir
-
-    def racing(path, mode=0o777, *, dir_fd=None):
-        mkdir(path, mode, dir_fd=dir_fd)
-        if os.fspath(path) == folder and len(removals) < times:
-            removals.append(folder)
-            os.rmdir(folder)
-            os.rmdir(os.path.dirname(folder))
-
-    monkeypatch.setattr(os, "mkdir", racing)
-    return removals
-
-
 def test_a_run_whose_experiment_folder_is_removed_meanwhile_makes_it_again(ec, node, home, monkeypatch):
     exp_home = os.path.join(home, ".nepi_lab", ec.exp_id)
-    removals = removed_after_made(monkeypatch, exp_home, times=3)
+    removals = removed_once_made(monkeypatch, exp_home, times=3, levels=2)
     app = ec.register_resource("linux::Application", connectedTo=node, command="echo made")
     ec.deploy()
     ec.wait_finished(app, timeout=20)
@@ -58,7 +41,7 @@ def test_a_run_whose_experiment_folder_is_removed_meanwhile_makes_it_again(ec, n
 def test_a_parent_that_never_stays_fails_the_node_after_a_bounded_number_of_attempts(ec, node, home,
                                                                                      monkeypatch):
     exp_home = os.path.join(home, ".nepi_lab", ec.exp_id)
-    removals = removed_after_made(monkeypatch, exp_home, times=10 * MAKEDIRS_ATTEMPTS)
+    removals = removed_once_made(monkeypatch, exp_home, times=10 * MAKEDIRS_ATTEMPTS, levels=2)
     app = ec.register_resource("linux::Application", connectedTo=node, command="true")
     ec.deploy()
     with pytest.raises(ExperimentFailedError):
